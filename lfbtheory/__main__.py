@@ -1,0 +1,5 @@
+import sys
+
+from lfbtheory.cli import main
+
+sys.exit(main())

@@ -1,0 +1,81 @@
+"""Balance metrics: loads, MaxVio (batch and global), per-token tie margin.
+
+MaxVio = (max_i load_i - mean load) / mean load, as defined in Loss-Free Balancing
+(arXiv 2408.15664, Sec. 4.1). MaxVio_batch applies it to one batch's loads, MaxVio_global to
+the loads summed over every batch seen so far. Its range is [0, E/k - 1] (proofs/).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from lfbtheory._validate import as_bias, as_k, as_positive_int, as_scores, choice
+from lfbtheory.routing import biased_scores
+
+__all__ = ["expert_loads", "maxvio", "maxvio_global", "tie_margin"]
+
+
+def expert_loads(
+    experts: ArrayLike, n_experts: int, *, valid: ArrayLike | None = None
+) -> NDArray[np.int64]:
+    """Tokens per expert: c_i = #{(t, j): experts[t, j] = i}, counting only ``valid`` tokens.
+
+    ``valid`` (n,) bool marks real tokens; padding rows (False) are not counted.
+    """
+    n_experts = as_positive_int(n_experts, "n_experts")
+    ex = np.asarray(experts)
+    if ex.ndim != 2 or not np.issubdtype(ex.dtype, np.integer):
+        raise ValueError(f"experts must be a 2-D integer array (n, k), got {ex.dtype} {ex.shape}")
+    if ex.size and (ex.min() < 0 or ex.max() >= n_experts):
+        raise ValueError(f"experts must lie in [0, n_experts={n_experts}), got [{ex.min()}, {ex.max()}]")
+    if valid is not None:
+        v = np.asarray(valid, dtype=bool)
+        if v.shape != (ex.shape[0],):
+            raise ValueError(f"valid must have shape (n,) = ({ex.shape[0]},), got {v.shape}")
+        ex = ex[v]
+    return np.bincount(ex.ravel(), minlength=n_experts).astype(np.int64)
+
+
+def maxvio(loads: ArrayLike) -> NDArray[np.float64] | float:
+    """MaxVio = (max_i c_i - mean c) / mean c over the last axis (arXiv 2408.15664, Sec. 4.1).
+
+    ``loads`` (E,) gives a float; (T, E) gives one value per row (MaxVio_batch).
+    """
+    c = np.asarray(loads, dtype=np.float64)
+    if c.ndim not in (1, 2) or c.shape[-1] < 1:
+        raise ValueError(f"loads must have shape (E,) or (T, E), got {c.shape}")
+    if np.any(c < 0) or not np.all(np.isfinite(c)):
+        raise ValueError("loads must be finite and non-negative")
+    mean = c.mean(axis=-1)
+    if np.any(mean <= 0):
+        raise ValueError("loads must have a positive total (MaxVio is undefined for an empty batch)")
+    out = (c.max(axis=-1) - mean) / mean
+    return float(out) if c.ndim == 1 else out
+
+
+def maxvio_global(loads: ArrayLike) -> NDArray[np.float64]:
+    """MaxVio_global(t) = MaxVio(sum_{s<=t} loads_s) for a (T, E) history of loads."""
+    c = np.asarray(loads, dtype=np.float64)
+    if c.ndim != 2:
+        raise ValueError(f"loads must have shape (T, E), got {c.shape}")
+    return np.asarray(maxvio(np.cumsum(c, axis=0)))
+
+
+def tie_margin(
+    scores: ArrayLike, k: int, bias: ArrayLike | None = None, *, bias_mode: str = "additive"
+) -> NDArray[np.float64]:
+    """Per-token gap between the k-th and (k+1)-th largest biased score (inf when k = E).
+
+    A margin of 0 means the token's top-k set is not unique: any balance statement about
+    top-k routing holds "up to ties" exactly on these tokens.
+    """
+    s = as_scores(scores)
+    k = as_k(k, s.shape[1])
+    choice(bias_mode, "bias_mode", ("additive", "multiplicative"))
+    sel = biased_scores(s, as_bias(bias, s.shape[1]), bias_mode) if bias is not None else s
+    e = s.shape[1]
+    if k == e:
+        return np.full(s.shape[0], np.inf)
+    part = np.partition(sel, (e - k - 1, e - k), axis=1)
+    return part[:, e - k] - part[:, e - k - 1]

@@ -1,0 +1,208 @@
+"""Biased top-K routing: gates, selection, group-limited routing, gate weights, loads.
+
+Loss-Free Balancing (arXiv 2408.15664, Sec. 3; DeepSeek-V3, arXiv 2412.19437, Sec. 2.1.2) routes
+token t to TopK_i(s[t, i] + b[i]) and weights each selected expert by the *unbiased* score
+s[t, i] (normalised over the K selected). The bias only changes the choice.
+
+Selection scores are s + (b - max b): a shift that changes nothing in exact arithmetic and makes
+the choice exactly invariant under b -> b + c in floating point.
+
+Tie rule (documented, deterministic): experts are ranked by biased score, descending; equal
+biased scores are ranked by expert index, ascending (the lower index wins). ``experts[t]`` lists
+the K selected experts in that rank order. The same rule ranks groups in group-limited routing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from lfbtheory._validate import as_bias, as_k, as_positive_int, as_scores, choice
+
+__all__ = ["Routing", "route", "select_experts", "topk_indices", "sigmoid", "softmax", "biased_scores"]
+
+
+def sigmoid(logits: ArrayLike) -> NDArray[np.float64]:
+    """Numerically stable logistic gate 1 / (1 + exp(-x)) (DeepSeek-V3 gate, arXiv 2412.19437)."""
+    x = np.asarray(logits, dtype=np.float64)
+    out = np.empty_like(x)
+    pos = x >= 0
+    out[pos] = 1.0 / (1.0 + np.exp(-x[pos]))
+    ex = np.exp(x[~pos])
+    out[~pos] = ex / (1.0 + ex)
+    return out
+
+
+def softmax(logits: ArrayLike, axis: int = -1) -> NDArray[np.float64]:
+    """Numerically stable softmax exp(x_i - max x) / sum_j exp(x_j - max x) along ``axis``."""
+    x = np.asarray(logits, dtype=np.float64)
+    z = np.exp(x - np.max(x, axis=axis, keepdims=True))
+    return z / np.sum(z, axis=axis, keepdims=True)
+
+
+def topk_indices(x: NDArray[np.floating], k: int) -> NDArray[np.int64]:
+    """Row-wise indices of the k largest entries, ranked by value desc then index asc.
+
+    Exact and deterministic: the k-th largest value v of each row is found with a partition;
+    every entry > v is taken, then the entries == v with the lowest indices fill the rest.
+    """
+    n, e = x.shape
+    if k == e:
+        return np.argsort(-x, axis=1, kind="stable").astype(np.int64)
+    kth = np.partition(x, e - k, axis=1)[:, e - k : e - k + 1]
+    greater = x > kth
+    equal = x == kth
+    need = k - greater.sum(axis=1, keepdims=True)
+    take = greater | (equal & (np.cumsum(equal, axis=1) <= need))
+    idx = np.nonzero(take)[1].reshape(n, k)  # ascending index within each row
+    vals = np.take_along_axis(x, idx, axis=1)
+    order = np.argsort(-vals, axis=1, kind="stable")
+    return np.take_along_axis(idx, order, axis=1).astype(np.int64)
+
+
+def biased_scores(
+    scores: NDArray[np.float64], bias: NDArray[np.float64], bias_mode: str
+) -> NDArray[np.float64]:
+    """Selection scores: s + (b - max b) (additive) or s * b (multiplicative, b > 0).
+
+    Additive selection depends on b only up to a constant (arXiv 2408.15664 Sec. 3), so the
+    bias is shifted to max 0 first: then b and b + c select *exactly* the same experts whenever
+    b + c is itself exact in float64, even for huge c (biases that drifted to +35 or -1e9).
+    """
+    return scores + (bias - bias.max()) if bias_mode == "additive" else scores * bias
+
+
+def _group_mask(
+    sel: NDArray[np.float64], n_groups: int, topk_groups: int, group_score_topk: int
+) -> NDArray[np.bool_]:
+    """Eligible experts under DeepSeek-V3 group-limited routing (arXiv 2412.19437, Sec. 2.1.2).
+
+    A group's score is the sum of its ``group_score_topk`` largest selection scores (2 in
+    DeepSeek-V3; 1 gives the max rule); the ``topk_groups`` best groups are eligible.
+    """
+    n, e = sel.shape
+    g = e // n_groups
+    grouped = sel.reshape(n, n_groups, g)
+    m = min(group_score_topk, g)
+    top = -np.sort(-grouped, axis=2)[:, :, :m]
+    group_scores = top.sum(axis=2)
+    best = topk_indices(group_scores, topk_groups)
+    eligible_groups = np.zeros((n, n_groups), dtype=bool)
+    np.put_along_axis(eligible_groups, best, True, axis=1)
+    return np.repeat(eligible_groups, g, axis=1)
+
+
+def _check_route_args(
+    scores: ArrayLike,
+    k: object,
+    bias: ArrayLike | None,
+    bias_mode: str,
+    n_groups: int | None,
+    topk_groups: int | None,
+    group_score_topk: int,
+) -> tuple[NDArray[np.float64], int, NDArray[np.float64] | None]:
+    s = as_scores(scores)
+    e = s.shape[1]
+    k = as_k(k, e)
+    choice(bias_mode, "bias_mode", ("additive", "multiplicative"))
+    b = None if bias is None else as_bias(bias, e)
+    if bias_mode == "multiplicative" and b is not None and np.any(b <= 0):
+        raise ValueError(
+            f"bias must be > 0 when bias_mode='multiplicative', got min {b.min():.6g}"
+        )
+    if (n_groups is None) != (topk_groups is None):
+        raise ValueError("n_groups and topk_groups must be given together (or both None)")
+    if n_groups is not None:
+        n_groups = as_positive_int(n_groups, "n_groups")
+        if e % n_groups:
+            raise ValueError(f"n_groups must divide E={e}, got n_groups={n_groups}")
+        topk_groups = as_positive_int(topk_groups, "topk_groups")
+        if topk_groups > n_groups:
+            raise ValueError(f"topk_groups must be in [1, n_groups={n_groups}], got {topk_groups}")
+        if k > topk_groups * (e // n_groups):
+            raise ValueError(
+                f"k={k} exceeds the {topk_groups * (e // n_groups)} experts eligible in "
+                f"topk_groups={topk_groups} groups of size {e // n_groups}"
+            )
+        as_positive_int(group_score_topk, "group_score_topk")
+    return s, k, b
+
+
+def select_experts(
+    scores: ArrayLike,
+    k: int,
+    bias: ArrayLike | None = None,
+    *,
+    bias_mode: str = "additive",
+    n_groups: int | None = None,
+    topk_groups: int | None = None,
+    group_score_topk: int = 2,
+) -> NDArray[np.int64]:
+    """The (n, k) experts chosen by top-k of the biased scores (see :func:`route`)."""
+    s, k, b = _check_route_args(scores, k, bias, bias_mode, n_groups, topk_groups, group_score_topk)
+    return _select(s, k, b, bias_mode, n_groups, topk_groups, group_score_topk)
+
+
+def _select(s, k, b, bias_mode, n_groups, topk_groups, group_score_topk):  # type: ignore[no-untyped-def]
+    sel = s if b is None else biased_scores(s, b, bias_mode)
+    if n_groups is not None and topk_groups is not None and topk_groups < n_groups:
+        # Masked experts get -inf, never 0: a finite fill loses to nothing once biased scores
+        # go negative (PITFALLS: "masked groups filled with 0").
+        sel = np.where(_group_mask(sel, n_groups, topk_groups, group_score_topk), sel, -np.inf)
+    return topk_indices(sel, k)
+
+
+@dataclass(frozen=True)
+class Routing:
+    """Result of :func:`route`.
+
+    experts: (n, k) int64, ranked by biased score (tie rule in the module docstring).
+    weights: (n, k) float64 gate weights from the unbiased scores.
+    loads:   (E,) int64 number of tokens sent to each expert.
+    """
+
+    experts: NDArray[np.int64]
+    weights: NDArray[np.float64]
+    loads: NDArray[np.int64]
+
+
+def route(
+    scores: ArrayLike,
+    k: int,
+    bias: ArrayLike | None = None,
+    *,
+    bias_mode: str = "additive",
+    n_groups: int | None = None,
+    topk_groups: int | None = None,
+    normalize: bool = True,
+    scale: float = 1.0,
+    group_score_topk: int = 2,
+) -> Routing:
+    """Route each token to the top-k experts of its biased scores.
+
+    Selection: TopK_i(s[t,i] + b[i]) (``bias_mode="additive"``) or TopK_i(s[t,i] * b[i])
+    (``"multiplicative"``, b > 0). Gate weights: w[t,j] = s[t,e_j] / sum_j' s[t,e_j'] when
+    ``normalize`` (else s[t,e_j]), times ``scale`` -- always from the unbiased scores
+    (arXiv 2408.15664 Sec. 3, arXiv 2412.19437 eq. 13-16). With ``n_groups``/``topk_groups``
+    only experts in the best groups are eligible (group score: sum of the top
+    ``group_score_topk`` selection scores of the group; DeepSeek-V3 uses 2).
+
+    ``normalize=True`` needs a positive sum of the selected scores (sigmoid/softmax gates);
+    pass ``normalize=False`` for raw logits.
+    """
+    s, k, b = _check_route_args(scores, k, bias, bias_mode, n_groups, topk_groups, group_score_topk)
+    experts = _select(s, k, b, bias_mode, n_groups, topk_groups, group_score_topk)
+    weights = np.take_along_axis(s, experts, axis=1)
+    if normalize:
+        total = weights.sum(axis=1, keepdims=True)
+        if np.any(total <= 0):
+            raise ValueError(
+                "normalize=True needs a positive sum of the selected scores for every token "
+                "(use sigmoid/softmax gate scores, or pass normalize=False)"
+            )
+        weights = weights / total
+    weights = weights * float(scale)
+    loads = np.bincount(experts.ravel(), minlength=s.shape[1]).astype(np.int64)
+    return Routing(experts=experts, weights=weights, loads=loads)

@@ -1,0 +1,189 @@
+"""The exact balanced assignment: integrality, strong duality, certificates (DESIGN.md Sec. 2)."""
+
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.optimize import linear_sum_assignment
+
+import lfbtheory as lfb
+from lfbtheory.testing.strategies import balanced_instances, scores
+
+LP = settings(max_examples=25, deadline=None)
+
+
+def _random_balanced_assignment(n, e, k, rng):
+    """A uniformly shuffled feasible assignment: expert slots dealt round-robin."""
+    cap = n * k // e
+    for _ in range(100):
+        slots = rng.permutation(np.repeat(np.arange(e), cap)).reshape(n, k)
+        if all(len(set(r)) == k for r in slots.tolist()):
+            x = np.zeros((n, e), dtype=np.int8)
+            np.put_along_axis(x, slots, 1, axis=1)
+            return x
+    return None
+
+
+@LP
+@given(balanced_instances(), st.sampled_from(["cvxpy", "highs"]))
+def test_optimum_is_integral_balanced_feasible_and_strongly_dual(inst, solver):
+    s, k = inst.scores, inst.k
+    n, e = s.shape
+    opt = lfb.solve_balanced(s, k, solver=solver)
+    x = opt.assignment
+    assert x.dtype == np.int8 and set(np.unique(x)) <= {0, 1}
+    np.testing.assert_array_equal(x.sum(1), k)
+    np.testing.assert_array_equal(x.sum(0), n * k // e)
+    np.testing.assert_array_equal(opt.loads, x.sum(0))
+    np.testing.assert_allclose(opt.objective, float((s * x).sum()), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(lfb.dual_objective(s, opt.bias, k), opt.objective,
+                               rtol=1e-8, atol=1e-8)
+    assert lfb.certify(s, k, x, opt.bias).ok
+    # experts lists the assignment's ones
+    rebuilt = np.zeros_like(x)
+    np.put_along_axis(rebuilt, opt.experts, 1, axis=1)
+    np.testing.assert_array_equal(rebuilt, x)
+
+
+@LP
+@given(balanced_instances(), st.integers(0, 2**32 - 1))
+def test_no_random_balanced_assignment_scores_higher(inst, seed):
+    s, k = inst.scores, inst.k
+    n, e = s.shape
+    opt = lfb.solve_balanced(s, k)
+    rng = np.random.default_rng(seed)
+    for _ in range(20):
+        x = _random_balanced_assignment(n, e, k, rng)
+        if x is not None:
+            assert (s * x).sum() <= opt.objective + 1e-9
+            # weak duality at the optimal price for any feasible x
+            assert (s * x).sum() <= lfb.dual_objective(s, opt.bias, k) + 1e-9
+
+
+@LP
+@given(scores(n=st.integers(1, 8), n_experts=st.integers(1, 4)), st.data())
+def test_k1_agrees_with_hungarian_on_expanded_expert_slots(s, data):
+    n, e = s.shape
+    if n % e:
+        s = s[: n - n % e] if n >= e else np.tile(s, (e, 1))
+    n = s.shape[0]
+    cap = n // e
+    cost = -np.repeat(s, cap, axis=1)  # each expert expanded into cap slots
+    rows, cols = linear_sum_assignment(cost)
+    hungarian = -cost[rows, cols].sum()
+    np.testing.assert_allclose(lfb.solve_balanced(s, 1).objective, hungarian, atol=1e-9)
+
+
+def test_matches_exhaustive_enumeration_on_small_instances():
+    rng = np.random.default_rng(7)
+    for n, e, k in [(4, 2, 1), (4, 4, 2), (6, 3, 2), (3, 3, 2)]:
+        s = rng.integers(-2, 3, size=(n, e)).astype(float)  # heavy ties
+        cap = n * k // e
+        best = -np.inf
+        for choice in itertools.product(itertools.combinations(range(e), k), repeat=n):
+            loads = np.bincount(np.array(choice).ravel(), minlength=e)
+            if np.all(loads == cap):
+                best = max(best, sum(s[t, list(c)].sum() for t, c in enumerate(choice)))
+        assert lfb.solve_balanced(s, k).objective == pytest.approx(best, abs=1e-12)
+
+
+@LP
+@given(balanced_instances())
+def test_biased_top_k_is_balanced_except_on_tied_tokens(inst):
+    s, k = inst.scores, inst.k
+    n, e = s.shape
+    opt = lfb.solve_balanced(s, k)
+    r = lfb.route(s, k, opt.bias, normalize=False)
+    tied = lfb.tie_margin(s, k, opt.bias) <= 1e-7 * max(1.0, np.abs(s).max())
+    # every untied token gets exactly its optimal experts' set
+    for t in np.flatnonzero(~tied):
+        assert set(r.experts[t].tolist()) == set(opt.experts[t].tolist())
+    # so the imbalance is at most the number of tied tokens
+    assert np.abs(r.loads - n * k // e).sum() <= 2 * k * tied.sum()
+
+
+@LP
+@given(balanced_instances(), st.data())
+def test_certificate_rejects_perturbed_assignments_and_biases(inst, data):
+    s, k = inst.scores, inst.k
+    n, e = s.shape
+    opt = lfb.solve_balanced(s, k)
+    cert = lfb.certify(s, k, opt.assignment, opt.bias)
+    assert cert.ok and abs(cert.duality_gap) <= 1e-7 * max(1, n)
+    if k < e:
+        # move one token's expert: load balance breaks
+        x = opt.assignment.copy()
+        t = data.draw(st.integers(0, n - 1))
+        on, off = np.flatnonzero(x[t]), np.flatnonzero(x[t] == 0)
+        x[t, on[0]], x[t, off[0]] = 0, 1
+        assert not lfb.certify(s, k, x, opt.bias).ok
+    x = opt.assignment.astype(float)
+    x[0, 0] = 0.5
+    assert not lfb.certify(s, k, x, opt.bias).ok
+    # a bias far from any optimal price breaks complementary slackness
+    if k < e and s.max() > s.min():
+        bad = opt.bias.copy()
+        bad[np.argmin(opt.loads)] += 10.0 * (1 + np.abs(s).max())
+        assert not lfb.certify(s, k, opt.assignment, bad).ok
+
+
+def test_certificate_rejects_a_swap_that_lowers_the_objective():
+    s = np.array([[1.0, 0.0], [0.0, 1.0]])
+    opt = lfb.solve_balanced(s, 1)
+    swapped = 1 - opt.assignment
+    c = lfb.certify(s, 1, swapped, opt.bias)
+    assert c.primal_feasible and not c.complementary_slackness and not c.ok
+    assert c.duality_gap == pytest.approx(2.0)
+
+
+@LP
+@given(balanced_instances())
+def test_exact_prices_from_the_assignment_certify_it(inst):
+    s, k = inst.scores, inst.k
+    opt = lfb.solve_balanced(s, k, solver="highs")
+    p = lfb.optimal_prices(s, opt.assignment, k)
+    assert p is not None and lfb.certify(s, k, opt.assignment, p).ok
+    np.testing.assert_allclose(lfb.dual_objective(s, p, k), opt.objective, atol=1e-9)
+
+
+def test_exact_prices_refuse_a_suboptimal_assignment():
+    s = np.array([[1.0, 0.0], [0.0, 1.0]])
+    assert lfb.optimal_prices(s, np.array([[0, 1], [1, 0]]), 1) is None
+
+
+@LP
+@given(scores(n=st.integers(1, 12), n_experts=st.integers(2, 5)), st.data(),
+       st.sampled_from(["cvxpy", "highs"]))
+def test_capacity_with_slack(s, data, solver):
+    n, e = s.shape
+    k = data.draw(st.integers(1, e))
+    lo = -(-n * k // e)
+    cap = data.draw(st.integers(lo, lo + 3))
+    opt = lfb.solve_balanced(s, k, capacity=cap, solver=solver)
+    assert np.all(opt.loads <= cap) and np.all(opt.assignment.sum(1) == k)
+    if e * cap > n * k:  # slack: the multipliers of '<=' rows make the bias <= 0
+        assert np.all(opt.bias <= 0)
+    cert = lfb.certify(s, k, opt.assignment, opt.bias, capacity=cap)
+    assert cert.ok, cert.problems
+    np.testing.assert_allclose(lfb.dual_objective(s, opt.bias, k, cap), opt.objective, atol=1e-8)
+    p = lfb.optimal_prices(s, opt.assignment, k, cap)
+    assert p is not None and lfb.certify(s, k, opt.assignment, p, capacity=cap).ok
+    if e * cap > n * k:
+        assert lfb.dual_objective(s, np.full(e, 1.0), k, cap) == np.inf
+
+
+@LP
+@given(balanced_instances(), st.data())
+def test_dual_subgradient_is_load_minus_capacity_and_weak_duality_holds(inst, data):
+    s, k = inst.scores, inst.k
+    n, e = s.shape
+    p = data.draw(st.lists(st.floats(-3, 3), min_size=e, max_size=e).map(np.array))
+    g = lfb.dual_subgradient(s, p, k)
+    r = lfb.route(s, k, p, normalize=False)
+    np.testing.assert_array_equal(g, r.loads - n * k // e)
+    # subgradient inequality D(q) >= D(p) + g.(q - p)
+    q = data.draw(st.lists(st.floats(-3, 3), min_size=e, max_size=e).map(np.array))
+    assert lfb.dual_objective(s, q, k) >= lfb.dual_objective(s, p, k) + g @ (q - p) - 1e-9
+    assert lfb.dual_objective(s, p, k) >= lfb.solve_balanced(s, k).objective - 1e-9
