@@ -1,0 +1,160 @@
+"""Step-size schedules: each is a ``Callable[[int], float]`` mapping the update count t >= 0 to u_t.
+
+Factories validate their arguments once and return a closure (the optax style,
+``optax/schedules/_schedule.py``). The textbook rates of online dual descent
+(Zinkevich 2003; Hazan, "Introduction to Online Convex Optimization", Sec. 3.1-3.3):
+constant -> linear regret, c/sqrt(t) -> O(sqrt T), c/(mu t) under mu-strong convexity -> O(log T).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+Schedule = Callable[[int], float]
+
+__all__ = [
+    "Schedule",
+    "constant",
+    "inverse",
+    "inverse_sqrt",
+    "polynomial",
+    "cosine",
+    "warmup",
+    "join",
+    "deepseek_v3",
+    "make_schedule",
+    "SCHEDULES",
+]
+
+
+def _positive(value: float, name: str, *, allow_zero: bool = False) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a real number, got {value!r}") from None
+    if not math.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
+        rng = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be finite and {rng}, got {value!r}")
+    return v
+
+
+def _step(t: int) -> int:
+    if t < 0:
+        raise ValueError(f"schedule step t must be >= 0, got {t}")
+    return t
+
+
+def constant(rate: float) -> Schedule:
+    """u_t = rate (the published rule uses 1e-3; arXiv 2408.15664 Sec. 3)."""
+    r = _positive(rate, "rate", allow_zero=True)
+
+    def schedule(t: int) -> float:
+        _step(t)
+        return r
+
+    return schedule
+
+
+def inverse(c: float, t0: float = 1.0) -> Schedule:
+    """u_t = c / (t + t0): the 1/(mu t) family, O(log T) regret under mu-strong convexity."""
+    c = _positive(c, "c")
+    t0 = _positive(t0, "t0")
+    return lambda t: c / (_step(t) + t0)
+
+
+def inverse_sqrt(c: float, t0: float = 1.0) -> Schedule:
+    """u_t = c / sqrt(t + t0): O(sqrt T) regret for convex Lipschitz losses (Zinkevich 2003)."""
+    c = _positive(c, "c")
+    t0 = _positive(t0, "t0")
+    return lambda t: c / math.sqrt(_step(t) + t0)
+
+
+def polynomial(c: float, power: float, t0: float = 1.0) -> Schedule:
+    """u_t = c / (t + t0)^power, power in (0, 1] (interpolates inverse_sqrt and inverse)."""
+    c = _positive(c, "c")
+    power = _positive(power, "power")
+    if power > 1:
+        raise ValueError(f"power must be in (0, 1], got {power}")
+    t0 = _positive(t0, "t0")
+    return lambda t: c / (_step(t) + t0) ** power
+
+
+def cosine(rate: float, decay_steps: int, final: float = 0.0) -> Schedule:
+    """u_t = final + (rate - final) (1 + cos(pi min(t, T)/T)) / 2 (Loshchilov & Hutter 2017)."""
+    rate = _positive(rate, "rate", allow_zero=True)
+    final = _positive(final, "final", allow_zero=True)
+    if isinstance(decay_steps, bool) or not isinstance(decay_steps, int) or decay_steps < 1:
+        raise ValueError(f"decay_steps must be an integer >= 1, got {decay_steps!r}")
+
+    def schedule(t: int) -> float:
+        frac = min(_step(t), decay_steps) / decay_steps
+        return final + (rate - final) * 0.5 * (1.0 + math.cos(math.pi * frac))
+
+    return schedule
+
+
+def warmup(rate: float, warmup_steps: int, then: Schedule | None = None) -> Schedule:
+    """Linear warm-up u_t = rate (t + 1) / W for t < W, then ``then(t - W)`` (default constant)."""
+    rate = _positive(rate, "rate", allow_zero=True)
+    if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 1:
+        raise ValueError(f"warmup_steps must be an integer >= 1, got {warmup_steps!r}")
+    after = constant(rate) if then is None else then
+    if not callable(after):
+        raise TypeError("then must be a schedule (a callable int -> float)")
+    return join([lambda t: rate * (t + 1) / warmup_steps, after], [warmup_steps])
+
+
+def join(schedules: Sequence[Schedule], boundaries: Sequence[int]) -> Schedule:
+    """Piecewise schedule: ``schedules[i]`` from boundaries[i-1], restarted at 0 there (optax join)."""
+    schedules = list(schedules)
+    boundaries = [int(b) for b in boundaries]
+    if len(schedules) != len(boundaries) + 1:
+        raise ValueError(
+            f"join needs len(schedules) == len(boundaries) + 1, got {len(schedules)} and "
+            f"{len(boundaries)}"
+        )
+    if any(b < 1 for b in boundaries) or boundaries != sorted(set(boundaries)):
+        raise ValueError(f"boundaries must be strictly increasing integers >= 1, got {boundaries}")
+    if not all(callable(s) for s in schedules):
+        raise TypeError("every element of schedules must be callable int -> float")
+
+    def schedule(t: int) -> float:
+        _step(t)
+        start = 0
+        for sched, b in zip(schedules, boundaries, strict=False):
+            if t < b:
+                return float(sched(t - start))
+            start = b
+        return float(schedules[-1](t - start))
+
+    return schedule
+
+
+def deepseek_v3(rate: float = 1e-3, stop_step: int = 10**9) -> Schedule:
+    """u_t = rate for t < stop_step, then 0 (DeepSeek-V3, arXiv 2412.19437 Sec. 4.2: 0.001 for
+    the first 14.3T tokens, then 0.0)."""
+    if isinstance(stop_step, bool) or not isinstance(stop_step, int) or stop_step < 1:
+        raise ValueError(f"stop_step must be an integer >= 1, got {stop_step!r}")
+    return join([constant(rate), constant(0.0)], [stop_step])
+
+
+SCHEDULES: dict[str, Callable[..., Schedule]] = {
+    "constant": constant,
+    "inverse": inverse,
+    "inverse_sqrt": inverse_sqrt,
+    "polynomial": polynomial,
+    "cosine": cosine,
+    "warmup": warmup,
+    "deepseek_v3": deepseek_v3,
+}
+
+
+def make_schedule(name: str, **kwargs: float) -> Schedule:
+    """Build a schedule by name (``SCHEDULES``); unknown names raise with the allowed list."""
+    if name not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {', '.join(sorted(SCHEDULES))}; got {name!r}")
+    try:
+        return SCHEDULES[name](**kwargs)
+    except TypeError as exc:
+        raise TypeError(f"schedule {name!r}: {exc}") from None
