@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 
 
@@ -12,6 +13,11 @@ def _demo(args: argparse.Namespace) -> int:
     rows, info = run_demo(n=args.n, n_experts=args.experts, k=args.k, seed=args.seed)
     print(format_demo(rows, info))
     return 0 if info["certificate_ok"] else 1
+
+
+# Subcommand modules: each defines ``add_parser(subparsers)`` that registers one subcommand
+# and sets ``func``. Add one line per command here.
+COMMANDS: list[str] = []
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=int, default=2, help="experts per token (default 2)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.set_defaults(func=_demo)
+    for module in COMMANDS:
+        importlib.import_module(module).add_parser(sub)
     return parser
 
 
