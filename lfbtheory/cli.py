@@ -17,7 +17,9 @@ def _demo(args: argparse.Namespace) -> int:
 
 # Subcommand modules: each defines ``add_parser(subparsers)`` that registers one subcommand
 # and sets ``func``. Add one line per command here.
-COMMANDS: list[str] = []
+COMMANDS: list[str] = [
+    "lfbtheory.prove",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

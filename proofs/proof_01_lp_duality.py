@@ -1,0 +1,228 @@
+"""Lemma 1: D(p) = sum_t topKsum(s_t+p) - L sum p is the Lagrangian dual; weak + strong duality; TU.
+
+Claim. For scores s (n x E), k experts per token and capacity L = nk/E, the balanced assignment
+LP  P = max s.x  s.t.  sum_i x_ti = k,  sum_t x_ti = L,  0 <= x <= 1  has, after dualising the
+expert constraints with prices p, the dual function
+    D(p) = max_{x: rows = k, 0<=x<=1} s.x + sum_i p_i (sum_t x_ti - L)
+         = sum_t topKsum_i(s_ti + p_i) - L sum_i p_i,
+(a) max{r.x : sum x = k, 0 <= x <= 1} = topKsum(r)  [certificate, symbolic for E <= 6, k <= E];
+(b) weak duality s.x <= D(p) for every feasible x and every p  [Lagrangian certificate, symbolic
+    for n = 2, E = 3, k in {1, 2}; the certificate is the sum of the per-token certificates of
+    (a), so the same identity holds for every n, E, k];
+(c) strong duality min_p D(p) = P: symbolically for n = E = 2, k = 1 (an explicit optimal p),
+    and EXHAUSTIVELY for all integer score matrices with entries in {0,1,2} for
+    (n, E, k) in {(2,2,1), (2,4,2), (4,2,1)} and entries in {0,1} for (3,3,1) (checked, not proved
+    for general n, E);
+(d) the constraint matrix (token rows over expert rows) is totally unimodular: every square
+    minor is in {-1, 0, 1}, checked EXHAUSTIVELY for (n, E) in {(2,2),(2,3),(3,2),(3,3),(2,4),
+    (4,2)}; the general argument (below) holds for every n, E.
+
+Assumptions. Real scores; L = nk/E an integer (equality case of lfbtheory.assignment).
+Source. Lagrangian duality (Boyd & Vandenberghe, Convex Optimization, Ch. 5); the bias-as-dual
+reading of Loss-Free Balancing (arXiv 2408.15664 Sec. 3, DESIGN.md Sec. 2); total unimodularity
+of bipartite incidence matrices (Heller & Tompkins 1956; Schrijver, Theory of Linear and
+Integer Programming, Thm 19.3 / Cor. 19.2a).
+
+Proof. (a) Let S be a top-k set of r and theta its k-th largest entry; write r_i = theta + d_i
+(i in S, d_i >= 0) and r_i = theta - e_i (i not in S, e_i >= 0), and x_i = 1 - y_i on S. Then
+topKsum(r) - r.x = sum_S d_i y_i + sum_notS e_i x_i - theta (sum_i x_i - k), a sum of
+non-negative terms on the feasible set; x = 1_S attains it. (b) D(p) - s.x
+= sum_t [topKsum(s_t+p) - (s_t+p).x_t] + sum_i p_i (sum_t x_ti - L): the brackets are (a), the
+last sum vanishes on feasible x. (c) With s11 + s22 >= s12 + s21, p = (s12 - s11, 0) gives
+D(p) = s11 + s22 = P (the other case by relabelling). (d) Negate the expert rows: every column
+of the matrix has exactly one +1 (its token row) and one -1 (its expert row). For a square
+submatrix B, induct on its size: a zero column gives det 0; a column with one non-zero entry
+gives det = +-(a smaller minor); if every column has two non-zeros, the rows sum to zero and
+det B = 0. Negating rows changes minors only by sign, and appending the identity rows of
+0 <= x <= 1 keeps total unimodularity, so every vertex of the LP is integral.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import sympy as sp
+from _certify import certify_nonneg, check, identity
+
+from lfbtheory import dual_objective, optimal_prices
+
+
+def topk_certificate(n_experts: int, k: int) -> None:
+    """(a): topKsum(r) - r.x = sum d_i y_i + sum e_i x_i - theta (sum x - k)."""
+    theta = sp.Symbol("theta", real=True)
+    d = sp.symbols(f"d0:{k}", nonnegative=True)
+    e = sp.symbols(f"e0:{n_experts - k}", nonnegative=True)
+    y = sp.symbols(f"y0:{k}", nonnegative=True)          # x_i = 1 - y_i on S (x_i <= 1)
+    xo = sp.symbols(f"x{k}:{n_experts}", nonnegative=True)  # x_i >= 0 off S
+    r = [theta + di for di in d] + [theta - ei for ei in e]
+    x = [1 - yi for yi in y] + list(xo)
+    topk = sum(r[:k])
+    gap = topk - sum(ri * xi for ri, xi in zip(r, x, strict=True))
+    terms = [di * yi for di, yi in zip(d, y, strict=True)] + [
+        ei * xi for ei, xi in zip(e, xo, strict=True)]
+    certify_nonneg(gap, terms, f"topKsum(r) >= r.x (E={n_experts}, k={k})",
+                   equalities=[(-theta, sum(x) - k)])
+    # x = 1_S attains the bound, so the maximum is exactly topKsum(r).
+    identity(sum(ri for ri in r[:k]) - topk, 0, "x = 1_S attains topKsum")
+
+
+def lagrangian_and_weak_duality(n: int, n_experts: int, k: int) -> None:
+    """(b): the Lagrangian identity and the weak-duality certificate, fully symbolic."""
+    p = sp.symbols(f"p0:{n_experts}", real=True)
+    cap = sp.Rational(n * k, n_experts)
+    x = sp.Matrix(n, n_experts, lambda t, i: sp.Symbol(f"x{t}{i}", real=True))
+    s = sp.Matrix(n, n_experts, lambda t, i: sp.Symbol(f"s{t}{i}", real=True))
+    cols = [sum(x[t, i] for t in range(n)) for i in range(n_experts)]
+    sx = sum(s[t, i] * x[t, i] for t in range(n) for i in range(n_experts))
+    lagr = sx + sum(p[i] * (cols[i] - cap) for i in range(n_experts))
+    separated = sum((s[t, i] + p[i]) * x[t, i] for t in range(n) for i in range(n_experts)) \
+        - cap * sum(p)
+    identity(lagr, separated, "Lagrangian separates over tokens: sum_t (s_t+p).x_t - L sum p")
+
+    # Weak duality: parametrise each token's biased scores r_t = s_t + p around its own top-k set
+    # S_t (any choice: relabelling experts), with x_t in the box via x = 1 - y on S_t.
+    pieces, terms, equalities = [], [], []
+    for t in range(n):
+        theta = sp.Symbol(f"theta{t}", real=True)
+        order = [(t + j) % n_experts for j in range(n_experts)]  # S_t = first k of this order
+        r_t = [None] * n_experts
+        x_t = [None] * n_experts
+        for pos, i in enumerate(order):
+            if pos < k:
+                di, yi = sp.Symbol(f"d{t}{i}", nonnegative=True), sp.Symbol(f"y{t}{i}", nonnegative=True)
+                r_t[i], x_t[i] = theta + di, 1 - yi
+                terms.append(di * yi)
+            else:
+                ei, xi = sp.Symbol(f"e{t}{i}", nonnegative=True), sp.Symbol(f"xo{t}{i}", nonnegative=True)
+                r_t[i], x_t[i] = theta - ei, xi
+                terms.append(ei * xi)
+        equalities.append((-theta, sum(x_t) - k))
+        pieces.append((r_t, x_t, sum(r_t[i] for i in order[:k])))
+    sub = {}
+    for t, (r_t, x_t, _) in enumerate(pieces):
+        for i in range(n_experts):
+            sub[s[t, i]] = r_t[i] - p[i]
+            sub[x[t, i]] = x_t[i]
+    dual = sum(topk for _, _, topk in pieces) - cap * sum(p)
+    primal = sx.subs(sub)
+    cols_sub = [c.subs(sub) for c in cols]
+    equalities += [(p[i], cols_sub[i] - cap) for i in range(n_experts)]
+    certify_nonneg(dual - primal, terms, f"weak duality D(p) >= s.x (n={n}, E={n_experts}, k={k})",
+                   equalities=equalities)
+
+
+def strong_duality_symbolic() -> None:
+    """(c) n = E = 2, k = 1: an explicit p with D(p) = P, in both cases of the primal max."""
+    s11, s12, s21 = sp.symbols("s11 s12 s21", real=True)
+    delta = sp.Symbol("delta", nonnegative=True)
+    # Case s11 + s22 >= s12 + s21 (the diagonal is optimal); the other case is the same after
+    # swapping the two experts (columns).
+    s22 = s12 + s21 - s11 + delta
+    q = s12 - s11  # p = (q, 0)
+    # max(s11 + q, s12): both arguments are equal.
+    identity(s11 + q, s12, "token 1: s11 + q == s12 (tie, max = s12)")
+    # max(s21 + q, s22) = s22 because s22 - (s21 + q) = delta >= 0.
+    certify_nonneg(s22 - (s21 + q), [delta], "token 2: s22 >= s21 + q")
+    dual = s12 + s22 - 1 * (q + 0)
+    identity(dual, s11 + s22, "D(p) equals the diagonal value P")
+    certify_nonneg((s11 + s22) - (s12 + s21), [delta], "the diagonal is the primal maximum")
+
+
+def _assignments(n: int, n_experts: int, k: int, cap: int):
+    rows = [np.array(c) for c in itertools.combinations(range(n_experts), k)]
+    for choice in itertools.product(rows, repeat=n):
+        x = np.zeros((n, n_experts), dtype=np.int64)
+        for t, c in enumerate(choice):
+            x[t, c] = 1
+        if np.all(x.sum(axis=0) == cap):
+            yield x
+
+
+def strong_duality_exhaustive() -> int:
+    """(c) every small integer instance: max over assignments == D(p) for an integral p."""
+    checked = 0
+    for n, n_experts, k, values in ((2, 2, 1, 3), (2, 4, 2, 3), (4, 2, 1, 3), (3, 3, 1, 2)):
+        cap = n * k // n_experts
+        feas = np.array(list(_assignments(n, n_experts, k, cap)))  # (m, n, E)
+        for flat in itertools.product(range(values), repeat=n * n_experts):
+            s = np.array(flat, dtype=np.float64).reshape(n, n_experts)
+            objs = np.einsum("mte,te->m", feas, s)
+            best = int(np.argmax(objs))
+            primal = float(objs[best])
+            p = optimal_prices(s, feas[best], k)
+            check(p is not None, f"the best assignment has certifying prices (s={flat})")
+            # Prices are shortest-path distances over integer edge weights: integral after a shift.
+            q = p - p.min()
+            qi = np.round(q)
+            check(np.max(np.abs(q - qi)) < 1e-9, "optimal prices are integral up to a shift")
+            check(dual_objective(s, qi, k) == primal, f"D(p*) == P exactly (s={flat})")
+            checked += 1
+    return checked
+
+
+def _det(m: list[list[int]]) -> int:
+    """Exact integer determinant (Bareiss fraction-free elimination)."""
+    a = [row[:] for row in m]
+    size, sign, prev = len(a), 1, 1
+    for c in range(size):
+        piv = next((r for r in range(c, size) if a[r][c] != 0), None)
+        if piv is None:
+            return 0
+        if piv != c:
+            a[c], a[piv] = a[piv], a[c]
+            sign = -sign
+        for r in range(c + 1, size):
+            for j in range(c + 1, size):
+                a[r][j] = (a[r][j] * a[c][c] - a[r][c] * a[c][j]) // prev
+        prev = a[c][c]
+    return sign * a[-1][-1]
+
+
+def constraint_matrix(n: int, n_experts: int) -> np.ndarray:
+    """Rows: n token rows then E expert rows; column t*E + i is the variable x_ti."""
+    tok = np.kron(np.eye(n, dtype=np.int64), np.ones((1, n_experts), dtype=np.int64))
+    exp = np.kron(np.ones((1, n), dtype=np.int64), np.eye(n_experts, dtype=np.int64))
+    return np.vstack([tok, exp])
+
+
+def total_unimodularity() -> int:
+    """(d) every square minor in {-1, 0, 1}, exhaustively, plus the column structure."""
+    minors = 0
+    for n, n_experts in ((2, 2), (2, 3), (3, 2), (3, 3), (2, 4), (4, 2)):
+        a = constraint_matrix(n, n_experts)
+        signed = a.copy()
+        signed[n:] *= -1
+        check(np.all(signed.sum(axis=0) == 0) and np.all((a != 0).sum(axis=0) == 2),
+              "each column: one +1 token entry and one expert entry (negated: -1)")
+        rows, cols = a.shape
+        al = a.tolist()
+        for size in range(1, min(rows, cols) + 1):
+            for rsel in itertools.combinations(range(rows), size):
+                sub_rows = [al[r] for r in rsel]
+                for csel in itertools.combinations(range(cols), size):
+                    d = _det([[row[c] for c in csel] for row in sub_rows])
+                    check(d in (-1, 0, 1), f"minor {rsel} x {csel} of ({n},{n_experts}) is {d}")
+                    minors += 1
+    return minors
+
+
+def main() -> None:
+    for n_experts in range(2, 7):
+        for k in range(1, n_experts + 1):
+            topk_certificate(n_experts, k)
+    for k in (1, 2):
+        lagrangian_and_weak_duality(2, 3, k)
+    strong_duality_symbolic()
+    inst = strong_duality_exhaustive()
+    minors = total_unimodularity()
+    print(f"strong duality on {inst} exhaustive instances; {minors} minors in {{-1,0,1}}")
+
+
+def test_claim() -> None:
+    main()
+
+
+if __name__ == "__main__":
+    main()
+    print("PASS:", __doc__.strip().splitlines()[0])
