@@ -1,0 +1,809 @@
+"""Router conformance suite: named properties any router can be put through.
+
+Run it three ways: ``run_conformance(router) -> ConformanceReport`` (this module), the pytest
+fixture ``lfb_conformance`` (:mod:`lfbtheory.testing.pytest_plugin`), or
+``lfb check MODULE:CALLABLE`` on the command line.
+
+Which properties apply depends on what the router exposes (:mod:`lfbtheory.routers`):
+a bare ``router(scores, state) -> (selection, state)`` gets ``selection_valid`` and
+``causality``; a :class:`lfbtheory.routers.BiasRouter` (token choice with a bias and a training
+lifecycle) gets all of them. A property that does not apply is reported as skipped, with why.
+
+Properties (each targets a bug class of ``shared/PITFALLS.md``; sources in each docstring):
+
+========================== ======================================================================
+selection_valid            ids in [0, E), no expert twice per token (or a bool mask); deterministic
+gate_weights_bias_free     weights of a fixed selected set do not depend on the bias
+bias_shift_invariance      b -> b + c (dyadic c, |c| <= 1024, large negative included) selects the same
+selected_in_selected_groups group-limited routing picks experts only in the top groups
+update_oracle              the bias follows the declared rule exactly for deterministic loads
+no_update_when_balanced    balanced loads leave the bias unchanged
+count_scale_invariance     counts m*c (double counting, m = 2, 3) give the update of c
+microbatch_accumulation    micro-batches then one step == one step on the concatenated batch
+data_parallel_reduction    summed shard loads == single-process loads; replica biases identical
+count_precision            counts at ~40k: no sign flip of (mean - load) vs exact integers
+passes_that_do_not_count   eval / no-grad / recompute passes move neither counts nor bias
+frozen_bias                a frozen bias stays frozen
+one_update_per_step        k micro-batches + one optimizer step == exactly one update
+checkpoint_roundtrip       bias persisted in >= float32; resume continues bit-identically
+padding_excluded           padding tokens are not counted (n == E included)
+bias_drift                 drift measured; the router's choice with a drifted bias equals the
+                           float32 choice; how often a bf16-rounded bias changes the top-k reported
+causality                  no routing depends on later tokens (:mod:`lfbtheory.causality`)
+========================== ======================================================================
+
+Precision is emulated in numpy: :func:`to_bfloat16` rounds float32 to the nearest bfloat16
+(round-to-nearest-even on the top 16 bits), :func:`to_float16` is ``np.float16``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from lfbtheory import schedules, updates
+from lfbtheory.metrics import expert_loads
+from lfbtheory.routers import TokenChoice, selection_mask
+from lfbtheory.routing import _group_mask, biased_scores
+
+__all__ = [
+    "PropertyResult",
+    "ConformanceReport",
+    "Config",
+    "PROPERTIES",
+    "run_conformance",
+    "reference_router",
+    "to_bfloat16",
+    "to_float16",
+    "scores_for_loads",
+    "is_bias_router",
+]
+
+LIFECYCLE = ("init", "select", "forward", "step", "bias", "counts", "state_dict", "load_state_dict")
+
+
+# ---------------------------------------------------------------------------------------------
+# precision emulation and instance builders
+
+
+def to_bfloat16(x: ArrayLike) -> NDArray[np.float32]:
+    """Round to the nearest bfloat16 (ties to even), returned as float32 holding bf16 values.
+
+    bf16 keeps the top 16 bits of a float32 (8 exponent bits, 7 stored mantissa bits); adding
+    0x7FFF + (bit 16) before truncation rounds to nearest, ties to even. Finite inputs only.
+    """
+    a = np.asarray(x, dtype=np.float32)
+    if not np.all(np.isfinite(a)):
+        raise ValueError("to_bfloat16 needs finite values")
+    u = a.view(np.uint32).astype(np.uint64)
+    u = (u + 0x7FFF + ((u >> 16) & 1)) & 0xFFFF0000
+    return u.astype(np.uint32).view(np.float32).reshape(a.shape)
+
+
+def to_float16(x: ArrayLike) -> NDArray[np.float16]:
+    """IEEE half precision (np.float16, round to nearest even)."""
+    return np.asarray(x, dtype=np.float16)
+
+
+def scores_for_loads(loads: ArrayLike, k: int) -> NDArray[np.float64]:
+    """Scores whose plain top-k gives exactly ``loads``: 1 on each token's k assigned experts,
+    0 elsewhere (any bias with spread < 1 keeps that choice).
+
+    n = sum(loads) / k tokens; the multiset of experts (expert i repeated loads[i] times) is
+    dealt column-wise, so token t gets items t, t + n, ..., distinct when every load <= n.
+    """
+    c = np.asarray(loads, dtype=np.int64)
+    total = int(c.sum())
+    if total % k or np.any(c < 0):
+        raise ValueError(f"loads must be >= 0 and sum to a multiple of k={k}, got sum {total}")
+    n = total // k
+    if np.any(c > n):
+        raise ValueError(f"every load must be <= n = sum(loads)/k = {n}, got max {c.max()}")
+    items = np.repeat(np.arange(c.size), c).reshape(k, n).T
+    s = np.zeros((n, c.size))
+    np.put_along_axis(s, items, 1.0, axis=1)
+    return s
+
+
+def _grid_scores(rng: np.random.Generator, n: int, e: int) -> NDArray[np.float64]:
+    """Sigmoid-like gate scores on the dyadic grid {1..256}/256 (exact in float32)."""
+    x = 1.0 / (1.0 + np.exp(-rng.normal(size=(n, e))))
+    return np.clip(np.round(x * 256), 1, 256) / 256
+
+
+def _gate_scores(rng: np.random.Generator, n: int, e: int, skew: float = 0.0) -> NDArray[np.float64]:
+    pop = np.linspace(-skew, skew, e)
+    return 1.0 / (1.0 + np.exp(-(rng.normal(size=(n, e)) + pop)))
+
+
+# ---------------------------------------------------------------------------------------------
+# results
+
+
+@dataclass(frozen=True)
+class PropertyResult:
+    """One property: status "pass", "fail" or "skip"; message says why (and what was measured)."""
+
+    name: str
+    status: str
+    message: str
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "pass"
+
+
+@dataclass(frozen=True)
+class ConformanceReport:
+    """All property results for one router; ``ok`` iff none failed."""
+
+    router: str
+    results: tuple[PropertyResult, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    @property
+    def failed(self) -> tuple[str, ...]:
+        return tuple(r.name for r in self.results if r.status == "fail")
+
+    @property
+    def passed(self) -> tuple[str, ...]:
+        return tuple(r.name for r in self.results if r.status == "pass")
+
+    @property
+    def skipped(self) -> tuple[str, ...]:
+        return tuple(r.name for r in self.results if r.status == "skip")
+
+    def __getitem__(self, name: str) -> PropertyResult:
+        for r in self.results:
+            if r.name == name:
+                return r
+        raise KeyError(name)
+
+    def __str__(self) -> str:
+        lines = [f"conformance of {self.router}:"]
+        for r in self.results:
+            msg = r.message.replace("\n", "\n        ")
+            lines.append(f"  {r.status.upper():4}  {r.name}: {msg}")
+        lines.append(f"{len(self.passed)} passed, {len(self.failed)} failed, {len(self.skipped)} skipped"
+                     + (f" -- FAILED: {', '.join(self.failed)}" if self.failed else ""))
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Config:
+    """Suite knobs: seed (every instance is drawn from np.random.default_rng(seed + i)),
+    Hypothesis budget of the causality search, length of the drift run, bias offsets probed."""
+
+    seed: int = 0
+    causality_examples: int = 100
+    drift_steps: int = 200
+    drift_offsets: tuple[float, ...] = (0.0, 8.0, 32.0)
+    n_experts: int = 8
+
+
+class _Fail(Exception):
+    pass
+
+
+class _Skip(Exception):
+    pass
+
+
+# ---------------------------------------------------------------------------------------------
+# capabilities
+
+
+def is_bias_router(router: Any) -> bool:
+    """True when ``router`` has the :class:`lfbtheory.routers.BiasRouter` lifecycle methods."""
+    return all(callable(getattr(router, m, None)) for m in LIFECYCLE)
+
+
+def _need_lifecycle(r: Any) -> None:
+    if not is_bias_router(r):
+        missing = [m for m in LIFECYCLE if not callable(getattr(r, m, None))]
+        raise _Skip(f"needs the BiasRouter lifecycle; router lacks {', '.join(missing)}")
+
+
+def _need_select(r: Any) -> None:
+    if not callable(getattr(r, "select", None)):
+        raise _Skip("needs select(scores, bias) -> (experts, weights)")
+
+
+def _need_rule(r: Any) -> tuple[updates.Rule, schedules.Schedule]:
+    _need_lifecycle(r)
+    rule, sched = getattr(r, "rule", None), getattr(r, "schedule", None)
+    if not isinstance(rule, updates.Rule) or not callable(sched):
+        raise _Skip("needs the declared update rule (attribute `rule`, an lfbtheory.updates.Rule) "
+                    "and step-size `schedule`")
+    return rule, sched
+
+
+def _bias_mode(r: Any) -> str:
+    rule = getattr(r, "rule", None)
+    return rule.bias_mode if isinstance(rule, updates.Rule) else "additive"
+
+
+def _n_experts(r: Any, cfg: Config) -> int:
+    return int(getattr(r, "n_experts", cfg.n_experts))
+
+
+def _sets(experts: ArrayLike, e: int) -> NDArray[np.bool_]:
+    return selection_mask(np.asarray(experts), e)
+
+
+def _ids(row: NDArray[np.bool_]) -> list[int]:
+    return [int(i) for i in np.flatnonzero(row)]
+
+
+def _f(x: ArrayLike) -> str:
+    return np.array2string(np.asarray(x, dtype=np.float64), precision=6, max_line_width=200)
+
+
+def _warm(r: Any, rng: np.random.Generator, steps: int = 2, n: int = 64) -> Any:
+    """A state after ``steps`` optimizer steps on skewed gate scores (a non-trivial bias)."""
+    st = r.init()
+    for _ in range(steps):
+        _, _, st = r.forward(_gate_scores(rng, n, r.n_experts, skew=1.0), st)
+        (st,) = r.step([st])
+    return st
+
+
+def _bias_close(a: ArrayLike, b: ArrayLike, step: float) -> tuple[bool, float]:
+    a64, b64 = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    err = float(np.max(np.abs(a64 - b64))) if a64.size else 0.0
+    tol = 1e-2 * step + 1e-6 * max(1.0, float(np.max(np.abs(b64))))
+    return err <= tol, err
+
+
+# ---------------------------------------------------------------------------------------------
+# the properties: each returns a pass message or raises _Fail / _Skip
+
+
+def selection_valid(r: Any, rng: np.random.Generator, cfg: Config) -> str:
+    """Selections are (n, k) ids in [0, E) with no expert twice in a row, or an (n, E) bool mask;
+    the same input gives the same output (ties resolved deterministically)."""
+    e = _n_experts(r, cfg)
+    s = _gate_scores(rng, 16, e)
+    sel, _ = r(s.copy(), None)
+    sel = np.asarray(sel)
+    try:
+        mask = selection_mask(sel, e)
+    except (TypeError, ValueError) as exc:
+        raise _Fail(f"invalid selection: {exc}") from None
+    if mask.shape[0] != 16:
+        raise _Fail(f"selection has {mask.shape[0]} rows for a batch of 16 tokens")
+    if sel.dtype != bool:
+        k = getattr(r, "k", sel.shape[1])
+        if sel.shape[1] != k:
+            raise _Fail(f"selection has {sel.shape[1]} columns, router declares k={k}")
+        dup = np.flatnonzero(mask.sum(axis=1) != sel.shape[1])
+        if dup.size:
+            raise _Fail(f"token {dup[0]} selects an expert twice: {sel[dup[0]].tolist()}")
+    again, _ = r(s.copy(), None)
+    if not np.array_equal(selection_mask(np.asarray(again), e), mask):
+        raise _Fail("the same batch from the same (fresh) state gave a different selection")
+    return f"{'mask' if sel.dtype == bool else 'ids'} of shape {sel.shape}, deterministic"
+
+
+def gate_weights_bias_free(r: Any, rng: np.random.Generator, cfg: Config) -> str:
+    """For every token whose selected set is the same under biases b and b', the gate weights are
+    equal (rtol 1e-5): weights come from the unbiased scores (arXiv 2408.15664 Sec. 3;
+    vLLM #12002, transformers #41647)."""
+    _need_select(r)
+    e = r.n_experts
+    compared = 0
+    for _ in range(4):
+        s = _gate_scores(rng, 64, e)
+        b1 = rng.normal(0, 0.05, e) + (1.0 if _bias_mode(r) == "multiplicative" else 0.0)
+        b2 = b1 + rng.normal(0, 0.03, e)
+        e1, w1 = r.select(s, b1)
+        e2, w2 = r.select(s, b2)
+        e1, e2, w1, w2 = map(np.asarray, (e1, e2, w1, w2))
+        same = np.all(_sets(e1, e) == _sets(e2, e), axis=1)
+        o1, o2 = np.argsort(e1, axis=1), np.argsort(e2, axis=1)
+        v1 = np.take_along_axis(w1, o1, axis=1)[same].astype(np.float64)
+        v2 = np.take_along_axis(w2, o2, axis=1)[same].astype(np.float64)
+        compared += int(same.sum())
+        bad = ~np.all(np.isclose(v1, v2, rtol=1e-5, atol=1e-7), axis=1)
+        if bad.any():
+            t = int(np.flatnonzero(same)[np.argmax(bad)])
+            i = int(np.argmax(bad))
+            raise _Fail(f"token {t} keeps experts {sorted(e1[t].tolist())} under biases b and b' but its "
+                        f"gate weights change {_f(v1[i])} -> {_f(v2[i])}: the bias leaked into the "
+                        "weights (weights must come from the unbiased scores)")
+    if compared == 0:
+        raise _Fail("inconclusive: no token kept its selected set under a small bias change")
+    return f"weights equal for {compared} tokens with an unchanged selected set"
+
+
+SHIFTS = (-1024.0, -37.5, -1.0, -2.0 ** -8, 2.0 ** -8, 3.0, 64.0, 1024.0)
+SCALES = (2.0 ** -6, 0.5, 2.0, 2.0 ** 6)
+
+
+def bias_shift_invariance(r: Any, rng: np.random.Generator, cfg: Config) -> str:
+    """Additive bias: b and b + c select the same experts for c in SHIFTS (large negative
+    included). Scores lie on the grid {1..256}/256 and biases on the grid Z/256 within [-2, 2],
+    so s + b + c is exact in float32 for |c| <= 1024 (19 significant bits): a correct router
+    must pass in float32 or float64 without re-centering its bias. With group-limited routing
+    this also catches masked groups filled with 0 instead of -inf (transformers #45440,
+    DeepSeek-V3 #741). Multiplicative bias: b -> 2^m b (exact) instead."""
+    _need_select(r)
+    e = r.n_experts
+    mult = _bias_mode(r) == "multiplicative"
+    consts = SCALES if mult else SHIFTS
+    for _ in range(3):
+        s = _grid_scores(rng, 32, e)
+        b = 2.0 ** rng.integers(-2, 3, e) if mult else rng.integers(-512, 513, e) / 256
+        base = _sets(r.select(s, b)[0], e)
+        for c in consts:
+            got = _sets(r.select(s, b * c if mult else b + c)[0], e)
+            diff = np.flatnonzero(np.any(got != base, axis=1))
+            if diff.size:
+                t = int(diff[0])
+                op = "multiplying every bias by" if mult else "adding"
+                raise _Fail(f"{op} c={c:g} {'' if mult else 'to every bias '}changed the experts of "
+                            f"{diff.size}/{s.shape[0]} tokens (token {t}: {_ids(base[t])} -> "
+                            f"{_ids(got[t])}); selection must depend on the bias only up to a "
+                            "constant shift")
+    return f"{len(consts)} {'scales' if mult else 'shifts'} x 3 batches select identically"
+
+
+def selected_in_selected_groups(r: Any, rng: np.random.Generator, cfg: Config) -> str:
+    """Group-limited routing (DeepSeek-V3, arXiv 2412.19437 Sec. 2.1.2): every selected expert
+    lies in one of the ``topk_groups`` groups with the highest group score (sum of the
+    ``group_score_topk`` largest biased scores of the group; ties to the lower index), also when
+    the biased scores are negative."""
+    _need_select(r)
+    ng, tg = getattr(r, "n_groups", None), getattr(r, "topk_groups", None)
+    if ng is None or tg is None or tg >= ng:
+        raise _Skip("router is not group-limited (n_groups/topk_groups unset or all groups kept)")
+    gtop = int(getattr(r, "group_score_topk", 2))
+    e = r.n_experts
+    mode = _bias_mode(r)
+    for offset in (0.0, -3.0, -1024.0):
+        s = _grid_scores(rng, 32, e)
+        if mode == "multiplicative":
+            b = 2.0 ** rng.integers(-2, 3, e)
+        else:
+            b = rng.integers(-512, 513, e) / 256 + offset
+        eligible = _group_mask(biased_scores(s, b, mode), ng, tg, gtop)
+        got = _sets(r.select(s, b)[0], e)
+        bad = np.flatnonzero(np.any(got & ~eligible, axis=1))
+        if bad.size:
+            t = int(bad[0])
+            raise _Fail(f"token {t} (bias offset {offset:g}) selects experts {_ids(got[t])}, but only "
+                        f"{_ids(eligible[t])} lie in its top {tg} of {ng} groups (group score: sum of "
+                        f"the top {gtop} biased scores); a masked expert won -- masked groups must "
+                        "be -inf, and the group score must follow the declared rule")
+    return "all selected experts lie in the selected groups (offsets 0, -3, -1024)"
+
+
+def _forced_balanced(e: int, k: int, n: int) -> NDArray[np.float64]:
+    """Token t gets experts t*k .. t*k + k - 1 (mod E): balanced when n*k % E == 0, each token's
+    experts consecutive (so they sit in as few groups as possible)."""
+    s = np.zeros((n, e))
+    idx = (np.arange(n)[:, None] * k + np.arange(k)[None, :]) % e
+    np.put_along_axis(s, idx, 1.0, axis=1)
+    return s
+
+
+def _skewed_loads(e: int, k: int) -> NDArray[np.int64]:
+    """Loads 4k each on n = 4E tokens, except expert 0 (+d) and expert 1 (-d): one over, one
+    under, the rest exactly balanced (sign 0)."""
+    loads = np.full(e, 4 * k, dtype=np.int64)
+    if e > 1:
+        d = max(0, min(2 * k, 4 * e - 4 * k))
+        loads[0] += d
+        loads[1] -= d
+    return loads
+
+
+def update_oracle(r: Any, rng: np.random.Generator, cfg: Config) -> str:
+    """After each optimizer step the bias equals the declared rule applied to the loads the
+    router itself produced: b_{t+1} = rule.update(loads_t, b_t, schedule(t))
+    (arXiv 2408.15664 eq. 3 for the sign rule), within 1% of the step plus float32 round-off."""
+    rule, sched = _need_rule(r)
+    e, k = r.n_experts, r.k
+    st, oracle = r.init(), rule.init(e, None)
+    if not np.allclose(np.asarray(r.bias(st), np.float64), oracle.bias):
+        raise _Fail(f"initial bias {_f(r.bias(st))} differs from the rule's init {_f(oracle.bias)}")
+    batches = [_gate_scores(rng, 48, e, skew=1.0), _forced_balanced(e, k, 4 * e),
+               scores_for_loads(_skewed_loads(e, k), k),
+               _gate_scores(rng, 48, e, skew=2.0), _gate_scores(rng, 48, e)]
+    for i, x in enumerate(batches):
+        experts, _, st = r.forward(x, st)
+        loads = expert_loads(np.asarray(experts), e)
+        (st,) = r.step([st])
+        new = rule.update(loads, oracle, sched(oracle.count))
+        step = float(np.max(np.abs(new.bias - oracle.bias)))
+        oracle = new
+        ok, err = _bias_close(r.bias(st), oracle.bias, step)
+        if not ok:
+            raise _Fail(f"after step {i + 1} (loads {loads.tolist()}) the bias is {_f(r.bias(st))} but "
+                        f"rule {rule.name!r} gives {_f(oracle.bias)} (max error {err:.3g})")
+    return f"{len(batches)} steps match rule {rule.name!r} exactly (deterministic loads incl. balanced)"
+
+
+def no_update_when_balanced(r: Any, rng: np.random.Generator, cfg: Config) -> str:
+    """From a fresh state, a batch with exactly balanced loads leaves the bias bit-identical
+    (sign(c_bar - c_i) = 0 for every expert; arXiv 2408.15664 eq. 3)."""
+    _need_lifecycle(r)
+    e, k = r.n_experts, r.k
+    st = r.init()
+    b0 = np.array(r.bias(st), copy=True)
+    experts, _, st = r.forward(_forced_balanced(e, k, 4 * e), st)
+    loads = expert_loads(np.asarray(experts), e)
+    if np.any(loads != loads[0]):
+        raise _Skip(f"could not force balanced loads through this router (got {loads.tolist()})")
+    (st,) = r.step([st])
+    if not np.array_equal(np.asarray(r.bias(st)), b0):
+        raise _Fail(f"balanced loads {loads.tolist()} moved the bias {_f(b0)} -> {_f(r.bias(st))}")
+    return f"balanced loads ({loads[0]} per expert) leave the bias unchanged"
+
+
+def count_scale_invariance(r: Any, rng: np.random.Generator, cfg: Config) -> str:
+    """The update from counts m*c equals the update from c (m = 2, 3): double counting
+    (tensor/expert-parallel duplicates summed twice; torchtitan #4154) or counts in other units
+    (FlyLoRA #1) cannot change the bias. Holds for the sign rule and every rule of
+    :mod:`lfbtheory.updates` (they use sign(c_bar - c) or (c_bar - c)/c_bar); a rule on raw
+    count differences is flagged."""
+    _need_lifecycle(r)
+    e = r.n_experts
+    st0 = _warm(r, rng)
+    x = _gate_scores(rng, 32, e, skew=1.5)
+    biases = []
+    for m in (1, 2, 3):
+        _, _, st = r.forward(np.concatenate([x] * m), st0)
+        (st,) = r.step([st])
+        biases.append(np.asarray(r.bias(st), np.float64))
+    b0 = np.asarray(r.bias(st0), np.float64)
+    step = float(np.max(np.abs(biases[0] - b0)))
+    for m, b in zip((2, 3), biases[1:], strict=True):
+        ok, err = _bias_close(b, biases[0], step)
+        if not ok:
+            raise _Fail(f"the update from counts {m}*c differs from the update from c by {err:.3g} "
+                        f"(step {step:.3g}): the rule depends on the units of the counts, so double "
+                        "counting changes the bias (the sign rule is invariant)")
+    rule = getattr(r, "rule", None)
+    if isinstance(rule, updates.Rule):
+        c = rng.integers(0, 20, e).astype(float)
+        s0 = rule.init(e, None)
+        u = 1e-3
+        ref = rule.update(c, s0, u).bias
+        for m in (2.0, 3.0):
+            ok, err = _bias_close(rule.update(m * c, s0, u).bias, ref, float(np.max(np.abs(ref - s0.bias))))
+            if not ok:
+                raise _Fail(f"declared rule {rule.name!r} is not scale invariant: counts x{m:g} change "
+                            f"its update by {err:.3g}")
+    return "updates from c, 2c and 3c agree"
+
+
+def microbatch_accumulation(r: Any, rng: np.random.Generator, cfg: Config) -> str:
+    """Three micro-batches then one optimizer step give the same selections and the same bias
+    as one step on the concatenated batch: the bias moves once per optimizer step, from the
+    summed loads (torchtitan #1114, #1304)."""
+    _need_lifecycle(r)
+    e = r.n_experts
+    st0 = _warm(r, rng)
+    parts = [_gate_scores(rng, 16, e, skew=1.0) for _ in range(3)]
+    st, sel_a = st0, []
+    for p in parts:
+        ex, _, st = r.forward(p, st)
+        sel_a.append(_sets(ex, e))
+    (st_a,) = r.step([st])
+    ex, _, st = r.forward(np.concatenate(parts), st0)
+    (st_b,) = r.step([st])
+    sa, sb = np.concatenate(sel_a), _sets(ex, e)
+    diff = np.flatnonzero(np.any(sa != sb, axis=1))
+    if diff.size:
+        raise _Fail(f"token {diff[0]} routes to {_ids(sa[diff[0]])} in micro-batches but "
+                    f"{_ids(sb[diff[0]])} in one batch: the bias moved between micro-batches")
+    b0 = np.asarray(r.bias(st0), np.float64)
+    ok, err = _bias_close(r.bias(st_a), r.bias(st_b), float(np.max(np.abs(np.asarray(r.bias(st_b)) - b0))))
+    if not ok:
+        raise _Fail(f"3 micro-batches + 1 step give bias {_f(r.bias(st_a))}, one concatenated batch "
+                    f"gives {_f(r.bias(st_b))} (max difference {err:.3g})")
+    return "3 micro-batches + 1 step == 1 step on the concatenated batch"
+
+
+def data_parallel_reduction(r: Any, rng: np.random.Generator, cfg: Config) -> str:
+    """Two data-parallel replicas on two shards: the shard counts sum to the single-process
+    counts, and after each step both replicas hold the same bias as one process that saw both
+    shards (the all-reduce of the loads; torchtitan #1324, TransformerEngine #3471)."""
+    _need_lifecycle(r)
+    e = r.n_experts
+    st0 = _warm(r, rng)
+    reps, single = [st0, st0], st0
+    for i in range(3):
+        shards = [_gate_scores(rng, 24, e, skew=1.0) for _ in range(2)]
+        reps = [r.forward(x, s)[2] for x, s in zip(shards, reps, strict=True)]
+        for x in shards:
+            _, _, single = r.forward(x, single)
+        total = np.sum([np.asarray(r.counts(s), np.float64) for s in reps], axis=0)
+        if not np.array_equal(total, np.asarray(r.counts(single), np.float64)):
+            raise _Fail(f"step {i + 1}: shard counts sum to {total.tolist()} but one process counts "
+                        f"{np.asarray(r.counts(single)).tolist()}")
+        reps = list(r.step(reps))
+        (single,) = r.step([single])
+        b = [np.asarray(r.bias(s)) for s in reps]
+        if not np.array_equal(b[0], b[1]):
+            raise _Fail(f"step {i + 1}: replica biases diverged: {_f(b[0])} vs {_f(b[1])} "
+                        "(loads not all-reduced across data-parallel ranks)")
+        ok, err = _bias_close(b[0], r.bias(single), 1e-3)
+        if not ok:
+            raise _Fail(f"step {i + 1}: replica bias {_f(b[0])} differs from the single-process bias "
+                        f"{_f(r.bias(single))} (max {err:.3g})")
+    return "3 steps: summed shard counts == single-process counts; replicas identical"
+
+
+def count_precision(r: Any, rng: np.random.Generator, cfg: Config) -> str:
+    """Counts near 40k per expert (bf16 spacing there is 256, float16's is 32), accumulated over
+    8 micro-batches: sign(c_bar - c_i) of the router's counts equals that of the exact integer
+    counts, and the following update matches the rule on the exact counts (Megatron-LM PR #7081)."""
+    _need_lifecycle(r)
+    e, k = r.n_experts, r.k
+    mean = 40000
+    d = np.resize(np.array([3, -3, 1, -1, 200, -200, 60, -60]), e)
+    if e % 2:
+        d[-1] = 0
+    d[-1] -= d.sum()
+    loads = mean + d
+    if (mean * e) % k:
+        raise _Skip(f"E*{mean} is not divisible by k={k}")
+    x = scores_for_loads(loads, k)
+    st = r.init()
+    exact = np.zeros(e, dtype=np.int64)
+    for part in np.array_split(x, 8):
+        ex, _, st = r.forward(part, st)
+        exact += expert_loads(np.asarray(ex), e)
+    got = np.asarray(r.counts(st), np.float64)
+    c_bar = exact.sum() / e
+    flips = np.flatnonzero(np.sign(c_bar - got) != np.sign(c_bar - exact))
+    if flips.size:
+        i = int(flips[0])
+        raise _Fail(f"expert {i}: counted {got[i]:.0f} vs exact {exact[i]} (mean {c_bar:g}); "
+                    f"sign(mean - load) flipped for experts {flips.tolist()} -- counts accumulated "
+                    "in low precision")
+    max_err = float(np.max(np.abs(got - exact)))
+    rule = getattr(r, "rule", None)
+    if isinstance(rule, updates.Rule) and callable(getattr(r, "schedule", None)):
+        (st,) = r.step([st])
+        oracle = rule.update(exact, rule.init(e, None), r.schedule(0))
+        ok, err = _bias_close(r.bias(st), oracle.bias, 1e-3)
+        if not ok:
+            raise _Fail(f"update on ~40k counts gives {_f(r.bias(st))}, the rule on the exact counts "
+                        f"{_f(oracle.bias)}")
+    return f"counts at ~{mean} per expert: no sign flip (max count error {max_err:g})"
+
+
+def passes_that_do_not_count(r: Any, rng: np.random.Generator, cfg: Config) -> str:
+    """Forward passes in mode "eval", "no_grad" or "recompute" (activation recomputation,
+    replayed routing) route like training but add nothing to the counts and move no bias
+    (torchtitan #4148, #1593; Megatron-LM PR #4785)."""
+    _need_lifecycle(r)
+    e = r.n_experts
+    st = _warm(r, rng)
+    x = _gate_scores(rng, 32, e, skew=1.0)
+    ex_train, _, st_train = r.forward(x, st, mode="train")
+    for mode in ("eval", "no_grad", "recompute"):
+        ex, _, st2 = r.forward(x, st, mode=mode)
+        if not np.array_equal(np.asarray(r.counts(st2)), np.asarray(r.counts(st))):
+            raise _Fail(f"a {mode!r} pass changed the pending counts {np.asarray(r.counts(st)).tolist()}"
+                        f" -> {np.asarray(r.counts(st2)).tolist()}")
+        if not np.array_equal(np.asarray(r.bias(st2)), np.asarray(r.bias(st))):
+            raise _Fail(f"a {mode!r} pass moved the bias")
+        if not np.array_equal(_sets(ex, e), _sets(ex_train, e)):
+            raise _Fail(f"a {mode!r} pass routed differently from the train pass with the same bias")
+        _, _, st3 = r.forward(x, st2, mode="train")
+        (a,), (b,) = r.step([st3]), r.step([st_train])
+        if not np.array_equal(np.asarray(r.bias(a)), np.asarray(r.bias(b))):
+            raise _Fail(f"a {mode!r} pass before a train pass changed the next update")
+    return "eval, no_grad and recompute passes move neither counts nor bias"
+
+
+def frozen_bias(r: Any, rng: np.random.Generator, cfg: Config) -> str:
+    """After ``freeze``, training passes and optimizer steps leave the bias bit-identical
+    (a frozen bias still moving: Megatron-LM PR #4785)."""
+    _need_lifecycle(r)
+    if not callable(getattr(r, "freeze", None)):
+        raise _Skip("router has no freeze(state)")
+    st = r.freeze(_warm(r, rng))
+    b0 = np.array(r.bias(st), copy=True)
+    for i in range(3):
+        _, _, st = r.forward(_gate_scores(rng, 32, r.n_experts, skew=1.5), st)
+        (st,) = r.step([st])
+        if not np.array_equal(np.asarray(r.bias(st)), b0):
+            raise _Fail(f"frozen bias moved at step {i + 1}: {_f(b0)} -> {_f(r.bias(st))}")
+    return "3 steps after freeze: bias unchanged"
+
+
+def one_update_per_step(r: Any, rng: np.random.Generator, cfg: Config) -> str:
+    """Forward passes do not move the bias; one optimizer step after 3 micro-batches applies
+    exactly one update of the declared rule to the summed loads."""
+    rule, sched = _need_rule(r)
+    e = r.n_experts
+    st, oracle = r.init(), rule.init(e, None)
+    for _ in range(2):  # warm up alongside the oracle
+        ex, _, st = r.forward(_gate_scores(rng, 32, e, skew=1.0), st)
+        (st,) = r.step([st])
+        oracle = rule.update(expert_loads(np.asarray(ex), e), oracle, sched(oracle.count))
+    b_before = np.array(r.bias(st), copy=True)
+    total = np.zeros(e, dtype=np.int64)
+    for i in range(3):
+        ex, _, st = r.forward(_gate_scores(rng, 16, e, skew=1.0), st)
+        total += expert_loads(np.asarray(ex), e)
+        if not np.array_equal(np.asarray(r.bias(st)), b_before):
+            raise _Fail(f"the bias moved during forward pass {i + 1}, before the optimizer step "
+                        "(an update per micro-batch)")
+    (st,) = r.step([st])
+    new = rule.update(total, oracle, sched(oracle.count))
+    ok, err = _bias_close(r.bias(st), new.bias, float(np.max(np.abs(new.bias - oracle.bias))))
+    if not ok:
+        raise _Fail(f"one step after 3 micro-batches gives {_f(r.bias(st))}; one update of "
+                    f"{rule.name!r} on the summed loads gives {_f(new.bias)} (max error {err:.3g})")
+    return "bias fixed during forward passes; one rule update per optimizer step"
+
+
+def checkpoint_roundtrip(r: Any, rng: np.random.Generator, cfg: Config) -> str:
+    """state_dict holds every floating array in >= float32 (a bf16 bias loses the small
+    differences that matter), and a run resumed from it continues bit-identically to the
+    uninterrupted run (torchtitan #1222/#1226: an out-of-place update left the checkpoint
+    holding the initial zeros)."""
+    _need_lifecycle(r)
+    e = r.n_experts
+    st = r.init()
+    stream = [_gate_scores(rng, 32, e, skew=1.0) for _ in range(6)]
+    for x in stream[:3]:
+        _, _, st = r.forward(x, st)
+        (st,) = r.step([st])
+    sd = r.state_dict(st)
+    for key, v in sd.items():
+        a = np.asarray(v)
+        if np.issubdtype(a.dtype, np.floating) and a.dtype.itemsize < 4:
+            raise _Fail(f"checkpoint entry {key!r} has dtype {a.dtype}; persist the bias in >= float32")
+    resumed = r.load_state_dict({key: np.array(v, copy=True) for key, v in sd.items()})
+    if not np.array_equal(np.asarray(r.bias(resumed)), np.asarray(r.bias(st))):
+        raise _Fail(f"the checkpoint restores bias {_f(r.bias(resumed))} but the live bias is "
+                    f"{_f(r.bias(st))} (the saved state is stale)")
+    for i, x in enumerate(stream[3:]):
+        ea, _, st = r.forward(x, st)
+        eb, _, resumed = r.forward(x, resumed)
+        (st,), (resumed,) = r.step([st]), r.step([resumed])
+        if not np.array_equal(_sets(ea, e), _sets(eb, e)) or not np.array_equal(
+                np.asarray(r.bias(st)), np.asarray(r.bias(resumed))):
+            raise _Fail(f"resumed run diverged from the uninterrupted run at step {i + 1}")
+    return "checkpoint restores the bias exactly; 3 resumed steps bit-identical"
+
+
+def padding_excluded(r: Any, rng: np.random.Generator, cfg: Config) -> str:
+    """With ``valid`` marking real tokens, the pending counts equal the loads of the real
+    tokens only, for n == E (where broadcast bugs hide; Megatron-LM 723db5a) and n != E."""
+    _need_lifecycle(r)
+    e = r.n_experts
+    for n in (e, 3 * e + 1):
+        x = _gate_scores(rng, n, e, skew=1.0)
+        valid = np.ones(n, dtype=bool)
+        valid[rng.choice(n, size=max(1, n // 3), replace=False)] = False
+        st = r.init()
+        ex, _, st = r.forward(x, st, valid=valid)
+        want = expert_loads(np.asarray(ex), e, valid=valid)
+        got = np.asarray(r.counts(st))
+        if not np.array_equal(got.astype(np.float64), want.astype(np.float64)):
+            raise _Fail(f"n={n} tokens ({int((~valid).sum())} padding): counts {got.tolist()} but the "
+                        f"real tokens' loads are {want.tolist()} -- padding was counted")
+    return "padding excluded from the counts (n == E and n != E)"
+
+
+def bias_drift(r: Any, rng: np.random.Generator, cfg: Config) -> str:
+    """Measures how far the mean bias drifts over ``drift_steps`` steps of a skewed stream
+    (uncentered sign updates drift; centred ones keep the mean; torchtitan #1506). Then, for
+    the final bias shifted by D in ``drift_offsets`` (biases of released models sit near 2-35),
+    the router's own choice (at the precision it stores its bias) must equal the float32 choice
+    ``select(s, float32(b + D))``; how often a bf16-rounded bias changes the top-k is reported
+    (Megatron-LM #1482, torchtitan #3861)."""
+    _need_lifecycle(r)
+    e = r.n_experts
+    st = r.init()
+    mean0 = float(np.mean(np.asarray(r.bias(st), np.float64)))
+    for _ in range(cfg.drift_steps):
+        _, _, st = r.forward(_gate_scores(rng, 32, e, skew=1.0), st)
+        (st,) = r.step([st])
+    b = np.asarray(r.bias(st), np.float64)
+    drift = float(b.mean()) - mean0
+    msg = f"mean bias drifted {drift:+.4g} in {cfg.drift_steps} steps"
+    if _bias_mode(r) == "multiplicative":
+        return msg + "; bf16 probe skipped (multiplicative bias)"
+    x = _gate_scores(rng, 256, e, skew=1.0)
+    rates = []
+    for dshift in cfg.drift_offsets:
+        b32 = np.asarray(np.float32(b + dshift), np.float64)
+        want = _sets(r.select(x, b32)[0], e)
+        own, _, _ = r.forward(x, r.init(b32), mode="eval")
+        diff = np.flatnonzero(np.any(_sets(own, e) != want, axis=1))
+        if diff.size:
+            raise _Fail(f"with the bias drifted by {dshift:g} the router's own choice differs from the "
+                        f"float32 choice for {diff.size}/{x.shape[0]} tokens (token {diff[0]}: "
+                        f"{_ids(want[diff[0]])} -> {_ids(_sets(own, e)[diff[0]])}): the bias is "
+                        "stored in too low a precision")
+        bf = _sets(r.select(x, np.asarray(to_bfloat16(b32), np.float64))[0], e)
+        rates.append(float(np.mean(np.any(bf != want, axis=1))))
+    probe = ", ".join(f"D={d:g}: {100 * q:.1f}%" for d, q in zip(cfg.drift_offsets, rates, strict=True))
+    return (msg + f"; own choice == float32 choice; a bf16-rounded bias would change the top-k of "
+            f"[{probe}] of tokens")
+
+
+def causality(r: Any, rng: np.random.Generator, cfg: Config) -> str:
+    """No token's routing depends on later tokens of its batch or on later batches
+    (Hypothesis search of :func:`lfbtheory.causality.check_causality`)."""
+    from lfbtheory.causality import check_causality
+
+    rep = check_causality(r, _n_experts(r, cfg), max_examples=cfg.causality_examples, trials=0,
+                          seed=cfg.seed)
+    if rep.leak:
+        raise _Fail("future tokens leak into earlier routing:\n" + str(rep.counterexample))
+    return f"no leak in {cfg.causality_examples} Hypothesis examples"
+
+
+PROPERTIES: dict[str, Callable[[Any, np.random.Generator, Config], str]] = {
+    f.__name__: f for f in (
+        selection_valid, gate_weights_bias_free, bias_shift_invariance,
+        selected_in_selected_groups, update_oracle, no_update_when_balanced,
+        count_scale_invariance, microbatch_accumulation, data_parallel_reduction,
+        count_precision, passes_that_do_not_count, frozen_bias, one_update_per_step,
+        checkpoint_roundtrip, padding_excluded, bias_drift, causality,
+    )
+}
+
+
+def run_conformance(router: Any, *, only: Iterable[str] | None = None, config: Config | None = None,
+                    name: str | None = None) -> ConformanceReport:
+    """Run the named properties (all by default) on ``router``; each gets its own seeded rng.
+
+    A property that raises anything other than its own failure is reported as failed with the
+    exception (a crashing router does not conform).
+    """
+    cfg = config or Config()
+    names = list(PROPERTIES) if only is None else list(only)
+    unknown = [n for n in names if n not in PROPERTIES]
+    if unknown:
+        raise ValueError(f"unknown properties {unknown}; choose from {', '.join(PROPERTIES)}")
+    results = []
+    for i, pname in enumerate(PROPERTIES):
+        if pname not in names:
+            continue
+        rng = np.random.default_rng([cfg.seed, i])
+        try:
+            msg = PROPERTIES[pname](router, rng, cfg)
+            results.append(PropertyResult(pname, "pass", msg))
+        except _Skip as exc:
+            results.append(PropertyResult(pname, "skip", str(exc)))
+        except _Fail as exc:
+            results.append(PropertyResult(pname, "fail", str(exc)))
+        except Exception as exc:  # noqa: BLE001 -- a crashing router fails the property
+            results.append(PropertyResult(pname, "fail", f"raised {type(exc).__name__}: {exc}"))
+    return ConformanceReport(name or _describe(router), tuple(results))
+
+
+def _describe(router: Any) -> str:
+    if inspect.isfunction(router):
+        return str(router.__name__)
+    return str(getattr(router, "name", None) or type(router).__name__)
+
+
+def reference_router(n_experts: int = 8, k: int = 2) -> TokenChoice:
+    """The reference Loss-Free router for the suite: token choice, sign rule u = 1e-3, bias from
+    past batches only, DeepSeek-V3 group-limited routing (E/2 groups, 2 kept; group score the
+    top-2 sum)."""
+    return TokenChoice(n_experts, k, rule=updates.sign(), schedule=schedules.constant(1e-3),
+                       n_groups=max(1, n_experts // 2), topk_groups=min(2, max(1, n_experts // 2)))
+
+
+__all__ += list(PROPERTIES)
