@@ -596,16 +596,16 @@ def passes_that_do_not_count(r: Any, rng: np.random.Generator, cfg: Config) -> s
     for mode in ("eval", "no_grad", "recompute"):
         ex, _, st2 = r.forward(x, st, mode=mode)
         if not np.array_equal(np.asarray(r.counts(st2)), np.asarray(r.counts(st))):
-            raise _Fail(f"a {mode!r} pass changed the pending counts {np.asarray(r.counts(st)).tolist()}"
+            raise _Fail(f"the {mode!r} pass changed the pending counts {np.asarray(r.counts(st)).tolist()}"
                         f" -> {np.asarray(r.counts(st2)).tolist()}")
         if not np.array_equal(np.asarray(r.bias(st2)), np.asarray(r.bias(st))):
-            raise _Fail(f"a {mode!r} pass moved the bias")
+            raise _Fail(f"the {mode!r} pass moved the bias")
         if not np.array_equal(_sets(ex, e), _sets(ex_train, e)):
-            raise _Fail(f"a {mode!r} pass routed differently from the train pass with the same bias")
+            raise _Fail(f"the {mode!r} pass routed differently from the train pass with the same bias")
         _, _, st3 = r.forward(x, st2, mode="train")
         (a,), (b,) = r.step([st3]), r.step([st_train])
         if not np.array_equal(np.asarray(r.bias(a)), np.asarray(r.bias(b))):
-            raise _Fail(f"a {mode!r} pass before a train pass changed the next update")
+            raise _Fail(f"the {mode!r} pass before a train pass changed the next update")
     return "eval, no_grad and recompute passes move neither counts nor bias"
 
 

@@ -1,0 +1,295 @@
+"""Deliberately broken routers: one per bug class real MoE codebases shipped (shared/PITFALLS.md).
+
+Each is a zero-argument factory returning a :class:`lfbtheory.routers.TokenChoice` subclass
+(E = 8, k = 2, sign rule u = 1e-3, DeepSeek-V3 groups: 4 groups of 2, top 2 kept) that differs
+from the reference router (:func:`lfbtheory.testing.conformance.reference_router`) in exactly
+one place. The conformance suite must fail each one on the named property (tests assert it;
+``lfb check lfbtheory.testing.mutants:<name>`` exits 1 naming it):
+
+============================ ================================================ ===========================
+mutant                       bug (where seen)                                 caught by
+============================ ================================================ ===========================
+bias_in_gate_weights         weights from s + b, not s (vLLM #12002)          gate_weights_bias_free
+masked_groups_zero           masked groups filled with 0, not -inf            bias_shift_invariance,
+                             (transformers #45440, DeepSeek-V3 #741)          selected_in_selected_groups
+group_score_max              group score = max, declared top-2 sum            selected_in_selected_groups
+                             (Megatron-LM group_limited_topk)
+loads_from_current_batch     bias updated from the current batch's loads      causality
+                             before routing it
+per_microbatch_update        bias updated after every micro-batch             microbatch_accumulation,
+                             (torchtitan #1114, #1304)                        one_update_per_step
+no_allreduce                 each data-parallel replica updates from its      data_parallel_reduction
+                             own shard (torchtitan #1324)
+raw_count_units              b += u (c_bar - c) on raw counts, declared       update_oracle,
+                             proportional (FlyLoRA #1 units)                  count_scale_invariance
+bf16_counts                  counts accumulated in bfloat16                   count_precision
+                             (Megatron-LM PR #7081)
+fp16_counts                  counts accumulated in float16                    count_precision
+eval_counts                  eval / no-grad / recompute passes counted        passes_that_do_not_count
+                             (torchtitan #4148, Megatron-LM PR #4785)
+frozen_bias_moves            freeze() ignored                                 frozen_bias
+out_of_place_checkpoint      out-of-place update; the checkpoint keeps the    checkpoint_roundtrip
+                             registered initial zeros (torchtitan #1222)
+padding_counted              valid mask ignored (Megatron-LM 723db5a)         padding_excluded
+bf16_bias                    bias stored in bfloat16 (Megatron-LM #1482)      bias_drift
+============================ ================================================ ===========================
+
+``MUTANTS`` maps each name to (factory, the properties expected to catch it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from lfbtheory import schedules, updates
+from lfbtheory.metrics import expert_loads
+from lfbtheory.routers import TokenChoice, TokenChoiceState, check_batch
+from lfbtheory.routing import _group_mask, route, topk_indices
+from lfbtheory.testing.conformance import to_bfloat16, to_float16
+
+__all__ = ["MUTANTS"]
+
+_CONFIG: dict[str, Any] = {"n_experts": 8, "k": 2, "n_groups": 4, "topk_groups": 2}
+
+
+def _kw() -> dict[str, Any]:
+    return dict(_CONFIG, rule=updates.sign(), schedule=schedules.constant(1e-3))
+
+
+@dataclass(frozen=True)
+class _BiasInWeights(TokenChoice):
+    def select(self, scores: ArrayLike, bias: ArrayLike) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+        experts, _ = super().select(scores, bias)
+        s = check_batch(scores, self.n_experts) + np.asarray(bias, np.float64)  # BUG: s + b
+        w = np.take_along_axis(s, experts, axis=1)
+        return experts, w / w.sum(axis=1, keepdims=True)
+
+
+@dataclass(frozen=True)
+class _MaskedZero(TokenChoice):
+    def select(self, scores: ArrayLike, bias: ArrayLike) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+        s = check_batch(scores, self.n_experts)
+        sel = s + np.asarray(bias, np.float64)
+        mask = _group_mask(sel, self.n_groups, self.topk_groups, self.group_score_topk)  # type: ignore[arg-type]
+        experts = topk_indices(np.where(mask, sel, 0.0), self.k)  # BUG: 0.0 instead of -inf
+        w = np.take_along_axis(s, experts, axis=1)
+        return experts, w / w.sum(axis=1, keepdims=True)
+
+
+@dataclass(frozen=True)
+class _GroupScoreMax(TokenChoice):
+    def select(self, scores: ArrayLike, bias: ArrayLike) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+        r = route(check_batch(scores, self.n_experts), self.k, bias, n_groups=self.n_groups,
+                  topk_groups=self.topk_groups, group_score_topk=1)  # BUG: max, declared top-2 sum
+        return r.experts, r.weights
+
+
+@dataclass(frozen=True)
+class _CurrentBatchLoads(TokenChoice):
+    def forward(self, scores: ArrayLike, state: TokenChoiceState, *, mode: str = "train",
+                valid: ArrayLike | None = None) -> tuple[NDArray[np.int64], NDArray[np.float64], TokenChoiceState]:
+        # BUG: "fresh" loads -- route provisionally, update the bias from this very batch, reroute.
+        provisional, _ = self.select(scores, state.rule.bias)
+        loads = expert_loads(provisional, self.n_experts, valid=valid)
+        rs = self.rule.update(loads, state.rule, self.schedule(state.rule.count))
+        experts, weights, _ = super().forward(scores, state._replace(rule=rs), mode=mode, valid=valid)
+        counts = state.counts + (expert_loads(experts, self.n_experts, valid=valid) if mode == "train" else 0)
+        return experts, weights, state._replace(rule=rs, counts=counts)
+
+    def step(self, states: Sequence[TokenChoiceState]) -> tuple[TokenChoiceState, ...]:
+        return tuple(s._replace(counts=np.zeros(self.n_experts, dtype=np.int64)) for s in states)
+
+
+@dataclass(frozen=True)
+class _PerMicrobatch(TokenChoice):
+    def forward(self, scores: ArrayLike, state: TokenChoiceState, *, mode: str = "train",
+                valid: ArrayLike | None = None) -> tuple[NDArray[np.int64], NDArray[np.float64], TokenChoiceState]:
+        experts, weights, st = super().forward(scores, state, mode=mode, valid=valid)
+        if mode == "train":  # BUG: the update runs in every micro-batch's forward hook
+            (st,) = super().step([st])
+        return experts, weights, st
+
+    def step(self, states: Sequence[TokenChoiceState]) -> tuple[TokenChoiceState, ...]:
+        return tuple(states)
+
+
+@dataclass(frozen=True)
+class _NoAllReduce(TokenChoice):
+    def step(self, states: Sequence[TokenChoiceState]) -> tuple[TokenChoiceState, ...]:
+        return tuple(super(_NoAllReduce, self).step([s])[0] for s in states)  # BUG: local loads
+
+
+@dataclass(frozen=True)
+class _RawUnits(TokenChoice):
+    def step(self, states: Sequence[TokenChoiceState]) -> tuple[TokenChoiceState, ...]:
+        total = np.sum([s.counts for s in states], axis=0).astype(np.float64)
+        out = []
+        for s in states:
+            u = self.schedule(s.rule.count)
+            bias = s.rule.bias + u * (total.mean() - total)  # BUG: raw count units
+            rs = s.rule if s.frozen else updates.RuleState(bias, s.rule.count + 1, s.rule.buffers)
+            out.append(TokenChoiceState(rs, np.zeros(self.n_experts, dtype=np.int64), s.frozen))
+        return tuple(out)
+
+
+@dataclass(frozen=True)
+class _LowPrecisionCounts(TokenChoice):
+    dtype: str = "bfloat16"
+
+    def forward(self, scores: ArrayLike, state: TokenChoiceState, *, mode: str = "train",
+                valid: ArrayLike | None = None) -> tuple[NDArray[np.int64], NDArray[np.float64], TokenChoiceState]:
+        experts, weights, _ = super().forward(scores, state, mode="eval")
+        if mode != "train":
+            return experts, weights, state
+        rnd: Callable[[ArrayLike], NDArray[Any]] = to_bfloat16 if self.dtype == "bfloat16" else to_float16
+        c = expert_loads(experts, self.n_experts, valid=valid)
+        acc = rnd(np.asarray(rnd(state.counts), np.float32) + np.asarray(rnd(c), np.float32))  # BUG
+        return experts, weights, state._replace(counts=np.asarray(acc, np.float64))  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class _EvalCounts(TokenChoice):
+    def forward(self, scores: ArrayLike, state: TokenChoiceState, *, mode: str = "train",
+                valid: ArrayLike | None = None) -> tuple[NDArray[np.int64], NDArray[np.float64], TokenChoiceState]:
+        return super().forward(scores, state, mode="train", valid=valid)  # BUG: every pass counts
+
+
+@dataclass(frozen=True)
+class _FrozenMoves(TokenChoice):
+    def freeze(self, state: TokenChoiceState) -> TokenChoiceState:
+        return state  # BUG: the freeze flag never reaches the update hook
+
+
+@dataclass(frozen=True)
+class _OutOfPlace(TokenChoice):
+    # The "module buffer" the checkpointer registered at init; updates rebind instead of writing
+    # into it (torchtitan #1222), so state_dict() keeps returning the initial values.
+    registry: dict[str, NDArray[np.float64]] = field(default_factory=dict, compare=False, repr=False)
+
+    def init(self, bias0: ArrayLike | None = None) -> TokenChoiceState:
+        st = super().init(bias0)
+        self.registry["bias"] = st.rule.bias
+        return st
+
+    def state_dict(self, state: TokenChoiceState) -> dict[str, NDArray[Any]]:
+        d = super().state_dict(state)
+        d["bias"] = np.array(self.registry.get("bias", d["bias"]))  # BUG: the stale buffer
+        return d
+
+
+@dataclass(frozen=True)
+class _PaddingCounted(TokenChoice):
+    def forward(self, scores: ArrayLike, state: TokenChoiceState, *, mode: str = "train",
+                valid: ArrayLike | None = None) -> tuple[NDArray[np.int64], NDArray[np.float64], TokenChoiceState]:
+        return super().forward(scores, state, mode=mode, valid=None)  # BUG: valid ignored
+
+
+@dataclass(frozen=True)
+class _Bf16Bias(TokenChoice):
+    def _round(self, rs: updates.RuleState) -> updates.RuleState:
+        return rs._replace(bias=np.asarray(to_bfloat16(rs.bias), np.float64))
+
+    def init(self, bias0: ArrayLike | None = None) -> TokenChoiceState:
+        st = super().init(bias0)
+        return st._replace(rule=self._round(st.rule))  # BUG: bias cast to bf16 with the module
+
+    def step(self, states: Sequence[TokenChoiceState]) -> tuple[TokenChoiceState, ...]:
+        return tuple(s._replace(rule=self._round(s.rule)) for s in super().step(states))
+
+    def load_state_dict(self, d: Mapping[str, ArrayLike]) -> TokenChoiceState:
+        st = super().load_state_dict(d)
+        return st._replace(rule=self._round(st.rule))
+
+
+def bias_in_gate_weights() -> TokenChoice:
+    """Gate weights normalised from s + b instead of s."""
+    return _BiasInWeights(**_kw())
+
+
+def masked_groups_zero() -> TokenChoice:
+    """Group-limited routing that fills masked groups with 0.0 (and selects on s + b)."""
+    return _MaskedZero(**_kw())
+
+
+def group_score_max() -> TokenChoice:
+    """Group score = max of the group while the router declares the top-2 sum."""
+    return _GroupScoreMax(**_kw())
+
+
+def loads_from_current_batch() -> TokenChoice:
+    """Bias updated from the current batch's own loads before routing it (non-causal)."""
+    return _CurrentBatchLoads(**_kw())
+
+
+def per_microbatch_update() -> TokenChoice:
+    """Bias updated after every micro-batch instead of once per optimizer step."""
+    return _PerMicrobatch(**_kw())
+
+
+def no_allreduce() -> TokenChoice:
+    """Each data-parallel replica updates from its own shard's loads."""
+    return _NoAllReduce(**_kw())
+
+
+def raw_count_units() -> TokenChoice:
+    """Declares the proportional rule but steps u (c_bar - c) on raw counts."""
+    return _RawUnits(**dict(_kw(), rule=updates.proportional()))
+
+
+def bf16_counts() -> TokenChoice:
+    """Pending counts accumulated in (emulated) bfloat16."""
+    return _LowPrecisionCounts(**_kw(), dtype="bfloat16")
+
+
+def fp16_counts() -> TokenChoice:
+    """Pending counts accumulated in float16."""
+    return _LowPrecisionCounts(**_kw(), dtype="float16")
+
+
+def eval_counts() -> TokenChoice:
+    """Eval, no-grad and recompute passes add to the counts."""
+    return _EvalCounts(**_kw())
+
+
+def frozen_bias_moves() -> TokenChoice:
+    """freeze() is a no-op: a frozen bias keeps moving."""
+    return _FrozenMoves(**_kw())
+
+
+def out_of_place_checkpoint() -> TokenChoice:
+    """Out-of-place bias updates; the checkpoint holds the initially registered buffer."""
+    return _OutOfPlace(**_kw())
+
+
+def padding_counted() -> TokenChoice:
+    """Padding tokens counted as load (the valid mask is ignored)."""
+    return _PaddingCounted(**_kw())
+
+
+def bf16_bias() -> TokenChoice:
+    """Bias stored (and routed with) in bfloat16."""
+    return _Bf16Bias(**_kw())
+
+
+MUTANTS: dict[str, tuple[Callable[[], TokenChoice], tuple[str, ...]]] = {
+    "bias_in_gate_weights": (bias_in_gate_weights, ("gate_weights_bias_free",)),
+    "masked_groups_zero": (masked_groups_zero, ("bias_shift_invariance", "selected_in_selected_groups")),
+    "group_score_max": (group_score_max, ("selected_in_selected_groups",)),
+    "loads_from_current_batch": (loads_from_current_batch, ("causality",)),
+    "per_microbatch_update": (per_microbatch_update, ("microbatch_accumulation", "one_update_per_step")),
+    "no_allreduce": (no_allreduce, ("data_parallel_reduction",)),
+    "raw_count_units": (raw_count_units, ("update_oracle", "count_scale_invariance")),
+    "bf16_counts": (bf16_counts, ("count_precision",)),
+    "fp16_counts": (fp16_counts, ("count_precision",)),
+    "eval_counts": (eval_counts, ("passes_that_do_not_count",)),
+    "frozen_bias_moves": (frozen_bias_moves, ("frozen_bias",)),
+    "out_of_place_checkpoint": (out_of_place_checkpoint, ("checkpoint_roundtrip",)),
+    "padding_counted": (padding_counted, ("padding_excluded",)),
+    "bf16_bias": (bf16_bias, ("bias_drift",)),
+}
+__all__ += list(MUTANTS)
