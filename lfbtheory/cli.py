@@ -19,6 +19,7 @@ def _demo(args: argparse.Namespace) -> int:
 # and sets ``func``. Add one line per command here.
 COMMANDS: list[str] = [
     "lfbtheory.prove",
+    "lfbtheory.check",
 ]
 
 
