@@ -82,7 +82,7 @@ def is_pos(expr: sp.Expr) -> bool:
 
 def _zero(expr: sp.Expr) -> bool:
     e = sp.expand(expr)
-    if e == 0:
+    if e == 0 or sp.cancel(sp.together(e)) == 0:
         return True
     return sp.simplify(e) == 0
 
