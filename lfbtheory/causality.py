@@ -190,7 +190,7 @@ def check_causality(
     router: Router,
     n_experts: int,
     *,
-    max_tokens: int = 6,
+    max_tokens: int = 4,
     max_batches: int = 2,
     max_examples: int = 200,
     levels: int = 8,

@@ -342,11 +342,15 @@ class QuantilePricing:
     def __post_init__(self) -> None:
         _check_sizes(self.n_experts, self.k)
 
+    def prices(self, scores: ArrayLike) -> NDArray[np.float64]:
+        """The balancing price of this batch (dual optimum of its assignment LP)."""
+        s = check_batch(scores, self.n_experts)
+        return solve_balanced(s, self.k, capacity=_capacity(s.shape[0], self.k, self.n_experts),
+                              solver="highs").bias
+
     def __call__(self, scores: ArrayLike, state: Any = None) -> tuple[NDArray[np.int64], None]:
         s = check_batch(scores, self.n_experts)
-        p = solve_balanced(s, self.k, capacity=_capacity(s.shape[0], self.k, self.n_experts),
-                           solver="highs").bias
-        return select_experts(s, self.k, p), None
+        return select_experts(s, self.k, self.prices(s)), None
 
 
 @dataclass(frozen=True)
