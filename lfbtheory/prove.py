@@ -119,7 +119,7 @@ def _cmd(args: argparse.Namespace) -> int:
         return 2
     for r in results:
         status = "PASS" if r.ok else "FAIL"
-        print(f"{status}  {r.name:<28} {r.claim}  [{r.seconds:.1f}s]")
+        print(f"{status}  {r.name:<32} {r.claim}  [{r.seconds:.1f}s]")
         if not r.ok:
             print(f"      {r.error}")
     passed = sum(r.ok for r in results)

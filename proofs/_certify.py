@@ -8,7 +8,7 @@ constraints g == 0 with multipliers m, and we check
     expr == sum(terms) + sum(m * g)        (an identity, by expansion / simplification)
 
 and that every term is *structurally* non-negative: a product, sum or power built only from
-non-negative numbers, symbols declared ``nonnegative=True``/``positive=True``, even powers,
+non-negative numbers and closed constants (log 2, sqrt 2), symbols declared ``nonnegative=True``/``positive=True``, even powers,
 ``exp`` and ``Abs``. :func:`is_nonneg` inspects the expression tree itself; it does not call
 sympy's assumption system on compound expressions, so it cannot be fooled by a simplification.
 """
@@ -38,9 +38,8 @@ def is_nonneg(expr: sp.Expr) -> bool:
     expr = sp.sympify(expr)
     if expr.is_Number:
         return bool(expr >= 0)
-    if expr.is_NumberSymbol or (expr.is_number and expr.is_real and not expr.free_symbols
-                                and expr.is_Atom):
-        return bool(expr.is_nonnegative)
+    if expr.is_number and not expr.free_symbols:  # a closed constant such as log(2) or sqrt(2)
+        return expr.is_nonnegative is True
     if expr.is_Symbol:
         return bool(expr.is_nonnegative)
     if expr.is_Add or expr.is_Mul:
@@ -64,8 +63,8 @@ def is_pos(expr: sp.Expr) -> bool:
     expr = sp.sympify(expr)
     if expr.is_Number:
         return bool(expr > 0)
-    if expr.is_NumberSymbol:
-        return bool(expr.is_positive)
+    if expr.is_number and not expr.free_symbols:
+        return expr.is_positive is True
     if expr.is_Symbol:
         return bool(expr.is_positive)
     if expr.is_Add:
