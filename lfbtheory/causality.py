@@ -169,9 +169,6 @@ class CausalityReport:
 
 def _stream_strategy(n_experts: int, max_tokens: int, max_batches: int, levels: int) -> Any:
     from hypothesis import strategies as st
-    from hypothesis.extra import numpy as hnp
-
-    values = st.integers(1, levels).map(lambda v: v / levels)  # strictly positive gate scores
 
     @st.composite
     def build(draw: st.DrawFn) -> tuple[Any, ...]:
@@ -179,8 +176,12 @@ def _stream_strategy(n_experts: int, max_tokens: int, max_batches: int, levels: 
         n = draw(st.integers(2, max_tokens))
         b = draw(st.integers(0, nb - 1))
         j = draw(st.integers(0, n - 2 if b == nb - 1 else n - 1))
-        x = draw(hnp.arrays(np.float64, (nb, n, n_experts), elements=values))
-        y = draw(hnp.arrays(np.float64, (nb, n, n_experts), elements=values))
+        size = nb * n * n_experts
+        # Strictly positive gate scores on the grid {1..levels}/levels; flat integer lists draw
+        # and shrink much faster than hypothesis.extra.numpy arrays.
+        cells = st.lists(st.integers(1, levels), min_size=size, max_size=size)
+        x = np.array(draw(cells), dtype=np.float64).reshape(nb, n, n_experts) / levels
+        y = np.array(draw(cells), dtype=np.float64).reshape(nb, n, n_experts) / levels
         return tuple(x), tuple(y), (b, j)
 
     return build()
