@@ -42,37 +42,48 @@ __all__ = [
 ]
 
 
-def run_stream(router: Router, batches: Sequence[NDArray[np.float64]], n_experts: int,
-               state: Any = None) -> list[NDArray[np.bool_]]:
-    """Run ``router`` over ``batches`` from ``state`` (None = fresh); (n, E) bool masks per batch."""
+def run_stream(
+    router: Router, batches: Sequence[NDArray[np.float64]], n_experts: int, state: Any = None
+) -> list[NDArray[np.bool_]]:
+    """Run ``router`` over ``batches`` from ``state`` (None = fresh): (n, E) bool masks."""
     out = []
     for batch in batches:
         sel, state = router(np.array(batch, dtype=np.float64), state)
         mask = selection_mask(sel, n_experts)
         if mask.shape[0] != batch.shape[0]:
-            raise ValueError(f"router returned a selection for {mask.shape[0]} tokens, batch has {batch.shape[0]}")
+            raise ValueError(
+                f"router returned a selection for {mask.shape[0]} tokens, "
+                f"batch has {batch.shape[0]}"
+            )
         out.append(mask)
     return out
 
 
-def _apply_perturbation(batches: Sequence[NDArray[np.float64]], replacement: Sequence[NDArray[np.float64]],
-                        cut: tuple[int, int]) -> list[NDArray[np.float64]]:
-    """Copy of ``batches`` with every token after ``cut`` = (batch, position) taken from ``replacement``."""
+def _apply_perturbation(
+    batches: Sequence[NDArray[np.float64]],
+    replacement: Sequence[NDArray[np.float64]],
+    cut: tuple[int, int],
+) -> list[NDArray[np.float64]]:
+    """Copy of ``batches``, every token after ``cut`` = (batch, position) from ``replacement``."""
     b, j = cut
     out = []
     for m, (x, y) in enumerate(zip(batches, replacement, strict=True)):
         z = np.array(x, dtype=np.float64)
         if m == b:
-            z[j + 1:] = y[j + 1:]
+            z[j + 1 :] = y[j + 1 :]
         elif m > b:
             z = np.array(y, dtype=np.float64)
         out.append(z)
     return out
 
 
-def perturbation_effect(router: Router, batches: Sequence[NDArray[np.float64]],
-                        perturbed: Sequence[NDArray[np.float64]], cut: tuple[int, int],
-                        n_experts: int) -> tuple[NDArray[np.bool_], tuple[int, int] | None]:
+def perturbation_effect(
+    router: Router,
+    batches: Sequence[NDArray[np.float64]],
+    perturbed: Sequence[NDArray[np.float64]],
+    cut: tuple[int, int],
+    n_experts: int,
+) -> tuple[NDArray[np.bool_], tuple[int, int] | None]:
     """Which tokens at or before ``cut`` change their routing when the stream is ``perturbed``.
 
     Returns (changed, first): ``changed`` a bool vector over the prefix tokens in stream order
@@ -109,17 +120,23 @@ class Counterexample:
         b, j = self.cut
         m, t = self.first_changed
         np_opts = {"precision": 4, "suppress_small": True, "max_line_width": 100}
-        lines = [f"minimal counterexample: {len(self.batches)} batch(es) of "
-                 f"{self.batches[0].shape[0]} tokens x {self.batches[0].shape[1]} experts; "
-                 f"cut after token {j} of batch {b}"]
+        lines = [
+            f"minimal counterexample: {len(self.batches)} batch(es) of "
+            f"{self.batches[0].shape[0]} tokens x {self.batches[0].shape[1]} experts; "
+            f"cut after token {j} of batch {b}"
+        ]
         for i, (x, y) in enumerate(zip(self.batches, self.perturbed, strict=True)):
             lines.append(f"  batch {i} scores:\n" + _indent(np.array2string(x, **np_opts)))
             if not np.array_equal(x, y):
-                lines.append(f"  batch {i} perturbed (tokens after the cut):\n"
-                             + _indent(np.array2string(y, **np_opts)))
-        lines.append(f"  token {t} of batch {m} (at/before the cut) changed experts "
-                     f"{_ids(self.before)} -> {_ids(self.after)}; "
-                     f"{self.affected_fraction:.0%} of the prefix tokens changed")
+                lines.append(
+                    f"  batch {i} perturbed (tokens after the cut):\n"
+                    + _indent(np.array2string(y, **np_opts))
+                )
+        lines.append(
+            f"  token {t} of batch {m} (at/before the cut) changed experts "
+            f"{_ids(self.before)} -> {_ids(self.after)}; "
+            f"{self.affected_fraction:.0%} of the prefix tokens changed"
+        )
         return "\n".join(lines)
 
 
@@ -154,12 +171,16 @@ class CausalityReport:
         return None if self.counterexample is None else self.counterexample.first_changed
 
     def __str__(self) -> str:
-        head = (f"causality of {self.router}: "
-                + ("LEAK -- routing at or before a token depends on later tokens" if self.leak
-                   else f"no leak found in {self.examples} Hypothesis examples"))
-        tail = (f"random perturbations of the tokens after the middle of {self.trials} batches of "
-                f"{self.trial_tokens} tokens changed {self.mean_affected_fraction:.1%} of the "
-                "earlier tokens' routing on average")
+        head = f"causality of {self.router}: " + (
+            "LEAK -- routing at or before a token depends on later tokens"
+            if self.leak
+            else f"no leak found in {self.examples} Hypothesis examples"
+        )
+        tail = (
+            f"random perturbations of the tokens after the middle of {self.trials} batches of "
+            f"{self.trial_tokens} tokens changed {self.mean_affected_fraction:.1%} of the "
+            "earlier tokens' routing on average"
+        )
         body = [head]
         if self.counterexample is not None:
             body.append(str(self.counterexample))
@@ -214,9 +235,13 @@ def check_causality(
     from hypothesis.errors import NoSuchExample
 
     n_experts = as_positive_int(n_experts, "n_experts")
-    for value, arg in ((max_tokens, "max_tokens"), (max_batches, "max_batches"),
-                       (max_examples, "max_examples"), (levels, "levels"),
-                       (trial_tokens, "trial_tokens")):
+    for value, arg in (
+        (max_tokens, "max_tokens"),
+        (max_batches, "max_batches"),
+        (max_examples, "max_examples"),
+        (levels, "levels"),
+        (trial_tokens, "trial_tokens"),
+    ):
         as_positive_int(value, arg)
     if max_tokens < 2:
         raise ValueError(f"max_tokens must be >= 2 (a token and a later one), got {max_tokens}")
@@ -229,10 +254,17 @@ def check_causality(
         changed, _ = perturbation_effect(router, x, pert, cut, n_experts)
         return bool(changed.any())
 
-    cfg = settings(max_examples=max_examples, derandomize=True, database=None, deadline=None,
-                   suppress_health_check=list(HealthCheck))
+    cfg = settings(
+        max_examples=max_examples,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+    )
     try:
-        found = find(_stream_strategy(n_experts, max_tokens, max_batches, levels), leaks, settings=cfg)
+        found = find(
+            _stream_strategy(n_experts, max_tokens, max_batches, levels), leaks, settings=cfg
+        )
     except NoSuchExample:
         found = None
 
@@ -244,8 +276,9 @@ def check_causality(
         assert first is not None  # found satisfied `leaks`
         a = run_stream(router, x, n_experts)[first[0]][first[1]]
         c = run_stream(router, pert, n_experts)[first[0]][first[1]]
-        cex = Counterexample(tuple(np.array(v) for v in x), tuple(pert), cut, first, a, c,
-                             float(changed.mean()))
+        cex = Counterexample(
+            tuple(np.array(v) for v in x), tuple(pert), cut, first, a, c, float(changed.mean())
+        )
 
     rng = np.random.default_rng(seed)
     fractions = []
@@ -253,7 +286,9 @@ def check_causality(
         base = [1.0 / (1.0 + np.exp(-rng.normal(size=(trial_tokens, n_experts)))) for _ in range(2)]
         repl = [1.0 / (1.0 + np.exp(-rng.normal(size=(trial_tokens, n_experts)))) for _ in range(2)]
         cut = (0, trial_tokens // 2 - 1)
-        changed, _ = perturbation_effect(router, base, _apply_perturbation(base, repl, cut), cut, n_experts)
+        changed, _ = perturbation_effect(
+            router, base, _apply_perturbation(base, repl, cut), cut, n_experts
+        )
         fractions.append(float(changed.mean()))
     return CausalityReport(
         router=name or _describe(router),

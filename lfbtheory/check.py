@@ -21,7 +21,10 @@ __all__ = ["add_parser", "load_router", "run_check"]
 def load_router(spec: str) -> Any:
     """Import ``MODULE:CALLABLE`` and return the router (calling it if it is a factory)."""
     if not isinstance(spec, str) or spec.count(":") != 1 or not all(spec.split(":")):
-        raise ValueError(f"router must be given as MODULE:CALLABLE (e.g. lfbtheory.testing.mutants:bf16_bias), got {spec!r}")
+        raise ValueError(
+            "router must be given as MODULE:CALLABLE "
+            f"(e.g. lfbtheory.testing.mutants:bf16_bias), got {spec!r}"
+        )
     mod_name, attr = spec.split(":")
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())  # like `python -m`, let users name modules in the cwd
@@ -34,7 +37,9 @@ def load_router(spec: str) -> Any:
             raise ValueError(f"{mod_name!r} has no attribute {attr!r}")
         obj = getattr(obj, part)
     if not callable(obj):
-        raise TypeError(f"{spec} is not callable (expected a router, a router factory or a router function)")
+        raise TypeError(
+            f"{spec} is not callable (expected a router, a router factory or a router function)"
+        )
     return _instantiate(obj)
 
 
@@ -47,18 +52,30 @@ def _instantiate(obj: Any) -> Any:
         sig = inspect.signature(obj)
     except (TypeError, ValueError):
         return obj
-    required = [p for p in sig.parameters.values()
-                if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    required = [
+        p
+        for p in sig.parameters.values()
+        if p.default is p.empty
+        and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    ]
     if not required:  # a factory
         return obj()
     if inspect.isclass(obj):
-        raise TypeError(f"{obj.__name__} needs constructor arguments {[p.name for p in required]}; "
-                        "point lfb check at a zero-argument factory instead")
+        raise TypeError(
+            f"{obj.__name__} needs constructor arguments {[p.name for p in required]}; "
+            "point lfb check at a zero-argument factory instead"
+        )
     return obj
 
 
-def run_check(spec: str, *, only: list[str] | None = None, seed: int = 0, n_experts: int = 8,
-              causality_examples: int = 100) -> tuple[int, str]:
+def run_check(
+    spec: str,
+    *,
+    only: list[str] | None = None,
+    seed: int = 0,
+    n_experts: int = 8,
+    causality_examples: int = 100,
+) -> tuple[int, str]:
     """(exit status, report text) of the suite on the router named by ``spec``."""
     from lfbtheory.testing.conformance import Config, run_conformance
 
@@ -69,8 +86,13 @@ def run_check(spec: str, *, only: list[str] | None = None, seed: int = 0, n_expe
 
 
 def _cmd(args: argparse.Namespace) -> int:
-    status, text = run_check(args.router, only=args.only, seed=args.seed, n_experts=args.experts,
-                             causality_examples=args.examples)
+    status, text = run_check(
+        args.router,
+        only=args.only,
+        seed=args.seed,
+        n_experts=args.experts,
+        causality_examples=args.examples,
+    )
     print(text)
     return status
 
@@ -78,14 +100,33 @@ def _cmd(args: argparse.Namespace) -> int:
 def add_parser(subparsers: Any) -> None:
     """Register ``lfb check``."""
     p = subparsers.add_parser(
-        "check", help="run the router conformance suite on MODULE:CALLABLE (exit 1 names failures)",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("router", help="MODULE:CALLABLE, e.g. lfbtheory.testing.conformance:reference_router")
-    p.add_argument("--only", action="append", metavar="PROPERTY",
-                   help="run only this property (repeatable; default: all)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the generated instances (default 0)")
-    p.add_argument("--experts", type=int, default=8,
-                   help="E for a bare router function without an n_experts attribute (default 8)")
-    p.add_argument("--examples", type=int, default=100,
-                   help="Hypothesis examples for the causality search (default 100)")
+        "check",
+        help="run the router conformance suite on MODULE:CALLABLE (exit 1 names failures)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "router", help="MODULE:CALLABLE, e.g. lfbtheory.testing.conformance:reference_router"
+    )
+    p.add_argument(
+        "--only",
+        action="append",
+        metavar="PROPERTY",
+        help="run only this property (repeatable; default: all)",
+    )
+    p.add_argument(
+        "--seed", type=int, default=0, help="seed of the generated instances (default 0)"
+    )
+    p.add_argument(
+        "--experts",
+        type=int,
+        default=8,
+        help="E for a bare router function without an n_experts attribute (default 8)",
+    )
+    p.add_argument(
+        "--examples",
+        type=int,
+        default=100,
+        help="Hypothesis examples for the causality search (default 100)",
+    )
     p.set_defaults(func=_cmd)

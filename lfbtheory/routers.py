@@ -96,9 +96,12 @@ class BiasRouter(Protocol):
 
     def __call__(self, scores: NDArray[np.float64], state: Any) -> tuple[Selection, Any]: ...
     def init(self, bias0: ArrayLike | None = None) -> Any: ...
-    def select(self, scores: ArrayLike, bias: ArrayLike) -> tuple[NDArray[np.int64], NDArray[np.float64]]: ...
-    def forward(self, scores: ArrayLike, state: Any, *, mode: str = "train",
-                valid: ArrayLike | None = None) -> tuple[NDArray[np.int64], NDArray[np.float64], Any]: ...
+    def select(
+        self, scores: ArrayLike, bias: ArrayLike
+    ) -> tuple[NDArray[np.int64], NDArray[np.float64]]: ...
+    def forward(
+        self, scores: ArrayLike, state: Any, *, mode: str = "train", valid: ArrayLike | None = None
+    ) -> tuple[NDArray[np.int64], NDArray[np.float64], Any]: ...
     def step(self, states: Sequence[Any]) -> tuple[Any, ...]: ...
     def bias(self, state: Any) -> NDArray[np.floating]: ...
     def counts(self, state: Any) -> NDArray[np.number]: ...
@@ -111,7 +114,9 @@ def check_batch(scores: ArrayLike, n_experts: int) -> NDArray[np.float64]:
     """Validate one batch: finite (n, E) with E == ``n_experts``."""
     s = as_scores(scores)
     if s.shape[1] != n_experts:
-        raise ValueError(f"scores must have E={n_experts} columns (the router's n_experts), got {s.shape[1]}")
+        raise ValueError(
+            f"scores must have E={n_experts} columns (the router's n_experts), got {s.shape[1]}"
+        )
     return s
 
 
@@ -119,15 +124,21 @@ def selection_mask(selection: ArrayLike, n_experts: int) -> NDArray[np.bool_]:
     """(n, E) bool mask of a selection: ids (n, k) -> one-hot rows; a bool (n, E) mask as is."""
     sel = np.asarray(selection)
     if sel.ndim != 2:
-        raise ValueError(f"selection must be 2-D ((n, k) ids or (n, E) bool mask), got shape {sel.shape}")
+        raise ValueError(
+            f"selection must be 2-D ((n, k) ids or (n, E) bool mask), got shape {sel.shape}"
+        )
     if sel.dtype == bool:
         if sel.shape[1] != n_experts:
-            raise ValueError(f"a bool selection mask must have E={n_experts} columns, got {sel.shape}")
+            raise ValueError(
+                f"a bool selection mask must have E={n_experts} columns, got {sel.shape}"
+            )
         return sel.copy()
     if not np.issubdtype(sel.dtype, np.integer):
         raise TypeError(f"selection must hold integer expert ids or bools, got dtype {sel.dtype}")
     if sel.size and (sel.min() < 0 or sel.max() >= n_experts):
-        raise ValueError(f"selected expert ids must lie in [0, {n_experts}), got [{sel.min()}, {sel.max()}]")
+        raise ValueError(
+            f"selected expert ids must lie in [0, {n_experts}), got [{sel.min()}, {sel.max()}]"
+        )
     mask = np.zeros((sel.shape[0], n_experts), dtype=bool)
     np.put_along_axis(mask, sel.astype(np.int64), True, axis=1)
     return mask
@@ -179,24 +190,45 @@ class TokenChoice:
         if not callable(self.schedule):
             raise TypeError("schedule must be a callable int -> float (lfbtheory.schedules)")
         # route() validates the group arguments; fail at construction, not at the first batch.
-        select_experts(np.zeros((1, self.n_experts)), self.k, n_groups=self.n_groups,
-                       topk_groups=self.topk_groups, group_score_topk=self.group_score_topk)
+        select_experts(
+            np.zeros((1, self.n_experts)),
+            self.k,
+            n_groups=self.n_groups,
+            topk_groups=self.topk_groups,
+            group_score_topk=self.group_score_topk,
+        )
 
     # -- pure routing ---------------------------------------------------------------------
-    def select(self, scores: ArrayLike, bias: ArrayLike) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    def select(
+        self, scores: ArrayLike, bias: ArrayLike
+    ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
         """(experts, weights) of :func:`lfbtheory.route` with this router's options."""
-        r = route(check_batch(scores, self.n_experts), self.k, bias, bias_mode=self.rule.bias_mode,
-                  n_groups=self.n_groups, topk_groups=self.topk_groups,
-                  group_score_topk=self.group_score_topk, normalize=self.normalize)
+        r = route(
+            check_batch(scores, self.n_experts),
+            self.k,
+            bias,
+            bias_mode=self.rule.bias_mode,
+            n_groups=self.n_groups,
+            topk_groups=self.topk_groups,
+            group_score_topk=self.group_score_topk,
+            normalize=self.normalize,
+        )
         return r.experts, r.weights
 
     # -- lifecycle --------------------------------------------------------------------------
     def init(self, bias0: ArrayLike | None = None) -> TokenChoiceState:
-        return TokenChoiceState(self.rule.init(self.n_experts, bias0),
-                                np.zeros(self.n_experts, dtype=np.int64))
+        return TokenChoiceState(
+            self.rule.init(self.n_experts, bias0), np.zeros(self.n_experts, dtype=np.int64)
+        )
 
-    def forward(self, scores: ArrayLike, state: TokenChoiceState, *, mode: str = "train",
-                valid: ArrayLike | None = None) -> tuple[NDArray[np.int64], NDArray[np.float64], TokenChoiceState]:
+    def forward(
+        self,
+        scores: ArrayLike,
+        state: TokenChoiceState,
+        *,
+        mode: str = "train",
+        valid: ArrayLike | None = None,
+    ) -> tuple[NDArray[np.int64], NDArray[np.float64], TokenChoiceState]:
         """Route one micro-batch with the current bias; train mode adds real tokens' counts."""
         choice(mode, "mode", MODES)
         experts, weights = self.select(scores, state.rule.bias)
@@ -214,7 +246,9 @@ class TokenChoice:
         total = np.sum([s.counts for s in states], axis=0)
         out = []
         for s in states:
-            rs = s.rule if s.frozen else self.rule.update(total, s.rule, self.schedule(s.rule.count))
+            rs = (
+                s.rule if s.frozen else self.rule.update(total, s.rule, self.schedule(s.rule.count))
+            )
             out.append(TokenChoiceState(rs, np.zeros(self.n_experts, dtype=np.int64), s.frozen))
         return tuple(out)
 
@@ -244,13 +278,16 @@ class TokenChoice:
             raise ValueError("state dict must contain 'bias'")
         n_buf = sum(1 for key in d if key.startswith("buffer"))
         rs = _updates.RuleState(
-            np.array(d["bias"], dtype=np.float64), int(np.asarray(d.get("count", 0))),
+            np.array(d["bias"], dtype=np.float64),
+            int(np.asarray(d.get("count", 0))),
             tuple(np.array(d[f"buffer{i}"], dtype=np.float64) for i in range(n_buf)),
         )
         counts = np.array(d.get("counts", np.zeros(self.n_experts)), dtype=np.int64)
         return TokenChoiceState(rs, counts, bool(np.asarray(d.get("frozen", False))))
 
-    def __call__(self, scores: ArrayLike, state: TokenChoiceState | None) -> tuple[NDArray[np.int64], TokenChoiceState]:
+    def __call__(
+        self, scores: ArrayLike, state: TokenChoiceState | None
+    ) -> tuple[NDArray[np.int64], TokenChoiceState]:
         """Route the batch with the bias from past batches, then update it from these loads."""
         state = self.init() if state is None else state
         experts, _, pending = self.forward(scores, state, mode="train")
@@ -302,7 +339,7 @@ class ExpertChoice:
 
 
 def _lse(x: NDArray[np.float64], axis: int) -> NDArray[np.float64]:
-    """log sum exp along ``axis`` (max-shifted, so no overflow); lighter than scipy's for tiny arrays."""
+    """log-sum-exp along ``axis``, max-shifted; cheaper than scipy's on tiny arrays."""
     m = np.max(x, axis=axis, keepdims=True)
     return np.squeeze(m, axis=axis) + np.log(np.sum(np.exp(x - m), axis=axis))
 
@@ -325,8 +362,9 @@ class BASE:
 
     def __call__(self, scores: ArrayLike, state: Any = None) -> tuple[NDArray[np.int64], None]:
         s = check_batch(scores, self.n_experts)
-        opt = solve_balanced(s, self.k, capacity=_capacity(s.shape[0], self.k, self.n_experts),
-                             solver=self.solver)
+        opt = solve_balanced(
+            s, self.k, capacity=_capacity(s.shape[0], self.k, self.n_experts), solver=self.solver
+        )
         return opt.experts, None
 
 
@@ -345,8 +383,9 @@ class QuantilePricing:
     def prices(self, scores: ArrayLike) -> NDArray[np.float64]:
         """The balancing price of this batch (dual optimum of its assignment LP)."""
         s = check_batch(scores, self.n_experts)
-        return solve_balanced(s, self.k, capacity=_capacity(s.shape[0], self.k, self.n_experts),
-                              solver="highs").bias
+        return solve_balanced(
+            s, self.k, capacity=_capacity(s.shape[0], self.k, self.n_experts), solver="highs"
+        ).bias
 
     def __call__(self, scores: ArrayLike, state: Any = None) -> tuple[NDArray[np.int64], None]:
         s = check_batch(scores, self.n_experts)

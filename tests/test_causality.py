@@ -34,8 +34,14 @@ def test_leak_found_in_every_batch_level_balancer(name):
     assert 0 < rep.mean_affected_fraction <= 1
 
 
-@pytest.mark.parametrize("router", [R.TokenChoice(4, 2, n_groups=2, topk_groups=1), R.PlainTopK(4, 2),
-                                    R.TokenChoice(4, 1, schedule=lambda t: 0.5)])
+@pytest.mark.parametrize(
+    "router",
+    [
+        R.TokenChoice(4, 2, n_groups=2, topk_groups=1),
+        R.PlainTopK(4, 2),
+        R.TokenChoice(4, 1, schedule=lambda t: 0.5),
+    ],
+)
 def test_no_leak_in_past_only_routing(router):
     rep = check_causality(router, 4, trials=5, trial_tokens=16)
     assert not rep.leak and rep.counterexample is None
@@ -66,7 +72,9 @@ def test_perturbing_only_a_later_batch_leaves_a_stateless_router_unchanged():
     assert not changed.any() and first is None  # batch 1 cannot change batch 0
 
 
-@pytest.mark.parametrize(("t", "e", "k"), [(4, 2, 1), (8, 4, 1), (12, 6, 2), (64, 8, 2), (1000, 10, 3)])
+@pytest.mark.parametrize(
+    ("t", "e", "k"), [(4, 2, 1), (8, 4, 1), (12, 6, 2), (64, 8, 2), (1000, 10, 3)]
+)
 def test_leakage_exact_value_matches_math_comb_and_dominates_the_lower_bound(t, e, k):
     b = expert_choice_leakage(t, e, k)
     m = k * t // e

@@ -20,18 +20,24 @@ from lfbtheory.testing.conformance import (
 from lfbtheory.testing.mutants import MUTANTS
 
 
-
 def test_reference_router_passes_every_property_with_none_skipped():
     rep = run_conformance(reference_router())
     assert rep.ok and not rep.skipped, str(rep)
     assert set(rep.passed) == set(PROPERTIES)
 
 
-@pytest.mark.parametrize("rule", ["centered_sign", "proportional", "momentum", "adagrad",
-                                  "multiplicative"])
+@pytest.mark.parametrize(
+    "rule", ["centered_sign", "proportional", "momentum", "adagrad", "multiplicative"]
+)
 def test_reference_router_with_other_update_rules_passes(rule):
-    r = R.TokenChoice(8, 2, rule=updates.make_rule(rule), schedule=schedules.inverse_sqrt(0.01),
-                      n_groups=4, topk_groups=2)
+    r = R.TokenChoice(
+        8,
+        2,
+        rule=updates.make_rule(rule),
+        schedule=schedules.inverse_sqrt(0.01),
+        n_groups=4,
+        topk_groups=2,
+    )
     rep = run_conformance(r, config=Config(causality_examples=30, drift_steps=50))
     assert rep.ok and not rep.skipped, str(rep)
 
@@ -59,7 +65,10 @@ def test_a_crashing_router_fails_instead_of_erroring():
         raise RuntimeError("boom")
 
     rep = run_conformance(broken, only=["selection_valid"])
-    assert rep.failed == ("selection_valid",) and "RuntimeError: boom" in rep["selection_valid"].message
+    assert (
+        rep.failed == ("selection_valid",)
+        and "RuntimeError: boom" in rep["selection_valid"].message
+    )
 
 
 def test_unknown_property_raises():

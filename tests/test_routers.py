@@ -92,14 +92,21 @@ def test_token_choice_routes_with_the_past_bias_then_applies_the_rule():
 
 
 @settings(max_examples=25, deadline=None)
-@given(s=score_arrays(n=st.integers(1, 12), n_experts=4), k=st.integers(1, 4),
-       u=st.sampled_from([1e-3, 0.25]))
+@given(
+    s=score_arrays(n=st.integers(1, 12), n_experts=4),
+    k=st.integers(1, 4),
+    u=st.sampled_from([1e-3, 0.25]),
+)
 def test_token_choice_first_batch_is_plain_topk_and_second_uses_only_the_first(s, k, u):
     r = R.TokenChoice(4, k, schedule=schedules.constant(u), normalize=False)
     sel1, state = r(s, None)
     np.testing.assert_array_equal(sel1, lfb.select_experts(s, k))
     sel2, _ = r(s[::-1].copy(), state)
-    b = updates.sign().update(np.bincount(sel1.ravel(), minlength=4), updates.sign().init(4, None), u).bias
+    b = (
+        updates.sign()
+        .update(np.bincount(sel1.ravel(), minlength=4), updates.sign().init(4, None), u)
+        .bias
+    )
     np.testing.assert_array_equal(sel2, lfb.select_experts(s[::-1], k, b))
 
 

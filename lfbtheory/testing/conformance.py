@@ -14,7 +14,7 @@ Properties (each targets a bug class of ``shared/PITFALLS.md``; sources in each 
 ========================== ======================================================================
 selection_valid            ids in [0, E), no expert twice per token (or a bool mask); deterministic
 gate_weights_bias_free     weights of a fixed selected set do not depend on the bias
-bias_shift_invariance      b -> b + c (dyadic c, |c| <= 1024, large negative included) selects the same
+bias_shift_invariance      b -> b + c selects the same (dyadic c, |c| <= 1024, negative included)
 selected_in_selected_groups group-limited routing picks experts only in the top groups
 update_oracle              the bias follows the declared rule exactly for deterministic loads
 no_update_when_balanced    balanced loads leave the bias unchanged
@@ -116,7 +116,9 @@ def _grid_scores(rng: np.random.Generator, n: int, e: int) -> NDArray[np.float64
     return np.clip(np.round(x * 256), 1, 256) / 256
 
 
-def _gate_scores(rng: np.random.Generator, n: int, e: int, skew: float = 0.0) -> NDArray[np.float64]:
+def _gate_scores(
+    rng: np.random.Generator, n: int, e: int, skew: float = 0.0
+) -> NDArray[np.float64]:
     pop = np.linspace(-skew, skew, e)
     return 1.0 / (1.0 + np.exp(-(rng.normal(size=(n, e)) + pop)))
 
@@ -172,8 +174,10 @@ class ConformanceReport:
         for r in self.results:
             msg = r.message.replace("\n", "\n        ")
             lines.append(f"  {r.status.upper():4}  {r.name}: {msg}")
-        lines.append(f"{len(self.passed)} passed, {len(self.failed)} failed, {len(self.skipped)} skipped"
-                     + (f" -- FAILED: {', '.join(self.failed)}" if self.failed else ""))
+        lines.append(
+            f"{len(self.passed)} passed, {len(self.failed)} failed, {len(self.skipped)} skipped"
+            + (f" -- FAILED: {', '.join(self.failed)}" if self.failed else "")
+        )
         return "\n".join(lines)
 
 
@@ -221,8 +225,10 @@ def _need_rule(r: Any) -> tuple[updates.Rule, schedules.Schedule]:
     _need_lifecycle(r)
     rule, sched = getattr(r, "rule", None), getattr(r, "schedule", None)
     if not isinstance(rule, updates.Rule) or not callable(sched):
-        raise _Skip("needs the declared update rule (attribute `rule`, an lfbtheory.updates.Rule) "
-                    "and step-size `schedule`")
+        raise _Skip(
+            "needs the declared update rule (attribute `rule`, an lfbtheory.updates.Rule) "
+            "and step-size `schedule`"
+        )
     return rule, sched
 
 
@@ -316,16 +322,18 @@ def gate_weights_bias_free(r: Any, rng: np.random.Generator, cfg: Config) -> str
         if bad.any():
             t = int(np.flatnonzero(same)[np.argmax(bad)])
             i = int(np.argmax(bad))
-            raise _Fail(f"token {t} keeps experts {sorted(e1[t].tolist())} under biases b and b' but its "
-                        f"gate weights change {_f(v1[i])} -> {_f(v2[i])}: the bias leaked into the "
-                        "weights (weights must come from the unbiased scores)")
+            raise _Fail(
+                f"token {t} keeps experts {sorted(e1[t].tolist())} under biases b and b' but its "
+                f"gate weights change {_f(v1[i])} -> {_f(v2[i])}: the bias leaked into the "
+                "weights (weights must come from the unbiased scores)"
+            )
     if compared == 0:
         raise _Fail("inconclusive: no token kept its selected set under a small bias change")
     return f"weights equal for {compared} tokens with an unchanged selected set"
 
 
-SHIFTS = (-1024.0, -37.5, -1.0, -2.0 ** -8, 2.0 ** -8, 3.0, 64.0, 1024.0)
-SCALES = (2.0 ** -6, 0.5, 2.0, 2.0 ** 6)
+SHIFTS = (-1024.0, -37.5, -1.0, -(2.0**-8), 2.0**-8, 3.0, 64.0, 1024.0)
+SCALES = (2.0**-6, 0.5, 2.0, 2.0**6)
 
 
 def bias_shift_invariance(r: Any, rng: np.random.Generator, cfg: Config) -> str:
@@ -349,10 +357,12 @@ def bias_shift_invariance(r: Any, rng: np.random.Generator, cfg: Config) -> str:
             if diff.size:
                 t = int(diff[0])
                 op = "multiplying every bias by" if mult else "adding"
-                raise _Fail(f"{op} c={c:g} {'' if mult else 'to every bias '}changed the experts of "
-                            f"{diff.size}/{s.shape[0]} tokens (token {t}: {_ids(base[t])} -> "
-                            f"{_ids(got[t])}); selection must depend on the bias only up to a "
-                            "constant shift")
+                raise _Fail(
+                    f"{op} c={c:g} {'' if mult else 'to every bias '}changed the experts of "
+                    f"{diff.size}/{s.shape[0]} tokens (token {t}: {_ids(base[t])} -> "
+                    f"{_ids(got[t])}); selection must depend on the bias only up to a "
+                    "constant shift"
+                )
     return f"{len(consts)} {'scales' if mult else 'shifts'} x 3 batches select identically"
 
 
@@ -379,10 +389,12 @@ def selected_in_selected_groups(r: Any, rng: np.random.Generator, cfg: Config) -
         bad = np.flatnonzero(np.any(got & ~eligible, axis=1))
         if bad.size:
             t = int(bad[0])
-            raise _Fail(f"token {t} (bias offset {offset:g}) selects experts {_ids(got[t])}, but only "
-                        f"{_ids(eligible[t])} lie in its top {tg} of {ng} groups (group score: sum of "
-                        f"the top {gtop} biased scores); a masked expert won -- masked groups must "
-                        "be -inf, and the group score must follow the declared rule")
+            raise _Fail(
+                f"token {t} (bias offset {offset:g}) selects experts {_ids(got[t])}, but only "
+                f"{_ids(eligible[t])} lie in its top {tg} of {ng} groups (group score: sum of "
+                f"the top {gtop} biased scores); a masked expert won -- masked groups must "
+                "be -inf, and the group score must follow the declared rule"
+            )
     return "all selected experts lie in the selected groups (offsets 0, -3, -1024)"
 
 
@@ -415,9 +427,13 @@ def update_oracle(r: Any, rng: np.random.Generator, cfg: Config) -> str:
     st, oracle = r.init(), rule.init(e, None)
     if not np.allclose(np.asarray(r.bias(st), np.float64), oracle.bias):
         raise _Fail(f"initial bias {_f(r.bias(st))} differs from the rule's init {_f(oracle.bias)}")
-    batches = [_gate_scores(rng, 48, e, skew=1.0), _forced_balanced(e, k, 4 * e),
-               scores_for_loads(_skewed_loads(e, k), k),
-               _gate_scores(rng, 48, e, skew=2.0), _gate_scores(rng, 48, e)]
+    batches = [
+        _gate_scores(rng, 48, e, skew=1.0),
+        _forced_balanced(e, k, 4 * e),
+        scores_for_loads(_skewed_loads(e, k), k),
+        _gate_scores(rng, 48, e, skew=2.0),
+        _gate_scores(rng, 48, e),
+    ]
     for i, x in enumerate(batches):
         experts, _, st = r.forward(x, st)
         loads = expert_loads(np.asarray(experts), e)
@@ -427,9 +443,14 @@ def update_oracle(r: Any, rng: np.random.Generator, cfg: Config) -> str:
         oracle = new
         ok, err = _bias_close(r.bias(st), oracle.bias, step)
         if not ok:
-            raise _Fail(f"after step {i + 1} (loads {loads.tolist()}) the bias is {_f(r.bias(st))} but "
-                        f"rule {rule.name!r} gives {_f(oracle.bias)} (max error {err:.3g})")
-    return f"{len(batches)} steps match rule {rule.name!r} exactly (deterministic loads incl. balanced)"
+            raise _Fail(
+                f"after step {i + 1} (loads {loads.tolist()}) the bias is {_f(r.bias(st))} but "
+                f"rule {rule.name!r} gives {_f(oracle.bias)} (max error {err:.3g})"
+            )
+    return (
+        f"{len(batches)} steps match rule {rule.name!r} exactly "
+        "(deterministic loads incl. balanced)"
+    )
 
 
 def no_update_when_balanced(r: Any, rng: np.random.Generator, cfg: Config) -> str:
@@ -469,9 +490,11 @@ def count_scale_invariance(r: Any, rng: np.random.Generator, cfg: Config) -> str
     for m, b in zip((2, 3), biases[1:], strict=True):
         ok, err = _bias_close(b, biases[0], step)
         if not ok:
-            raise _Fail(f"the update from counts {m}*c differs from the update from c by {err:.3g} "
-                        f"(step {step:.3g}): the rule depends on the units of the counts, so double "
-                        "counting changes the bias (the sign rule is invariant)")
+            raise _Fail(
+                f"the update from counts {m}*c differs from the update from c by {err:.3g} "
+                f"(step {step:.3g}): the rule depends on the units of the counts, so double "
+                "counting changes the bias (the sign rule is invariant)"
+            )
     rule = getattr(r, "rule", None)
     if isinstance(rule, updates.Rule):
         c = rng.integers(0, 20, e).astype(float)
@@ -479,10 +502,14 @@ def count_scale_invariance(r: Any, rng: np.random.Generator, cfg: Config) -> str
         u = 1e-3
         ref = rule.update(c, s0, u).bias
         for m in (2.0, 3.0):
-            ok, err = _bias_close(rule.update(m * c, s0, u).bias, ref, float(np.max(np.abs(ref - s0.bias))))
+            ok, err = _bias_close(
+                rule.update(m * c, s0, u).bias, ref, float(np.max(np.abs(ref - s0.bias)))
+            )
             if not ok:
-                raise _Fail(f"declared rule {rule.name!r} is not scale invariant: counts x{m:g} change "
-                            f"its update by {err:.3g}")
+                raise _Fail(
+                    f"declared rule {rule.name!r} is not scale invariant: counts x{m:g} change "
+                    f"its update by {err:.3g}"
+                )
     return "updates from c, 2c and 3c agree"
 
 
@@ -504,13 +531,19 @@ def microbatch_accumulation(r: Any, rng: np.random.Generator, cfg: Config) -> st
     sa, sb = np.concatenate(sel_a), _sets(ex, e)
     diff = np.flatnonzero(np.any(sa != sb, axis=1))
     if diff.size:
-        raise _Fail(f"token {diff[0]} routes to {_ids(sa[diff[0]])} in micro-batches but "
-                    f"{_ids(sb[diff[0]])} in one batch: the bias moved between micro-batches")
+        raise _Fail(
+            f"token {diff[0]} routes to {_ids(sa[diff[0]])} in micro-batches but "
+            f"{_ids(sb[diff[0]])} in one batch: the bias moved between micro-batches"
+        )
     b0 = np.asarray(r.bias(st0), np.float64)
-    ok, err = _bias_close(r.bias(st_a), r.bias(st_b), float(np.max(np.abs(np.asarray(r.bias(st_b)) - b0))))
+    ok, err = _bias_close(
+        r.bias(st_a), r.bias(st_b), float(np.max(np.abs(np.asarray(r.bias(st_b)) - b0)))
+    )
     if not ok:
-        raise _Fail(f"3 micro-batches + 1 step give bias {_f(r.bias(st_a))}, one concatenated batch "
-                    f"gives {_f(r.bias(st_b))} (max difference {err:.3g})")
+        raise _Fail(
+            f"3 micro-batches + 1 step give bias {_f(r.bias(st_a))}, one concatenated batch "
+            f"gives {_f(r.bias(st_b))} (max difference {err:.3g})"
+        )
     return "3 micro-batches + 1 step == 1 step on the concatenated batch"
 
 
@@ -529,18 +562,24 @@ def data_parallel_reduction(r: Any, rng: np.random.Generator, cfg: Config) -> st
             _, _, single = r.forward(x, single)
         total = np.sum([np.asarray(r.counts(s), np.float64) for s in reps], axis=0)
         if not np.array_equal(total, np.asarray(r.counts(single), np.float64)):
-            raise _Fail(f"step {i + 1}: shard counts sum to {total.tolist()} but one process counts "
-                        f"{np.asarray(r.counts(single)).tolist()}")
+            raise _Fail(
+                f"step {i + 1}: shard counts sum to {total.tolist()} but one process counts "
+                f"{np.asarray(r.counts(single)).tolist()}"
+            )
         reps = list(r.step(reps))
         (single,) = r.step([single])
         b = [np.asarray(r.bias(s)) for s in reps]
         if not np.array_equal(b[0], b[1]):
-            raise _Fail(f"step {i + 1}: replica biases diverged: {_f(b[0])} vs {_f(b[1])} "
-                        "(loads not all-reduced across data-parallel ranks)")
+            raise _Fail(
+                f"step {i + 1}: replica biases diverged: {_f(b[0])} vs {_f(b[1])} "
+                "(loads not all-reduced across data-parallel ranks)"
+            )
         ok, err = _bias_close(b[0], r.bias(single), 1e-3)
         if not ok:
-            raise _Fail(f"step {i + 1}: replica bias {_f(b[0])} differs from the single-process bias "
-                        f"{_f(r.bias(single))} (max {err:.3g})")
+            raise _Fail(
+                f"step {i + 1}: replica bias {_f(b[0])} differs from the single-process bias "
+                f"{_f(r.bias(single))} (max {err:.3g})"
+            )
     return "3 steps: summed shard counts == single-process counts; replicas identical"
 
 
@@ -569,9 +608,11 @@ def count_precision(r: Any, rng: np.random.Generator, cfg: Config) -> str:
     flips = np.flatnonzero(np.sign(c_bar - got) != np.sign(c_bar - exact))
     if flips.size:
         i = int(flips[0])
-        raise _Fail(f"expert {i}: counted {got[i]:.0f} vs exact {exact[i]} (mean {c_bar:g}); "
-                    f"sign(mean - load) flipped for experts {flips.tolist()} -- counts accumulated "
-                    "in low precision")
+        raise _Fail(
+            f"expert {i}: counted {got[i]:.0f} vs exact {exact[i]} (mean {c_bar:g}); "
+            f"sign(mean - load) flipped for experts {flips.tolist()} -- counts accumulated "
+            "in low precision"
+        )
     max_err = float(np.max(np.abs(got - exact)))
     rule = getattr(r, "rule", None)
     if isinstance(rule, updates.Rule) and callable(getattr(r, "schedule", None)):
@@ -579,8 +620,10 @@ def count_precision(r: Any, rng: np.random.Generator, cfg: Config) -> str:
         oracle = rule.update(exact, rule.init(e, None), r.schedule(0))
         ok, err = _bias_close(r.bias(st), oracle.bias, 1e-3)
         if not ok:
-            raise _Fail(f"update on ~40k counts gives {_f(r.bias(st))}, the rule on the exact counts "
-                        f"{_f(oracle.bias)}")
+            raise _Fail(
+                f"update on ~40k counts gives {_f(r.bias(st))}, the rule on the exact counts "
+                f"{_f(oracle.bias)}"
+            )
     return f"counts at ~{mean} per expert: no sign flip (max count error {max_err:g})"
 
 
@@ -596,12 +639,16 @@ def passes_that_do_not_count(r: Any, rng: np.random.Generator, cfg: Config) -> s
     for mode in ("eval", "no_grad", "recompute"):
         ex, _, st2 = r.forward(x, st, mode=mode)
         if not np.array_equal(np.asarray(r.counts(st2)), np.asarray(r.counts(st))):
-            raise _Fail(f"the {mode!r} pass changed the pending counts {np.asarray(r.counts(st)).tolist()}"
-                        f" -> {np.asarray(r.counts(st2)).tolist()}")
+            raise _Fail(
+                f"the {mode!r} pass changed the pending counts {np.asarray(r.counts(st)).tolist()}"
+                f" -> {np.asarray(r.counts(st2)).tolist()}"
+            )
         if not np.array_equal(np.asarray(r.bias(st2)), np.asarray(r.bias(st))):
             raise _Fail(f"the {mode!r} pass moved the bias")
         if not np.array_equal(_sets(ex, e), _sets(ex_train, e)):
-            raise _Fail(f"the {mode!r} pass routed differently from the train pass with the same bias")
+            raise _Fail(
+                f"the {mode!r} pass routed differently from the train pass with the same bias"
+            )
         _, _, st3 = r.forward(x, st2, mode="train")
         (a,), (b,) = r.step([st3]), r.step([st_train])
         if not np.array_equal(np.asarray(r.bias(a)), np.asarray(r.bias(b))):
@@ -641,14 +688,18 @@ def one_update_per_step(r: Any, rng: np.random.Generator, cfg: Config) -> str:
         ex, _, st = r.forward(_gate_scores(rng, 16, e, skew=1.0), st)
         total += expert_loads(np.asarray(ex), e)
         if not np.array_equal(np.asarray(r.bias(st)), b_before):
-            raise _Fail(f"the bias moved during forward pass {i + 1}, before the optimizer step "
-                        "(an update per micro-batch)")
+            raise _Fail(
+                f"the bias moved during forward pass {i + 1}, before the optimizer step "
+                "(an update per micro-batch)"
+            )
     (st,) = r.step([st])
     new = rule.update(total, oracle, sched(oracle.count))
     ok, err = _bias_close(r.bias(st), new.bias, float(np.max(np.abs(new.bias - oracle.bias))))
     if not ok:
-        raise _Fail(f"one step after 3 micro-batches gives {_f(r.bias(st))}; one update of "
-                    f"{rule.name!r} on the summed loads gives {_f(new.bias)} (max error {err:.3g})")
+        raise _Fail(
+            f"one step after 3 micro-batches gives {_f(r.bias(st))}; one update of "
+            f"{rule.name!r} on the summed loads gives {_f(new.bias)} (max error {err:.3g})"
+        )
     return "bias fixed during forward passes; one rule update per optimizer step"
 
 
@@ -665,20 +716,29 @@ def checkpoint_roundtrip(r: Any, rng: np.random.Generator, cfg: Config) -> str:
         _, _, st = r.forward(x, st)
         (st,) = r.step([st])
     sd = r.state_dict(st)
+    storage = getattr(sd, "storage_dtypes", {})  # e.g. torch dtypes, see lfbtheory.torch_adapter
     for key, v in sd.items():
         a = np.asarray(v)
-        if np.issubdtype(a.dtype, np.floating) and a.dtype.itemsize < 4:
-            raise _Fail(f"checkpoint entry {key!r} has dtype {a.dtype}; persist the bias in >= float32")
+        name = storage.get(key, str(a.dtype))
+        if name in ("bfloat16", "float16") or (
+            np.issubdtype(a.dtype, np.floating) and a.dtype.itemsize < 4
+        ):
+            raise _Fail(
+                f"checkpoint entry {key!r} is stored as {name}; persist the bias in >= float32"
+            )
     resumed = r.load_state_dict({key: np.array(v, copy=True) for key, v in sd.items()})
     if not np.array_equal(np.asarray(r.bias(resumed)), np.asarray(r.bias(st))):
-        raise _Fail(f"the checkpoint restores bias {_f(r.bias(resumed))} but the live bias is "
-                    f"{_f(r.bias(st))} (the saved state is stale)")
+        raise _Fail(
+            f"the checkpoint restores bias {_f(r.bias(resumed))} but the live bias is "
+            f"{_f(r.bias(st))} (the saved state is stale)"
+        )
     for i, x in enumerate(stream[3:]):
         ea, _, st = r.forward(x, st)
         eb, _, resumed = r.forward(x, resumed)
         (st,), (resumed,) = r.step([st]), r.step([resumed])
         if not np.array_equal(_sets(ea, e), _sets(eb, e)) or not np.array_equal(
-                np.asarray(r.bias(st)), np.asarray(r.bias(resumed))):
+            np.asarray(r.bias(st)), np.asarray(r.bias(resumed))
+        ):
             raise _Fail(f"resumed run diverged from the uninterrupted run at step {i + 1}")
     return "checkpoint restores the bias exactly; 3 resumed steps bit-identical"
 
@@ -697,8 +757,10 @@ def padding_excluded(r: Any, rng: np.random.Generator, cfg: Config) -> str:
         want = expert_loads(np.asarray(ex), e, valid=valid)
         got = np.asarray(r.counts(st))
         if not np.array_equal(got.astype(np.float64), want.astype(np.float64)):
-            raise _Fail(f"n={n} tokens ({int((~valid).sum())} padding): counts {got.tolist()} but the "
-                        f"real tokens' loads are {want.tolist()} -- padding was counted")
+            raise _Fail(
+                f"n={n} tokens ({int((~valid).sum())} padding): counts {got.tolist()} but the "
+                f"real tokens' loads are {want.tolist()} -- padding was counted"
+            )
     return "padding excluded from the counts (n == E and n != E)"
 
 
@@ -729,15 +791,21 @@ def bias_drift(r: Any, rng: np.random.Generator, cfg: Config) -> str:
         own, _, _ = r.forward(x, r.init(b32), mode="eval")
         diff = np.flatnonzero(np.any(_sets(own, e) != want, axis=1))
         if diff.size:
-            raise _Fail(f"with the bias drifted by {dshift:g} the router's own choice differs from the "
-                        f"float32 choice for {diff.size}/{x.shape[0]} tokens (token {diff[0]}: "
-                        f"{_ids(want[diff[0]])} -> {_ids(_sets(own, e)[diff[0]])}): the bias is "
-                        "stored in too low a precision")
+            raise _Fail(
+                f"with the bias drifted by {dshift:g} the router's own choice differs from the "
+                f"float32 choice for {diff.size}/{x.shape[0]} tokens (token {diff[0]}: "
+                f"{_ids(want[diff[0]])} -> {_ids(_sets(own, e)[diff[0]])}): the bias is "
+                "stored in too low a precision"
+            )
         bf = _sets(r.select(x, np.asarray(to_bfloat16(b32), np.float64))[0], e)
         rates.append(float(np.mean(np.any(bf != want, axis=1))))
-    probe = ", ".join(f"D={d:g}: {100 * q:.1f}%" for d, q in zip(cfg.drift_offsets, rates, strict=True))
-    return (msg + f"; own choice == float32 choice; a bf16-rounded bias would change the top-k of "
-            f"[{probe}] of tokens")
+    probe = ", ".join(
+        f"D={d:g}: {100 * q:.1f}%" for d, q in zip(cfg.drift_offsets, rates, strict=True)
+    )
+    return (
+        msg + f"; own choice == float32 choice; a bf16-rounded bias would change the top-k of "
+        f"[{probe}] of tokens"
+    )
 
 
 def causality(r: Any, rng: np.random.Generator, cfg: Config) -> str:
@@ -745,26 +813,45 @@ def causality(r: Any, rng: np.random.Generator, cfg: Config) -> str:
     (Hypothesis search of :func:`lfbtheory.causality.check_causality`)."""
     from lfbtheory.causality import check_causality
 
-    rep = check_causality(r, _n_experts(r, cfg), max_examples=cfg.causality_examples, trials=0,
-                          seed=cfg.seed)
+    rep = check_causality(
+        r, _n_experts(r, cfg), max_examples=cfg.causality_examples, trials=0, seed=cfg.seed
+    )
     if rep.leak:
         raise _Fail("future tokens leak into earlier routing:\n" + str(rep.counterexample))
     return f"no leak in {cfg.causality_examples} Hypothesis examples"
 
 
 PROPERTIES: dict[str, Callable[[Any, np.random.Generator, Config], str]] = {
-    f.__name__: f for f in (
-        selection_valid, gate_weights_bias_free, bias_shift_invariance,
-        selected_in_selected_groups, update_oracle, no_update_when_balanced,
-        count_scale_invariance, microbatch_accumulation, data_parallel_reduction,
-        count_precision, passes_that_do_not_count, frozen_bias, one_update_per_step,
-        checkpoint_roundtrip, padding_excluded, bias_drift, causality,
+    f.__name__: f
+    for f in (
+        selection_valid,
+        gate_weights_bias_free,
+        bias_shift_invariance,
+        selected_in_selected_groups,
+        update_oracle,
+        no_update_when_balanced,
+        count_scale_invariance,
+        microbatch_accumulation,
+        data_parallel_reduction,
+        count_precision,
+        passes_that_do_not_count,
+        frozen_bias,
+        one_update_per_step,
+        checkpoint_roundtrip,
+        padding_excluded,
+        bias_drift,
+        causality,
     )
 }
 
 
-def run_conformance(router: Any, *, only: Iterable[str] | None = None, config: Config | None = None,
-                    name: str | None = None) -> ConformanceReport:
+def run_conformance(
+    router: Any,
+    *,
+    only: Iterable[str] | None = None,
+    config: Config | None = None,
+    name: str | None = None,
+) -> ConformanceReport:
     """Run the named properties (all by default) on ``router``; each gets its own seeded rng.
 
     A property that raises anything other than its own failure is reported as failed with the
@@ -793,7 +880,7 @@ def run_conformance(router: Any, *, only: Iterable[str] | None = None, config: C
 
 
 def _describe(router: Any) -> str:
-    if inspect.isfunction(router):
+    if inspect.isfunction(router) or isinstance(getattr(router, "__name__", None), str):
         return str(router.__name__)
     return str(getattr(router, "name", None) or type(router).__name__)
 
@@ -802,8 +889,14 @@ def reference_router(n_experts: int = 8, k: int = 2) -> TokenChoice:
     """The reference Loss-Free router for the suite: token choice, sign rule u = 1e-3, bias from
     past batches only, DeepSeek-V3 group-limited routing (E/2 groups, 2 kept; group score the
     top-2 sum)."""
-    return TokenChoice(n_experts, k, rule=updates.sign(), schedule=schedules.constant(1e-3),
-                       n_groups=max(1, n_experts // 2), topk_groups=min(2, max(1, n_experts // 2)))
+    return TokenChoice(
+        n_experts,
+        k,
+        rule=updates.sign(),
+        schedule=schedules.constant(1e-3),
+        n_groups=max(1, n_experts // 2),
+        topk_groups=min(2, max(1, n_experts // 2)),
+    )
 
 
 __all__ += list(PROPERTIES)

@@ -6,33 +6,33 @@ from the reference router (:func:`lfbtheory.testing.conformance.reference_router
 one place. The conformance suite must fail each one on the named property (tests assert it;
 ``lfb check lfbtheory.testing.mutants:<name>`` exits 1 naming it):
 
-============================ ================================================ ===========================
-mutant                       bug (where seen)                                 caught by
-============================ ================================================ ===========================
-bias_in_gate_weights         weights from s + b, not s (vLLM #12002)          gate_weights_bias_free
-masked_groups_zero           masked groups filled with 0, not -inf            bias_shift_invariance,
-                             (transformers #45440, DeepSeek-V3 #741)          selected_in_selected_groups
-group_score_max              group score = max, declared top-2 sum            selected_in_selected_groups
-                             (Megatron-LM group_limited_topk)
-loads_from_current_batch     bias updated from the current batch's loads      causality
-                             before routing it
-per_microbatch_update        bias updated after every micro-batch             microbatch_accumulation,
-                             (torchtitan #1114, #1304)                        one_update_per_step
-no_allreduce                 each data-parallel replica updates from its      data_parallel_reduction
-                             own shard (torchtitan #1324)
-raw_count_units              b += u (c_bar - c) on raw counts, declared       update_oracle,
-                             proportional (FlyLoRA #1 units)                  count_scale_invariance
-bf16_counts                  counts accumulated in bfloat16                   count_precision
-                             (Megatron-LM PR #7081)
-fp16_counts                  counts accumulated in float16                    count_precision
-eval_counts                  eval / no-grad / recompute passes counted        passes_that_do_not_count
-                             (torchtitan #4148, Megatron-LM PR #4785)
-frozen_bias_moves            freeze() ignored                                 frozen_bias
-out_of_place_checkpoint      out-of-place update; the checkpoint keeps the    checkpoint_roundtrip
-                             registered initial zeros (torchtitan #1222)
-padding_counted              valid mask ignored (Megatron-LM 723db5a)         padding_excluded
-bf16_bias                    bias stored in bfloat16 (Megatron-LM #1482)      bias_drift
-============================ ================================================ ===========================
+mutant -> bug (where seen) -> caught by [also fails, as a side effect]
+
+- bias_in_gate_weights: weights from s + b, not s (vLLM #12002)
+  -> gate_weights_bias_free
+- masked_groups_zero: masked groups filled with 0, not -inf (transformers #45440, DeepSeek-V3 #741)
+  -> bias_shift_invariance, selected_in_selected_groups
+- group_score_max: group score = max while the top-2 sum is declared (Megatron-LM)
+  -> selected_in_selected_groups
+- loads_from_current_batch: bias updated from the current batch's loads before routing it
+  -> causality [microbatch_accumulation, data_parallel_reduction, count_precision,
+  passes_that_do_not_count, frozen_bias, one_update_per_step, bias_drift]
+- per_microbatch_update: bias updated after every micro-batch (torchtitan #1114, #1304)
+  -> microbatch_accumulation, one_update_per_step [data_parallel_reduction, count_precision,
+  padding_excluded]
+- no_allreduce: each data-parallel replica updates from its own shard (torchtitan #1324)
+  -> data_parallel_reduction
+- raw_count_units: b += u (c_bar - c) on raw counts, proportional declared (FlyLoRA #1)
+  -> update_oracle, count_scale_invariance [count_precision, one_update_per_step]
+- bf16_counts: counts accumulated in bfloat16 (Megatron-LM PR #7081) -> count_precision
+- fp16_counts: counts accumulated in float16 -> count_precision
+- eval_counts: eval / no-grad / recompute passes counted (torchtitan #4148, Megatron-LM PR #4785)
+  -> passes_that_do_not_count
+- frozen_bias_moves: freeze() ignored -> frozen_bias
+- out_of_place_checkpoint: out-of-place update, the checkpoint keeps the registered initial
+  zeros (torchtitan #1222) -> checkpoint_roundtrip
+- padding_counted: valid mask ignored (Megatron-LM 723db5a) -> padding_excluded
+- bf16_bias: bias stored in bfloat16 (Megatron-LM #1482) -> bias_drift
 
 ``MUTANTS`` maps each name to (factory, the properties expected to catch it).
 """
@@ -63,7 +63,9 @@ def _kw() -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class _BiasInWeights(TokenChoice):
-    def select(self, scores: ArrayLike, bias: ArrayLike) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    def select(
+        self, scores: ArrayLike, bias: ArrayLike
+    ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
         experts, _ = super().select(scores, bias)
         s = check_batch(scores, self.n_experts) + np.asarray(bias, np.float64)  # BUG: s + b
         w = np.take_along_axis(s, experts, axis=1)
@@ -72,7 +74,9 @@ class _BiasInWeights(TokenChoice):
 
 @dataclass(frozen=True)
 class _MaskedZero(TokenChoice):
-    def select(self, scores: ArrayLike, bias: ArrayLike) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    def select(
+        self, scores: ArrayLike, bias: ArrayLike
+    ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
         s = check_batch(scores, self.n_experts)
         sel = s + np.asarray(bias, np.float64)
         mask = _group_mask(sel, self.n_groups, self.topk_groups, self.group_score_topk)  # type: ignore[arg-type]
@@ -83,22 +87,40 @@ class _MaskedZero(TokenChoice):
 
 @dataclass(frozen=True)
 class _GroupScoreMax(TokenChoice):
-    def select(self, scores: ArrayLike, bias: ArrayLike) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
-        r = route(check_batch(scores, self.n_experts), self.k, bias, n_groups=self.n_groups,
-                  topk_groups=self.topk_groups, group_score_topk=1)  # BUG: max, declared top-2 sum
+    def select(
+        self, scores: ArrayLike, bias: ArrayLike
+    ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+        r = route(
+            check_batch(scores, self.n_experts),
+            self.k,
+            bias,
+            n_groups=self.n_groups,
+            topk_groups=self.topk_groups,
+            group_score_topk=1,
+        )  # BUG: max, declared top-2 sum
         return r.experts, r.weights
 
 
 @dataclass(frozen=True)
 class _CurrentBatchLoads(TokenChoice):
-    def forward(self, scores: ArrayLike, state: TokenChoiceState, *, mode: str = "train",
-                valid: ArrayLike | None = None) -> tuple[NDArray[np.int64], NDArray[np.float64], TokenChoiceState]:
+    def forward(
+        self,
+        scores: ArrayLike,
+        state: TokenChoiceState,
+        *,
+        mode: str = "train",
+        valid: ArrayLike | None = None,
+    ) -> tuple[NDArray[np.int64], NDArray[np.float64], TokenChoiceState]:
         # BUG: "fresh" loads -- route provisionally, update the bias from this very batch, reroute.
         provisional, _ = self.select(scores, state.rule.bias)
         loads = expert_loads(provisional, self.n_experts, valid=valid)
         rs = self.rule.update(loads, state.rule, self.schedule(state.rule.count))
-        experts, weights, _ = super().forward(scores, state._replace(rule=rs), mode=mode, valid=valid)
-        counts = state.counts + (expert_loads(experts, self.n_experts, valid=valid) if mode == "train" else 0)
+        experts, weights, _ = super().forward(
+            scores, state._replace(rule=rs), mode=mode, valid=valid
+        )
+        counts = state.counts + (
+            expert_loads(experts, self.n_experts, valid=valid) if mode == "train" else 0
+        )
         return experts, weights, state._replace(rule=rs, counts=counts)
 
     def step(self, states: Sequence[TokenChoiceState]) -> tuple[TokenChoiceState, ...]:
@@ -107,8 +129,14 @@ class _CurrentBatchLoads(TokenChoice):
 
 @dataclass(frozen=True)
 class _PerMicrobatch(TokenChoice):
-    def forward(self, scores: ArrayLike, state: TokenChoiceState, *, mode: str = "train",
-                valid: ArrayLike | None = None) -> tuple[NDArray[np.int64], NDArray[np.float64], TokenChoiceState]:
+    def forward(
+        self,
+        scores: ArrayLike,
+        state: TokenChoiceState,
+        *,
+        mode: str = "train",
+        valid: ArrayLike | None = None,
+    ) -> tuple[NDArray[np.int64], NDArray[np.float64], TokenChoiceState]:
         experts, weights, st = super().forward(scores, state, mode=mode, valid=valid)
         if mode == "train":  # BUG: the update runs in every micro-batch's forward hook
             (st,) = super().step([st])
@@ -141,12 +169,20 @@ class _RawUnits(TokenChoice):
 class _LowPrecisionCounts(TokenChoice):
     dtype: str = "bfloat16"
 
-    def forward(self, scores: ArrayLike, state: TokenChoiceState, *, mode: str = "train",
-                valid: ArrayLike | None = None) -> tuple[NDArray[np.int64], NDArray[np.float64], TokenChoiceState]:
+    def forward(
+        self,
+        scores: ArrayLike,
+        state: TokenChoiceState,
+        *,
+        mode: str = "train",
+        valid: ArrayLike | None = None,
+    ) -> tuple[NDArray[np.int64], NDArray[np.float64], TokenChoiceState]:
         experts, weights, _ = super().forward(scores, state, mode="eval")
         if mode != "train":
             return experts, weights, state
-        rnd: Callable[[ArrayLike], NDArray[Any]] = to_bfloat16 if self.dtype == "bfloat16" else to_float16
+        rnd: Callable[[ArrayLike], NDArray[Any]] = (
+            to_bfloat16 if self.dtype == "bfloat16" else to_float16
+        )
         c = expert_loads(experts, self.n_experts, valid=valid)
         acc = rnd(np.asarray(rnd(state.counts), np.float32) + np.asarray(rnd(c), np.float32))  # BUG
         return experts, weights, state._replace(counts=np.asarray(acc, np.float64))  # type: ignore[arg-type]
@@ -154,8 +190,14 @@ class _LowPrecisionCounts(TokenChoice):
 
 @dataclass(frozen=True)
 class _EvalCounts(TokenChoice):
-    def forward(self, scores: ArrayLike, state: TokenChoiceState, *, mode: str = "train",
-                valid: ArrayLike | None = None) -> tuple[NDArray[np.int64], NDArray[np.float64], TokenChoiceState]:
+    def forward(
+        self,
+        scores: ArrayLike,
+        state: TokenChoiceState,
+        *,
+        mode: str = "train",
+        valid: ArrayLike | None = None,
+    ) -> tuple[NDArray[np.int64], NDArray[np.float64], TokenChoiceState]:
         return super().forward(scores, state, mode="train", valid=valid)  # BUG: every pass counts
 
 
@@ -169,7 +211,9 @@ class _FrozenMoves(TokenChoice):
 class _OutOfPlace(TokenChoice):
     # The "module buffer" the checkpointer registered at init; updates rebind instead of writing
     # into it (torchtitan #1222), so state_dict() keeps returning the initial values.
-    registry: dict[str, NDArray[np.float64]] = field(default_factory=dict, compare=False, repr=False)
+    registry: dict[str, NDArray[np.float64]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def init(self, bias0: ArrayLike | None = None) -> TokenChoiceState:
         st = super().init(bias0)
@@ -184,8 +228,14 @@ class _OutOfPlace(TokenChoice):
 
 @dataclass(frozen=True)
 class _PaddingCounted(TokenChoice):
-    def forward(self, scores: ArrayLike, state: TokenChoiceState, *, mode: str = "train",
-                valid: ArrayLike | None = None) -> tuple[NDArray[np.int64], NDArray[np.float64], TokenChoiceState]:
+    def forward(
+        self,
+        scores: ArrayLike,
+        state: TokenChoiceState,
+        *,
+        mode: str = "train",
+        valid: ArrayLike | None = None,
+    ) -> tuple[NDArray[np.int64], NDArray[np.float64], TokenChoiceState]:
         return super().forward(scores, state, mode=mode, valid=None)  # BUG: valid ignored
 
 
@@ -278,10 +328,16 @@ def bf16_bias() -> TokenChoice:
 
 MUTANTS: dict[str, tuple[Callable[[], TokenChoice], tuple[str, ...]]] = {
     "bias_in_gate_weights": (bias_in_gate_weights, ("gate_weights_bias_free",)),
-    "masked_groups_zero": (masked_groups_zero, ("bias_shift_invariance", "selected_in_selected_groups")),
+    "masked_groups_zero": (
+        masked_groups_zero,
+        ("bias_shift_invariance", "selected_in_selected_groups"),
+    ),
     "group_score_max": (group_score_max, ("selected_in_selected_groups",)),
     "loads_from_current_batch": (loads_from_current_batch, ("causality",)),
-    "per_microbatch_update": (per_microbatch_update, ("microbatch_accumulation", "one_update_per_step")),
+    "per_microbatch_update": (
+        per_microbatch_update,
+        ("microbatch_accumulation", "one_update_per_step"),
+    ),
     "no_allreduce": (no_allreduce, ("data_parallel_reduction",)),
     "raw_count_units": (raw_count_units, ("update_oracle", "count_scale_invariance")),
     "bf16_counts": (bf16_counts, ("count_precision",)),

@@ -31,8 +31,13 @@ def lfb_conformance() -> Callable[..., Any]:
     calls ``pytest.fail`` with the report when a property fails (or, with
     ``allow_skips=False``, when one was skipped)."""
 
-    def check(router: Any, *, only: Iterable[str] | None = None, config: Any = None,
-              allow_skips: bool = True) -> Any:
+    def check(
+        router: Any,
+        *,
+        only: Iterable[str] | None = None,
+        config: Any = None,
+        allow_skips: bool = True,
+    ) -> Any:
         from lfbtheory.testing.conformance import run_conformance
 
         report = run_conformance(router, only=only, config=config)

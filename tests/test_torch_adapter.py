@@ -1,0 +1,181 @@
+"""The PyTorch adapter: numpy in, tensors to the torch router, numpy back -- so the causality
+checker and the conformance suite run on torch routers written here, unchanged."""
+
+import sys
+
+import numpy as np
+import pytest
+
+from lfbtheory import schedules, updates
+from lfbtheory.causality import check_causality
+from lfbtheory.testing.conformance import PROPERTIES, run_conformance, to_bfloat16
+
+
+def test_missing_torch_gives_a_clear_import_error(monkeypatch):
+    from lfbtheory import torch_adapter
+
+    monkeypatch.setitem(sys.modules, "torch", None)
+    with pytest.raises(ImportError, match=r"pip install 'lfbtheory\[torch\]'"):
+        torch_adapter.from_torch(lambda s, st: (s, st))
+
+
+torch = pytest.importorskip(
+    "torch", reason="PyTorch is an optional extra: pip install torch==2.13.0 (CPU) to run these"
+)
+
+from lfbtheory.torch_adapter import from_torch, to_numpy  # noqa: E402
+
+
+class TorchLossFree:
+    """A small torch Loss-Free router (sign rule, bias from past batches, float32 bias)."""
+
+    n_experts, k = 8, 2
+    rule, schedule = updates.sign(), staticmethod(schedules.constant(1e-3))
+    n_groups = topk_groups = None
+
+    def init(self, bias0=None):
+        b = (
+            torch.zeros(8, dtype=torch.float32)
+            if bias0 is None
+            else bias0.to(torch.float32).clone()
+        )
+        return (b, torch.zeros(8, dtype=torch.int64), 0, False)
+
+    def select(self, scores, bias):
+        idx = torch.topk(scores + bias, self.k, dim=1).indices
+        w = scores.gather(1, idx)
+        return idx, w / w.sum(dim=1, keepdim=True)
+
+    def forward(self, scores, state, *, mode="train", valid=None):
+        bias, counts, step, frozen = state
+        idx, w = self.select(scores, bias)
+        if mode == "train":
+            keep = idx if valid is None else idx[valid]
+            counts = counts + torch.bincount(keep.flatten(), minlength=8)
+        return idx, w, (bias, counts, step, frozen)
+
+    def step(self, states):
+        total = sum(s[1] for s in states).to(torch.float64)
+        out = []
+        for bias, _, step, frozen in states:
+            if not frozen:
+                bias = bias + float(self.schedule(step)) * torch.sign(total.mean() - total).to(
+                    torch.float32
+                )
+                step += 1
+            out.append((bias, torch.zeros(8, dtype=torch.int64), step, frozen))
+        return tuple(out)
+
+    def bias(self, state):
+        return state[0]
+
+    def counts(self, state):
+        return state[1]
+
+    def freeze(self, state):
+        return (*state[:3], True)
+
+    def state_dict(self, state):
+        return {
+            "bias": state[0].clone(),
+            "counts": state[1].clone(),
+            "step": torch.tensor(state[2]),
+            "frozen": torch.tensor(state[3]),
+        }
+
+    def load_state_dict(self, d):
+        return (d["bias"].clone(), d["counts"].clone(), int(d["step"]), bool(d["frozen"]))
+
+    def __call__(self, scores, state):
+        state = self.init() if state is None else state
+        idx, _, state = self.forward(scores, state)
+        return idx, self.step([state])[0]
+
+
+class BiasBufferModule(torch.nn.Module):
+    """nn.Module keeping its bias in a buffer, updated in place *after* routing (causal)."""
+
+    n_experts = 6
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("bias", torch.zeros(6))
+
+    def forward(self, scores):
+        idx = torch.topk(scores + self.bias, 2, dim=1).indices
+        loads = torch.bincount(idx.flatten(), minlength=6).to(scores.dtype)
+        self.bias += 0.05 * torch.sign(loads.mean() - loads)
+        return idx
+
+
+def torch_expert_choice(scores, state):
+    n, e = scores.shape
+    cap = max(1, n * 2 // e)
+    idx = torch.topk(scores.T, cap, dim=1).indices
+    return torch.zeros(e, n, dtype=torch.bool).scatter(1, idx, True).T, state
+
+
+def test_numpy_in_tensors_to_the_callable_numpy_back():
+    seen = {}
+
+    def router(scores, state):
+        seen["type"], seen["dtype"] = type(scores), scores.dtype
+        return torch.topk(scores, 2, dim=1).indices.to(torch.int32), state
+
+    r = from_torch(router, n_experts=4)
+    sel, st = r(np.random.default_rng(0).random((5, 4)), "opaque")
+    assert seen == {"type": torch.Tensor, "dtype": torch.float32}
+    assert isinstance(sel, np.ndarray) and sel.dtype == np.int64 and sel.shape == (5, 2)
+    assert st == "opaque"
+    mask, _ = from_torch(torch_expert_choice)(np.random.default_rng(1).random((4, 4)), None)
+    assert mask.dtype == bool and mask.shape == (4, 4)
+    with pytest.raises(ValueError, match="floating dtype"):
+        from_torch(router, dtype="int32")
+
+
+def test_torch_loss_free_router_passes_every_conformance_property():
+    rep = run_conformance(from_torch(TorchLossFree()))
+    skipped = {"selected_in_selected_groups"}  # this torch router is not group-limited
+    assert rep.ok and set(rep.skipped) == skipped, str(rep)
+    assert set(rep.passed) == set(PROPERTIES) - skipped
+
+
+class TorchBf16Bias(TorchLossFree):
+    """The bias cast to bfloat16 with the module (Megatron-LM #1482), in real torch bf16."""
+
+    def init(self, bias0=None):
+        b, *rest = super().init(bias0)
+        return (b.to(torch.bfloat16), *rest)
+
+    def step(self, states):
+        return tuple((b.to(torch.bfloat16), *rest) for b, *rest in super().step(states))
+
+
+def test_a_torch_bf16_bias_is_caught_by_the_drift_and_checkpoint_properties():
+    rep = run_conformance(from_torch(TorchBf16Bias()), only=["bias_drift", "checkpoint_roundtrip"])
+    assert rep.failed == ("checkpoint_roundtrip", "bias_drift"), str(rep)
+    assert "stored as bfloat16" in rep["checkpoint_roundtrip"].message
+
+
+def test_causality_on_torch_routers():
+    assert not check_causality(from_torch(BiasBufferModule()), 6, trials=5).leak
+    rep = check_causality(from_torch(torch_expert_choice), 4, trials=0)
+    assert rep.leak and "minimal counterexample" in str(rep)
+
+
+def test_stateful_module_state_is_snapshotted_so_streams_rerun_identically():
+    m = BiasBufferModule()
+    r = from_torch(m)
+    s = np.random.default_rng(2).random((12, 6))
+    a1, st = r(s, None)
+    a2, st2 = r(s, st)
+    b1, _ = r(s, None)  # back to the state at wrap time
+    np.testing.assert_array_equal(a1, b1)
+    assert not np.array_equal(to_numpy(st2["bias"]), to_numpy(st["bias"]))
+
+
+def test_numpy_bfloat16_emulation_matches_torch():
+    x = np.random.default_rng(3).normal(scale=50, size=10_000).astype(np.float32)
+    ours = to_bfloat16(x)
+    theirs = torch.from_numpy(x).to(torch.bfloat16).to(torch.float32).numpy()
+    np.testing.assert_array_equal(ours, theirs)
