@@ -90,8 +90,9 @@ def run_proof(path: Path) -> ProofResult:
     except Exception as exc:  # a failing step of any kind is a failed proof
         ok = False
         tb = traceback.extract_tb(exc.__traceback__)
-        where = next((f"{Path(f.filename).name}:{f.lineno}" for f in reversed(tb)
-                      if Path(f.filename).parent == path.parent), "")
+        # report the failing line of the proof file itself (not of a helper it calls)
+        where = next((f"{path.name}:{f.lineno}" for f in reversed(tb)
+                      if Path(f.filename).resolve() == path.resolve()), "")
         error = f"{type(exc).__name__}: {exc}".strip() + (f" (at {where})" if where else "")
     finally:
         if inserted:

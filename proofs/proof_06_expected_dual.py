@@ -142,7 +142,9 @@ def strong_convexity_constant(n_experts: int) -> None:
     certify_nonneg(gap, [yj / den for yj in y], f"(d) pi_min >= 1/(1 + (E-1) e^Delta) (E={n_experts})",
                    equalities=[(-1 / den, zj - big_m + yj) for zj, yj in zip(zz, y, strict=True)])
     # mu(Delta) is positive and equals the optimum value n/(beta E) at Delta = 0
-    mu = n_ / (beta * (1 + (n_experts - 1) * big_m))
+    mu = strong_convexity_bound().subs(sp.Symbol("E", positive=True), n_experts)
+    # the claimed mu(Delta) is exactly n/beta times the pi_min lower bound certified above
+    identity(mu, n_ / beta / (1 + (n_experts - 1) * big_m), "(d) mu(Delta) = (n/beta) / (1 + (E-1) e^Delta)")
     certify_pos(mu, [mu], "(d) mu > 0")
     identity(mu.subs(Delta, 0), n_ / (beta * n_experts), "(d) mu(0) = n/(beta E)")
 

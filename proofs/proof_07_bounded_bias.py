@@ -53,6 +53,11 @@ def bias_spread_bound(rule: str) -> sp.Expr:
     return (b_ - a_) + kappa * u_
 
 
+def kappa(rule: str) -> sp.Expr:
+    """The per-step growth factor of a difference, read off the claimed bound: d/du of it."""
+    return sp.diff(bias_spread_bound(rule), u_)
+
+
 def steps_symbolic() -> None:
     a, b = sp.symbols("a b", real=True)
     u = sp.Symbol("u", positive=True)
@@ -76,27 +81,29 @@ def steps_symbolic() -> None:
     incr = u * (cj2 - ci2) / cap
     certify_nonneg(u * n / cap - incr, [u * ci2 / cap, u * wj / cap], "(iv) proportional step <= u n/L",
                    equalities=[(-u / cap, cj2 + wj - n)])
-    identity(u * n / (n * k / big_e), u * big_e / k, "(iv) u n/L == u E/k")
+    identity(u * n / (n * k / big_e), kappa("proportional").subs({sp.Symbol("E", positive=True): big_e,
+             sp.Symbol("k", positive=True): k}) * u, "(iv) u n/L == kappa_proportional u")
     # (v) induction for kappa in {2, E/k}: d_t <= w => d_{t+1} <= d_t + kappa u <= w + kappa u
-    for kappa in (sp.Integer(2), big_e / k):
+    for kap in (kappa("sign"), kappa("proportional")):
         d_t, slack, grow = sp.Symbol("d_t", real=True), sp.Symbol("sigma", nonnegative=True), sp.Symbol("g", nonnegative=True)
-        d_next = d_t + kappa * u - grow  # at most kappa u more
-        certify_nonneg((b - a) + kappa * u - d_next, [slack, grow], f"(v) case d_t <= w, kappa = {kappa}",
+        d_next = d_t + kap * u - grow  # at most kappa u more
+        certify_nonneg((b - a) + kap * u - d_next, [slack, grow], f"(v) case d_t <= w, kappa = {kap}",
                        equalities=[(1, (b - a) - d_t - slack)])
         bound, drop, under = sp.Symbol("Bmax", real=True), sp.Symbol("h", nonnegative=True), sp.Symbol("r", nonnegative=True)
-        certify_nonneg(bound - (d_t - drop), [under, drop], f"(v) case d_t > w: no increase, kappa = {kappa}",
+        certify_nonneg(bound - (d_t - drop), [under, drop], f"(v) case d_t > w: no increase, kappa = {kap}",
                        equalities=[(1, bound - d_t - under)])
 
 
 def sign_rule_cases(n_max: int = 6) -> None:
     """(iii) + (iv) for sign, exhaustively over loads: c_i >= c_j => Delta_i <= Delta_j; |.| <= 2u."""
+    kap = float(kappa("sign"))
     for n in range(1, n_max + 1):
         for cap in range(0, n + 1):
             for ci, cj in itertools.product(range(n + 1), repeat=2):
                 di, dj = np.sign(cap - ci), np.sign(cap - cj)
                 if ci >= cj:
                     check(di <= dj, "(iii) sign: c_i >= c_j => Delta_i <= Delta_j")
-                check(abs(di - dj) <= 2, "(iv) sign step of a difference <= 2u")
+                check(abs(di - dj) <= kap, "(iv) sign step of a difference <= kappa_sign u")
 
 
 def topk_monotone(max_e: int = 5) -> None:
@@ -116,13 +123,14 @@ def tight_instance() -> None:
     """(c) the sign rule from 0 reaches w + 2u exactly and never exceeds it."""
     s = np.array([[1.0, 0.0], [1.0, 0.0]])
     u, w = 0.25, 1.0
+    claimed = float(bias_spread_bound("sign").subs({a_: 0, b_: w, u_: u}))
     rule = U.sign()
     st = rule.init(2, None)
     seen = []
     for _ in range(40):
         st = rule.update(route(s, 1, st.bias, normalize=False).loads, st, u)
         seen.append(st.bias[1] - st.bias[0])
-    check(max(seen) == w + 2 * u, "(c) max_t (b_1 - b_0) == w + 2u")
+    check(max(seen) == claimed == w + 2 * u, "(c) max_t (b_1 - b_0) == the claimed bound == w + 2u")
     check(set(seen[3:]) == {1.0, 1.5}, "(c) then periodic between w and w + 2u")
 
 
@@ -134,7 +142,7 @@ def periodic_fixed_batch(rng: np.random.Generator, trials: int = 6) -> None:
         n = 4 * n_experts
         s = rng.integers(0, 16, size=(n, n_experts)) / 16.0  # in [0, 1]
         u = 1.0 / 16.0
-        bmax = float(1.0 + 2 * u)
+        bmax = float(bias_spread_bound("sign").subs({a_: 0, b_: 1, u_: u}))
         n_states = (2 * int(bmax / u) + 1) ** (n_experts - 1)
         rule = U.sign()
         st = rule.init(n_experts, None)
