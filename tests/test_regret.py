@@ -1,0 +1,96 @@
+"""The regret ledger: exact comparators, weak duality per batch, limit cycles (regret.py)."""
+
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import lfbtheory as lfb
+from lfbtheory.online import simulate
+from lfbtheory.regret import (
+    checkpoints,
+    classify_growth,
+    compute_comparators,
+    detect_limit_cycle,
+    regret_report,
+)
+
+
+def _stream(seed, T=10, n=8, e=4):
+    rng = np.random.default_rng(seed)
+    pop = rng.normal(size=e)
+    return [lfb.sigmoid(rng.normal(size=(n, e)) + pop) for _ in range(T)]
+
+
+def test_hindsight_price_matches_brute_force_on_a_small_pooled_problem():
+    bs = _stream(1, T=3, n=2, e=2)  # 6 tokens, 2 experts, k=1: capacity 3 each
+    comp = compute_comparators(bs, 1, solver="cvxpy", num_checkpoints=3)
+    pooled = np.concatenate(bs)
+    best = max(sum(pooled[t, c] for t, c in enumerate(choice))
+               for choice in itertools.product(range(2), repeat=6)
+               if np.bincount(choice, minlength=2).tolist() == [3, 3])
+    assert comp.pooled_optimum[-1] == pytest.approx(best, abs=1e-12)
+    # the hindsight price attains min_p sum_s D_s(p)
+    total = sum(lfb.dual_objective(b, comp.hindsight_bias, 1) for b in bs)
+    assert total == pytest.approx(best, abs=1e-9)
+
+
+@settings(max_examples=5, deadline=None)
+@given(st.integers(0, 10**6), st.sampled_from(["sign", "proportional", "centered_sign"]))
+def test_ledger_identities(seed, rule):
+    bs = _stream(seed)
+    tr = simulate(bs, 2, rule, 0.05)
+    comp = compute_comparators(bs, 2, solver="cvxpy", num_checkpoints=6)
+    rep = regret_report(tr, bs, 2, comparators=comp, burn_in=1)
+    # weak duality batch by batch: D_s(p_s) >= OPT_s
+    assert np.all(rep.dual_value >= rep.batch_optimum - 1e-9)
+    # the dual regret is at least minus the pooling gain sum_s OPT_s - OPT_pool
+    idx = comp.t - 1
+    pooling_gain = np.cumsum(comp.batch_optimum)[idx] - comp.pooled_optimum
+    assert np.all(pooling_gain <= 1e-9)
+    assert np.all(rep.dual_regret >= pooling_gain - 1e-9)
+    # the dynamic gap, measured on rewards: OPT_s - reward_s summed
+    np.testing.assert_allclose(rep.dynamic_gap[-1], comp.batch_optimum.sum() - tr.reward.sum())
+    np.testing.assert_allclose(rep.maxvio_batch, lfb.maxvio(tr.loads))
+
+
+def test_a_fixed_hindsight_price_has_zero_dual_regret_and_a_fixed_price_never_negative():
+    bs = _stream(4)
+    comp = compute_comparators(bs, 2, solver="cvxpy", num_checkpoints=5)
+    frozen = simulate(bs, 2, "sign", 0.0, init_bias=comp.hindsight_bias)
+    rep = regret_report(frozen, bs, 2, comparators=comp, burn_in=1)
+    assert rep.dual_regret[-1] == pytest.approx(0.0, abs=1e-9)
+    other = simulate(bs, 2, "sign", 0.0, init_bias=np.linspace(-0.2, 0.2, 4))
+    assert np.all(regret_report(other, bs, 2, comparators=comp).dual_regret >= -1e-9)
+
+
+def test_growth_classes_on_synthetic_curves():
+    t = np.arange(1, 20001, dtype=float)
+    cases = {"linear": 3.0 * t, "sqrt-like": 5.0 * np.sqrt(t), "logarithmic": 7.0 * np.log(t),
+             "bounded": 10.0 - 50.0 / t}
+    grid = checkpoints(20000)
+    for cls, curve in cases.items():
+        g = classify_growth(grid, curve[grid - 1], t0=1000)
+        assert g.cls == cls, (cls, g)
+
+
+def test_limit_cycle_of_the_sign_rule_on_a_fixed_batch():
+    batch = _stream(2, T=1, n=32, e=4)[0]
+    u = 1e-2
+    tr = simulate([batch] * 3000, 2, "sign", u)
+    cyc = detect_limit_cycle(tr.bias, u)
+    assert cyc.found and cyc.period >= 1
+    z = np.rint(tr.bias / u)
+    np.testing.assert_array_equal(z[cyc.start], z[cyc.start + cyc.period])
+    assert cyc.band_width >= 0
+
+
+def test_bad_ledger_input():
+    bs = _stream(0, T=4)
+    tr = simulate(bs, 2, "sign", 0.1)
+    with pytest.raises(ValueError, match="trajectory has 4 rows but batches has 3"):
+        regret_report(tr, bs[:3], 2, solver="cvxpy")
+    with pytest.raises(ValueError, match="not on the lattice"):
+        detect_limit_cycle(np.array([[0.0, 0.0], [0.3, 0.1]]), 1.0)
