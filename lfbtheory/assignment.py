@@ -41,7 +41,7 @@ __all__ = [
     "SOLVERS",
 ]
 
-SOLVERS = ("cvxpy", "highs", "auto")
+SOLVERS = ("cvxpy", "highs", "flow", "ssp", "auto")
 
 
 def resolve_capacity(n: int, k: int, n_experts: int, capacity: object = None) -> tuple[int, bool]:
@@ -135,6 +135,7 @@ def solve_balanced(
     capacity: int | None = None,
     solver: str = "cvxpy",
     cvxpy_solver: str = "HIGHS",
+    warm_start: ArrayLike | None = None,
 ) -> BalancedAssignment:
     """Solve the balanced assignment LP exactly and return it with its dual prices.
 
@@ -142,20 +143,71 @@ def solve_balanced(
     a simplex method is needed so the optimum is a vertex). ``"highs"`` calls HiGHS' dual
     simplex through scipy on the same LP. Either way the LP solution is rounded to 0/1 and the
     rounding is verified (integrality, feasibility, objective) before it is returned.
+
+    ``"ssp"`` is the fast exact path (:mod:`lfbtheory.fastsolve`: successive shortest paths on
+    the E-node expert exchange graph, numba-compiled), ``"flow"`` OR-tools' min-cost flow on the
+    full bipartite graph (needs the ``flow`` extra; prices from :func:`optimal_prices`), and
+    ``"auto"`` the fastest exact path available ("ssp" with numba, else "flow", else "highs").
+    ``warm_start``: prices (E,) from a previous batch; only "ssp" uses them, as its starting
+    point -- the optimum returned is the same, only the time changes.
     """
     s = as_scores(scores)
     n, e = s.shape
     k = as_k(k, e)
     cap, equality = resolve_capacity(n, k, e, capacity)
     choice(solver, "solver", SOLVERS)
+    start = None if warm_start is None else as_bias(warm_start, e, "warm_start")
     if solver == "auto":
-        solver = "highs"
+        solver = _auto_solver()
+    if solver == "ssp":
+        return _solve_ssp(s, k, cap, equality, start)
+    if solver == "flow":
+        return _solve_flow(s, k, cap, equality)
     if solver == "cvxpy":
         x_lp, obj_lp, price = _solve_cvxpy(s, k, cap, equality, cvxpy_solver)
     else:
         x_lp, obj_lp, price = _solve_highs(s, k, cap, equality)
     x = _round_and_verify(s, k, cap, equality, x_lp, obj_lp, solver)
     return _package(s, k, cap, equality, x, price, solver)
+
+
+def _auto_solver() -> str:
+    from lfbtheory.fastsolve import HAVE_NUMBA
+
+    if HAVE_NUMBA:
+        return "ssp"
+    try:
+        import ortools  # noqa: F401
+    except ImportError:
+        return "highs"
+    return "flow"
+
+
+def _solve_ssp(s, k, cap, equality, start) -> BalancedAssignment:  # type: ignore[no-untyped-def]
+    from lfbtheory.fastsolve import ssp_solve
+
+    x, experts, bias, _ = ssp_solve(s, k, cap, equality, start)
+    return BalancedAssignment(
+        assignment=x.view(np.int8),
+        experts=experts,
+        loads=np.bincount(experts.ravel(), minlength=s.shape[1]).astype(np.int64),
+        objective=float(np.take_along_axis(s, experts, axis=1).sum()),
+        bias=bias,
+        status="optimal",
+        capacity=cap,
+        solver="ssp",
+    )
+
+
+def _solve_flow(s, k, cap, equality) -> BalancedAssignment:  # type: ignore[no-untyped-def]
+    from lfbtheory.fastsolve import flow_assignment
+
+    x = flow_assignment(s, k, cap).astype(np.int8)
+    price = optimal_prices(s, x, k, None if equality else cap)
+    if price is None:
+        raise RuntimeError("solver 'flow': the integer-scaled flow optimum is not optimal for "
+                           "the float scores (rounding); use solver='ssp' or 'highs'")
+    return _package(s, k, cap, equality, x, price, "flow")
 
 
 def _package(s, k, cap, equality, x, price, solver) -> BalancedAssignment:  # type: ignore[no-untyped-def]

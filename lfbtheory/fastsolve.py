@@ -1,0 +1,658 @@
+"""Fast exact balanced assignment: successive shortest paths on the E-node expert exchange graph.
+
+The batch LP (see :mod:`lfbtheory.assignment`) is a transportation problem with n token nodes
+and only E expert nodes. Contract the tokens: with t on expert a and off expert b, moving t from
+a to b changes the objective by s[t,b] - s[t,a], so the residual network on the experts has
+edges a -> b of cost W[a,b] = min_{t on a, off b} (s[t,a] - s[t,b]) (the "expert exchange
+graph" of :func:`lfbtheory.assignment.optimal_prices`). With prices p, the reduced cost
+W[a,b] + p[a] - p[b] >= 0 on every edge is exactly complementary slackness: every token's
+experts are a top-k set of s + p (arXiv 2408.15664 Sec. 3 read as an LP; Ahuja, Magnanti &
+Orlin, *Network Flows*, 1993, Sec. 9.7 for successive shortest paths with potentials).
+
+The solver
+
+1. starts from prices p0 (a warm start, or the prices of the same problem on a strided quarter
+   of the tokens, recursively) and routes top-k of s + p0: complementary slackness holds, only
+   the loads are off;
+2. repeatedly runs Dijkstra (dense, O(E^2)) from every over-full expert to the nearest
+   under-full one with the reduced costs, moves one token along each edge of the path and
+   raises the prices by the truncated distances. Reduced costs stay >= 0, so each step keeps
+   the assignment optimal for its current loads; it stops when every load is L.
+
+The "<=" capacity case (E*L > n*k) adds a slack node Z holding the E*L - n*k unused slots
+(dummy units of score 0 that any expert can take); at the end the prices are shifted so that
+p[Z] = 0, which makes every p <= 0 and p = 0 on the experts with spare capacity.
+
+Each edge keeps its M best tokens in a small sorted list, so a move updates O(E*M) entries and
+an edge is rescanned over its expert's tokens only when its list runs empty. The loops are
+compiled with numba when it is importable; otherwise the same functions run as plain Python
+(exact, identical results, slow -- meant for small instances and for tests).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from numpy.typing import NDArray
+
+try:  # numba is a core dependency, but the pure-Python path must keep working without it
+    import numba
+
+    HAVE_NUMBA = True
+except ImportError:  # pragma: no cover - exercised only without numba
+    numba = None
+    HAVE_NUMBA = False
+
+__all__ = ["HAVE_NUMBA", "ssp_solve"]
+
+_M = 4  # candidate tokens kept per exchange-graph edge
+_INF = np.inf
+
+
+def _jit(func):  # type: ignore[no-untyped-def]
+    if HAVE_NUMBA:
+        return numba.njit(cache=True, nogil=True)(func)
+    return func
+
+
+@_jit
+def _topk_rows(s, p, k, asg, x, loads, gap):  # type: ignore[no-untyped-def]
+    """asg[t] = top-k experts of s[t] + p (ties: lower index); x, loads filled to match.
+
+    gap[t] = (k-th best) - ((k+1)-th best) of s[t] + p (inf when k = E): every exchange edge
+    of token t has reduced cost >= gap[t] at these prices.
+    """
+    n, e = s.shape
+    kk = k + 1 if k < e else k
+    vals = np.empty(kk)
+    idx = np.empty(kk, dtype=np.int32)
+    for t in range(n):
+        c = 0
+        for j in range(e):
+            v = s[t, j] + p[j]
+            if c == kk and v <= vals[kk - 1]:
+                continue
+            pos = c if c < kk else kk - 1
+            while pos > 0 and vals[pos - 1] < v:
+                vals[pos] = vals[pos - 1]
+                idx[pos] = idx[pos - 1]
+                pos -= 1
+            vals[pos] = v
+            idx[pos] = j
+            if c < kk:
+                c += 1
+        for m in range(k):
+            a = idx[m]
+            asg[t, m] = a
+            x[t, a] = 1
+            loads[a] += 1
+        gap[t] = vals[k - 1] - vals[k] if k < e else np.inf
+
+
+@_jit
+def _quantile_pass(s, p, k, cap, equality, damp, buf):  # type: ignore[no-untyped-def]
+    """One simultaneous per-expert best-response step on the dual; returns the top-k excess at p.
+
+    With the other prices fixed, token t picks expert i iff s[t,i] + p[i] beats theta[t,i], the
+    k-th best of s[t] + p without i; the p[i] giving load cap is p[i] - (a value between the
+    cap-th and (cap+1)-th largest margin m[t,i] = s[t,i] + p[i] - theta[t,i]): exact coordinate
+    minimisation of D(p). All experts take a ``damp`` fraction of that step at once; in the "<="
+    case the new price is clipped to <= 0 (the dual domain, p = 0 for experts with room).
+    """
+    n, e = s.shape
+    top = np.empty(k + 1)
+    loads = np.zeros(e, dtype=np.int64)
+    for t in range(n):
+        c = 0
+        for j in range(e):
+            v = s[t, j] + p[j]
+            if c == k + 1 and v <= top[k]:
+                continue
+            pos = c if c < k + 1 else k
+            while pos > 0 and top[pos - 1] < v:
+                top[pos] = top[pos - 1]
+                pos -= 1
+            top[pos] = v
+            if c < k + 1:
+                c += 1
+        vk = top[k - 1]
+        vk1 = top[k]
+        for j in range(e):
+            v = s[t, j] + p[j]
+            if v >= vk:
+                buf[j, t] = v - vk1
+                loads[j] += 1
+            else:
+                buf[j, t] = v - vk
+    excess = 0
+    for j in range(e):
+        if loads[j] > cap:
+            excess += loads[j] - cap
+        if cap >= n:
+            if not equality:
+                p[j] = 0.0
+            continue
+        col = np.partition(-buf[j], cap)  # -col[cap-1], -col[cap]: cap-th, (cap+1)-th largest
+        thr = -0.5 * (col[cap - 1] + col[cap])
+        p[j] -= damp * thr
+        if not equality and p[j] > 0.0:
+            p[j] = 0.0
+    return excess
+
+
+@_jit
+def _newton_pass(s, p, k, cap, equality, damp, h):  # type: ignore[no-untyped-def]
+    """One damped per-expert Newton step on the dual D(p); returns the top-k excess at p.
+
+    D's partial subgradient is load_i(p) - cap; its slope in p_i is the number of tokens whose
+    margin m[t,i] = s[t,i] + p[i] - theta[t,i] lies within a window, per unit width (theta: the
+    k-th best of s[t] + p without i, so t picks i iff m > 0). Each expert moves by
+    -(load - cap) / slope, using the narrowest window (h[0] < h[1] < ...) holding >= 16 tokens;
+    "<=": clipped to p <= 0 (the dual domain). Same fixed point as exact coordinate descent.
+    """
+    n, e = s.shape
+    nh = h.shape[0]
+    hmax = h[nh - 1]
+    top = np.empty(k + 1)
+    r = np.empty(e)
+    loads = np.zeros(e, dtype=np.int64)
+    near = np.zeros((e, nh), dtype=np.int64)
+    for t in range(n):
+        c = 0
+        for j in range(e):
+            v = s[t, j] + p[j]
+            r[j] = v
+            if c == k + 1 and v <= top[k]:
+                continue
+            pos = c if c < k + 1 else k
+            while pos > 0 and top[pos - 1] < v:
+                top[pos] = top[pos - 1]
+                pos -= 1
+            top[pos] = v
+            if c < k + 1:
+                c += 1
+        vk = top[k - 1]
+        vk1 = top[k]
+        far = vk - hmax
+        for j in range(e):
+            v = r[j]
+            if v <= far:
+                continue
+            if v >= vk:
+                m = v - vk1
+                loads[j] += 1
+            else:
+                m = vk - v
+            if m < hmax:
+                q = nh - 1
+                while q > 0 and m < h[q - 1]:
+                    q -= 1
+                near[j, q] += 1
+    excess = 0
+    for j in range(e):
+        for q in range(1, nh):
+            near[j, q] += near[j, q - 1]
+        d = loads[j] - cap
+        if d > 0:
+            excess += d
+        if d == 0:
+            continue
+        q = 0
+        while q < nh - 1 and near[j, q] < 16:
+            q += 1
+        slope = max(near[j, q], 1) / (2.0 * h[q])
+        p[j] -= damp * d / slope
+        if not equality and p[j] > 0.0:
+            p[j] = 0.0
+    return excess
+
+
+@_jit
+def _build_lists(asg, e, cap):  # type: ignore[no-untyped-def]
+    n, k = asg.shape
+    cnt = np.zeros(e, dtype=np.int64)
+    lst = np.empty((e, cap), dtype=np.int32)
+    slotpos = np.empty((n, k), dtype=np.int32)
+    for t in range(n):
+        for m in range(k):
+            a = asg[t, m]
+            lst[a, cnt[a]] = t
+            slotpos[t, m] = cnt[a]
+            cnt[a] += 1
+    return lst, cnt, slotpos
+
+
+@_jit
+def _insert(wv, wt, wn, a, j, v, t):  # type: ignore[no-untyped-def]
+    """Insert candidate (v, t) into edge (a, j)'s sorted list of at most M if it belongs there."""
+    mm = wv.shape[0]
+    c = wn[a, j]
+    if c > 0 and v >= wv[c - 1, a, j]:
+        # Unlisted candidates are >= the listed maximum but may be < v: v cannot be placed.
+        # (An empty list is known to be empty: lists are rescanned as soon as they run out.)
+        return
+    pos = c if c < mm else mm - 1
+    while pos > 0 and wv[pos - 1, a, j] > v:
+        wv[pos, a, j] = wv[pos - 1, a, j]
+        wt[pos, a, j] = wt[pos - 1, a, j]
+        pos -= 1
+    wv[pos, a, j] = v
+    wt[pos, a, j] = t
+    if c < mm:
+        wn[a, j] = c + 1
+
+
+@_jit
+def _recompute(s, x, lst, cnt, wv, wt, wn, a, j):  # type: ignore[no-untyped-def]
+    """Rebuild edge (a, j)'s list from scratch: the M smallest s[t,a]-s[t,j], t on a, off j."""
+    mm = wv.shape[0]
+    wn[a, j] = 0
+    for m in range(mm):
+        wv[m, a, j] = _INF
+    for q in range(cnt[a]):
+        t = lst[a, q]
+        if x[t, j] == 0:
+            v = s[t, a] - s[t, j]
+            c = wn[a, j]
+            if c == mm and v >= wv[mm - 1, a, j]:
+                continue
+            pos = c if c < mm else mm - 1
+            while pos > 0 and wv[pos - 1, a, j] > v:
+                wv[pos, a, j] = wv[pos - 1, a, j]
+                wt[pos, a, j] = wt[pos - 1, a, j]
+                pos -= 1
+            wv[pos, a, j] = v
+            wt[pos, a, j] = t
+            if c < mm:
+                wn[a, j] = c + 1
+
+
+@_jit
+def _add_tokens(s, asg, x, wv, wt, wn, tokens, build):  # type: ignore[no-untyped-def]
+    """Offer every exchange edge of the given tokens to the edge lists.
+
+    ``build``: the lists hold every candidate offered so far, so short lists take anything;
+    otherwise a candidate joins only below the listed maximum (see :func:`_insert`).
+    """
+    e = s.shape[1]
+    k = asg.shape[1]
+    mm = wv.shape[0]
+    for q in range(tokens.shape[0]):
+        t = tokens[q]
+        for m in range(k):
+            a = asg[t, m]
+            sa = s[t, a]
+            for j in range(e):
+                if x[t, j] != 0:
+                    continue
+                v = sa - s[t, j]
+                c = wn[a, j]
+                if c > 0 and v >= wv[c - 1, a, j] and (c == mm or not build):
+                    continue
+                pos = c if c < mm else mm - 1
+                while pos > 0 and wv[pos - 1, a, j] > v:
+                    wv[pos, a, j] = wv[pos - 1, a, j]
+                    wt[pos, a, j] = wt[pos - 1, a, j]
+                    pos -= 1
+                wv[pos, a, j] = v
+                wt[pos, a, j] = t
+                if c < mm:
+                    wn[a, j] = c + 1
+
+
+@_jit
+def _remove(wv, wt, wn, a, j, t):  # type: ignore[no-untyped-def]
+    """Drop token t (every copy: a token can be offered twice) from edge (a, j)'s list.
+
+    Returns True if the list ran empty, so that it must be rescanned.
+    """
+    c = wn[a, j]
+    kept = 0
+    for m in range(c):
+        if wt[m, a, j] != t:
+            wv[kept, a, j] = wv[m, a, j]
+            wt[kept, a, j] = wt[m, a, j]
+            kept += 1
+    if kept == c:
+        return False
+    for m in range(kept, c):
+        wv[m, a, j] = _INF
+        wt[m, a, j] = -1
+    wn[a, j] = kept
+    return kept == 0
+
+
+@_jit
+def _move(s, x, asg, lst, cnt, slotpos, wv, wt, wn, t, a, b, todo):  # type: ignore[no-untyped-def]
+    """Move token t from expert a to expert b and update every affected exchange-graph edge."""
+    e = s.shape[1]
+    k = asg.shape[1]
+    slot = -1
+    for m in range(k):
+        if asg[t, m] == a:
+            slot = m
+    # expert lists
+    q = slotpos[t, slot]
+    last = lst[a, cnt[a] - 1]
+    lst[a, q] = last
+    for m in range(k):
+        if asg[last, m] == a:
+            slotpos[last, m] = q
+    cnt[a] -= 1
+    lst[b, cnt[b]] = t
+    slotpos[t, slot] = cnt[b]
+    cnt[b] += 1
+    asg[t, slot] = b
+    x[t, a] = 0
+    x[t, b] = 1
+    nt = 0
+    # t leaves row a (it was a candidate for (a, j), j off t) and column b (now on t)
+    for j in range(e):
+        if _remove(wv, wt, wn, a, j, t):
+            todo[nt, 0] = a
+            todo[nt, 1] = j
+            nt += 1
+    for m in range(k):
+        i = asg[t, m]
+        if i != b and _remove(wv, wt, wn, i, b, t):
+            todo[nt, 0] = i
+            todo[nt, 1] = b
+            nt += 1
+    # t joins row b (for j off t) and column a (a is now off t)
+    sb = s[t, b]
+    for j in range(e):
+        if x[t, j] == 0:
+            _insert(wv, wt, wn, b, j, sb - s[t, j], t)
+    sa = s[t, a]
+    for m in range(k):
+        i = asg[t, m]
+        if i != b:
+            _insert(wv, wt, wn, i, a, s[t, i] - sa, t)
+    for r in range(nt):
+        _recompute(s, x, lst, cnt, wv, wt, wn, todo[r, 0], todo[r, 1])
+
+
+@_jit
+def _ssp(s, cap, p, asg, x, lst, cnt, slotpos, wv, wt, wn, dum, zsup, delta, g, stats):  # type: ignore[no-untyped-def]
+    """Successive shortest paths until every expert holds cap (tokens + dummy slack units).
+
+    p has E+1 entries, the last for the slack node Z; zsup[0] dummy units are still on Z and
+    dum[i] sit on expert i. Only tokens whose initial gap was <= g have offered their edges;
+    delta = p - p_initial (experts). An edge of a left-out token has reduced cost
+    >= g - spread(delta), so a path of length D is shortest, and the new prices keep it >= 0,
+    while spread + D <= g; otherwise return 1 (offer more tokens, then call again).
+    Returns 0 when balanced, -1 if no path exists among the offered edges.
+    stats[0] counts augmenting paths, stats[1] holds the spread + D that was needed.
+    """
+    n, e = s.shape
+    k = asg.shape[1]
+    z = e
+    v_all = e + 1
+    dist = np.empty(v_all)
+    done = np.zeros(v_all, dtype=np.bool_)
+    pred = np.empty(v_all, dtype=np.int64)
+    path_a = np.empty(v_all, dtype=np.int64)
+    path_b = np.empty(v_all, dtype=np.int64)
+    path_t = np.empty(v_all, dtype=np.int64)
+    todo = np.empty((e + k + 2, 2), dtype=np.int64)
+    excess = zsup[0]
+    for i in range(e):
+        if cnt[i] + dum[i] > cap:
+            excess += cnt[i] + dum[i] - cap
+    while excess > 0:
+        for v in range(v_all):
+            dist[v] = _INF
+            done[v] = False
+            pred[v] = -1
+        for i in range(e):
+            if cnt[i] + dum[i] > cap:
+                dist[i] = 0.0
+        if zsup[0] > 0:
+            dist[z] = 0.0
+        sink = -1
+        while True:
+            u = -1
+            best = _INF
+            for v in range(v_all):
+                if not done[v] and dist[v] < best:
+                    best = dist[v]
+                    u = v
+            if u < 0:
+                break
+            done[u] = True
+            if u < e and cnt[u] + dum[u] < cap:
+                sink = u
+                break
+            du = dist[u]
+            if u < e:
+                base = du + p[u]
+                for b in range(e):
+                    if not done[b]:
+                        nd = base + wv[0, u, b] - p[b]
+                        if nd < du:
+                            nd = du  # rounding: reduced costs are >= 0 in exact arithmetic
+                        if nd < dist[b]:
+                            dist[b] = nd
+                            pred[b] = u
+                if dum[u] > 0 and not done[z]:
+                    nd = max(base - p[z], du)
+                    if nd < dist[z]:
+                        dist[z] = nd
+                        pred[z] = u
+            else:
+                base = du + p[z]
+                for b in range(e):
+                    if not done[b]:
+                        nd = max(base - p[b], du)
+                        if nd < dist[b]:
+                            dist[b] = nd
+                            pred[b] = z
+        if sink < 0:
+            return -1
+        dmax = dist[sink]
+        if g < _INF:
+            lo = delta[0]
+            hi = delta[0]
+            for i in range(1, e):
+                lo = min(lo, delta[i])
+                hi = max(hi, delta[i])
+            if hi - lo + dmax > g:
+                stats[1] = hi - lo + dmax
+                return 1
+        for v in range(v_all):
+            inc = dist[v] if done[v] else dmax
+            p[v] += inc
+            if v < e:
+                delta[v] += inc
+        # record the path (tokens chosen before any move), then apply it
+        length = 0
+        v = sink
+        while pred[v] >= 0:
+            u = pred[v]
+            path_a[length] = u
+            path_b[length] = v
+            path_t[length] = wt[0, u, v] if (u < e and v < e) else -1
+            length += 1
+            v = u
+        for r in range(length):
+            u = path_a[r]
+            w = path_b[r]
+            if u < e and w < e:
+                _move(s, x, asg, lst, cnt, slotpos, wv, wt, wn, path_t[r], u, w, todo)
+            elif w == z:
+                dum[u] -= 1
+            else:
+                dum[w] += 1
+        if v == z:
+            zsup[0] -= 1
+        excess -= 1
+        stats[0] += 1
+    return 0
+
+
+@_jit
+def _experts_ranked(s, asg, bias):  # type: ignore[no-untyped-def]
+    """Each token's assigned experts ranked by s + bias desc, ties to the lower index."""
+    n, k = asg.shape
+    out = np.empty((n, k), dtype=np.int64)
+    vals = np.empty(k)
+    for t in range(n):
+        for m in range(k):
+            a = asg[t, m]
+            v = s[t, a] + bias[a]
+            pos = m
+            while pos > 0 and (vals[pos - 1] < v or (vals[pos - 1] == v and out[t, pos - 1] > a)):
+                vals[pos] = vals[pos - 1]
+                out[t, pos] = out[t, pos - 1]
+                pos -= 1
+            vals[pos] = v
+            out[t, pos] = a
+    return out
+
+
+_GAP_QUANTILE = 0.05  # start with the 5% of tokens closest to a tie; more are added on demand
+
+
+def _solve_from(
+    s: NDArray[np.float64], k: int, cap: int, equality: bool, p0: NDArray[np.float64],
+    passes: int,
+) -> tuple[NDArray[np.uint8], NDArray[np.int32], NDArray[np.float64], dict]:
+    n, e = s.shape
+    clock = [time.perf_counter()]
+    p = np.array(p0, dtype=np.float64)
+    if not equality:
+        p = np.minimum(p - p.max(), 0.0)
+    done_passes = 0
+    if passes > 0 and k < e:
+        sig = float(np.std(s[:: max(1, n // 256)])) or 1.0
+        h = sig * np.logspace(-5, -1, 9)
+        for it in range(passes):
+            excess = _newton_pass(s, p, k, cap, equality, 1.0 if it == 0 else 0.7, h)
+            done_passes += 1
+            if excess <= max(2, e // 8):
+                break
+    clock.append(time.perf_counter())
+    asg = np.empty((n, k), dtype=np.int32)
+    x = np.zeros((n, e), dtype=np.uint8)
+    loads = np.zeros(e, dtype=np.int64)
+    gap = np.empty(n)
+    _topk_rows(s, p, k, asg, x, loads, gap)
+    lst, cnt, slotpos = _build_lists(asg, e, int(max(loads.max(), cap)) + 1)
+    wv = np.full((_M, e, e), _INF)
+    wt = np.full((_M, e, e), -1, dtype=np.int32)
+    wn = np.zeros((e, e), dtype=np.int64)
+    if n > 64 and k < e:
+        g = float(np.quantile(gap, _GAP_QUANTILE))
+        tokens = np.flatnonzero(gap <= g).astype(np.int64)
+    else:
+        g = _INF
+        tokens = np.arange(n, dtype=np.int64)
+    clock.append(time.perf_counter())
+    _add_tokens(s, asg, x, wv, wt, wn, tokens, True)
+    clock.append(time.perf_counter())
+    pz = np.empty(e + 1)
+    pz[:e] = p
+    pz[e] = 0.0 if not equality else p.max()
+    dum = np.zeros(e, dtype=np.int64)
+    zsup = np.zeros(1, dtype=np.int64)
+    if not equality:
+        # dummy slack units may sit only on experts priced like Z (p = 0): place them up front
+        left = e * cap - n * k
+        for i in range(e):
+            if left > 0 and p[i] == 0.0 and loads[i] < cap:
+                d = min(cap - int(loads[i]), left)
+                dum[i] = d
+                left -= d
+        zsup[0] = left
+    delta = np.zeros(e)
+    stats = np.zeros(2)
+    expansions = 0
+    while True:
+        status = _ssp(s, cap, pz, asg, x, lst, cnt, slotpos, wv, wt, wn, dum, zsup, delta, g,
+                      stats)
+        if status == 0:
+            break
+        if status < 0 and g == _INF:
+            raise RuntimeError("ssp: no augmenting path on a feasible instance (please report)")
+        g_new = _INF if status < 0 else max(2.0 * g, 1.5 * float(stats[1]))
+        if g_new >= float(gap.max()):
+            g_new = _INF
+        more = np.flatnonzero((gap > g) & (gap <= g_new)).astype(np.int64)
+        _add_tokens(s, asg, x, wv, wt, wn, more, False)
+        g = g_new
+        expansions += 1
+    clock.append(time.perf_counter())
+    if equality:
+        bias = pz[:e] - pz[:e].mean()
+    else:
+        bias = np.minimum(pz[:e] - pz[e], 0.0)
+    secs = np.diff(clock)
+    return x, asg, bias, {"seconds": {"passes": secs[0], "route": secs[1], "edges": secs[2],
+                                      "paths": secs[3]},
+                          "augmentations": int(stats[0]), "passes": done_passes,
+                          "expansions": expansions, "offered": int(np.sum(gap <= g))}
+
+
+def ssp_solve(
+    s: NDArray[np.float64],
+    k: int,
+    cap: int,
+    equality: bool,
+    warm_start: NDArray[np.float64] | None = None,
+    *,
+    passes: int | None = None,
+) -> tuple[NDArray[np.uint8], NDArray[np.int64], NDArray[np.float64], dict]:
+    """Exact balanced assignment by successive shortest paths (inputs already validated).
+
+    Starts from ``warm_start`` prices (default: minus the column means), takes up to ``passes``
+    damped per-expert quantile steps (default 8 cold, 2 warm), routes top-k and repairs the
+    loads exactly. Returns (x (n,E) uint8, experts (n,k) ranked by s + bias, bias, stats); the
+    bias is mean-zero (equality) or <= 0 and 0 on experts with room ("<=").
+    """
+    s = np.ascontiguousarray(s, dtype=np.float64)
+    if warm_start is None:
+        p0 = -s.mean(axis=0)
+        passes = 8 if passes is None else passes
+    else:
+        p0 = np.array(warm_start, dtype=np.float64)
+        passes = 2 if passes is None else passes
+    x, asg, bias, stats = _solve_from(s, k, cap, equality, p0, passes)
+    experts = _experts_ranked(s, asg, bias)
+    return x, experts, bias, stats
+
+
+def flow_assignment(s: NDArray[np.float64], k: int, cap: int) -> NDArray[np.uint8]:
+    """The balanced assignment as an OR-tools min-cost flow on the full bipartite graph.
+
+    Nodes: one per token (supply k), one per expert, one sink (demand n*k); arcs token -> expert
+    (capacity 1, cost -round(s * scale)) and expert -> sink (capacity cap). OR-tools needs
+    integer costs, so scores are scaled to about 2^40 / max|s| (and kept so that n*k*max cost
+    fits in int64); the caller verifies optimality in floating point afterwards.
+    """
+    try:
+        from ortools.graph.python import min_cost_flow
+    except ImportError:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "solver='flow' needs OR-tools: pip install 'lfbtheory[flow]' (or pip install ortools)"
+        ) from None
+    n, e = s.shape
+    smax = float(np.max(np.abs(s)))
+    scale = min(2.0**40, 2.0**60 / (n * k + 1)) / max(smax, 1e-300) if smax > 0 else 1.0
+    cost = -np.rint(s * scale).astype(np.int64).ravel()
+    tok = np.repeat(np.arange(n, dtype=np.int64), e)
+    exp = np.tile(np.arange(n, n + e, dtype=np.int64), n)
+    sink = n + e
+    smcf = min_cost_flow.SimpleMinCostFlow()
+    arcs = smcf.add_arcs_with_capacity_and_unit_cost(tok, exp, np.ones(n * e, dtype=np.int64), cost)
+    smcf.add_arcs_with_capacity_and_unit_cost(
+        np.arange(n, n + e, dtype=np.int64), np.full(e, sink, dtype=np.int64),
+        np.full(e, cap, dtype=np.int64), np.zeros(e, dtype=np.int64))
+    supplies = np.zeros(n + e + 1, dtype=np.int64)
+    supplies[:n] = k
+    supplies[sink] = -n * k
+    smcf.set_nodes_supplies(np.arange(n + e + 1, dtype=np.int64), supplies)
+    status = smcf.solve()
+    if status != smcf.OPTIMAL:
+        raise RuntimeError(f"OR-tools min-cost flow returned status {status}")
+    return smcf.flows(arcs).reshape(n, e).astype(np.uint8)

@@ -1,0 +1,172 @@
+"""Compiled routing kernel: biased top-k selection and expert loads in one pass over the scores.
+
+Computes exactly what :func:`lfbtheory.select_experts` computes (arXiv 2408.15664 Sec. 3:
+token t goes to TopK_i(s[t,i] + b[i])), with the same tie rule -- rank by selection score
+descending, then by expert index ascending -- and the same floating-point selection scores
+s + (b - max b) (additive) or s * b (multiplicative), evaluated in float64 as numpy does. Each
+row is scanned once, keeping its k best in a small sorted buffer (a candidate enters only if it
+beats the current k-th strictly, so an equal score with a higher index never displaces a lower
+one); the loads are counted in the same pass.
+
+numba compiles it when importable; otherwise :func:`route_loads` falls back to the numpy path
+(:func:`lfbtheory.select_experts` + ``bincount``), which gives identical results.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from lfbtheory._validate import as_bias, as_k, choice
+from lfbtheory.routing import select_experts
+
+try:
+    import numba
+
+    HAVE_NUMBA = True
+except ImportError:  # pragma: no cover - exercised only without numba
+    numba = None
+    HAVE_NUMBA = False
+
+__all__ = ["HAVE_NUMBA", "route_loads"]
+
+_MODES = {"none": 0, "additive": 1, "multiplicative": 2}
+
+
+def _topk_kernel(s, bits, emask, k, w, mode, experts, loads):  # type: ignore[no-untyped-def]
+    """experts[t] = top-k of the selection scores of row t (desc, ties: lower index); loads.
+
+    Per row: selection scores r (branch-free, vectorised) and a finiteness check on the raw
+    bits (exponent all ones: nan/inf). Only entries >= theta, a guess of the row's k-th largest
+    value (mean - 1.5 sd, then mean - 4 sd, of earlier rows' k-th values), are offered in index
+    order to a sorted k-buffer; with fewer than k such entries the row is redone with a lower
+    theta and finally -inf, so the result never depends on the guess. Returns the first row
+    with a non-finite score, or -1.
+    """
+    n, e = s.shape
+    r = np.empty(e)
+    cand = np.empty(e + 1, dtype=np.int64)
+    vals = np.empty(k)
+    idx = np.empty(k, dtype=np.int64)
+    bad = -1
+    mean = 0.0
+    var = 0.0
+    seen = 0
+    for t in range(n):
+        nonfinite = 0
+        for j in range(e):
+            nonfinite |= (bits[t, j] & emask) == emask
+        if nonfinite:
+            bad = t
+            for m in range(k):
+                experts[t, m] = m
+            continue
+        if mode == 0:
+            for j in range(e):
+                r[j] = np.float64(s[t, j])
+        elif mode == 1:
+            for j in range(e):
+                r[j] = np.float64(s[t, j]) + w[j]
+        else:
+            for j in range(e):
+                r[j] = np.float64(s[t, j]) * w[j]
+        sd = np.sqrt(var)
+        for attempt in range(3):
+            if seen < 8 or attempt == 2:
+                theta = -np.inf
+            else:
+                theta = mean - (1.5 if attempt == 0 else 4.0) * sd
+            nc = 0
+            for j in range(e):  # branch-free compaction of the entries >= theta
+                cand[nc] = j
+                nc += r[j] >= theta
+            if nc >= k:
+                break
+        c = 0
+        for q in range(nc):
+            j = cand[q]
+            v = r[j]
+            if c == k:
+                if v <= vals[k - 1]:
+                    continue
+                pos = k - 1
+            else:
+                pos = c
+                c += 1
+            while pos > 0 and vals[pos - 1] < v:
+                vals[pos] = vals[pos - 1]
+                idx[pos] = idx[pos - 1]
+                pos -= 1
+            vals[pos] = v
+            idx[pos] = j
+        kth = vals[k - 1]
+        if seen < 64:
+            seen += 1
+        a = 1.0 / seen
+        d = kth - mean
+        mean += a * d
+        var = (1.0 - a) * (var + a * d * d)
+        for m in range(k):
+            experts[t, m] = idx[m]
+            loads[idx[m]] += 1
+    return bad
+
+
+if HAVE_NUMBA:
+    _topk_kernel = numba.njit(cache=True, nogil=True)(_topk_kernel)
+
+
+def route_loads(
+    scores: ArrayLike,
+    k: int,
+    bias: ArrayLike | None = None,
+    *,
+    bias_mode: str = "additive",
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """(experts (n, k) int64, loads (E,) int64) of biased top-k routing, as ``select_experts``.
+
+    Selection scores s + (b - max b) (additive) or s * b (multiplicative, b > 0); float32 or
+    float64 scores are read in place (no float64 copy). For group-limited routing use
+    :func:`lfbtheory.route`.
+    """
+    if isinstance(scores, (str, bytes)) or scores is None:
+        raise TypeError("scores must be a 2-D array of real numbers (n, E)")
+    s = np.asarray(scores)
+    if s.dtype not in (np.float32, np.float64):
+        if s.dtype == object or not (np.issubdtype(s.dtype, np.number) or s.dtype == bool):
+            raise TypeError(f"scores must hold real numbers, got dtype {s.dtype}")
+        s = s.astype(np.float64)
+    if s.ndim != 2 or s.shape[0] < 1 or s.shape[1] < 1:
+        raise ValueError(f"scores must be 2-D with shape (n, E), n, E >= 1; got shape {s.shape}")
+    n, e = s.shape
+    k = as_k(k, e)
+    choice(bias_mode, "bias_mode", ("additive", "multiplicative"))
+    if bias is None:
+        mode, w = 0, np.zeros(e)
+    else:
+        b = as_bias(bias, e)
+        if bias_mode == "additive":
+            mode, w = 1, b - b.max()
+        else:
+            if np.any(b <= 0):
+                raise ValueError(
+                    f"bias must be > 0 when bias_mode='multiplicative', got min {b.min():.6g}"
+                )
+            mode, w = 2, b
+    if not HAVE_NUMBA:  # pragma: no cover - exercised only without numba
+        experts = select_experts(s, k, bias, bias_mode=bias_mode)
+        return experts, np.bincount(experts.ravel(), minlength=e).astype(np.int64)
+    s = np.ascontiguousarray(s)
+    experts = np.empty((n, k), dtype=np.int64)
+    loads = np.zeros(e, dtype=np.int64)
+    if s.dtype == np.float32:
+        bits, emask = s.view(np.uint32), np.uint32(0x7F800000)
+    else:
+        bits, emask = s.view(np.uint64), np.uint64(0x7FF0000000000000)
+    bad = _topk_kernel(s, bits, emask, k, w, mode, experts, loads)
+    if bad >= 0:
+        j = int(np.flatnonzero(~np.isfinite(s[bad]))[0])
+        raise ValueError(
+            f"scores must be finite; found {s[bad, j]} at token {bad}, expert {j}"
+        )
+    return experts, loads

@@ -1,0 +1,81 @@
+"""The compiled routing kernel equals the numpy path exactly, ties included (issue 4)."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import lfbtheory as lfb
+from lfbtheory.kernels import route_loads
+from lfbtheory.testing.strategies import biases, instances
+
+
+def _reference(s, k, bias=None, bias_mode="additive"):
+    experts = lfb.select_experts(s, k, bias, bias_mode=bias_mode)
+    return experts, np.bincount(experts.ravel(), minlength=s.shape[1])
+
+
+def _assert_same(s, k, bias=None, bias_mode="additive"):
+    experts, loads = route_loads(s, k, bias, bias_mode=bias_mode)
+    ref_e, ref_l = _reference(s, k, bias, bias_mode)
+    assert experts.dtype == np.int64 and loads.dtype == np.int64
+    np.testing.assert_array_equal(experts, ref_e)
+    np.testing.assert_array_equal(loads, ref_l)
+
+
+@settings(max_examples=200, deadline=None)
+@given(instances(max_n=40, max_experts=24), st.data())
+def test_kernel_equals_select_experts(inst, data):
+    s, k = inst.scores, inst.k
+    e = s.shape[1]
+    _assert_same(s, k)
+    b = data.draw(biases(e))
+    _assert_same(s, k, b)
+    # a bias with many equal entries makes ties in the selection scores too
+    _assert_same(s, k, np.round(b))
+    _assert_same(s, k, np.abs(b) + 0.5, "multiplicative")
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, 64), st.integers(1, 300), st.data())
+def test_kernel_on_float32_with_heavy_ties(n, e, data):
+    k = data.draw(st.integers(1, e))
+    s = data.draw(hnp.arrays(np.float32, (n, e), elements=st.sampled_from([0.0, 0.25, 0.5, 1.0])))
+    _assert_same(s, k)
+    _assert_same(s, k, np.linspace(0.0, 1.0, e) ** 2)
+
+
+@pytest.mark.parametrize("n,e,k", [(4096, 256, 8), (2000, 64, 6), (513, 7, 3), (300, 17, 16)])
+def test_kernel_on_seeded_workloads_with_drifting_rows(n, e, k):
+    """Rows whose scale drifts defeat the row-threshold guess; the result must not change."""
+    rng = np.random.default_rng([n, e, k])
+    s = (rng.normal(size=(n, e)) * np.linspace(0.01, 10.0, n)[:, None]).astype(np.float32)
+    s[::7] = np.round(s[::7])  # rows with ties
+    s[n // 2 :] -= 50.0  # a jump in level halfway
+    b = rng.normal(size=e)
+    _assert_same(s, k)
+    _assert_same(s, k, b)
+    _assert_same(s.astype(np.float64), k, b)
+
+
+def test_kernel_rejects_bad_input():
+    s = np.ones((3, 4))
+    s_nan = s.copy()
+    s_nan[1, 3] = np.nan
+    with pytest.raises(ValueError, match="token 1, expert 3"):
+        route_loads(s_nan, 2)
+    s_inf = s.astype(np.float32)
+    s_inf[2, 0] = -np.inf
+    with pytest.raises(ValueError, match="finite"):
+        route_loads(s_inf, 2)
+    with pytest.raises(ValueError, match="k"):
+        route_loads(s, 5)
+    with pytest.raises(ValueError, match="bias"):
+        route_loads(s, 2, np.zeros(3))
+    with pytest.raises(ValueError, match="bias must be > 0"):
+        route_loads(s, 2, -np.ones(4), bias_mode="multiplicative")
+    with pytest.raises(ValueError, match="2-D"):
+        route_loads(np.ones(4), 2)
+    with pytest.raises(TypeError):
+        route_loads("scores", 2)
