@@ -242,8 +242,9 @@ class Stationary(_Synthetic):
 
     Defaults: popularity_scale = noise_scale = 1 (the foundation demo's instance and the
     DESIGN.md example, n=256, E=16, k=2): the popularity spread equals the token noise, so
-    plain top-k routing is clearly unbalanced (the most popular expert gets several times
-    its share) yet every expert still wins some tokens, and the balancing prices are O(1).
+    plain top-k routing is clearly unbalanced yet every expert still wins some tokens, and
+    the balancing prices are O(1) (E=16, k=2, seed 0: expected plain top-k loads from 0.04x
+    to 3.1x the balanced load, by :func:`topk_load_shares`).
     gate = "sigmoid" (DeepSeek-V3, the setting of Loss-Free Balancing, arXiv 2408.15664).
     """
 
@@ -695,9 +696,10 @@ class Adversarial(Stationary):
     Protocol: ``gen = w.adaptive_batches(steps, seed)``; ``next(gen)`` gives batch 0; for
     t = 1..steps-1, ``gen.send(bias_used_for_batch_{t-1})`` gives batch t (``None`` means "no new
     bias", the last one is kept). So batch t is a function of the seed and p_0..p_{t-1} only:
-    the adaptive (non-oblivious) adversary of online convex optimisation (Cesa-Bianchi &
-    Lugosi, Prediction, Learning, and Games, 2006, Sec. 4.1; Hazan, arXiv 1909.05207 Sec. 1.1),
-    which may react to the learner's past plays but not to its current one.
+    the adaptive (non-oblivious) adversary of online learning and online convex optimisation
+    (Cesa-Bianchi & Lugosi, Prediction, Learning, and Games, 2006, Ch. 4, oblivious vs
+    non-oblivious opponents; Hazan, Introduction to Online Convex Optimization, arXiv
+    1909.05207, Ch. 1), which may react to the learner's past plays but not to its current one.
 
     Strategy: the ``stationary`` logits of the same seed, plus ``strength`` on the logits of
     the ``n_targets`` experts whose latest bias is lowest (ties: lower index), i.e. the experts
@@ -705,7 +707,8 @@ class Adversarial(Stationary):
     acts on logits, so scores stay in the gate's range ((0,1) for sigmoid, the simplex for
     softmax); strength is bounded by 10 logits. Before any bias is sent the bias is taken as 0
     (targets: experts 0..n_targets-1). Defaults: strength 2 (twice the popularity spread: a
-    boosted expert lands in most tokens' top-k), n_targets = max(1, E // 8).
+    boosted expert lands in most tokens' top-k -- measured for seed 0 on 20,000 tokens: 95% of
+    tokens at E=16, k=2 and 100% at E=64, k=8), n_targets = max(1, E // 8).
 
     ``batches(steps, seed, biases=None)`` regenerates the stream non-adaptively: with a
     recorded (steps, E) bias trajectory (row t routed batch t) it reproduces exactly the
@@ -807,8 +810,8 @@ def _complete_topk(
     the uniform split d = 1/(E-k)), w = R d. The cap is m = (R/(E-k) + s_k) / 2, halfway
     between the uniform level and the k-th score; if max w > m the split is pulled toward
     uniform, w <- (1 - lam) w + lam R/(E-k) with lam = (max w - m) / (max w - R/(E-k)), the
-    smallest pull that brings the max down to m. So every completed entry is in (0, m], hence
-    strictly below s_k (the recorded top-k stays the top-k, same order), and each row sums to
+    smallest pull that brings the max down to m. So every completed entry is in [0, m] (> 0
+    unless R = 0 or a gamma draw underflows at a tiny concentration), hence strictly below s_k (the recorded top-k stays the top-k, same order), and each row sums to
     1 (up to float rounding). Needs R/(E-k) < s_k for every token; raises otherwise.
     """
     n_tok, k = top_scores.shape
@@ -823,6 +826,9 @@ def _complete_topk(
             f"cannot complete token {t}: leftover mass 1 - sum(top{k}) = {left[t]:.6g} does not "
             f"fit below its {k}-th score {kth[t]:.6g} over {rest} unrecorded experts"
         )
+    # Completion rule (documented above): Dirichlet split of the leftover mass R over the E-k
+    # unrecorded experts (gamma draws row by row, tokens in order), then the smallest mix with
+    # the uniform split that caps every entry at m = (R/(E-k) + s_k)/2 < s_k. Sum stays R.
     if rng is None:
         w = np.repeat(level[:, None], rest, axis=1)
     else:
