@@ -811,8 +811,9 @@ def _complete_topk(
     between the uniform level and the k-th score; if max w > m the split is pulled toward
     uniform, w <- (1 - lam) w + lam R/(E-k) with lam = (max w - m) / (max w - R/(E-k)), the
     smallest pull that brings the max down to m. So every completed entry is in [0, m] (> 0
-    unless R = 0 or a gamma draw underflows at a tiny concentration), hence strictly below s_k (the recorded top-k stays the top-k, same order), and each row sums to
-    1 (up to float rounding). Needs R/(E-k) < s_k for every token; raises otherwise.
+    unless R = 0 or a gamma draw underflows at a tiny concentration), hence strictly below
+    s_k (the recorded top-k stays the top-k, same order), and each row sums to 1 (up to float
+    rounding). Needs R/(E-k) < s_k for every token; raises otherwise.
     """
     n_tok, k = top_scores.shape
     rest = n_experts - k
