@@ -795,25 +795,66 @@ class Adversarial(Stationary):
 # Replay
 # --------------------------------------------------------------------------------------------
 
-TAILS = ("dirichlet", "uniform")
+TAILS = ("lognormal", "dirichlet", "uniform")
 TRANSFORMS = ("none", "sigmoid", "softmax")
+TAIL_SPREAD = 1.3  # logit std calibrated on the FLAME trace (see Replay's docstring)
+_CACHE_LIMIT_BYTES = 256 * 2**20  # completed trace layers are cached up to this size
+
+
+def _lognormal_tail(left: NDArray[np.float64], kth: NDArray[np.float64], rest: int,
+                    rng: np.random.Generator, spread: float) -> NDArray[np.float64]:
+    """w_j = s_k * sigmoid(g_j + theta_t), g_j ~ N(0, spread^2), theta_t: sum_j w_j = R_t.
+
+    f(theta) = s_k sum_j sigmoid(g_j + theta) increases from 0 to (E-k) s_k > R, so theta is
+    unique; it is bracketed by logit(r) - max g <= theta <= logit(r) - min g, r = R/((E-k) s_k),
+    and found by safeguarded Newton (bisection when Newton leaves the bracket).
+    """
+    g = spread * rng.standard_normal((left.size, rest))
+    r = left / (rest * kth)
+    pos = left > 0
+    lr = np.log(np.where(pos, r, 0.5)) - np.log1p(-np.where(pos, r, 0.5))  # logit(r)
+    lo, hi = lr - g.max(axis=1), lr - g.min(axis=1)
+    theta = 0.5 * (lo + hi)
+    for _ in range(200):
+        sig = expit(g + theta[:, None])
+        f = kth * sig.sum(axis=1) - left
+        # 1e-12 relative is plenty: the rescale below makes the sum exact
+        done = (np.abs(f) <= 1e-12 * left) | ~pos
+        if np.all(done):
+            break
+        lo = np.where(f < 0, theta, lo)
+        hi = np.where(f > 0, theta, hi)
+        slope = kth * (sig * (1.0 - sig)).sum(axis=1)
+        newton = theta - f / np.where(slope > 0, slope, 1.0)
+        inside = (newton > lo) & (newton < hi) & (slope > 0)
+        theta = np.where(done, theta, np.where(inside, newton, 0.5 * (lo + hi)))
+    w = kth[:, None] * expit(g + theta[:, None])
+    w *= np.where(pos, left / np.where(pos, w.sum(axis=1), 1.0), 0.0)[:, None]  # exact sum R
+    return np.minimum(w, np.nextafter(kth, 0.0)[:, None])  # float guard; never binds (tested)
 
 
 def _complete_topk(
     top_scores: NDArray[np.float64], top_ids: NDArray[np.int64], n_experts: int,
-    rng: np.random.Generator | None, concentration: float,
+    rng: np.random.Generator | None, tail: str, concentration: float = 1.0,
+    spread: float = TAIL_SPREAD,
 ) -> NDArray[np.float64]:
     """Full (N, E) probability rows from the recorded top-k (scores sorted descending).
 
-    For each token with recorded s_1 >= ... >= s_k, the leftover mass R = 1 - sum(s) goes to
-    the E - k unrecorded experts: d ~ Dirichlet(concentration * 1) (seeded; ``rng=None`` gives
-    the uniform split d = 1/(E-k)), w = R d. The cap is m = (R/(E-k) + s_k) / 2, halfway
-    between the uniform level and the k-th score; if max w > m the split is pulled toward
-    uniform, w <- (1 - lam) w + lam R/(E-k) with lam = (max w - m) / (max w - R/(E-k)), the
-    smallest pull that brings the max down to m. So every completed entry is in [0, m] (> 0
-    unless R = 0 or a gamma draw underflows at a tiny concentration), hence strictly below
-    s_k (the recorded top-k stays the top-k, same order), and each row sums to 1 (up to float
-    rounding). Needs R/(E-k) < s_k for every token; raises otherwise.
+    For each token with recorded s_1 >= ... >= s_k the leftover mass R = 1 - sum(s) goes to
+    the E - k unrecorded experts (in ascending expert id), every entry strictly below s_k so
+    the recorded top-k stays the top-k, in the same order, and each row sums to 1 (up to
+    float rounding). Needs R/(E-k) < s_k for every token; raises otherwise. ``tail``:
+
+    - "lognormal" (default): w_j = s_k sigmoid(g_j + theta), g_j ~ N(0, spread^2) seeded, with
+      the one shift theta per token that makes sum_j w_j = R. Far below s_k, log w_j = const +
+      g_j: log-normal probabilities, i.e. the softmax of gaussian router logits with std
+      ``spread``; near s_k the sigmoid squashes them smoothly below it (never equal to it).
+    - "dirichlet": d ~ Dirichlet(concentration 1) seeded, w = R d; cap m = (R/(E-k) + s_k)/2
+      (halfway between the even level and s_k); if max w > m, w <- (1 - lam) w + lam R/(E-k)
+      with lam = (max w - m)/(max w - R/(E-k)), the smallest pull toward the even split that
+      brings the max down to m. Caveat (measured on the FLAME trace, concentration 1): the cap
+      binds for 95% of tokens, so most rows have one unrecorded entry exactly at m.
+    - "uniform": w_j = R/(E-k) (deterministic).
     """
     n_tok, k = top_scores.shape
     rest = n_experts - k
@@ -827,11 +868,12 @@ def _complete_topk(
             f"cannot complete token {t}: leftover mass 1 - sum(top{k}) = {left[t]:.6g} does not "
             f"fit below its {k}-th score {kth[t]:.6g} over {rest} unrecorded experts"
         )
-    # Completion rule (documented above): Dirichlet split of the leftover mass R over the E-k
-    # unrecorded experts (gamma draws row by row, tokens in order), then the smallest mix with
-    # the uniform split that caps every entry at m = (R/(E-k) + s_k)/2 < s_k. Sum stays R.
-    if rng is None:
+    # Completion rule (documented above): the leftover mass R of each token is split over its
+    # E-k unrecorded experts (random draws row by row, tokens in order), capped below s_k.
+    if tail == "uniform" or rng is None:
         w = np.repeat(level[:, None], rest, axis=1)
+    elif tail == "lognormal":
+        w = _lognormal_tail(left, kth, rest, rng, spread)
     else:
         g = rng.standard_gamma(concentration, size=(n_tok, rest))
         g_sum = g.sum(axis=1, keepdims=True)
@@ -868,12 +910,19 @@ class Replay:
     Top-k traces (npz with ``topk_scores`` (L, N, k) sorted descending, ``topk_ids`` (L, N, k),
     ``num_experts``, optional ``layers``; e.g. ``FLAME_FILE``: FLAME-MoE-290M, 8 layers x 2048
     tokens, top-6 of 64 softmax probabilities): each token's row is completed to all E experts
-    by ``_complete_topk`` -- leftover mass 1 - sum(top-k) split over the E - k unrecorded
-    experts by a seeded flat Dirichlet (``tail="dirichlet"``, ``tail_concentration=1``: a
-    uniformly random split, we know nothing of the real tail) or evenly (``tail="uniform"``),
-    always capped strictly below the token's k-th score so the recorded top-k stays the top-k,
-    exactly (ids, order and scores). The completion of layer position j uses the seed's child
-    stream (4, j), so it is the same in every epoch, for every n and every layer selection.
+    by ``_complete_topk``: the leftover mass 1 - sum(top-k) is split over the E - k unrecorded
+    experts, every entry strictly below the token's k-th score, so the recorded top-k stays
+    the top-k exactly (ids, order and scores) and rows sum to 1. Default ``tail="lognormal"``:
+    unrecorded probabilities s_k sigmoid(g_j + theta), g_j ~ N(0, tail_spread^2), theta fixing
+    the sum -- the softmax of gaussian router logits, squashed below s_k. tail_spread = 1.3 is
+    calibrated on the FLAME trace: its mean log(s_1/s_6) is 1.32 and for 64 standard gaussian
+    logits E[x_(1) - x_(6)] = 0.986, so the logits' std is about 1.32/0.986 = 1.3 (the mean
+    top-6 mass, 0.43, also lies between that of std 1.0 (0.36) and std 1.5 (0.53)). Other
+    tails: "dirichlet" (the seeded split suggested in the issue; with ``tail_concentration=1``
+    its cap binds for 95% of FLAME tokens -- see ``_complete_topk``) and "uniform" (even).
+    The completion of layer position j uses the seed's child stream (4, j), so it is the
+    same in every epoch, for every n and every layer selection; completed layers are cached
+    while the stream runs (FLAME: 8 x 2048 x 64 floats = 8 MiB; not above 256 MiB).
 
     Order: the selected ``layers`` (default all, in file order), each in token order
     (sequence-major), concatenated and cycled; batch t is tokens [t n, (t+1) n) of that cyclic
@@ -895,7 +944,8 @@ class Replay:
     n_experts: int | None = None
     layers: tuple[int, ...] | None = None
     key: str | None = None
-    tail: str = "dirichlet"
+    tail: str = "lognormal"
+    tail_spread: float = TAIL_SPREAD
     tail_concentration: float = 1.0
     transform: str = "none"
     kind: str = field(init=False, default="")
@@ -906,6 +956,7 @@ class Replay:
         _choice(self.tail, "tail", TAILS)
         _set(self, "tail_concentration",
              _real(self.tail_concentration, "tail_concentration", 0.0, strict=True))
+        _set(self, "tail_spread", _real(self.tail_spread, "tail_spread", hi=5.0))
         _choice(self.transform, "transform", TRANSFORMS)
         _set(self, "layers", _to_tuple(self.layers))
         if p.suffix not in (".npy", ".npz"):
@@ -1028,10 +1079,20 @@ class Replay:
         positions = range(len(names)) if self.layers is None else [names.index(v) for v in
                                                                      self.layers]
         e = int(self.n_experts or 0)
+        cache: dict[int, NDArray[np.float64]] = {}
+        keep = len(positions) * scores.shape[1] * e * 8 <= _CACHE_LIMIT_BYTES
         while True:
             for j in positions:
+                if j in cache:
+                    yield cache[j]
+                    continue
                 rng = None if self.tail == "uniform" else _rng(ss, _COMPLETION, j)
-                yield _complete_topk(scores[j], ids[j], e, rng, self.tail_concentration)
+                full = _complete_topk(scores[j], ids[j], e, rng, self.tail,
+                                      self.tail_concentration, self.tail_spread)
+                full.flags.writeable = False  # cached blocks are shared between epochs
+                if keep:
+                    cache[j] = full
+                yield full
 
     def _load_matrix(self) -> NDArray[Any]:
         if self.path.endswith(".npy"):
@@ -1073,7 +1134,7 @@ class Replay:
                 buf.append(c)
                 have += c.shape[0]
             block = np.concatenate(buf) if len(buf) > 1 else buf[0]
-            yield np.ascontiguousarray(block[:n])
+            yield np.array(block[:n], dtype=np.float64, copy=True)  # never a view of a cache
             made += 1
             rest = block[n:]
             buf, have = ([rest] if rest.shape[0] else []), rest.shape[0]
@@ -1081,14 +1142,15 @@ class Replay:
 
 def replay(
     path: str | os.PathLike[str] | None = None, *, n: int, n_experts: int | None = None,
-    layers: int | Iterable[int] | None = None, key: str | None = None, tail: str = "dirichlet",
-    tail_concentration: float = 1.0, transform: str = "none",
+    layers: int | Iterable[int] | None = None, key: str | None = None, tail: str = "lognormal",
+    tail_spread: float = TAIL_SPREAD, tail_concentration: float = 1.0, transform: str = "none",
 ) -> Replay:
     """A :class:`Replay` workload; ``path=None`` means shared_data_dir() / FLAME_FILE."""
     if path is None:
         path = shared_data_dir() / FLAME_FILE
     return Replay(path=str(path), n=n, n_experts=n_experts, layers=_to_tuple(layers), key=key,
-                  tail=tail, tail_concentration=tail_concentration, transform=transform)
+                  tail=tail, tail_spread=tail_spread, tail_concentration=tail_concentration,
+                  transform=transform)
 
 
 # --------------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from lfbtheory.workloads import (
     Drifting,
     Stationary,
     Zipf,
+    _complete_topk,
     fit_popularity_offsets,
     make_workload,
     materialize,
@@ -249,9 +250,10 @@ def _flame(data_dir):
                 tuple(int(v) for v in d["layers"]))
 
 
-def test_replay_preserves_topk_and_completes_rows(data_dir):
+@pytest.mark.parametrize("tail", ["lognormal", "dirichlet"])
+def test_replay_preserves_topk_and_completes_rows(data_dir, tail):
     scores, ids, _ = _flame(data_dir)
-    w = replay(data_dir / FLAME_FILE, n=512)
+    w = replay(data_dir / FLAME_FILE, n=512, tail=tail)
     assert w.n_experts == 64
     epoch = materialize(w, 32, 3)  # 8 layers x 2048 tokens = 32 batches of 512: one epoch
     rows = epoch.reshape(8, 2048, 64)
@@ -265,7 +267,9 @@ def test_replay_preserves_topk_and_completes_rows(data_dir):
     assert np.all(unrec > 0) and np.all(unrec.max(axis=2) < scores[:, :, 5])
     # cycling: the next epoch repeats the same completed tokens; the seed changes only the tail
     it = w.batches(33, 3)
-    for _ in range(32):
+    first = next(it)
+    first[:] = -1.0  # yielded batches are copies: scribbling on one leaves the cache intact
+    for _ in range(31):
         next(it)
     np.testing.assert_array_equal(next(it), epoch[0])
     other = materialize(w, 1, 4)[0]
@@ -286,13 +290,41 @@ def test_replay_layers_straddling_and_uniform_tail(data_dir):
     np.testing.assert_allclose(rest, rest[:, :1].repeat(58, axis=1), rtol=1e-15)
 
 
+def test_lognormal_tail_is_gaussian_in_log_space():
+    # far below the cap (R/(E-k) << s_k) the documented law is log w_j = const + g_j,
+    # g_j ~ N(0, spread^2); near the cap it is squashed strictly below s_k
+    top = np.array([[0.9]])
+    full = _complete_topk(top, np.array([[0]]), 4001, np.random.default_rng(0), "lognormal",
+                          spread=1.3)
+    tail = full[0, 1:]
+    assert abs(np.log(tail).std() / 1.3 - 1) < 0.05  # 4000 draws: sd of the ratio ~ 0.011
+    np.testing.assert_allclose(full.sum(), 1.0, atol=1e-14)
+    tight = _complete_topk(np.array([[0.3, 0.2]]), np.array([[3, 1]]), 6,
+                           np.random.default_rng(1), "lognormal")  # R/(E-k) = 0.125 vs 0.2
+    assert np.all(tight[0, [0, 2, 4, 5]] < 0.2) and abs(tight.sum() - 1) < 1e-14
+
+
+def test_generic_topk_trace_and_infeasible_completion(tmp_path):
+    ids = np.array([[[2, 0], [1, 3]]], dtype=np.int16)
+    ok = np.array([[[0.5, 0.3], [0.4, 0.35]]], dtype=np.float32)
+    np.savez(tmp_path / "t.npz", topk_scores=ok, topk_ids=ids, num_experts=np.int64(4))
+    rows = materialize(replay(tmp_path / "t.npz", n=2), 1, 0)[0]
+    np.testing.assert_array_equal(topk_indices(rows, 2), ids[0])
+    bad = np.array([[[0.5, 0.1], [0.4, 0.35]]], dtype=np.float32)  # 0.4 left > 2 x 0.1
+    np.savez(tmp_path / "b.npz", topk_scores=bad, topk_ids=ids, num_experts=np.int64(4))
+    with pytest.raises(ValueError, match="cannot be completed: layer position 0, token 0"):
+        replay(tmp_path / "b.npz", n=2)
+
+
 def test_replay_e_mismatch_and_bad_layers(data_dir):
     with pytest.raises(ValueError, match="n_experts=16.*E=64"):
         make_workload("replay", n=32, n_experts=16)
     with pytest.raises(ValueError, match="layers"):
         make_workload("replay", n=32, n_experts=64, layers=[1])
-    with pytest.raises(ValueError, match="tail"):
+    with pytest.raises(ValueError, match="tail must be one of 'lognormal'"):
         make_workload("replay", n=32, n_experts=64, tail="gaussian")
+    with pytest.raises(ValueError, match="tail_spread"):
+        make_workload("replay", n=32, n_experts=64, tail_spread=-1.0)
 
 
 def test_user_npy_and_npz_replay(tmp_path):
