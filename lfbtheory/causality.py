@@ -309,7 +309,8 @@ def _describe(router: Any) -> str:
 class LeakageBound:
     """Expert Choice leakage in bits per token per layer (arXiv 2408.15664 App. D).
 
-    exact = (E/T) log2 C(T, KT/E); lower = K log2((1-R)/R), R = K/E (<= exact for every T);
+    exact = (E/T) log2 C(T, KT/E); lower = K log2((1-R)/R), R = K/E, the App. D bound;
+    lower_strong = K log2(1/R) >= lower (from C(T, m) >= (T/m)^m; both <= exact for every T);
     asymptote = E H2(R), the T -> infinity limit of exact (H2 the binary entropy).
     """
 
@@ -319,6 +320,7 @@ class LeakageBound:
     exact: float
     lower: float
     asymptote: float
+    lower_strong: float = float("nan")
 
 
 def expert_choice_leakage(tokens: int, n_experts: int, k: int) -> LeakageBound:
@@ -342,4 +344,4 @@ def expert_choice_leakage(tokens: int, n_experts: int, k: int) -> LeakageBound:
     r = k / e
     lower = k * math.log2((1 - r) / r)
     asymptote = e * (-r * math.log2(r) - (1 - r) * math.log2(1 - r))
-    return LeakageBound(t, e, k, exact, lower, asymptote)
+    return LeakageBound(t, e, k, exact, lower, asymptote, k * math.log2(1 / r))
