@@ -17,6 +17,8 @@ dicts). Three kinds of ``obj``:
   group attributes are forwarded.
 
 torch is imported lazily; without it ``from_torch`` raises ImportError saying how to install.
+From the command line, point ``lfb check`` at a zero-argument factory in your code, e.g.
+``def make(): return from_torch(MyRouter())`` and ``lfb check mymodule:make``.
 """
 
 from __future__ import annotations
