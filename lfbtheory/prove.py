@@ -91,8 +91,14 @@ def run_proof(path: Path) -> ProofResult:
         ok = False
         tb = traceback.extract_tb(exc.__traceback__)
         # report the failing line of the proof file itself (not of a helper it calls)
-        where = next((f"{path.name}:{f.lineno}" for f in reversed(tb)
-                      if Path(f.filename).resolve() == path.resolve()), "")
+        where = next(
+            (
+                f"{path.name}:{f.lineno}"
+                for f in reversed(tb)
+                if Path(f.filename).resolve() == path.resolve()
+            ),
+            "",
+        )
         error = f"{type(exc).__name__}: {exc}".strip() + (f" (at {where})" if where else "")
     finally:
         if inserted:
@@ -115,8 +121,11 @@ def _cmd(args: argparse.Namespace) -> int:
         return 2
     results = run_all(proofs_dir, args.only)
     if not results:
-        print(f"lfb prove: error: no proof_*.py files in {proofs_dir}"
-              + (f" matching {args.only!r}" if args.only else ""), file=sys.stderr)
+        print(
+            f"lfb prove: error: no proof_*.py files in {proofs_dir}"
+            + (f" matching {args.only!r}" if args.only else ""),
+            file=sys.stderr,
+        )
         return 2
     for r in results:
         status = "PASS" if r.ok else "FAIL"
@@ -130,7 +139,9 @@ def _cmd(args: argparse.Namespace) -> int:
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Register ``lfb prove``."""
-    p = subparsers.add_parser("prove", help="run the sympy-checked proofs in proofs/ and report each claim")
+    p = subparsers.add_parser(
+        "prove", help="run the sympy-checked proofs in proofs/ and report each claim"
+    )
     p.add_argument("--dir", default=None, help="proofs directory (default: <repo>/proofs)")
     p.add_argument("--only", default=None, help="run only proof files whose name contains this")
     p.set_defaults(func=_cmd)

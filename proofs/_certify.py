@@ -8,7 +8,8 @@ constraints g == 0 with multipliers m, and we check
     expr == sum(terms) + sum(m * g)        (an identity, by expansion / simplification)
 
 and that every term is *structurally* non-negative: a product, sum or power built only from
-non-negative numbers and closed constants (log 2, sqrt 2), symbols declared ``nonnegative=True``/``positive=True``, even powers,
+non-negative numbers and closed constants (log 2, sqrt 2), symbols declared
+``nonnegative=True``/``positive=True``, even powers,
 ``exp`` and ``Abs``. :func:`is_nonneg` inspects the expression tree itself; it does not call
 sympy's assumption system on compound expressions, so it cannot be fooled by a simplification.
 """
@@ -91,18 +92,27 @@ def identity(lhs: sp.Expr, rhs: sp.Expr, what: str) -> None:
     assert _zero(sp.sympify(lhs) - sp.sympify(rhs)), f"identity fails: {what}: {lhs} != {rhs}"
 
 
-def _certify(expr: sp.Expr, terms: Sequence[sp.Expr],
-             equalities: Iterable[tuple[sp.Expr, sp.Expr]], what: str) -> None:
+def _certify(
+    expr: sp.Expr,
+    terms: Sequence[sp.Expr],
+    equalities: Iterable[tuple[sp.Expr, sp.Expr]],
+    what: str,
+) -> None:
     terms = [sp.sympify(t) for t in terms]
     lagr = sum((sp.sympify(m) * sp.sympify(g) for m, g in equalities), sp.Integer(0))
     residual = sp.sympify(expr) - sum(terms, sp.Integer(0)) - lagr
     assert _zero(residual), (
-        f"certificate identity fails: {what}: expr - sum(terms) - sum(m*g) = {sp.simplify(residual)}"
+        f"certificate identity fails: {what}: "
+        f"expr - sum(terms) - sum(m*g) = {sp.simplify(residual)}"
     )
 
 
-def certify_nonneg(expr: sp.Expr, terms: Sequence[sp.Expr], what: str,
-                   equalities: Iterable[tuple[sp.Expr, sp.Expr]] = ()) -> None:
+def certify_nonneg(
+    expr: sp.Expr,
+    terms: Sequence[sp.Expr],
+    what: str,
+    equalities: Iterable[tuple[sp.Expr, sp.Expr]] = (),
+) -> None:
     """Prove ``expr >= 0`` on {g = 0 for (m, g) in equalities}: expr = sum(terms) + sum(m g),
     each term structurally non-negative."""
     _certify(expr, terms, equalities, what)
@@ -110,8 +120,12 @@ def certify_nonneg(expr: sp.Expr, terms: Sequence[sp.Expr], what: str,
         assert is_nonneg(t), f"certificate term is not manifestly >= 0: {what}: {t}"
 
 
-def certify_pos(expr: sp.Expr, terms: Sequence[sp.Expr], what: str,
-                equalities: Iterable[tuple[sp.Expr, sp.Expr]] = ()) -> None:
+def certify_pos(
+    expr: sp.Expr,
+    terms: Sequence[sp.Expr],
+    what: str,
+    equalities: Iterable[tuple[sp.Expr, sp.Expr]] = (),
+) -> None:
     """Prove ``expr > 0``: as :func:`certify_nonneg`, with at least one term manifestly > 0."""
     certify_nonneg(expr, terms, what, equalities)
     assert any(is_pos(t) for t in terms), f"no certificate term is manifestly > 0: {what}"

@@ -53,16 +53,18 @@ def topk_certificate(n_experts: int, k: int) -> None:
     theta = sp.Symbol("theta", real=True)
     d = sp.symbols(f"d0:{k}", nonnegative=True)
     e = sp.symbols(f"e0:{n_experts - k}", nonnegative=True)
-    y = sp.symbols(f"y0:{k}", nonnegative=True)          # x_i = 1 - y_i on S (x_i <= 1)
+    y = sp.symbols(f"y0:{k}", nonnegative=True)  # x_i = 1 - y_i on S (x_i <= 1)
     xo = sp.symbols(f"x{k}:{n_experts}", nonnegative=True)  # x_i >= 0 off S
     r = [theta + di for di in d] + [theta - ei for ei in e]
     x = [1 - yi for yi in y] + list(xo)
     topk = sum(r[:k])
     gap = topk - sum(ri * xi for ri, xi in zip(r, x, strict=True))
     terms = [di * yi for di, yi in zip(d, y, strict=True)] + [
-        ei * xi for ei, xi in zip(e, xo, strict=True)]
-    certify_nonneg(gap, terms, f"topKsum(r) >= r.x (E={n_experts}, k={k})",
-                   equalities=[(-theta, sum(x) - k)])
+        ei * xi for ei, xi in zip(e, xo, strict=True)
+    ]
+    certify_nonneg(
+        gap, terms, f"topKsum(r) >= r.x (E={n_experts}, k={k})", equalities=[(-theta, sum(x) - k)]
+    )
     # x = 1_S attains the bound, so the maximum is exactly topKsum(r).
     identity(sum(ri for ri in r[:k]) - topk, 0, "x = 1_S attains topKsum")
 
@@ -76,8 +78,9 @@ def lagrangian_and_weak_duality(n: int, n_experts: int, k: int) -> None:
     cols = [sum(x[t, i] for t in range(n)) for i in range(n_experts)]
     sx = sum(s[t, i] * x[t, i] for t in range(n) for i in range(n_experts))
     lagr = sx + sum(p[i] * (cols[i] - cap) for i in range(n_experts))
-    separated = sum((s[t, i] + p[i]) * x[t, i] for t in range(n) for i in range(n_experts)) \
-        - cap * sum(p)
+    separated = sum(
+        (s[t, i] + p[i]) * x[t, i] for t in range(n) for i in range(n_experts)
+    ) - cap * sum(p)
     identity(lagr, separated, "Lagrangian separates over tokens: sum_t (s_t+p).x_t - L sum p")
 
     # Weak duality: parametrise each token's biased scores r_t = s_t + p around its own top-k set
@@ -90,11 +93,17 @@ def lagrangian_and_weak_duality(n: int, n_experts: int, k: int) -> None:
         x_t = [None] * n_experts
         for pos, i in enumerate(order):
             if pos < k:
-                di, yi = sp.Symbol(f"d{t}{i}", nonnegative=True), sp.Symbol(f"y{t}{i}", nonnegative=True)
+                di, yi = (
+                    sp.Symbol(f"d{t}{i}", nonnegative=True),
+                    sp.Symbol(f"y{t}{i}", nonnegative=True),
+                )
                 r_t[i], x_t[i] = theta + di, 1 - yi
                 terms.append(di * yi)
             else:
-                ei, xi = sp.Symbol(f"e{t}{i}", nonnegative=True), sp.Symbol(f"xo{t}{i}", nonnegative=True)
+                ei, xi = (
+                    sp.Symbol(f"e{t}{i}", nonnegative=True),
+                    sp.Symbol(f"xo{t}{i}", nonnegative=True),
+                )
                 r_t[i], x_t[i] = theta - ei, xi
                 terms.append(ei * xi)
         equalities.append((-theta, sum(x_t) - k))
@@ -108,8 +117,12 @@ def lagrangian_and_weak_duality(n: int, n_experts: int, k: int) -> None:
     primal = sx.subs(sub)
     cols_sub = [c.subs(sub) for c in cols]
     equalities += [(p[i], cols_sub[i] - cap) for i in range(n_experts)]
-    certify_nonneg(dual - primal, terms, f"weak duality D(p) >= s.x (n={n}, E={n_experts}, k={k})",
-                   equalities=equalities)
+    certify_nonneg(
+        dual - primal,
+        terms,
+        f"weak duality D(p) >= s.x (n={n}, E={n_experts}, k={k})",
+        equalities=equalities,
+    )
 
 
 def strong_duality_symbolic() -> None:
@@ -193,8 +206,10 @@ def total_unimodularity() -> int:
         a = constraint_matrix(n, n_experts)
         signed = a.copy()
         signed[n:] *= -1
-        check(np.all(signed.sum(axis=0) == 0) and np.all((a != 0).sum(axis=0) == 2),
-              "each column: one +1 token entry and one expert entry (negated: -1)")
+        check(
+            np.all(signed.sum(axis=0) == 0) and np.all((a != 0).sum(axis=0) == 2),
+            "each column: one +1 token entry and one expert entry (negated: -1)",
+        )
         rows, cols = a.shape
         al = a.tolist()
         for size in range(1, min(rows, cols) + 1):

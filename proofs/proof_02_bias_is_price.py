@@ -60,12 +60,16 @@ def lagrangian_affine_in_prices(n: int = 2, n_experts: int = 3, k: int = 1) -> N
     s = sp.Matrix(n, n_experts, lambda t, i: sp.Symbol(f"s{t}{i}", real=True))
 
     def lagr(prices):
-        return sum((s[t, i] + prices[i]) * x[t, i] for t in range(n)
-                   for i in range(n_experts)) - cap * sum(prices)
+        return sum(
+            (s[t, i] + prices[i]) * x[t, i] for t in range(n) for i in range(n_experts)
+        ) - cap * sum(prices)
 
     g = [sum(x[t, i] for t in range(n)) - cap for i in range(n_experts)]
-    identity(lagr(q) - lagr(p), sum(g[i] * (q[i] - p[i]) for i in range(n_experts)),
-             "L(x,q) - L(x,p) = (load - L).(q - p)")
+    identity(
+        lagr(q) - lagr(p),
+        sum(g[i] * (q[i] - p[i]) for i in range(n_experts)),
+        "L(x,q) - L(x,p) = (load - L).(q - p)",
+    )
 
 
 def best_response_and_subgradient() -> int:
@@ -75,7 +79,9 @@ def best_response_and_subgradient() -> int:
         cap = n * k // n_experts
         # p_0 = 0 on the grid (D and load are invariant under p + c 1, Lemma 3), the others in
         # {-1, 0, 1} and one half-integer point per instance.
-        grid = [np.array((0.0,) + v) for v in itertools.product((-1.0, 0.0, 1.0), repeat=n_experts - 1)]
+        grid = [
+            np.array((0.0,) + v) for v in itertools.product((-1.0, 0.0, 1.0), repeat=n_experts - 1)
+        ]
         grid.append(np.array([0.0] + [0.5] * (n_experts - 1)))
         dvals = np.array([dual_objective(s, p, k) for p in grid])
         subg = np.array([dual_subgradient(s, p, k) for p in grid])
@@ -115,8 +121,9 @@ def complementary_slackness() -> int:
         check(dual_objective(s, p, k) == float(np.sum(s * best)), "p* minimises D (D(p*) == P)")
         routed = route(s, k, p, normalize=False)
         tied = tie_margin(s, k, p) == 0
-        untied_same = all(set(routed.experts[t]) == set(np.flatnonzero(best[t]))
-                          for t in range(n) if not tied[t])
+        untied_same = all(
+            set(routed.experts[t]) == set(np.flatnonzero(best[t])) for t in range(n) if not tied[t]
+        )
         check(untied_same, "untied tokens are routed to their x* experts")
         dev = np.abs(routed.loads - cap)
         check(dev.max() <= tied.sum(), "max |load - L| <= #tied")

@@ -1,4 +1,4 @@
-"""Lemma 3: proportional = dual subgradient step; sign = per-expert step u/|L-c_i|; shift/scale invariance.
+"""Lemma 3: proportional = dual subgradient step; sign = per-expert step; shift/scale invariance.
 
 Claim. Let c be the loads of a batch routed with bias b (sum c = nk, so c_bar = sum c / E = L)
 and g = c - L the subgradient of D at b (Lemma 2).
@@ -54,9 +54,16 @@ def symbolic_steps() -> None:
         identity(cbar, cap, f"c_bar == L (E={n_experts})")
         g = [ci - cap for ci in c]
         for i in range(n_experts):
-            identity(b[i] + u * (cbar - c[i]) / cbar, b[i] - (u / cap) * g[i],
-                     "(a) proportional step == -(u/L) g")
-        identity(sum(u * (cbar - ci) / cbar for ci in c), 0, f"(c) proportional step sums to 0 (E={n_experts})")
+            identity(
+                b[i] + u * (cbar - c[i]) / cbar,
+                b[i] - (u / cap) * g[i],
+                "(a) proportional step == -(u/L) g",
+            )
+        identity(
+            sum(u * (cbar - ci) / cbar for ci in c),
+            0,
+            f"(c) proportional step sums to 0 (E={n_experts})",
+        )
         # (d) D(b + t1) - D(b) = n k t - L E t = 0
         t = sp.Symbol("t", real=True)
         identity(n * k * t - cap * n_experts * t, 0, f"(d) D is flat along 1 (E={n_experts})")
@@ -69,17 +76,33 @@ def symbolic_steps() -> None:
     t = sp.Symbol("t", real=True)
     r = sp.symbols("r0:5", real=True)
     for k_ in range(1, 6):
-        identity(sum(ri + t for ri in r[:k_]), sum(r[:k_]) + k_ * t, "(d) topKsum(r + t1) = topKsum(r) + k t")
+        identity(
+            sum(ri + t for ri in r[:k_]),
+            sum(r[:k_]) + k_ * t,
+            "(d) topKsum(r + t1) = topKsum(r) + k t",
+        )
     # (e) multiplicative = additive on logs; scale and the update on log b.
     s_, b_, lam, e_ = sp.symbols("s b lambda e", positive=True)
-    identity(sp.expand_log(sp.log(s_ * b_)), sp.log(s_) + sp.log(b_), "(e) log(s b) = log s + log b")
-    identity(sp.expand_log(sp.log(s_ * lam * b_)), sp.log(s_) + sp.log(b_) + sp.log(lam),
-             "(e) lambda b shifts every log-score by log lambda")
+    identity(
+        sp.expand_log(sp.log(s_ * b_)), sp.log(s_) + sp.log(b_), "(e) log(s b) = log s + log b"
+    )
+    identity(
+        sp.expand_log(sp.log(s_ * lam * b_)),
+        sp.log(s_) + sp.log(b_) + sp.log(lam),
+        "(e) lambda b shifts every log-score by log lambda",
+    )
     ue = sp.Symbol("ue", real=True)
-    identity(sp.expand_log(sp.log(b_ * sp.exp(ue)), force=True), sp.log(b_) + ue,
-             "(e) log(b exp(u e)) = log b + u e")
+    identity(
+        sp.expand_log(sp.log(b_ * sp.exp(ue)), force=True),
+        sp.log(b_) + ue,
+        "(e) log(b exp(u e)) = log b + u e",
+    )
     es = sp.symbols("e0:4", real=True)
-    identity(sp.exp(sum(es[:3]) - sum(es[:3])), 1, "(e) prod exp(u e_i) = exp(u sum e_i) = 1 when sum e = 0")
+    identity(
+        sp.exp(sum(es[:3]) - sum(es[:3])),
+        1,
+        "(e) prod exp(u e_i) = exp(u sum e_i) = 1 when sum e = 0",
+    )
 
 
 def _load_vectors(n: int, n_experts: int, k: int):
@@ -92,7 +115,15 @@ def package_rules_exhaustive() -> int:
     u = 0.125
     prop, sgn = U.proportional(), U.sign()
     checked = 0
-    for n, n_experts, k in ((2, 2, 1), (4, 2, 1), (3, 3, 1), (4, 4, 1), (2, 4, 2), (4, 4, 2), (3, 3, 2)):
+    for n, n_experts, k in (
+        (2, 2, 1),
+        (4, 2, 1),
+        (3, 3, 1),
+        (4, 4, 1),
+        (2, 4, 2),
+        (4, 4, 2),
+        (3, 3, 2),
+    ):
         cap = n * k / n_experts
         b0 = np.linspace(-1.0, 1.0, n_experts)
         for c in _load_vectors(n, n_experts, k):
@@ -102,7 +133,9 @@ def package_rules_exhaustive() -> int:
             check(abs(st.bias.sum() - b0.sum()) <= 1e-13, "(c) proportional preserves sum(b)")
             ss = sgn.update(c, sgn.init(n_experts, b0), u)
             nz = g != 0
-            check(np.array_equal(ss.bias[nz], b0[nz] - (u / np.abs(g[nz])) * g[nz]), "(b) sign step")
+            check(
+                np.array_equal(ss.bias[nz], b0[nz] - (u / np.abs(g[nz])) * g[nz]), "(b) sign step"
+            )
             check(np.array_equal(ss.bias[~nz], b0[~nz]), "(b) sign step is 0 where c_i = L")
             change = u * (np.sum(c < cap) - np.sum(c > cap))
             check(ss.bias.sum() - b0.sum() == change, "(c) exact change of sum(b) under sign")
@@ -122,18 +155,29 @@ def package_invariances(rng: np.random.Generator) -> None:
             d0, g0 = dual_objective(s, b, k), dual_subgradient(s, b, k)
             for t in (-2.5, 0.75, 1024.0, -(2.0**30)):
                 sh = route(s, k, b + t, normalize=False)
-                check(np.array_equal(sh.experts, base.experts), "(d) routing invariant under b + t1")
-                check(np.array_equal(dual_subgradient(s, b + t, k), g0), "(d) subgradient invariant")
-                check(abs(dual_objective(s, b + t, k) - d0) <= 1e-9 * max(1.0, abs(t)), "(d) D invariant")
+                check(
+                    np.array_equal(sh.experts, base.experts), "(d) routing invariant under b + t1"
+                )
+                check(
+                    np.array_equal(dual_subgradient(s, b + t, k), g0), "(d) subgradient invariant"
+                )
+                check(
+                    abs(dual_objective(s, b + t, k) - d0) <= 1e-9 * max(1.0, abs(t)),
+                    "(d) D invariant",
+                )
             sp_ = rng.uniform(0.1, 1.0, size=(n, n_experts))  # continuous: no ties a.s.
             bm = rng.uniform(0.5, 2.0, size=n_experts)
             mult = route(sp_, k, bm, bias_mode="multiplicative")
             add = route(np.log(sp_), k, np.log(bm), normalize=False)
-            check(np.array_equal(np.sort(mult.experts, 1), np.sort(add.experts, 1)),
-                  "(e) multiplicative bias == additive log-bias on log-scores")
+            check(
+                np.array_equal(np.sort(mult.experts, 1), np.sort(add.experts, 1)),
+                "(e) multiplicative bias == additive log-bias on log-scores",
+            )
             for lam in (0.25, 3.0, 1024.0):
                 sc = route(sp_, k, lam * bm, bias_mode="multiplicative")
-                check(np.array_equal(sc.experts, mult.experts), "(e) invariance under b -> lambda b")
+                check(
+                    np.array_equal(sc.experts, mult.experts), "(e) invariance under b -> lambda b"
+                )
             m = U.multiplicative()
             st = m.update(mult.loads, m.init(n_experts, bm), 0.3)
             check(abs(np.log(st.bias).sum() - np.log(bm).sum()) < 1e-12, "(e) prod(b) preserved")

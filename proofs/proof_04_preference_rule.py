@@ -1,4 +1,4 @@
-"""Lemma 4: a token that switches experts after one update moves from an over- to an under-loaded one.
+"""Lemma 4: with a small step, a token that switches leaves an overloaded for an underloaded expert.
 
 Claim. Route a batch with bias b (top-k of s + b, ties to the lower index), get loads c and
 L = nk/E, update b' = b + Delta with
@@ -45,14 +45,18 @@ from lfbtheory import updates as U
 
 def symbolic_cases() -> None:
     u = sp.Symbol("u", positive=True)
-    a_after = sp.Symbol("A", nonnegative=True)   # r'_j - r'_i >= 0 (j beats i after)
+    a_after = sp.Symbol("A", nonnegative=True)  # r'_j - r'_i >= 0 (j beats i after)
     b_before = sp.Symbol("B", nonnegative=True)  # r_i - r_j >= 0 (i beat j before)
     ri, rj = sp.symbols("r_i r_j", real=True)
     di, dj = sp.symbols("Delta_i Delta_j", real=True)
     # (i): Delta_j - Delta_i = (r'_j - r'_i) + (r_i - r_j) with r' = r + Delta; the equalities
     # define A = r'_j - r'_i and B = r_i - r_j.
-    certify_nonneg(dj - di, [a_after, b_before], "(i) Delta_j - Delta_i >= r_i - r_j >= 0",
-                   equalities=[(1, (rj + dj) - (ri + di) - a_after), (1, (ri - rj) - b_before)])
+    certify_nonneg(
+        dj - di,
+        [a_after, b_before],
+        "(i) Delta_j - Delta_i >= r_i - r_j >= 0",
+        equalities=[(1, (rj + dj) - (ri + di) - a_after), (1, (ri - rj) - b_before)],
+    )
 
     # (ii) sign rule: margin m = u + gamma with gamma > 0 (u < m); B >= m.
     gamma = sp.Symbol("gamma", positive=True)
@@ -63,8 +67,11 @@ def symbolic_cases() -> None:
             if (sig_i, sig_j) == (-1, 1):
                 continue  # the allowed move: overloaded -> underloaded
             # m - diff > 0 contradicts diff = Delta_j - Delta_i >= B >= m.
-            certify_pos(m - diff, [gamma, u * (1 - (sig_j - sig_i))],
-                        f"(ii) sign: pair ({sig_i}, {sig_j}) needs Delta_j - Delta_i < m")
+            certify_pos(
+                m - diff,
+                [gamma, u * (1 - (sig_j - sig_i))],
+                f"(ii) sign: pair ({sig_i}, {sig_j}) needs Delta_j - Delta_i < m",
+            )
 
     # (ii) proportional: L > 0, V = max_l |c_l - L| / L, m = u V + gamma.
     cap = sp.Symbol("L", positive=True)
@@ -74,13 +81,19 @@ def symbolic_cases() -> None:
     # case c_j >= L: c_j = L + a, V = (c_i - L)/L + v (V >= (c_i - L)/L).
     big_v = (ci - cap) / cap + v_slack
     diff = u * (ci - (cap + a_)) / cap
-    certify_pos((u * big_v + gamma) - diff, [gamma, u * v_slack, u * a_ / cap],
-                "(ii) proportional, c_j >= L: Delta_j - Delta_i < m")
+    certify_pos(
+        (u * big_v + gamma) - diff,
+        [gamma, u * v_slack, u * a_ / cap],
+        "(ii) proportional, c_j >= L: Delta_j - Delta_i < m",
+    )
     # case c_i <= L: c_i = L - a, V = (L - c_j)/L + v.
     big_v = (cap - cj) / cap + v_slack
     diff = u * ((cap - a_) - cj) / cap
-    certify_pos((u * big_v + gamma) - diff, [gamma, u * v_slack, u * a_ / cap],
-                "(ii) proportional, c_i <= L: Delta_j - Delta_i < m")
+    certify_pos(
+        (u * big_v + gamma) - diff,
+        [gamma, u * v_slack, u * a_ / cap],
+        "(ii) proportional, c_i <= L: Delta_j - Delta_i < m",
+    )
 
 
 def _moves(s, k, b0, rule, u):
@@ -100,7 +113,7 @@ def _moves(s, k, b0, rule, u):
 
 def package_check(rng: np.random.Generator, trials: int = 1500) -> dict[str, int]:
     stats = {"batches": 0, "moves": 0, "small_step_moves": 0, "sharpness_examples": 0}
-    for trial in range(trials):
+    for _ in range(trials):
         n_experts = int(rng.integers(2, 6))
         k = int(rng.integers(1, n_experts))
         cap_ = int(rng.choice([1, 2, 4]))
@@ -143,15 +156,19 @@ def sharp_instance() -> None:
     loads, delta, moves = _moves(s, 1, b0, U.sign(), u)
     check(loads.tolist() == [2, 1, 0], "instance loads (2, 1, 0)")
     check(float(tie_margin(s, 1, b0)[1]) == 0.125 < u, "token 1 has margin m = 1/8 < u")
-    check([(t, i, j) for t, i, j, _ in moves] == [(1, 0, 1)],
-          "token 1 moves from expert 0 (overloaded) to expert 1 (balanced, c = L)")
+    check(
+        [(t, i, j) for t, i, j, _ in moves] == [(1, 0, 1)],
+        "token 1 moves from expert 0 (overloaded) to expert 1 (balanced, c = L)",
+    )
 
 
 def main() -> None:
     symbolic_cases()
     stats = package_check(np.random.default_rng(4))
-    check(stats["small_step_moves"] > 0 and stats["sharpness_examples"] > 0,
-          "both regimes occur in the random instances (the check is not vacuous)")
+    check(
+        stats["small_step_moves"] > 0 and stats["sharpness_examples"] > 0,
+        "both regimes occur in the random instances (the check is not vacuous)",
+    )
     sharp_instance()
     print(f"preference rule: {stats}")
 

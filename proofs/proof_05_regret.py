@@ -98,11 +98,17 @@ def constant_step() -> None:
     identity((a1 - a_next) + (a_next - a_next2), a1 - a_next2, "(b) telescoping induction step")
     identity(sum(at[i] - at[i + 1] for i in range(5)), at[0] - at[5], "(b) telescoping, T = 5")
     del s_t
-    certify_nonneg(a1 / (2 * eta) - (a1 - aT1) / (2 * eta), [aT1 / (2 * eta)],
-                   "(b) (a_1 - a_{T+1})/(2 eta) <= a_1/(2 eta)")
+    certify_nonneg(
+        a1 / (2 * eta) - (a1 - aT1) / (2 * eta),
+        [aT1 / (2 * eta)],
+        "(b) (a_1 - a_{T+1})/(2 eta) <= a_1/(2 eta)",
+    )
     # optimal eta and its value (AM-GM certificate); R = sqrt(a_1)
-    certify_nonneg(bound_constant() - R * G * sp.sqrt(T),
-                   [(R - eta * G * sp.sqrt(T)) ** 2 / (2 * eta)], "(b) bound >= R G sqrt T")
+    certify_nonneg(
+        bound_constant() - R * G * sp.sqrt(T),
+        [(R - eta * G * sp.sqrt(T)) ** 2 / (2 * eta)],
+        "(b) bound >= R G sqrt T",
+    )
     eta_star = R / (G * sp.sqrt(T))
     identity(bound_constant().subs(eta, eta_star), R * G * sp.sqrt(T), "(b) value at eta*")
     # fixed eta: the bound is linear in T with slope eta G^2 / 2
@@ -111,7 +117,7 @@ def constant_step() -> None:
 
 
 def linear_regret_instance(u: float = 0.125, horizon: int = 41) -> None:
-    """(b) the proportional rule with constant u on s = 0 (n = E = 2, k = 1): R_T = 2u floor(T/2)."""
+    """(b) proportional rule, constant u, s = 0 (n = E = 2, k = 1): R_T = 2u floor(T/2)."""
     s = np.zeros((2, 2))
     rule, sched = U.proportional(), S.constant(u)
     st = rule.init(2, None)
@@ -134,27 +140,42 @@ def nonincreasing_steps() -> None:
     a2 = sp.Symbol("a2", real=True)
     h1 = rsq * w1 / 2 - a2 * w1 / 2 - (a1 - a2) * w1 / 2
     alpha1 = sp.Symbol("alpha1", nonnegative=True)
-    certify_nonneg(h1, [alpha1 * w1 / 2], "(c) base H_1 >= 0", equalities=[(w1 / 2, rsq - a1 - alpha1)])
-    # step: H_{T+1} - H_T where H_T = R^2 w_T/2 - a_{T+1} w_T/2 - F_T, F_{T+1} = F_T + (a_{T+1}-a_{T+2}) w_{T+1}/2
+    certify_nonneg(
+        h1, [alpha1 * w1 / 2], "(c) base H_1 >= 0", equalities=[(w1 / 2, rsq - a1 - alpha1)]
+    )
+    # step: H_{T+1} - H_T where H_T = R^2 w_T/2 - a_{T+1} w_T/2 - F_T and
+    # F_{T+1} = F_T + (a_{T+1} - a_{T+2}) w_{T+1}/2
     f_t = sp.Symbol("F_T", real=True)
     wT1 = wT + dw
     h_t_expr = rsq * wT / 2 - aT1 * wT / 2 - f_t
     h_t1_expr = rsq * wT1 / 2 - aT2 * wT1 / 2 - (f_t + (aT1 - aT2) * wT1 / 2)
     identity(h_t1_expr - h_t_expr, (rsq - aT1) * dw / 2, "(c) H_{T+1} - H_T = (R^2 - a_{T+1}) dw/2")
     # with H_T >= 0 (induction hypothesis) and a_{T+1} = R^2 - alpha, alpha >= 0:
-    certify_nonneg(h_t + (rsq - aT1) * dw / 2, [h_t, rsq_minus_a * dw / 2], "(c) H_{T+1} >= 0",
-                   equalities=[(dw / 2, rsq - aT1 - rsq_minus_a)])
+    certify_nonneg(
+        h_t + (rsq - aT1) * dw / 2,
+        [h_t, rsq_minus_a * dw / 2],
+        "(c) H_{T+1} >= 0",
+        equalities=[(dw / 2, rsq - aT1 - rsq_minus_a)],
+    )
     # hence sum_t (a_t - a_{t+1})/(2 eta_t) <= R^2 / (2 eta_T); with eta_t = c/sqrt t and (e):
     sum_sqrt = sp.Symbol("Sigma", positive=True)  # sum_{t<=T} 1/sqrt(t) <= 2 sqrt T - 1 by (e)
     slack = sp.Symbol("sigma", nonnegative=True)
     regret_bd = R**2 * sp.sqrt(T) / (2 * c) + c * G**2 / 2 * sum_sqrt
-    certify_nonneg(bound_inverse_sqrt() - regret_bd, [c * G**2 * slack / 2],
-                   "(c) insert sum 1/sqrt t <= 2 sqrt T - 1",
-                   equalities=[(c * G**2 / 2, 2 * sp.sqrt(T) - 1 - sum_sqrt - slack)])
+    certify_nonneg(
+        bound_inverse_sqrt() - regret_bd,
+        [c * G**2 * slack / 2],
+        "(c) insert sum 1/sqrt t <= 2 sqrt T - 1",
+        equalities=[(c * G**2 / 2, 2 * sp.sqrt(T) - 1 - sum_sqrt - slack)],
+    )
     simple = (R**2 / (2 * c) + c * G**2) * sp.sqrt(T)
-    certify_nonneg(simple - bound_inverse_sqrt(), [c * G**2 / 2], "(c) <= (R^2/(2c) + c G^2) sqrt T")
-    certify_nonneg(simple - sp.sqrt(2) * R * G * sp.sqrt(T),
-                   [(R - sp.sqrt(2) * c * G) ** 2 / (2 * c) * sp.sqrt(T)], "(c) >= sqrt2 R G sqrt T")
+    certify_nonneg(
+        simple - bound_inverse_sqrt(), [c * G**2 / 2], "(c) <= (R^2/(2c) + c G^2) sqrt T"
+    )
+    certify_nonneg(
+        simple - sp.sqrt(2) * R * G * sp.sqrt(T),
+        [(R - sp.sqrt(2) * c * G) ** 2 / (2 * c) * sp.sqrt(T)],
+        "(c) >= sqrt2 R G sqrt T",
+    )
     identity(simple.subs(c, R / (sp.sqrt(2) * G)), sp.sqrt(2) * R * G * sp.sqrt(T), "(c) optimal c")
 
 
@@ -165,14 +186,21 @@ def strongly_convex_steps() -> None:
     tt = sp.Symbol("T", positive=True, integer=True)
     aT1, aT2 = sp.symbols("a_T1 a_T2", real=True)
     k_t = -mu * tt * aT1 / 2
-    identity(k_t + (aT1 - aT2) * mu * (tt + 1) / 2 - mu * aT1 / 2, -mu * (tt + 1) * aT2 / 2, "(d) induction step")
+    identity(
+        k_t + (aT1 - aT2) * mu * (tt + 1) / 2 - mu * aT1 / 2,
+        -mu * (tt + 1) * aT2 / 2,
+        "(d) induction step",
+    )
     a_last = sp.Symbol("a_last", nonnegative=True)
     certify_nonneg(0 - (-mu * tt * a_last / 2), [mu * tt * a_last / 2], "(d) distance sum <= 0")
     # remaining sum: sum eta_t G^2/2 = (G^2/(2 mu)) sum 1/t <= (G^2/(2 mu))(1 + ln T) by (e)
     harm, slack = sp.Symbol("H", positive=True), sp.Symbol("sigma", nonnegative=True)
-    certify_nonneg(bound_strongly_convex() - G**2 / (2 * mu) * harm, [G**2 / (2 * mu) * slack],
-                   "(d) insert sum 1/t <= 1 + ln T",
-                   equalities=[(G**2 / (2 * mu), 1 + sp.log(T) - harm - slack)])
+    certify_nonneg(
+        bound_strongly_convex() - G**2 / (2 * mu) * harm,
+        [G**2 / (2 * mu) * slack],
+        "(d) insert sum 1/t <= 1 + ln T",
+        equalities=[(G**2 / (2 * mu), 1 + sp.log(T) - harm - slack)],
+    )
 
 
 def summation_bounds() -> None:
@@ -181,31 +209,46 @@ def summation_bounds() -> None:
     x = sp.Symbol("x", positive=True)
     y, z = sp.symbols("y z", nonnegative=True)  # x = T + y, y in [0, 1], z = 1 - y
     inc = sp.log(tt + 1) - sp.log(tt) - 1 / (tt + 1)
-    identity(sp.integrate(1 / x - 1 / (tt + 1), (x, tt, tt + 1)), inc, "(e) increment as an integral")
+    identity(
+        sp.integrate(1 / x - 1 / (tt + 1), (x, tt, tt + 1)), inc, "(e) increment as an integral"
+    )
     integrand = 1 / (tt + y) - 1 / (tt + 1)
-    certify_nonneg(integrand, [z / ((tt + y) * (tt + 1))], "(e) 1/x - 1/(T+1) >= 0 on [T, T+1]",
-                   equalities=[(-1 / ((tt + y) * (tt + 1)), y + z - 1)])
+    certify_nonneg(
+        integrand,
+        [z / ((tt + y) * (tt + 1))],
+        "(e) 1/x - 1/(T+1) >= 0 on [T, T+1]",
+        equalities=[(-1 / ((tt + y) * (tt + 1)), y + z - 1)],
+    )
     # induction: sigma_T = 1 + ln T - H_T; sigma_1 = 0; sigma_{T+1} = sigma_T + inc, inc >= 0
     identity(1 + sp.log(1) - 1, 0, "(e) base: sum_{t<=1} 1/t = 1 + ln 1")
     sig, inc_s = sp.symbols("sigma_T I_T", nonnegative=True)
     harm_t = sp.Symbol("H_T", real=True)
-    identity((1 + sp.log(tt + 1) - (harm_t + 1 / (tt + 1))) - (1 + sp.log(tt) - harm_t), inc,
-             "(e) sigma_{T+1} - sigma_T = increment")
+    identity(
+        (1 + sp.log(tt + 1) - (harm_t + 1 / (tt + 1))) - (1 + sp.log(tt) - harm_t),
+        inc,
+        "(e) sigma_{T+1} - sigma_T = increment",
+    )
     certify_nonneg(sig + inc_s, [sig, inc_s], "(e) sigma_{T+1} >= 0")
     # sqrt sum: increment 2 sqrt(T+1) - 2 sqrt(T) - 1/sqrt(T+1) = 1/(b (a+b)^2)
     a = sp.Symbol("a", positive=True)  # a = sqrt(T)
-    b = sp.sqrt(a**2 + 1)             # b = sqrt(T + 1)
+    b = sp.sqrt(a**2 + 1)  # b = sqrt(T + 1)
     certify_nonneg(2 * b - 2 * a - 1 / b, [1 / (b * (a + b) ** 2)], "(e) sqrt increment >= 0")
     identity(2 * sp.sqrt(1) - 1 - 1 / sp.sqrt(1), 0, "(e) base: sum_{t<=1} 1/sqrt t = 2 sqrt 1 - 1")
     root_t = sp.Symbol("Q_T", real=True)
-    identity((2 * sp.sqrt(tt + 1) - 1 - (root_t + 1 / sp.sqrt(tt + 1))) - (2 * sp.sqrt(tt) - 1 - root_t),
-             2 * sp.sqrt(tt + 1) - 2 * sp.sqrt(tt) - 1 / sp.sqrt(tt + 1), "(e) sqrt slack increment")
+    identity(
+        (2 * sp.sqrt(tt + 1) - 1 - (root_t + 1 / sp.sqrt(tt + 1))) - (2 * sp.sqrt(tt) - 1 - root_t),
+        2 * sp.sqrt(tt + 1) - 2 * sp.sqrt(tt) - 1 / sp.sqrt(tt + 1),
+        "(e) sqrt slack increment",
+    )
     # exact check of both sums for T <= 60 (rationals vs. the bounds)
     h, q = sp.Integer(0), sp.Integer(0)
     for t_ in range(1, 61):
         h += sp.Rational(1, t_)
         q += 1 / sp.sqrt(t_)
-        check(float(1 + sp.log(t_) - h) >= 0 and float(2 * sp.sqrt(t_) - 1 - q) >= -1e-12, f"(e) T = {t_}")
+        check(
+            float(1 + sp.log(t_) - h) >= 0 and float(2 * sp.sqrt(t_) - 1 - q) >= -1e-12,
+            f"(e) T = {t_}",
+        )
 
 
 def gradient_bound(n_experts: int = 4) -> None:
@@ -214,16 +257,27 @@ def gradient_bound(n_experts: int = 4) -> None:
     cs = sp.symbols(f"c0:{n_experts}", nonnegative=True)
     ws = sp.symbols(f"w0:{n_experts}", nonnegative=True)  # w_i = n - c_i >= 0
     cap = n * k / n_experts
-    gap = gradient_norm_sq_bound().subs({n_: n, k_: k, E_: n_experts}) - sum((ci - cap) ** 2 for ci in cs)
+    gap = gradient_norm_sq_bound().subs({n_: n, k_: k, E_: n_experts}) - sum(
+        (ci - cap) ** 2 for ci in cs
+    )
     eqs = [(-ci, ci + wi - n) for ci, wi in zip(cs, ws, strict=True)]
     eqs.append((2 * n * k / n_experts - n, sum(cs) - n * k))
-    certify_nonneg(gap, [ci * wi for ci, wi in zip(cs, ws, strict=True)],
-                   f"(f) ||load - L||^2 <= n^2 k (1 - k/E), E = {n_experts}", equalities=eqs)
+    certify_nonneg(
+        gap,
+        [ci * wi for ci, wi in zip(cs, ws, strict=True)],
+        f"(f) ||load - L||^2 <= n^2 k (1 - k/E), E = {n_experts}",
+        equalities=eqs,
+    )
     for kk in range(1, n_experts + 1):
         tight = [n] * kk + [0] * (n_experts - kk)
-        identity(sum((ci - n * kk / n_experts) ** 2 for ci in tight),
-                 gradient_norm_sq_bound().subs({n_: n, k_: kk, E_: n_experts}), f"(f) tight, k = {kk}")
-    identity(gradient_norm_sq_bound() / (n_ * k_ / E_) ** 2, E_ * (E_ - k_) / k_, "(f) normalised by L")
+        identity(
+            sum((ci - n * kk / n_experts) ** 2 for ci in tight),
+            gradient_norm_sq_bound().subs({n_: n, k_: kk, E_: n_experts}),
+            f"(f) tight, k = {kk}",
+        )
+    identity(
+        gradient_norm_sq_bound() / (n_ * k_ / E_) ** 2, E_ * (E_ - k_) / k_, "(f) normalised by L"
+    )
 
 
 def main() -> None:

@@ -62,14 +62,20 @@ def gumbel_max(n_experts: int = 3) -> None:
     x = sp.Symbol("x", real=True)
     a = sp.symbols(f"a0:{n_experts}", real=True)
     big_a = beta * sp.log(sum(sp.exp(ai / beta) for ai in a))
-    identity(sum(sp.exp(-(x - ai) / beta) for ai in a), sp.exp(-(x - big_a) / beta),
-             "(a) sum_i e^{-(x-a_i)/beta} = e^{-(x-A)/beta}: the max is Gumbel(A, beta)")
+    identity(
+        sum(sp.exp(-(x - ai) / beta) for ai in a),
+        sp.exp(-(x - big_a) / beta),
+        "(a) sum_i e^{-(x-a_i)/beta} = e^{-(x-A)/beta}: the max is Gumbel(A, beta)",
+    )
     # mean of a standard Gumbel: substitute v = e^{-x}: x e^{-x} e^{-e^{-x}} dx -> -log(v) e^{-v} dv
     v, z = sp.Symbol("v", positive=True), sp.Symbol("z", positive=True)
     xs = sp.Symbol("xs", real=True)
     dens = xs * sp.exp(-xs) * sp.exp(-sp.exp(-xs))
-    identity(sp.expand_log(dens.subs(xs, -sp.log(v)) / v, force=True), -sp.log(v) * sp.exp(-v),
-             "(a) substitution v = e^{-x}")
+    identity(
+        sp.expand_log(dens.subs(xs, -sp.log(v)) / v, force=True),
+        -sp.log(v) * sp.exp(-v),
+        "(a) substitution v = e^{-x}",
+    )
     # int log(v) v^{z-1} e^{-v} dv = Gamma'(z) (differentiate Gamma under the integral); at z = 1:
     identity(sp.diff(sp.gamma(z), z).subs(z, 1), -sp.EulerGamma, "(a) Gamma'(1) = -gamma")
     identity(sp.integrate(sp.exp(-v), (v, 0, sp.oo)), 1, "(a) the Gumbel density integrates to 1")
@@ -115,36 +121,57 @@ def gradient_hessian(n_experts: int = 3) -> None:
     for i in range(n_experts):
         identity(pi[i].subs(at_opt), sp.Rational(1, n_experts), f"(e) pi_{i}(p*) = 1/E")
         identity(grad[i].subs(at_opt), 0, f"(e) grad F(p*)_{i} = 0")
-    identity(f.subs(at_opt), n_ * beta * (sp.log(n_experts) + sp.EulerGamma) + cap * sum(theta),
-             "(e) F(p*) = n beta (log E + gamma) + L sum theta")
+    identity(
+        f.subs(at_opt),
+        n_ * beta * (sp.log(n_experts) + sp.EulerGamma) + cap * sum(theta),
+        "(e) F(p*) = n beta (log E + gamma) + L sum theta",
+    )
     v0 = list(vv[:-1]) + [-sum(vv[:-1])]  # v in 1-perp
     h_opt = target.subs(at_opt)
     vm = sp.Matrix(v0)
-    identity((vm.T * h_opt * vm)[0, 0], n_ / (beta * n_experts) * vm.dot(vm), "(e) H(p*) = n/(beta E) I on 1-perp")
+    identity(
+        (vm.T * h_opt * vm)[0, 0],
+        n_ / (beta * n_experts) * vm.dot(vm),
+        "(e) H(p*) = n/(beta E) I on 1-perp",
+    )
 
 
 def strong_convexity_constant(n_experts: int) -> None:
-    """(d) sum pi_i (v_i - m)^2 >= pi_min ||v||^2 on sum v = 0, and pi_min >= 1/(1 + (E-1)e^Delta)."""
+    """(d) sum pi_i (v_i - m)^2 >= pi_min ||v||^2 on sum v = 0; pi_min >= 1/(1 + (E-1)e^Delta)."""
     pmin = sp.Symbol("pi_min", positive=True)
     d = sp.symbols(f"d0:{n_experts}", nonnegative=True)
     vv = sp.symbols(f"v0:{n_experts}", real=True)
     m = sp.Symbol("m", real=True)
-    lhs = sum((pmin + di) * (vi - m) ** 2 for di, vi in zip(d, vv, strict=True)) - pmin * sum(vi**2 for vi in vv)
+    lhs = sum((pmin + di) * (vi - m) ** 2 for di, vi in zip(d, vv, strict=True)) - pmin * sum(
+        vi**2 for vi in vv
+    )
     terms = [di * (vi - m) ** 2 for di, vi in zip(d, vv, strict=True)] + [pmin * n_experts * m**2]
-    certify_nonneg(lhs, terms, f"(d) Var_pi(v) >= pi_min ||v||^2 (E={n_experts})",
-                   equalities=[(-2 * pmin * m, sum(vv))])
+    certify_nonneg(
+        lhs,
+        terms,
+        f"(d) Var_pi(v) >= pi_min ||v||^2 (E={n_experts})",
+        equalities=[(-2 * pmin * m, sum(vv))],
+    )
     # pi_i = 1/(1 + sum_{j != i} z_j), z_j = e^{(a_j - a_i)/beta} <= e^Delta =: M, z_j = M - y_j
     big_m = sp.exp(Delta)
     y = sp.symbols(f"y0:{n_experts - 1}", nonnegative=True)
     zz = sp.symbols(f"z0:{n_experts - 1}", positive=True)
     gap = 1 / (1 + sum(zz)) - 1 / (1 + (n_experts - 1) * big_m)
     den = (1 + sum(zz)) * (1 + (n_experts - 1) * big_m)
-    certify_nonneg(gap, [yj / den for yj in y], f"(d) pi_min >= 1/(1 + (E-1) e^Delta) (E={n_experts})",
-                   equalities=[(-1 / den, zj - big_m + yj) for zj, yj in zip(zz, y, strict=True)])
+    certify_nonneg(
+        gap,
+        [yj / den for yj in y],
+        f"(d) pi_min >= 1/(1 + (E-1) e^Delta) (E={n_experts})",
+        equalities=[(-1 / den, zj - big_m + yj) for zj, yj in zip(zz, y, strict=True)],
+    )
     # mu(Delta) is positive and equals the optimum value n/(beta E) at Delta = 0
     mu = strong_convexity_bound().subs(sp.Symbol("E", positive=True), n_experts)
     # the claimed mu(Delta) is exactly n/beta times the pi_min lower bound certified above
-    identity(mu, n_ / beta / (1 + (n_experts - 1) * big_m), "(d) mu(Delta) = (n/beta) / (1 + (E-1) e^Delta)")
+    identity(
+        mu,
+        n_ / beta / (1 + (n_experts - 1) * big_m),
+        "(d) mu(Delta) = (n/beta) / (1 + (E-1) e^Delta)",
+    )
     certify_pos(mu, [mu], "(d) mu > 0")
     identity(mu.subs(Delta, 0), n_ / (beta * n_experts), "(d) mu(0) = n/(beta E)")
 

@@ -1,4 +1,4 @@
-"""Lemma 7: with scores in [a, b], bias differences stay within (b - a) + 2u (sign), tight; lattice => periodic.
+"""Lemma 7: bias spread <= (b-a) + 2u (sign, tight), (b-a) + uE/k (proportional); lattice: periodic.
 
 Claim. Let every batch's scores lie in [a, b], w = b - a, k < E, start from a bias whose spread
 max_i b_i - min_j b_j is at most B0, and update with step u_t <= u after routing each batch by
@@ -66,36 +66,69 @@ def steps_symbolic() -> None:
     z = sp.Symbol("z", positive=True)
     bi, bj = sp.symbols("b_i b_j", real=True)
     s_i, s_j = a + x, b - y
-    certify_pos((s_i + bi) - (s_j + bj), [x, y, z], "(i) d > w => s_i + b_i > s_j + b_j",
-                equalities=[(1, (bi - bj) - (b - a) - z)])
+    certify_pos(
+        (s_i + bi) - (s_j + bj),
+        [x, y, z],
+        "(i) d > w => s_i + b_i > s_j + b_j",
+        equalities=[(1, (bi - bj) - (b - a) - z)],
+    )
     # (iii) proportional: c_i = c_j + e (e >= 0) => Delta_j - Delta_i = u e / L >= 0
     cap = sp.Symbol("L", positive=True)
     cj = sp.Symbol("c_j", nonnegative=True)
     e = sp.Symbol("e", nonnegative=True)
     ci = cj + e
-    certify_nonneg(u * (cap - cj) / cap - u * (cap - ci) / cap, [u * e / cap],
-                   "(iii) proportional: c_i >= c_j => Delta_i <= Delta_j")
+    certify_nonneg(
+        u * (cap - cj) / cap - u * (cap - ci) / cap,
+        [u * e / cap],
+        "(iii) proportional: c_i >= c_j => Delta_i <= Delta_j",
+    )
     # (iv) proportional: Delta_i - Delta_j = u (c_j - c_i)/L <= u n / L = u E / k  (0 <= c <= n)
     n, k, big_e = sp.symbols("n k E", positive=True)
     ci2, cj2, wj = sp.symbols("c_i c_j w_j", nonnegative=True)  # w_j = n - c_j
     incr = u * (cj2 - ci2) / cap
-    certify_nonneg(u * n / cap - incr, [u * ci2 / cap, u * wj / cap], "(iv) proportional step <= u n/L",
-                   equalities=[(-u / cap, cj2 + wj - n)])
-    identity(u * n / (n * k / big_e), kappa("proportional").subs({sp.Symbol("E", positive=True): big_e,
-             sp.Symbol("k", positive=True): k}) * u, "(iv) u n/L == kappa_proportional u")
+    certify_nonneg(
+        u * n / cap - incr,
+        [u * ci2 / cap, u * wj / cap],
+        "(iv) proportional step <= u n/L",
+        equalities=[(-u / cap, cj2 + wj - n)],
+    )
+    identity(
+        u * n / (n * k / big_e),
+        kappa("proportional").subs(
+            {sp.Symbol("E", positive=True): big_e, sp.Symbol("k", positive=True): k}
+        )
+        * u,
+        "(iv) u n/L == kappa_proportional u",
+    )
     # (v) induction for kappa in {2, E/k}: d_t <= w => d_{t+1} <= d_t + kappa u <= w + kappa u
     for kap in (kappa("sign"), kappa("proportional")):
-        d_t, slack, grow = sp.Symbol("d_t", real=True), sp.Symbol("sigma", nonnegative=True), sp.Symbol("g", nonnegative=True)
+        d_t, slack, grow = (
+            sp.Symbol("d_t", real=True),
+            sp.Symbol("sigma", nonnegative=True),
+            sp.Symbol("g", nonnegative=True),
+        )
         d_next = d_t + kap * u - grow  # at most kappa u more
-        certify_nonneg((b - a) + kap * u - d_next, [slack, grow], f"(v) case d_t <= w, kappa = {kap}",
-                       equalities=[(1, (b - a) - d_t - slack)])
-        bound, drop, under = sp.Symbol("Bmax", real=True), sp.Symbol("h", nonnegative=True), sp.Symbol("r", nonnegative=True)
-        certify_nonneg(bound - (d_t - drop), [under, drop], f"(v) case d_t > w: no increase, kappa = {kap}",
-                       equalities=[(1, bound - d_t - under)])
+        certify_nonneg(
+            (b - a) + kap * u - d_next,
+            [slack, grow],
+            f"(v) case d_t <= w, kappa = {kap}",
+            equalities=[(1, (b - a) - d_t - slack)],
+        )
+        bound, drop, under = (
+            sp.Symbol("Bmax", real=True),
+            sp.Symbol("h", nonnegative=True),
+            sp.Symbol("r", nonnegative=True),
+        )
+        certify_nonneg(
+            bound - (d_t - drop),
+            [under, drop],
+            f"(v) case d_t > w: no increase, kappa = {kap}",
+            equalities=[(1, bound - d_t - under)],
+        )
 
 
 def sign_rule_cases(n_max: int = 6) -> None:
-    """(iii) + (iv) for sign, exhaustively over loads: c_i >= c_j => Delta_i <= Delta_j; |.| <= 2u."""
+    """(iii) + (iv) for sign, exhaustively: c_i >= c_j => Delta_i <= Delta_j; |.| <= 2u."""
     kap = float(kappa("sign"))
     for n in range(1, n_max + 1):
         for cap in range(0, n + 1):
@@ -164,9 +197,14 @@ def periodic_fixed_batch(rng: np.random.Generator, trials: int = 6) -> None:
         for _ in range(period):
             st = rule.update(route(s, k, st.bias, normalize=False).loads, st, u)
         drift = st.bias - b_start
-        check(np.all(drift == drift[0]) and (drift[0] / u) == np.rint(drift[0] / u),
-              "(d) b_{t+P} = b_t + delta 1 with delta in u Z")
-        check(np.array_equal(route(s, k, st.bias, normalize=False).loads, loads_start), "(d) loads repeat")
+        check(
+            np.all(drift == drift[0]) and (drift[0] / u) == np.rint(drift[0] / u),
+            "(d) b_{t+P} = b_t + delta 1 with delta in u Z",
+        )
+        check(
+            np.array_equal(route(s, k, st.bias, normalize=False).loads, loads_start),
+            "(d) loads repeat",
+        )
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""Lemma 8: Expert Choice routing can carry (1/T) log2 C(T, KT/E)^E >= K log2(1/R) > K log2((1-R)/R) bits/token.
+"""Lemma 8: Expert Choice leaks (1/T) log2 C(T,KT/E)^E >= K log2(1/R) > K log2((1-R)/R) bits/token.
 
 Claim. In Expert Choice routing (Zhou et al. 2022) each of E experts takes its top m = KT/E
 tokens of a batch of T tokens (capacity factor 1, R = m/T = K/E). Every E-tuple of m-subsets is
@@ -9,7 +9,8 @@ about the whole batch (including tokens later in the sequence). For 1 <= K < E:
     I(T, E, K) >= K log2(1/R) > K log2((1 - R)/R),
 the second being the issue's bound (so the issue's statement holds, and the first bound is
 stronger by K log2(1/(1 - R)) >= K R / ln 2). The pattern count is checked EXHAUSTIVELY on the
-package (all 0/1 score matrices, (T, E, K) in {(2,2,1), (4,2,1), (3,3,1), (2,4,2), (6,2,1)}); the inequality is proved for all T, E, K.
+package (all 0/1 score matrices, (T, E, K) in {(2,2,1), (4,2,1), (3,3,1), (2,4,2), (6,2,1)});
+the inequality is proved for all T, E, K.
 
 Assumptions. m = KT/E an integer; 0 < R < 1.
 Source. Expert Choice routing, arXiv 2202.09368; the leakage count and the bound
@@ -73,8 +74,11 @@ def factor_bound() -> None:
 def log_steps() -> None:
     m_expr = K_ * T_ / E_
     identity(E_ * m_expr / T_, K_, "E m / T = K")
-    identity(sp.expand_log(bound_strong() - bound_issue(), force=True),
-             -K_ * sp.log(1 - R_) / sp.log(2), "strong - issue = -K log2(1 - R)")
+    identity(
+        sp.expand_log(bound_strong() - bound_issue(), force=True),
+        -K_ * sp.log(1 - R_) / sp.log(2),
+        "strong - issue = -K log2(1 - R)",
+    )
     # -ln(1 - R) - R = int_0^R t/(1 - t) dt with 0 < R < 1
     t = sp.Symbol("t", positive=True)
     r = sp.Symbol("r", positive=True)
@@ -107,8 +111,10 @@ def pattern_count() -> None:
         for flat in itertools.product((0.0, 1.0), repeat=T * n_experts):
             mask, _ = router(np.array(flat).reshape(T, n_experts))
             patterns.add(mask.tobytes())
-        check(len(patterns) == math.comb(T, m) ** n_experts,
-              f"{len(patterns)} patterns == C({T},{m})^{n_experts}")
+        check(
+            len(patterns) == math.comb(T, m) ** n_experts,
+            f"{len(patterns)} patterns == C({T},{m})^{n_experts}",
+        )
 
 
 def main() -> None:
@@ -118,10 +124,15 @@ def main() -> None:
     strong, issue = sp.lambdify((K_, R_), bound_strong()), sp.lambdify((K_, R_), bound_issue())
     for T, e, k in ((8, 4, 1), (64, 8, 2), (1024, 64, 8)):
         val = leakage_exact(T, e, k)
-        check(val >= strong(k, k / e) > issue(k, k / e), f"I >= K log2(1/R) > issue bound at {(T, e, k)}")
+        check(
+            val >= strong(k, k / e) > issue(k, k / e),
+            f"I >= K log2(1/R) > issue bound at {(T, e, k)}",
+        )
         pkg = expert_choice_leakage(T, e, k)
-        check(abs(pkg.exact - val) <= 1e-9 * val and abs(pkg.lower - issue(k, k / e)) <= 1e-12,
-              "lfbtheory.causality.expert_choice_leakage agrees (exact value and issue bound)")
+        check(
+            abs(pkg.exact - val) <= 1e-9 * val and abs(pkg.lower - issue(k, k / e)) <= 1e-12,
+            "lfbtheory.causality.expert_choice_leakage agrees (exact value and issue bound)",
+        )
 
 
 def test_claim() -> None:

@@ -1,4 +1,4 @@
-"""Lemma 9: the auxiliary loss alpha E sum f_i P_i pushes the router logits (and the task); the LFB bias gets no gradient.
+"""Lemma 9: aux-loss logit gradient is non-zero and not orthogonal to the task; LFB bias gets none.
 
 Claim. n tokens, logits z_t in R^E, gate g_t = softmax(z_t) or normalised sigmoid
 q_t = sigmoid(z_t)/sum_j sigmoid(z_tj); f_i = c_i/(nK) the fraction of routed slots of expert i
@@ -6,7 +6,8 @@ q_t = sigmoid(z_t)/sum_j sigmoid(z_tj); f_i = c_i/(nK) the fraction of routed sl
 and l_aux = alpha E sum_i f_i P_i.
 (a) at uniform routing (f_i = P_i = 1/E) l_aux = alpha;
 (b) softmax: d l_aux / d z_tj = (alpha E/n) pi_tj (f_j - fbar_t), fbar_t = sum_i f_i pi_ti;
-(c) sigmoid: d l_aux / d z_tj = (alpha E/n) (sigma'(z_tj)/S_t) (f_j - sum_i f_i q_ti), S_t = sum sigma;
+(c) sigmoid: d l_aux / d z_tj = (alpha E/n) (sigma'(z_tj)/S_t) (f_j - sum_i f_i q_ti),
+    S_t = sum_j sigma(z_tj);
 (d) the gradient is non-zero for EVERY token unless f is exactly uniform: for j* = argmax f,
     f_j* - fbar_t >= pi_t,min (max f - min f) > 0;
 (e) it is not orthogonal to the task gradient in general: for a Switch layer (K = 1, output
@@ -66,7 +67,11 @@ def softmax_gradient() -> None:
     pi = _softmax(z)
     fbar = sum(fi * pii for fi, pii in zip(f, pi, strict=True))
     for j in range(E3):
-        identity(sp.diff(loss, z[j]), alpha * E3 / n_ * pi[j] * (f[j] - fbar), f"(b) softmax gradient, j={j}")
+        identity(
+            sp.diff(loss, z[j]),
+            alpha * E3 / n_ * pi[j] * (f[j] - fbar),
+            f"(b) softmax gradient, j={j}",
+        )
 
 
 def sigmoid_gradient() -> None:
@@ -80,7 +85,11 @@ def sigmoid_gradient() -> None:
     for j in range(E3):
         dsig = sp.diff(sig[j], z[j])
         identity(dsig, sig[j] * (1 - sig[j]), "(c) sigma' = sigma (1 - sigma)")
-        identity(sp.diff(loss, z[j]), alpha * E3 / n_ * dsig / big_s * (f[j] - qbar), f"(c) sigmoid gradient, j={j}")
+        identity(
+            sp.diff(loss, z[j]),
+            alpha * E3 / n_ * dsig / big_s * (f[j] - qbar),
+            f"(c) sigmoid gradient, j={j}",
+        )
 
 
 def nonzero_unless_uniform() -> None:
@@ -91,14 +100,22 @@ def nonzero_unless_uniform() -> None:
     f = [fmax - h for h in gaps]
     fbar = sum(p * fi for p, fi in zip(pi, f, strict=True))
     # on sum pi = 1
-    certify_nonneg(fmax - fbar, [p * h for p, h in zip(pi, gaps, strict=True)],
-                   "(d) f_max - fbar >= 0", equalities=[(fmax, 1 - sum(pi))])
+    certify_nonneg(
+        fmax - fbar,
+        [p * h for p, h in zip(pi, gaps, strict=True)],
+        "(d) f_max - fbar >= 0",
+        equalities=[(fmax, 1 - sum(pi))],
+    )
     # strictly: if some h_i > 0 (f not uniform), the term pi_i h_i > 0
     hpos = sp.Symbol("h_pos", positive=True)
     f2 = [fmax - hpos] + [fmax - h for h in gaps[1:]]
     fbar2 = sum(p * fi for p, fi in zip(pi, f2, strict=True))
-    certify_pos(fmax - fbar2, [pi[0] * hpos] + [p * h for p, h in zip(pi[1:], gaps[1:], strict=True)],
-                "(d) f non-uniform => f_max - fbar > 0", equalities=[(fmax, 1 - sum(pi))])
+    certify_pos(
+        fmax - fbar2,
+        [pi[0] * hpos] + [p * h for p, h in zip(pi[1:], gaps[1:], strict=True)],
+        "(d) f non-uniform => f_max - fbar > 0",
+        equalities=[(fmax, 1 - sum(pi))],
+    )
 
 
 def interference_example() -> None:
@@ -115,8 +132,11 @@ def interference_example() -> None:
     identity(pi[0].subs(point), sp.Rational(1, 2), "(e) pi_0 = 1/2 at the point")
     inner = sp.expand(sum(a * b for a, b in zip(g_aux, g_task, strict=True)))
     identity(inner, sp.Rational(3, 32) * alpha * E3 * delta / n_, "(e) inner product")
-    certify_pos(sp.Rational(3, 32) * alpha * E3 / n_, [sp.Rational(3, 32) * alpha * E3 / n_],
-                "(e) its coefficient is > 0, so the product is 0 only if delta = 0")
+    certify_pos(
+        sp.Rational(3, 32) * alpha * E3 / n_,
+        [sp.Rational(3, 32) * alpha * E3 / n_],
+        "(e) its coefficient is > 0, so the product is 0 only if delta = 0",
+    )
 
 
 def _by_expert(r, n_experts: int) -> np.ndarray:
@@ -146,8 +166,10 @@ def bias_gets_no_gradient(rng: np.random.Generator, trials: int = 200) -> None:
                 pert[i] += sgn * eps
                 r = route(scores, k, pert)
                 # compare per expert id (the rank order inside the top-k may change)
-                check(np.array_equal(_by_expert(r, e), _by_expert(base, e)),
-                      "(f) weights bit-identical under a bias move below the tie margin")
+                check(
+                    np.array_equal(_by_expert(r, e), _by_expert(base, e)),
+                    "(f) weights bit-identical under a bias move below the tie margin",
+                )
         big = bias.copy()
         big[int(np.argmin(base.loads))] += 1.0
         moved += not np.array_equal(route(scores, k, big).experts, base.experts)

@@ -1,4 +1,4 @@
-"""Lemma 10: 0 <= MaxVio <= E/k - 1, with equality iff balanced (0) / iff one expert gets every token.
+"""Lemma 10: 0 <= MaxVio <= E/k - 1; equality iff balanced / iff one expert gets every token.
 
 Claim. Route n tokens to k distinct experts each among E (so 0 <= c_i <= n and sum c = nk, mean
 L = nk/E) and let MaxVio = (max_i c_i - L)/L (arXiv 2408.15664 Sec. 4.1). Then
@@ -42,15 +42,25 @@ def symbolic(n_experts: int) -> None:
     h = sp.symbols(f"h0:{n_experts}", nonnegative=True)  # c_i = c_max - h_i
     c = [cmax - hi for hi in h]
     # (a): c_max - L = (1/E) sum h_i on sum c = nk
-    certify_nonneg(cmax - cap, [hi / n_experts for hi in h], f"(a) max c >= L (E={n_experts})",
-                   equalities=[(sp.Rational(1, n_experts), sum(c) - n * k)])
+    certify_nonneg(
+        cmax - cap,
+        [hi / n_experts for hi in h],
+        f"(a) max c >= L (E={n_experts})",
+        equalities=[(sp.Rational(1, n_experts), sum(c) - n * k)],
+    )
     mv = (cmax - cap) / cap
     # (b): E/k - 1 - MaxVio = (n - c_max)/L with n - c_max = w >= 0
     w = sp.Symbol("w", nonnegative=True)
-    certify_nonneg(maxvio_upper().subs({E_: n_experts, k_: k}) - mv, [w / cap], f"(b) MaxVio <= E/k - 1 (E={n_experts})",
-                   equalities=[(1 / cap, n - cmax - w)])
+    certify_nonneg(
+        maxvio_upper().subs({E_: n_experts, k_: k}) - mv,
+        [w / cap],
+        f"(b) MaxVio <= E/k - 1 (E={n_experts})",
+        equalities=[(1 / cap, n - cmax - w)],
+    )
     # equality cases
-    identity(mv.subs(cmax, n), maxvio_upper().subs({E_: n_experts, k_: k}), "(b) equality at max c = n")
+    identity(
+        mv.subs(cmax, n), maxvio_upper().subs({E_: n_experts, k_: k}), "(b) equality at max c = n"
+    )
     identity(mv.subs(cmax, cap), 0, "(a) equality at c = L")
 
 
@@ -65,8 +75,13 @@ def exhaustive() -> int:
                         continue
                     v = maxvio(np.array(c))
                     check(-1e-12 <= v <= up + 1e-12, f"range for c={c}")
-                    check((abs(v) <= 1e-12) == (len(set(c)) == 1), f"(a) equality iff balanced, c={c}")
-                    check((abs(v - up) <= 1e-12) == (max(c) == n), f"(b) equality iff max c = n, c={c}")
+                    check(
+                        (abs(v) <= 1e-12) == (len(set(c)) == 1), f"(a) equality iff balanced, c={c}"
+                    )
+                    check(
+                        (abs(v - up) <= 1e-12) == (max(c) == n),
+                        f"(b) equality iff max c = n, c={c}",
+                    )
                     count += 1
     return count
 
@@ -75,8 +90,13 @@ def extremes(rng: np.random.Generator) -> None:
     for n, n_experts, k in ((64, 8, 2), (1000, 16, 1), (96, 32, 6)):
         s = np.tile(rng.random(n_experts), (n, 1))  # every token has the same scores
         r = route(s, k, normalize=False)
-        check(abs(maxvio(r.loads) - (n_experts / k - 1)) <= 1e-12, "(b) same k experts for all: E/k - 1")
-        hist = np.stack([route(rng.random((n, n_experts)), k, normalize=False).loads for _ in range(10)])
+        check(
+            abs(maxvio(r.loads) - (n_experts / k - 1)) <= 1e-12,
+            "(b) same k experts for all: E/k - 1",
+        )
+        hist = np.stack(
+            [route(rng.random((n, n_experts)), k, normalize=False).loads for _ in range(10)]
+        )
         g = maxvio_global(hist)
         check(np.all((g >= 0) & (g <= n_experts / k - 1 + 1e-12)), "(c) MaxVio_global in range")
 

@@ -1,4 +1,4 @@
-"""Numerical counterparts of the lemmas in proofs/: (measured, theoretical) pairs in the PEPit style.
+"""Numerical counterparts of the lemmas in proofs/: (measured, theoretical) pairs, PEPit style.
 
 Each bound is the sympy expression derived in its proof file, evaluated with ``sympy.lambdify``;
 the measured quantity comes from the package (routing, duals, rules, schedules, metrics).
@@ -56,6 +56,7 @@ def _stream(seed: int, n: int, n_experts: int, batches: int) -> list[np.ndarray]
 
 # ---------------------------------------------------------------- Lemma 1 and 2 (duality)
 
+
 def test_weak_duality_and_tight_strong_duality_on_random_batches():
     rng = np.random.default_rng(11)
     for _ in range(3):
@@ -80,6 +81,7 @@ def test_subgradient_inequality_on_random_prices():
 
 
 # ---------------------------------------------------------------- Lemma 4 (preference rule)
+
 
 def test_preference_rule_on_a_realistic_batch():
     rng = np.random.default_rng(13)
@@ -205,7 +207,9 @@ def test_gradient_norm_bound_and_its_equality_case():
         for _ in range(20):
             loads = route(rng.random((n, e)), k, normalize=False).loads
             assert np.sum((loads - cap) ** 2) <= worst
-        same = route(np.tile(rng.random(e), (n, 1)), k, normalize=False).loads  # all pick the same k
+        same = route(
+            np.tile(rng.random(e), (n, 1)), k, normalize=False
+        ).loads  # all pick the same k
         np.testing.assert_allclose(np.sum((same - cap) ** 2), worst, rtol=1e-12)
 
 
@@ -213,7 +217,9 @@ def test_gradient_norm_bound_and_its_equality_case():
 
 E_G, N_G, BETA = 4, 1024, 1.0
 THETA = np.linspace(-0.25, 0.25, E_G)
-MU_OF_DELTA = sp.lambdify((P6.n_, P6.beta, sp.Symbol("E", positive=True), P6.Delta), P6.strong_convexity_bound())
+MU_OF_DELTA = sp.lambdify(
+    (P6.n_, P6.beta, sp.Symbol("E", positive=True), P6.Delta), P6.strong_convexity_bound()
+)
 
 
 def _expected_dual():
@@ -230,8 +236,12 @@ def test_expected_loads_are_n_softmax():
     rng = np.random.default_rng(15)
     p = np.array([0.3, -0.1, 0.0, -0.2])
     reps = 400
-    loads = np.stack([route(THETA + BETA * rng.gumbel(size=(N_G, E_G)), 1, p, normalize=False).loads
-                      for _ in range(reps)])
+    loads = np.stack(
+        [
+            route(THETA + BETA * rng.gumbel(size=(N_G, E_G)), 1, p, normalize=False).loads
+            for _ in range(reps)
+        ]
+    )
     expected = np.asarray(grad(THETA, p)) + N_G / E_G  # grad F = E[load] - L
     pi = expected / N_G
     se = np.sqrt(N_G * pi * (1 - pi) / reps)
@@ -301,10 +311,13 @@ def test_one_over_mu_t_expected_regret_of_lfb_on_gumbel_batches():
 
 # ---------------------------------------------------------------- Lemma 7 (bounded bias)
 
+
 @pytest.mark.parametrize("rule_name", ["sign", "proportional"])
 def test_bias_spread_stays_below_bound_on_streams(rule_name):
-    bound = sp.lambdify((P7.a_, P7.b_, P7.u_, sp.Symbol("E", positive=True), sp.Symbol("k", positive=True)),
-                        P7.bias_spread_bound(rule_name))
+    bound = sp.lambdify(
+        (P7.a_, P7.b_, P7.u_, sp.Symbol("E", positive=True), sp.Symbol("k", positive=True)),
+        P7.bias_spread_bound(rule_name),
+    )
     n, e, k, u = 64, 8, 2, 0.05
     rule = U.make_rule(rule_name)
     for seed in range(3):
@@ -332,6 +345,7 @@ def test_bias_spread_bound_is_attained():
 
 # ---------------------------------------------------------------- Lemma 8 (Expert Choice)
 
+
 def test_expert_choice_leakage_exact_value_above_bounds():
     strong = sp.lambdify((P8.K_, P8.R_), P8.bound_strong())
     issue = sp.lambdify((P8.K_, P8.R_), P8.bound_issue())
@@ -348,12 +362,15 @@ def test_expert_choice_leakage_exact_value_above_bounds():
 
 # ---------------------------------------------------------------- Lemma 9 (auxiliary loss)
 
+
 def test_aux_loss_gradient_matches_closed_form_and_is_nonzero():
     z_sym = sp.symbols("z0:3", real=True)
     f_sym = sp.symbols("f0:3", nonnegative=True)
     o_sym = sp.symbols("P0:3", nonnegative=True)
     expr = P9.aux_loss_softmax_token(z_sym, f_sym, o_sym)
-    grad_fn = sp.lambdify((z_sym, f_sym, o_sym, P9.alpha, P9.n_), [sp.diff(expr, zj) for zj in z_sym])
+    grad_fn = sp.lambdify(
+        (z_sym, f_sym, o_sym, P9.alpha, P9.n_), [sp.diff(expr, zj) for zj in z_sym]
+    )
     rng = np.random.default_rng(17)
     n, e, k, alpha = 12, 3, 1, 0.01
     z = rng.normal(size=(n, e))
@@ -381,14 +398,18 @@ def test_aux_loss_gradient_matches_closed_form_and_is_nonzero():
 
 # ---------------------------------------------------------------- Lemma 10 (MaxVio)
 
+
 def test_maxvio_range_extremes_and_random_loads():
     upper = sp.lambdify((P10.E_, P10.k_), P10.maxvio_upper())
     rng = np.random.default_rng(18)
     for n, e, k in ((64, 8, 2), (100, 10, 1), (90, 6, 3)):
         extreme = np.array([n] * k + [0] * (e - k))
         np.testing.assert_allclose(maxvio(extreme), upper(e, k), rtol=1e-12)  # equality case
-        assert maxvio(np.full(e, n * k // e)) == 0.0 if (n * k) % e == 0 else True
-        hist = np.stack([route(rng.random((n, e)) ** 3, k, normalize=False).loads for _ in range(30)])
+        if (n * k) % e == 0:
+            assert maxvio(np.full(e, n * k // e)) == 0.0  # the other equality case
+        hist = np.stack(
+            [route(rng.random((n, e)) ** 3, k, normalize=False).loads for _ in range(30)]
+        )
         v = maxvio(hist)
         assert np.all((v >= 0) & (v <= upper(e, k)))
         g = maxvio_global(hist)
@@ -400,3 +421,36 @@ def test_logsumexp_form_of_expected_dual_matches_sympy():
     p = np.array([0.1, -0.3, 0.2, 0.0])
     closed = N_G * BETA * (logsumexp((THETA + p) / BETA) + np.euler_gamma) - (N_G / E_G) * p.sum()
     np.testing.assert_allclose(fn(THETA, p), closed, rtol=1e-12)
+
+
+# ---------------------------------------------------------------- the `lfb prove` runner
+
+
+def test_lfb_prove_reports_pass_and_exits_zero(capsys):
+    from lfbtheory.cli import main
+
+    assert main(["prove", "--only", "maxvio"]) == 0
+    out = capsys.readouterr().out
+    assert "PASS  proof_10_maxvio_range" in out and "Lemma 10:" in out and "1/1 proofs pass" in out
+
+
+def test_lfb_prove_reports_a_failing_proof_and_exits_one(tmp_path, capsys):
+    from lfbtheory.cli import main
+
+    (tmp_path / "proof_wrong.py").write_text(
+        '"""Claim: 1 + 1 == 3."""\n\ndef main():\n    assert 1 + 1 == 3, "arithmetic"\n'
+    )
+    (tmp_path / "proof_right.py").write_text(
+        '"""Claim: 1 + 1 == 2."""\n\ndef main():\n    assert 1 + 1 == 2\n'
+    )
+    assert main(["prove", "--dir", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL  proof_wrong" in out and "AssertionError: arithmetic" in out
+    assert "PASS  proof_right" in out and "1/2 proofs pass" in out
+
+
+def test_lfb_prove_without_proofs_dir_gives_a_clear_error(tmp_path, capsys):
+    from lfbtheory.cli import main
+
+    assert main(["prove", "--dir", str(tmp_path / "nowhere")]) == 2
+    assert "proofs directory not found" in capsys.readouterr().err
