@@ -48,7 +48,14 @@ from numpy.typing import NDArray
 from lfbtheory import schedules as sched
 from lfbtheory.assignment import solve_balanced
 from lfbtheory.online import Trajectory, simulate
-from lfbtheory.regret import Comparators, RegretReport, compute_comparators, regret_report
+from lfbtheory.regret import (
+    Comparators,
+    LimitCycle,
+    RegretReport,
+    compute_comparators,
+    fixed_batch_cycle,
+    regret_report,
+)
 from lfbtheory.routing import select_experts
 from lfbtheory.updates import load_error, make_rule
 from lfbtheory.workloads import make_workload
@@ -99,9 +106,11 @@ class RegretConfig:
     burn_in: int | None = None
     num_checkpoints: int = 40
     calibration_batches: int = 8
+    cycle_steps: int = 20000
 
     def __post_init__(self) -> None:
-        for name in ("n", "n_experts", "k", "steps", "num_checkpoints", "calibration_batches"):
+        for name in ("n", "n_experts", "k", "steps", "num_checkpoints", "calibration_batches",
+                     "cycle_steps"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
@@ -198,6 +207,7 @@ class RunResult:
     trajectory: Trajectory
     report: RegretReport
     seconds: float
+    cycle: LimitCycle | None = None
 
 
 class _Recorder:
@@ -276,7 +286,12 @@ def run_regret(
             traj = simulate(batches, config.k, rule, schedule,
                             progress=lambda t: bar.update(before + t - bar.n))
         rep = regret_report(traj, batches, config.k, comparators=comp, burn_in=config.burn_in)
-        results.append(RunResult(spec, traj, rep, time.perf_counter() - t0))
+        cycle = None
+        if spec.rule in ("sign", "centered_sign") and spec.schedule == "published":
+            # The lattice limit cycle of the constant-step sign rule on a fixed batch (batch 0).
+            cycle = fixed_batch_cycle(batches[0], config.k, spec.rule, PUBLISHED_RATE,
+                                      max_steps=config.cycle_steps)
+        results.append(RunResult(spec, traj, rep, time.perf_counter() - t0, cycle))
     bar.close()
     _write(out, config, calib, results, shared[1] if shared else None)
     return results, out
@@ -306,6 +321,8 @@ def _write(out: Path, config: RegretConfig, calib: Calibration, results: list[Ru
     for r in results:
         s = {"label": r.spec.label, "rule": r.spec.rule, "schedule": r.spec.schedule,
              "seconds": r.seconds, **r.report.summary()}
+        if r.cycle is not None:
+            s["fixed_batch_cycle"] = dataclasses.asdict(r.cycle)
         summary.append(s)
         slug = _slug(r.spec.label)
         tr, rep = r.trajectory, r.report
@@ -400,6 +417,15 @@ def format_table(results: list[RunResult], config: RegretConfig, calib_line: str
                      f"{g:>13}{s['primal_regret']:>15.3f}{s['violation_tokens']:>11.0f}"
                      f"{s['dynamic_gap']:>10.2f}{s['maxvio_batch_mean_late']:>10.3f}"
                      f"{s['maxvio_global_final']:>10.4f}")
+    for r in results:
+        if r.cycle is not None:
+            c = r.cycle
+            lines.append((
+                f"{r.spec.label}: on a fixed batch (batch 0 repeated) the bias "
+                + (f"reaches a fixed point (exact balance) at step {c.start}" if c.found and c.period == 1
+                   else f"enters a limit cycle at step {c.start}: period {c.period}, band width "
+                   f"{c.band_width:.3g} ({c.band_width / PUBLISHED_RATE:.0f} steps of u)" if c.found
+                   else f"did not repeat within {config.cycle_steps} steps")))
     lines += ["", "dual regret: sum_t D_t(p_t) - min_p sum_t D_t(p); growth: best fit of R(t)-R(t0) "
               "after burn-in t0=T/10",
               "among a+b*{-1/t, ln t, sqrt t, t}; violation: tokens over capacity in the cumulative "

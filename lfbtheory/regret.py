@@ -40,6 +40,7 @@ __all__ = [
     "classify_growth",
     "compute_comparators",
     "detect_limit_cycle",
+    "fixed_batch_cycle",
     "regret_report",
     "GROWTH_MODELS",
 ]
@@ -321,4 +322,29 @@ def detect_limit_cycle(bias: ArrayLike, step: float, origin: ArrayLike | None = 
             cyc = b[start:t]
             return LimitCycle(True, start, t - start, float(np.max(cyc.max(0) - cyc.min(0))))
         seen[key] = t
+    return LimitCycle(False, -1, 0, float("nan"))
+
+
+def fixed_batch_cycle(
+    batch: ArrayLike, k: int, rule: str = "sign", step: float = 1e-3, *, max_steps: int = 20000,
+    chunk: int = 500,
+) -> LimitCycle:
+    """Run a constant-step lattice rule on one batch repeated, until its bias state repeats.
+
+    Returns the :class:`LimitCycle` (found=False if no repeat within ``max_steps``).
+    """
+    from lfbtheory.online import simulate
+
+    if rule not in ("sign", "centered_sign"):
+        raise ValueError(f"rule must be 'sign' or 'centered_sign' (lattice rules), got {rule!r}")
+    s = as_scores(batch, name="batch")
+    state = None
+    history: list[NDArray[np.float64]] = []
+    while len(history) * chunk < max_steps:
+        tr = simulate([s] * chunk, k, rule, step, state=state)
+        state = tr.state
+        history.append(tr.bias)
+        cyc = detect_limit_cycle(np.concatenate(history), step, origin=history[0][0])
+        if cyc.found:
+            return cyc
     return LimitCycle(False, -1, 0, float("nan"))

@@ -94,3 +94,15 @@ def test_bad_ledger_input():
         regret_report(tr, bs[:3], 2, solver="cvxpy")
     with pytest.raises(ValueError, match="not on the lattice"):
         detect_limit_cycle(np.array([[0.0, 0.0], [0.3, 0.1]]), 1.0)
+
+
+def test_fixed_batch_cycle_stops_at_the_first_repeat_and_agrees_with_a_long_run():
+    from lfbtheory.regret import fixed_batch_cycle
+
+    batch = _stream(5, T=1, n=30, e=5)[0]
+    u = 5e-3
+    cyc = fixed_batch_cycle(batch, 2, "sign", u, chunk=50)
+    long = detect_limit_cycle(simulate([batch] * 4000, 2, "sign", u).bias, u)
+    assert cyc.found and (cyc.start, cyc.period) == (long.start, long.period)
+    with pytest.raises(ValueError, match="lattice rules"):
+        fixed_batch_cycle(batch, 2, "proportional", u)
