@@ -157,6 +157,11 @@ def _apply_gate(logits: NDArray[np.float64], gate: str) -> NDArray[np.float64]:
     return softmax(logits, axis=1)
 
 
+def _frozen(arr: NDArray[np.float64]) -> NDArray[np.float64]:
+    arr.flags.writeable = False
+    return arr
+
+
 def _set(obj: object, name: str, value: object) -> None:
     object.__setattr__(obj, name, value)  # normalising fields of a frozen dataclass
 
@@ -400,8 +405,10 @@ def fit_popularity_offsets(
             continue
         w, p, err = cand, p_c, err_c
     achieved = p / k
+    for arr in (w, s, achieved):
+        arr.flags.writeable = False  # fits are cached and shared: keep them immutable
     return PopularityFit(
-        offsets=sigma * w, target=s, achieved=achieved, k=k,
+        offsets=_frozen(sigma * w), target=s, achieved=achieved, k=k,
         max_abs_error=float(np.max(np.abs(achieved - s))), max_rel_error=err,
         iterations=it, converged=err < tol,
     )
@@ -526,7 +533,10 @@ class OlmoeMatched(_Synthetic):
         k = self.default_k if self.fit_k is None else _int(self.fit_k, "fit_k", 1,
                                                             self.n_experts - 1)
         _set(self, "fit_k", k)
-        self.fit()  # fit now (cached): infeasible targets fail at construction, not mid-run
+        try:
+            self.fit()  # fit now (cached): infeasible targets fail at construction, not mid-run
+        except ValueError as exc:
+            raise ValueError(f"fit_k={k} cannot match the {self.key} histogram: {exc}") from None
 
     @property
     def key(self) -> str:

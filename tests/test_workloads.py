@@ -464,6 +464,8 @@ def test_bad_seed_type_and_olmoe_options(data_dir):
         make_workload("olmoe", n=4, n_experts=64, domain="news")
     with pytest.raises(ValueError, match="layer must be one of 0, 7, 15"):
         make_workload("olmoe", n=4, n_experts=64, layer=3)
+    with pytest.raises(ValueError, match="fit_k=16 cannot match.*< 1/k"):
+        make_workload("olmoe", n=4, n_experts=64, domain="arxiv", fit_k=16)
     with pytest.raises(ValueError, match="kind="):
         make_workload("olmoe", n=4, n_experts=64, model="olmoe-sft", domain="tulu",
                       kind="expert_counts_top1")
