@@ -14,7 +14,8 @@ Step-size constants are not tuned by hand. The published sign rule keeps u = 1e-
 horizon, then 0 (arXiv 2412.19437 Sec. 4.2). The proportional rule is online gradient descent
 on f_t(p) = D_t(p) / L, whose gradient is -e with e = (c_bar - c)/c_bar (lfbtheory.updates), and
 its constants come from the textbook rules (Hazan, Intro. to OCO, Thm 3.1 and 3.3), measured on
-``calibration_batches`` batches drawn from an independent seed of the same workload:
+``calibration_batches`` batches drawn from the same workload (same per-expert popularity,
+``offset_seed = seed``) with independent noise (seed [seed, 1]; the stream uses [seed, 0]):
 
     D  = ||p*||_2, p* the (mean-zero) exact hindsight price of the calibration batches
          (distance from the initial bias 0 to the comparator);
@@ -239,6 +240,10 @@ def run_regret(
     from tqdm.auto import tqdm
 
     wl = make_workload(config.workload, n=config.n, n_experts=config.n_experts, **config.workload_options)
+    if getattr(wl, "offset_seed", 0) is None:
+        # Calibrate on the same popularity profile as the stream, with independent noise: the
+        # per-expert offsets come from offset_seed = seed, the noise from [seed, 0] / [seed, 1].
+        wl = dataclasses.replace(wl, offset_seed=config.seed)  # type: ignore[type-var]
     out = Path(out_dir) if out_dir is not None else Path("results") / f"regret-{config.digest()}"
     out.mkdir(parents=True, exist_ok=True)
     (out / "runs").mkdir(exist_ok=True)
@@ -293,7 +298,8 @@ def run_regret(
                                       max_steps=config.cycle_steps)
         results.append(RunResult(spec, traj, rep, time.perf_counter() - t0, cycle))
     bar.close()
-    _write(out, config, calib, results, shared[1] if shared else None)
+    _write(out, config, calib, results, shared[1] if shared else None,
+           wl.config() if hasattr(wl, "config") else None)
     return results, out
 
 
@@ -302,7 +308,7 @@ def _slug(label: str) -> str:
 
 
 def _write(out: Path, config: RegretConfig, calib: Calibration, results: list[RunResult],
-           comp: Comparators | None) -> None:
+           comp: Comparators | None, workload: dict[str, Any] | None) -> None:
     import importlib.metadata as md
 
     versions = {}
@@ -312,7 +318,7 @@ def _write(out: Path, config: RegretConfig, calib: Calibration, results: list[Ru
         except md.PackageNotFoundError:
             versions[pkg] = None
     meta = {"config": config.to_json(), "digest": config.digest(),
-            "calibration": dataclasses.asdict(calib),
+            "calibration": dataclasses.asdict(calib), "workload": workload,
             "seeds": {"stream": [config.seed, 0], "calibration": [config.seed, 1]},
             "versions": versions, "python": platform.python_version(),
             "reproduce": f"lfb regret --config {out / 'config.json'}"}
