@@ -1194,7 +1194,7 @@ def make_workload(name: str, *, n: int, n_experts: int, **options: Any) -> Workl
     For "replay", n_experts must equal the file's E and ``path`` defaults to the FLAME trace
     in shared_data_dir().
     """
-    _choice(name, "name", tuple(WORKLOADS))
+    _choice(name, "workload", tuple(WORKLOADS))
     cls = WORKLOADS[name]
     allowed = [f.name for f in dataclasses.fields(cls)
                if f.init and f.name not in ("n", "n_experts")]

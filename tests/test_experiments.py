@@ -54,7 +54,7 @@ def test_bad_configs_raise(kwargs, match):
 
 def test_cli_rejects_unknown_workloads(capsys):
     assert main(["regret", "--workload", "nope", "--steps", "20", "--no-progress"]) == 2
-    assert "name must be one of" in capsys.readouterr().err
+    assert "workload must be one of" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -421,7 +421,7 @@ def test_adversary_boosts_lowest_bias_experts():
 @pytest.mark.parametrize(
     ("call", "match"),
     [
-        (lambda: make_workload("gauss", n=4, n_experts=4), "name must be one of.*stationary"),
+        (lambda: make_workload("gauss", n=4, n_experts=4), "workload must be one of.*stationary"),
         (lambda: make_workload("stationary", n=0, n_experts=4), "n must be an integer >= 1"),
         (lambda: make_workload("stationary", n=2.5, n_experts=4), "n must be an integer"),
         (lambda: make_workload("stationary", n=4, n_experts=1),
