@@ -21,6 +21,7 @@ COMMANDS: list[str] = [
     "lfbtheory.experiments",
     "lfbtheory.prove",
     "lfbtheory.check",
+    "lfbtheory.bench",
 ]
 
 

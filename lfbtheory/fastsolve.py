@@ -57,6 +57,54 @@ def _jit(func):  # type: ignore[no-untyped-def]
 
 
 @_jit
+def _row_top(r, kk, vals, idx, cand, st):  # type: ignore[no-untyped-def]
+    """vals/idx = the kk largest entries of r, sorted desc (ties: lower index first).
+
+    Only entries >= theta, a guess of the kk-th largest (from the running mean/sd st of earlier
+    rows' kk-th values), are offered to the sorted buffer; with fewer than kk such entries the
+    row is redone with a lower guess and finally theta = -inf, so the guess never changes the
+    result. Same scheme as the routing kernel in :mod:`lfbtheory.kernels`.
+    """
+    e = r.shape[0]
+    sd = np.sqrt(st[1])
+    nc = 0
+    for attempt in range(3):
+        if st[2] < 8 or attempt == 2:
+            theta = -_INF
+        else:
+            theta = st[0] - (1.5 if attempt == 0 else 4.0) * sd
+        nc = 0
+        for j in range(e):
+            cand[nc] = j
+            nc += r[j] >= theta
+        if nc >= kk:
+            break
+    c = 0
+    for q in range(nc):
+        j = cand[q]
+        v = r[j]
+        if c == kk:
+            if v <= vals[kk - 1]:
+                continue
+            pos = kk - 1
+        else:
+            pos = c
+            c += 1
+        while pos > 0 and vals[pos - 1] < v:
+            vals[pos] = vals[pos - 1]
+            idx[pos] = idx[pos - 1]
+            pos -= 1
+        vals[pos] = v
+        idx[pos] = j
+    if st[2] < 64:
+        st[2] += 1
+    a = 1.0 / st[2]
+    d = vals[kk - 1] - st[0]
+    st[0] += a * d
+    st[1] = (1.0 - a) * (st[1] + a * d * d)
+
+
+@_jit
 def _topk_rows(s, p, k, asg, x, loads, gap):  # type: ignore[no-untyped-def]
     """asg[t] = top-k experts of s[t] + p (ties: lower index); x, loads filled to match.
 
@@ -67,21 +115,13 @@ def _topk_rows(s, p, k, asg, x, loads, gap):  # type: ignore[no-untyped-def]
     kk = k + 1 if k < e else k
     vals = np.empty(kk)
     idx = np.empty(kk, dtype=np.int32)
+    r = np.empty(e)
+    cand = np.empty(e + 1, dtype=np.int64)
+    st = np.zeros(3)
     for t in range(n):
-        c = 0
         for j in range(e):
-            v = s[t, j] + p[j]
-            if c == kk and v <= vals[kk - 1]:
-                continue
-            pos = c if c < kk else kk - 1
-            while pos > 0 and vals[pos - 1] < v:
-                vals[pos] = vals[pos - 1]
-                idx[pos] = idx[pos - 1]
-                pos -= 1
-            vals[pos] = v
-            idx[pos] = j
-            if c < kk:
-                c += 1
+            r[j] = s[t, j] + p[j]
+        _row_top(r, kk, vals, idx, cand, st)
         for m in range(k):
             a = idx[m]
             asg[t, m] = a
@@ -155,23 +195,16 @@ def _newton_pass(s, p, k, cap, equality, damp, h):  # type: ignore[no-untyped-de
     nh = h.shape[0]
     hmax = h[nh - 1]
     top = np.empty(k + 1)
+    tidx = np.empty(k + 1, dtype=np.int32)
     r = np.empty(e)
+    cand = np.empty(e + 1, dtype=np.int64)
+    st = np.zeros(3)
     loads = np.zeros(e, dtype=np.int64)
     near = np.zeros((e, nh), dtype=np.int64)
     for t in range(n):
-        c = 0
         for j in range(e):
-            v = s[t, j] + p[j]
-            r[j] = v
-            if c == k + 1 and v <= top[k]:
-                continue
-            pos = c if c < k + 1 else k
-            while pos > 0 and top[pos - 1] < v:
-                top[pos] = top[pos - 1]
-                pos -= 1
-            top[pos] = v
-            if c < k + 1:
-                c += 1
+            r[j] = s[t, j] + p[j]
+        _row_top(r, k + 1, top, tidx, cand, st)
         vk = top[k - 1]
         vk1 = top[k]
         far = vk - hmax
@@ -224,107 +257,141 @@ def _build_lists(asg, e, cap):  # type: ignore[no-untyped-def]
 
 
 @_jit
-def _insert(wv, wt, wn, a, j, v, t):  # type: ignore[no-untyped-def]
+def _insert(wv, wt, wn, wo, a, j, v, t):  # type: ignore[no-untyped-def]
     """Insert candidate (v, t) into edge (a, j)'s sorted list of at most M if it belongs there."""
-    mm = wv.shape[0]
+    mm = wv.shape[2]
     c = wn[a, j]
-    if c > 0 and v >= wv[c - 1, a, j]:
+    if c > 0 and v >= wv[a, j, c - 1]:
         # Unlisted candidates are >= the listed maximum but may be < v: v cannot be placed.
-        # (An empty list is known to be empty: lists are rescanned as soon as they run out.)
+        wo[a, j] = 1
         return
+    if c == mm:
+        wo[a, j] = 1  # the listed maximum drops out
     pos = c if c < mm else mm - 1
-    while pos > 0 and wv[pos - 1, a, j] > v:
-        wv[pos, a, j] = wv[pos - 1, a, j]
-        wt[pos, a, j] = wt[pos - 1, a, j]
+    while pos > 0 and wv[a, j, pos - 1] > v:
+        wv[a, j, pos] = wv[a, j, pos - 1]
+        wt[a, j, pos] = wt[a, j, pos - 1]
         pos -= 1
-    wv[pos, a, j] = v
-    wt[pos, a, j] = t
+    wv[a, j, pos] = v
+    wt[a, j, pos] = t
     if c < mm:
         wn[a, j] = c + 1
 
 
 @_jit
-def _recompute(s, x, lst, cnt, wv, wt, wn, a, j):  # type: ignore[no-untyped-def]
+def _recompute(s, x, lst, cnt, wv, wt, wn, wo, a, j):  # type: ignore[no-untyped-def]
     """Rebuild edge (a, j)'s list from scratch: the M smallest s[t,a]-s[t,j], t on a, off j."""
-    mm = wv.shape[0]
+    mm = wv.shape[2]
     wn[a, j] = 0
+    wo[a, j] = 0
     for m in range(mm):
-        wv[m, a, j] = _INF
+        wv[a, j, m] = _INF
     for q in range(cnt[a]):
         t = lst[a, q]
         if x[t, j] == 0:
             v = s[t, a] - s[t, j]
             c = wn[a, j]
-            if c == mm and v >= wv[mm - 1, a, j]:
-                continue
+            if c == mm:
+                wo[a, j] = 1
+                if v >= wv[a, j, mm - 1]:
+                    continue
             pos = c if c < mm else mm - 1
-            while pos > 0 and wv[pos - 1, a, j] > v:
-                wv[pos, a, j] = wv[pos - 1, a, j]
-                wt[pos, a, j] = wt[pos - 1, a, j]
+            while pos > 0 and wv[a, j, pos - 1] > v:
+                wv[a, j, pos] = wv[a, j, pos - 1]
+                wt[a, j, pos] = wt[a, j, pos - 1]
                 pos -= 1
-            wv[pos, a, j] = v
-            wt[pos, a, j] = t
+            wv[a, j, pos] = v
+            wt[a, j, pos] = t
             if c < mm:
                 wn[a, j] = c + 1
 
 
 @_jit
-def _add_tokens(s, asg, x, wv, wt, wn, tokens, build):  # type: ignore[no-untyped-def]
-    """Offer every exchange edge of the given tokens to the edge lists.
+def _add_edges(s, p0, asg, x, wv, wt, wn, wo, tokens, glo, ghi, build):  # type: ignore[no-untyped-def]
+    """Offer the exchange edges a -> j (t on a, off j) of the given tokens whose reduced cost at
+    the starting prices p0, c0 = (s[t,a] + p0[a]) - (s[t,j] + p0[j]), lies in (glo, ghi].
 
     ``build``: the lists hold every candidate offered so far, so short lists take anything;
     otherwise a candidate joins only below the listed maximum (see :func:`_insert`).
     """
     e = s.shape[1]
     k = asg.shape[1]
-    mm = wv.shape[0]
+    mm = wv.shape[2]
+    onv = np.empty(k)
+    offj = np.empty(e, dtype=np.int64)
     for q in range(tokens.shape[0]):
         t = tokens[q]
+        lo_on = _INF
         for m in range(k):
             a = asg[t, m]
+            v = s[t, a] + p0[a]
+            onv[m] = v
+            if v < lo_on:
+                lo_on = v
+        hi_off = -_INF
+        noff = 0
+        for j in range(e):
+            if x[t, j] != 0:
+                continue
+            v = s[t, j] + p0[j]
+            if v > hi_off:
+                hi_off = v
+            if lo_on - v <= ghi:
+                offj[noff] = j
+                noff += 1
+        for m in range(k):
+            a = asg[t, m]
+            va = onv[m]
+            if va - hi_off > ghi:
+                continue
             sa = s[t, a]
-            for j in range(e):
-                if x[t, j] != 0:
+            for qq in range(noff):
+                j = offj[qq]
+                c0 = va - (s[t, j] + p0[j])
+                if c0 <= glo or c0 > ghi:
                     continue
                 v = sa - s[t, j]
                 c = wn[a, j]
-                if c > 0 and v >= wv[c - 1, a, j] and (c == mm or not build):
+                if c > 0 and v >= wv[a, j, c - 1] and (c == mm or not build):
+                    wo[a, j] = 1
                     continue
+                if c == mm:
+                    wo[a, j] = 1
                 pos = c if c < mm else mm - 1
-                while pos > 0 and wv[pos - 1, a, j] > v:
-                    wv[pos, a, j] = wv[pos - 1, a, j]
-                    wt[pos, a, j] = wt[pos - 1, a, j]
+                while pos > 0 and wv[a, j, pos - 1] > v:
+                    wv[a, j, pos] = wv[a, j, pos - 1]
+                    wt[a, j, pos] = wt[a, j, pos - 1]
                     pos -= 1
-                wv[pos, a, j] = v
-                wt[pos, a, j] = t
+                wv[a, j, pos] = v
+                wt[a, j, pos] = t
                 if c < mm:
                     wn[a, j] = c + 1
 
 
 @_jit
-def _remove(wv, wt, wn, a, j, t):  # type: ignore[no-untyped-def]
+def _remove(wv, wt, wn, wo, a, j, t):  # type: ignore[no-untyped-def]
     """Drop token t (every copy: a token can be offered twice) from edge (a, j)'s list.
 
-    Returns True if the list ran empty, so that it must be rescanned.
+    Returns True if the list ran empty while candidates beyond it exist (wo): rescan it.
     """
     c = wn[a, j]
     kept = 0
     for m in range(c):
-        if wt[m, a, j] != t:
-            wv[kept, a, j] = wv[m, a, j]
-            wt[kept, a, j] = wt[m, a, j]
+        if wt[a, j, m] != t:
+            wv[a, j, kept] = wv[a, j, m]
+            wt[a, j, kept] = wt[a, j, m]
             kept += 1
     if kept == c:
         return False
     for m in range(kept, c):
-        wv[m, a, j] = _INF
-        wt[m, a, j] = -1
+        wv[a, j, m] = _INF
+        wt[a, j, m] = -1
     wn[a, j] = kept
-    return kept == 0
+    return kept == 0 and wo[a, j] != 0
 
 
 @_jit
-def _move(s, x, asg, lst, cnt, slotpos, wv, wt, wn, t, a, b, todo):  # type: ignore[no-untyped-def]
+def _move(s, x, asg, lst, cnt, slotpos, wv, wt, wn, wo, t, a, b, todo):  # type: ignore[no-untyped-def]
     """Move token t from expert a to expert b and update every affected exchange-graph edge."""
     e = s.shape[1]
     k = asg.shape[1]
@@ -349,13 +416,13 @@ def _move(s, x, asg, lst, cnt, slotpos, wv, wt, wn, t, a, b, todo):  # type: ign
     nt = 0
     # t leaves row a (it was a candidate for (a, j), j off t) and column b (now on t)
     for j in range(e):
-        if _remove(wv, wt, wn, a, j, t):
+        if _remove(wv, wt, wn, wo, a, j, t):
             todo[nt, 0] = a
             todo[nt, 1] = j
             nt += 1
     for m in range(k):
         i = asg[t, m]
-        if i != b and _remove(wv, wt, wn, i, b, t):
+        if i != b and _remove(wv, wt, wn, wo, i, b, t):
             todo[nt, 0] = i
             todo[nt, 1] = b
             nt += 1
@@ -363,18 +430,19 @@ def _move(s, x, asg, lst, cnt, slotpos, wv, wt, wn, t, a, b, todo):  # type: ign
     sb = s[t, b]
     for j in range(e):
         if x[t, j] == 0:
-            _insert(wv, wt, wn, b, j, sb - s[t, j], t)
+            _insert(wv, wt, wn, wo, b, j, sb - s[t, j], t)
     sa = s[t, a]
     for m in range(k):
         i = asg[t, m]
         if i != b:
-            _insert(wv, wt, wn, i, a, s[t, i] - sa, t)
+            _insert(wv, wt, wn, wo, i, a, s[t, i] - sa, t)
     for r in range(nt):
-        _recompute(s, x, lst, cnt, wv, wt, wn, todo[r, 0], todo[r, 1])
+        _recompute(s, x, lst, cnt, wv, wt, wn, wo, todo[r, 0], todo[r, 1])
+    return nt
 
 
 @_jit
-def _ssp(s, cap, p, asg, x, lst, cnt, slotpos, wv, wt, wn, dum, zsup, delta, g, stats):  # type: ignore[no-untyped-def]
+def _ssp(s, cap, p, asg, x, lst, cnt, slotpos, wv, wt, wn, wo, dum, zsup, delta, g, stats):  # type: ignore[no-untyped-def]
     """Successive shortest paths until every expert holds cap (tokens + dummy slack units).
 
     p has E+1 entries, the last for the slack node Z; zsup[0] dummy units are still on Z and
@@ -383,7 +451,8 @@ def _ssp(s, cap, p, asg, x, lst, cnt, slotpos, wv, wt, wn, dum, zsup, delta, g, 
     >= g - spread(delta), so a path of length D is shortest, and the new prices keep it >= 0,
     while spread + D <= g; otherwise return 1 (offer more tokens, then call again).
     Returns 0 when balanced, -1 if no path exists among the offered edges.
-    stats[0] counts augmenting paths, stats[1] holds the spread + D that was needed.
+    stats[0] counts augmenting paths, stats[1] holds the spread + D that was needed, stats[2]
+    counts edge rescans, stats[3] Dijkstra node visits.
     """
     n, e = s.shape
     k = asg.shape[1]
@@ -421,6 +490,7 @@ def _ssp(s, cap, p, asg, x, lst, cnt, slotpos, wv, wt, wn, dum, zsup, delta, g, 
             if u < 0:
                 break
             done[u] = True
+            stats[3] += 1
             if u < e and cnt[u] + dum[u] < cap:
                 sink = u
                 break
@@ -429,7 +499,7 @@ def _ssp(s, cap, p, asg, x, lst, cnt, slotpos, wv, wt, wn, dum, zsup, delta, g, 
                 base = du + p[u]
                 for b in range(e):
                     if not done[b]:
-                        nd = base + wv[0, u, b] - p[b]
+                        nd = base + wv[u, b, 0] - p[b]
                         if nd < du:
                             nd = du  # rounding: reduced costs are >= 0 in exact arithmetic
                         if nd < dist[b]:
@@ -472,14 +542,15 @@ def _ssp(s, cap, p, asg, x, lst, cnt, slotpos, wv, wt, wn, dum, zsup, delta, g, 
             u = pred[v]
             path_a[length] = u
             path_b[length] = v
-            path_t[length] = wt[0, u, v] if (u < e and v < e) else -1
+            path_t[length] = wt[u, v, 0] if (u < e and v < e) else -1
             length += 1
             v = u
         for r in range(length):
             u = path_a[r]
             w = path_b[r]
             if u < e and w < e:
-                _move(s, x, asg, lst, cnt, slotpos, wv, wt, wn, path_t[r], u, w, todo)
+                stats[2] += _move(s, x, asg, lst, cnt, slotpos, wv, wt, wn, wo, path_t[r], u, w,
+                                  todo)
             elif w == z:
                 dum[u] -= 1
             else:
@@ -511,7 +582,7 @@ def _experts_ranked(s, asg, bias):  # type: ignore[no-untyped-def]
     return out
 
 
-_GAP_QUANTILE = 0.05  # start with the 5% of tokens closest to a tie; more are added on demand
+_GAP_QUANTILE = 0.5  # start with the 5% of tokens closest to a tie; more are added on demand
 
 
 def _solve_from(
@@ -539,17 +610,17 @@ def _solve_from(
     gap = np.empty(n)
     _topk_rows(s, p, k, asg, x, loads, gap)
     lst, cnt, slotpos = _build_lists(asg, e, int(max(loads.max(), cap)) + 1)
-    wv = np.full((_M, e, e), _INF)
-    wt = np.full((_M, e, e), -1, dtype=np.int32)
+    wv = np.full((e, e, _M), _INF)
+    wt = np.full((e, e, _M), -1, dtype=np.int32)
     wn = np.zeros((e, e), dtype=np.int64)
+    wo = np.zeros((e, e), dtype=np.uint8)  # 1: the edge has valid candidates beyond its list
     if n > 64 and k < e:
         g = float(np.quantile(gap, _GAP_QUANTILE))
-        tokens = np.flatnonzero(gap <= g).astype(np.int64)
     else:
         g = _INF
-        tokens = np.arange(n, dtype=np.int64)
+    tokens = np.flatnonzero(gap <= g).astype(np.int64)
     clock.append(time.perf_counter())
-    _add_tokens(s, asg, x, wv, wt, wn, tokens, True)
+    _add_edges(s, p, asg, x, wv, wt, wn, wo, tokens, -_INF, g, True)
     clock.append(time.perf_counter())
     pz = np.empty(e + 1)
     pz[:e] = p
@@ -566,10 +637,11 @@ def _solve_from(
                 left -= d
         zsup[0] = left
     delta = np.zeros(e)
-    stats = np.zeros(2)
+    stats = np.zeros(4)
     expansions = 0
+    add_seconds = 0.0
     while True:
-        status = _ssp(s, cap, pz, asg, x, lst, cnt, slotpos, wv, wt, wn, dum, zsup, delta, g,
+        status = _ssp(s, cap, pz, asg, x, lst, cnt, slotpos, wv, wt, wn, wo, dum, zsup, delta, g,
                       stats)
         if status == 0:
             break
@@ -578,8 +650,10 @@ def _solve_from(
         g_new = _INF if status < 0 else max(2.0 * g, 1.5 * float(stats[1]))
         if g_new >= float(gap.max()):
             g_new = _INF
-        more = np.flatnonzero((gap > g) & (gap <= g_new)).astype(np.int64)
-        _add_tokens(s, asg, x, wv, wt, wn, more, False)
+        t_add = time.perf_counter()
+        more = np.flatnonzero(gap <= g_new).astype(np.int64)
+        _add_edges(s, p, asg, x, wv, wt, wn, wo, more, g, g_new, False)
+        add_seconds += time.perf_counter() - t_add
         g = g_new
         expansions += 1
     clock.append(time.perf_counter())
@@ -589,9 +663,10 @@ def _solve_from(
         bias = np.minimum(pz[:e] - pz[e], 0.0)
     secs = np.diff(clock)
     return x, asg, bias, {"seconds": {"passes": secs[0], "route": secs[1], "edges": secs[2],
-                                      "paths": secs[3]},
+                                      "paths": secs[3] - add_seconds, "offers": add_seconds},
                           "augmentations": int(stats[0]), "passes": done_passes,
-                          "expansions": expansions, "offered": int(np.sum(gap <= g))}
+                          "expansions": expansions, "threshold": g,
+                          "rescans": int(stats[2]), "visits": int(stats[3])}
 
 
 def ssp_solve(
@@ -606,17 +681,17 @@ def ssp_solve(
     """Exact balanced assignment by successive shortest paths (inputs already validated).
 
     Starts from ``warm_start`` prices (default: minus the column means), takes up to ``passes``
-    damped per-expert quantile steps (default 8 cold, 2 warm), routes top-k and repairs the
-    loads exactly. Returns (x (n,E) uint8, experts (n,k) ranked by s + bias, bias, stats); the
-    bias is mean-zero (equality) or <= 0 and 0 on experts with room ("<=").
+    damped per-expert Newton steps on the dual (default 3 cold, 1 warm), routes top-k and
+    repairs the loads exactly. Returns (x (n,E) uint8, experts (n,k) ranked by s + bias, bias,
+    stats); the bias is mean-zero (equality) or <= 0 and 0 on experts with room ("<=").
     """
     s = np.ascontiguousarray(s, dtype=np.float64)
     if warm_start is None:
         p0 = -s.mean(axis=0)
-        passes = 8 if passes is None else passes
+        passes = 3 if passes is None else passes
     else:
         p0 = np.array(warm_start, dtype=np.float64)
-        passes = 2 if passes is None else passes
+        passes = 1 if passes is None else passes
     x, asg, bias, stats = _solve_from(s, k, cap, equality, p0, passes)
     experts = _experts_ranked(s, asg, bias)
     return x, experts, bias, stats

@@ -79,3 +79,14 @@ def test_kernel_rejects_bad_input():
         route_loads(np.ones(4), 2)
     with pytest.raises(TypeError):
         route_loads("scores", 2)
+
+
+def test_bench_kernel_target_runs_and_reports_identity():
+    """Smoke test of ``lfb bench`` plumbing (no timing assertion: speed lives in benchmarks/)."""
+    from lfbtheory.bench import format_tables, run_bench
+
+    result = run_bench(targets=(4,), repeats=1, log=lambda msg: None)
+    (table,) = result["tables"]
+    kernel = next(r for r in table["rows"] if r["method"] == "kernel route_loads")
+    assert kernel["identical"] and kernel["identical_with_ties"]
+    assert "kernel route_loads" in format_tables(result)

@@ -1,0 +1,424 @@
+"""``lfb bench``: the four performance targets of issue 4, measured side by side in one run.
+
+1. exact solver: ``solve_balanced(solver="auto")`` vs OR-tools min-cost flow on the full
+   bipartite graph, cvxpy with its default solver, and the cvxpy + HiGHS oracle;
+2. streams: per-batch exact optimum, warm-started from the previous batch's prices, vs one
+   numpy ``argpartition`` routing pass of the same batch;
+3. the pooled hindsight optimum (10^6 tokens x 64 experts, k = 6): time and peak memory;
+4. routing kernel: :func:`lfbtheory.kernels.route_loads` vs numpy ``argpartition`` and the read
+   bound (time of ``scores.sum()``).
+
+Every method runs in a fresh child process (so peak memory is that method's own: the peak
+resident set is reset through /proc/self/clear_refs before the timed calls and read from
+VmHWM); times are medians over repeats after one untimed warm-up call (numba compilation).
+Scores follow the issue: N(0,1) + 0.5 N(0,1) per expert, float64 (float32 for the kernel).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["add_parser", "run_bench", "format_tables"]
+
+
+# ----------------------------------------------------------------------------- instances
+
+
+def scores_instance(n: int, n_experts: int, rng: np.random.Generator,
+                    dtype: type = np.float64) -> np.ndarray:
+    """s[t, i] = z[t, i] + 0.5 * u[i], z, u ~ N(0, 1) (the issue's benchmark workload)."""
+    s = rng.normal(size=(n, n_experts))
+    s += 0.5 * rng.normal(size=n_experts)
+    return s.astype(dtype, copy=False)
+
+
+def _rng(*key: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence([4, *key]))
+
+
+# ----------------------------------------------------------------------------- memory
+
+
+def _reset_peak() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _status_kib(field: str) -> int:
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    import resource
+
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
+# ----------------------------------------------------------------------------- methods
+
+
+def _cvxpy_default(s: np.ndarray, k: int, cap: int) -> float:
+    """The LP through cvxpy with cvxpy's own default solver (objective value only)."""
+    import cvxpy as cp
+
+    n, e = s.shape
+    x = cp.Variable((n, e))
+    prob = cp.Problem(cp.Maximize(cp.sum(cp.multiply(s, x))),
+                      [cp.sum(x, axis=1) == k, cp.sum(x, axis=0) == cap, x >= 0, x <= 1])
+    prob.solve()
+    return float(prob.value)
+
+
+def _method(name: str, s: np.ndarray, k: int) -> Any:  # noqa: C901 - a flat dispatch table
+    from lfbtheory.assignment import solve_balanced
+
+    n, e = s.shape
+    cap = n * k // e
+    if name == "lfb auto (ssp)":
+        return lambda: solve_balanced(s, k, solver="auto").objective
+    if name == "OR-tools flow":
+        from lfbtheory.fastsolve import flow_assignment
+
+        return lambda: float(np.sum(s, where=flow_assignment(s, k, cap) == 1))
+    if name == "cvxpy default":
+        return lambda: _cvxpy_default(s, k, cap)
+    if name == "cvxpy + HiGHS (oracle)":
+        return lambda: solve_balanced(s, k, solver="cvxpy").objective
+    if name == "HiGHS direct":
+        return lambda: solve_balanced(s, k, solver="highs").objective
+    raise ValueError(f"unknown method {name!r}")
+
+
+def _child_solver(spec: dict) -> dict:
+    n, e, k, seed = spec["n"], spec["E"], spec["k"], spec["seed"]
+    s = scores_instance(n, e, _rng(seed, n, e, k))
+    if spec["method"] == "lfb auto (ssp)":  # compile outside the timed region
+        from lfbtheory.assignment import solve_balanced
+
+        solve_balanced(s[: e], 1, solver="auto")
+    fn = _method(spec["method"], s, k)
+    base = _status_kib("VmRSS")
+    exact_peak = _reset_peak()
+    times, value = [], float("nan")
+    for _ in range(spec["repeats"]):
+        t0 = time.perf_counter()
+        value = fn()
+        times.append(time.perf_counter() - t0)
+    out = {"times": times, "objective": value,
+           "peak_mib": (_status_kib("VmHWM") - base) / 1024, "peak_exact": exact_peak}
+    if spec["method"] == "lfb auto (ssp)" and spec.get("certify", True):
+        import lfbtheory as lfb
+
+        res = lfb.solve_balanced(s, k, solver="auto")
+        cert = lfb.certify(s, k, res.assignment, res.bias)
+        out["certificate_ok"] = bool(cert.ok)
+        out["duality_gap"] = float(cert.duality_gap)
+        out["no_negative_cycle"] = lfb.optimal_prices(s, res.assignment, k) is not None
+    return out
+
+
+def _child_stream(spec: dict) -> dict:
+    import lfbtheory as lfb
+
+    n, e, k, batches = spec["n"], spec["E"], spec["k"], spec["batches"]
+    rng = _rng(spec["seed"], n, e, k, batches)
+    popularity = 0.5 * rng.normal(size=e)
+    lfb.solve_balanced(rng.normal(size=(e, e)), 1, solver="auto")  # compile
+    cap = n * k // e
+    prev = None
+    t_solve, t_route = [], []
+    cert_ok, checked, agree = True, 0, True
+    for b in range(batches):
+        s = rng.normal(size=(n, e)) + popularity
+        p = np.zeros(e) if prev is None else prev
+        t0 = time.perf_counter()
+        idx = np.argpartition(s + p, e - k, axis=1)[:, e - k:]
+        np.bincount(idx.ravel(), minlength=e)
+        t1 = time.perf_counter()
+        res = lfb.solve_balanced(s, k, solver="auto", warm_start=prev)
+        t2 = time.perf_counter()
+        t_route.append(t1 - t0)
+        t_solve.append(t2 - t1)
+        prev = res.bias
+        if b % spec["check_every"] == 0:
+            cert_ok &= lfb.certify(s, k, res.assignment, res.bias).ok
+            ref = lfb.solve_balanced(s, k, solver="flow").objective
+            agree &= abs(ref - res.objective) <= 1e-9 * abs(ref)
+            checked += 1
+        del s
+    # cold solves of the last batch shape, for comparison
+    cold = []
+    for _ in range(5):
+        s = rng.normal(size=(n, e)) + popularity
+        t0 = time.perf_counter()
+        lfb.solve_balanced(s, k, solver="auto")
+        cold.append(time.perf_counter() - t0)
+    return {"solve_times": t_solve[1:], "route_times": t_route[1:], "cold_times": cold,
+            "certificates_ok": bool(cert_ok), "objective_agrees_with_flow": bool(agree),
+            "checked": checked, "capacity": cap}
+
+
+def _child_pooled(spec: dict) -> dict:
+    import lfbtheory as lfb
+
+    n, e, k = spec["n"], spec["E"], spec["k"]
+    s = scores_instance(n, e, _rng(spec["seed"], n, e, k))
+    lfb.solve_balanced(s[: 4 * e], 1, solver="auto")  # compile
+    base = _status_kib("VmRSS")
+    exact_peak = _reset_peak()
+    t0 = time.perf_counter()
+    res = lfb.solve_balanced(s, k, solver="auto")
+    elapsed = time.perf_counter() - t0
+    peak = (_status_kib("VmHWM") - base) / 1024
+    total = _status_kib("VmHWM") / 1024
+    cert = lfb.certify(s, k, res.assignment, res.bias)
+    return {"times": [elapsed], "objective": res.objective, "peak_mib": peak,
+            "peak_total_mib": total, "scores_mib": s.nbytes / 2**20, "peak_exact": exact_peak,
+            "certificate_ok": bool(cert.ok), "duality_gap": float(cert.duality_gap),
+            "no_negative_cycle": lfb.optimal_prices(s, res.assignment, k) is not None}
+
+
+def _median_time(fn: Any, repeats: int) -> float:
+    fn()
+    ts = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return float(np.median(ts))
+
+
+def _child_kernel(spec: dict) -> dict:
+    import lfbtheory as lfb
+    from lfbtheory.kernels import route_loads
+
+    n, e, k = spec["n"], spec["E"], spec["k"]
+    rng = _rng(spec["seed"], n, e, k)
+    s = scores_instance(n, e, rng, np.float32)
+    b = 0.1 * rng.normal(size=e)
+    shift = b - b.max()
+    reps = spec["repeats"]
+
+    def numpy_route() -> None:
+        idx = np.argpartition(s + shift, e - k, axis=1)[:, e - k:]
+        np.bincount(idx.ravel(), minlength=e)
+
+    def numpy_exact() -> None:
+        ex = lfb.select_experts(s, k, b)
+        np.bincount(ex.ravel(), minlength=e)
+
+    out = {
+        "numpy argpartition": _median_time(numpy_route, reps),
+        "numpy exact (select_experts)": _median_time(numpy_exact, max(3, reps // 5)),
+        "kernel route_loads": _median_time(lambda: route_loads(s, k, b), reps),
+        "read bound (scores.sum())": _median_time(lambda: s.sum(), reps),
+    }
+    experts, loads = route_loads(s, k, b)
+    ref = lfb.select_experts(s, k, b)
+    identical = bool(np.array_equal(experts, ref)
+                     and np.array_equal(loads, np.bincount(ref.ravel(), minlength=e)))
+    ties = np.round(s * 4) / 4  # heavy ties
+    identical_ties = bool(np.array_equal(route_loads(ties, k, np.round(b, 1))[0],
+                                         lfb.select_experts(ties, k, np.round(b, 1))))
+    return {"times": out, "identical": identical, "identical_with_ties": identical_ties}
+
+
+_CHILDREN = {"solver": _child_solver, "stream": _child_stream, "pooled": _child_pooled,
+             "kernel": _child_kernel}
+
+
+def _run_child(kind: str, spec: dict, timeout: float) -> dict:
+    code = ("import json, sys; from lfbtheory import bench; "
+            "print(json.dumps(bench._CHILDREN[sys.argv[1]](json.loads(sys.argv[2]))))")
+    try:
+        out = subprocess.run([sys.executable, "-c", code, kind, json.dumps(spec)],
+                             capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout:.0f} s"}
+    if out.returncode != 0:
+        return {"error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "failed"}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# ----------------------------------------------------------------------------- targets
+
+
+def _target_solver(quick: bool, repeats: int, seed: int, log: Any) -> dict:
+    shapes = [(1024, 64, 4), (4096, 64, 6)] if quick else [(4096, 256, 8), (16384, 256, 8)]
+    methods = ["lfb auto (ssp)", "OR-tools flow", "cvxpy default", "cvxpy + HiGHS (oracle)"]
+    rows = []
+    for n, e, k in shapes:
+        results = {}
+        for m in methods:
+            slow = m.startswith("cvxpy")
+            reps = 1 if slow else (repeats if m != "OR-tools flow" else max(1, repeats // 2))
+            spec = {"method": m, "n": n, "E": e, "k": k, "seed": seed, "repeats": reps}
+            log(f"  target 1: {m} at n={n}, E={e}, k={k} ...")
+            results[m] = _run_child("solver", spec, timeout=3600)
+        ref_obj = results["cvxpy + HiGHS (oracle)"].get("objective")
+        ours = results["lfb auto (ssp)"]
+        for m in methods:
+            r = results[m]
+            row = {"n": n, "E": e, "k": k, "method": m}
+            if "error" in r:
+                row["error"] = r["error"]
+            else:
+                row.update(median_s=float(np.median(r["times"])), repeats=len(r["times"]),
+                           peak_mib=r["peak_mib"], objective=r["objective"])
+                if ref_obj is not None:
+                    row["rel_diff_to_oracle"] = abs(r["objective"] - ref_obj) / abs(ref_obj)
+                if "times" in ours:
+                    row["ratio_to_ours"] = row["median_s"] / float(np.median(ours["times"]))
+                for key in ("certificate_ok", "duality_gap", "no_negative_cycle"):
+                    if key in r:
+                        row[key] = r[key]
+            rows.append(row)
+    return {"title": "Target 1 - exact solver (ratio = method time / lfb auto time; "
+                     "goal: OR-tools >= 5x, cvxpy default >= 300x)", "rows": rows}
+
+
+def _target_stream(quick: bool, seed: int, log: Any) -> dict:
+    batches = 100 if quick else 1000
+    spec = {"n": 4096, "E": 64, "k": 6, "seed": seed, "batches": batches,
+            "check_every": 25 if quick else 100}
+    log(f"  target 2: stream of {batches} batches (4096, 64, 6) ...")
+    r = _run_child("stream", spec, timeout=7200)
+    if "error" in r:
+        return {"title": "Target 2 - streams", "rows": [{"error": r["error"]}]}
+    solve, route, cold = map(np.asarray, (r["solve_times"], r["route_times"], r["cold_times"]))
+    rows = [
+        {"method": "numpy argpartition routing pass", "mean_s": route.mean(),
+         "median_s": float(np.median(route)), "ratio_to_routing": 1.0},
+        {"method": "exact optimum, warm-started (auto)", "mean_s": solve.mean(),
+         "median_s": float(np.median(solve)), "ratio_to_routing": solve.mean() / route.mean(),
+         "certificates_ok": r["certificates_ok"],
+         "objective_agrees_with_flow": r["objective_agrees_with_flow"],
+         "checked_batches": r["checked"]},
+        {"method": "exact optimum, cold (auto), 5 batches", "mean_s": cold.mean(),
+         "median_s": float(np.median(cold)), "ratio_to_routing": cold.mean() / route.mean()},
+    ]
+    return {"title": f"Target 2 - stream of {batches} batches of (4096, 64, 6), means over "
+                     "batches 2..N (goal: warm exact <= 5x routing)", "rows": rows}
+
+
+def _target_pooled(quick: bool, seed: int, log: Any) -> dict:
+    n = 100_000 if quick else 1_000_000
+    log(f"  target 3: pooled optimum n={n}, E=64, k=6 ...")
+    r = _run_child("pooled", {"n": n, "E": 64, "k": 6, "seed": seed}, timeout=3600)
+    if "error" in r:
+        return {"title": "Target 3 - pooled", "rows": [{"error": r["error"]}]}
+    row = {"n": n, "E": 64, "k": 6, "method": "lfb auto (ssp)", "seconds": r["times"][0],
+           "peak_mib_method": r["peak_mib"], "peak_mib_process": r["peak_total_mib"],
+           "scores_mib": r["scores_mib"], "certificate_ok": r["certificate_ok"],
+           "duality_gap": r["duality_gap"], "no_negative_cycle": r["no_negative_cycle"]}
+    return {"title": "Target 3 - pooled hindsight optimum (goal: < 60 s, < 4 GiB peak)",
+            "rows": [row]}
+
+
+def _target_kernel(repeats: int, seed: int, log: Any) -> dict:
+    log("  target 4: routing kernel n=4096, E=256, k=8 float32 ...")
+    r = _run_child("kernel", {"n": 4096, "E": 256, "k": 8, "seed": seed,
+                              "repeats": max(20, 10 * repeats)}, timeout=600)
+    if "error" in r:
+        return {"title": "Target 4 - routing kernel", "rows": [{"error": r["error"]}]}
+    t = r["times"]
+    ref = t["numpy argpartition"]
+    bound = t["read bound (scores.sum())"]
+    rows = [{"method": m, "median_s": v, "speedup_vs_argpartition": ref / v,
+             "x_read_bound": v / bound} for m, v in t.items()]
+    rows[2].update(identical=r["identical"], identical_with_ties=r["identical_with_ties"])
+    return {"title": "Target 4 - selection + loads, n=4096, E=256, k=8, float32 "
+                     "(goal: kernel >= 5x argpartition; x_read_bound = time / scores.sum() time)",
+            "rows": rows}
+
+
+def run_bench(*, quick: bool = False, targets: tuple[int, ...] = (1, 2, 3, 4), repeats: int = 5,
+              seed: int = 0, log: Any = print) -> dict:
+    """Run the selected targets; return a JSON-ready dict of tables."""
+    tables = []
+    for tgt in targets:
+        if tgt == 1:
+            tables.append(_target_solver(quick, repeats, seed, log))
+        elif tgt == 2:
+            tables.append(_target_stream(quick, seed, log))
+        elif tgt == 3:
+            tables.append(_target_pooled(quick, seed, log))
+        elif tgt == 4:
+            tables.append(_target_kernel(repeats, seed, log))
+        else:
+            raise ValueError(f"targets must be in 1..4, got {tgt}")
+    return {"quick": quick, "repeats": repeats, "seed": seed,
+            "python": sys.version.split()[0], "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "loadavg": os.getloadavg() if hasattr(os, "getloadavg") else None,
+            "tables": tables}
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, bool):
+        return "yes" if v else "NO"
+    if isinstance(v, float):
+        if v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e5):
+            return f"{v:.3g}"
+        return f"{v:.4g}"
+    return str(v)
+
+
+def format_tables(result: dict) -> str:
+    lines = []
+    for table in result["tables"]:
+        lines += ["", table["title"]]
+        rows = table["rows"]
+        cols: list[str] = []
+        for r in rows:
+            cols += [c for c in r if c not in cols]
+        cells = [[_fmt(r.get(c, "")) for c in cols] for r in rows]
+        widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
+        lines.append("  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)))
+        lines.append("  ".join("-" * w for w in widths))
+        lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
+    return "\n".join(lines)
+
+
+def _cli(args: argparse.Namespace) -> int:
+    targets = tuple(int(t) for t in args.targets.split(","))
+    if args.repeats < 1:
+        raise ValueError(f"--repeats must be >= 1, got {args.repeats}")
+    out = Path(args.out) if args.out else Path("results/bench") / (
+        f"bench-{'quick-' if args.quick else ''}{time.strftime('%Y%m%dT%H%M%S')}.json")
+    result = run_bench(quick=args.quick, targets=targets, repeats=args.repeats, seed=args.seed,
+                       log=lambda msg: print(msg, file=sys.stderr, flush=True))
+    print(format_tables(result))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2, default=float))
+    print(f"\nJSON written to {out}")
+    return 0
+
+
+def add_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "bench", help="performance targets of issue 4 (exact solver, streams, pooled, kernel)")
+    p.add_argument("--quick", action="store_true",
+                   help="small shapes and short stream (about a minute) instead of the full run")
+    p.add_argument("--targets", default="1,2,3,4", help="comma-separated subset of 1,2,3,4")
+    p.add_argument("--repeats", type=int, default=5, help="timed repeats per fast method")
+    p.add_argument("--seed", type=int, default=0, help="instance seed (default 0)")
+    p.add_argument("--out", default=None, help="JSON path (default results/bench/bench-*.json)")
+    p.set_defaults(func=_cli)
