@@ -258,22 +258,26 @@ def _build_lists(asg, e, cap):  # type: ignore[no-untyped-def]
 
 @_jit
 def _insert(wv, wt, wn, wo, a, j, v, t):  # type: ignore[no-untyped-def]
-    """Insert candidate (v, t) into edge (a, j)'s sorted list of at most M if it belongs there."""
-    mm = wv.shape[2]
+    """Offer candidate (v, t) to edge (a, j)'s sorted list of at most M.
+
+    Invariant: the list holds the smallest of the candidates offered so far, and wo[a, j] = 0
+    iff it holds all of them (complete). An incomplete list only takes v below its maximum
+    (the unlisted candidates are >= that maximum but may be < v).
+    """
+    mm = wv.shape[0]
     c = wn[a, j]
-    if c > 0 and v >= wv[a, j, c - 1]:
-        # Unlisted candidates are >= the listed maximum but may be < v: v cannot be placed.
+    if c > 0 and v >= wv[c - 1, a, j] and (c == mm or wo[a, j] != 0):
         wo[a, j] = 1
         return
     if c == mm:
         wo[a, j] = 1  # the listed maximum drops out
     pos = c if c < mm else mm - 1
-    while pos > 0 and wv[a, j, pos - 1] > v:
-        wv[a, j, pos] = wv[a, j, pos - 1]
-        wt[a, j, pos] = wt[a, j, pos - 1]
+    while pos > 0 and wv[pos - 1, a, j] > v:
+        wv[pos, a, j] = wv[pos - 1, a, j]
+        wt[pos, a, j] = wt[pos - 1, a, j]
         pos -= 1
-    wv[a, j, pos] = v
-    wt[a, j, pos] = t
+    wv[pos, a, j] = v
+    wt[pos, a, j] = t
     if c < mm:
         wn[a, j] = c + 1
 
@@ -281,42 +285,26 @@ def _insert(wv, wt, wn, wo, a, j, v, t):  # type: ignore[no-untyped-def]
 @_jit
 def _recompute(s, x, lst, cnt, wv, wt, wn, wo, a, j):  # type: ignore[no-untyped-def]
     """Rebuild edge (a, j)'s list from scratch: the M smallest s[t,a]-s[t,j], t on a, off j."""
-    mm = wv.shape[2]
+    mm = wv.shape[0]
     wn[a, j] = 0
     wo[a, j] = 0
     for m in range(mm):
-        wv[a, j, m] = _INF
+        wv[m, a, j] = _INF
     for q in range(cnt[a]):
         t = lst[a, q]
         if x[t, j] == 0:
-            v = s[t, a] - s[t, j]
-            c = wn[a, j]
-            if c == mm:
-                wo[a, j] = 1
-                if v >= wv[a, j, mm - 1]:
-                    continue
-            pos = c if c < mm else mm - 1
-            while pos > 0 and wv[a, j, pos - 1] > v:
-                wv[a, j, pos] = wv[a, j, pos - 1]
-                wt[a, j, pos] = wt[a, j, pos - 1]
-                pos -= 1
-            wv[a, j, pos] = v
-            wt[a, j, pos] = t
-            if c < mm:
-                wn[a, j] = c + 1
+            _insert(wv, wt, wn, wo, a, j, s[t, a] - s[t, j], t)
 
 
 @_jit
-def _add_edges(s, p0, asg, x, wv, wt, wn, wo, tokens, glo, ghi, build):  # type: ignore[no-untyped-def]
+def _add_edges(s, p0, asg, x, wv, wt, wn, wo, tokens, glo, ghi):  # type: ignore[no-untyped-def]
     """Offer the exchange edges a -> j (t on a, off j) of the given tokens whose reduced cost at
     the starting prices p0, c0 = (s[t,a] + p0[a]) - (s[t,j] + p0[j]), lies in (glo, ghi].
 
-    ``build``: the lists hold every candidate offered so far, so short lists take anything;
-    otherwise a candidate joins only below the listed maximum (see :func:`_insert`).
+    (See :func:`_insert` for how a candidate joins a list.)
     """
     e = s.shape[1]
     k = asg.shape[1]
-    mm = wv.shape[2]
     onv = np.empty(k)
     offj = np.empty(e, dtype=np.int64)
     for q in range(tokens.shape[0]):
@@ -350,22 +338,7 @@ def _add_edges(s, p0, asg, x, wv, wt, wn, wo, tokens, glo, ghi, build):  # type:
                 c0 = va - (s[t, j] + p0[j])
                 if c0 <= glo or c0 > ghi:
                     continue
-                v = sa - s[t, j]
-                c = wn[a, j]
-                if c > 0 and v >= wv[a, j, c - 1] and (c == mm or not build):
-                    wo[a, j] = 1
-                    continue
-                if c == mm:
-                    wo[a, j] = 1
-                pos = c if c < mm else mm - 1
-                while pos > 0 and wv[a, j, pos - 1] > v:
-                    wv[a, j, pos] = wv[a, j, pos - 1]
-                    wt[a, j, pos] = wt[a, j, pos - 1]
-                    pos -= 1
-                wv[a, j, pos] = v
-                wt[a, j, pos] = t
-                if c < mm:
-                    wn[a, j] = c + 1
+                _insert(wv, wt, wn, wo, a, j, sa - s[t, j], t)
 
 
 @_jit
@@ -377,15 +350,15 @@ def _remove(wv, wt, wn, wo, a, j, t):  # type: ignore[no-untyped-def]
     c = wn[a, j]
     kept = 0
     for m in range(c):
-        if wt[a, j, m] != t:
-            wv[a, j, kept] = wv[a, j, m]
-            wt[a, j, kept] = wt[a, j, m]
+        if wt[m, a, j] != t:
+            wv[kept, a, j] = wv[m, a, j]
+            wt[kept, a, j] = wt[m, a, j]
             kept += 1
     if kept == c:
         return False
     for m in range(kept, c):
-        wv[a, j, m] = _INF
-        wt[a, j, m] = -1
+        wv[m, a, j] = _INF
+        wt[m, a, j] = -1
     wn[a, j] = kept
     return kept == 0 and wo[a, j] != 0
 
@@ -499,7 +472,7 @@ def _ssp(s, cap, p, asg, x, lst, cnt, slotpos, wv, wt, wn, wo, dum, zsup, delta,
                 base = du + p[u]
                 for b in range(e):
                     if not done[b]:
-                        nd = base + wv[u, b, 0] - p[b]
+                        nd = base + wv[0, u, b] - p[b]
                         if nd < du:
                             nd = du  # rounding: reduced costs are >= 0 in exact arithmetic
                         if nd < dist[b]:
@@ -542,7 +515,7 @@ def _ssp(s, cap, p, asg, x, lst, cnt, slotpos, wv, wt, wn, wo, dum, zsup, delta,
             u = pred[v]
             path_a[length] = u
             path_b[length] = v
-            path_t[length] = wt[u, v, 0] if (u < e and v < e) else -1
+            path_t[length] = wt[0, u, v] if (u < e and v < e) else -1
             length += 1
             v = u
         for r in range(length):
@@ -610,8 +583,8 @@ def _solve_from(
     gap = np.empty(n)
     _topk_rows(s, p, k, asg, x, loads, gap)
     lst, cnt, slotpos = _build_lists(asg, e, int(max(loads.max(), cap)) + 1)
-    wv = np.full((e, e, _M), _INF)
-    wt = np.full((e, e, _M), -1, dtype=np.int32)
+    wv = np.full((_M, e, e), _INF)
+    wt = np.full((_M, e, e), -1, dtype=np.int32)
     wn = np.zeros((e, e), dtype=np.int64)
     wo = np.zeros((e, e), dtype=np.uint8)  # 1: the edge has valid candidates beyond its list
     if n > 64 and k < e:
@@ -620,7 +593,7 @@ def _solve_from(
         g = _INF
     tokens = np.flatnonzero(gap <= g).astype(np.int64)
     clock.append(time.perf_counter())
-    _add_edges(s, p, asg, x, wv, wt, wn, wo, tokens, -_INF, g, True)
+    _add_edges(s, p, asg, x, wv, wt, wn, wo, tokens, -_INF, g)
     clock.append(time.perf_counter())
     pz = np.empty(e + 1)
     pz[:e] = p
@@ -652,7 +625,7 @@ def _solve_from(
             g_new = _INF
         t_add = time.perf_counter()
         more = np.flatnonzero(gap <= g_new).astype(np.int64)
-        _add_edges(s, p, asg, x, wv, wt, wn, wo, more, g, g_new, False)
+        _add_edges(s, p, asg, x, wv, wt, wn, wo, more, g, g_new)
         add_seconds += time.perf_counter() - t_add
         g = g_new
         expansions += 1
