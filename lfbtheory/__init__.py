@@ -15,6 +15,8 @@ from lfbtheory.assignment import (
     solve_balanced,
 )
 from lfbtheory.metrics import expert_loads, maxvio, maxvio_global, tie_margin
+from lfbtheory.online import LoopState, Trajectory, simulate
+from lfbtheory.regret import RegretReport, regret_report
 from lfbtheory.routing import Routing, route, select_experts, sigmoid, softmax, topk_indices
 
 __version__ = "0.1.0"
@@ -22,7 +24,10 @@ __version__ = "0.1.0"
 __all__ = [
     "BalancedAssignment",
     "Certificate",
+    "LoopState",
+    "RegretReport",
     "Routing",
+    "Trajectory",
     "certify",
     "dual_objective",
     "dual_subgradient",
@@ -30,9 +35,11 @@ __all__ = [
     "maxvio",
     "maxvio_global",
     "optimal_prices",
+    "regret_report",
     "route",
     "select_experts",
     "sigmoid",
+    "simulate",
     "softmax",
     "solve_balanced",
     "tie_margin",
