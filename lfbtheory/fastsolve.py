@@ -182,7 +182,7 @@ def _quantile_pass(s, p, k, cap, equality, damp, buf):  # type: ignore[no-untype
 
 
 @_jit
-def _newton_pass(s, p, k, cap, equality, damp, h):  # type: ignore[no-untyped-def]
+def _newton_pass(s, p, k, cap, equality, damp, h, asg, gap):  # type: ignore[no-untyped-def]
     """One damped per-expert Newton step on the dual D(p); returns the top-k excess at p.
 
     D's partial subgradient is load_i(p) - cap; its slope in p_i is the number of tokens whose
@@ -190,6 +190,8 @@ def _newton_pass(s, p, k, cap, equality, damp, h):  # type: ignore[no-untyped-de
     k-th best of s[t] + p without i, so t picks i iff m > 0). Each expert moves by
     -(load - cap) / slope, using the narrowest window (h[0] < h[1] < ...) holding >= 16 tokens;
     "<=": clipped to p <= 0 (the dual domain). Same fixed point as exact coordinate descent.
+    Records each token's top-k experts at the old p in asg and its k-th minus (k+1)-th value
+    in gap, so that routing at the new prices only has to redo the tokens that can change.
     """
     n, e = s.shape
     nh = h.shape[0]
@@ -207,6 +209,9 @@ def _newton_pass(s, p, k, cap, equality, damp, h):  # type: ignore[no-untyped-de
         _row_top(r, k + 1, top, tidx, cand, st)
         vk = top[k - 1]
         vk1 = top[k]
+        for m in range(k):
+            asg[t, m] = tidx[m]
+        gap[t] = vk - vk1
         far = vk - hmax
         for j in range(e):
             v = r[j]
@@ -239,6 +244,37 @@ def _newton_pass(s, p, k, cap, equality, damp, h):  # type: ignore[no-untyped-de
         if not equality and p[j] > 0.0:
             p[j] = 0.0
     return excess
+
+
+@_jit
+def _reroute(s, p, k, asg, x, loads, gap, spread):  # type: ignore[no-untyped-def]
+    """Top-k at p from the top-k at prices that differ from p by at most ``spread`` (max - min).
+
+    A token whose recorded gap exceeds spread keeps its experts (every on-off difference moved
+    by at most spread) and gets gap - spread as a lower bound on its new gap; the others are
+    routed again. Fills x and loads.
+    """
+    n, e = s.shape
+    kk = k + 1
+    vals = np.empty(kk)
+    idx = np.empty(kk, dtype=np.int32)
+    r = np.empty(e)
+    cand = np.empty(e + 1, dtype=np.int64)
+    st = np.zeros(3)
+    for t in range(n):
+        if gap[t] > spread:
+            gap[t] -= spread
+        else:
+            for j in range(e):
+                r[j] = s[t, j] + p[j]
+            _row_top(r, kk, vals, idx, cand, st)
+            for m in range(k):
+                asg[t, m] = idx[m]
+            gap[t] = vals[k - 1] - vals[k]
+        for m in range(k):
+            a = asg[t, m]
+            x[t, a] = 1
+            loads[a] += 1
 
 
 @_jit
@@ -568,20 +604,25 @@ def _solve_from(
     if not equality:
         p = np.minimum(p - p.max(), 0.0)
     done_passes = 0
-    if passes > 0 and k < e:
-        sig = float(np.std(s[:: max(1, n // 256)])) or 1.0
-        h = sig * np.logspace(-5, -1, 9)
-        for it in range(passes):
-            excess = _newton_pass(s, p, k, cap, equality, 1.0 if it == 0 else 0.7, h)
-            done_passes += 1
-            if excess <= max(2, e // 8):
-                break
-    clock.append(time.perf_counter())
     asg = np.empty((n, k), dtype=np.int32)
     x = np.zeros((n, e), dtype=np.uint8)
     loads = np.zeros(e, dtype=np.int64)
     gap = np.empty(n)
-    _topk_rows(s, p, k, asg, x, loads, gap)
+    if passes > 0 and k < e:
+        sig = float(np.std(s[:: max(1, n // 256)])) or 1.0
+        h = sig * np.logspace(-5, -1, 9)
+        for it in range(passes):
+            before = p.copy()
+            excess = _newton_pass(s, p, k, cap, equality, 1.0 if it == 0 else 0.7, h, asg, gap)
+            done_passes += 1
+            if excess <= max(2, e // 8):
+                break
+        clock.append(time.perf_counter())
+        step = p - before
+        _reroute(s, p, k, asg, x, loads, gap, float(step.max() - step.min()))
+    else:
+        clock.append(time.perf_counter())
+        _topk_rows(s, p, k, asg, x, loads, gap)
     lst, cnt, slotpos = _build_lists(asg, e, int(max(loads.max(), cap)) + 1)
     wv = np.full((_M, e, e), _INF)
     wt = np.full((_M, e, e), -1, dtype=np.int32)
