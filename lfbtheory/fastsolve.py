@@ -11,10 +11,11 @@ Orlin, *Network Flows*, 1993, Sec. 9.7 for successive shortest paths with potent
 
 The solver
 
-1. starts from prices p0 (a warm start, or the prices of the same problem on a strided quarter
-   of the tokens, recursively) and routes top-k of s + p0: complementary slackness holds, only
-   the loads are off;
-2. repeatedly runs Dijkstra (dense, O(E^2)) from every over-full expert to the nearest
+1. starts from prices p0 (a warm start, e.g. the previous batch's prices, or minus the column
+   means) and takes a few damped per-expert Newton steps on the dual D(p) (load - L divided by
+   the density of tokens at the expert's threshold);
+2. routes top-k of s + p: complementary slackness holds, only the loads are off;
+3. repeatedly runs Dijkstra (dense, O(E^2)) from every over-full expert to the nearest
    under-full one with the reduced costs, moves one token along each edge of the path and
    raises the prices by the truncated distances. Reduced costs stay >= 0, so each step keeps
    the assignment optimal for its current loads; it stops when every load is L.
@@ -23,10 +24,16 @@ The "<=" capacity case (E*L > n*k) adds a slack node Z holding the E*L - n*k unu
 (dummy units of score 0 that any expert can take); at the end the prices are shifted so that
 p[Z] = 0, which makes every p <= 0 and p = 0 on the experts with spare capacity.
 
-Each edge keeps its M best tokens in a small sorted list, so a move updates O(E*M) entries and
-an edge is rescanned over its expert's tokens only when its list runs empty. The loops are
-compiled with numba when it is importable; otherwise the same functions run as plain Python
-(exact, identical results, slow -- meant for small instances and for tests).
+Edges are pruned and priced back in (the issue's "pricing out"): only exchange edges whose
+reduced cost at the starting prices is <= g are offered to the graph. Prices only rise during
+the repair, and a left-out edge's reduced cost is >= g - spread(p - p_start), so a shortest path
+of length D is exact while spread + D <= g; otherwise g is raised and the edges in the new band
+are offered before the step is retried. Each edge keeps its M best tokens in a small sorted list
+(with a flag saying whether the list is complete), so a move updates O(E*M) entries and an edge
+is rescanned over its expert's tokens only when an incomplete list runs empty.
+
+The loops are compiled with numba when it is importable; otherwise the same functions run as
+plain Python (exact, identical results, slow -- meant for small instances and for tests).
 """
 
 from __future__ import annotations
