@@ -47,7 +47,9 @@ SMALL = os.environ.get("LFB_NOTEBOOK_SMALL") == "1"  # "1" in CI: smaller batch,
 N, E, K = (128, 8, 2) if SMALL else (512, 16, 2)
 GRID = 61 if SMALL else 401
 SEED = 0
-print(f"size: {'small' if SMALL else 'full'}; n={N} tokens, E={E} experts, K={K}, L=nK/E={N * K // E}")
+print(
+    f"size: {'small' if SMALL else 'full'}; n={N} tokens, E={E} experts, K={K}, L=nK/E={N * K // E}"
+)
 
 # %% [markdown]
 # ## One batch, routed by plain top-K
@@ -77,9 +79,11 @@ print(f"sum of selected scores (plain top-K, the unconstrained maximum) = {plain
 # %%
 opt = lfb.solve_balanced(scores, K)
 print("exact balanced loads:", opt.loads.tolist())
-print(f"LP optimum = {opt.objective:.4f}   (plain top-K: {plain_reward:.4f}; "
-      f"cost of balance {plain_reward - opt.objective:.4f} = "
-      f"{100 * (plain_reward - opt.objective) / plain_reward:.2f}%)")
+print(
+    f"LP optimum = {opt.objective:.4f}   (plain top-K: {plain_reward:.4f}; "
+    f"cost of balance {plain_reward - opt.objective:.4f} = "
+    f"{100 * (plain_reward - opt.objective) / plain_reward:.2f}%)"
+)
 print("optimal prices p* (mean 0):", np.round(opt.bias, 4).tolist())
 
 # %% [markdown]
@@ -98,10 +102,15 @@ margin = lfb.tie_margin(scores, K, opt.bias)
 tied = margin <= 1e-12
 same = np.all(np.sort(biased.experts, 1) == np.sort(opt.experts, 1), axis=1)
 print("top-K of s + p* loads:", biased.loads.tolist())
-print(f"MaxVio (biased by p*) = {lfb.maxvio(biased.loads):.3f}   vs plain {lfb.maxvio(plain.loads):.3f}")
+print(
+    f"MaxVio (biased by p*) = {lfb.maxvio(biased.loads):.3f}   "
+    f"vs plain {lfb.maxvio(plain.loads):.3f}"
+)
 print(f"tokens with tie margin 0 at p*: {int(tied.sum())} of {N}")
-print(f"tokens routed differently from the exact assignment: {int((~same).sum())}; "
-      f"all of them tied: {bool(np.all(tied[~same]))}")
+print(
+    f"tokens routed differently from the exact assignment: {int((~same).sum())}; "
+    f"all of them tied: {bool(np.all(tied[~same]))}"
+)
 print(f"smallest non-zero margin: {margin[~tied].min():.2e}")
 
 # %% [markdown]
@@ -121,8 +130,10 @@ d_star = lfb.dual_objective(scores, opt.bias, K)
 d_zero = lfb.dual_objective(scores, np.zeros(E), K)
 d_random = [lfb.dual_objective(scores, opt.bias + 0.05 * rng.normal(size=E), K) for _ in range(200)]
 print(f"D(p*) - OPT = {d_star - opt.objective:.2e}")
-print(f"D(0)  - OPT = {d_zero - opt.objective:.4f}   (D(0) is the plain top-K sum: "
-      f"{d_zero - plain_reward:.2e} apart)")
+print(
+    f"D(0)  - OPT = {d_zero - opt.objective:.4f}   (D(0) is the plain top-K sum: "
+    f"{d_zero - plain_reward:.2e} apart)"
+)
 print(f"min over 200 random p near p* of D(p) - OPT = {min(d_random) - opt.objective:.4f} (>= 0)")
 print(f"D(p* + 3.7 * ones) - D(p*) = {lfb.dual_objective(scores, opt.bias + 3.7, K) - d_star:.2e}")
 
@@ -141,19 +152,35 @@ print(f"D(p* + 3.7 * ones) - D(p*) = {lfb.dual_objective(scores, opt.bias + 3.7,
 direction = -opt.bias / np.linalg.norm(opt.bias)
 alphas = np.linspace(-1.5, 1.5, GRID) * np.linalg.norm(opt.bias)
 dvals = np.array([lfb.dual_objective(scores, opt.bias + a * direction, K) for a in alphas])
-print(f"argmin over the grid: alpha = {alphas[np.argmin(dvals)]:.4f} (grid step {alphas[1] - alphas[0]:.4f})")
-print(f"D is convex on the grid: max second difference violation = "
-      f"{max(0.0, -np.min(np.diff(dvals, 2))):.2e}")
+print(
+    f"argmin over the grid: alpha = {alphas[np.argmin(dvals)]:.4f} "
+    f"(grid step {alphas[1] - alphas[0]:.4f})"
+)
+print(
+    f"D is convex on the grid: max second difference violation = "
+    f"{max(0.0, -np.min(np.diff(dvals, 2))):.2e}"
+)
 
 p_test = opt.bias + 0.05 * rng.normal(size=E)
 g = lfb.dual_subgradient(scores, p_test, K)
 margin_test = lfb.tie_margin(scores, K, p_test).min()
 h = min(1e-7, 0.25 * margin_test)  # a step smaller than every tie margin: D is linear there
-fd = np.array([(lfb.dual_objective(scores, p_test + h * np.eye(E)[i], K)
-                - lfb.dual_objective(scores, p_test - h * np.eye(E)[i], K)) / (2 * h) for i in range(E)])
+fd = np.array(
+    [
+        (
+            lfb.dual_objective(scores, p_test + h * np.eye(E)[i], K)
+            - lfb.dual_objective(scores, p_test - h * np.eye(E)[i], K)
+        )
+        / (2 * h)
+        for i in range(E)
+    ]
+)
 print("load(p) - L      :", g.astype(int).tolist())
 print("finite difference:", np.round(fd, 3).tolist())
-print(f"max |difference| = {np.max(np.abs(fd - g)):.1e}   (smallest tie margin at p: {margin_test:.1e}, h = {h:.0e})")
+print(
+    f"max |difference| = {np.max(np.abs(fd - g)):.1e}   "
+    f"(smallest tie margin at p: {margin_test:.1e}, h = {h:.0e})"
+)
 
 # %% [markdown]
 # The published update $b_i \leftarrow b_i + u\,\mathrm{sign}(L - \mathrm{load}_i)$
@@ -173,10 +200,20 @@ for a0 in (alphas[GRID // 5], alphas[4 * GRID // 5]):
     p0 = opt.bias + a0 * direction
     slope = float(lfb.dual_subgradient(scores, p0, K) @ direction)
     d0 = lfb.dual_objective(scores, p0, K) - opt.objective
-    ax1.plot(alphas, d0 + slope * (alphas - a0), "--", lw=0.8, label=f"tangent, slope (load-L)·d = {slope:.0f}")
+    ax1.plot(
+        alphas,
+        d0 + slope * (alphas - a0),
+        "--",
+        lw=0.8,
+        label=f"tangent, slope (load-L)·d = {slope:.0f}",
+    )
 ax1.axvline(0, color="k", lw=0.5)
-ax1.set(xlabel=r"$\alpha$ (along $d$ from $p^*$ towards 0)", ylabel="dual gap",
-        ylim=(-0.05 * np.ptp(dvals), 1.05 * np.ptp(dvals)), title="D along a line through p*")
+ax1.set(
+    xlabel=r"$\alpha$ (along $d$ from $p^*$ towards 0)",
+    ylabel="dual gap",
+    ylim=(-0.05 * np.ptp(dvals), 1.05 * np.ptp(dvals)),
+    title="D along a line through p*",
+)
 ax1.legend(fontsize=7)
 x = np.arange(E)
 ax2.bar(x - 0.27, plain.loads, 0.27, label="plain top-K")
@@ -200,8 +237,10 @@ plt.show()
 
 # %%
 good = lfb.certify(scores, K, opt.assignment, opt.bias)
-print(f"exact assignment + p*: ok={good.ok}, gap={good.duality_gap:.1e}, "
-      f"max slackness violation={good.max_slackness_violation:.1e}")
+print(
+    f"exact assignment + p*: ok={good.ok}, gap={good.duality_gap:.1e}, "
+    f"max slackness violation={good.max_slackness_violation:.1e}"
+)
 
 x_plain = np.zeros((N, E), dtype=np.int8)
 np.put_along_axis(x_plain, plain.experts, 1, axis=1)
@@ -209,7 +248,10 @@ bad1 = lfb.certify(scores, K, x_plain, np.zeros(E))
 print(f"plain top-K + bias 0: ok={bad1.ok}; problems: {list(bad1.problems)}")
 
 bad2 = lfb.certify(scores, K, opt.assignment, np.zeros(E))
-print(f"exact assignment + bias 0: ok={bad2.ok}, gap={bad2.duality_gap:.4f}; problems: {list(bad2.problems)}")
+print(
+    f"exact assignment + bias 0: ok={bad2.ok}, gap={bad2.duality_gap:.4f}; "
+    f"problems: {list(bad2.problems)}"
+)
 
 # %% [markdown]
 # **What to take away.** On this batch the optimal dual prices of the capacity constraint are a

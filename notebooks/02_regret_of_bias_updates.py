@@ -41,6 +41,7 @@
 import json
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -53,13 +54,25 @@ from lfbtheory.online import simulate
 from lfbtheory.regret import classify_growth, detect_limit_cycle
 from lfbtheory.workloads import make_workload
 
+# run_regret imports tqdm.auto, which warns when ipywidgets is absent (progress is off here)
+warnings.filterwarnings("ignore", message="IProgress not found")
+
 SMALL = os.environ.get("LFB_NOTEBOOK_SMALL") == "1"  # "1" in CI: short horizon
 # Full size: the DESIGN.md Sec. 2 setting (n=128, E=8, k=2, 20,000 batches); burn-in T/10.
-CONFIG = RegretConfig(workload="stationary", n=64 if SMALL else 128, n_experts=8, k=2,
-                      steps=3000 if SMALL else 20_000, seed=0, burn_in=None,
-                      num_checkpoints=24 if SMALL else 40)
-print(f"size: {'small' if SMALL else 'full'}; {CONFIG.steps} batches of n={CONFIG.n}, "
-      f"E={CONFIG.n_experts}, k={CONFIG.k}, burn-in t0=T/10={CONFIG.steps // 10}")
+CONFIG = RegretConfig(
+    workload="stationary",
+    n=64 if SMALL else 128,
+    n_experts=8,
+    k=2,
+    steps=3000 if SMALL else 20_000,
+    seed=0,
+    burn_in=None,
+    num_checkpoints=24 if SMALL else 40,
+)
+print(
+    f"size: {'small' if SMALL else 'full'}; {CONFIG.steps} batches of n={CONFIG.n}, "
+    f"E={CONFIG.n_experts}, k={CONFIG.k}, burn-in t0=T/10={CONFIG.steps // 10}"
+)
 
 # %% [markdown]
 # ## Run the experiment
@@ -103,6 +116,7 @@ display(Image(filename=str(out / "maxvio.png"), width=900))
 # `lfbtheory.regret.classify_growth` compares (the class is the best $R^2$). The last two
 # columns are log-log slopes: of $R(t)$ itself over the whole run, and of the increments.
 
+
 # %%
 def loglog_slope(t, y):
     t, y = np.asarray(t, float), np.asarray(y, float)
@@ -110,15 +124,19 @@ def loglog_slope(t, y):
     return float(np.polyfit(np.log(t[keep]), np.log(y[keep]), 1)[0])
 
 
-print(f"{'run':<27}{'R(t0)':>9}{'R(T)':>9}{'% by t0':>8}{'class':>13}{'b':>9}"
-      f"{'R2 bnd':>8}{'R2 log':>8}{'R2 sqrt':>8}{'R2 lin':>8}{'slope R':>9}{'slope inc':>10}")
+print(
+    f"{'run':<27}{'R(t0)':>9}{'R(T)':>9}{'% by t0':>8}{'class':>13}{'b':>9}"
+    f"{'R2 bnd':>8}{'R2 log':>8}{'R2 sqrt':>8}{'R2 lin':>8}{'slope R':>9}{'slope inc':>10}"
+)
 for r in results:
     rep, gr = r.report, r.report.growth["dual_regret"]
     r0 = float(np.interp(rep.burn_in, rep.t, rep.dual_regret))
     rt = float(rep.dual_regret[-1])
-    print(f"{r.spec.label:<27}{r0:>9.2f}{rt:>9.2f}{100 * r0 / rt:>7.0f}%{gr.cls:>13}{gr.coef:>9.3g}"
-          + "".join(f"{gr.r2[m]:>8.4f}" for m in ("bounded", "logarithmic", "sqrt-like", "linear"))
-          + f"{loglog_slope(rep.t, rep.dual_regret):>9.2f}{gr.loglog_slope:>10.2f}")
+    print(
+        f"{r.spec.label:<27}{r0:>9.2f}{rt:>9.2f}{100 * r0 / rt:>7.0f}%{gr.cls:>13}{gr.coef:>9.3g}"
+        + "".join(f"{gr.r2[m]:>8.4f}" for m in ("bounded", "logarithmic", "sqrt-like", "linear"))
+        + f"{loglog_slope(rep.t, rep.dual_regret):>9.2f}{gr.loglog_slope:>10.2f}"
+    )
 
 # %% [markdown]
 # What to look for (the numbers above are recomputed on every run; the statements below were
@@ -150,32 +168,39 @@ t0 = results[0].report.burn_in
 print(f"checkpoints {int(t_cp[0])}..{int(t_cp[-1])}, burn-in t0={t0}")
 for name, f in (("ln t", np.log), ("sqrt t", np.sqrt), ("t", lambda x: x)):
     g = classify_growth(t_cp, 5.0 + 3.0 * f(t_cp.astype(float)), t0)
-    print(f"exact a + b {name:<7}-> class {g.cls:<12} b = {g.coef:.3f}, log-log slope of increments "
-          f"= {g.loglog_slope:.2f}")
+    print(
+        f"exact a + b {name:<7}-> class {g.cls:<12} b = {g.coef:.3f}, log-log slope of increments "
+        f"= {g.loglog_slope:.2f}"
+    )
 
 # %% [markdown]
 # So growth is judged by comparing fits on increments after a burn-in, with the fit quality and
 # the coefficient $b$ reported — never by a single slope — and over horizons long enough to
-# tell $\ln t$ from $\sqrt t$ (the small CI run is too short for that; run the notebook without
-# `LFB_NOTEBOOK_SMALL` for the 20,000-batch version).
+# tell $\ln t$ from $\sqrt t$ (the small CI run is short and its classes are less reliable;
+# run the notebook without `LFB_NOTEBOOK_SMALL` for the 20,000-batch version).
 #
 # ## The limit cycle of the constant-step sign rule on a fixed batch
 #
 # Feed the sign rule with constant $u = 10^{-3}$ the *same* batch over and over. Every update
-# moves the bias by $\pm u$ or $0$ per expert, so $b - b_0$ stays on the lattice $u\mathbb{Z}^E$;
-# the dynamics is deterministic, so once the bias stays bounded it must eventually repeat a
-# state exactly and cycle forever (lemma 7 in `proofs/`). `detect_limit_cycle` finds the first
-# repeat by comparing exact lattice points. Inside the cycle the loads are never all equal to
-# $L$ and $D(b) >$ OPT at every step, so the per-step dual gap stays positive: the regret of a
-# constant step grows linearly, as measured above.
+# moves each bias by $\pm u$ or $0$, so $b - b_0$ stays on the lattice $u\mathbb{Z}^E$, and
+# the spread $\max_i b_i - \min_j b_j$ stays bounded (lemma 7,
+# `proofs/proof_07_bounded_bias.py`). Routing depends only on bias differences, which take
+# finitely many values, and the dynamics is deterministic: it must eventually repeat and cycle
+# forever — in general up to a common shift of all biases, which changes no routing.
+# `detect_limit_cycle` looks for an exact repeat of the lattice point (it would miss a cycle
+# with a common drift; on the batches below it finds exact repeats). On these batches, at
+# every step inside the cycle some expert is off $L$ and $D(b) >$ OPT, so the per-step dual
+# gap stays positive: the regret of a constant step grows linearly, as measured above.
 
 # %%
 N_FIX, E_FIX, K_FIX, U = 256, 16, 2, 1e-3
 steps_fix = 1000 if SMALL else 3000
 fixed = list(make_workload("stationary", n=N_FIX, n_experts=E_FIX).batches(4 if SMALL else 8, 1))
 L_FIX = N_FIX * K_FIX // E_FIX
-print(f"{'batch':>5}{'enters at':>10}{'period':>7}{'band':>8}{'min/max |load-L|':>17}"
-      f"{'min gap D-OPT':>15}{'max |b-p*|':>11}")
+print(
+    f"{'batch':>5}{'enters at':>10}{'period':>7}{'band':>8}{'min/max |load-L|':>17}"
+    f"{'min gap D-OPT':>15}{'max |b-p*|':>11}"
+)
 cycles = []
 for i, s in enumerate(fixed):
     traj = simulate([s] * steps_fix, K_FIX, "sign", U)
@@ -188,9 +213,11 @@ for i, s in enumerate(fixed):
     gaps = [lfb.dual_objective(s, b, K_FIX) - opt.objective for b in traj.bias[span]]
     centred = traj.bias[span] - traj.bias[span].mean(axis=1, keepdims=True)
     off = np.abs(traj.loads[span] - L_FIX).max(axis=1)  # worst expert, each step of the cycle
-    print(f"{i:>5}{cyc.start:>10}{cyc.period:>7}{cyc.band_width:>8.4f}"
-          f"{f'{off.min()}/{off.max()}':>17}{np.min(gaps):>15.2e}"
-          f"{np.abs(centred - opt.bias).max():>11.4f}")
+    print(
+        f"{i:>5}{cyc.start:>10}{cyc.period:>7}{cyc.band_width:>8.4f}"
+        f"{f'{off.min()}/{off.max()}':>17}{np.min(gaps):>15.2e}"
+        f"{np.abs(centred - opt.bias).max():>11.4f}"
+    )
     cycles.append((i, traj, cyc, opt))
 
 # %% [markdown]
@@ -205,7 +232,9 @@ for i, s in enumerate(fixed):
 # the seed-0 stream at $n=64$, $E=8$ (the stream of the small CI run) does:
 
 # %%
-small_batch = next(make_workload("stationary", n=64, n_experts=8).batches(1, np.random.SeedSequence([0, 0])))
+small_batch = next(
+    make_workload("stationary", n=64, n_experts=8).batches(1, np.random.SeedSequence([0, 0]))
+)
 traj_small = simulate([small_batch] * steps_fix, 2, "sign", U)
 cyc_small = detect_limit_cycle(traj_small.bias, U)
 print(f"n=64, E=8: {cyc_small}; loads in the cycle: {traj_small.loads[cyc_small.start].tolist()}")
@@ -214,17 +243,33 @@ print(f"n=64, E=8: {cyc_small}; loads in the cycle: {traj_small.loads[cyc_small.
 i, traj, cyc, opt = cycles[0]
 centred = traj.bias - traj.bias.mean(axis=1, keepdims=True)
 show = np.argsort(-np.abs(opt.bias))[:4]
-fig, ax = plt.subplots(figsize=(9, 3.5))
-for j, col in zip(show, plt.rcParams["axes.prop_cycle"].by_key()["color"], strict=False):
-    ax.plot(centred[:, j], color=col, lw=0.9, label=f"expert {j}")
-    ax.axhline(opt.bias[j], color=col, ls="--", lw=0.7)
-ax.axvline(cyc.start, color="k", lw=0.6)
-ax.set(xlabel="step", ylabel="bias - mean(bias)", xlim=(0, min(len(centred), cyc.start + 200)),
-       title=f"batch {i}: sign rule u=1e-3 (solid) vs exact prices p* (dashed); "
-             f"cycle of period {cyc.period} from step {cyc.start}")
-ax.legend(fontsize=7)
+colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 3.6), width_ratios=(2, 1))
+zoom = np.arange(max(0, cyc.start - 40), min(len(centred), cyc.start + 40))
+for j, col in zip(show, colors, strict=False):
+    ax1.plot(centred[:, j], color=col, lw=0.9, label=f"expert {j}")
+    ax1.axhline(opt.bias[j], color=col, ls="--", lw=0.7)
+    ax2.plot(zoom, (centred[zoom, j] - opt.bias[j]) / U, color=col, lw=0.9, marker=".", ms=3)
+for ax in (ax1, ax2):
+    ax.axvline(cyc.start, color="k", lw=0.6)
+ax1.set(
+    xlabel="step",
+    ylabel="bias - mean(bias)",
+    xlim=(0, min(len(centred), cyc.start + 200)),
+    title=f"batch {i}: sign rule u=1e-3 (solid), exact prices p* (dashed)",
+)
+ax2.set(
+    xlabel="step",
+    ylabel="(bias - mean - p*) / u",
+    title=f"zoom: cycle of period {cyc.period} from step {cyc.start}",
+)
+ax1.legend(fontsize=7)
 fig.tight_layout()
-plt.show()
+# run_regret switched matplotlib to the non-interactive Agg backend (it writes its plots to
+# files), so plt.show() would draw nothing here: save this figure beside them and show the file.
+fig.savefig(out / "limit_cycle.png", dpi=110)
+plt.close(fig)
+display(Image(filename=str(out / "limit_cycle.png"), width=800))
 
 # %% [markdown]
 # **What to take away.** A constant step — the published $u = 10^{-3}$ included — cannot

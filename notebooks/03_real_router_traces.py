@@ -51,8 +51,10 @@ N_BATCH = 256  # tokens per batch: capacity L = 256 * 6 / 64 = 24 per expert
 STEPS = 200 if SMALL else 2000
 RUN_LAYERS = LAYERS[:2] if SMALL else LAYERS
 print(f"size: {'small' if SMALL else 'full'}; data in {DATA}")
-print(f"trace: {len(LAYERS)} layers {LAYERS}, {top_ids.shape[1]} tokens, E={E}, top-{K}; "
-      f"mean recorded top-{K} probability mass {top_scores.sum(axis=2).mean():.3f}")
+print(
+    f"trace: {len(LAYERS)} layers {LAYERS}, {top_ids.shape[1]} tokens, E={E}, top-{K}; "
+    f"mean recorded top-{K} probability mass {top_scores.sum(axis=2).mean():.3f}"
+)
 
 # %% [markdown]
 # ## Plain top-K on the real trace
@@ -63,16 +65,24 @@ print(f"trace: {len(LAYERS)} layers {LAYERS}, {top_ids.shape[1]} tokens, E={E}, 
 
 # %%
 L_BATCH = N_BATCH * K // E
-print(f"{'layer':>5}{'MaxVio (2048 tok)':>19}{'mean MaxVio_batch':>19}{'max load / mean':>17}"
-      f"{'experts unused':>16}")
+print(
+    f"{'layer':>5}{'MaxVio (2048 tok)':>19}{'mean MaxVio_batch':>19}{'max load / mean':>17}"
+    f"{'experts unused':>16}"
+)
 plain_vio = {}
 for j, layer in enumerate(LAYERS):
     loads = np.bincount(top_ids[j].ravel(), minlength=E)
-    per_batch = np.array([np.bincount(top_ids[j, s:s + N_BATCH].ravel(), minlength=E)
-                          for s in range(0, top_ids.shape[1], N_BATCH)])
+    per_batch = np.array(
+        [
+            np.bincount(top_ids[j, s : s + N_BATCH].ravel(), minlength=E)
+            for s in range(0, top_ids.shape[1], N_BATCH)
+        ]
+    )
     plain_vio[layer] = float(np.mean(lfb.maxvio(per_batch)))
-    print(f"{layer:>5}{lfb.maxvio(loads):>19.3f}{plain_vio[layer]:>19.3f}"
-          f"{loads.max() / loads.mean():>17.2f}{int(np.sum(loads == 0)):>16}")
+    print(
+        f"{layer:>5}{lfb.maxvio(loads):>19.3f}{plain_vio[layer]:>19.3f}"
+        f"{loads.max() / loads.mean():>17.2f}{int(np.sum(loads == 0)):>16}"
+    )
 
 # %% [markdown]
 # Only the top-6 of the 64 probabilities were recorded. To route with a bias, the replay
@@ -109,29 +119,39 @@ print(f"completed rows reproduce the recorded top-{K} (ids and order) on all lay
 
 # %%
 runs = {}
-print(f"{STEPS} batches per layer ({STEPS * N_BATCH // top_ids.shape[1]} epochs); "
-      "MaxVio_b: mean over the last quarter; MaxVio_g: summed loads")
-print(f"{'layer':>5}{'plain':>8}{'fixed p*':>10}{'sign MaxVio_b':>15}{'sign MaxVio_g':>15}"
-      f"{'prop MaxVio_b':>15}{'prop MaxVio_g':>15}{'range of p*':>13}{'median margin':>15}")
+print(
+    f"{STEPS} batches per layer ({STEPS * N_BATCH // top_ids.shape[1]} epochs); "
+    "MaxVio_b: mean over the last quarter; MaxVio_g: summed loads"
+)
+print(
+    f"{'layer':>5}{'plain':>8}{'fixed p*':>10}{'sign MaxVio_b':>15}{'sign MaxVio_g':>15}"
+    f"{'prop MaxVio_b':>15}{'prop MaxVio_g':>15}{'range of p*':>13}{'median margin':>15}"
+)
 for layer in RUN_LAYERS:
     batches = list(replay(n=N_BATCH, layers=layer).batches(STEPS, 0))
     epoch = batches[:8]  # the layer's 2048 tokens
     p_star = lfb.solve_balanced(np.concatenate(epoch), K, solver="auto").bias  # fast exact path
     fixed = float(np.mean([lfb.maxvio(lfb.route(b, K, p_star).loads) for b in epoch]))
     cal = calibrate(epoch, K)
-    out = {"sign": simulate(batches, K, "sign", 1e-3),
-           "proportional": simulate(batches, K, "proportional", cal.schedule("inverse_sqrt", STEPS))}
+    out = {
+        "sign": simulate(batches, K, "sign", 1e-3),
+        "proportional": simulate(batches, K, "proportional", cal.schedule("inverse_sqrt", STEPS)),
+    }
     runs[layer] = out
     late = slice(3 * STEPS // 4, None)
     row = [float(np.mean(lfb.maxvio(out[r].loads)[late])) for r in out]
     glob = [float(lfb.maxvio_global(out[r].loads)[-1]) for r in out]
     margin = float(np.median(lfb.tie_margin(np.concatenate(epoch), K)))
-    print(f"{layer:>5}{plain_vio[layer]:>8.3f}{fixed:>10.3f}{row[0]:>15.3f}{glob[0]:>15.4f}"
-          f"{row[1]:>15.3f}{glob[1]:>15.4f}{np.ptp(p_star):>13.2e}{margin:>15.2e}")
+    print(
+        f"{layer:>5}{plain_vio[layer]:>8.3f}{fixed:>10.3f}{row[0]:>15.3f}{glob[0]:>15.4f}"
+        f"{row[1]:>15.3f}{glob[1]:>15.4f}{np.ptp(p_star):>13.2e}{margin:>15.2e}"
+    )
 
 # %%
 late = slice(3 * STEPS // 4, None)
-worse = [la for la in RUN_LAYERS if np.mean(lfb.maxvio(runs[la]["sign"].loads)[late]) > plain_vio[la]]
+worse = [
+    la for la in RUN_LAYERS if np.mean(lfb.maxvio(runs[la]["sign"].loads)[late]) > plain_vio[la]
+]
 print(f"layers where the sign rule (u=1e-3) leaves batches less balanced than no bias: {worse}")
 
 # %% [markdown]
@@ -157,10 +177,19 @@ fig, ax = plt.subplots(figsize=(9, 3.5))
 w = 8  # one epoch
 for name, traj in runs[layer].items():
     v = lfb.maxvio(traj.loads)
-    ax.plot(np.arange(w, len(v) + 1), np.convolve(v, np.ones(w) / w, mode="valid"), lw=1,
-            label=f"{name} (MaxVio_batch, mean over an epoch)")
+    ax.plot(
+        np.arange(w, len(v) + 1),
+        np.convolve(v, np.ones(w) / w, mode="valid"),
+        lw=1,
+        label=f"{name} (MaxVio_batch, mean over an epoch)",
+    )
 ax.axhline(plain_vio[layer], color="k", ls="--", lw=0.8, label="plain top-6")
-ax.set(xscale="log", xlabel="batch", ylabel="MaxVio_batch", title=f"FLAME-MoE layer {layer}, {N_BATCH}-token batches")
+ax.set(
+    xscale="log",
+    xlabel="batch",
+    ylabel="MaxVio_batch",
+    title=f"FLAME-MoE layer {layer}, {N_BATCH}-token batches",
+)
 ax.legend(fontsize=7)
 fig.tight_layout()
 plt.show()
@@ -185,14 +214,21 @@ for ax, domain in zip(axes, ("c4", "arxiv"), strict=True):
     loads = sum(lfb.route(b, wl.fit_k).loads for b in wl.batches(n_batches, 0))
     sampled = loads / loads.sum()
     order = np.argsort(-measured)
-    print(f"{domain:>6}: max/mean load measured {measured.max() * 64:.2f}, fit {fit.achieved.max() * 64:.2f}, "
-          f"sampled {sampled.max() * 64:.2f}; fit max rel. error {fit.max_rel_error:.1e}; "
-          f"total variation(sampled, measured) = {0.5 * np.abs(sampled - measured).sum():.4f} "
-          f"({n_batches * n_tok} tokens)")
+    print(
+        f"{domain:>6}: max/mean load measured {measured.max() * 64:.2f}, "
+        f"fit {fit.achieved.max() * 64:.2f}, "
+        f"sampled {sampled.max() * 64:.2f}; fit max rel. error {fit.max_rel_error:.1e}; "
+        f"total variation(sampled, measured) = {0.5 * np.abs(sampled - measured).sum():.4f} "
+        f"({n_batches * n_tok} tokens)"
+    )
     ax.plot(measured[order], "k.-", lw=0.8, label="measured (OLMoE routing analysis)")
     ax.plot(sampled[order], "r.", ms=4, label=f"sampled, {n_batches * n_tok} tokens")
-    ax.set(yscale="log", xlabel="expert (sorted by measured load)", ylabel="load share",
-           title=f"OLMoE layer 0, domain {domain}, top-8")
+    ax.set(
+        yscale="log",
+        xlabel="expert (sorted by measured load)",
+        ylabel="load share",
+        title=f"OLMoE layer 0, domain {domain}, top-8",
+    )
     ax.legend(fontsize=7)
 fig.tight_layout()
 plt.show()
@@ -229,8 +265,11 @@ print(tc)
 
 # %%
 bound = expert_choice_leakage(N_BATCH, E, K)
-print(f"T={N_BATCH}, E={E}, K={K}: exact {bound.exact:.1f} bits/token, App. D lower bound "
-      f"{bound.lower:.1f}, K log2(E/K) = {bound.lower_strong:.1f}, T -> inf limit {bound.asymptote:.1f}")
+print(
+    f"T={N_BATCH}, E={E}, K={K}: exact {bound.exact:.1f} bits/token, App. D lower bound "
+    f"{bound.lower:.1f}, K log2(E/K) = {bound.lower_strong:.1f}, "
+    f"T -> inf limit {bound.asymptote:.1f}"
+)
 
 # %% [markdown]
 # **What to take away.** On real router scores plain top-6 is markedly unbalanced in every

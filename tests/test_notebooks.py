@@ -9,6 +9,7 @@ The execution test runs every notebook in a fresh python3 kernel with LFB_NOTEBO
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -51,8 +52,9 @@ def test_committed_ipynb_has_no_outputs_or_execution_counts(ipynb):
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert code, f"{ipynb.name} has no code cells"
     with_outputs = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and c.outputs]
-    counted = [i for i, c in enumerate(nb.cells)
-               if c.cell_type == "code" and c.execution_count is not None]
+    counted = [
+        i for i, c in enumerate(nb.cells) if c.cell_type == "code" and c.execution_count is not None
+    ]
     assert not with_outputs, f"{ipynb.name}: cells {with_outputs} carry outputs; strip them"
     assert not counted, f"{ipynb.name}: cells {counted} carry execution counts; strip them"
 
@@ -83,8 +85,9 @@ def _kernel_manager():  # type: ignore[no-untyped-def]
     from jupyter_client.kernelspec import KernelSpecManager
     from jupyter_client.manager import KernelManager
 
-    return KernelManager(kernel_name="python3",
-                         kernel_spec_manager=KernelSpecManager(kernel_dirs=[]))
+    return KernelManager(
+        kernel_name="python3", kernel_spec_manager=KernelSpecManager(kernel_dirs=[])
+    )
 
 
 @pytest.mark.slow
@@ -98,8 +101,14 @@ def test_notebook_executes_small(ipynb, monkeypatch):
             pytest.skip(f"{ipynb.name} replays the shared router traces, absent here: {missing}")
     monkeypatch.setenv("LFB_NOTEBOOK_SMALL", "1")
     nb = nbformat.read(ipynb, as_version=4)
-    client = nbclient.NotebookClient(nb, km=_kernel_manager(), timeout=CELL_TIMEOUT,
-                                     resources={"metadata": {"path": str(NB_DIR)}})
+    km = _kernel_manager()
+    assert km.kernel_spec.argv[0] == sys.executable, km.kernel_spec.argv
+    client = nbclient.NotebookClient(
+        nb,
+        km=km,
+        timeout=CELL_TIMEOUT,
+        resources={"metadata": {"path": str(NB_DIR)}},
+    )
     client.execute()  # raises CellExecutionError (with the traceback) if a cell fails
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert all(c.execution_count is not None for c in code)
