@@ -197,11 +197,13 @@ plt.show()
 # %% [markdown]
 # ## The OLMoE-matched workload against the measured histogram
 #
-# The `olmoe` workload draws logits $\sigma(w_i + \varepsilon_{t,i})$ with per-expert offsets
+# The `olmoe` workload draws logits $x_{t,i} = \sigma\,(w_i + \varepsilon_{t,i})$
+# ($\sigma$ the noise scale, $\varepsilon \sim N(0, 1)$; sigmoid gate) with per-expert offsets
 # $w$ fitted so that the *expected* plain top-8 load shares equal a measured OLMoE-1B-7B
-# expert-load histogram (layer 0; counts + 0.5 each). Below: the measured shares, the exact
-# expected shares of the fit, and the shares actually produced by routing sampled batches —
-# for the web-text domain (c4, the default) and the most skewed one (arxiv).
+# expert-load histogram (layer 0; counts + 0.5 each). Printed: the max/mean load of the
+# measured shares, of the fit's exact expected shares and of plain top-8 routing of sampled
+# batches; plotted: measured against sampled shares per expert — for the web-text domain (c4,
+# the default) and the most skewed one (arxiv).
 
 # %%
 n_tok = 1024
