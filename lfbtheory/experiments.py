@@ -349,12 +349,11 @@ def _write(out: Path, config: RegretConfig, calib: Calibration, results: list[Ru
 
 
 def _plot(out: Path, results: list[RunResult]) -> None:
-    import matplotlib
+    # The object-oriented API (no pyplot): no global backend switch, no open figures left behind.
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
+    fig = Figure(figsize=(12, 4.5))
+    ax1, ax2 = fig.subplots(1, 2)
     for r in results:
         rep = r.report
         ax1.loglog(rep.t, np.maximum(rep.dual_regret, 1e-12), label=r.spec.label)
@@ -377,9 +376,9 @@ def _plot(out: Path, results: list[RunResult]) -> None:
     ax2.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out / "regret.png", dpi=120)
-    plt.close(fig)
 
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4))
+    fig = Figure(figsize=(12, 4))
+    ax1, ax2 = fig.subplots(1, 2)
     for r in results:
         steps = np.arange(1, len(r.report.maxvio_batch) + 1)
         w = max(1, len(steps) // 100)
@@ -391,11 +390,11 @@ def _plot(out: Path, results: list[RunResult]) -> None:
     ax1.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out / "maxvio.png", dpi=120)
-    plt.close(fig)
 
     cols = min(3, len(results))
     rows = math.ceil(len(results) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 3.2 * rows), squeeze=False)
+    fig = Figure(figsize=(4.5 * cols, 3.2 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for ax, r in zip(axes.ravel(), results, strict=False):
         b = r.trajectory.bias
         ax.plot(b - b.mean(axis=1, keepdims=True) if r.trajectory.bias_mode == "additive" else b, lw=0.6)
@@ -406,7 +405,6 @@ def _plot(out: Path, results: list[RunResult]) -> None:
         ax.axis("off")
     fig.tight_layout()
     fig.savefig(out / "bias.png", dpi=120)
-    plt.close(fig)
 
 
 def format_table(results: list[RunResult], config: RegretConfig, calib_line: str = "") -> str:
@@ -430,10 +428,12 @@ def format_table(results: list[RunResult], config: RegretConfig, calib_line: str
                 f"{r.spec.label}: on a fixed batch (batch 0 repeated) the bias "
                 + (f"reaches a fixed point (exact balance) at step {c.start}" if c.found and c.period == 1
                    else f"enters a limit cycle at step {c.start}: period {c.period}, band width "
-                   f"{c.band_width:.3g} ({c.band_width / PUBLISHED_RATE:.0f} steps of u)" if c.found
+                   f"{c.band_width:.3g} ({c.band_width / PUBLISHED_RATE:.2g} steps of u), common drift "
+                   f"{c.drift:+.3g} per period" if c.found
                    else f"did not repeat within {config.cycle_steps} steps")))
+    burn = results[0].report.burn_in
     lines += ["", "dual regret: sum_t D_t(p_t) - min_p sum_t D_t(p); growth: best fit of R(t)-R(t0) "
-              "after burn-in t0=T/10",
+              f"after burn-in t0={burn}",
               "among a+b*{-1/t, ln t, sqrt t, t}; violation: tokens over capacity in the cumulative "
               "loads; MaxVio_b: mean MaxVio_batch after burn-in; MaxVio_g: final MaxVio_global."]
     return "\n".join(lines)

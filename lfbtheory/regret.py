@@ -286,21 +286,30 @@ def regret_report(
 
 @dataclass(frozen=True)
 class LimitCycle:
-    """Eventual period of a lattice bias trajectory: biases at start + period repeat those at
-    start; band_width = max_i (max - min of b_i over one period), in bias units."""
+    """Eventual period of a lattice bias trajectory.
+
+    b[start + period] = b[start] + drift * 1 (drift = 0 for an exact repeat); band_width =
+    max_i (max - min of b_i - mean(b) over one period), in bias units.
+    """
 
     found: bool
     start: int
     period: int
     band_width: float
+    drift: float = 0.0
 
 
-def detect_limit_cycle(bias: ArrayLike, step: float, origin: ArrayLike | None = None) -> LimitCycle:
-    """Find the first repeated state of a constant-step sign trajectory on a fixed batch.
+def detect_limit_cycle(
+    bias: ArrayLike, step: float, origin: ArrayLike | None = None, *, modulo_shift: bool = True
+) -> LimitCycle:
+    """Find the first repeated state of a constant-step lattice trajectory on a fixed batch.
 
-    Sign updates with constant step u keep b - b_0 on the lattice u Z^E, and the dynamics on a
-    fixed batch is deterministic, so a bounded trajectory is eventually periodic (proofs/).
-    States are compared as exact lattice points round((b - b_0) / u).
+    Sign updates with constant step u keep b - b_0 on the lattice u Z^E (u Z^E / E when
+    centred), and the dynamics on a fixed batch is deterministic, so a bounded trajectory is
+    eventually periodic (proofs/proof_07_bounded_bias.py). Routing depends on b only up to a
+    common shift, so by default states are compared modulo shifts (the uncentred sign rule can
+    cycle while every bias drifts by the same amount per period: ``drift``). States are exact
+    lattice points round((b - b_0) / step).
     """
     b = np.asarray(bias, dtype=np.float64)
     if b.ndim != 2:
@@ -313,14 +322,16 @@ def detect_limit_cycle(bias: ArrayLike, step: float, origin: ArrayLike | None = 
     lattice = np.rint(coords)
     if np.max(np.abs(coords - lattice)) > 1e-6:
         raise ValueError("bias trajectory is not on the lattice b_0 + step * Z^E")
-    seen: dict[bytes, int] = {}
     z = lattice.astype(np.int64)
-    for t, row in enumerate(z):
+    keys = z - z[:, :1] if modulo_shift else z
+    seen: dict[bytes, int] = {}
+    for t, row in enumerate(keys):
         key = row.tobytes()
         if key in seen:
             start = seen[key]
-            cyc = b[start:t]
-            return LimitCycle(True, start, t - start, float(np.max(cyc.max(0) - cyc.min(0))))
+            cyc = b[start:t] - b[start:t].mean(axis=1, keepdims=True)
+            drift = float(np.mean(b[t] - b[start]))
+            return LimitCycle(True, start, t - start, float(np.max(cyc.max(0) - cyc.min(0))), drift)
         seen[key] = t
     return LimitCycle(False, -1, 0, float("nan"))
 
@@ -344,7 +355,8 @@ def fixed_batch_cycle(
         tr = simulate([s] * chunk, k, rule, step, state=state)
         state = tr.state
         history.append(tr.bias)
-        cyc = detect_limit_cycle(np.concatenate(history), step, origin=history[0][0])
+        spacing = step / s.shape[1] if rule == "centered_sign" else step
+        cyc = detect_limit_cycle(np.concatenate(history), spacing, origin=history[0][0])
         if cyc.found:
             return cyc
     return LimitCycle(False, -1, 0, float("nan"))

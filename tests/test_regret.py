@@ -106,3 +106,21 @@ def test_fixed_batch_cycle_stops_at_the_first_repeat_and_agrees_with_a_long_run(
     assert cyc.found and (cyc.start, cyc.period) == (long.start, long.period)
     with pytest.raises(ValueError, match="lattice rules"):
         fixed_batch_cycle(batch, 2, "proportional", u)
+
+
+def test_cycles_are_found_modulo_a_common_drift():
+    u = 0.5
+    pattern = np.array([[0, 1, 0], [1, 0, 0], [0, 0, 1]], dtype=float) * u
+    bias = np.array([pattern[t % 3] + (t // 3) * u for t in range(12)])
+    exact = detect_limit_cycle(bias, u, modulo_shift=False)
+    shifted = detect_limit_cycle(bias, u)
+    assert not exact.found
+    assert shifted.found and shifted.period == 3 and shifted.drift == pytest.approx(u)
+
+
+def test_centered_sign_cycles_live_on_the_finer_lattice():
+    from lfbtheory.regret import fixed_batch_cycle
+
+    batch = _stream(6, T=1, n=30, e=5)[0]
+    cyc = fixed_batch_cycle(batch, 2, "centered_sign", 5e-3, chunk=100)
+    assert cyc.found and cyc.drift == pytest.approx(0.0, abs=1e-12)
