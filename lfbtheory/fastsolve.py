@@ -715,6 +715,9 @@ def ssp_solve(
         passes = 1 if passes is None else passes
     x, asg, bias, stats = _solve_from(s, k, cap, equality, p0, passes)
     experts = _experts_ranked(s, asg, bias)
+    loads = np.bincount(experts.ravel(), minlength=s.shape[1])
+    if np.any(loads != cap) if equality else np.any(loads > cap):
+        raise RuntimeError("ssp: the repaired assignment is infeasible (please report)")
     return x, experts, bias, stats
 
 
