@@ -238,7 +238,11 @@ def _solve_cvxpy(s, k, cap, equality, cvxpy_solver):  # type: ignore[no-untyped-
         [cp.sum(x, axis=1) == k, expert_con, x >= 0, x <= 1],
     )
     try:
-        prob.solve(solver=cvxpy_solver)
+        # HiGHS at its tightest tolerances (1e-10): the oracle is exact up to them, i.e. score
+        # differences below ~1e-10 may be resolved either way ("ssp" is exact in floating point).
+        opts = ({"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10}
+                if cvxpy_solver.upper() == "HIGHS" else {})
+        prob.solve(solver=cvxpy_solver, **opts)
     except cp.error.SolverError as exc:
         raise RuntimeError(f"cvxpy solver {cvxpy_solver!r} failed: {exc}") from None
     if prob.status != cp.OPTIMAL or x.value is None:
@@ -330,7 +334,11 @@ def optimal_prices(
     if equality:
         p = dist[:e, :e].min(axis=0)  # virtual source with 0-edges to every expert
         return p - p.mean()
-    return np.minimum(dist[e, :e], 0.0)
+    p = np.minimum(dist[e, :e], 0.0)
+    # Slackness: an expert below capacity has price exactly 0 (distances can carry rounding
+    # far below the negative-cycle tolerance, e.g. -8e-90).
+    p[x.sum(axis=0) < cap] = 0.0
+    return p
 
 
 @dataclass(frozen=True)

@@ -142,7 +142,7 @@ def test_certificate_rejects_a_swap_that_lowers_the_objective():
 @given(balanced_instances())
 def test_exact_prices_from_the_assignment_certify_it(inst):
     s, k = inst.scores, inst.k
-    opt = lfb.solve_balanced(s, k, solver="highs")
+    opt = lfb.solve_balanced(s, k, solver="ssp")  # exact in floating point (see above)
     p = lfb.optimal_prices(s, opt.assignment, k)
     assert p is not None and lfb.certify(s, k, opt.assignment, p).ok
     np.testing.assert_allclose(lfb.dual_objective(s, p, k), opt.objective, atol=1e-9)
@@ -168,8 +168,12 @@ def test_capacity_with_slack(s, data, solver):
     cert = lfb.certify(s, k, opt.assignment, opt.bias, capacity=cap)
     assert cert.ok, cert.problems
     np.testing.assert_allclose(lfb.dual_objective(s, opt.bias, k, cap), opt.objective, atol=1e-8)
-    p = lfb.optimal_prices(s, opt.assignment, k, cap)
-    assert p is not None and lfb.certify(s, k, opt.assignment, p, capacity=cap).ok
+    # The LP solvers are exact up to their tolerance (1e-10 for HiGHS), so exact prices are
+    # recovered from the exact solver's assignment (ssp), which has no negative cycle.
+    exact = lfb.solve_balanced(s, k, capacity=cap, solver="ssp")
+    assert exact.objective >= opt.objective - 1e-9
+    p = lfb.optimal_prices(s, exact.assignment, k, cap)
+    assert p is not None and lfb.certify(s, k, exact.assignment, p, capacity=cap).ok
     if e * cap > n * k:
         assert lfb.dual_objective(s, np.full(e, 1.0), k, cap) == np.inf
 
