@@ -43,72 +43,12 @@ import time
 import numpy as np
 from numpy.typing import NDArray
 
-try:  # numba is a core dependency, but the pure-Python path must keep working without it
-    import numba
-
-    HAVE_NUMBA = True
-except ImportError:  # pragma: no cover - exercised only without numba
-    numba = None
-    HAVE_NUMBA = False
+from lfbtheory.kernels import HAVE_NUMBA, _jit, _row_top
 
 __all__ = ["HAVE_NUMBA", "ssp_solve"]
 
 _M = 4  # candidate tokens kept per exchange-graph edge
 _INF = np.inf
-
-
-def _jit(func):  # type: ignore[no-untyped-def]
-    if HAVE_NUMBA:
-        return numba.njit(cache=True, nogil=True)(func)
-    return func
-
-
-@_jit
-def _row_top(r, kk, vals, idx, cand, st):  # type: ignore[no-untyped-def]
-    """vals/idx = the kk largest entries of r, sorted desc (ties: lower index first).
-
-    Only entries >= theta, a guess of the kk-th largest (from the running mean/sd st of earlier
-    rows' kk-th values), are offered to the sorted buffer; with fewer than kk such entries the
-    row is redone with a lower guess and finally theta = -inf, so the guess never changes the
-    result. Same scheme as the routing kernel in :mod:`lfbtheory.kernels`.
-    """
-    e = r.shape[0]
-    sd = np.sqrt(st[1])
-    nc = 0
-    for attempt in range(3):
-        if st[2] < 8 or attempt == 2:
-            theta = -_INF
-        else:
-            theta = st[0] - (1.5 if attempt == 0 else 4.0) * sd
-        nc = 0
-        for j in range(e):
-            cand[nc] = j
-            nc += r[j] >= theta
-        if nc >= kk:
-            break
-    c = 0
-    for q in range(nc):
-        j = cand[q]
-        v = r[j]
-        if c == kk:
-            if v <= vals[kk - 1]:
-                continue
-            pos = kk - 1
-        else:
-            pos = c
-            c += 1
-        while pos > 0 and vals[pos - 1] < v:
-            vals[pos] = vals[pos - 1]
-            idx[pos] = idx[pos - 1]
-            pos -= 1
-        vals[pos] = v
-        idx[pos] = j
-    if st[2] < 64:
-        st[2] += 1
-    a = 1.0 / st[2]
-    d = vals[kk - 1] - st[0]
-    st[0] += a * d
-    st[1] = (1.0 - a) * (st[1] + a * d * d)
 
 
 @_jit

@@ -33,6 +33,60 @@ __all__ = ["HAVE_NUMBA", "route_loads"]
 _MODES = {"none": 0, "additive": 1, "multiplicative": 2}
 
 
+def _jit(func):  # type: ignore[no-untyped-def]
+    if HAVE_NUMBA:
+        return numba.njit(cache=True, nogil=True)(func)
+    return func
+
+
+@_jit
+def _row_top(r, kk, vals, idx, cand, st):  # type: ignore[no-untyped-def]
+    """vals/idx = the kk largest entries of r, sorted desc (ties: lower index first).
+
+    Only entries >= theta, a guess of the kk-th largest (from the running mean/sd st of earlier
+    rows' kk-th values), are offered to the sorted buffer; with fewer than kk such entries the
+    row is redone with a lower guess and finally theta = -inf, so the guess never changes the
+    result.
+    """
+    e = r.shape[0]
+    sd = np.sqrt(st[1])
+    nc = 0
+    for attempt in range(3):
+        if st[2] < 8 or attempt == 2:
+            theta = -np.inf
+        else:
+            theta = st[0] - (1.5 if attempt == 0 else 4.0) * sd
+        nc = 0
+        for j in range(e):
+            cand[nc] = j
+            nc += r[j] >= theta
+        if nc >= kk:
+            break
+    c = 0
+    for q in range(nc):
+        j = cand[q]
+        v = r[j]
+        if c == kk:
+            if v <= vals[kk - 1]:
+                continue
+            pos = kk - 1
+        else:
+            pos = c
+            c += 1
+        while pos > 0 and vals[pos - 1] < v:
+            vals[pos] = vals[pos - 1]
+            idx[pos] = idx[pos - 1]
+            pos -= 1
+        vals[pos] = v
+        idx[pos] = j
+    if st[2] < 64:
+        st[2] += 1
+    a = 1.0 / st[2]
+    d = vals[kk - 1] - st[0]
+    st[0] += a * d
+    st[1] = (1.0 - a) * (st[1] + a * d * d)
+
+
 def _topk_kernel(s, bits, emask, k, w, mode, experts, loads):  # type: ignore[no-untyped-def]
     """experts[t] = top-k of the selection scores of row t (desc, ties: lower index); loads.
 
@@ -49,9 +103,7 @@ def _topk_kernel(s, bits, emask, k, w, mode, experts, loads):  # type: ignore[no
     vals = np.empty(k)
     idx = np.empty(k, dtype=np.int64)
     bad = -1
-    mean = 0.0
-    var = 0.0
-    seen = 0
+    st = np.zeros(3)  # running mean and variance of earlier rows' k-th values, rows seen
     for t in range(n):
         nonfinite = 0
         for j in range(e):
@@ -70,42 +122,7 @@ def _topk_kernel(s, bits, emask, k, w, mode, experts, loads):  # type: ignore[no
         else:
             for j in range(e):
                 r[j] = np.float64(s[t, j]) * w[j]
-        sd = np.sqrt(var)
-        for attempt in range(3):
-            if seen < 8 or attempt == 2:
-                theta = -np.inf
-            else:
-                theta = mean - (1.5 if attempt == 0 else 4.0) * sd
-            nc = 0
-            for j in range(e):  # branch-free compaction of the entries >= theta
-                cand[nc] = j
-                nc += r[j] >= theta
-            if nc >= k:
-                break
-        c = 0
-        for q in range(nc):
-            j = cand[q]
-            v = r[j]
-            if c == k:
-                if v <= vals[k - 1]:
-                    continue
-                pos = k - 1
-            else:
-                pos = c
-                c += 1
-            while pos > 0 and vals[pos - 1] < v:
-                vals[pos] = vals[pos - 1]
-                idx[pos] = idx[pos - 1]
-                pos -= 1
-            vals[pos] = v
-            idx[pos] = j
-        kth = vals[k - 1]
-        if seen < 64:
-            seen += 1
-        a = 1.0 / seen
-        d = kth - mean
-        mean += a * d
-        var = (1.0 - a) * (var + a * d * d)
+        _row_top(r, k, vals, idx, cand, st)
         for m in range(k):
             experts[t, m] = idx[m]
             loads[idx[m]] += 1
