@@ -98,7 +98,7 @@ def test_notebook_executes_small(ipynb, monkeypatch):
     if ipynb.stem in NEEDS_SHARED_DATA:
         missing = _shared_data_missing()
         if missing and os.environ.get("CI", "").lower() != "true":
-            pytest.skip(f"{ipynb.name} replays the shared router traces, absent here: {missing}")
+            pytest.skip(reason=f"{ipynb.name} replays the shared router traces, absent here: {missing}")
     monkeypatch.setenv("LFB_NOTEBOOK_SMALL", "1")
     nb = nbformat.read(ipynb, as_version=4)
     km = _kernel_manager()

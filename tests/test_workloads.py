@@ -46,7 +46,7 @@ def data_dir():
     except FileNotFoundError as exc:
         if IN_CI:
             pytest.fail(f"CI must provide the shared data (../shared/data): {exc}")
-        pytest.skip(f"shared data folder absent outside CI: {exc}")
+        pytest.skip(reason=f"shared data folder absent outside CI: {exc}")
 
 
 def _needs_data(name: str) -> bool:
