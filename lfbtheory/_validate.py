@@ -16,13 +16,16 @@ from numpy.typing import ArrayLike, NDArray
 def as_scores(scores: ArrayLike, name: str = "scores") -> NDArray[np.float64]:
     """Return ``scores`` as a finite float64 (n, E) array or raise."""
     if isinstance(scores, (str, bytes)) or scores is None:
-        raise TypeError(f"{name} must be a 2-D array of real numbers (n, E), got {type(scores).__name__}")
+        raise TypeError(
+            f"{name} must be a 2-D array of real numbers (n, E), got {type(scores).__name__}"
+        )
     try:
         arr = np.asarray(scores)
     except Exception as exc:  # ragged lists and the like
         raise TypeError(f"{name} must be a 2-D array of real numbers (n, E): {exc}") from None
     if arr.dtype == object or not (
-        np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
+        np.issubdtype(arr.dtype, np.floating)
+        or np.issubdtype(arr.dtype, np.integer)
         or arr.dtype == bool
     ):
         raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
@@ -30,7 +33,9 @@ def as_scores(scores: ArrayLike, name: str = "scores") -> NDArray[np.float64]:
         raise ValueError(f"{name} must be 2-D with shape (n, E), got shape {arr.shape}")
     n, e = arr.shape
     if n < 1 or e < 1:
-        raise ValueError(f"{name} must have n >= 1 tokens and E >= 1 experts, got shape {arr.shape}")
+        raise ValueError(
+            f"{name} must have n >= 1 tokens and E >= 1 experts, got shape {arr.shape}"
+        )
     arr = arr.astype(np.float64, copy=False)
     if not np.all(np.isfinite(arr)):
         bad = np.argwhere(~np.isfinite(arr))[0]

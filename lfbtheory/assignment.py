@@ -205,8 +205,10 @@ def _solve_flow(s, k, cap, equality) -> BalancedAssignment:  # type: ignore[no-u
     x = flow_assignment(s, k, cap).astype(np.int8)
     price = optimal_prices(s, x, k, None if equality else cap)
     if price is None:
-        raise RuntimeError("solver 'flow': the integer-scaled flow optimum is not optimal for "
-                           "the float scores (rounding); use solver='ssp' or 'highs'")
+        raise RuntimeError(
+            "solver 'flow': the integer-scaled flow optimum is not optimal for "
+            "the float scores (rounding); use solver='ssp' or 'highs'"
+        )
     return _package(s, k, cap, equality, x, price, "flow")
 
 
@@ -240,8 +242,11 @@ def _solve_cvxpy(s, k, cap, equality, cvxpy_solver):  # type: ignore[no-untyped-
     try:
         # HiGHS at its tightest tolerances (1e-10): the oracle is exact up to them, i.e. score
         # differences below ~1e-10 may be resolved either way ("ssp" is exact in floating point).
-        opts = ({"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10}
-                if cvxpy_solver.upper() == "HIGHS" else {})
+        opts = (
+            {"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10}
+            if cvxpy_solver.upper() == "HIGHS"
+            else {}
+        )
         prob.solve(solver=cvxpy_solver, **opts)
     except cp.error.SolverError as exc:
         raise RuntimeError(f"cvxpy solver {cvxpy_solver!r} failed: {exc}") from None
@@ -263,8 +268,10 @@ def _solve_highs(s, k, cap, equality):  # type: ignore[no-untyped-def]
     exp = sp.kron(np.ones((1, n)), sp.eye(e, format="csr"), format="csr")
     kwargs = {}
     if equality:
-        kwargs = {"A_eq": sp.vstack([tok, exp], format="csr"),
-                  "b_eq": np.concatenate([np.full(n, k), np.full(e, cap)])}
+        kwargs = {
+            "A_eq": sp.vstack([tok, exp], format="csr"),
+            "b_eq": np.concatenate([np.full(n, k), np.full(e, cap)]),
+        }
     else:
         kwargs = {"A_eq": tok, "b_eq": np.full(n, k), "A_ub": exp, "b_ub": np.full(e, cap)}
     res = linprog(-s.ravel(), bounds=(0, 1), method="highs-ds", **kwargs)

@@ -31,7 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="lfbtheory: theory and verification of auxiliary-loss-free load balancing.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    p = sub.add_parser("demo", help="route one batch with/without bias vs its exact balanced optimum")
+    p = sub.add_parser(
+        "demo", help="route one batch with/without bias vs its exact balanced optimum"
+    )
     p.add_argument("--n", type=int, default=1024, help="tokens in the batch (default 1024)")
     p.add_argument("--experts", type=int, default=16, help="number of experts E (default 16)")
     p.add_argument("--k", type=int, default=2, help="experts per token (default 2)")

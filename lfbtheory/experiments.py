@@ -61,8 +61,15 @@ from lfbtheory.routing import select_experts
 from lfbtheory.updates import load_error, make_rule
 from lfbtheory.workloads import make_workload
 
-__all__ = ["RunSpec", "RegretConfig", "Calibration", "DEFAULT_RUNS", "calibrate", "run_regret",
-           "format_table"]
+__all__ = [
+    "RunSpec",
+    "RegretConfig",
+    "Calibration",
+    "DEFAULT_RUNS",
+    "calibrate",
+    "run_regret",
+    "format_table",
+]
 
 PUBLISHED_RATE = 1e-3
 DEEPSEEK_STOP_FRACTION = 14.3 / 14.8
@@ -110,23 +117,36 @@ class RegretConfig:
     cycle_steps: int = 20000
 
     def __post_init__(self) -> None:
-        for name in ("n", "n_experts", "k", "steps", "num_checkpoints", "calibration_batches",
-                     "cycle_steps"):
+        for name in (
+            "n",
+            "n_experts",
+            "k",
+            "steps",
+            "num_checkpoints",
+            "calibration_batches",
+            "cycle_steps",
+        ):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
         if self.steps < 10:
-            raise ValueError(f"steps must be >= 10 to separate burn-in from growth, got {self.steps}")
+            raise ValueError(
+                f"steps must be >= 10 to separate burn-in from growth, got {self.steps}"
+            )
         if self.k > self.n_experts:
             raise ValueError(f"k must be in [1, E={self.n_experts}], got {self.k}")
         if (self.n * self.k) % self.n_experts:
-            raise ValueError(f"n*k must be divisible by E (capacity n*k/E): n={self.n}, k={self.k}, "
-                             f"E={self.n_experts}")
+            raise ValueError(
+                f"n*k must be divisible by E (capacity n*k/E): n={self.n}, k={self.k}, "
+                f"E={self.n_experts}"
+            )
         if not self.runs:
             raise ValueError("runs must name at least one run")
         for r in self.runs:
             if r.schedule not in SCHEDULE_CHOICES:
-                raise ValueError(f"schedule must be one of {', '.join(SCHEDULE_CHOICES)}; got {r.schedule!r}")
+                raise ValueError(
+                    f"schedule must be one of {', '.join(SCHEDULE_CHOICES)}; got {r.schedule!r}"
+                )
             make_rule(r.rule)
         if len({r.label for r in self.runs}) != len(self.runs):
             raise ValueError("run labels must be unique")
@@ -139,7 +159,9 @@ class RegretConfig:
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> RegretConfig:
         d = dict(d)
-        d["runs"] = tuple(RunSpec(**r) for r in d.get("runs", [dataclasses.asdict(r) for r in DEFAULT_RUNS]))
+        d["runs"] = tuple(
+            RunSpec(**r) for r in d.get("runs", [dataclasses.asdict(r) for r in DEFAULT_RUNS])
+        )
         return cls(**d)
 
     def digest(self) -> str:
@@ -159,7 +181,9 @@ class Calibration:
         if name == "published":
             return sched.constant(PUBLISHED_RATE)
         if name == "deepseek_v3":
-            return sched.deepseek_v3(PUBLISHED_RATE, stop_step=max(1, round(DEEPSEEK_STOP_FRACTION * steps)))
+            return sched.deepseek_v3(
+                PUBLISHED_RATE, stop_step=max(1, round(DEEPSEEK_STOP_FRACTION * steps))
+            )
         if name == "constant":
             return sched.constant(self.D / (self.G * math.sqrt(steps)))
         if name == "inverse_sqrt":
@@ -176,7 +200,9 @@ def calibrate(batches: list[NDArray[np.float64]], k: int, solver: str = "auto") 
     p_star = solve_balanced(pooled, k, solver=solver).bias
     p_star = p_star - p_star.mean()
     d = float(np.linalg.norm(p_star))
-    g = float(np.sqrt(np.mean([np.sum(load_error(_loads(b, k, np.zeros(e))) ** 2) for b in batches])))
+    g = float(
+        np.sqrt(np.mean([np.sum(load_error(_loads(b, k, np.zeros(e))) ** 2) for b in batches]))
+    )
     h = 0.25 * float(np.sqrt(np.mean(p_star**2))) or 1e-3
     jac = np.empty((e, e))
     for j in range(e):
@@ -239,7 +265,9 @@ def run_regret(
     """Run the experiment of ``config`` and write its results folder (returned)."""
     from tqdm.auto import tqdm
 
-    wl = make_workload(config.workload, n=config.n, n_experts=config.n_experts, **config.workload_options)
+    wl = make_workload(
+        config.workload, n=config.n, n_experts=config.n_experts, **config.workload_options
+    )
     if getattr(wl, "offset_seed", 0) is None:
         # Calibrate on the same popularity profile as the stream, with independent noise: the
         # per-expert offsets come from offset_seed = seed, the noise from [seed, 0] / [seed, 1].
@@ -249,7 +277,9 @@ def run_regret(
     (out / "runs").mkdir(exist_ok=True)
     stream_seed = np.random.SeedSequence([config.seed, 0])
     calib_seed = np.random.SeedSequence([config.seed, 1])
-    calib = calibrate(list(wl.batches(config.calibration_batches, calib_seed)), config.k, config.solver)
+    calib = calibrate(
+        list(wl.batches(config.calibration_batches, calib_seed)), config.k, config.solver
+    )
     adaptive = bool(getattr(wl, "adaptive", False))
     n_runs = len(config.runs)
     ncp = len(np.unique(np.round(np.geomspace(1, config.steps, config.num_checkpoints))))
@@ -269,9 +299,16 @@ def run_regret(
     shared: tuple[list[NDArray[np.float64]], Comparators] | None = None
     if not adaptive:
         batches = list(wl.batches(config.steps, stream_seed))
-        shared = (batches, compute_comparators(batches, config.k, solver=config.solver,
-                                               num_checkpoints=config.num_checkpoints,
-                                               progress=comp_progress()))
+        shared = (
+            batches,
+            compute_comparators(
+                batches,
+                config.k,
+                solver=config.solver,
+                num_checkpoints=config.num_checkpoints,
+                progress=comp_progress(),
+            ),
+        )
     results = []
     for spec in config.runs:
         rule = make_rule(spec.rule)
@@ -280,26 +317,45 @@ def run_regret(
         before = bar.n
         if adaptive:
             rec = _Recorder(wl.adaptive_batches(config.steps, stream_seed))  # type: ignore[attr-defined]
-            traj = simulate(rec, config.k, rule, schedule, adaptive=True,
-                            progress=lambda t: bar.update(before + t - bar.n))
+            traj = simulate(
+                rec,
+                config.k,
+                rule,
+                schedule,
+                adaptive=True,
+                progress=lambda t, b=before: bar.update(b + t - bar.n),
+            )
             batches = rec.batches
-            comp = compute_comparators(batches, config.k, solver=config.solver,
-                                       num_checkpoints=config.num_checkpoints, progress=comp_progress())
+            comp = compute_comparators(
+                batches,
+                config.k,
+                solver=config.solver,
+                num_checkpoints=config.num_checkpoints,
+                progress=comp_progress(),
+            )
         else:
             assert shared is not None
             batches, comp = shared
-            traj = simulate(batches, config.k, rule, schedule,
-                            progress=lambda t: bar.update(before + t - bar.n))
+            traj = simulate(
+                batches, config.k, rule, schedule, progress=lambda t, b=before: bar.update(b + t - bar.n)
+            )
         rep = regret_report(traj, batches, config.k, comparators=comp, burn_in=config.burn_in)
         cycle = None
         if spec.rule in ("sign", "centered_sign") and spec.schedule == "published":
             # The lattice limit cycle of the constant-step sign rule on a fixed batch (batch 0).
-            cycle = fixed_batch_cycle(batches[0], config.k, spec.rule, PUBLISHED_RATE,
-                                      max_steps=config.cycle_steps)
+            cycle = fixed_batch_cycle(
+                batches[0], config.k, spec.rule, PUBLISHED_RATE, max_steps=config.cycle_steps
+            )
         results.append(RunResult(spec, traj, rep, time.perf_counter() - t0, cycle))
     bar.close()
-    _write(out, config, calib, results, shared[1] if shared else None,
-           wl.config() if hasattr(wl, "config") else None)
+    _write(
+        out,
+        config,
+        calib,
+        results,
+        shared[1] if shared else None,
+        wl.config() if hasattr(wl, "config") else None,
+    )
     return results, out
 
 
@@ -307,8 +363,14 @@ def _slug(label: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in label).strip("_").lower()
 
 
-def _write(out: Path, config: RegretConfig, calib: Calibration, results: list[RunResult],
-           comp: Comparators | None, workload: dict[str, Any] | None) -> None:
+def _write(
+    out: Path,
+    config: RegretConfig,
+    calib: Calibration,
+    results: list[RunResult],
+    comp: Comparators | None,
+    workload: dict[str, Any] | None,
+) -> None:
     import importlib.metadata as md
 
     versions = {}
@@ -317,34 +379,62 @@ def _write(out: Path, config: RegretConfig, calib: Calibration, results: list[Ru
             versions[pkg] = md.version(pkg)
         except md.PackageNotFoundError:
             versions[pkg] = None
-    meta = {"config": config.to_json(), "digest": config.digest(),
-            "calibration": dataclasses.asdict(calib), "workload": workload,
-            "seeds": {"stream": [config.seed, 0], "calibration": [config.seed, 1]},
-            "versions": versions, "python": platform.python_version(),
-            "reproduce": f"lfb regret --config {out / 'config.json'}"}
+    meta = {
+        "config": config.to_json(),
+        "digest": config.digest(),
+        "calibration": dataclasses.asdict(calib),
+        "workload": workload,
+        "seeds": {"stream": [config.seed, 0], "calibration": [config.seed, 1]},
+        "versions": versions,
+        "python": platform.python_version(),
+        "reproduce": f"lfb regret --config {out / 'config.json'}",
+    }
     (out / "config.json").write_text(json.dumps(meta, indent=2))
     summary = []
     for r in results:
-        s = {"label": r.spec.label, "rule": r.spec.rule, "schedule": r.spec.schedule,
-             "seconds": r.seconds, **r.report.summary()}
+        s = {
+            "label": r.spec.label,
+            "rule": r.spec.rule,
+            "schedule": r.spec.schedule,
+            "seconds": r.seconds,
+            **r.report.summary(),
+        }
         if r.cycle is not None:
             s["fixed_batch_cycle"] = dataclasses.asdict(r.cycle)
         summary.append(s)
         slug = _slug(r.spec.label)
         tr, rep = r.trajectory, r.report
-        np.savez_compressed(out / "runs" / f"{slug}.npz", bias=tr.bias, loads=tr.loads,
-                            reward=tr.reward, step=tr.step, dual_value=rep.dual_value,
-                            maxvio_batch=rep.maxvio_batch, maxvio_global=rep.maxvio_global)
+        np.savez_compressed(
+            out / "runs" / f"{slug}.npz",
+            bias=tr.bias,
+            loads=tr.loads,
+            reward=tr.reward,
+            step=tr.step,
+            dual_value=rep.dual_value,
+            maxvio_batch=rep.maxvio_batch,
+            maxvio_global=rep.maxvio_global,
+        )
         with open(out / "runs" / f"{slug}_curves.csv", "w", newline="") as f:
             w = csv.writer(f)
             w.writerow(["t", "dual_regret", "primal_regret", "violation_tokens", "dynamic_gap"])
-            for row in zip(rep.t, rep.dual_regret, rep.primal_regret, rep.violation,
-                           rep.dynamic_gap, strict=True):
+            for row in zip(
+                rep.t,
+                rep.dual_regret,
+                rep.primal_regret,
+                rep.violation,
+                rep.dynamic_gap,
+                strict=True,
+            ):
                 w.writerow([int(row[0]), *map(float, row[1:])])
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     if comp is not None:
-        np.savez_compressed(out / "comparators.npz", batch_optimum=comp.batch_optimum, t=comp.t,
-                            pooled_optimum=comp.pooled_optimum, hindsight_bias=comp.hindsight_bias)
+        np.savez_compressed(
+            out / "comparators.npz",
+            batch_optimum=comp.batch_optimum,
+            t=comp.t,
+            pooled_optimum=comp.pooled_optimum,
+            hindsight_bias=comp.hindsight_bias,
+        )
     _plot(out, results)
 
 
@@ -363,11 +453,26 @@ def _plot(out: Path, results: list[RunResult]) -> None:
     t = results[0].report.t.astype(float)
     t0 = results[0].report.burn_in
     ref = t[t > t0]
-    scale = max(1e-12, float(np.median([max(np.interp(ref[-1], r.report.t, r.report.dual_regret)
-                                            - np.interp(t0, r.report.t, r.report.dual_regret), 1e-12)
-                                        for r in results])))
-    for f, name, style in ((lambda x: x - t0, "~ t", ":"), (lambda x: np.sqrt(x) - np.sqrt(t0), "~ sqrt t", "--"),
-                           (lambda x: np.log(x / t0), "~ log t", "-.")):
+    scale = max(
+        1e-12,
+        float(
+            np.median(
+                [
+                    max(
+                        np.interp(ref[-1], r.report.t, r.report.dual_regret)
+                        - np.interp(t0, r.report.t, r.report.dual_regret),
+                        1e-12,
+                    )
+                    for r in results
+                ]
+            )
+        ),
+    )
+    for f, name, style in (
+        (lambda x: x - t0, "~ t", ":"),
+        (lambda x: np.sqrt(x) - np.sqrt(t0), "~ sqrt t", "--"),
+        (lambda x: np.log(x / t0), "~ log t", "-."),
+    ):
         v = f(ref)
         ax2.loglog(ref, scale * v / v[-1], "k" + style, lw=0.8, label=f"reference {name}")
     ax1.set(xlabel="batches t", ylabel="dual regret R(t)", title="Dual regret (log-log)")
@@ -397,11 +502,13 @@ def _plot(out: Path, results: list[RunResult]) -> None:
     axes = fig.subplots(rows, cols, squeeze=False)
     for ax, r in zip(axes.ravel(), results, strict=False):
         b = r.trajectory.bias
-        ax.plot(b - b.mean(axis=1, keepdims=True) if r.trajectory.bias_mode == "additive" else b, lw=0.6)
+        ax.plot(
+            b - b.mean(axis=1, keepdims=True) if r.trajectory.bias_mode == "additive" else b, lw=0.6
+        )
         ax.axhline(0, color="k", lw=0.5)
         ax.set(title=r.spec.label, xlabel="batches t", ylabel="bias - mean(bias)")
         ax.title.set_fontsize(8)
-    for ax in axes.ravel()[len(results):]:
+    for ax in axes.ravel()[len(results) :]:
         ax.axis("off")
     fig.tight_layout()
     fig.savefig(out / "bias.png", dpi=120)
@@ -409,33 +516,51 @@ def _plot(out: Path, results: list[RunResult]) -> None:
 
 def format_table(results: list[RunResult], config: RegretConfig, calib_line: str = "") -> str:
     """A readable table of the final figures of each run."""
-    head = (f"{'run':<28}{'dual regret':>12}{'(at burn-in)':>13}{'growth':>13}{'primal regret':>15}"
-            f"{'violation':>11}{'dyn. gap':>10}{'MaxVio_b':>10}{'MaxVio_g':>10}")
-    lines = [f"workload={config.workload} n={config.n} E={config.n_experts} k={config.k} "
-             f"T={config.steps} seed={config.seed}" + (f"  {calib_line}" if calib_line else ""),
-             "", head, "-" * len(head)]
+    head = (
+        f"{'run':<28}{'dual regret':>12}{'(at burn-in)':>13}{'growth':>13}{'primal regret':>15}"
+        f"{'violation':>11}{'dyn. gap':>10}{'MaxVio_b':>10}{'MaxVio_g':>10}"
+    )
+    lines = [
+        f"workload={config.workload} n={config.n} E={config.n_experts} k={config.k} "
+        f"T={config.steps} seed={config.seed}" + (f"  {calib_line}" if calib_line else ""),
+        "",
+        head,
+        "-" * len(head),
+    ]
     for r in results:
         s = r.report.summary()
         g = s.get("dual_regret_growth", "n/a")
-        lines.append(f"{r.spec.label:<28}{s['dual_regret']:>12.3f}{s['dual_regret_at_burn_in']:>13.3f}"
-                     f"{g:>13}{s['primal_regret']:>15.3f}{s['violation_tokens']:>11.0f}"
-                     f"{s['dynamic_gap']:>10.2f}{s['maxvio_batch_mean_late']:>10.3f}"
-                     f"{s['maxvio_global_final']:>10.4f}")
+        lines.append(
+            f"{r.spec.label:<28}{s['dual_regret']:>12.3f}{s['dual_regret_at_burn_in']:>13.3f}"
+            f"{g:>13}{s['primal_regret']:>15.3f}{s['violation_tokens']:>11.0f}"
+            f"{s['dynamic_gap']:>10.2f}{s['maxvio_batch_mean_late']:>10.3f}"
+            f"{s['maxvio_global_final']:>10.4f}"
+        )
     for r in results:
         if r.cycle is not None:
             c = r.cycle
-            lines.append((
-                f"{r.spec.label}: on a fixed batch (batch 0 repeated) the bias "
-                + (f"reaches a fixed point (exact balance) at step {c.start}" if c.found and c.period == 1
-                   else f"enters a limit cycle at step {c.start}: period {c.period}, band width "
-                   f"{c.band_width:.3g} ({c.band_width / PUBLISHED_RATE:.2g} steps of u), common drift "
-                   f"{c.drift:+.3g} per period" if c.found
-                   else f"did not repeat within {config.cycle_steps} steps")))
+            lines.append(
+
+                    f"{r.spec.label}: on a fixed batch (batch 0 repeated) the bias "
+                    + (
+                        f"reaches a fixed point (exact balance) at step {c.start}"
+                        if c.found and c.period == 1
+                        else f"enters a limit cycle at step {c.start}: period {c.period}, band width "
+                        f"{c.band_width:.3g} ({c.band_width / PUBLISHED_RATE:.2g} steps of u), common drift "
+                        f"{c.drift:+.3g} per period"
+                        if c.found
+                        else f"did not repeat within {config.cycle_steps} steps"
+                    )
+
+            )
     burn = results[0].report.burn_in
-    lines += ["", "dual regret: sum_t D_t(p_t) - min_p sum_t D_t(p); growth: best fit of R(t)-R(t0) "
-              f"after burn-in t0={burn}",
-              "among a+b*{-1/t, ln t, sqrt t, t}; violation: tokens over capacity in the cumulative "
-              "loads; MaxVio_b: mean MaxVio_batch after burn-in; MaxVio_g: final MaxVio_global."]
+    lines += [
+        "",
+        "dual regret: sum_t D_t(p_t) - min_p sum_t D_t(p); growth: best fit of R(t)-R(t0) "
+        f"after burn-in t0={burn}",
+        "among a+b*{-1/t, ln t, sqrt t, t}; violation: tokens over capacity in the cumulative "
+        "loads; MaxVio_b: mean MaxVio_batch after burn-in; MaxVio_g: final MaxVio_global.",
+    ]
     return "\n".join(lines)
 
 
@@ -464,37 +589,65 @@ def _command(args: Any) -> int:
     else:
         runs = tuple(_parse_run(r) for r in args.run) if args.run else DEFAULT_RUNS
         config = RegretConfig(
-            workload=args.workload, workload_options=dict(_parse_option(o) for o in args.workload_option),
-            n=args.n, n_experts=args.experts, k=args.k, steps=args.steps, seed=args.seed, runs=runs,
-            solver=args.solver, burn_in=args.burn_in, num_checkpoints=args.checkpoints,
+            workload=args.workload,
+            workload_options=dict(_parse_option(o) for o in args.workload_option),
+            n=args.n,
+            n_experts=args.experts,
+            k=args.k,
+            steps=args.steps,
+            seed=args.seed,
+            runs=runs,
+            solver=args.solver,
+            burn_in=args.burn_in,
+            num_checkpoints=args.checkpoints,
         )
     t0 = time.perf_counter()
     results, out = run_regret(config, args.out, progress=not args.no_progress)
     calib = json.loads((out / "config.json").read_text())["calibration"]
     line = "calibrated: D={D:.3g} G={G:.3g} mu={mu:.3g} t0={t0:.3g}".format(**calib)
     print(format_table(results, config, line))
-    print(f"\nwrote {out}/ (config.json, summary.json, runs/, regret.png, maxvio.png, bias.png) "
-          f"in {time.perf_counter() - t0:.1f} s")
+    print(
+        f"\nwrote {out}/ (config.json, summary.json, runs/, regret.png, maxvio.png, bias.png) "
+        f"in {time.perf_counter() - t0:.1f} s"
+    )
     return 0
 
 
 def add_parser(sub: Any) -> None:
     """Register ``lfb regret``."""
-    p = sub.add_parser("regret", help="run regret experiments on bias-update rules (the main job)",
-                       description=__doc__.split("\n\n")[0] if __doc__ else None)
-    p.add_argument("--workload", default="stationary",
-                   help="stationary, zipf, olmoe, drifting, clustered, adversarial, replay")
-    p.add_argument("--workload-option", action="append", default=[], metavar="KEY=VALUE",
-                   help="a workload option (repeatable), e.g. gate=softmax")
+    p = sub.add_parser(
+        "regret",
+        help="run regret experiments on bias-update rules (the main job)",
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+    )
+    p.add_argument(
+        "--workload",
+        default="stationary",
+        help="stationary, zipf, olmoe, drifting, clustered, adversarial, replay",
+    )
+    p.add_argument(
+        "--workload-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a workload option (repeatable), e.g. gate=softmax",
+    )
     p.add_argument("--n", type=int, default=256, help="tokens per batch (default 256)")
     p.add_argument("--experts", type=int, default=16, help="experts E (default 16)")
     p.add_argument("--k", type=int, default=2, help="experts per token (default 2)")
     p.add_argument("--steps", type=int, default=2000, help="batches T (default 2000)")
     p.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
-    p.add_argument("--run", action="append", metavar="RULE:SCHEDULE[:LABEL]",
-                   help="a run (repeatable); schedules: " + ", ".join(SCHEDULE_CHOICES)
-                   + "; default: the five runs of DEFAULT_RUNS")
-    p.add_argument("--solver", default="auto", help="exact solver for the comparators (default auto)")
+    p.add_argument(
+        "--run",
+        action="append",
+        metavar="RULE:SCHEDULE[:LABEL]",
+        help="a run (repeatable); schedules: "
+        + ", ".join(SCHEDULE_CHOICES)
+        + "; default: the five runs of DEFAULT_RUNS",
+    )
+    p.add_argument(
+        "--solver", default="auto", help="exact solver for the comparators (default auto)"
+    )
     p.add_argument("--burn-in", type=int, default=None, help="burn-in t0 (default T/10)")
     p.add_argument("--checkpoints", type=int, default=40, help="regret checkpoints (default 40)")
     p.add_argument("--out", default=None, help="results folder (default results/regret-<hash>)")

@@ -28,7 +28,9 @@ def expert_loads(
     if ex.ndim != 2 or not np.issubdtype(ex.dtype, np.integer):
         raise ValueError(f"experts must be a 2-D integer array (n, k), got {ex.dtype} {ex.shape}")
     if ex.size and (ex.min() < 0 or ex.max() >= n_experts):
-        raise ValueError(f"experts must lie in [0, n_experts={n_experts}), got [{ex.min()}, {ex.max()}]")
+        raise ValueError(
+            f"experts must lie in [0, n_experts={n_experts}), got [{ex.min()}, {ex.max()}]"
+        )
     if valid is not None:
         v = np.asarray(valid, dtype=bool)
         if v.shape != (ex.shape[0],):
@@ -49,7 +51,9 @@ def maxvio(loads: ArrayLike) -> NDArray[np.float64] | float:
         raise ValueError("loads must be finite and non-negative")
     mean = c.mean(axis=-1)
     if np.any(mean <= 0):
-        raise ValueError("loads must have a positive total (MaxVio is undefined for an empty batch)")
+        raise ValueError(
+            "loads must have a positive total (MaxVio is undefined for an empty batch)"
+        )
     out = (c.max(axis=-1) - mean) / mean
     return float(out) if c.ndim == 1 else out
 

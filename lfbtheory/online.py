@@ -68,7 +68,9 @@ def _as_rule(rule: Rule | str) -> Rule:
     if isinstance(rule, str):
         return make_rule(rule)
     if not isinstance(rule, Rule):
-        raise TypeError(f"rule must be a lfbtheory.updates.Rule or a rule name, got {type(rule).__name__}")
+        raise TypeError(
+            f"rule must be a lfbtheory.updates.Rule or a rule name, got {type(rule).__name__}"
+        )
     return rule
 
 
@@ -131,26 +133,45 @@ def simulate(
         if n_experts is None:
             n_experts = s.shape[1]
             k_checked = as_k(k, n_experts)
-            _check_route_args(s[:1], k_checked, None, rule.bias_mode, n_groups, topk_groups,
-                              group_score_topk)
+            _check_route_args(
+                s[:1], k_checked, None, rule.bias_mode, n_groups, topk_groups, group_score_topk
+            )
             if state is None:
                 state = LoopState(rule.init(n_experts, init_bias), np.zeros(n_experts), 0)
             elif state.rule.bias.shape != (n_experts,):
-                raise ValueError(f"state has E={state.rule.bias.shape[0]} experts, batches have E={n_experts}")
+                raise ValueError(
+                    f"state has E={state.rule.bias.shape[0]} experts, batches have E={n_experts}"
+                )
             replicas = [state] * shards
         elif s.shape[1] != n_experts:
-            raise ValueError(f"batches[{t}] has E={s.shape[1]} experts, earlier batches have E={n_experts}")
+            raise ValueError(
+                f"batches[{t}] has E={s.shape[1]} experts, earlier batches have E={n_experts}"
+            )
         if s.shape[0] % shards:
-            raise ValueError(f"batches[{t}] has n={s.shape[0]} tokens, not divisible by shards={shards}")
+            raise ValueError(
+                f"batches[{t}] has n={s.shape[0]} tokens, not divisible by shards={shards}"
+            )
         assert k_checked is not None
 
         bias = replicas[0].rule.bias
         blocks = np.split(s, shards, axis=0)
-        chosen = [_select(b, k_checked, replicas[r].rule.bias, rule.bias_mode, n_groups,
-                          topk_groups, group_score_topk) for r, b in enumerate(blocks)]
+        chosen = [
+            _select(
+                b,
+                k_checked,
+                replicas[r].rule.bias,
+                rule.bias_mode,
+                n_groups,
+                topk_groups,
+                group_score_topk,
+            )
+            for r, b in enumerate(blocks)
+        ]
         shard_loads = [np.bincount(c.ravel(), minlength=n_experts) for c in chosen]
         total = np.sum(shard_loads, axis=0).astype(np.int64)  # all-reduce
-        reward = float(sum(np.take_along_axis(b, c, axis=1).sum() for b, c in zip(blocks, chosen, strict=True)))
+        reward = float(
+            sum(np.take_along_axis(b, c, axis=1).sum() for b, c in zip(blocks, chosen, strict=True))
+        )
 
         is_eval = t in eval_set
         u = float("nan")
@@ -166,7 +187,9 @@ def simulate(
                     new.append(LoopState(rep.rule, pending, n_pending))
             replicas = new
             if any(not np.array_equal(r.rule.bias, replicas[0].rule.bias) for r in replicas[1:]):
-                raise RuntimeError("data-parallel replicas diverged")  # cannot happen: identical inputs
+                raise RuntimeError(
+                    "data-parallel replicas diverged"
+                )  # cannot happen: identical inputs
 
         biases.append(bias)
         loads.append(total)
@@ -194,8 +217,12 @@ def simulate(
 
 def save_state(path: str | Path, state: LoopState) -> None:
     """Write a LoopState to an .npz file; float64 arrays round-trip bit-exactly."""
-    arrays = {"bias": state.rule.bias, "count": np.array(state.rule.count),
-              "pending": state.pending, "n_pending": np.array(state.n_pending)}
+    arrays = {
+        "bias": state.rule.bias,
+        "count": np.array(state.rule.count),
+        "pending": state.pending,
+        "n_pending": np.array(state.n_pending),
+    }
     for i, b in enumerate(state.rule.buffers):
         arrays[f"buffer{i}"] = b
     np.savez(Path(path), **arrays)
@@ -204,6 +231,8 @@ def save_state(path: str | Path, state: LoopState) -> None:
 def load_state(path: str | Path) -> LoopState:
     """Read a LoopState written by :func:`save_state`."""
     with np.load(Path(path)) as f:
-        buffers = tuple(f[f"buffer{i}"] for i in range(sum(key.startswith("buffer") for key in f.files)))
+        buffers = tuple(
+            f[f"buffer{i}"] for i in range(sum(key.startswith("buffer") for key in f.files))
+        )
         rule = RuleState(f["bias"], int(f["count"]), buffers)
         return LoopState(rule, f["pending"], int(f["n_pending"]))

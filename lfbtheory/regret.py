@@ -250,7 +250,9 @@ def regret_report(
         raise ValueError("comparators were computed for a different number of batches")
     cap = comp.capacity
     if trajectory.bias_mode == "additive":
-        dual = np.array([_dual_value(b, p, k, cap) for b, p in zip(bs, trajectory.bias, strict=True)])
+        dual = np.array(
+            [_dual_value(b, p, k, cap) for b, p in zip(bs, trajectory.bias, strict=True)]
+        )
     else:
         dual = np.full(len(bs), np.nan)
     idx = comp.t - 1
@@ -337,7 +339,12 @@ def detect_limit_cycle(
 
 
 def fixed_batch_cycle(
-    batch: ArrayLike, k: int, rule: str = "sign", step: float = 1e-3, *, max_steps: int = 20000,
+    batch: ArrayLike,
+    k: int,
+    rule: str = "sign",
+    step: float = 1e-3,
+    *,
+    max_steps: int = 20000,
     chunk: int = 500,
 ) -> LimitCycle:
     """Run a constant-step lattice rule on one batch repeated, until its bias state repeats.

@@ -21,7 +21,15 @@ from numpy.typing import ArrayLike, NDArray
 
 from lfbtheory._validate import as_bias, as_k, as_positive_int, as_scores, choice
 
-__all__ = ["Routing", "route", "select_experts", "topk_indices", "sigmoid", "softmax", "biased_scores"]
+__all__ = [
+    "Routing",
+    "route",
+    "select_experts",
+    "topk_indices",
+    "sigmoid",
+    "softmax",
+    "biased_scores",
+]
 
 
 def sigmoid(logits: ArrayLike) -> NDArray[np.float64]:
@@ -109,9 +117,7 @@ def _check_route_args(
     choice(bias_mode, "bias_mode", ("additive", "multiplicative"))
     b = None if bias is None else as_bias(bias, e)
     if bias_mode == "multiplicative" and b is not None and np.any(b <= 0):
-        raise ValueError(
-            f"bias must be > 0 when bias_mode='multiplicative', got min {b.min():.6g}"
-        )
+        raise ValueError(f"bias must be > 0 when bias_mode='multiplicative', got min {b.min():.6g}")
     if (n_groups is None) != (topk_groups is None):
         raise ValueError("n_groups and topk_groups must be given together (or both None)")
     if n_groups is not None:

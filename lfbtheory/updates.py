@@ -83,11 +83,15 @@ def _init_additive(n_experts: int, bias0: ArrayLike | None) -> RuleState:
         return RuleState(np.zeros(n_experts), 0)
     b = np.array(bias0, dtype=np.float64)
     if b.shape != (n_experts,) or not np.all(np.isfinite(b)):
-        raise ValueError(f"init bias must be finite with shape (E,) = ({n_experts},), got {b.shape}")
+        raise ValueError(
+            f"init bias must be finite with shape (E,) = ({n_experts},), got {b.shape}"
+        )
     return RuleState(b, 0)
 
 
-def _additive_rule(name: str, direction: Callable[[NDArray[np.float64]], NDArray[np.float64]]) -> Rule:
+def _additive_rule(
+    name: str, direction: Callable[[NDArray[np.float64]], NDArray[np.float64]]
+) -> Rule:
     def update(loads: ArrayLike, state: RuleState, u: float) -> RuleState:
         c = _check_loads(loads, state.bias.shape[0])
         return RuleState(state.bias + _check_step(u) * direction(c), state.count + 1, state.buffers)
@@ -185,7 +189,9 @@ def adagrad(eps: float = 1e-8) -> Rule:
         c = _check_loads(loads, state.bias.shape[0])
         g = load_error(c)
         acc = state.buffers[0] + g * g
-        return RuleState(state.bias + _check_step(u) * g / (np.sqrt(acc) + eps), state.count + 1, (acc,))
+        return RuleState(
+            state.bias + _check_step(u) * g / (np.sqrt(acc) + eps), state.count + 1, (acc,)
+        )
 
     return Rule("adagrad", init, update)
 

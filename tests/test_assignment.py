@@ -38,8 +38,9 @@ def test_optimum_is_integral_balanced_feasible_and_strongly_dual(inst, solver):
     np.testing.assert_array_equal(x.sum(0), n * k // e)
     np.testing.assert_array_equal(opt.loads, x.sum(0))
     np.testing.assert_allclose(opt.objective, float((s * x).sum()), rtol=0, atol=1e-12)
-    np.testing.assert_allclose(lfb.dual_objective(s, opt.bias, k), opt.objective,
-                               rtol=1e-8, atol=1e-8)
+    np.testing.assert_allclose(
+        lfb.dual_objective(s, opt.bias, k), opt.objective, rtol=1e-8, atol=1e-8
+    )
     assert lfb.certify(s, k, x, opt.bias).ok
     # experts lists the assignment's ones
     rebuilt = np.zeros_like(x)
@@ -154,8 +155,11 @@ def test_exact_prices_refuse_a_suboptimal_assignment():
 
 
 @LP
-@given(scores(n=st.integers(1, 12), n_experts=st.integers(2, 5)), st.data(),
-       st.sampled_from(["cvxpy", "highs"]))
+@given(
+    scores(n=st.integers(1, 12), n_experts=st.integers(2, 5)),
+    st.data(),
+    st.sampled_from(["cvxpy", "highs"]),
+)
 def test_capacity_with_slack(s, data, solver):
     n, e = s.shape
     k = data.draw(st.integers(1, e))

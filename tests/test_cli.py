@@ -24,6 +24,7 @@ def test_bad_arguments_exit_2_with_a_message(capsys):
 
 
 def test_python_dash_m_entry_point():
-    out = subprocess.run([sys.executable, "-m", "lfbtheory", "--help"], capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "lfbtheory", "--help"], capture_output=True, text=True, check=True
+    ).stdout
     assert "demo" in out

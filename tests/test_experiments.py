@@ -13,13 +13,25 @@ SMALL = dict(n=64, n_experts=8, k=2, steps=60, num_checkpoints=12, calibration_b
 
 def test_results_folder_holds_config_summary_trajectories_and_plots(tmp_path):
     results, out = run_regret(RegretConfig(**SMALL), tmp_path / "r", progress=False)
-    for name in ("config.json", "summary.json", "regret.png", "maxvio.png", "bias.png", "comparators.npz"):
+    for name in (
+        "config.json",
+        "summary.json",
+        "regret.png",
+        "maxvio.png",
+        "bias.png",
+        "comparators.npz",
+    ):
         assert (out / name).stat().st_size > 0, name
     summary = json.loads((out / "summary.json").read_text())
     assert [s["label"] for s in summary] == [r.spec.label for r in results]
     for s in summary:
-        assert {"dual_regret", "primal_regret", "violation_tokens", "maxvio_global_final",
-                "dual_regret_growth"} <= set(s)
+        assert {
+            "dual_regret",
+            "primal_regret",
+            "violation_tokens",
+            "maxvio_global_final",
+            "dual_regret_growth",
+        } <= set(s)
     run = np.load(out / "runs" / "sign_u_1e_3__published.npz")
     assert run["bias"].shape == (60, 8) and run["loads"].shape == (60, 8)
 
@@ -27,8 +39,19 @@ def test_results_folder_holds_config_summary_trajectories_and_plots(tmp_path):
 def test_rerunning_config_json_reproduces_every_number(tmp_path, capsys):
     config = RegretConfig(**SMALL, runs=(RunSpec("p", "proportional", "inverse_sqrt"),))
     _, out = run_regret(config, tmp_path / "a", progress=False)
-    assert main(["regret", "--config", str(out / "config.json"), "--out", str(tmp_path / "b"),
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "regret",
+                "--config",
+                str(out / "config.json"),
+                "--out",
+                str(tmp_path / "b"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     a = json.loads((out / "summary.json").read_text())
     b = json.loads((tmp_path / "b" / "summary.json").read_text())
     for x, y in zip(a, b, strict=True):
@@ -65,9 +88,11 @@ def test_growth_classes_follow_the_textbook_rates(tmp_path):
     # Constants from the documented calibration rule (experiments.py). Theory (Hazan, Intro.
     # to OCO, Sec. 3): a fixed step is linear, c/sqrt(t) is O(sqrt T), c/(mu t) is O(log T).
     seed = 0
-    runs = (RunSpec("const", "proportional", "constant"),
-            RunSpec("sqrt", "proportional", "inverse_sqrt"),
-            RunSpec("inv", "proportional", "inverse"))
+    runs = (
+        RunSpec("const", "proportional", "constant"),
+        RunSpec("sqrt", "proportional", "inverse_sqrt"),
+        RunSpec("inv", "proportional", "inverse"),
+    )
     config = RegretConfig(n=128, n_experts=8, k=2, steps=20000, seed=seed, runs=runs, burn_in=1000)
     results, _ = run_regret(config, tmp_path, progress=False)
     got = {r.spec.label: r.report.growth["dual_regret"] for r in results}

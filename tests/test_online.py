@@ -98,7 +98,7 @@ def test_adaptive_streams_receive_the_bias_used_for_the_previous_batch():
 
     def adversary():
         bias = None
-        for t in range(5):
+        for _ in range(5):
             bias = yield np.full((4, 4), 0.5) + (0 if bias is None else -bias)
             seen.append(np.copy(bias))
 

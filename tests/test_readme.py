@@ -26,5 +26,8 @@ def test_the_tour_code_runs():
     for block in runnable:
         exec(compile(block, "README.md", "exec"), namespace)  # noqa: S102
     assert namespace["report"].summary()["T"] == 500
-    assert namespace["lfb"].certify(namespace["scores"], 2, namespace["opt"].assignment,
-                                    namespace["opt"].bias).ok
+    assert (
+        namespace["lfb"]
+        .certify(namespace["scores"], 2, namespace["opt"].assignment, namespace["opt"].bias)
+        .ok
+    )

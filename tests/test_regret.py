@@ -28,9 +28,11 @@ def test_hindsight_price_matches_brute_force_on_a_small_pooled_problem():
     bs = _stream(1, T=3, n=2, e=2)  # 6 tokens, 2 experts, k=1: capacity 3 each
     comp = compute_comparators(bs, 1, solver="cvxpy", num_checkpoints=3)
     pooled = np.concatenate(bs)
-    best = max(sum(pooled[t, c] for t, c in enumerate(choice))
-               for choice in itertools.product(range(2), repeat=6)
-               if np.bincount(choice, minlength=2).tolist() == [3, 3])
+    best = max(
+        sum(pooled[t, c] for t, c in enumerate(choice))
+        for choice in itertools.product(range(2), repeat=6)
+        if np.bincount(choice, minlength=2).tolist() == [3, 3]
+    )
     assert comp.pooled_optimum[-1] == pytest.approx(best, abs=1e-12)
     # the hindsight price attains min_p sum_s D_s(p)
     total = sum(lfb.dual_objective(b, comp.hindsight_bias, 1) for b in bs)
@@ -68,8 +70,12 @@ def test_a_fixed_hindsight_price_has_zero_dual_regret_and_a_fixed_price_never_ne
 
 def test_growth_classes_on_synthetic_curves():
     t = np.arange(1, 20001, dtype=float)
-    cases = {"linear": 3.0 * t, "sqrt-like": 5.0 * np.sqrt(t), "logarithmic": 7.0 * np.log(t),
-             "bounded": 10.0 - 50.0 / t}
+    cases = {
+        "linear": 3.0 * t,
+        "sqrt-like": 5.0 * np.sqrt(t),
+        "logarithmic": 7.0 * np.log(t),
+        "bounded": 10.0 - 50.0 / t,
+    }
     grid = checkpoints(20000)
     for cls, curve in cases.items():
         g = classify_growth(grid, curve[grid - 1], t0=1000)

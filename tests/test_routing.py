@@ -11,8 +11,15 @@ from lfbtheory.testing.strategies import Instance, biases, instances
 
 
 def _route(inst, bias=None, **kw):
-    return lfb.route(inst.scores, inst.k, bias, n_groups=inst.n_groups,
-                     topk_groups=inst.topk_groups, normalize=False, **kw)
+    return lfb.route(
+        inst.scores,
+        inst.k,
+        bias,
+        n_groups=inst.n_groups,
+        topk_groups=inst.topk_groups,
+        normalize=False,
+        **kw,
+    )
 
 
 @given(instances(groups=True), st.data())
@@ -49,8 +56,11 @@ def test_ties_break_to_the_lower_expert_index(inst, data):
     np.testing.assert_array_equal(r.experts, expected)
 
 
-@given(instances(groups=True), st.data(),
-       st.one_of(st.integers(-(2**44), 2**44), st.sampled_from([-(2**44), -(2**40), 2**40])))
+@given(
+    instances(groups=True),
+    st.data(),
+    st.one_of(st.integers(-(2**44), 2**44), st.sampled_from([-(2**44), -(2**40), 2**40])),
+)
 def test_adding_a_constant_to_every_bias_changes_no_selection(inst, data, c_units):
     # Biases and shifts on the grid 2^-8 keep b + c exact in float64 (|b + c| < 2^45), so the
     # claim is tested exactly, huge negative shifts (~ -1.8e13) included.
@@ -102,8 +112,9 @@ def test_gate_weights_do_not_depend_on_the_bias_for_a_fixed_selection(inst, data
         s1 = np.take_along_axis(scores, r1.experts, 1)
         np.testing.assert_allclose(r1.weights, s1 / s1.sum(1, keepdims=True))
         order1, order2 = np.argsort(r1.experts, 1), np.argsort(r2.experts, 1)
-        np.testing.assert_allclose(np.take_along_axis(r1.weights, order1, 1),
-                                   np.take_along_axis(r2.weights, order2, 1))
+        np.testing.assert_allclose(
+            np.take_along_axis(r1.weights, order1, 1), np.take_along_axis(r2.weights, order2, 1)
+        )
 
 
 @given(instances(), st.data())

@@ -12,7 +12,9 @@ from lfbtheory import schedules as S
 from lfbtheory import updates as U
 
 loads_st = st.integers(2, 10).flatmap(
-    lambda e: hnp.arrays(np.int64, (e,), elements=st.integers(0, 1000)).filter(lambda c: c.sum() > 0)
+    lambda e: hnp.arrays(np.int64, (e,), elements=st.integers(0, 1000)).filter(
+        lambda c: c.sum() > 0
+    )
 )
 step_st = st.floats(0.0, 1.0)
 
@@ -59,8 +61,9 @@ def test_momentum_and_adagrad_oracles(c, u, beta):
     s1 = m.update(c, m.init(len(c), None), u)
     np.testing.assert_allclose(s1.buffers[0], (1 - beta) * e, atol=1e-12)
     s2 = m.update(c, s1, u)
-    np.testing.assert_allclose(s2.bias, u * ((1 - beta) * e + beta * (1 - beta) * e + (1 - beta) * e),
-                               atol=1e-12)
+    np.testing.assert_allclose(
+        s2.bias, u * ((1 - beta) * e + beta * (1 - beta) * e + (1 - beta) * e), atol=1e-12
+    )
     a = U.adagrad()
     s = a.update(c, a.init(len(c), None), u)
     np.testing.assert_allclose(s.bias, u * e / (np.abs(e) + 1e-8), atol=1e-12)
@@ -78,17 +81,21 @@ def test_balanced_loads_do_not_move_any_rule(e, per, u):
 @given(loads_st, step_st, st.integers(2, 64))
 def test_sign_rule_is_invariant_under_double_counting(c, u, factor):
     r = U.sign()
-    np.testing.assert_array_equal(r.update(c, r.init(len(c), None), u).bias,
-                                  r.update(c * factor, r.init(len(c), None), u).bias)
+    np.testing.assert_array_equal(
+        r.update(c, r.init(len(c), None), u).bias,
+        r.update(c * factor, r.init(len(c), None), u).bias,
+    )
 
 
 def test_schedules_follow_their_formulas():
     assert S.constant(0.1)(7) == 0.1
     assert S.inverse(2.0, 3.0)(5) == pytest.approx(2.0 / 8.0)
     assert S.inverse_sqrt(2.0)(3) == pytest.approx(1.0)
-    assert S.polynomial(1.0, 0.75)(15) == pytest.approx(16 ** -0.75)
+    assert S.polynomial(1.0, 0.75)(15) == pytest.approx(16**-0.75)
     c = S.cosine(1.0, 10)
-    assert c(0) == pytest.approx(1.0) and c(10) == pytest.approx(0.0) and c(20) == pytest.approx(0.0)
+    assert (
+        c(0) == pytest.approx(1.0) and c(10) == pytest.approx(0.0) and c(20) == pytest.approx(0.0)
+    )
     w = S.warmup(1.0, 4)
     assert [w(t) for t in range(6)] == pytest.approx([0.25, 0.5, 0.75, 1.0, 1.0, 1.0])
     d = S.deepseek_v3(1e-3, stop_step=3)
@@ -111,7 +118,10 @@ def test_schedules_follow_their_formulas():
         (lambda: S.make_schedule("linear_warmup"), "schedule must be one of"),
         (lambda: U.make_rule("signum"), "rule must be one of"),
         (lambda: U.momentum(beta=1.0), r"beta must be in \[0, 1\)"),
-        (lambda: U.sign().update(np.ones(3), U.sign().init(4, None), 0.1), r"loads must have shape \(E,\)"),
+        (
+            lambda: U.sign().update(np.ones(3), U.sign().init(4, None), 0.1),
+            r"loads must have shape \(E,\)",
+        ),
         (lambda: U.sign().update(np.ones(4), U.sign().init(4, None), -0.1), "step size u must be"),
         (lambda: U.multiplicative().init(3, np.array([1.0, 0.0, 1.0])), "must be > 0"),
     ],

@@ -26,10 +26,14 @@ class Instance:
     topk_groups: int | None = None
 
 
+_DEFAULT_N = st.integers(1, 24)
+_DEFAULT_E = st.integers(2, 12)
+
+
 def scores(
     *,
-    n: st.SearchStrategy[int] | int = st.integers(1, 24),
-    n_experts: st.SearchStrategy[int] | int = st.integers(2, 12),
+    n: st.SearchStrategy[int] | int = _DEFAULT_N,
+    n_experts: st.SearchStrategy[int] | int = _DEFAULT_E,
     min_value: float = -4.0,
     max_value: float = 4.0,
     ties: bool = True,
@@ -42,24 +46,35 @@ def scores(
         cols = n_experts if isinstance(n_experts, int) else draw(n_experts)
         if ties and draw(st.booleans()):
             # Integer-valued scores on a small range: heavy ties.
-            return draw(hnp.arrays(np.float64, (rows, cols),
-                                   elements=st.integers(-2, 2).map(float)))
-        return draw(hnp.arrays(np.float64, (rows, cols),
-                               elements=st.floats(min_value, max_value, allow_nan=False,
-                                                  allow_infinity=False, width=64)))
+            return draw(
+                hnp.arrays(np.float64, (rows, cols), elements=st.integers(-2, 2).map(float))
+            )
+        return draw(
+            hnp.arrays(
+                np.float64,
+                (rows, cols),
+                elements=st.floats(
+                    min_value, max_value, allow_nan=False, allow_infinity=False, width=64
+                ),
+            )
+        )
 
     return build()
 
 
 def biases(n_experts: int, *, magnitude: float = 4.0) -> st.SearchStrategy[np.ndarray]:
     """(E,) float64 bias vectors with entries in [-magnitude, magnitude]."""
-    return hnp.arrays(np.float64, (n_experts,),
-                      elements=st.floats(-magnitude, magnitude, allow_nan=False, width=64))
+    return hnp.arrays(
+        np.float64,
+        (n_experts,),
+        elements=st.floats(-magnitude, magnitude, allow_nan=False, width=64),
+    )
 
 
 @st.composite
-def instances(draw: st.DrawFn, *, max_n: int = 24, max_experts: int = 12,
-              groups: bool = False) -> Instance:
+def instances(
+    draw: st.DrawFn, *, max_n: int = 24, max_experts: int = 12, groups: bool = False
+) -> Instance:
     """A valid routing instance; with ``groups`` also a group count dividing E and topk_groups."""
     e = draw(st.integers(2, max_experts))
     s = draw(scores(n=st.integers(1, max_n), n_experts=e))
