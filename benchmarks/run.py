@@ -1,4 +1,7 @@
-"""Run the issue-4 performance benchmarks (same as ``lfb bench``); see benchmarks/README.md."""
+"""Run the benchmarks from a checkout: ``python benchmarks/run.py [--quick] [--targets 1,4]``.
+
+Same as ``lfb bench``; see benchmarks/README.md.
+"""
 
 import sys
 

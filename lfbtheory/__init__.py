@@ -5,7 +5,11 @@ constraint of the batch assignment LP; this package routes with it, solves the L
 certifies optimality, and measures the online bias updates against exact comparators.
 """
 
-from lfbtheory.assignment import (
+from importlib.metadata import PackageNotFoundError as _NotInstalled
+from importlib.metadata import version as _version
+
+from lfbtheory.analysis.regret import RegretReport, regret_report
+from lfbtheory.lp import (
     BalancedAssignment,
     Certificate,
     certify,
@@ -15,11 +19,13 @@ from lfbtheory.assignment import (
     solve_balanced,
 )
 from lfbtheory.metrics import expert_loads, maxvio, maxvio_global, tie_margin
-from lfbtheory.online import LoopState, Trajectory, simulate
-from lfbtheory.regret import RegretReport, regret_report
+from lfbtheory.online import LoopState, Trajectory, schedules, simulate, updates
 from lfbtheory.routing import Routing, route, select_experts, sigmoid, softmax, topk_indices
 
-__version__ = "0.1.0"
+try:
+    __version__ = _version("lfbtheory")
+except _NotInstalled:  # imported from a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "BalancedAssignment",
@@ -37,6 +43,7 @@ __all__ = [
     "optimal_prices",
     "regret_report",
     "route",
+    "schedules",
     "select_experts",
     "sigmoid",
     "simulate",
@@ -44,4 +51,5 @@ __all__ = [
     "solve_balanced",
     "tie_margin",
     "topk_indices",
+    "updates",
 ]

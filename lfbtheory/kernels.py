@@ -17,8 +17,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from lfbtheory._validate import as_bias, as_k, choice
 from lfbtheory.routing import select_experts
+from lfbtheory.validation import as_bias, as_k, choice
 
 try:
     import numba

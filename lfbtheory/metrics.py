@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from lfbtheory._validate import as_bias, as_k, as_positive_int, as_scores, choice
 from lfbtheory.routing import biased_scores
+from lfbtheory.validation import as_bias, as_k, as_positive_int, as_scores, choice
 
 __all__ = ["expert_loads", "maxvio", "maxvio_global", "tie_margin"]
 

@@ -34,12 +34,12 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from lfbtheory import schedules as _schedules
-from lfbtheory import updates as _updates
-from lfbtheory._validate import as_k, as_positive_int, as_scores, choice
-from lfbtheory.assignment import solve_balanced
+from lfbtheory.lp.solve import solve_balanced
 from lfbtheory.metrics import expert_loads
+from lfbtheory.online import schedules as _schedules
+from lfbtheory.online import updates as _updates
 from lfbtheory.routing import route, select_experts, topk_indices
+from lfbtheory.validation import as_k, as_positive_int, as_scores, choice
 
 __all__ = [
     "Router",
@@ -75,7 +75,7 @@ class BiasRouter(Protocol):
     """A token-choice router with a load-balancing bias and a training lifecycle.
 
     Attributes ``n_experts``, ``k``, ``n_groups``/``topk_groups``/``group_score_topk`` (None
-    when not group-limited), ``rule`` (a :class:`lfbtheory.updates.Rule` it claims to
+    when not group-limited), ``rule`` (a :class:`lfbtheory.online.updates.Rule` it claims to
     implement) and ``schedule`` (its step size u_t). Methods:
 
     - ``init(bias0=None) -> state``;
@@ -168,7 +168,7 @@ class TokenChoice:
 
     Token t of batch m is routed with b_m, which depends on the loads of batches < m only, so
     no token's routing can depend on a later token (causal). The bias update is
-    ``rule.update(loads, state, schedule(count))`` from :mod:`lfbtheory.updates` (default: the
+    ``rule.update(loads, state, schedule(count))`` from :mod:`lfbtheory.online.updates` (default: the
     published sign rule with u = 1e-3, arXiv 2408.15664 eq. 3); selection and gate weights are
     :func:`lfbtheory.route` (weights from the unbiased scores; optional DeepSeek-V3
     group-limited routing, arXiv 2412.19437 Sec. 2.1.2).
@@ -186,9 +186,9 @@ class TokenChoice:
     def __post_init__(self) -> None:
         _check_sizes(self.n_experts, self.k)
         if not isinstance(self.rule, _updates.Rule):
-            raise TypeError("rule must be an lfbtheory.updates.Rule (e.g. updates.sign())")
+            raise TypeError("rule must be an lfbtheory.online.updates.Rule (e.g. updates.sign())")
         if not callable(self.schedule):
-            raise TypeError("schedule must be a callable int -> float (lfbtheory.schedules)")
+            raise TypeError("schedule must be a callable int -> float (lfbtheory.online.schedules)")
         # route() validates the group arguments; fail at construction, not at the first batch.
         select_experts(
             np.zeros((1, self.n_experts)),

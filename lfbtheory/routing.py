@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from lfbtheory._validate import as_bias, as_k, as_positive_int, as_scores, choice
+from lfbtheory.validation import as_bias, as_k, as_positive_int, as_scores, choice
 
 __all__ = [
     "Routing",

@@ -49,9 +49,9 @@ import numpy as np
 from IPython.display import Image, display
 
 import lfbtheory as lfb
-from lfbtheory.experiments import RegretConfig, format_table, run_regret
-from lfbtheory.online import simulate
-from lfbtheory.regret import classify_growth, detect_limit_cycle
+from lfbtheory.analysis.regret import classify_growth, detect_limit_cycle
+from lfbtheory.experiments.regret import RegretConfig, format_table, run_regret
+from lfbtheory.online.loop import simulate
 from lfbtheory.workloads import make_workload
 
 # run_regret imports tqdm.auto, which warns when ipywidgets is absent (progress is off here)
@@ -113,7 +113,7 @@ display(Image(filename=str(out / "maxvio.png"), width=900))
 # The total $R(T)$ mixes two different things: the transient from the initial bias (zero) to
 # the right prices, and the growth afterwards. The table separates them and shows every
 # two-parameter fit $R(t) - R(t_0) = a + b f(t)$, $f \in \{-1/t, \ln t, \sqrt t, t\}$, that
-# `lfbtheory.regret.classify_growth` compares (the class is the best $R^2$). The last two
+# `lfbtheory.analysis.regret.classify_growth` compares (the class is the best $R^2$). The last two
 # columns are log-log slopes: of $R(t)$ itself over the whole run, and of the increments.
 
 

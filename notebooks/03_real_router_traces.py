@@ -24,8 +24,8 @@
 # 3. the causality checker on Expert Choice (arXiv 2202.09368) versus token choice with a bias
 #    from past batches only (Loss-Free Balancing, arXiv 2408.15664 Sec. 3 and App. D).
 #
-# The data live in `../shared/data` next to the repository (`shared_data_dir()`; set
-# `LFB_SHARED_DATA` to point elsewhere); its README there describes both files.
+# The data ship with the package (`lfbtheory.workloads.data_dir()`, i.e. `lfbtheory/data/`);
+# the README there gives both files' provenance and licence.
 
 # %%
 import os
@@ -34,14 +34,14 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import lfbtheory as lfb
-from lfbtheory.causality import check_causality, expert_choice_leakage
-from lfbtheory.experiments import calibrate
-from lfbtheory.online import simulate
+from lfbtheory.analysis.causality import check_causality, expert_choice_leakage
+from lfbtheory.experiments.regret import calibrate
+from lfbtheory.online.loop import simulate
 from lfbtheory.routers import ExpertChoice, TokenChoice
-from lfbtheory.workloads import FLAME_FILE, make_workload, replay, shared_data_dir
+from lfbtheory.workloads import FLAME_FILE, data_dir, make_workload, replay
 
 SMALL = os.environ.get("LFB_NOTEBOOK_SMALL") == "1"  # "1" in CI: fewer layers, shorter streams
-DATA = shared_data_dir()
+DATA = data_dir()
 with np.load(DATA / FLAME_FILE) as f:
     top_ids = f["topk_ids"].astype(np.int64)  # (layers, tokens, 6), sorted by score
     top_scores = f["topk_scores"].astype(np.float64)

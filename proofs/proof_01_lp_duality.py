@@ -17,7 +17,7 @@ expert constraints with prices p, the dual function
     minor is in {-1, 0, 1}, checked EXHAUSTIVELY for (n, E) in {(2,2),(2,3),(3,2),(3,3),(2,4),
     (4,2)}; the general argument (below) holds for every n, E.
 
-Assumptions. Real scores; L = nk/E an integer (equality case of lfbtheory.assignment).
+Assumptions. Real scores; L = nk/E an integer (equality case of lfbtheory.lp.solve).
 Source. Lagrangian duality (Boyd & Vandenberghe, Convex Optimization, Ch. 5); the bias-as-dual
 reading of Loss-Free Balancing (arXiv 2408.15664 Sec. 3, DESIGN.md Sec. 2); total unimodularity
 of bipartite incidence matrices (Heller & Tompkins 1956; Schrijver, Theory of Linear and

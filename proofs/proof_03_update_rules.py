@@ -39,7 +39,7 @@ import sympy as sp
 from _certify import check, identity
 
 from lfbtheory import dual_objective, dual_subgradient, route
-from lfbtheory import updates as U
+from lfbtheory.online import updates as U
 
 
 def symbolic_steps() -> None:

@@ -14,7 +14,7 @@ and let m_t >= 0 be its tie margin before the update (k-th minus (k+1)-th larges
      to a balanced one (c_j = L), shown by an explicit instance. Under sign, no token with
      2u < m_t moves at all.
 (i)-(ii) are proved symbolically (certificates per case); they and (iii) are checked on the
-package (lfbtheory.route + lfbtheory.updates) on 1132 seeded random small batches with
+package (lfbtheory.route + lfbtheory.online.updates) on 1132 seeded random small batches with
 dyadic scores, biases and steps (so float64 arithmetic is exact).
 
 Assumptions. k distinct experts per token, real scores, route's tie rule; one update from
@@ -40,7 +40,7 @@ import sympy as sp
 from _certify import certify_nonneg, certify_pos, check
 
 from lfbtheory import route, tie_margin
-from lfbtheory import updates as U
+from lfbtheory.online import updates as U
 
 
 def symbolic_cases() -> None:

@@ -47,8 +47,8 @@ import sympy as sp
 from _certify import certify_nonneg, check, identity
 
 from lfbtheory import dual_objective, route
-from lfbtheory import schedules as S
-from lfbtheory import updates as U
+from lfbtheory.online import schedules as S
+from lfbtheory.online import updates as U
 
 # Symbols of the bounds (exported for tests/test_proof_bounds.py, which lambdifies them).
 R, G, T, c, mu, eta = sp.symbols("R G T c mu eta", positive=True)

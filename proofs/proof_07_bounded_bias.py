@@ -18,7 +18,7 @@ attained; the proportional rule needs (b - a) + u E/k instead.
 also checked exhaustively for E <= 5); (c), (d) are checked on the package.
 
 Assumptions. Additive bias; k < E (else every load is n = L and nothing moves); the rules of
-lfbtheory.updates with c_bar = L (sum of loads = nk).
+lfbtheory.online.updates with c_bar = L (sum of loads = nk).
 Source. arXiv 2408.15664 Sec. 3 (the sign rule); the bound and its proof are derived here
 (the issue asked for (b - a) + 2u "or the correct bound you can prove").
 
@@ -41,7 +41,7 @@ import sympy as sp
 from _certify import certify_nonneg, certify_pos, check, identity
 
 from lfbtheory import route, topk_indices
-from lfbtheory import updates as U
+from lfbtheory.online import updates as U
 
 a_, b_, u_ = sp.symbols("a b u", real=True)
 

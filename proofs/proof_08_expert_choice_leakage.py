@@ -14,7 +14,7 @@ the inequality is proved for all T, E, K.
 
 Assumptions. m = KT/E an integer; 0 < R < 1.
 Source. Expert Choice routing, arXiv 2202.09368; the leakage count and the bound
-K log2((1-R)/R) from arXiv 2408.15664 App. D (implemented as lfbtheory.causality.
+K log2((1-R)/R) from arXiv 2408.15664 App. D (implemented as lfbtheory.analysis.causality.
 expert_choice_leakage); the stronger bound K log2(1/R) is derived here.
 
 Proof. Realisability: give expert e score 1 on its chosen m tokens and 0 elsewhere. Count:
@@ -33,7 +33,7 @@ import numpy as np
 import sympy as sp
 from _certify import certify_nonneg, certify_pos, check, identity
 
-from lfbtheory.causality import expert_choice_leakage
+from lfbtheory.analysis.causality import expert_choice_leakage
 from lfbtheory.routers import ExpertChoice
 
 T_, E_, K_, R_ = sp.symbols("T E K R", positive=True)
@@ -131,7 +131,7 @@ def main() -> None:
         pkg = expert_choice_leakage(T, e, k)
         check(
             abs(pkg.exact - val) <= 1e-9 * val and abs(pkg.lower - issue(k, k / e)) <= 1e-12,
-            "lfbtheory.causality.expert_choice_leakage agrees (exact value and issue bound)",
+            "lfbtheory.analysis.causality.expert_choice_leakage agrees (exact value and issue bound)",
         )
 
 

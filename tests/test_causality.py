@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from lfbtheory import routers as R
-from lfbtheory.causality import (
+from lfbtheory.analysis.causality import (
     _apply_perturbation,
     check_causality,
     expert_choice_leakage,

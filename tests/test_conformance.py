@@ -6,8 +6,8 @@ import pytest
 
 import lfbtheory as lfb
 from lfbtheory import routers as R
-from lfbtheory import schedules, updates
 from lfbtheory.cli import main
+from lfbtheory.online import schedules, updates
 from lfbtheory.testing.conformance import (
     PROPERTIES,
     Config,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from lfbtheory.cli import main
-from lfbtheory.experiments import RegretConfig, RunSpec, run_regret
+from lfbtheory.experiments.regret import RegretConfig, RunSpec, run_regret
 
 SMALL = dict(n=64, n_experts=8, k=2, steps=60, num_checkpoints=12, calibration_batches=4)
 

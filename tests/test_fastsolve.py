@@ -172,8 +172,8 @@ def test_pure_python_fallback_is_exact():
         """
         import numpy as np
         import lfbtheory as lfb
-        from lfbtheory.assignment import resolve_capacity
-        from lfbtheory.fastsolve import ssp_solve
+        from lfbtheory.lp.solve import resolve_capacity
+        from lfbtheory.lp.ssp import ssp_solve
         rng = np.random.default_rng(3)
         for n, e, k, cap in [(40, 5, 2, None), (90, 6, 3, 50), (70, 7, 6, None)]:
             s = rng.integers(-2, 3, size=(n, e)).astype(float) + 0.1 * rng.normal(size=e)

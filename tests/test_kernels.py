@@ -83,7 +83,11 @@ def test_kernel_rejects_bad_input():
 
 def test_bench_kernel_target_runs_and_reports_identity():
     """Smoke test of ``lfb bench`` plumbing (no timing assertion: speed lives in benchmarks/)."""
-    from lfbtheory.bench import format_tables, run_bench
+    from lfbtheory.cli._checkout import checkout_dir
+    from lfbtheory.cli.bench import _load_harness
+
+    harness = _load_harness(checkout_dir("benchmarks", None, "lfb bench") / "harness.py")
+    format_tables, run_bench = harness.format_tables, harness.run_bench
 
     result = run_bench(targets=(4,), repeats=1, log=lambda msg: None)
     (table,) = result["tables"]

@@ -8,7 +8,6 @@ The execution test runs every notebook in a fresh python3 kernel with LFB_NOTEBO
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -21,7 +20,6 @@ NB_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 NOTEBOOKS = sorted(NB_DIR.glob("*.ipynb"))
 SOURCES = sorted(NB_DIR.glob("[0-9]*.py"))
 EXPECTED = ("01_bias_is_the_dual_price", "02_regret_of_bias_updates", "03_real_router_traces")
-NEEDS_SHARED_DATA = {"03_real_router_traces"}
 CELL_TIMEOUT = 300
 
 
@@ -65,17 +63,6 @@ def test_notebooks_readme_has_one_line_per_notebook():
         assert sum(nb.name in line for line in text.splitlines()) == 1, nb.name
 
 
-def _shared_data_missing() -> str | None:
-    from lfbtheory.workloads import FLAME_FILE, HISTOGRAM_FILE, DataNotFoundError, shared_data_dir
-
-    try:
-        root = shared_data_dir()
-    except DataNotFoundError as exc:
-        return str(exc)
-    missing = [f for f in (FLAME_FILE, HISTOGRAM_FILE) if not (root / f).is_file()]
-    return f"{', '.join(missing)} not in {root}" if missing else None
-
-
 def _kernel_manager():  # type: ignore[no-untyped-def]
     """A python3 kernel run by *this* interpreter, whatever kernelspecs are installed.
 
@@ -95,10 +82,6 @@ def _kernel_manager():  # type: ignore[no-untyped-def]
 def test_notebook_executes_small(ipynb, monkeypatch):
     nbclient = pytest.importorskip("nbclient", reason="nbclient is in the `test` extra")
     pytest.importorskip("ipykernel", reason="ipykernel (the python3 kernel) is in the `test` extra")
-    if ipynb.stem in NEEDS_SHARED_DATA:
-        missing = _shared_data_missing()
-        if missing and os.environ.get("CI", "").lower() != "true":
-            pytest.skip(reason=f"{ipynb.name} replays the shared router traces, absent here: {missing}")
     monkeypatch.setenv("LFB_NOTEBOOK_SMALL", "1")
     nb = nbformat.read(ipynb, as_version=4)
     km = _kernel_manager()

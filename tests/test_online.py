@@ -6,8 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import lfbtheory as lfb
-from lfbtheory import schedules, updates
-from lfbtheory.online import load_state, save_state, simulate
+from lfbtheory.online import schedules, updates
+from lfbtheory.online.loop import load_state, save_state, simulate
 
 
 def _stream(seed, T=12, n=16, e=4):
@@ -111,7 +111,7 @@ def test_adaptive_streams_receive_the_bias_used_for_the_previous_batch():
     ("kwargs", "match"),
     [
         ({"rule": "nope"}, "rule must be one of"),
-        ({"rule": 3}, "rule must be a lfbtheory.updates.Rule"),
+        ({"rule": 3}, "rule must be a lfbtheory.online.updates.Rule"),
         ({"micro_batches": 0}, "micro_batches must be a positive integer"),
         ({"shards": 3}, "not divisible by shards=3"),
         ({"k": 5}, r"k must be in \[1, E=4\]"),

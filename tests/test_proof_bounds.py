@@ -31,9 +31,9 @@ from lfbtheory import (
     solve_balanced,
     tie_margin,
 )
-from lfbtheory import schedules as S
-from lfbtheory import updates as U
-from lfbtheory.causality import expert_choice_leakage
+from lfbtheory.analysis.causality import expert_choice_leakage
+from lfbtheory.online import schedules as S
+from lfbtheory.online import updates as U
 
 PROOFS = Path(__file__).resolve().parent.parent / "proofs"
 sys.path.insert(0, str(PROOFS))
@@ -453,4 +453,4 @@ def test_lfb_prove_without_proofs_dir_gives_a_clear_error(tmp_path, capsys):
     from lfbtheory.cli import main
 
     assert main(["prove", "--dir", str(tmp_path / "nowhere")]) == 2
-    assert "proofs directory not found" in capsys.readouterr().err
+    assert "proofs/ not found" in capsys.readouterr().err

@@ -8,14 +8,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import lfbtheory as lfb
-from lfbtheory.online import simulate
-from lfbtheory.regret import (
+from lfbtheory.analysis.regret import (
     checkpoints,
     classify_growth,
     compute_comparators,
     detect_limit_cycle,
     regret_report,
 )
+from lfbtheory.online.loop import simulate
 
 
 def _stream(seed, T=10, n=8, e=4):
@@ -103,7 +103,7 @@ def test_bad_ledger_input():
 
 
 def test_fixed_batch_cycle_stops_at_the_first_repeat_and_agrees_with_a_long_run():
-    from lfbtheory.regret import fixed_batch_cycle
+    from lfbtheory.analysis.regret import fixed_batch_cycle
 
     batch = _stream(5, T=1, n=30, e=5)[0]
     u = 5e-3
@@ -125,7 +125,7 @@ def test_cycles_are_found_modulo_a_common_drift():
 
 
 def test_centered_sign_cycles_live_on_the_finer_lattice():
-    from lfbtheory.regret import fixed_batch_cycle
+    from lfbtheory.analysis.regret import fixed_batch_cycle
 
     batch = _stream(6, T=1, n=30, e=5)[0]
     cyc = fixed_batch_cycle(batch, 2, "centered_sign", 5e-3, chunk=100)

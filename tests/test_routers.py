@@ -1,5 +1,5 @@
 """Reference routers: valid selections, each balancer's defining invariant, the token-choice
-router routes with the past-only bias and updates it with the rule of lfbtheory.updates."""
+router routes with the past-only bias and updates it with the rule of lfbtheory.online.updates."""
 
 import math
 
@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 import lfbtheory as lfb
 from lfbtheory import routers as R
-from lfbtheory import schedules, updates
+from lfbtheory.online import schedules, updates
 from lfbtheory.testing.strategies import scores as score_arrays
 
 

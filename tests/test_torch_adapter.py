@@ -6,13 +6,13 @@ import sys
 import numpy as np
 import pytest
 
-from lfbtheory import schedules, updates
-from lfbtheory.causality import check_causality
+from lfbtheory.analysis.causality import check_causality
+from lfbtheory.online import schedules, updates
 from lfbtheory.testing.conformance import PROPERTIES, run_conformance, to_bfloat16
 
 
 def test_missing_torch_gives_a_clear_import_error(monkeypatch):
-    from lfbtheory import torch_adapter
+    from lfbtheory.adapters import torch as torch_adapter
 
     monkeypatch.setitem(sys.modules, "torch", None)
     with pytest.raises(ImportError, match=r"pip install 'lfbtheory\[torch\]'"):
@@ -23,7 +23,7 @@ torch = pytest.importorskip(
     "torch", reason="PyTorch is an optional extra: pip install torch==2.13.0 (CPU) to run these"
 )
 
-from lfbtheory.torch_adapter import from_torch, to_numpy  # noqa: E402
+from lfbtheory.adapters.torch import from_torch, to_numpy  # noqa: E402
 
 
 class TorchLossFree:

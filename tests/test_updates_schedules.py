@@ -8,8 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from lfbtheory import schedules as S
-from lfbtheory import updates as U
+from lfbtheory.online import schedules as S
+from lfbtheory.online import updates as U
 
 loads_st = st.integers(2, 10).flatmap(
     lambda e: hnp.arrays(np.int64, (e,), elements=st.integers(0, 1000)).filter(

@@ -1,13 +1,11 @@
 """Tests of lfbtheory.workloads: determinism, shapes and ranges, laziness, the OLMoE match,
 replay completion, the adversary's causality, user files, and the promised errors.
 
-Real data comes from ../shared/data (or $LFB_SHARED_DATA): outside CI a test that needs it is
-skipped with the reason; in CI (CI set) a missing folder is a failure.
+Real data ships as package data (lfbtheory/data):
 """
 
 from __future__ import annotations
 
-import os
 import types
 
 import numpy as np
@@ -22,7 +20,6 @@ from lfbtheory.workloads import (
     HISTOGRAM_FILE,
     WORKLOADS,
     Adversarial,
-    DataNotFoundError,
     Drifting,
     Stationary,
     Zipf,
@@ -31,22 +28,19 @@ from lfbtheory.workloads import (
     make_workload,
     materialize,
     replay,
-    shared_data_dir,
     topk_load_shares,
 )
+from lfbtheory.workloads import (
+    data_dir as lfb_data_dir,
+)
 
-IN_CI = os.environ.get("CI", "").lower() not in ("", "0", "false")
 SYNTHETIC = ("stationary", "zipf", "drifting", "clustered", "adversarial")
 
 
 @pytest.fixture(scope="module")
 def data_dir():
-    try:
-        return shared_data_dir()
-    except FileNotFoundError as exc:
-        if IN_CI:
-            pytest.fail(f"CI must provide the shared data (../shared/data): {exc}")
-        pytest.skip(reason=f"shared data folder absent outside CI: {exc}")
+    """The real routing data shipped as package data (never skipped: it is always there)."""
+    return lfb_data_dir()
 
 
 def _needs_data(name: str) -> bool:
@@ -356,20 +350,12 @@ def test_user_npy_and_npz_replay(tmp_path):
         replay(tmp_path / "missing.npy", n=4)
 
 
-def test_shared_data_dir_env(monkeypatch, tmp_path):
-    monkeypatch.setenv("LFB_SHARED_DATA", str(tmp_path))
-    assert shared_data_dir() == tmp_path
-    monkeypatch.setenv("LFB_SHARED_DATA", str(tmp_path / "nope"))
-    with pytest.raises(DataNotFoundError, match="LFB_SHARED_DATA"):
-        shared_data_dir()
-    with pytest.raises(FileNotFoundError, match=FLAME_FILE):
-        make_workload("replay", n=8, n_experts=64)  # default path needs the data folder
-    with pytest.raises(FileNotFoundError, match=HISTOGRAM_FILE):
-        make_workload("olmoe", n=8, n_experts=64)
-
-
-# ---------------------------------------------------------------------------- adversary
-
+def test_package_data_ships_with_provenance():
+    root = lfb_data_dir()
+    for name in (FLAME_FILE, HISTOGRAM_FILE):
+        assert (root / name).is_file(), name
+    readme = (root / "README.md").read_text()
+    assert "Apache-2.0" in readme and FLAME_FILE in readme and HISTOGRAM_FILE in readme
 
 def _drive(w, biases, steps, seed=0):
     gen = w.adaptive_batches(steps, seed)

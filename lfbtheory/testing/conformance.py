@@ -29,7 +29,7 @@ checkpoint_roundtrip       bias persisted in >= float32; resume continues bit-id
 padding_excluded           padding tokens are not counted (n == E included)
 bias_drift                 drift measured; the router's choice with a drifted bias equals the
                            float32 choice; how often a bf16-rounded bias changes the top-k reported
-causality                  no routing depends on later tokens (:mod:`lfbtheory.causality`)
+causality                  no routing depends on later tokens (:mod:`lfbtheory.analysis.causality`)
 ========================== ======================================================================
 
 Precision is emulated in numpy: :func:`to_bfloat16` rounds float32 to the nearest bfloat16
@@ -46,8 +46,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from lfbtheory import schedules, updates
 from lfbtheory.metrics import expert_loads
+from lfbtheory.online import schedules, updates
 from lfbtheory.routers import TokenChoice, selection_mask
 from lfbtheory.routing import _group_mask, biased_scores
 
@@ -226,7 +226,7 @@ def _need_rule(r: Any) -> tuple[updates.Rule, schedules.Schedule]:
     rule, sched = getattr(r, "rule", None), getattr(r, "schedule", None)
     if not isinstance(rule, updates.Rule) or not callable(sched):
         raise _Skip(
-            "needs the declared update rule (attribute `rule`, an lfbtheory.updates.Rule) "
+            "needs the declared update rule (attribute `rule`, an lfbtheory.online.updates.Rule) "
             "and step-size `schedule`"
         )
     return rule, sched
@@ -474,7 +474,7 @@ def count_scale_invariance(r: Any, rng: np.random.Generator, cfg: Config) -> str
     """The update from counts m*c equals the update from c (m = 2, 3): double counting
     (tensor/expert-parallel duplicates summed twice; torchtitan #4154) or counts in other units
     (FlyLoRA #1) cannot change the bias. Holds for the sign rule and every rule of
-    :mod:`lfbtheory.updates` (they use sign(c_bar - c) or (c_bar - c)/c_bar); a rule on raw
+    :mod:`lfbtheory.online.updates` (they use sign(c_bar - c) or (c_bar - c)/c_bar); a rule on raw
     count differences is flagged."""
     _need_lifecycle(r)
     e = r.n_experts
@@ -716,7 +716,7 @@ def checkpoint_roundtrip(r: Any, rng: np.random.Generator, cfg: Config) -> str:
         _, _, st = r.forward(x, st)
         (st,) = r.step([st])
     sd = r.state_dict(st)
-    storage = getattr(sd, "storage_dtypes", {})  # e.g. torch dtypes, see lfbtheory.torch_adapter
+    storage = getattr(sd, "storage_dtypes", {})  # e.g. torch dtypes, see lfbtheory.adapters.torch
     for key, v in sd.items():
         a = np.asarray(v)
         name = storage.get(key, str(a.dtype))
@@ -810,8 +810,8 @@ def bias_drift(r: Any, rng: np.random.Generator, cfg: Config) -> str:
 
 def causality(r: Any, rng: np.random.Generator, cfg: Config) -> str:
     """No token's routing depends on later tokens of its batch or on later batches
-    (Hypothesis search of :func:`lfbtheory.causality.check_causality`)."""
-    from lfbtheory.causality import check_causality
+    (Hypothesis search of :func:`lfbtheory.analysis.causality.check_causality`)."""
+    from lfbtheory.analysis.causality import check_causality
 
     rep = check_causality(
         r, _n_experts(r, cfg), max_examples=cfg.causality_examples, trials=0, seed=cfg.seed

@@ -46,8 +46,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from lfbtheory import schedules, updates
 from lfbtheory.metrics import expert_loads
+from lfbtheory.online import schedules, updates
 from lfbtheory.routers import TokenChoice, TokenChoiceState, check_batch
 from lfbtheory.routing import _group_mask, route, topk_indices
 from lfbtheory.testing.conformance import to_bfloat16, to_float16

@@ -2,7 +2,7 @@
 
 ``run_regret(config)`` draws one seeded stream from a workload, runs every bias-update rule of
 ``config.runs`` on it, computes the exact comparators once (each batch's optimum and the pooled
-hindsight optima, :mod:`lfbtheory.regret`), and writes a results folder:
+hindsight optima, :mod:`lfbtheory.analysis.regret`), and writes a results folder:
 
     config.json    the config, the calibrated constants, seeds, package versions
     summary.json   one entry per run: final regrets, violation, MaxVio, growth classes
@@ -12,7 +12,7 @@ hindsight optima, :mod:`lfbtheory.regret`), and writes a results folder:
 Step-size constants are not tuned by hand. The published sign rule keeps u = 1e-3 (arXiv
 2408.15664 Sec. 3); the DeepSeek-V3 schedule keeps 1e-3 for the first 14.3/14.8 of the
 horizon, then 0 (arXiv 2412.19437 Sec. 4.2). The proportional rule is online gradient descent
-on f_t(p) = D_t(p) / L, whose gradient is -e with e = (c_bar - c)/c_bar (lfbtheory.updates), and
+on f_t(p) = D_t(p) / L, whose gradient is -e with e = (c_bar - c)/c_bar (lfbtheory.online.updates), and
 its constants come from the textbook rules (Hazan, Intro. to OCO, Thm 3.1 and 3.3), measured on
 ``calibration_batches`` batches drawn from the same workload (same per-expert popularity,
 ``offset_seed = seed``) with independent noise (seed [seed, 1]; the stream uses [seed, 0]):
@@ -46,10 +46,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from lfbtheory import schedules as sched
-from lfbtheory.assignment import solve_balanced
-from lfbtheory.online import Trajectory, simulate
-from lfbtheory.regret import (
+from lfbtheory.analysis.regret import (
     Comparators,
     LimitCycle,
     RegretReport,
@@ -57,8 +54,11 @@ from lfbtheory.regret import (
     fixed_batch_cycle,
     regret_report,
 )
+from lfbtheory.lp.solve import solve_balanced
+from lfbtheory.online import schedules as sched
+from lfbtheory.online.loop import Trajectory, simulate
+from lfbtheory.online.updates import load_error, make_rule
 from lfbtheory.routing import select_experts
-from lfbtheory.updates import load_error, make_rule
 from lfbtheory.workloads import make_workload
 
 __all__ = [

@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from lfbtheory._validate import as_positive_int
 from lfbtheory.routers import Router, selection_mask
+from lfbtheory.validation import as_positive_int
 
 __all__ = [
     "Counterexample",

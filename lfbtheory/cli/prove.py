@@ -19,6 +19,8 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
+from lfbtheory.cli._checkout import checkout_dir
+
 __all__ = ["ProofResult", "find_proofs_dir", "discover", "run_proof", "run_all", "add_parser"]
 
 
@@ -34,25 +36,8 @@ class ProofResult:
 
 
 def find_proofs_dir(path: str | Path | None = None) -> Path:
-    """The ``proofs/`` directory: ``path`` if given, else ``<package parent>/proofs``.
-
-    Raises FileNotFoundError with a clear message when it is not there (e.g. a non-editable
-    install, where the package is not inside the repository).
-    """
-    if path is None:
-        import lfbtheory
-
-        root = Path(lfbtheory.__file__).resolve().parent.parent
-        candidate = root / "proofs"
-    else:
-        candidate = Path(path)
-    if not candidate.is_dir():
-        raise FileNotFoundError(
-            f"proofs directory not found at {candidate}: `lfb prove` runs the proof files of a "
-            "source checkout; clone the repository and install it editable (pip install -e .), "
-            "or pass --dir PATH/TO/proofs"
-        )
-    return candidate
+    """The ``proofs/`` directory of the source checkout (or ``path``); see ``checkout_dir``."""
+    return checkout_dir("proofs", path, "lfb prove")
 
 
 def discover(proofs_dir: Path) -> list[Path]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lfbtheory.assignment import certify, solve_balanced
+from lfbtheory.lp.solve import certify, solve_balanced
 from lfbtheory.metrics import maxvio, tie_margin
 from lfbtheory.routing import route, sigmoid
 

@@ -87,14 +87,14 @@ def _cvxpy_default(s: np.ndarray, k: int, cap: int) -> float:
 
 
 def _method(name: str, s: np.ndarray, k: int) -> Any:  # noqa: C901 - a flat dispatch table
-    from lfbtheory.assignment import solve_balanced
+    from lfbtheory.lp.solve import solve_balanced
 
     n, e = s.shape
     cap = n * k // e
     if name == "lfb auto (ssp)":
         return lambda: solve_balanced(s, k, solver="auto").objective
     if name == "OR-tools flow":
-        from lfbtheory.fastsolve import flow_assignment
+        from lfbtheory.lp.ssp import flow_assignment
 
         return lambda: float(np.sum(s, where=flow_assignment(s, k, cap) == 1))
     if name == "cvxpy default":
@@ -110,7 +110,7 @@ def _child_solver(spec: dict) -> dict:
     n, e, k, seed = spec["n"], spec["E"], spec["k"], spec["seed"]
     s = scores_instance(n, e, _rng(seed, n, e, k))
     if spec["method"] == "lfb auto (ssp)":  # compile outside the timed region
-        from lfbtheory.assignment import solve_balanced
+        from lfbtheory.lp.solve import solve_balanced
 
         solve_balanced(s[: e], 1, solver="auto")
     fn = _method(spec["method"], s, k)
@@ -245,10 +245,8 @@ _CHILDREN = {"solver": _child_solver, "stream": _child_stream, "pooled": _child_
 
 
 def _run_child(kind: str, spec: dict, timeout: float) -> dict:
-    code = ("import json, sys; from lfbtheory import bench; "
-            "print(json.dumps(bench._CHILDREN[sys.argv[1]](json.loads(sys.argv[2]))))")
     try:
-        out = subprocess.run([sys.executable, "-c", code, kind, json.dumps(spec)],
+        out = subprocess.run([sys.executable, __file__, "--child", kind, json.dumps(spec)],
                              capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {timeout:.0f} s"}
@@ -422,3 +420,8 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--seed", type=int, default=0, help="instance seed (default 0)")
     p.add_argument("--out", default=None, help="JSON path (default results/bench/bench-*.json)")
     p.set_defaults(func=_cli)
+
+
+if __name__ == "__main__" and len(sys.argv) == 4 and sys.argv[1] == "--child":
+    # One measurement in a fresh process (see _run_child): prints its JSON result.
+    print(json.dumps(_CHILDREN[sys.argv[2]](json.loads(sys.argv[3]))))

@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from lfbtheory._validate import as_bias, as_k, as_scores, choice
 from lfbtheory.routing import topk_indices
+from lfbtheory.validation import as_bias, as_k, as_scores, choice
 
 __all__ = [
     "BalancedAssignment",
@@ -144,7 +144,7 @@ def solve_balanced(
     simplex through scipy on the same LP. Either way the LP solution is rounded to 0/1 and the
     rounding is verified (integrality, feasibility, objective) before it is returned.
 
-    ``"ssp"`` is the fast exact path (:mod:`lfbtheory.fastsolve`: successive shortest paths on
+    ``"ssp"`` is the fast exact path (:mod:`lfbtheory.lp.ssp`: successive shortest paths on
     the E-node expert exchange graph, numba-compiled), ``"flow"`` OR-tools' min-cost flow on the
     full bipartite graph (needs the ``flow`` extra; prices from :func:`optimal_prices`), and
     ``"auto"`` the fastest exact path available ("ssp" with numba, else "flow", else "highs").
@@ -172,7 +172,7 @@ def solve_balanced(
 
 
 def _auto_solver() -> str:
-    from lfbtheory.fastsolve import HAVE_NUMBA
+    from lfbtheory.lp.ssp import HAVE_NUMBA
 
     if HAVE_NUMBA:
         return "ssp"
@@ -184,7 +184,7 @@ def _auto_solver() -> str:
 
 
 def _solve_ssp(s, k, cap, equality, start) -> BalancedAssignment:  # type: ignore[no-untyped-def]
-    from lfbtheory.fastsolve import ssp_solve
+    from lfbtheory.lp.ssp import ssp_solve
 
     x, experts, bias, _ = ssp_solve(s, k, cap, equality, start)
     return BalancedAssignment(
@@ -200,7 +200,7 @@ def _solve_ssp(s, k, cap, equality, start) -> BalancedAssignment:  # type: ignor
 
 
 def _solve_flow(s, k, cap, equality) -> BalancedAssignment:  # type: ignore[no-untyped-def]
-    from lfbtheory.fastsolve import flow_assignment
+    from lfbtheory.lp.ssp import flow_assignment
 
     x = flow_assignment(s, k, cap).astype(np.int8)
     price = optimal_prices(s, x, k, None if equality else cap)

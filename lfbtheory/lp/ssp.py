@@ -1,10 +1,10 @@
 """Fast exact balanced assignment: successive shortest paths on the E-node expert exchange graph.
 
-The batch LP (see :mod:`lfbtheory.assignment`) is a transportation problem with n token nodes
+The batch LP (see :mod:`lfbtheory.lp.solve`) is a transportation problem with n token nodes
 and only E expert nodes. Contract the tokens: with t on expert a and off expert b, moving t from
 a to b changes the objective by s[t,b] - s[t,a], so the residual network on the experts has
 edges a -> b of cost W[a,b] = min_{t on a, off b} (s[t,a] - s[t,b]) (the "expert exchange
-graph" of :func:`lfbtheory.assignment.optimal_prices`). With prices p, the reduced cost
+graph" of :func:`lfbtheory.lp.solve.optimal_prices`). With prices p, the reduced cost
 W[a,b] + p[a] - p[b] >= 0 on every edge is exactly complementary slackness: every token's
 experts are a top-k set of s + p (arXiv 2408.15664 Sec. 3 read as an LP; Ahuja, Magnanti &
 Orlin, *Network Flows*, 1993, Sec. 9.7 for successive shortest paths with potentials).

@@ -65,7 +65,7 @@ __all__ = [
     "make_workload",
     "materialize",
     "replay",
-    "shared_data_dir",
+    "data_dir",
     "topk_load_shares",
     "fit_popularity_offsets",
 ]
@@ -419,31 +419,12 @@ def fit_popularity_offsets(
 # --------------------------------------------------------------------------------------------
 
 
-def shared_data_dir() -> Path:
-    """The folder with the shared real routing data: $LFB_SHARED_DATA, else ../shared/data
-    next to the repository (found from this file, then from the working directory).
+def data_dir() -> Path:
+    """The folder of the real routing data shipped with the package (``lfbtheory/data``).
 
-    Raises :class:`DataNotFoundError` (a FileNotFoundError) naming every place it looked.
+    Its README gives each file's provenance and licence (both sources are Apache-2.0).
     """
-    env = os.environ.get("LFB_SHARED_DATA")
-    if env:
-        p = Path(env).expanduser()
-        if p.is_dir():
-            return p
-        raise DataNotFoundError(
-            f"LFB_SHARED_DATA={env!r} is not a directory; point it at the folder holding "
-            f"{FLAME_FILE} and {HISTOGRAM_FILE}"
-        )
-    repo = Path(__file__).resolve().parent.parent
-    tried = [repo.parent / "shared" / "data", Path.cwd().resolve().parent / "shared" / "data"]
-    for p in tried:
-        if p.is_dir():
-            return p
-    raise DataNotFoundError(
-        "shared data folder not found; looked in " + ", ".join(map(str, tried))
-        + ". Set LFB_SHARED_DATA to the folder holding " + FLAME_FILE + " and " + HISTOGRAM_FILE
-        + ", or pass path=... explicitly"
-    )
+    return Path(__file__).resolve().parent.parent / "data"
 
 
 def _existing(path: object, name: str = "path") -> Path:
@@ -452,8 +433,7 @@ def _existing(path: object, name: str = "path") -> Path:
     p = Path(path).expanduser()
     if not p.is_file():
         raise DataNotFoundError(
-            f"{name}={str(path)!r} does not exist or is not a file (the shared data lives in "
-            f"../shared/data next to the repo, or wherever $LFB_SHARED_DATA points)"
+            f"{name}={str(path)!r} does not exist or is not a file"
         )
     return p
 
@@ -498,7 +478,7 @@ class OlmoeMatched(_Synthetic):
     olmoe-sft/dpo). Defaults: olmoe / layer 0 / c4 (the web-text domain closest to the
     pretraining mix; max/mean load 3.0); domain="arxiv" is the most skewed (7.8). ``fit_k``
     (default: the model's k) is the k whose load shares are matched. ``path`` defaults to
-    shared_data_dir() / HISTOGRAM_FILE. ``offset_seed`` has no effect (offsets are fitted).
+    data_dir() / HISTOGRAM_FILE. ``offset_seed`` has no effect (offsets are fitted).
     """
 
     name: ClassVar[str] = "olmoe"
@@ -515,7 +495,7 @@ class OlmoeMatched(_Synthetic):
         _choice(self.kind, "kind", _HIST_KINDS)
         _choice(self.layer, "layer", _HIST_LAYERS)
         path = str(_existing(self.path)) if self.path is not None else str(
-            _existing(shared_data_dir() / HISTOGRAM_FILE, "path"))
+            _existing(data_dir() / HISTOGRAM_FILE, "path"))
         _set(self, "path", path)
         with np.load(path) as data:
             keys = data.files
@@ -1163,9 +1143,9 @@ def replay(
     layers: int | Iterable[int] | None = None, key: str | None = None, tail: str = "lognormal",
     tail_spread: float = TAIL_SPREAD, tail_concentration: float = 1.0, transform: str = "none",
 ) -> Replay:
-    """A :class:`Replay` workload; ``path=None`` means shared_data_dir() / FLAME_FILE."""
+    """A :class:`Replay` workload; ``path=None`` means data_dir() / FLAME_FILE."""
     if path is None:
-        path = shared_data_dir() / FLAME_FILE
+        path = data_dir() / FLAME_FILE
     return Replay(path=str(path), n=n, n_experts=n_experts, layers=_to_tuple(layers), key=key,
                   tail=tail, tail_spread=tail_spread, tail_concentration=tail_concentration,
                   transform=transform)
@@ -1192,7 +1172,7 @@ def make_workload(name: str, *, n: int, n_experts: int, **options: Any) -> Workl
     ``options`` are the workload's own fields (see its class docstring); unknown names or
     options and out-of-range values raise ValueError naming the argument and what is allowed.
     For "replay", n_experts must equal the file's E and ``path`` defaults to the FLAME trace
-    in shared_data_dir().
+    in data_dir().
     """
     _choice(name, "workload", tuple(WORKLOADS))
     cls = WORKLOADS[name]

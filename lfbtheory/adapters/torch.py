@@ -1,6 +1,6 @@
 """PyTorch adapter (optional extra ``torch``): check a torch router without changing it.
 
-``from_torch(obj)`` returns a numpy router for :mod:`lfbtheory.causality` and
+``from_torch(obj)`` returns a numpy router for :mod:`lfbtheory.analysis.causality` and
 :mod:`lfbtheory.testing.conformance`: numpy arrays go in, are converted to tensors (float
 arrays to ``dtype``, default float32; bool and integer arrays keep their kind) for the torch
 callable, and tensors coming back are converted to numpy (recursively through tuples, lists and
@@ -51,7 +51,7 @@ def require_torch() -> Any:
         import torch
     except ImportError as exc:
         raise ImportError(
-            "lfbtheory.torch_adapter needs PyTorch: pip install 'lfbtheory[torch]' "
+            "lfbtheory.adapters.torch needs PyTorch: pip install 'lfbtheory[torch]' "
             "(CPU build: pip install torch==2.13.0)"
         ) from exc
     return torch

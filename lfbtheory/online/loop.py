@@ -24,10 +24,10 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from lfbtheory._validate import as_k, as_positive_int, as_scores
+from lfbtheory.online.schedules import Schedule, constant
+from lfbtheory.online.updates import Rule, RuleState, make_rule
 from lfbtheory.routing import _check_route_args, _select
-from lfbtheory.schedules import Schedule, constant
-from lfbtheory.updates import Rule, RuleState, make_rule
+from lfbtheory.validation import as_k, as_positive_int, as_scores
 
 __all__ = ["LoopState", "Trajectory", "simulate", "save_state", "load_state"]
 
@@ -69,7 +69,7 @@ def _as_rule(rule: Rule | str) -> Rule:
         return make_rule(rule)
     if not isinstance(rule, Rule):
         raise TypeError(
-            f"rule must be a lfbtheory.updates.Rule or a rule name, got {type(rule).__name__}"
+            f"rule must be a lfbtheory.online.updates.Rule or a rule name, got {type(rule).__name__}"
         )
     return rule
 

@@ -8,7 +8,7 @@ import sys
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from lfbtheory.demo import format_demo, run_demo
+    from lfbtheory.experiments.demo import format_demo, run_demo
 
     rows, info = run_demo(n=args.n, n_experts=args.experts, k=args.k, seed=args.seed)
     print(format_demo(rows, info))
@@ -18,10 +18,10 @@ def _demo(args: argparse.Namespace) -> int:
 # Subcommand modules: each defines ``add_parser(subparsers)`` that registers one subcommand
 # and sets ``func``. Add one line per command here.
 COMMANDS: list[str] = [
-    "lfbtheory.experiments",
-    "lfbtheory.prove",
-    "lfbtheory.check",
-    "lfbtheory.bench",
+    "lfbtheory.experiments.regret",
+    "lfbtheory.cli.prove",
+    "lfbtheory.cli.check",
+    "lfbtheory.cli.bench",
 ]
 
 

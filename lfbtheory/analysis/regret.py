@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from lfbtheory._validate import as_k, as_scores
-from lfbtheory.assignment import _dual_value, solve_balanced
+from lfbtheory.lp.solve import _dual_value, solve_balanced
 from lfbtheory.metrics import maxvio, maxvio_global
-from lfbtheory.online import Trajectory
+from lfbtheory.online.loop import Trajectory
+from lfbtheory.validation import as_k, as_scores
 
 __all__ = [
     "Comparators",
@@ -351,7 +351,7 @@ def fixed_batch_cycle(
 
     Returns the :class:`LimitCycle` (found=False if no repeat within ``max_steps``).
     """
-    from lfbtheory.online import simulate
+    from lfbtheory.online.loop import simulate
 
     if rule not in ("sign", "centered_sign"):
         raise ValueError(f"rule must be 'sign' or 'centered_sign' (lattice rules), got {rule!r}")

@@ -1,0 +1,1 @@
+"""Analysis of trajectories: the regret/violation ledger, growth classes, limit cycles, causality."""
