@@ -113,7 +113,7 @@ def _load_vectors(n: int, n_experts: int, k: int):
 
 def package_rules_exhaustive() -> int:
     u = 0.125
-    prop, sgn = U.proportional(), U.sign()
+    prop, sgn = U.proportional(u), U.sign(u)
     checked = 0
     for n, n_experts, k in (
         (2, 2, 1),
@@ -128,10 +128,10 @@ def package_rules_exhaustive() -> int:
         b0 = np.linspace(-1.0, 1.0, n_experts)
         for c in _load_vectors(n, n_experts, k):
             g = c - cap
-            st = prop.update(c, prop.init(n_experts, b0), u)
+            st = prop.update(c, prop.init(n_experts, b0))
             np.testing.assert_allclose(st.bias, b0 - (u / cap) * g, rtol=0, atol=1e-14)
             check(abs(st.bias.sum() - b0.sum()) <= 1e-13, "(c) proportional preserves sum(b)")
-            ss = sgn.update(c, sgn.init(n_experts, b0), u)
+            ss = sgn.update(c, sgn.init(n_experts, b0))
             nz = g != 0
             check(
                 np.array_equal(ss.bias[nz], b0[nz] - (u / np.abs(g[nz])) * g[nz]), "(b) sign step"
@@ -141,7 +141,7 @@ def package_rules_exhaustive() -> int:
             check(ss.bias.sum() - b0.sum() == change, "(c) exact change of sum(b) under sign")
             checked += 1
     c = np.array([3.0, 1.0, 0.0, 0.0])  # n = 4, k = 1, L = 1: one over, one balanced, two under
-    ss = sgn.update(c, sgn.init(4, None), u)
+    ss = sgn.update(c, sgn.init(4, None))
     check(ss.bias.sum() == u * (2 - 1) != 0, "(c) sign does not preserve sum(b)")
     return checked
 
@@ -178,8 +178,8 @@ def package_invariances(rng: np.random.Generator) -> None:
                 check(
                     np.array_equal(sc.experts, mult.experts), "(e) invariance under b -> lambda b"
                 )
-            m = U.multiplicative()
-            st = m.update(mult.loads, m.init(n_experts, bm), 0.3)
+            m = U.multiplicative(0.3)
+            st = m.update(mult.loads, m.init(n_experts, bm))
             check(abs(np.log(st.bias).sum() - np.log(bm).sum()) < 1e-12, "(e) prod(b) preserved")
 
 

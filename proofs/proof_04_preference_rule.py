@@ -96,9 +96,11 @@ def symbolic_cases() -> None:
     )
 
 
-def _moves(s, k, b0, rule, u):
+def _moves(s, k, b0, make_rule, u):
+    """One update of the rule ``make_rule(u)`` from bias b0: loads, the step, the moves."""
+    rule = make_rule(u)
     r0 = route(s, k, b0, normalize=False)
-    st = rule.update(r0.loads, rule.init(s.shape[1], b0), u)
+    st = rule.update(r0.loads, rule.init(s.shape[1], b0))
     r1 = route(s, k, st.bias, normalize=False)
     delta = st.bias - b0
     margin = tie_margin(s, k, b0)
@@ -127,7 +129,7 @@ def package_check(rng: np.random.Generator, trials: int = 1500) -> dict[str, int
         b0 = rng.integers(-4, 5, size=n_experts) / 8.0
         u = float(rng.choice([1 / 64, 1 / 16, 1 / 8, 1 / 4, 1 / 2]))
         cap = n * k / n_experts
-        for name, rule in (("sign", U.sign()), ("proportional", U.proportional())):
+        for name, rule in (("sign", U.sign), ("proportional", U.proportional)):
             loads, delta, moves = _moves(s, k, b0, rule, u)
             vmax = float(np.max(np.abs(loads - cap)) / cap)
             for _, i, j, m in moves:
@@ -153,7 +155,7 @@ def sharp_instance() -> None:
     s = np.array([[1.0, 0.0, 0.0], [0.5, 0.375, 0.0], [0.0, 1.0, 0.0]])
     b0 = np.zeros(3)
     u = 0.25  # > m_1 = 1/8
-    loads, delta, moves = _moves(s, 1, b0, U.sign(), u)
+    loads, delta, moves = _moves(s, 1, b0, U.sign, u)
     check(loads.tolist() == [2, 1, 0], "instance loads (2, 1, 0)")
     check(float(tie_margin(s, 1, b0)[1]) == 0.125 < u, "token 1 has margin m = 1/8 < u")
     check(

@@ -119,13 +119,13 @@ def constant_step() -> None:
 def linear_regret_instance(u: float = 0.125, horizon: int = 41) -> None:
     """(b) proportional rule, constant u, s = 0 (n = E = 2, k = 1): R_T = 2u floor(T/2)."""
     s = np.zeros((2, 2))
-    rule, sched = U.proportional(), S.constant(u)
+    rule = U.proportional(S.constant(u))
     st = rule.init(2, None)
     total = 0.0
     for t in range(horizon):
         total += dual_objective(s, st.bias, 1)
         check(total == 2 * u * ((t + 1) // 2), f"R_{t + 1} == 2u floor((t+1)/2)")
-        st = rule.update(route(s, 1, st.bias, normalize=False).loads, st, sched(t))
+        st = rule.update(route(s, 1, st.bias, normalize=False).loads, st)
     # hindsight minimum: D_t >= LP value 0 for every p (weak duality) and D(0) = 0
     check(dual_objective(s, np.zeros(2), 1) == 0.0, "min_p sum_t D_t = 0")
 

@@ -157,11 +157,11 @@ def tight_instance() -> None:
     s = np.array([[1.0, 0.0], [1.0, 0.0]])
     u, w = 0.25, 1.0
     claimed = float(bias_spread_bound("sign").subs({a_: 0, b_: w, u_: u}))
-    rule = U.sign()
+    rule = U.sign(u)
     st = rule.init(2, None)
     seen = []
     for _ in range(40):
-        st = rule.update(route(s, 1, st.bias, normalize=False).loads, st, u)
+        st = rule.update(route(s, 1, st.bias, normalize=False).loads, st)
         seen.append(st.bias[1] - st.bias[0])
     check(max(seen) == claimed == w + 2 * u, "(c) max_t (b_1 - b_0) == the claimed bound == w + 2u")
     check(set(seen[3:]) == {1.0, 1.5}, "(c) then periodic between w and w + 2u")
@@ -177,7 +177,7 @@ def periodic_fixed_batch(rng: np.random.Generator, trials: int = 6) -> None:
         u = 1.0 / 16.0
         bmax = float(bias_spread_bound("sign").subs({a_: 0, b_: 1, u_: u}))
         n_states = (2 * int(bmax / u) + 1) ** (n_experts - 1)
-        rule = U.sign()
+        rule = U.sign(u)
         st = rule.init(n_experts, None)
         first_seen: dict[tuple[int, ...], int] = {}
         t = 0
@@ -187,7 +187,7 @@ def periodic_fixed_batch(rng: np.random.Generator, trials: int = 6) -> None:
             if key in first_seen:
                 break
             first_seen[key] = t
-            st = rule.update(route(s, k, st.bias, normalize=False).loads, st, u)
+            st = rule.update(route(s, k, st.bias, normalize=False).loads, st)
             t += 1
         pre, period = first_seen[key], t - first_seen[key]
         check(pre + period <= n_states, "(d) pre-period + period <= N")
@@ -195,7 +195,7 @@ def periodic_fixed_batch(rng: np.random.Generator, trials: int = 6) -> None:
         b_start = st.bias.copy()
         loads_start = route(s, k, st.bias, normalize=False).loads
         for _ in range(period):
-            st = rule.update(route(s, k, st.bias, normalize=False).loads, st, u)
+            st = rule.update(route(s, k, st.bias, normalize=False).loads, st)
         drift = st.bias - b_start
         check(
             np.all(drift == drift[0]) and (drift[0] / u) == np.rint(drift[0] / u),

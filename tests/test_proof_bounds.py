@@ -89,9 +89,9 @@ def test_preference_rule_on_a_realistic_batch():
     k, cap = 2, 256 * 2 // 16
     r0 = route(s, k)
     margin = tie_margin(s, k)
-    rule = U.sign()
     for u in (1e-3, 1e-2, 5e-2):
-        st = rule.update(r0.loads, rule.init(16, None), u)
+        rule = U.sign(u)
+        st = rule.update(r0.loads, rule.init(16, None))
         r1 = route(s, k, st.bias)
         small_moves = 0
         for t in range(256):
@@ -116,7 +116,7 @@ G2_WORST = sp.lambdify((P5.n_, P5.k_, P5.E_), P5.gradient_norm_sq_bound())
 def _online(batches, k, schedule, p_star):
     """Proportional rule over the stream: per-batch D_t(p_t), ||g_t||^2, ||p_t - p*||."""
     n, e = batches[0].shape
-    rule = U.proportional()
+    rule = U.proportional(schedule)
     st = rule.init(e, None)
     dual, g2, dist = [], [], []
     cap = n * k // e
@@ -126,7 +126,7 @@ def _online(batches, k, schedule, p_star):
         dist.append(float(np.linalg.norm(p - p_star)))
         r = route(s, k, p)
         g2.append(float(np.sum((r.loads - cap) ** 2)))
-        st = rule.update(r.loads, st, schedule(t))
+        st = rule.update(r.loads, st)
     dist.append(float(np.linalg.norm(st.bias - p_star)))
     return np.array(dual), np.array(g2), np.array(dist)
 
@@ -178,11 +178,12 @@ def test_constant_step_linear_regret_instance_is_tight():
     # G^2 = n^2 k (1 - k/E) = 2, eta = u/L = u is u T: equality at every even T.
     u = 0.125
     s = np.zeros((2, 2))
-    rule, st = U.proportional(), U.proportional().init(2, None)
+    rule = U.proportional(S.constant(u))
+    st = rule.init(2, None)
     total = 0.0
     for t in range(1, 101):
         total += dual_objective(s, st.bias, 1)
-        st = rule.update(route(s, 1, st.bias, normalize=False).loads, st, S.constant(u)(t - 1))
+        st = rule.update(route(s, 1, st.bias, normalize=False).loads, st)
         theoretical = BOUND_CONST(0.0, math.sqrt(G2_WORST(2, 1, 2)), t, u)
         assert total == 2 * u * (t // 2) <= theoretical * (1 + 1e-12)
         if t % 2 == 0:
@@ -268,9 +269,9 @@ def _log_regret_run(mu_step, horizon, rng=None):
     fn, grad, _ = _expected_dual()
     f_star = fn(THETA, -THETA)
     cap = N_G // E_G
-    rule = U.proportional()
-    st = rule.init(E_G, None)
     sched = S.inverse(cap / mu_step, 1.0)  # u_t = (L/mu)/(t+1) -> eta_t = 1/(mu t), t from 1
+    rule = U.proportional(sched)
+    st = rule.init(E_G, None)
     regret, spreads, g2 = 0.0, [0.0], []
     for t in range(horizon):
         p = st.bias
@@ -281,7 +282,7 @@ def _log_regret_run(mu_step, horizon, rng=None):
         else:
             loads = route(THETA + BETA * rng.gumbel(size=(N_G, E_G)), 1, p, normalize=False).loads
         g2.append(float(np.sum((loads - cap) ** 2)))
-        st = rule.update(loads, st, sched(t))
+        st = rule.update(loads, st)
     return regret, max(spreads), max(g2)
 
 
@@ -319,7 +320,7 @@ def test_bias_spread_stays_below_bound_on_streams(rule_name):
         P7.bias_spread_bound(rule_name),
     )
     n, e, k, u = 64, 8, 2, 0.05
-    rule = U.make_rule(rule_name)
+    rule = U.make_rule(rule_name, u)
     for seed in range(3):
         batches = _stream(20 + seed, n, e, 400)
         lo = min(float(s.min()) for s in batches)
@@ -327,7 +328,7 @@ def test_bias_spread_stays_below_bound_on_streams(rule_name):
         st = rule.init(e, None)
         worst = 0.0
         for s in batches:
-            st = rule.update(route(s, k, st.bias).loads, st, u)
+            st = rule.update(route(s, k, st.bias).loads, st)
             worst = max(worst, float(np.ptp(st.bias)))
         assert worst <= bound(lo, hi, u, e, k) + 1e-12
 
@@ -335,10 +336,11 @@ def test_bias_spread_stays_below_bound_on_streams(rule_name):
 def test_bias_spread_bound_is_attained():
     bound = sp.lambdify((P7.a_, P7.b_, P7.u_), P7.bias_spread_bound("sign"))
     s = np.array([[1.0, 0.0], [1.0, 0.0]])
-    st = U.sign().init(2, None)
+    rule = U.sign(0.25)
+    st = rule.init(2, None)
     worst = 0.0
     for _ in range(20):
-        st = U.sign().update(route(s, 1, st.bias, normalize=False).loads, st, 0.25)
+        st = rule.update(route(s, 1, st.bias, normalize=False).loads, st)
         worst = max(worst, float(np.ptp(st.bias)))
     assert worst == bound(0.0, 1.0, 0.25)
 
