@@ -583,6 +583,10 @@ def _parse_run(text: str) -> RunSpec:
 
 
 def _command(args: Any) -> int:
+    if getattr(args, "trace", None):  # E, k, gate from the file; one run set per layer
+        from lfbtheory.workloads.trace import trace_regret_command
+
+        return trace_regret_command(args)
     if args.config:
         saved = json.loads(Path(args.config).read_text())
         config = RegretConfig.from_json(saved.get("config", saved))
@@ -652,5 +656,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--checkpoints", type=int, default=40, help="regret checkpoints (default 40)")
     p.add_argument("--out", default=None, help="results folder (default results/regret-<hash>)")
     p.add_argument("--config", default=None, help="rerun the config.json of an earlier run")
+    p.add_argument(
+        "--trace", default=None, metavar="FILE",
+        help="recorded router trace (.npz): E, k, gate from the file, each layer a separate run",
+    )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=_command)

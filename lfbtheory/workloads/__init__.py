@@ -46,6 +46,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.special import expit, ndtr, ndtri
 
 from lfbtheory.routing import sigmoid, softmax, topk_indices
+from lfbtheory.workloads.trace import TraceWorkload
 
 __all__ = [
     "Workload",
@@ -1163,6 +1164,7 @@ WORKLOADS: dict[str, type] = {
     "clustered": Clustered,
     "adversarial": Adversarial,
     "replay": Replay,
+    "trace": TraceWorkload,  # recorded router traces (lfbtheory.workloads.trace)
 }
 
 

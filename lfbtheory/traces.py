@@ -1,0 +1,358 @@
+"""Router-score trace files: a versioned, self-describing ``.npz`` readable with numpy alone.
+
+A trace holds, for every recorded MoE layer of a model, the router output of the same seeded
+subsample of N tokens: ``values`` (L, N, E) are either the gate *scores* s[t, i] (the numbers
+Loss-Free Balancing adds its bias to, arXiv 2408.15664 Sec. 3) or the gate *logits* x[t, i],
+with ``gate`` naming the map logits -> scores ("softmax" for Mixtral / Qwen-MoE / OLMoE,
+"sigmoid" for DeepSeek-V3, arXiv 2412.19437 Sec. 2.1.2). :meth:`Trace.scores` always returns
+scores in float64. Routing that the recorded scores reproduce: TopK_i(s[t, i] + b[i]) with the
+recorded ``bias`` (zeros when absent), restricted to the best ``topk_groups`` of ``n_groups``
+expert groups when group-limited (group score: sum of the top ``group_score_topk`` biased
+scores), i.e. :func:`lfbtheory.route` with those keywords.
+
+File layout (format ``lfbtheory.trace``, ``format_version`` 1; every entry a plain array, so
+``np.load(path, allow_pickle=False)`` reads it; the text entry ``description`` repeats this):
+
+    format            str   "lfbtheory.trace"
+    format_version    int   1
+    values            (L, N, E) float32/float64   scores or logits, see ``kind``
+    kind              str   "scores" | "logits"
+    gate              str   "softmax" | "sigmoid" | "none" (scores given directly)
+    k                 int   experts per token;   num_experts  int  E
+    n_groups, topk_groups, group_score_topk   int   0, 0, 2 when routing is not group-limited
+    layer_names       (L,) str   module names of the recorded gates
+    model             str   identity of the model (class, config digest, name)
+    dtype             str   torch dtype the gate produced (values are stored exactly in float32
+                            when it was bfloat16/float16)
+    batch_index, sequence_index, position   (N,) int64   where each token came from
+                            (-1 = unknown); the same tokens for every layer
+    seed, max_tokens  int   the subsample's seed and cap
+    bias              (L, E) float64   optional: the model's selection bias at recording time
+    experts           (L, N, k) int64  optional: the experts the model itself chose
+
+Top-k-only traces (``topk_scores``/``topk_ids``, e.g. the shipped FLAME-MoE file) are a
+different layout; :func:`inspect_trace` recognises both.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from lfbtheory.routing import select_experts, sigmoid, softmax
+
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "GATES",
+    "KINDS",
+    "Trace",
+    "TraceInfo",
+    "inspect_trace",
+    "read_trace",
+    "validate_trace",
+    "write_trace",
+]
+
+FORMAT = "lfbtheory.trace"
+FORMAT_VERSION = 1
+GATES = ("softmax", "sigmoid", "none")
+KINDS = ("scores", "logits")
+_DESCRIPTION = __doc__.split("File layout", 1)[1] if __doc__ else ""
+
+
+@dataclass(frozen=True)
+class Trace:
+    """Recorded router outputs of L layers on the same N tokens (see the module docstring).
+
+    Arrays are read-only; ``bias`` and ``experts`` may be None.
+    """
+
+    values: NDArray[np.floating]
+    kind: str
+    gate: str
+    k: int
+    layer_names: tuple[str, ...]
+    model: str = ""
+    dtype: str = "float32"
+    n_groups: int = 0
+    topk_groups: int = 0
+    group_score_topk: int = 2
+    batch_index: NDArray[np.int64] | None = None
+    sequence_index: NDArray[np.int64] | None = None
+    position: NDArray[np.int64] | None = None
+    seed: int = 0
+    max_tokens: int = 0
+    bias: NDArray[np.float64] | None = None
+    experts: NDArray[np.int64] | None = None
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        validate_trace(self)
+
+    @property
+    def n_layers(self) -> int:
+        return int(self.values.shape[0])
+
+    @property
+    def n_tokens(self) -> int:
+        return int(self.values.shape[1])
+
+    @property
+    def n_experts(self) -> int:
+        return int(self.values.shape[2])
+
+    @property
+    def group_kwargs(self) -> dict[str, int]:
+        """Keywords for :func:`lfbtheory.route` / ``select_experts`` (empty when not grouped)."""
+        if not self.n_groups:
+            return {}
+        return {
+            "n_groups": self.n_groups,
+            "topk_groups": self.topk_groups,
+            "group_score_topk": self.group_score_topk,
+        }
+
+    def layer(self, layer: int | str) -> int:
+        """Position of ``layer`` (an index in [0, L) or a recorded layer name)."""
+        if isinstance(layer, str):
+            if layer not in self.layer_names:
+                raise ValueError(
+                    f"layer must be one of the recorded layer names {list(self.layer_names)}; "
+                    f"got {layer!r}"
+                )
+            return self.layer_names.index(layer)
+        if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)):
+            raise TypeError(
+                f"layer must be an int in [0, {self.n_layers}) or a name, got {layer!r}"
+            )
+        if not 0 <= int(layer) < self.n_layers:
+            raise ValueError(f"layer must be in [0, {self.n_layers}), got {layer}")
+        return int(layer)
+
+    def scores(self, layer: int | str) -> NDArray[np.float64]:
+        """(N, E) float64 gate scores of one layer (the gate applied when ``kind='logits'``)."""
+        x = np.asarray(self.values[self.layer(layer)], dtype=np.float64)
+        if self.kind == "scores" or self.gate == "none":
+            return x
+        return sigmoid(x) if self.gate == "sigmoid" else softmax(x, axis=1)
+
+    def layer_bias(self, layer: int | str) -> NDArray[np.float64] | None:
+        return None if self.bias is None else np.asarray(self.bias[self.layer(layer)], np.float64)
+
+    def routed_experts(self, layer: int | str) -> NDArray[np.int64]:
+        """(N, k) experts that top-k of the recorded scores (+ recorded bias) selects."""
+        return select_experts(
+            self.scores(layer), self.k, self.layer_bias(layer), **self.group_kwargs
+        )
+
+    def describe(self) -> str:
+        grp = (f", group-limited {self.topk_groups}/{self.n_groups} groups" if self.n_groups
+               else "")
+        return (f"{self.model or 'model'}: {self.n_layers} layer(s) x {self.n_tokens} tokens, "
+                f"E={self.n_experts}, k={self.k}, {self.gate} gate, {self.kind} stored "
+                f"({self.dtype}){grp}" + (", bias recorded" if self.bias is not None else ""))
+
+
+def _ro(a: NDArray[Any] | None) -> NDArray[Any] | None:
+    if a is None:
+        return None
+    a = np.array(a, copy=True)
+    a.flags.writeable = False
+    return a
+
+
+def validate_trace(trace: Trace) -> None:
+    """Check a :class:`Trace`'s invariants; raise ValueError/TypeError naming the field."""
+    v = np.asarray(trace.values)
+    if v.dtype.kind != "f":
+        raise TypeError(f"values must be a float array (L, N, E), got dtype {v.dtype}")
+    if v.ndim != 3 or min(v.shape) < 1:
+        raise ValueError(f"values must have shape (L, N, E) with L, N, E >= 1, got {v.shape}")
+    n_layers, n, e = v.shape
+    if e < 2:
+        raise ValueError(f"values must hold E >= 2 experts, got E={e}")
+    if not np.all(np.isfinite(v)):
+        raise ValueError("values must be finite")
+    if trace.kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}; got {trace.kind!r}")
+    if trace.gate not in GATES:
+        raise ValueError(f"gate must be one of {GATES}; got {trace.gate!r}")
+    if trace.kind == "logits" and trace.gate == "none":
+        raise ValueError("gate must be 'softmax' or 'sigmoid' when kind='logits'")
+    if isinstance(trace.k, bool) or not isinstance(trace.k, (int, np.integer)) or not (
+        1 <= int(trace.k) < e
+    ):
+        raise ValueError(f"k must be an integer in [1, E={e}), got {trace.k!r}")
+    if len(trace.layer_names) != n_layers:
+        raise ValueError(f"layer_names must name all L={n_layers} layers, got "
+                         f"{len(trace.layer_names)}")
+    if len(set(trace.layer_names)) != n_layers:
+        raise ValueError("layer_names must be unique")
+    if trace.n_groups:
+        if e % trace.n_groups or not 1 <= trace.topk_groups <= trace.n_groups:
+            raise ValueError(
+                f"n_groups must divide E={e} and topk_groups must be in [1, n_groups]; got "
+                f"n_groups={trace.n_groups}, topk_groups={trace.topk_groups}"
+            )
+        if trace.k > trace.topk_groups * (e // trace.n_groups):
+            raise ValueError(f"k={trace.k} exceeds the experts of topk_groups={trace.topk_groups} "
+                             "groups")
+    for name in ("batch_index", "sequence_index", "position"):
+        a = getattr(trace, name)
+        if a is not None and np.asarray(a).shape != (n,):
+            raise ValueError(f"{name} must have shape (N,) = ({n},), got {np.asarray(a).shape}")
+    if trace.bias is not None:
+        b = np.asarray(trace.bias)
+        if b.shape != (n_layers, e) or not np.all(np.isfinite(b)):
+            raise ValueError(f"bias must be finite with shape (L, E) = ({n_layers}, {e}), got "
+                             f"{b.shape}")
+    if trace.experts is not None:
+        x = np.asarray(trace.experts)
+        if x.shape != (n_layers, n, trace.k) or x.dtype.kind not in "iu" or (
+            x.size and (x.min() < 0 or x.max() >= e)
+        ):
+            raise ValueError(f"experts must be integers in [0, {e}) with shape (L, N, k) = "
+                             f"({n_layers}, {n}, {trace.k}), got {x.dtype} {x.shape}")
+    object.__setattr__(trace, "values", _ro(v))
+    object.__setattr__(trace, "k", int(trace.k))
+    object.__setattr__(trace, "layer_names", tuple(str(s) for s in trace.layer_names))
+    for name in ("batch_index", "sequence_index", "position", "experts"):
+        a = getattr(trace, name)
+        object.__setattr__(trace, name, None if a is None else _ro(np.asarray(a, np.int64)))
+    if trace.bias is not None:
+        object.__setattr__(trace, "bias", _ro(np.asarray(trace.bias, np.float64)))
+
+
+def write_trace(trace: Trace, path: str | os.PathLike[str]) -> Path:
+    """Write ``trace`` as a compressed ``.npz`` (layout in the module docstring); return path."""
+    p = Path(path)
+    if p.suffix != ".npz":
+        raise ValueError(f"path must end in .npz, got {p.name!r}")
+    n = trace.n_tokens
+    minus = np.full(n, -1, np.int64)
+    out: dict[str, Any] = {
+        "format": np.array(FORMAT),
+        "format_version": np.array(FORMAT_VERSION),
+        "description": np.array(_DESCRIPTION),
+        "values": trace.values,
+        "kind": np.array(trace.kind),
+        "gate": np.array(trace.gate),
+        "k": np.array(trace.k),
+        "num_experts": np.array(trace.n_experts),
+        "n_groups": np.array(trace.n_groups),
+        "topk_groups": np.array(trace.topk_groups),
+        "group_score_topk": np.array(trace.group_score_topk),
+        "layer_names": np.array(trace.layer_names, dtype=str),
+        "model": np.array(trace.model),
+        "dtype": np.array(trace.dtype),
+        "batch_index": minus if trace.batch_index is None else trace.batch_index,
+        "sequence_index": minus if trace.sequence_index is None else trace.sequence_index,
+        "position": minus if trace.position is None else trace.position,
+        "seed": np.array(trace.seed),
+        "max_tokens": np.array(trace.max_tokens),
+    }
+    if trace.bias is not None:
+        out["bias"] = trace.bias
+    if trace.experts is not None:
+        out["experts"] = trace.experts
+    p.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(p, **out)
+    return p
+
+
+def _str(data: Any, key: str) -> str:
+    return str(np.asarray(data[key]).item())
+
+
+def read_trace(path: str | os.PathLike[str]) -> Trace:
+    """Read a trace written by :func:`write_trace` (numpy only, no pickle); validate it."""
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"path must be an existing trace file (.npz), got {str(p)!r}")
+    try:
+        data = np.load(p, allow_pickle=False)
+    except Exception as exc:  # not a zip / not numpy
+        raise ValueError(f"path {p.name!r} is not a readable .npz file: {exc}") from None
+    with data:
+        files = set(data.files)
+        if "format" not in files or _str(data, "format") != FORMAT:
+            if {"topk_scores", "topk_ids"} <= files:
+                raise ValueError(f"{p.name} is a top-k-only trace (topk_scores/topk_ids); read it "
+                                 "with inspect_trace() or replay it with the 'trace' workload")
+            raise ValueError(f"{p.name} is not an {FORMAT} file (no 'format' entry)")
+        version = int(data["format_version"])
+        if version > FORMAT_VERSION:
+            raise ValueError(f"format_version must be <= {FORMAT_VERSION} (this lfbtheory), got "
+                             f"{version}: upgrade lfbtheory to read this file")
+        missing = {"values", "kind", "gate", "k", "layer_names"} - files
+        if missing:
+            raise ValueError(f"{p.name} lacks required entries: {', '.join(sorted(missing))}")
+
+        def get(key: str, default: int) -> int:
+            return int(data[key]) if key in files else default
+
+        idx = {key: (np.asarray(data[key]) if key in files else None)
+               for key in ("batch_index", "sequence_index", "position")}
+        return Trace(
+            values=np.asarray(data["values"]),
+            kind=_str(data, "kind"),
+            gate=_str(data, "gate"),
+            k=int(data["k"]),
+            layer_names=tuple(str(s) for s in np.asarray(data["layer_names"]).tolist()),
+            model=_str(data, "model") if "model" in files else "",
+            dtype=_str(data, "dtype") if "dtype" in files else "",
+            n_groups=get("n_groups", 0),
+            topk_groups=get("topk_groups", 0),
+            group_score_topk=get("group_score_topk", 2),
+            seed=get("seed", 0),
+            max_tokens=get("max_tokens", 0),
+            bias=np.asarray(data["bias"]) if "bias" in files else None,
+            experts=np.asarray(data["experts"]) if "experts" in files else None,
+            **idx,
+        )
+
+
+@dataclass(frozen=True)
+class TraceInfo:
+    """What a replay needs to know about a trace file, for either layout."""
+
+    layout: str  # "lfbtheory.trace" | "topk"
+    n_experts: int
+    k: int
+    gate: str
+    n_tokens: int
+    layer_names: tuple[str, ...]
+    has_bias: bool
+
+
+def inspect_trace(path: str | os.PathLike[str]) -> TraceInfo:
+    """E, k, gate, tokens per layer and layer names of an lfbtheory trace or a top-k trace.
+
+    For top-k traces (``topk_scores`` (L, N, k), ``topk_ids``, ``num_experts``, optional
+    ``layers``) k is the recorded width and the gate is "softmax" (the stored rows are
+    probabilities; the completion in :mod:`lfbtheory.workloads` keeps rows summing to 1).
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"path must be an existing trace file (.npz), got {str(p)!r}")
+    with np.load(p, allow_pickle=False) as data:
+        files = set(data.files)
+        if {"topk_scores", "topk_ids"} <= files and "format" not in files:
+            shape = data["topk_scores"].shape
+            if len(shape) != 3:
+                raise ValueError(f"topk_scores must be (L, N, k), got {shape}")
+            if "num_experts" not in files:
+                raise ValueError(f"{p.name} has no num_experts entry: E cannot be inferred")
+            names = (tuple(str(int(v)) for v in data["layers"]) if "layers" in files
+                     else tuple(str(i) for i in range(shape[0])))
+            return TraceInfo("topk", int(data["num_experts"]), int(shape[2]), "softmax",
+                             int(shape[1]), names, False)
+    t = read_trace(p)
+    return TraceInfo(FORMAT, t.n_experts, t.k, t.gate, t.n_tokens, t.layer_names,
+                     t.bias is not None)
