@@ -8,8 +8,8 @@ row is scanned once, keeping its k best in a small sorted buffer (a candidate en
 beats the current k-th strictly, so an equal score with a higher index never displaces a lower
 one); the loads are counted in the same pass.
 
-numba compiles it when importable; otherwise :func:`route_loads` falls back to the numpy path
-(:func:`lfbtheory.select_experts` + ``bincount``), which gives identical results.
+numba compiles it when importable; otherwise :func:`topk_and_loads` falls back to the numpy
+path (``topk_indices`` of ``selection_scores`` + ``bincount``), which gives identical results.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from lfbtheory.routing import select_experts
 from lfbtheory.validation import as_bias, as_k, choice
 
 try:
@@ -28,7 +27,7 @@ except ImportError:  # pragma: no cover - exercised only without numba
     numba = None
     HAVE_NUMBA = False
 
-__all__ = ["HAVE_NUMBA", "route_loads"]
+__all__ = ["HAVE_NUMBA", "route_loads", "topk_and_loads"]
 
 _MODES = {"none": 0, "additive": 1, "multiplicative": 2}
 
@@ -133,46 +132,32 @@ if HAVE_NUMBA:
     _topk_kernel = numba.njit(cache=True, nogil=True)(_topk_kernel)
 
 
-def route_loads(
-    scores: ArrayLike,
+def topk_and_loads(
+    scores: NDArray[np.floating],
     k: int,
-    bias: ArrayLike | None = None,
-    *,
+    offsets: NDArray[np.float64] | None,
     bias_mode: str = "additive",
 ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """(experts (n, k) int64, loads (E,) int64) of biased top-k routing, as ``select_experts``.
-
-    Selection scores s + (b - max b) (additive) or s * b (multiplicative, b > 0); float32 or
-    float64 scores are read in place (no float64 copy). For group-limited routing use
-    :func:`lfbtheory.route`.
-    """
-    if isinstance(scores, (str, bytes)) or scores is None:
-        raise TypeError("scores must be a 2-D array of real numbers (n, E)")
+    """(experts (n, k), loads (E,)) for validated k and offsets w (``routing.selection_offsets``):
+    top-k of s + w (additive), s * w (multiplicative) or s (w None), float32/float64 read in
+    place. Raises ValueError naming the first non-finite score."""
     s = np.asarray(scores)
     if s.dtype not in (np.float32, np.float64):
-        if s.dtype == object or not (np.issubdtype(s.dtype, np.number) or s.dtype == bool):
-            raise TypeError(f"scores must hold real numbers, got dtype {s.dtype}")
         s = s.astype(np.float64)
-    if s.ndim != 2 or s.shape[0] < 1 or s.shape[1] < 1:
-        raise ValueError(f"scores must be 2-D with shape (n, E), n, E >= 1; got shape {s.shape}")
     n, e = s.shape
-    k = as_k(k, e)
-    choice(bias_mode, "bias_mode", ("additive", "multiplicative"))
-    if bias is None:
-        mode, w = 0, np.zeros(e)
-    else:
-        b = as_bias(bias, e)
-        if bias_mode == "additive":
-            mode, w = 1, b - b.max()
-        else:
-            if np.any(b <= 0):
-                raise ValueError(
-                    f"bias must be > 0 when bias_mode='multiplicative', got min {b.min():.6g}"
-                )
-            mode, w = 2, b
     if not HAVE_NUMBA:  # pragma: no cover - exercised only without numba
-        experts = select_experts(s, k, bias, bias_mode=bias_mode)
+        from lfbtheory.routing import topk_indices
+
+        r = s.astype(np.float64)
+        if offsets is not None:
+            r = r + offsets if bias_mode == "additive" else r * offsets
+        if not np.all(np.isfinite(s)):
+            t, j = np.argwhere(~np.isfinite(s))[0]
+            raise ValueError(f"scores must be finite; found {s[t, j]} at token {t}, expert {j}")
+        experts = topk_indices(r, k)
         return experts, np.bincount(experts.ravel(), minlength=e).astype(np.int64)
+    mode = 0 if offsets is None else (1 if bias_mode == "additive" else 2)
+    w = np.zeros(e) if offsets is None else np.ascontiguousarray(offsets, dtype=np.float64)
     s = np.ascontiguousarray(s)
     experts = np.empty((n, k), dtype=np.int64)
     loads = np.zeros(e, dtype=np.int64)
@@ -183,7 +168,31 @@ def route_loads(
     bad = _topk_kernel(s, bits, emask, k, w, mode, experts, loads)
     if bad >= 0:
         j = int(np.flatnonzero(~np.isfinite(s[bad]))[0])
-        raise ValueError(
-            f"scores must be finite; found {s[bad, j]} at token {bad}, expert {j}"
-        )
+        raise ValueError(f"scores must be finite; found {s[bad, j]} at token {bad}, expert {j}")
     return experts, loads
+
+
+def route_loads(
+    scores: ArrayLike,
+    k: int,
+    bias: ArrayLike | None = None,
+    *,
+    bias_mode: str = "additive",
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """(experts (n, k) int64, loads (E,) int64) of biased top-k routing, as ``select_experts``
+    (which calls this kernel); kept as the kernel's validated entry point."""
+    from lfbtheory.routing import selection_offsets
+    from lfbtheory.validation import as_score_array
+
+    s = as_score_array(scores)
+    k = as_k(k, s.shape[1])
+    choice(bias_mode, "bias_mode", ("additive", "multiplicative"))
+    w = None
+    if bias is not None:
+        b = as_bias(bias, s.shape[1])
+        if bias_mode == "multiplicative" and np.any(b <= 0):
+            raise ValueError(
+                f"bias must be > 0 when bias_mode='multiplicative', got min {b.min():.6g}"
+            )
+        w = selection_offsets(b, bias_mode)
+    return topk_and_loads(s, k, w, bias_mode)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from lfbtheory.routing import biased_scores
+from lfbtheory.routing import selection_scores
 from lfbtheory.validation import as_bias, as_k, as_positive_int, as_scores, choice
 
 __all__ = ["expert_loads", "maxvio", "maxvio_global", "tie_margin"]
@@ -77,7 +77,7 @@ def tie_margin(
     s = as_scores(scores)
     k = as_k(k, s.shape[1])
     choice(bias_mode, "bias_mode", ("additive", "multiplicative"))
-    sel = biased_scores(s, as_bias(bias, s.shape[1]), bias_mode) if bias is not None else s
+    sel = selection_scores(s, as_bias(bias, s.shape[1]), bias_mode) if bias is not None else s
     e = s.shape[1]
     if k == e:
         return np.full(s.shape[0], np.inf)

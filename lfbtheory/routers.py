@@ -34,11 +34,12 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from lfbtheory.lp.solve import solve_balanced
+from lfbtheory.lp import solve_balanced
 from lfbtheory.metrics import expert_loads
-from lfbtheory.online import schedules as _schedules
+from lfbtheory.online import state as _state
 from lfbtheory.online import updates as _updates
-from lfbtheory.routing import route, select_experts, topk_indices
+from lfbtheory.online.state import RouterState
+from lfbtheory.routing import route, route_options, select_experts, topk_indices
 from lfbtheory.validation import as_k, as_positive_int, as_scores, choice
 
 __all__ = [
@@ -75,8 +76,8 @@ class BiasRouter(Protocol):
     """A token-choice router with a load-balancing bias and a training lifecycle.
 
     Attributes ``n_experts``, ``k``, ``n_groups``/``topk_groups``/``group_score_topk`` (None
-    when not group-limited), ``rule`` (a :class:`lfbtheory.online.updates.Rule` it claims to
-    implement) and ``schedule`` (its step size u_t). Methods:
+    when not group-limited) and ``rule`` (the :class:`lfbtheory.updates.Rule` it claims to
+    implement, owning its step size u_t). Methods:
 
     - ``init(bias0=None) -> state``;
     - ``select(scores, bias) -> (experts (n, k), weights (n, k))`` pure routing with an explicit
@@ -153,13 +154,7 @@ def _check_sizes(n_experts: int, k: int) -> tuple[int, int]:
 # Token choice with a past-only bias (the Loss-Free Balancing router)
 
 
-class TokenChoiceState(NamedTuple):
-    """rule: the update rule's state (bias, update count, buffers); counts: (E,) int64 pending
-    counts since the last optimizer step; frozen: no more bias updates."""
-
-    rule: _updates.RuleState
-    counts: NDArray[np.int64]
-    frozen: bool = False
+TokenChoiceState = RouterState  # one state type for every Loss-Free bias (online.state)
 
 
 @dataclass(frozen=True)
@@ -167,35 +162,33 @@ class TokenChoice:
     """Top-k of s + b (or s * b) with a bias updated once per optimizer step from past loads.
 
     Token t of batch m is routed with b_m, which depends on the loads of batches < m only, so
-    no token's routing can depend on a later token (causal). The bias update is
-    ``rule.update(loads, state, schedule(count))`` from :mod:`lfbtheory.online.updates` (default: the
-    published sign rule with u = 1e-3, arXiv 2408.15664 eq. 3); selection and gate weights are
-    :func:`lfbtheory.route` (weights from the unbiased scores; optional DeepSeek-V3
+    no token's routing can depend on a later token (causal). The lifecycle is the router-state
+    machine of :mod:`lfbtheory.online.state` (the same one :func:`lfbtheory.simulate` runs);
+    the update is ``rule.update(loads, state)`` with the rule owning its step size (default:
+    the published sign rule with u = 1e-3, arXiv 2408.15664 eq. 3). Selection and gate weights
+    are :func:`lfbtheory.route` (weights from the unbiased scores; optional DeepSeek-V3
     group-limited routing, arXiv 2412.19437 Sec. 2.1.2).
     """
 
     n_experts: int
     k: int
-    rule: _updates.Rule = field(default_factory=_updates.sign)
-    schedule: _schedules.Schedule = field(default_factory=lambda: _schedules.constant(1e-3))
+    rule: _updates.Rule = field(default_factory=lambda: _updates.sign(1e-3))
     n_groups: int | None = None
     topk_groups: int | None = None
     group_score_topk: int = 2
     normalize: bool = True
 
     def __post_init__(self) -> None:
-        _check_sizes(self.n_experts, self.k)
         if not isinstance(self.rule, _updates.Rule):
-            raise TypeError("rule must be an lfbtheory.online.updates.Rule (e.g. updates.sign())")
-        if not callable(self.schedule):
-            raise TypeError("schedule must be a callable int -> float (lfbtheory.online.schedules)")
-        # route() validates the group arguments; fail at construction, not at the first batch.
-        select_experts(
-            np.zeros((1, self.n_experts)),
+            raise TypeError("rule must be an lfbtheory.updates.Rule (e.g. updates.sign(1e-3))")
+        # Validate sizes and group arguments at construction, not at the first batch.
+        route_options(
+            self.n_experts,
             self.k,
-            n_groups=self.n_groups,
-            topk_groups=self.topk_groups,
-            group_score_topk=self.group_score_topk,
+            self.rule.bias_mode,
+            self.n_groups,
+            self.topk_groups,
+            self.group_score_topk,
         )
 
     # -- pure routing ---------------------------------------------------------------------
@@ -216,78 +209,50 @@ class TokenChoice:
         return r.experts, r.weights
 
     # -- lifecycle --------------------------------------------------------------------------
-    def init(self, bias0: ArrayLike | None = None) -> TokenChoiceState:
-        return TokenChoiceState(
-            self.rule.init(self.n_experts, bias0), np.zeros(self.n_experts, dtype=np.int64)
-        )
+    def init(self, bias0: ArrayLike | None = None) -> RouterState:
+        return _state.init_state(self.rule, self.n_experts, bias0)
 
     def forward(
         self,
         scores: ArrayLike,
-        state: TokenChoiceState,
+        state: RouterState,
         *,
         mode: str = "train",
         valid: ArrayLike | None = None,
-    ) -> tuple[NDArray[np.int64], NDArray[np.float64], TokenChoiceState]:
+    ) -> tuple[NDArray[np.int64], NDArray[np.float64], RouterState]:
         """Route one micro-batch with the current bias; train mode adds real tokens' counts."""
         choice(mode, "mode", MODES)
-        experts, weights = self.select(scores, state.rule.bias)
+        experts, weights = self.select(scores, state.bias)
         if mode != "train":
             return experts, weights, state
-        c = expert_loads(experts, self.n_experts, valid=valid)
-        return experts, weights, state._replace(counts=state.counts + c)
+        return experts, weights, _state.accumulate(
+            state, expert_loads(experts, self.n_experts, valid=valid)
+        )
 
-    def step(self, states: Sequence[TokenChoiceState]) -> tuple[TokenChoiceState, ...]:
+    def step(self, states: Sequence[RouterState]) -> tuple[RouterState, ...]:
         """One optimizer step on every data-parallel replica: all-reduce (sum) the pending
         counts, apply one update of the rule to each replica's bias, reset the counts."""
-        states = tuple(states)
-        if not states:
-            raise ValueError("states must hold at least one replica state")
-        total = np.sum([s.counts for s in states], axis=0)
-        out = []
-        for s in states:
-            rs = (
-                s.rule if s.frozen else self.rule.update(total, s.rule, self.schedule(s.rule.count))
-            )
-            out.append(TokenChoiceState(rs, np.zeros(self.n_experts, dtype=np.int64), s.frozen))
-        return tuple(out)
+        return _state.optimizer_step(self.rule, states)
 
-    def bias(self, state: TokenChoiceState) -> NDArray[np.float64]:
-        return state.rule.bias
+    def bias(self, state: RouterState) -> NDArray[np.float64]:
+        return state.bias
 
-    def counts(self, state: TokenChoiceState) -> NDArray[np.int64]:
-        return state.counts
+    def counts(self, state: RouterState) -> NDArray[np.int64]:
+        return state.pending
 
-    def freeze(self, state: TokenChoiceState) -> TokenChoiceState:
-        return state._replace(frozen=True)
+    def freeze(self, state: RouterState) -> RouterState:
+        return _state.freeze(state)
 
-    def state_dict(self, state: TokenChoiceState) -> dict[str, NDArray[Any]]:
-        """Arrays to checkpoint; the bias is kept at full (float64) precision."""
-        d: dict[str, NDArray[Any]] = {
-            "bias": np.array(state.rule.bias, dtype=np.float64),
-            "count": np.array(state.rule.count, dtype=np.int64),
-            "counts": np.array(state.counts, dtype=np.int64),
-            "frozen": np.array(state.frozen),
-        }
-        for i, buf in enumerate(state.rule.buffers):
-            d[f"buffer{i}"] = np.array(buf, dtype=np.float64)
-        return d
+    def state_dict(self, state: RouterState) -> dict[str, NDArray[Any]]:
+        """The checkpoint format of :func:`lfbtheory.online.state.state_dict` (float64 bias)."""
+        return _state.state_dict(self.rule, state)
 
-    def load_state_dict(self, d: Mapping[str, ArrayLike]) -> TokenChoiceState:
-        if "bias" not in d:
-            raise ValueError("state dict must contain 'bias'")
-        n_buf = sum(1 for key in d if key.startswith("buffer"))
-        rs = _updates.RuleState(
-            np.array(d["bias"], dtype=np.float64),
-            int(np.asarray(d.get("count", 0))),
-            tuple(np.array(d[f"buffer{i}"], dtype=np.float64) for i in range(n_buf)),
-        )
-        counts = np.array(d.get("counts", np.zeros(self.n_experts)), dtype=np.int64)
-        return TokenChoiceState(rs, counts, bool(np.asarray(d.get("frozen", False))))
+    def load_state_dict(self, d: Mapping[str, ArrayLike]) -> RouterState:
+        return _state.load_state_dict(self.rule, d, n_experts=self.n_experts)
 
     def __call__(
-        self, scores: ArrayLike, state: TokenChoiceState | None
-    ) -> tuple[NDArray[np.int64], TokenChoiceState]:
+        self, scores: ArrayLike, state: RouterState | None
+    ) -> tuple[NDArray[np.int64], RouterState]:
         """Route the batch with the bias from past batches, then update it from these loads."""
         state = self.init() if state is None else state
         experts, _, pending = self.forward(scores, state, mode="train")
@@ -355,7 +320,7 @@ class BASE:
 
     n_experts: int
     k: int
-    solver: str = "highs"
+    solver: str = "linprog"
 
     def __post_init__(self) -> None:
         _check_sizes(self.n_experts, self.k)
@@ -363,7 +328,7 @@ class BASE:
     def __call__(self, scores: ArrayLike, state: Any = None) -> tuple[NDArray[np.int64], None]:
         s = check_batch(scores, self.n_experts)
         opt = solve_balanced(
-            s, self.k, capacity=_capacity(s.shape[0], self.k, self.n_experts), solver=self.solver
+            s, self.k, capacity=_capacity(s.shape[0], self.k, self.n_experts), method=self.solver
         )
         return opt.experts, None
 
@@ -384,7 +349,7 @@ class QuantilePricing:
         """The balancing price of this batch (dual optimum of its assignment LP)."""
         s = check_batch(scores, self.n_experts)
         return solve_balanced(
-            s, self.k, capacity=_capacity(s.shape[0], self.k, self.n_experts), solver="highs"
+            s, self.k, capacity=_capacity(s.shape[0], self.k, self.n_experts), method="linprog"
         ).bias
 
     def __call__(self, scores: ArrayLike, state: Any = None) -> tuple[NDArray[np.int64], None]:

@@ -19,7 +19,15 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from lfbtheory.validation import as_bias, as_k, as_positive_int, as_scores, choice
+from lfbtheory.validation import (
+    as_bias,
+    as_finite_real,
+    as_k,
+    as_positive_int,
+    as_score_array,
+    as_scores,
+    choice,
+)
 
 __all__ = [
     "Routing",
@@ -28,7 +36,12 @@ __all__ = [
     "topk_indices",
     "sigmoid",
     "softmax",
-    "biased_scores",
+    "selection_scores",
+    "selection_offsets",
+    "eligible_experts",
+    "RouteOptions",
+    "route_options",
+    "select_and_count",
 ]
 
 
@@ -70,20 +83,30 @@ def topk_indices(x: NDArray[np.floating], k: int) -> NDArray[np.int64]:
     return np.take_along_axis(idx, order, axis=1).astype(np.int64)
 
 
-def biased_scores(
-    scores: NDArray[np.float64], bias: NDArray[np.float64], bias_mode: str
-) -> NDArray[np.float64]:
-    """Selection scores: s + (b - max b) (additive) or s * b (multiplicative, b > 0).
+def selection_offsets(bias: NDArray[np.float64], bias_mode: str) -> NDArray[np.float64]:
+    """The vector w that the selection scores combine with: b - max b (additive) or b.
 
     Additive selection depends on b only up to a constant (arXiv 2408.15664 Sec. 3), so the
     bias is shifted to max 0 first: then b and b + c select *exactly* the same experts whenever
     b + c is itself exact in float64, even for huge c (biases that drifted to +35 or -1e9).
     """
-    return scores + (bias - bias.max()) if bias_mode == "additive" else scores * bias
+    return bias - bias.max() if bias_mode == "additive" else bias
 
 
-def _group_mask(
-    sel: NDArray[np.float64], n_groups: int, topk_groups: int, group_score_topk: int
+def selection_scores(
+    scores: NDArray[np.floating], bias: NDArray[np.float64] | None, bias_mode: str = "additive"
+) -> NDArray[np.float64]:
+    """THE selection scores, used by routing, the dual, tie margins, the compiled kernel and the
+    solvers: s + (b - max b) (additive) or s * b (multiplicative, b > 0), in float64."""
+    s = np.asarray(scores, dtype=np.float64)
+    if bias is None:
+        return s
+    w = selection_offsets(bias, bias_mode)
+    return s + w if bias_mode == "additive" else s * w
+
+
+def eligible_experts(
+    sel: NDArray[np.float64], n_groups: int, topk_groups: int, group_score_topk: int = 2
 ) -> NDArray[np.bool_]:
     """Eligible experts under DeepSeek-V3 group-limited routing (arXiv 2412.19437, Sec. 2.1.2).
 
@@ -102,22 +125,37 @@ def _group_mask(
     return np.repeat(eligible_groups, g, axis=1)
 
 
-def _check_route_args(
-    scores: ArrayLike,
+@dataclass(frozen=True)
+class RouteOptions:
+    """Validated routing options for E experts (see :func:`route_options`)."""
+
+    n_experts: int
+    k: int
+    bias_mode: str = "additive"
+    n_groups: int | None = None
+    topk_groups: int | None = None
+    group_score_topk: int = 2
+
+    @property
+    def group_limited(self) -> bool:
+        """True when only some groups are eligible (then routing is not plain top-k of s + b)."""
+        return self.n_groups is not None and self.topk_groups is not None and (
+            self.topk_groups < self.n_groups
+        )
+
+
+def route_options(
+    n_experts: int,
     k: object,
-    bias: ArrayLike | None,
-    bias_mode: str,
-    n_groups: int | None,
-    topk_groups: int | None,
-    group_score_topk: int,
-) -> tuple[NDArray[np.float64], int, NDArray[np.float64] | None]:
-    s = as_scores(scores)
-    e = s.shape[1]
+    bias_mode: str = "additive",
+    n_groups: int | None = None,
+    topk_groups: int | None = None,
+    group_score_topk: int = 2,
+) -> RouteOptions:
+    """Check the routing options once (k in [1, E], groups dividing E, enough eligible experts)."""
+    e = as_positive_int(n_experts, "n_experts")
     k = as_k(k, e)
     choice(bias_mode, "bias_mode", ("additive", "multiplicative"))
-    b = None if bias is None else as_bias(bias, e)
-    if bias_mode == "multiplicative" and b is not None and np.any(b <= 0):
-        raise ValueError(f"bias must be > 0 when bias_mode='multiplicative', got min {b.min():.6g}")
     if (n_groups is None) != (topk_groups is None):
         raise ValueError("n_groups and topk_groups must be given together (or both None)")
     if n_groups is not None:
@@ -132,8 +170,53 @@ def _check_route_args(
                 f"k={k} exceeds the {topk_groups * (e // n_groups)} experts eligible in "
                 f"topk_groups={topk_groups} groups of size {e // n_groups}"
             )
-        as_positive_int(group_score_topk, "group_score_topk")
-    return s, k, b
+    group_score_topk = as_positive_int(group_score_topk, "group_score_topk")
+    return RouteOptions(e, k, bias_mode, n_groups, topk_groups, group_score_topk)
+
+
+def _check_bias(bias: ArrayLike | None, opts: RouteOptions) -> NDArray[np.float64] | None:
+    if bias is None:
+        return None
+    b = as_bias(bias, opts.n_experts)
+    if opts.bias_mode == "multiplicative" and np.any(b <= 0):
+        raise ValueError(f"bias must be > 0 when bias_mode='multiplicative', got min {b.min():.6g}")
+    return b
+
+
+def select_and_count(
+    scores: NDArray[np.floating], bias: NDArray[np.float64] | None, opts: RouteOptions
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """(experts (n, k), loads (E,)) for already validated options and bias.
+
+    Plain top-k runs the compiled one-pass kernel (:mod:`lfbtheory.kernels`) on float32/float64
+    scores in place, finiteness checked by the kernel; group-limited routing masks ineligible
+    experts with -inf (never 0: a finite fill wins once biased scores go negative) and ranks with
+    :func:`topk_indices`. Both rank by :func:`selection_scores` with the documented tie rule.
+    """
+    if not opts.group_limited:
+        from lfbtheory.kernels import topk_and_loads
+
+        w = None if bias is None else selection_offsets(bias, opts.bias_mode)
+        return topk_and_loads(scores, opts.k, w, opts.bias_mode)
+    s = as_scores(scores)
+    sel = selection_scores(s, bias, opts.bias_mode)
+    mask = eligible_experts(sel, opts.n_groups, opts.topk_groups, opts.group_score_topk)  # type: ignore[arg-type]
+    experts = topk_indices(np.where(mask, sel, -np.inf), opts.k)
+    return experts, np.bincount(experts.ravel(), minlength=opts.n_experts).astype(np.int64)
+
+
+def _prepare(
+    scores: ArrayLike,
+    k: object,
+    bias: ArrayLike | None,
+    bias_mode: str,
+    n_groups: int | None,
+    topk_groups: int | None,
+    group_score_topk: int,
+) -> tuple[NDArray[np.floating], RouteOptions, NDArray[np.float64] | None]:
+    s = as_score_array(scores)
+    opts = route_options(s.shape[1], k, bias_mode, n_groups, topk_groups, group_score_topk)
+    return s, opts, _check_bias(bias, opts)
 
 
 def select_experts(
@@ -146,25 +229,16 @@ def select_experts(
     topk_groups: int | None = None,
     group_score_topk: int = 2,
 ) -> NDArray[np.int64]:
-    """The (n, k) experts chosen by top-k of the biased scores (see :func:`route`)."""
-    s, k, b = _check_route_args(scores, k, bias, bias_mode, n_groups, topk_groups, group_score_topk)
-    return _select(s, k, b, bias_mode, n_groups, topk_groups, group_score_topk)
-
-
-def _select(s, k, b, bias_mode, n_groups, topk_groups, group_score_topk):  # type: ignore[no-untyped-def]
-    sel = s if b is None else biased_scores(s, b, bias_mode)
-    if n_groups is not None and topk_groups is not None and topk_groups < n_groups:
-        # Masked experts get -inf, never 0: a finite fill loses to nothing once biased scores
-        # go negative (PITFALLS: "masked groups filled with 0").
-        sel = np.where(_group_mask(sel, n_groups, topk_groups, group_score_topk), sel, -np.inf)
-    return topk_indices(sel, k)
+    """The (n, k) experts chosen by top-k of the selection scores (see :func:`route`)."""
+    s, opts, b = _prepare(scores, k, bias, bias_mode, n_groups, topk_groups, group_score_topk)
+    return select_and_count(s, b, opts)[0]
 
 
 @dataclass(frozen=True)
 class Routing:
     """Result of :func:`route`.
 
-    experts: (n, k) int64, ranked by biased score (tie rule in the module docstring).
+    experts: (n, k) int64, ranked by selection score (tie rule in the module docstring).
     weights: (n, k) float64 gate weights from the unbiased scores.
     loads:   (E,) int64 number of tokens sent to each expert.
     """
@@ -186,7 +260,7 @@ def route(
     scale: float = 1.0,
     group_score_topk: int = 2,
 ) -> Routing:
-    """Route each token to the top-k experts of its biased scores.
+    """Route each token to the top-k experts of its selection scores.
 
     Selection: TopK_i(s[t,i] + b[i]) (``bias_mode="additive"``) or TopK_i(s[t,i] * b[i])
     (``"multiplicative"``, b > 0). Gate weights: w[t,j] = s[t,e_j] / sum_j' s[t,e_j'] when
@@ -195,20 +269,21 @@ def route(
     only experts in the best groups are eligible (group score: sum of the top
     ``group_score_topk`` selection scores of the group; DeepSeek-V3 uses 2).
 
-    ``normalize=True`` needs a positive sum of the selected scores (sigmoid/softmax gates);
-    pass ``normalize=False`` for raw logits.
+    float32 and float64 scores are read in place (no copy). ``normalize=True`` needs a positive
+    sum of the selected scores (sigmoid/softmax gates); pass ``normalize=False`` for logits.
     """
-    s, k, b = _check_route_args(scores, k, bias, bias_mode, n_groups, topk_groups, group_score_topk)
-    experts = _select(s, k, b, bias_mode, n_groups, topk_groups, group_score_topk)
-    weights = np.take_along_axis(s, experts, axis=1)
+    s, opts, b = _prepare(scores, k, bias, bias_mode, n_groups, topk_groups, group_score_topk)
+    scale = as_finite_real(scale, "scale")
+    experts, loads = select_and_count(s, b, opts)
+    weights = np.take_along_axis(s, experts, axis=1).astype(np.float64)
     if normalize:
         total = weights.sum(axis=1, keepdims=True)
-        if np.any(total <= 0):
+        if not np.all(total > 0) or not np.all(np.isfinite(total)):
             raise ValueError(
-                "normalize=True needs a positive sum of the selected scores for every token "
-                "(use sigmoid/softmax gate scores, or pass normalize=False)"
+                "normalize=True needs a positive, finite sum of the selected scores for every "
+                "token (use sigmoid/softmax gate scores, or pass normalize=False)"
             )
-        weights = weights / total
-    weights = weights * float(scale)
-    loads = np.bincount(experts.ravel(), minlength=s.shape[1]).astype(np.int64)
+        weights /= total
+    if scale != 1.0:
+        weights *= scale
     return Routing(experts=experts, weights=weights, loads=loads)

@@ -203,14 +203,14 @@ print(
 )
 cycles = []
 for i, s in enumerate(fixed):
-    traj = simulate([s] * steps_fix, K_FIX, "sign", U)
+    traj = simulate([s] * steps_fix, K_FIX, lfb.updates.sign(U))
     cyc = detect_limit_cycle(traj.bias, U)
-    opt = lfb.solve_balanced(s, K_FIX, solver="highs")
+    opt = lfb.solve_balanced(s, K_FIX, method="linprog")
     if not cyc.found:
         print(f"{i:>5}  no repeat within {steps_fix} steps")
         continue
     span = slice(cyc.start, cyc.start + cyc.period)
-    gaps = [lfb.dual_objective(s, b, K_FIX) - opt.objective for b in traj.bias[span]]
+    gaps = [lfb.dual_objective(s, k=K_FIX, bias=b) - opt.objective for b in traj.bias[span]]
     centred = traj.bias[span] - traj.bias[span].mean(axis=1, keepdims=True)
     off = np.abs(traj.loads[span] - L_FIX).max(axis=1)  # worst expert, each step of the cycle
     print(
@@ -235,7 +235,7 @@ for i, s in enumerate(fixed):
 small_batch = next(
     make_workload("stationary", n=64, n_experts=8).batches(1, np.random.SeedSequence([0, 0]))
 )
-traj_small = simulate([small_batch] * steps_fix, 2, "sign", U)
+traj_small = simulate([small_batch] * steps_fix, 2, lfb.updates.sign(U))
 cyc_small = detect_limit_cycle(traj_small.bias, U)
 print(f"n=64, E=8: {cyc_small}; loads in the cycle: {traj_small.loads[cyc_small.start].tolist()}")
 

@@ -130,12 +130,14 @@ print(
 for layer in RUN_LAYERS:
     batches = list(replay(n=N_BATCH, layers=layer).batches(STEPS, 0))
     epoch = batches[:8]  # the layer's 2048 tokens
-    p_star = lfb.solve_balanced(np.concatenate(epoch), K, solver="auto").bias  # fast exact path
+    p_star = lfb.solve_balanced(np.concatenate(epoch), K, method="auto").bias  # fast exact path
     fixed = float(np.mean([lfb.maxvio(lfb.route(b, K, p_star).loads) for b in epoch]))
     cal = calibrate(epoch, K)
     out = {
-        "sign": simulate(batches, K, "sign", 1e-3),
-        "proportional": simulate(batches, K, "proportional", cal.schedule("inverse_sqrt", STEPS)),
+        "sign": simulate(batches, K, lfb.updates.sign(1e-3)),
+        "proportional": simulate(
+            batches, K, lfb.updates.proportional(cal.schedule("inverse_sqrt", STEPS))
+        ),
     }
     runs[layer] = out
     late = slice(3 * STEPS // 4, None)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from lfbtheory import routers as R
+from lfbtheory import updates
 from lfbtheory.analysis.causality import (
     _apply_perturbation,
     check_causality,
@@ -39,7 +40,7 @@ def test_leak_found_in_every_batch_level_balancer(name):
     [
         R.TokenChoice(4, 2, n_groups=2, topk_groups=1),
         R.PlainTopK(4, 2),
-        R.TokenChoice(4, 1, schedule=lambda t: 0.5),
+        R.TokenChoice(4, 1, rule=updates.sign(0.5)),
     ],
 )
 def test_no_leak_in_past_only_routing(router):

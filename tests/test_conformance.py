@@ -33,8 +33,7 @@ def test_reference_router_with_other_update_rules_passes(rule):
     r = R.TokenChoice(
         8,
         2,
-        rule=updates.make_rule(rule),
-        schedule=schedules.inverse_sqrt(0.01),
+        rule=updates.make_rule(rule, schedules.inverse_sqrt(0.01)),
         n_groups=4,
         topk_groups=2,
     )
@@ -98,7 +97,7 @@ def test_uncentred_sign_updates_drift_and_centred_ones_do_not():
     rng = np.random.default_rng(0)
     stream = [lfb.sigmoid(rng.normal(size=(64, 8)) + np.linspace(-1, 1, 8)) for _ in range(300)]
     means = {}
-    for rule in (updates.sign(), updates.centered(updates.sign())):
+    for rule in (updates.sign(1e-3), updates.centered(updates.sign(1e-3))):
         r, st = R.TokenChoice(8, 2, rule=rule), None
         for s in stream:
             _, st = r(s, st)

@@ -16,6 +16,7 @@ from lfbtheory.analysis.regret import (
     regret_report,
 )
 from lfbtheory.online.loop import simulate
+from lfbtheory.online.updates import make_rule
 
 
 def _stream(seed, T=10, n=8, e=4):
@@ -35,7 +36,7 @@ def test_hindsight_price_matches_brute_force_on_a_small_pooled_problem():
     )
     assert comp.pooled_optimum[-1] == pytest.approx(best, abs=1e-12)
     # the hindsight price attains min_p sum_s D_s(p)
-    total = sum(lfb.dual_objective(b, comp.hindsight_bias, 1) for b in bs)
+    total = sum(lfb.dual_objective(b, k=1, bias=comp.hindsight_bias) for b in bs)
     assert total == pytest.approx(best, abs=1e-9)
 
 
@@ -43,7 +44,7 @@ def test_hindsight_price_matches_brute_force_on_a_small_pooled_problem():
 @given(st.integers(0, 10**6), st.sampled_from(["sign", "proportional", "centered_sign"]))
 def test_ledger_identities(seed, rule):
     bs = _stream(seed)
-    tr = simulate(bs, 2, rule, 0.05)
+    tr = simulate(bs, 2, make_rule(rule, 0.05))
     comp = compute_comparators(bs, 2, solver="cvxpy", num_checkpoints=6)
     rep = regret_report(tr, bs, 2, comparators=comp, burn_in=1)
     # weak duality batch by batch: D_s(p_s) >= OPT_s
@@ -61,10 +62,10 @@ def test_ledger_identities(seed, rule):
 def test_a_fixed_hindsight_price_has_zero_dual_regret_and_a_fixed_price_never_negative():
     bs = _stream(4)
     comp = compute_comparators(bs, 2, solver="cvxpy", num_checkpoints=5)
-    frozen = simulate(bs, 2, "sign", 0.0, init_bias=comp.hindsight_bias)
+    frozen = simulate(bs, 2, make_rule("sign", 0.0), init_bias=comp.hindsight_bias)
     rep = regret_report(frozen, bs, 2, comparators=comp, burn_in=1)
     assert rep.dual_regret[-1] == pytest.approx(0.0, abs=1e-9)
-    other = simulate(bs, 2, "sign", 0.0, init_bias=np.linspace(-0.2, 0.2, 4))
+    other = simulate(bs, 2, make_rule("sign", 0.0), init_bias=np.linspace(-0.2, 0.2, 4))
     assert np.all(regret_report(other, bs, 2, comparators=comp).dual_regret >= -1e-9)
 
 
@@ -85,7 +86,7 @@ def test_growth_classes_on_synthetic_curves():
 def test_limit_cycle_of_the_sign_rule_on_a_fixed_batch():
     batch = _stream(2, T=1, n=32, e=4)[0]
     u = 1e-2
-    tr = simulate([batch] * 3000, 2, "sign", u)
+    tr = simulate([batch] * 3000, 2, make_rule("sign", u))
     cyc = detect_limit_cycle(tr.bias, u)
     assert cyc.found and cyc.period >= 1
     z = np.rint(tr.bias / u)
@@ -95,7 +96,7 @@ def test_limit_cycle_of_the_sign_rule_on_a_fixed_batch():
 
 def test_bad_ledger_input():
     bs = _stream(0, T=4)
-    tr = simulate(bs, 2, "sign", 0.1)
+    tr = simulate(bs, 2, make_rule("sign", 0.1))
     with pytest.raises(ValueError, match="trajectory has 4 rows but batches has 3"):
         regret_report(tr, bs[:3], 2, solver="cvxpy")
     with pytest.raises(ValueError, match="not on the lattice"):
@@ -108,7 +109,7 @@ def test_fixed_batch_cycle_stops_at_the_first_repeat_and_agrees_with_a_long_run(
     batch = _stream(5, T=1, n=30, e=5)[0]
     u = 5e-3
     cyc = fixed_batch_cycle(batch, 2, "sign", u, chunk=50)
-    long = detect_limit_cycle(simulate([batch] * 4000, 2, "sign", u).bias, u)
+    long = detect_limit_cycle(simulate([batch] * 4000, 2, make_rule("sign", u)).bias, u)
     assert cyc.found and (cyc.start, cyc.period) == (long.start, long.period)
     with pytest.raises(ValueError, match="lattice rules"):
         fixed_batch_cycle(batch, 2, "proportional", u)

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import lfbtheory as lfb
-from lfbtheory.routing import biased_scores
+from lfbtheory.routing import selection_scores
 from lfbtheory.testing.strategies import Instance, biases, instances
 
 
@@ -34,10 +34,10 @@ def test_every_token_gets_k_distinct_experts_and_loads_count_them(inst, data):
 
 
 @given(instances(), st.data())
-def test_selection_is_the_top_k_of_the_biased_scores(inst, data):
+def test_selection_is_the_top_k_of_the_selection_scores(inst, data):
     bias = data.draw(biases(inst.scores.shape[1]))
     r = _route(inst, bias)
-    b = biased_scores(inst.scores, bias, "additive")
+    b = selection_scores(inst.scores, bias, "additive")
     chosen = np.take_along_axis(b, r.experts, axis=1)
     mask = np.zeros_like(b, dtype=bool)
     np.put_along_axis(mask, r.experts, True, axis=1)
@@ -50,7 +50,7 @@ def test_selection_is_the_top_k_of_the_biased_scores(inst, data):
 def test_ties_break_to_the_lower_expert_index(inst, data):
     bias = data.draw(biases(inst.scores.shape[1]))
     r = _route(inst, bias)
-    b = biased_scores(inst.scores, bias, "additive")
+    b = selection_scores(inst.scores, bias, "additive")
     # rank order of (value desc, index asc) is what a stable argsort of -b gives
     expected = np.argsort(-b, axis=1, kind="stable")[:, : inst.k]
     np.testing.assert_array_equal(r.experts, expected)
@@ -79,7 +79,7 @@ def test_selected_experts_lie_in_eligible_groups_whatever_the_bias(inst, data):
     if inst.n_groups is None:
         return
     g = e // inst.n_groups
-    sel = biased_scores(inst.scores, bias, "additive")
+    sel = selection_scores(inst.scores, bias, "additive")
     grouped = sel.reshape(len(sel), inst.n_groups, g)
     m = min(2, g)
     gscore = -np.sort(-grouped, axis=2)[:, :, :m].sum(axis=2)

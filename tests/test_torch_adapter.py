@@ -30,7 +30,7 @@ class TorchLossFree:
     """A small torch Loss-Free router (sign rule, bias from past batches, float32 bias)."""
 
     n_experts, k = 8, 2
-    rule, schedule = updates.sign(), staticmethod(schedules.constant(1e-3))
+    rule = updates.sign(schedules.constant(1e-3))
     n_groups = topk_groups = None
 
     def init(self, bias0=None):
@@ -59,7 +59,7 @@ class TorchLossFree:
         out = []
         for bias, _, step, frozen in states:
             if not frozen:
-                bias = bias + float(self.schedule(step)) * torch.sign(total.mean() - total).to(
+                bias = bias + float(self.rule.step(step)) * torch.sign(total.mean() - total).to(
                     torch.float32
                 )
                 step += 1

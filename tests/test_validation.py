@@ -41,7 +41,7 @@ S = np.random.default_rng(0).random((8, 4))
             r"k=3 exceeds the 2 experts",
         ),
         (lambda: lfb.route(S, 2, n_groups=2), ValueError, r"given together"),
-        (lambda: lfb.route(S - 2.0, 2), ValueError, r"normalize=True needs a positive sum"),
+        (lambda: lfb.route(S - 2.0, 2), ValueError, r"normalize=True needs a positive, finite sum"),
         (lambda: lfb.route("abc", 2), TypeError, r"scores must be a 2-D array"),
         (lambda: lfb.solve_balanced(S[:7], 2), ValueError, r"n\*k divisible by E"),
         (
@@ -50,8 +50,8 @@ S = np.random.default_rng(0).random((8, 4))
             r"capacity must be an integer >= ceil\(n\*k/E\) = 4",
         ),
         (lambda: lfb.solve_balanced(S, 2, capacity=4.5), TypeError, r"capacity must be an integer"),
-        (lambda: lfb.solve_balanced(S, 2, solver="gurobi"), ValueError, r"solver must be one of"),
-        (lambda: lfb.dual_objective(S, np.zeros(5), 2), ValueError, r"bias must have shape"),
+        (lambda: lfb.solve_balanced(S, 2, method="gurobi"), ValueError, r"method must be one of"),
+        (lambda: lfb.dual_objective(S, k=2, bias=np.zeros(5)), ValueError, r"bias must have shape"),
         (
             lambda: lfb.certify(S, 2, np.zeros((8, 3)), np.zeros(4)),
             ValueError,

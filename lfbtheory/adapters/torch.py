@@ -13,7 +13,7 @@ dicts). Three kinds of ``obj``:
   loaded before each call (``None`` = the state when wrapped), so a stream can be re-run;
 - an object with the :class:`lfbtheory.routers.BiasRouter` lifecycle methods written in torch
   (init/select/forward/step/bias/counts/freeze/state_dict/load_state_dict/__call__): every
-  method is proxied with the conversions, and ``n_experts``, ``k``, ``rule``, ``schedule``,
+  method is proxied with the conversions, and ``n_experts``, ``k``, ``rule``,
   group attributes are forwarded.
 
 torch is imported lazily; without it ``from_torch`` raises ImportError saying how to install.
@@ -31,7 +31,7 @@ import numpy as np
 
 __all__ = ["CheckpointDict", "from_torch", "require_torch", "to_numpy", "to_torch"]
 
-_FORWARDED = ("n_experts", "k", "rule", "schedule", "n_groups", "topk_groups", "group_score_topk")
+_FORWARDED = ("n_experts", "k", "rule", "n_groups", "topk_groups", "group_score_topk")
 _LIFECYCLE = (
     "init",
     "select",

@@ -1,44 +1,41 @@
 """The online primal-dual loop: route each batch with a bias computed from past batches only.
 
-Online dual descent on D_t(p) = sum_{tokens} topKsum(s + p) - L sum(p) (DESIGN.md Sec. 2;
-arXiv 2512.03915 Sec. 3): batch t is routed with p_t, then the rule moves p using the loads of
-batch t. What real training does is modelled explicitly:
+Online dual descent on D_t(p) = sum_tokens topk(s + p) - L sum(p) (arXiv 2512.03915 Sec. 3):
+batch t is routed with p_t, then the rule moves p using the loads of batch t. Built on the
+router-state machine of :mod:`lfbtheory.online.state`, so it models what training does:
 
 - ``micro_batches=m``: m consecutive stream elements form one optimizer step; all are routed
-  with the same bias, their loads are summed, and one update follows (torchtitan #1114).
-- ``shards=R``: every stream element is split into R equal row blocks (data-parallel ranks),
-  each routed by its own replica of the state; loads are all-reduced (summed) and every replica
-  applies the identical update, so replicas stay bit-identical (checked at every step).
-- ``eval_batches``: stream indices that are routed and recorded but move neither loads nor bias.
-- ``state``: a :class:`LoopState` from a previous run; continuing from it is bit-identical to
-  never having stopped (:func:`save_state`/:func:`load_state` round-trip it exactly).
+  with the same bias, their loads are summed, and one update follows.
+- ``eval_batches``: stream indices that are routed and recorded but move neither the pending
+  loads nor the bias.
+- ``state``: a :class:`RouterState` from an earlier run (``trajectory.state``, or
+  :func:`load_state`); continuing from it is bit-identical to never having stopped.
+
+Data-parallel replicas are not simulated here: their all-reduce is one sum of counts, checked
+against real routers by the conformance suite's ``data_parallel_reduction`` property.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from lfbtheory.online.schedules import Schedule, constant
-from lfbtheory.online.updates import Rule, RuleState, make_rule
-from lfbtheory.routing import _check_route_args, _select
-from lfbtheory.validation import as_k, as_positive_int, as_scores
+from lfbtheory.online.state import (
+    RouterState,
+    accumulate,
+    init_state,
+    optimizer_step,
+)
+from lfbtheory.online.updates import Rule
+from lfbtheory.routing import RouteOptions, route_options, select_and_count
+from lfbtheory.validation import as_k, as_positive_int, as_scores, as_stream_indices
 
-__all__ = ["LoopState", "Trajectory", "simulate", "save_state", "load_state"]
+__all__ = ["LoopState", "Trajectory", "simulate"]
 
-
-class LoopState(NamedTuple):
-    """Everything the loop carries between batches: the rule's state plus the loads of the
-    micro-batches seen since the last update (``pending``, ``n_pending`` of them)."""
-
-    rule: RuleState
-    pending: NDArray[np.float64]
-    n_pending: int
+LoopState = RouterState  # the loop's state is the router state (one format)
 
 
 @dataclass(frozen=True)
@@ -47,7 +44,8 @@ class Trajectory:
 
     bias (T, E): the bias that routed the element; loads (T, E) int64; reward (T,): sum of the
     unbiased scores of the selected experts; step (T,): the step size of the update that
-    followed the element (NaN when none did); is_eval (T,) bool; state: the final LoopState.
+    followed the element (NaN when none did); is_eval (T,) bool; state: the final RouterState;
+    micro_batches: elements per optimizer step; routing: the routing options used.
     """
 
     bias: NDArray[np.float64]
@@ -55,41 +53,30 @@ class Trajectory:
     reward: NDArray[np.float64]
     step: NDArray[np.float64]
     is_eval: NDArray[np.bool_]
-    state: LoopState
+    state: RouterState
     rule: str
     bias_mode: str
     k: int
+    micro_batches: int = 1
+    routing: RouteOptions | None = None
 
     def __len__(self) -> int:
         return int(self.loads.shape[0])
 
-
-def _as_rule(rule: Rule | str) -> Rule:
-    if isinstance(rule, str):
-        return make_rule(rule)
-    if not isinstance(rule, Rule):
-        raise TypeError(
-            f"rule must be a lfbtheory.online.updates.Rule or a rule name, got {type(rule).__name__}"
-        )
-    return rule
-
-
-def _as_schedule(step: Schedule | float) -> Schedule:
-    if callable(step):
-        return step
-    return constant(float(step))
+    @property
+    def group_limited(self) -> bool:
+        """True when routing was group-limited (then load - L is not a subgradient of D)."""
+        return self.routing is not None and self.routing.group_limited
 
 
 def simulate(
     batches: Iterable[ArrayLike],
     k: int,
-    rule: Rule | str,
-    step: Schedule | float,
+    rule: Rule,
     *,
     init_bias: ArrayLike | None = None,
-    state: LoopState | None = None,
+    state: RouterState | None = None,
     micro_batches: int = 1,
-    shards: int = 1,
     eval_batches: Iterable[int] = (),
     adaptive: bool = False,
     n_groups: int | None = None,
@@ -97,21 +84,37 @@ def simulate(
     group_score_topk: int = 2,
     progress: Callable[[int], None] | None = None,
 ) -> Trajectory:
-    """Run the bias-update ``rule`` with step sizes ``step(t)`` over a stream of score batches.
+    """Run the bias-update ``rule`` (which owns its step size) over a stream of score batches.
 
     The bias routing element t depends on elements < t only. ``batches`` is any iterable of
-    (n, E) arrays (all with the same E; n may vary unless ``shards`` > 1 needs divisibility).
-    With ``adaptive=True``, ``batches`` is a generator that is sent the bias used for each
-    element before it yields the next (an adversary that sees only past biases).
-    ``progress`` is called with the number of elements done after each one.
+    (n, E) arrays (same E; n may vary). With ``adaptive=True``, ``batches`` must be a generator
+    (e.g. ``Adversarial.adaptive_batches``): it is sent the bias used for each element before
+    it yields the next (an adversary that sees only past biases). ``progress`` is called with
+    the number of elements done after each one.
     """
-    rule = _as_rule(rule)
-    schedule = _as_schedule(step)
+    if not isinstance(rule, Rule):
+        raise TypeError(
+            f"rule must be an lfbtheory.updates.Rule (e.g. updates.sign(1e-3)), got "
+            f"{type(rule).__name__}"
+        )
     micro_batches = as_positive_int(micro_batches, "micro_batches")
-    shards = as_positive_int(shards, "shards")
-    eval_set = {int(i) for i in eval_batches}
-    if any(i < 0 for i in eval_set):
-        raise ValueError("eval_batches must be non-negative stream indices")
+    eval_set = set(as_stream_indices(eval_batches, "eval_batches"))
+    if init_bias is not None and state is not None:
+        raise ValueError("give init_bias or state, not both")
+    if adaptive and not hasattr(batches, "send"):
+        raise TypeError(
+            "adaptive=True needs a generator that accepts the bias via send() (e.g. "
+            f"Adversarial.adaptive_batches), got {type(batches).__name__}"
+        )
+    if state is not None:
+        if not isinstance(state, RouterState):
+            raise TypeError(f"state must be a RouterState, got {type(state).__name__}")
+        rule.check_state(state.rule)
+        if state.n_pending >= micro_batches:
+            raise ValueError(
+                f"state has {state.n_pending} pending micro-batches, which is not fewer than "
+                f"micro_batches={micro_batches}: resume with the micro_batches it was saved with"
+            )
 
     biases: list[NDArray[np.float64]] = []
     loads: list[NDArray[np.int64]] = []
@@ -119,8 +122,8 @@ def simulate(
     steps: list[float] = []
     evals: list[bool] = []
     n_experts: int | None = None
-    k_checked: int | None = None
-    replicas: list[LoopState] = []
+    opts: RouteOptions | None = None
+    kk = 0
 
     it: Iterator[ArrayLike] = iter(batches)
     t = 0
@@ -132,67 +135,36 @@ def simulate(
         s = as_scores(raw, name=f"batches[{t}]")
         if n_experts is None:
             n_experts = s.shape[1]
-            k_checked = as_k(k, n_experts)
-            _check_route_args(
-                s[:1], k_checked, None, rule.bias_mode, n_groups, topk_groups, group_score_topk
+            kk = as_k(k, n_experts)
+            opts = route_options(
+                n_experts, kk, rule.bias_mode, n_groups, topk_groups, group_score_topk
             )
             if state is None:
-                state = LoopState(rule.init(n_experts, init_bias), np.zeros(n_experts), 0)
-            elif state.rule.bias.shape != (n_experts,):
+                state = init_state(rule, n_experts, init_bias)
+            elif state.bias.shape != (n_experts,):
                 raise ValueError(
-                    f"state has E={state.rule.bias.shape[0]} experts, batches have E={n_experts}"
+                    f"state has E={state.bias.shape[0]} experts, batches have E={n_experts}"
                 )
-            replicas = [state] * shards
         elif s.shape[1] != n_experts:
             raise ValueError(
                 f"batches[{t}] has E={s.shape[1]} experts, earlier batches have E={n_experts}"
             )
-        if s.shape[0] % shards:
-            raise ValueError(
-                f"batches[{t}] has n={s.shape[0]} tokens, not divisible by shards={shards}"
-            )
-        assert k_checked is not None
+        assert opts is not None and state is not None
 
-        bias = replicas[0].rule.bias
-        blocks = np.split(s, shards, axis=0)
-        chosen = [
-            _select(
-                b,
-                k_checked,
-                replicas[r].rule.bias,
-                rule.bias_mode,
-                n_groups,
-                topk_groups,
-                group_score_topk,
-            )
-            for r, b in enumerate(blocks)
-        ]
-        shard_loads = [np.bincount(c.ravel(), minlength=n_experts) for c in chosen]
-        total = np.sum(shard_loads, axis=0).astype(np.int64)  # all-reduce
-        reward = float(
-            sum(np.take_along_axis(b, c, axis=1).sum() for b, c in zip(blocks, chosen, strict=True))
-        )
+        bias = state.bias
+        experts, load = select_and_count(s, bias, opts)
+        reward = float(np.take_along_axis(s, experts, axis=1).sum())
 
         is_eval = t in eval_set
         u = float("nan")
         if not is_eval:
-            new = []
-            for rep in replicas:
-                pending = rep.pending + total
-                n_pending = rep.n_pending + 1
-                if n_pending == micro_batches:
-                    u = float(schedule(rep.rule.count))
-                    new.append(LoopState(rule.update(pending, rep.rule, u), np.zeros(n_experts), 0))
-                else:
-                    new.append(LoopState(rep.rule, pending, n_pending))
-            replicas = new
-            if any(not np.array_equal(r.rule.bias, replicas[0].rule.bias) for r in replicas[1:]):
-                raise RuntimeError(
-                    "data-parallel replicas diverged"
-                )  # cannot happen: identical inputs
+            state = accumulate(state, load)
+            if state.n_pending >= micro_batches:
+                u = float(rule.step(state.rule.count))
+                (state,) = optimizer_step(rule, [state])
 
         biases.append(bias)
-        loads.append(total)
+        loads.append(load)
         rewards.append(reward)
         steps.append(u)
         evals.append(is_eval)
@@ -200,7 +172,7 @@ def simulate(
         if progress is not None:
             progress(t)
 
-    if n_experts is None:
+    if n_experts is None or state is None:
         raise ValueError("batches is empty: the stream must yield at least one (n, E) array")
     return Trajectory(
         bias=np.array(biases),
@@ -208,31 +180,10 @@ def simulate(
         reward=np.array(rewards),
         step=np.array(steps),
         is_eval=np.array(evals, dtype=bool),
-        state=replicas[0],
+        state=state,
         rule=rule.name,
         bias_mode=rule.bias_mode,
-        k=int(k_checked),  # type: ignore[arg-type]
+        k=kk,
+        micro_batches=micro_batches,
+        routing=opts,
     )
-
-
-def save_state(path: str | Path, state: LoopState) -> None:
-    """Write a LoopState to an .npz file; float64 arrays round-trip bit-exactly."""
-    arrays = {
-        "bias": state.rule.bias,
-        "count": np.array(state.rule.count),
-        "pending": state.pending,
-        "n_pending": np.array(state.n_pending),
-    }
-    for i, b in enumerate(state.rule.buffers):
-        arrays[f"buffer{i}"] = b
-    np.savez(Path(path), **arrays)
-
-
-def load_state(path: str | Path) -> LoopState:
-    """Read a LoopState written by :func:`save_state`."""
-    with np.load(Path(path)) as f:
-        buffers = tuple(
-            f[f"buffer{i}"] for i in range(sum(key.startswith("buffer") for key in f.files))
-        )
-        rule = RuleState(f["bias"], int(f["count"]), buffers)
-        return LoopState(rule, f["pending"], int(f["n_pending"]))

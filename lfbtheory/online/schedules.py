@@ -9,6 +9,7 @@ constant -> linear regret, c/sqrt(t) -> O(sqrt T), c/(mu t) under mu-strong conv
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Sequence
 
 Schedule = Callable[[int], float]
@@ -40,9 +41,11 @@ def _positive(value: float, name: str, *, allow_zero: bool = False) -> float:
 
 
 def _step(t: int) -> int:
+    if isinstance(t, bool) or not isinstance(t, numbers.Integral):
+        raise TypeError(f"schedule step t must be an integer >= 0, got {t!r}")
     if t < 0:
         raise ValueError(f"schedule step t must be >= 0, got {t}")
-    return t
+    return int(t)
 
 
 def constant(rate: float) -> Schedule:

@@ -47,9 +47,9 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from lfbtheory.metrics import expert_loads
-from lfbtheory.online import schedules, updates
+from lfbtheory.online import updates
 from lfbtheory.routers import TokenChoice, selection_mask
-from lfbtheory.routing import _group_mask, biased_scores
+from lfbtheory.routing import eligible_experts, selection_scores
 
 __all__ = [
     "PropertyResult",
@@ -221,15 +221,15 @@ def _need_select(r: Any) -> None:
         raise _Skip("needs select(scores, bias) -> (experts, weights)")
 
 
-def _need_rule(r: Any) -> tuple[updates.Rule, schedules.Schedule]:
+def _need_rule(r: Any) -> updates.Rule:
     _need_lifecycle(r)
-    rule, sched = getattr(r, "rule", None), getattr(r, "schedule", None)
-    if not isinstance(rule, updates.Rule) or not callable(sched):
+    rule = getattr(r, "rule", None)
+    if not isinstance(rule, updates.Rule):
         raise _Skip(
-            "needs the declared update rule (attribute `rule`, an lfbtheory.online.updates.Rule) "
-            "and step-size `schedule`"
+            "needs the declared update rule (attribute `rule`, an lfbtheory.updates.Rule that "
+            "owns its step size)"
         )
-    return rule, sched
+    return rule
 
 
 def _bias_mode(r: Any) -> str:
@@ -384,7 +384,7 @@ def selected_in_selected_groups(r: Any, rng: np.random.Generator, cfg: Config) -
             b = 2.0 ** rng.integers(-2, 3, e)
         else:
             b = rng.integers(-512, 513, e) / 256 + offset
-        eligible = _group_mask(biased_scores(s, b, mode), ng, tg, gtop)
+        eligible = eligible_experts(selection_scores(s, b, mode), ng, tg, gtop)
         got = _sets(r.select(s, b)[0], e)
         bad = np.flatnonzero(np.any(got & ~eligible, axis=1))
         if bad.size:
@@ -420,9 +420,9 @@ def _skewed_loads(e: int, k: int) -> NDArray[np.int64]:
 
 def update_oracle(r: Any, rng: np.random.Generator, cfg: Config) -> str:
     """After each optimizer step the bias equals the declared rule applied to the loads the
-    router itself produced: b_{t+1} = rule.update(loads_t, b_t, schedule(t))
+    router itself produced: b_{t+1} = rule.update(loads_t, b_t) (the rule owns its step u_t)
     (arXiv 2408.15664 eq. 3 for the sign rule), within 1% of the step plus float32 round-off."""
-    rule, sched = _need_rule(r)
+    rule = _need_rule(r)
     e, k = r.n_experts, r.k
     st, oracle = r.init(), rule.init(e, None)
     if not np.allclose(np.asarray(r.bias(st), np.float64), oracle.bias):
@@ -438,7 +438,7 @@ def update_oracle(r: Any, rng: np.random.Generator, cfg: Config) -> str:
         experts, _, st = r.forward(x, st)
         loads = expert_loads(np.asarray(experts), e)
         (st,) = r.step([st])
-        new = rule.update(loads, oracle, sched(oracle.count))
+        new = rule.update(loads, oracle)
         step = float(np.max(np.abs(new.bias - oracle.bias)))
         oracle = new
         ok, err = _bias_close(r.bias(st), oracle.bias, step)
@@ -499,11 +499,10 @@ def count_scale_invariance(r: Any, rng: np.random.Generator, cfg: Config) -> str
     if isinstance(rule, updates.Rule):
         c = rng.integers(0, 20, e).astype(float)
         s0 = rule.init(e, None)
-        u = 1e-3
-        ref = rule.update(c, s0, u).bias
+        ref = rule.update(c, s0).bias
         for m in (2.0, 3.0):
             ok, err = _bias_close(
-                rule.update(m * c, s0, u).bias, ref, float(np.max(np.abs(ref - s0.bias)))
+                rule.update(m * c, s0).bias, ref, float(np.max(np.abs(ref - s0.bias)))
             )
             if not ok:
                 raise _Fail(
@@ -615,9 +614,9 @@ def count_precision(r: Any, rng: np.random.Generator, cfg: Config) -> str:
         )
     max_err = float(np.max(np.abs(got - exact)))
     rule = getattr(r, "rule", None)
-    if isinstance(rule, updates.Rule) and callable(getattr(r, "schedule", None)):
+    if isinstance(rule, updates.Rule):
         (st,) = r.step([st])
-        oracle = rule.update(exact, rule.init(e, None), r.schedule(0))
+        oracle = rule.update(exact, rule.init(e, None))
         ok, err = _bias_close(r.bias(st), oracle.bias, 1e-3)
         if not ok:
             raise _Fail(
@@ -675,13 +674,13 @@ def frozen_bias(r: Any, rng: np.random.Generator, cfg: Config) -> str:
 def one_update_per_step(r: Any, rng: np.random.Generator, cfg: Config) -> str:
     """Forward passes do not move the bias; one optimizer step after 3 micro-batches applies
     exactly one update of the declared rule to the summed loads."""
-    rule, sched = _need_rule(r)
+    rule = _need_rule(r)
     e = r.n_experts
     st, oracle = r.init(), rule.init(e, None)
     for _ in range(2):  # warm up alongside the oracle
         ex, _, st = r.forward(_gate_scores(rng, 32, e, skew=1.0), st)
         (st,) = r.step([st])
-        oracle = rule.update(expert_loads(np.asarray(ex), e), oracle, sched(oracle.count))
+        oracle = rule.update(expert_loads(np.asarray(ex), e), oracle)
     b_before = np.array(r.bias(st), copy=True)
     total = np.zeros(e, dtype=np.int64)
     for i in range(3):
@@ -693,7 +692,7 @@ def one_update_per_step(r: Any, rng: np.random.Generator, cfg: Config) -> str:
                 "(an update per micro-batch)"
             )
     (st,) = r.step([st])
-    new = rule.update(total, oracle, sched(oracle.count))
+    new = rule.update(total, oracle)
     ok, err = _bias_close(r.bias(st), new.bias, float(np.max(np.abs(new.bias - oracle.bias))))
     if not ok:
         raise _Fail(
@@ -892,8 +891,7 @@ def reference_router(n_experts: int = 8, k: int = 2) -> TokenChoice:
     return TokenChoice(
         n_experts,
         k,
-        rule=updates.sign(),
-        schedule=schedules.constant(1e-3),
+        rule=updates.sign(1e-3),
         n_groups=max(1, n_experts // 2),
         topk_groups=min(2, max(1, n_experts // 2)),
     )

@@ -47,9 +47,9 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from lfbtheory.metrics import expert_loads
-from lfbtheory.online import schedules, updates
+from lfbtheory.online import updates
 from lfbtheory.routers import TokenChoice, TokenChoiceState, check_batch
-from lfbtheory.routing import _group_mask, route, topk_indices
+from lfbtheory.routing import eligible_experts, route, topk_indices
 from lfbtheory.testing.conformance import to_bfloat16, to_float16
 
 __all__ = ["MUTANTS"]
@@ -58,7 +58,7 @@ _CONFIG: dict[str, Any] = {"n_experts": 8, "k": 2, "n_groups": 4, "topk_groups":
 
 
 def _kw() -> dict[str, Any]:
-    return dict(_CONFIG, rule=updates.sign(), schedule=schedules.constant(1e-3))
+    return dict(_CONFIG, rule=updates.sign(1e-3))
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ class _MaskedZero(TokenChoice):
     ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
         s = check_batch(scores, self.n_experts)
         sel = s + np.asarray(bias, np.float64)
-        mask = _group_mask(sel, self.n_groups, self.topk_groups, self.group_score_topk)  # type: ignore[arg-type]
+        mask = eligible_experts(sel, self.n_groups, self.topk_groups, self.group_score_topk)  # type: ignore[arg-type]
         experts = topk_indices(np.where(mask, sel, 0.0), self.k)  # BUG: 0.0 instead of -inf
         w = np.take_along_axis(s, experts, axis=1)
         return experts, w / w.sum(axis=1, keepdims=True)
@@ -114,17 +114,20 @@ class _CurrentBatchLoads(TokenChoice):
         # BUG: "fresh" loads -- route provisionally, update the bias from this very batch, reroute.
         provisional, _ = self.select(scores, state.rule.bias)
         loads = expert_loads(provisional, self.n_experts, valid=valid)
-        rs = self.rule.update(loads, state.rule, self.schedule(state.rule.count))
+        rs = self.rule.update(loads, state.rule)
         experts, weights, _ = super().forward(
             scores, state._replace(rule=rs), mode=mode, valid=valid
         )
-        counts = state.counts + (
+        counts = state.pending + (
             expert_loads(experts, self.n_experts, valid=valid) if mode == "train" else 0
         )
-        return experts, weights, state._replace(rule=rs, counts=counts)
+        return experts, weights, state._replace(rule=rs, pending=counts)
 
     def step(self, states: Sequence[TokenChoiceState]) -> tuple[TokenChoiceState, ...]:
-        return tuple(s._replace(counts=np.zeros(self.n_experts, dtype=np.int64)) for s in states)
+        return tuple(
+            s._replace(pending=np.zeros(self.n_experts, dtype=np.int64), n_pending=0)
+            for s in states
+        )
 
 
 @dataclass(frozen=True)
@@ -155,13 +158,14 @@ class _NoAllReduce(TokenChoice):
 @dataclass(frozen=True)
 class _RawUnits(TokenChoice):
     def step(self, states: Sequence[TokenChoiceState]) -> tuple[TokenChoiceState, ...]:
-        total = np.sum([s.counts for s in states], axis=0).astype(np.float64)
+        total = np.sum([s.pending for s in states], axis=0).astype(np.float64)
         out = []
         for s in states:
-            u = self.schedule(s.rule.count)
+            u = self.rule.step(s.rule.count)
             bias = s.rule.bias + u * (total.mean() - total)  # BUG: raw count units
-            rs = s.rule if s.frozen else updates.RuleState(bias, s.rule.count + 1, s.rule.buffers)
-            out.append(TokenChoiceState(rs, np.zeros(self.n_experts, dtype=np.int64), s.frozen))
+            rs = s.rule if s.frozen else s.rule._replace(bias=bias, count=s.rule.count + 1)
+            zeros = np.zeros(self.n_experts, dtype=np.int64)
+            out.append(TokenChoiceState(rs, zeros, 0, s.frozen))
         return tuple(out)
 
 
@@ -184,8 +188,10 @@ class _LowPrecisionCounts(TokenChoice):
             to_bfloat16 if self.dtype == "bfloat16" else to_float16
         )
         c = expert_loads(experts, self.n_experts, valid=valid)
-        acc = rnd(np.asarray(rnd(state.counts), np.float32) + np.asarray(rnd(c), np.float32))  # BUG
-        return experts, weights, state._replace(counts=np.asarray(acc, np.float64))  # type: ignore[arg-type]
+        acc = rnd(np.asarray(rnd(state.pending), np.float32) + np.asarray(rnd(c), np.float32))  # BUG
+        return experts, weights, state._replace(
+            pending=np.asarray(acc, np.float64), n_pending=state.n_pending + 1  # type: ignore[arg-type]
+        )
 
 
 @dataclass(frozen=True)
@@ -241,7 +247,7 @@ class _PaddingCounted(TokenChoice):
 
 @dataclass(frozen=True)
 class _Bf16Bias(TokenChoice):
-    def _round(self, rs: updates.RuleState) -> updates.RuleState:
+    def _round(self, rs: Any) -> Any:
         return rs._replace(bias=np.asarray(to_bfloat16(rs.bias), np.float64))
 
     def init(self, bias0: ArrayLike | None = None) -> TokenChoiceState:
@@ -288,7 +294,7 @@ def no_allreduce() -> TokenChoice:
 
 def raw_count_units() -> TokenChoice:
     """Declares the proportional rule but steps u (c_bar - c) on raw counts."""
-    return _RawUnits(**dict(_kw(), rule=updates.proportional()))
+    return _RawUnits(**dict(_kw(), rule=updates.proportional(1e-3)))
 
 
 def bf16_counts() -> TokenChoice:
