@@ -17,6 +17,10 @@ expert constraints with prices p, the dual function
     minor is in {-1, 0, 1}, checked EXHAUSTIVELY for (n, E) in {(2,2),(2,3),(3,2),(3,3),(2,4),
     (4,2)}; the general argument (below) holds for every n, E.
 
+Hypotheses (the equalities the certificates use). row: sum_i x_ti = k for every token t;
+col: sum_t x_ti = L for every expert i. Non-negative: the gaps d, e to the k-th entry, x >= 0
+and y = 1 - x >= 0 (the box).
+
 Assumptions. Real scores; L = nk/E an integer (equality case of lfbtheory.lp.solve).
 Source. Lagrangian duality (Boyd & Vandenberghe, Convex Optimization, Ch. 5); the bias-as-dual
 reading of Loss-Free Balancing (arXiv 2408.15664 Sec. 3, DESIGN.md Sec. 2); total unimodularity
@@ -43,9 +47,11 @@ import itertools
 
 import numpy as np
 import sympy as sp
-from _certify import certify_nonneg, check, identity
+from _certify import Lemma, check, identity
 
 from lfbtheory import dual_objective, optimal_prices
+
+LEM = Lemma(__doc__)
 
 
 def topk_certificate(n_experts: int, k: int) -> None:
@@ -55,6 +61,8 @@ def topk_certificate(n_experts: int, k: int) -> None:
     e = sp.symbols(f"e0:{n_experts - k}", nonnegative=True)
     y = sp.symbols(f"y0:{k}", nonnegative=True)  # x_i = 1 - y_i on S (x_i <= 1)
     xo = sp.symbols(f"x{k}:{n_experts}", nonnegative=True)  # x_i >= 0 off S
+    LEM.assume(*d, *e, meaning="gaps of r to its k-th largest entry theta")
+    LEM.assume(*y, *xo, meaning="the box 0 <= x <= 1: x off S, y = 1 - x on S")
     r = [theta + di for di in d] + [theta - ei for ei in e]
     x = [1 - yi for yi in y] + list(xo)
     topk = sum(r[:k])
@@ -62,8 +70,9 @@ def topk_certificate(n_experts: int, k: int) -> None:
     terms = [di * yi for di, yi in zip(d, y, strict=True)] + [
         ei * xi for ei, xi in zip(e, xo, strict=True)
     ]
-    certify_nonneg(
-        gap, terms, f"topKsum(r) >= r.x (E={n_experts}, k={k})", equalities=[(-theta, sum(x) - k)]
+    row = LEM.hypothesis(f"row [E={n_experts}, k={k}]", sum(x) - k)
+    LEM.certify_nonneg(
+        gap, terms, f"topKsum(r) >= r.x (E={n_experts}, k={k})", equalities=[(-theta, row)]
     )
     # x = 1_S attains the bound, so the maximum is exactly topKsum(r).
     identity(sum(ri for ri in r[:k]) - topk, 0, "x = 1_S attains topKsum")
@@ -97,6 +106,7 @@ def lagrangian_and_weak_duality(n: int, n_experts: int, k: int) -> None:
                     sp.Symbol(f"d{t}{i}", nonnegative=True),
                     sp.Symbol(f"y{t}{i}", nonnegative=True),
                 )
+                LEM.assume(di, yi, meaning="gap to theta_t; box slack y = 1 - x")
                 r_t[i], x_t[i] = theta + di, 1 - yi
                 terms.append(di * yi)
             else:
@@ -104,9 +114,12 @@ def lagrangian_and_weak_duality(n: int, n_experts: int, k: int) -> None:
                     sp.Symbol(f"e{t}{i}", nonnegative=True),
                     sp.Symbol(f"xo{t}{i}", nonnegative=True),
                 )
+                LEM.assume(ei, xi, meaning="gap to theta_t; x >= 0")
                 r_t[i], x_t[i] = theta - ei, xi
                 terms.append(ei * xi)
-        equalities.append((-theta, sum(x_t) - k))
+        equalities.append(
+            (-theta, LEM.hypothesis(f"row [t={t}, n={n}, E={n_experts}, k={k}]", sum(x_t) - k))
+        )
         pieces.append((r_t, x_t, sum(r_t[i] for i in order[:k])))
     sub = {}
     for t, (r_t, x_t, _) in enumerate(pieces):
@@ -116,8 +129,11 @@ def lagrangian_and_weak_duality(n: int, n_experts: int, k: int) -> None:
     dual = sum(topk for _, _, topk in pieces) - cap * sum(p)
     primal = sx.subs(sub)
     cols_sub = [c.subs(sub) for c in cols]
-    equalities += [(p[i], cols_sub[i] - cap) for i in range(n_experts)]
-    certify_nonneg(
+    equalities += [
+        (p[i], LEM.hypothesis(f"col [i={i}, n={n}, E={n_experts}, k={k}]", cols_sub[i] - cap))
+        for i in range(n_experts)
+    ]
+    LEM.certify_nonneg(
         dual - primal,
         terms,
         f"weak duality D(p) >= s.x (n={n}, E={n_experts}, k={k})",
@@ -131,15 +147,16 @@ def strong_duality_symbolic() -> None:
     delta = sp.Symbol("delta", nonnegative=True)
     # Case s11 + s22 >= s12 + s21 (the diagonal is optimal); the other case is the same after
     # swapping the two experts (columns).
+    LEM.assume(delta, meaning="the case s11 + s22 >= s12 + s21 (delta is the excess)")
     s22 = s12 + s21 - s11 + delta
     q = s12 - s11  # p = (q, 0)
     # max(s11 + q, s12): both arguments are equal.
     identity(s11 + q, s12, "token 1: s11 + q == s12 (tie, max = s12)")
     # max(s21 + q, s22) = s22 because s22 - (s21 + q) = delta >= 0.
-    certify_nonneg(s22 - (s21 + q), [delta], "token 2: s22 >= s21 + q")
+    LEM.certify_nonneg(s22 - (s21 + q), [delta], "token 2: s22 >= s21 + q")
     dual = s12 + s22 - 1 * (q + 0)
     identity(dual, s11 + s22, "D(p) equals the diagonal value P")
-    certify_nonneg((s11 + s22) - (s12 + s21), [delta], "the diagonal is the primal maximum")
+    LEM.certify_nonneg((s11 + s22) - (s12 + s21), [delta], "the diagonal is the primal maximum")
 
 
 def _assignments(n: int, n_experts: int, k: int, cap: int):
@@ -163,13 +180,13 @@ def strong_duality_exhaustive() -> int:
             objs = np.einsum("mte,te->m", feas, s)
             best = int(np.argmax(objs))
             primal = float(objs[best])
-            p = optimal_prices(s, feas[best], k)
+            p = optimal_prices(s, k, feas[best])
             check(p is not None, f"the best assignment has certifying prices (s={flat})")
             # Prices are shortest-path distances over integer edge weights: integral after a shift.
             q = p - p.min()
             qi = np.round(q)
             check(np.max(np.abs(q - qi)) < 1e-9, "optimal prices are integral up to a shift")
-            check(dual_objective(s, qi, k) == primal, f"D(p*) == P exactly (s={flat})")
+            check(dual_objective(s, k=k, bias=qi) == primal, f"D(p*) == P exactly (s={flat})")
             checked += 1
     return checked
 

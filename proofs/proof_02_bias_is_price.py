@@ -83,8 +83,8 @@ def best_response_and_subgradient() -> int:
             np.array((0.0,) + v) for v in itertools.product((-1.0, 0.0, 1.0), repeat=n_experts - 1)
         ]
         grid.append(np.array([0.0] + [0.5] * (n_experts - 1)))
-        dvals = np.array([dual_objective(s, p, k) for p in grid])
-        subg = np.array([dual_subgradient(s, p, k) for p in grid])
+        dvals = np.array([dual_objective(s, k=k, bias=p) for p in grid])
+        subg = np.array([dual_subgradient(s, k=k, bias=p) for p in grid])
         for j, p in enumerate(grid):
             r = route(s, k, p, normalize=False)
             lag = float(np.take_along_axis(s + p, r.experts, axis=1).sum() - cap * p.sum())
@@ -111,14 +111,16 @@ def complementary_slackness() -> int:
             if np.all(x.sum(axis=0) == cap):
                 opts.append(x)
         best = max(opts, key=lambda x: float(np.sum(s * x)))
-        p = optimal_prices(s, best, k)
+        p = optimal_prices(s, k, best)
         check(p is not None, "optimal assignment has prices")
         p = np.round(p - p.min())  # integral shortest-path prices (exact; see Lemma 1)
         r = s + p
         worst_on = np.where(best == 1, r, np.inf).min(axis=1)
         best_off = np.where(best == 1, -np.inf, r).max(axis=1, initial=-np.inf)
         check(np.all(worst_on >= best_off), "every x*_t is a top-k set of s_t + p*")
-        check(dual_objective(s, p, k) == float(np.sum(s * best)), "p* minimises D (D(p*) == P)")
+        check(
+            dual_objective(s, k=k, bias=p) == float(np.sum(s * best)), "p* minimises D (D(p*) == P)"
+        )
         routed = route(s, k, p, normalize=False)
         tied = tie_margin(s, k, p) == 0
         untied_same = all(

@@ -152,17 +152,18 @@ def package_invariances(rng: np.random.Generator) -> None:
             s = rng.integers(0, 4, size=(n, n_experts)).astype(np.float64)  # many ties on purpose
             b = rng.integers(-3, 4, size=n_experts) / 4.0
             base = route(s, k, b, normalize=False)
-            d0, g0 = dual_objective(s, b, k), dual_subgradient(s, b, k)
+            d0, g0 = dual_objective(s, k=k, bias=b), dual_subgradient(s, k=k, bias=b)
             for t in (-2.5, 0.75, 1024.0, -(2.0**30)):
                 sh = route(s, k, b + t, normalize=False)
                 check(
                     np.array_equal(sh.experts, base.experts), "(d) routing invariant under b + t1"
                 )
                 check(
-                    np.array_equal(dual_subgradient(s, b + t, k), g0), "(d) subgradient invariant"
+                    np.array_equal(dual_subgradient(s, k=k, bias=b + t), g0),
+                    "(d) subgradient invariant",
                 )
                 check(
-                    abs(dual_objective(s, b + t, k) - d0) <= 1e-9 * max(1.0, abs(t)),
+                    abs(dual_objective(s, k=k, bias=b + t) - d0) <= 1e-9 * max(1.0, abs(t)),
                     "(d) D invariant",
                 )
             sp_ = rng.uniform(0.1, 1.0, size=(n, n_experts))  # continuous: no ties a.s.

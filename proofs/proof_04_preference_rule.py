@@ -17,6 +17,9 @@ and let m_t >= 0 be its tie margin before the update (k-th minus (k+1)-th larges
 package (lfbtheory.route + lfbtheory.online.updates) on 1132 seeded random small batches with
 dyadic scores, biases and steps (so float64 arithmetic is exact).
 
+Hypotheses (the equalities the certificates use). after: A = r'_j - r'_i (j beats i after
+the update, A >= 0); before: B = r_i - r_j (i beat j before, B >= 0).
+
 Assumptions. k distinct experts per token, real scores, route's tie rule; one update from
 the loads of the same batch (the deterministic setting of arXiv 2512.03915).
 Source. arXiv 2512.03915 (Han & Zhong), the "preference rule" of the deterministic analysis;
@@ -37,10 +40,12 @@ from __future__ import annotations
 
 import numpy as np
 import sympy as sp
-from _certify import certify_nonneg, certify_pos, check
+from _certify import Lemma, check
 
 from lfbtheory import route, tie_margin
 from lfbtheory.online import updates as U
+
+LEM = Lemma(__doc__)
 
 
 def symbolic_cases() -> None:
@@ -48,18 +53,24 @@ def symbolic_cases() -> None:
     a_after = sp.Symbol("A", nonnegative=True)  # r'_j - r'_i >= 0 (j beats i after)
     b_before = sp.Symbol("B", nonnegative=True)  # r_i - r_j >= 0 (i beat j before)
     ri, rj = sp.symbols("r_i r_j", real=True)
+    LEM.assume(u, meaning="the step size u > 0")
+    LEM.assume(a_after, b_before, meaning="the two comparisons, after and before the update")
     di, dj = sp.symbols("Delta_i Delta_j", real=True)
     # (i): Delta_j - Delta_i = (r'_j - r'_i) + (r_i - r_j) with r' = r + Delta; the equalities
     # define A = r'_j - r'_i and B = r_i - r_j.
-    certify_nonneg(
+    LEM.certify_nonneg(
         dj - di,
         [a_after, b_before],
         "(i) Delta_j - Delta_i >= r_i - r_j >= 0",
-        equalities=[(1, (rj + dj) - (ri + di) - a_after), (1, (ri - rj) - b_before)],
+        equalities=[
+            (1, LEM.hypothesis("after", (rj + dj) - (ri + di) - a_after)),
+            (1, LEM.hypothesis("before", (ri - rj) - b_before)),
+        ],
     )
 
     # (ii) sign rule: margin m = u + gamma with gamma > 0 (u < m); B >= m.
     gamma = sp.Symbol("gamma", positive=True)
+    LEM.assume(gamma, meaning="u < m_t: gamma = m_t - u")
     m = u + gamma
     for sig_i in (-1, 0, 1):
         for sig_j in (-1, 0, 1):
@@ -67,7 +78,7 @@ def symbolic_cases() -> None:
             if (sig_i, sig_j) == (-1, 1):
                 continue  # the allowed move: overloaded -> underloaded
             # m - diff > 0 contradicts diff = Delta_j - Delta_i >= B >= m.
-            certify_pos(
+            LEM.certify_pos(
                 m - diff,
                 [gamma, u * (1 - (sig_j - sig_i))],
                 f"(ii) sign: pair ({sig_i}, {sig_j}) needs Delta_j - Delta_i < m",
@@ -78,10 +89,13 @@ def symbolic_cases() -> None:
     v_slack = sp.Symbol("v", nonnegative=True)
     a_ = sp.Symbol("a", nonnegative=True)
     ci, cj = sp.symbols("c_i c_j", real=True)
+    LEM.assume(cap, meaning="L = nk/E > 0")
+    LEM.assume(v_slack, meaning="V = max_l |c_l - L|/L is at least each |c_l - L|/L")
+    LEM.assume(a_, meaning="the case: a = c_j - L >= 0 (resp. L - c_i)")
     # case c_j >= L: c_j = L + a, V = (c_i - L)/L + v (V >= (c_i - L)/L).
     big_v = (ci - cap) / cap + v_slack
     diff = u * (ci - (cap + a_)) / cap
-    certify_pos(
+    LEM.certify_pos(
         (u * big_v + gamma) - diff,
         [gamma, u * v_slack, u * a_ / cap],
         "(ii) proportional, c_j >= L: Delta_j - Delta_i < m",
@@ -89,7 +103,7 @@ def symbolic_cases() -> None:
     # case c_i <= L: c_i = L - a, V = (L - c_j)/L + v.
     big_v = (cap - cj) / cap + v_slack
     diff = u * ((cap - a_) - cj) / cap
-    certify_pos(
+    LEM.certify_pos(
         (u * big_v + gamma) - diff,
         [gamma, u * v_slack, u * a_ / cap],
         "(ii) proportional, c_i <= L: Delta_j - Delta_i < m",

@@ -23,11 +23,19 @@ induction step both checked symbolically).
 
 Assumptions. Convex f_t (Lemma 1/2: D_t is convex with subgradient load - L); unconstrained
 steps (equality capacity, p in R^E); in (c) the iterates stay within Rmax of p* (measured on the
-trajectory in the numerical test; Lemma 7 bounds it for the sign rule); in (d) strong convexity,
-which holds for the EXPECTED dual only (Lemma 6), so (d) bounds the expected regret with
-stochastic subgradients (E||g_t||^2 <= G^2).
+trajectory in the numerical test; for the proportional rule Lemma 7(b) bounds the bias spread,
+hence ||p_t - p*|| on the mean-zero subspace); in (d) strong convexity, which holds for the
+EXPECTED dual only (Lemma 6), so (d) bounds the expected regret with stochastic subgradients
+(E||g_t||^2 <= G^2). The lemma does NOT apply to the sign rule: by Lemma 3 it is a per-expert
+step u/|g_i|, so -sign(g) is not a subgradient direction of D; Lemma 12 treats it.
+
+Hypotheses (named equalities and slacks of the certificates). radius: a_t <= Rmax^2 for
+t <= T+1; sqrt-sum: sum_{t<=T} 1/sqrt t <= 2 sqrt T - 1 (proved in (e)); harmonic:
+sum_{t<=T} 1/t <= 1 + ln T (proved in (e)); unit: x = T + y in [T, T+1] with y + z = 1;
+cap: w_i = n - c_i >= 0 (an expert takes each token at most once); total: sum_i c_i = nk.
 Source. Zinkevich, ICML 2003 (Thm 1); Hazan, Introduction to Online Convex Optimization,
-Thm 3.1 and 3.3; arXiv 2512.03915 (logarithmic expected regret for ALF-LB).
+Thm 3.1 and 3.3; arXiv 2512.03915 states logarithmic expected regret for ALF-LB (its theorem
+bodies are not reproduced or checked here; (d) is our statement of the standard result).
 
 Proof. (a) ||p_t - eta g - p*||^2 = a_t - 2 eta g.(p_t - p*) + eta^2 ||g||^2 and
 f_t(p_t) - f_t(p*) <= g.(p_t - p*). (b) telescope. (c) with w_t = 1/eta_t non-decreasing,
@@ -44,7 +52,7 @@ from __future__ import annotations
 
 import numpy as np
 import sympy as sp
-from _certify import certify_nonneg, check, identity
+from _certify import Lemma, check, identity
 
 from lfbtheory import dual_objective, route
 from lfbtheory.online import schedules as S
@@ -53,6 +61,9 @@ from lfbtheory.online import updates as U
 # Symbols of the bounds (exported for tests/test_proof_bounds.py, which lambdifies them).
 R, G, T, c, mu, eta = sp.symbols("R G T c mu eta", positive=True)
 n_, k_, E_ = sp.symbols("n k E", positive=True)
+LEM = Lemma(__doc__)
+LEM.assume(R, G, T, c, mu, eta, meaning="radius, gradient bound, horizon, step constants > 0")
+LEM.assume(n_, k_, E_, meaning="tokens, experts per token, experts")
 
 
 def bound_constant() -> sp.Expr:
@@ -91,6 +102,7 @@ def one_step(n_experts: int = 3) -> None:
 def constant_step() -> None:
     a1 = sp.Symbol("a1", nonnegative=True)
     aT1 = sp.Symbol("a_T1", nonnegative=True)
+    LEM.assume(a1, aT1, meaning="squared distances a_t = ||p_t - p*||^2")
     at = sp.symbols("a1:7", nonnegative=True)
     # telescoping: sum_{t<=T}(a_t - a_{t+1}) = a_1 - a_{T+1}, induction step
     s_t = sp.Symbol("S_T", real=True)
@@ -98,13 +110,13 @@ def constant_step() -> None:
     identity((a1 - a_next) + (a_next - a_next2), a1 - a_next2, "(b) telescoping induction step")
     identity(sum(at[i] - at[i + 1] for i in range(5)), at[0] - at[5], "(b) telescoping, T = 5")
     del s_t
-    certify_nonneg(
+    LEM.certify_nonneg(
         a1 / (2 * eta) - (a1 - aT1) / (2 * eta),
         [aT1 / (2 * eta)],
         "(b) (a_1 - a_{T+1})/(2 eta) <= a_1/(2 eta)",
     )
     # optimal eta and its value (AM-GM certificate); R = sqrt(a_1)
-    certify_nonneg(
+    LEM.certify_nonneg(
         bound_constant() - R * G * sp.sqrt(T),
         [(R - eta * G * sp.sqrt(T)) ** 2 / (2 * eta)],
         "(b) bound >= R G sqrt T",
@@ -123,25 +135,28 @@ def linear_regret_instance(u: float = 0.125, horizon: int = 41) -> None:
     st = rule.init(2, None)
     total = 0.0
     for t in range(horizon):
-        total += dual_objective(s, st.bias, 1)
+        total += dual_objective(s, k=1, bias=st.bias)
         check(total == 2 * u * ((t + 1) // 2), f"R_{t + 1} == 2u floor((t+1)/2)")
         st = rule.update(route(s, 1, st.bias, normalize=False).loads, st)
     # hindsight minimum: D_t >= LP value 0 for every p (weak duality) and D(0) = 0
-    check(dual_objective(s, np.zeros(2), 1) == 0.0, "min_p sum_t D_t = 0")
+    check(dual_objective(s, k=1, bias=np.zeros(2)) == 0.0, "min_p sum_t D_t = 0")
 
 
 def nonincreasing_steps() -> None:
     """(c) induction for H_T >= 0, and the c/sqrt(t) bound."""
-    w1, wT, dw, rsq_minus_a, h_t = sp.symbols("w1 w_T delta alpha H_T", nonnegative=True)
+    w1, wT, dw, h_t = sp.symbols("w1 w_T delta H_T", nonnegative=True)
     a1 = sp.Symbol("a1", nonnegative=True)
     aT1, aT2 = sp.symbols("a_T1 a_T2", real=True)
+    LEM.assume(
+        w1, wT, dw, h_t, meaning="w_t = 1/eta_t > 0 non-decreasing (dw >= 0); H_T >= 0 by induction"
+    )
     rsq = R**2
     # base: H_1 = R^2 w1/2 - a2 w1/2 - (a1 - a2) w1/2 = (R^2 - a1) w1 / 2
     a2 = sp.Symbol("a2", real=True)
     h1 = rsq * w1 / 2 - a2 * w1 / 2 - (a1 - a2) * w1 / 2
-    alpha1 = sp.Symbol("alpha1", nonnegative=True)
-    certify_nonneg(
-        h1, [alpha1 * w1 / 2], "(c) base H_1 >= 0", equalities=[(w1 / 2, rsq - a1 - alpha1)]
+    alpha1 = LEM.slack("alpha1", rsq - a1, by="radius")
+    LEM.certify_nonneg(
+        h1, [alpha1 * w1 / 2], "(c) base H_1 >= 0", equalities=[(w1 / 2, LEM.slack_of("alpha1"))]
     )
     # step: H_{T+1} - H_T where H_T = R^2 w_T/2 - a_{T+1} w_T/2 - F_T and
     # F_{T+1} = F_T + (a_{T+1} - a_{T+2}) w_{T+1}/2
@@ -151,27 +166,28 @@ def nonincreasing_steps() -> None:
     h_t1_expr = rsq * wT1 / 2 - aT2 * wT1 / 2 - (f_t + (aT1 - aT2) * wT1 / 2)
     identity(h_t1_expr - h_t_expr, (rsq - aT1) * dw / 2, "(c) H_{T+1} - H_T = (R^2 - a_{T+1}) dw/2")
     # with H_T >= 0 (induction hypothesis) and a_{T+1} = R^2 - alpha, alpha >= 0:
-    certify_nonneg(
+    rsq_minus_a = LEM.slack("alpha", rsq - aT1, by="radius")
+    LEM.certify_nonneg(
         h_t + (rsq - aT1) * dw / 2,
         [h_t, rsq_minus_a * dw / 2],
         "(c) H_{T+1} >= 0",
-        equalities=[(dw / 2, rsq - aT1 - rsq_minus_a)],
+        equalities=[(dw / 2, LEM.slack_of("alpha"))],
     )
     # hence sum_t (a_t - a_{t+1})/(2 eta_t) <= R^2 / (2 eta_T); with eta_t = c/sqrt t and (e):
     sum_sqrt = sp.Symbol("Sigma", positive=True)  # sum_{t<=T} 1/sqrt(t) <= 2 sqrt T - 1 by (e)
-    slack = sp.Symbol("sigma", nonnegative=True)
+    slack = LEM.slack("sigma", 2 * sp.sqrt(T) - 1 - sum_sqrt, by="sqrt-sum")
     regret_bd = R**2 * sp.sqrt(T) / (2 * c) + c * G**2 / 2 * sum_sqrt
-    certify_nonneg(
+    LEM.certify_nonneg(
         bound_inverse_sqrt() - regret_bd,
         [c * G**2 * slack / 2],
         "(c) insert sum 1/sqrt t <= 2 sqrt T - 1",
-        equalities=[(c * G**2 / 2, 2 * sp.sqrt(T) - 1 - sum_sqrt - slack)],
+        equalities=[(c * G**2 / 2, LEM.slack_of("sigma"))],
     )
     simple = (R**2 / (2 * c) + c * G**2) * sp.sqrt(T)
-    certify_nonneg(
+    LEM.certify_nonneg(
         simple - bound_inverse_sqrt(), [c * G**2 / 2], "(c) <= (R^2/(2c) + c G^2) sqrt T"
     )
-    certify_nonneg(
+    LEM.certify_nonneg(
         simple - sp.sqrt(2) * R * G * sp.sqrt(T),
         [(R - sp.sqrt(2) * c * G) ** 2 / (2 * c) * sp.sqrt(T)],
         "(c) >= sqrt2 R G sqrt T",
@@ -192,14 +208,16 @@ def strongly_convex_steps() -> None:
         "(d) induction step",
     )
     a_last = sp.Symbol("a_last", nonnegative=True)
-    certify_nonneg(0 - (-mu * tt * a_last / 2), [mu * tt * a_last / 2], "(d) distance sum <= 0")
+    LEM.assume(a_last, tt, meaning="a squared distance; the horizon T >= 1")
+    LEM.certify_nonneg(0 - (-mu * tt * a_last / 2), [mu * tt * a_last / 2], "(d) distance sum <= 0")
     # remaining sum: sum eta_t G^2/2 = (G^2/(2 mu)) sum 1/t <= (G^2/(2 mu))(1 + ln T) by (e)
-    harm, slack = sp.Symbol("H", positive=True), sp.Symbol("sigma", nonnegative=True)
-    certify_nonneg(
+    harm = sp.Symbol("H", positive=True)
+    slack = LEM.slack("sigma_h", 1 + sp.log(T) - harm, by="harmonic")
+    LEM.certify_nonneg(
         bound_strongly_convex() - G**2 / (2 * mu) * harm,
         [G**2 / (2 * mu) * slack],
         "(d) insert sum 1/t <= 1 + ln T",
-        equalities=[(G**2 / (2 * mu), 1 + sp.log(T) - harm - slack)],
+        equalities=[(G**2 / (2 * mu), LEM.slack_of("sigma_h"))],
     )
 
 
@@ -208,31 +226,34 @@ def summation_bounds() -> None:
     tt = sp.Symbol("T", positive=True)
     x = sp.Symbol("x", positive=True)
     y, z = sp.symbols("y z", nonnegative=True)  # x = T + y, y in [0, 1], z = 1 - y
+    LEM.assume(tt, y, z, meaning="T > 0 and the position x = T + y, y + z = 1, in [T, T+1]")
     inc = sp.log(tt + 1) - sp.log(tt) - 1 / (tt + 1)
     identity(
         sp.integrate(1 / x - 1 / (tt + 1), (x, tt, tt + 1)), inc, "(e) increment as an integral"
     )
     integrand = 1 / (tt + y) - 1 / (tt + 1)
-    certify_nonneg(
+    LEM.certify_nonneg(
         integrand,
         [z / ((tt + y) * (tt + 1))],
         "(e) 1/x - 1/(T+1) >= 0 on [T, T+1]",
-        equalities=[(-1 / ((tt + y) * (tt + 1)), y + z - 1)],
+        equalities=[(-1 / ((tt + y) * (tt + 1)), LEM.hypothesis("unit", y + z - 1))],
     )
     # induction: sigma_T = 1 + ln T - H_T; sigma_1 = 0; sigma_{T+1} = sigma_T + inc, inc >= 0
     identity(1 + sp.log(1) - 1, 0, "(e) base: sum_{t<=1} 1/t = 1 + ln 1")
     sig, inc_s = sp.symbols("sigma_T I_T", nonnegative=True)
+    LEM.assume(sig, inc_s, meaning="sigma_T >= 0 (induction hypothesis), the certified increment")
     harm_t = sp.Symbol("H_T", real=True)
     identity(
         (1 + sp.log(tt + 1) - (harm_t + 1 / (tt + 1))) - (1 + sp.log(tt) - harm_t),
         inc,
         "(e) sigma_{T+1} - sigma_T = increment",
     )
-    certify_nonneg(sig + inc_s, [sig, inc_s], "(e) sigma_{T+1} >= 0")
+    LEM.certify_nonneg(sig + inc_s, [sig, inc_s], "(e) sigma_{T+1} >= 0")
     # sqrt sum: increment 2 sqrt(T+1) - 2 sqrt(T) - 1/sqrt(T+1) = 1/(b (a+b)^2)
     a = sp.Symbol("a", positive=True)  # a = sqrt(T)
+    LEM.assume(a, meaning="a = sqrt(T) > 0")
     b = sp.sqrt(a**2 + 1)  # b = sqrt(T + 1)
-    certify_nonneg(2 * b - 2 * a - 1 / b, [1 / (b * (a + b) ** 2)], "(e) sqrt increment >= 0")
+    LEM.certify_nonneg(2 * b - 2 * a - 1 / b, [1 / (b * (a + b) ** 2)], "(e) sqrt increment >= 0")
     identity(2 * sp.sqrt(1) - 1 - 1 / sp.sqrt(1), 0, "(e) base: sum_{t<=1} 1/sqrt t = 2 sqrt 1 - 1")
     root_t = sp.Symbol("Q_T", real=True)
     identity(
@@ -256,13 +277,20 @@ def gradient_bound(n_experts: int = 4) -> None:
     n, k = sp.symbols("n k", positive=True)
     cs = sp.symbols(f"c0:{n_experts}", nonnegative=True)
     ws = sp.symbols(f"w0:{n_experts}", nonnegative=True)  # w_i = n - c_i >= 0
+    LEM.assume(n, k, *cs, meaning="tokens, experts per token, loads (counts)")
+    LEM.assume(*ws, meaning="w_i = n - c_i >= 0")
     cap = n * k / n_experts
     gap = gradient_norm_sq_bound().subs({n_: n, k_: k, E_: n_experts}) - sum(
         (ci - cap) ** 2 for ci in cs
     )
-    eqs = [(-ci, ci + wi - n) for ci, wi in zip(cs, ws, strict=True)]
-    eqs.append((2 * n * k / n_experts - n, sum(cs) - n * k))
-    certify_nonneg(
+    eqs = [
+        (-ci, LEM.hypothesis(f"cap [i={i}, E={n_experts}]", ci + wi - n))
+        for i, (ci, wi) in enumerate(zip(cs, ws, strict=True))
+    ]
+    eqs.append(
+        (2 * n * k / n_experts - n, LEM.hypothesis(f"total [E={n_experts}]", sum(cs) - n * k))
+    )
+    LEM.certify_nonneg(
         gap,
         [ci * wi for ci, wi in zip(cs, ws, strict=True)],
         f"(f) ||load - L||^2 <= n^2 k (1 - k/E), E = {n_experts}",

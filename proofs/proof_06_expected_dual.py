@@ -17,6 +17,9 @@ n tokens, L = n/E. With a = theta + p and pi = softmax(a / beta):
     explicit batch and direction with D affine on a segment (checked on the package).
 Symbolic for E = 3 (E = 2..4 for (d)); the general-E argument is the same algebra.
 
+Hypotheses (the equalities the certificates use). mean-zero: sum_i v_i = 0 (v in 1-perp);
+ratio: z_j = e^{(a_j - a_i)/beta} = e^Delta - y_j with y_j >= 0 (the spread is at most beta Delta).
+
 Assumptions. Gumbel noise (the tractable family: the max of Gumbels is Gumbel); k = 1.
 Along the proportional rule sum(p_t) is constant, so p_t - p* stays in 1-perp when p* is chosen
 with the same sum; the spread max a - min a is convex in p, so on a segment [p_t, p*] it is at
@@ -39,9 +42,11 @@ from __future__ import annotations
 
 import numpy as np
 import sympy as sp
-from _certify import certify_nonneg, certify_pos, check, identity
+from _certify import Lemma, check, identity
 
 from lfbtheory import dual_objective
+
+LEM = Lemma(__doc__)
 
 beta, n_, Delta = sp.symbols("beta n Delta", positive=True)
 
@@ -142,29 +147,37 @@ def strong_convexity_constant(n_experts: int) -> None:
     d = sp.symbols(f"d0:{n_experts}", nonnegative=True)
     vv = sp.symbols(f"v0:{n_experts}", real=True)
     m = sp.Symbol("m", real=True)
+    LEM.assume(pmin, meaning="pi_min > 0, the smallest softmax probability")
+    LEM.assume(*d, meaning="d_i = pi_i - pi_min >= 0")
     lhs = sum((pmin + di) * (vi - m) ** 2 for di, vi in zip(d, vv, strict=True)) - pmin * sum(
         vi**2 for vi in vv
     )
     terms = [di * (vi - m) ** 2 for di, vi in zip(d, vv, strict=True)] + [pmin * n_experts * m**2]
-    certify_nonneg(
+    LEM.certify_nonneg(
         lhs,
         terms,
         f"(d) Var_pi(v) >= pi_min ||v||^2 (E={n_experts})",
-        equalities=[(-2 * pmin * m, sum(vv))],
+        equalities=[(-2 * pmin * m, LEM.hypothesis(f"mean-zero [E={n_experts}]", sum(vv)))],
     )
     # pi_i = 1/(1 + sum_{j != i} z_j), z_j = e^{(a_j - a_i)/beta} <= e^Delta =: M, z_j = M - y_j
     big_m = sp.exp(Delta)
     y = sp.symbols(f"y0:{n_experts - 1}", nonnegative=True)
     zz = sp.symbols(f"z0:{n_experts - 1}", positive=True)
+    LEM.assume(*y, meaning="y_j = e^Delta - z_j >= 0")
+    LEM.assume(*zz, meaning="z_j = exp(.) > 0")
     gap = 1 / (1 + sum(zz)) - 1 / (1 + (n_experts - 1) * big_m)
     den = (1 + sum(zz)) * (1 + (n_experts - 1) * big_m)
-    certify_nonneg(
+    LEM.certify_nonneg(
         gap,
         [yj / den for yj in y],
         f"(d) pi_min >= 1/(1 + (E-1) e^Delta) (E={n_experts})",
-        equalities=[(-1 / den, zj - big_m + yj) for zj, yj in zip(zz, y, strict=True)],
+        equalities=[
+            (-1 / den, LEM.hypothesis(f"ratio [j={j}, E={n_experts}]", zj - big_m + yj))
+            for j, (zj, yj) in enumerate(zip(zz, y, strict=True))
+        ],
     )
     # mu(Delta) is positive and equals the optimum value n/(beta E) at Delta = 0
+    LEM.assume(n_, beta, meaning="n tokens and the Gumbel scale beta are > 0")
     mu = strong_convexity_bound().subs(sp.Symbol("E", positive=True), n_experts)
     # the claimed mu(Delta) is exactly n/beta times the pi_min lower bound certified above
     identity(
@@ -172,7 +185,7 @@ def strong_convexity_constant(n_experts: int) -> None:
         n_ / beta / (1 + (n_experts - 1) * big_m),
         "(d) mu(Delta) = (n/beta) / (1 + (E-1) e^Delta)",
     )
-    certify_pos(mu, [mu], "(d) mu > 0")
+    LEM.certify_pos(mu, [mu], "(d) mu > 0")
     identity(mu.subs(Delta, 0), n_ / (beta * n_experts), "(d) mu(0) = n/(beta E)")
 
 
@@ -188,7 +201,7 @@ def batch_dual_not_strongly_convex() -> None:
     p = np.zeros(3)
     v = np.array([1.0, -0.5, -0.5])  # in 1-perp
     eps = 1.0 / 16.0
-    d0, d1, d2 = (dual_objective(s, p + j * eps * v, 1) for j in (0, 1, 2))
+    d0, d1, d2 = (dual_objective(s, k=1, bias=p + j * eps * v) for j in (0, 1, 2))
     check(d1 - (d0 + d2) / 2 == 0.0, "(f) D(p + eps v) == midpoint of D(p), D(p + 2 eps v)")
     # strong convexity with any mu > 0 would need the midpoint gap >= mu eps^2 ||v||^2 / 2 > 0
     check(float(eps**2 * v @ v) > 0, "(f) the required gap would be positive")

@@ -7,15 +7,23 @@ top-k of s + b (any n, any sequence of batches). Then for all t and all experts 
 (b) proportional rule:  b_i - b_j <= max(B0, w + u E/k)   (its pairwise step is at most u n/L);
 (c) (a) is tight: from b = 0 the sign rule reaches b_1 - b_0 = w + 2u exactly (n = E = 2, k = 1,
     scores (1, 0), (1, 0), u = 1/4; checked on the package);
-(d) on a FIXED batch with constant u, the sign rule's differences b_t - b_t[0] 1 live on the
-    finite set (b_0 - b_0[0] 1) + u Z^E within the bound of (a), at most
-    N = (2 floor(Bmax/u) + 1)^(E-1) states, so the routing is eventually periodic with
-    pre-period + period <= N, and b_{t+P} = b_t + delta 1 (a common drift, delta in u Z);
-    likewise for the proportional rule on the lattice (u/L) Z^E.
+(d) on a FIXED batch with constant u, the sign rule's differences d_t = b_t - b_t[0] 1 live on
+    the coset (b_0 - b_0[0] 1) + u Z^E within the bound of (a): each coordinate in [-Bmax, Bmax]
+    on a coset x + u Z, which holds at most floor(2 Bmax/u) + 1 points (with equality for some
+    offset x), so there are at most N = (floor(2 Bmax/u) + 1)^(E-1) states (any start, on or off
+    the u-lattice; (2 floor(Bmax/u) + 1)^(E-1) is only right for starts on it), the routing is
+    eventually periodic with pre-period + period <= N, and b_{t+P} = b_t + delta 1 (a common
+    drift, delta in u Z); likewise for the proportional rule on the lattice (u/L) Z^E.
 So the issue's bound (b - a) + 2u is correct for the sign rule (from a start of spread <= it) and
 attained; the proportional rule needs (b - a) + u E/k instead.
 (a), (b) are proved for every n, E, k, T (certificates; the top-k monotonicity of step (ii) is
-also checked exhaustively for E <= 5); (c), (d) are checked on the package.
+also checked exhaustively for E <= 5); the point count of (d) is checked exactly against
+every offset on a grid (and the on-lattice formula is shown to undercount off the lattice);
+(c), (d) are checked on the package.
+
+Hypotheses (named equalities of the certificates). gap: d = b_i - b_j = w + z with z > 0;
+cap: w_j = n - c_j >= 0; below: d_t = w - sigma (the case d_t <= w); within: Bmax = d_t + r
+(the induction hypothesis d_t <= Bmax).
 
 Assumptions. Additive bias; k < E (else every load is n = L and nothing moves); the rules of
 lfbtheory.online.updates with c_bar = L (sum of loads = nk).
@@ -35,15 +43,18 @@ map on a finite set: by pigeonhole some state repeats, after which everything re
 from __future__ import annotations
 
 import itertools
+import math
+from fractions import Fraction
 
 import numpy as np
 import sympy as sp
-from _certify import certify_nonneg, certify_pos, check, identity
+from _certify import Lemma, check, identity
 
 from lfbtheory import route, topk_indices
 from lfbtheory.online import updates as U
 
 a_, b_, u_ = sp.symbols("a b u", real=True)
+LEM = Lemma(__doc__)
 
 
 def bias_spread_bound(rule: str) -> sp.Expr:
@@ -65,19 +76,23 @@ def steps_symbolic() -> None:
     x, y = sp.symbols("x y", nonnegative=True)
     z = sp.Symbol("z", positive=True)
     bi, bj = sp.symbols("b_i b_j", real=True)
+    LEM.assume(u, meaning="step u > 0")
+    LEM.assume(x, y, meaning="scores in [a, b]: s_i = a + x, s_j = b - y")
+    LEM.assume(z, meaning="the case d > w: z = d - w > 0")
     s_i, s_j = a + x, b - y
-    certify_pos(
+    LEM.certify_pos(
         (s_i + bi) - (s_j + bj),
         [x, y, z],
         "(i) d > w => s_i + b_i > s_j + b_j",
-        equalities=[(1, (bi - bj) - (b - a) - z)],
+        equalities=[(1, LEM.hypothesis("gap", (bi - bj) - (b - a) - z))],
     )
     # (iii) proportional: c_i = c_j + e (e >= 0) => Delta_j - Delta_i = u e / L >= 0
     cap = sp.Symbol("L", positive=True)
     cj = sp.Symbol("c_j", nonnegative=True)
     e = sp.Symbol("e", nonnegative=True)
+    LEM.assume(cap, cj, e, meaning="L > 0, a load, e = c_i - c_j >= 0")
     ci = cj + e
-    certify_nonneg(
+    LEM.certify_nonneg(
         u * (cap - cj) / cap - u * (cap - ci) / cap,
         [u * e / cap],
         "(iii) proportional: c_i >= c_j => Delta_i <= Delta_j",
@@ -85,12 +100,13 @@ def steps_symbolic() -> None:
     # (iv) proportional: Delta_i - Delta_j = u (c_j - c_i)/L <= u n / L = u E / k  (0 <= c <= n)
     n, k, big_e = sp.symbols("n k E", positive=True)
     ci2, cj2, wj = sp.symbols("c_i c_j w_j", nonnegative=True)  # w_j = n - c_j
+    LEM.assume(n, k, big_e, ci2, cj2, wj, meaning="n, k, E; loads; w_j = n - c_j >= 0")
     incr = u * (cj2 - ci2) / cap
-    certify_nonneg(
+    LEM.certify_nonneg(
         u * n / cap - incr,
         [u * ci2 / cap, u * wj / cap],
         "(iv) proportional step <= u n/L",
-        equalities=[(-u / cap, cj2 + wj - n)],
+        equalities=[(-u / cap, LEM.hypothesis("cap", cj2 + wj - n))],
     )
     identity(
         u * n / (n * k / big_e),
@@ -107,23 +123,25 @@ def steps_symbolic() -> None:
             sp.Symbol("sigma", nonnegative=True),
             sp.Symbol("g", nonnegative=True),
         )
+        LEM.assume(slack, grow, meaning="w - d_t >= 0 (the case); the shortfall of the growth")
         d_next = d_t + kap * u - grow  # at most kappa u more
-        certify_nonneg(
+        LEM.certify_nonneg(
             (b - a) + kap * u - d_next,
             [slack, grow],
             f"(v) case d_t <= w, kappa = {kap}",
-            equalities=[(1, (b - a) - d_t - slack)],
+            equalities=[(1, LEM.hypothesis(f"below [kappa={kap}]", (b - a) - d_t - slack))],
         )
         bound, drop, under = (
             sp.Symbol("Bmax", real=True),
             sp.Symbol("h", nonnegative=True),
             sp.Symbol("r", nonnegative=True),
         )
-        certify_nonneg(
+        LEM.assume(drop, under, meaning="the decrease h >= 0 of d; r = Bmax - d_t >= 0")
+        LEM.certify_nonneg(
             bound - (d_t - drop),
             [under, drop],
             f"(v) case d_t > w: no increase, kappa = {kap}",
-            equalities=[(1, bound - d_t - under)],
+            equalities=[(1, LEM.hypothesis(f"within [kappa={kap}]", bound - d_t - under))],
         )
 
 
@@ -167,8 +185,40 @@ def tight_instance() -> None:
     check(set(seen[3:]) == {1.0, 1.5}, "(c) then periodic between w and w + 2u")
 
 
-def periodic_fixed_batch(rng: np.random.Generator, trials: int = 6) -> None:
-    """(d) detect the period of the differences on fixed batches; check it against N."""
+def state_count(bmax: float, u: float, n_experts: int) -> int:
+    """(d): N = (floor(2 Bmax/u) + 1)^(E-1), the number of difference states (any start)."""
+    return (math.floor(2 * Fraction(bmax) / Fraction(u)) + 1) ** (n_experts - 1)
+
+
+def coset_points(offset: Fraction, bmax: Fraction, u: Fraction) -> int:
+    """#{z in Z : |offset + u z| <= Bmax}, exactly (rational arithmetic)."""
+    lo = math.ceil((-bmax - offset) / u)
+    hi = math.floor((bmax - offset) / u)
+    return max(0, hi - lo + 1)
+
+
+def count_is_exact() -> None:
+    """(d) the per-coordinate count floor(2B/u) + 1 is an upper bound for every offset and is
+    attained; the on-lattice count 2 floor(B/u) + 1 undercounts off the lattice."""
+    u = Fraction(1)
+    undercounts = 0
+    for num in range(1, 41):
+        bmax = Fraction(num, 8)  # B/u in {1/8, ..., 5}
+        per_coord = state_count(float(bmax), float(u), 2)
+        counts = [coset_points(Fraction(j, 24), bmax, u) for j in range(24)]
+        check(max(counts) <= per_coord, f"(d) count <= floor(2B/u) + 1 at B/u = {bmax}")
+        check(max(counts) == per_coord, f"(d) floor(2B/u) + 1 attained at B/u = {bmax}")
+        check(
+            coset_points(Fraction(0), bmax, u) == 2 * math.floor(bmax / u) + 1,
+            "(d) on the lattice the count is 2 floor(B/u) + 1",
+        )
+        undercounts += max(counts) > 2 * math.floor(bmax / u) + 1
+    check(undercounts > 0, "(d) off the lattice 2 floor(B/u) + 1 is too small")
+
+
+def periodic_fixed_batch(rng: np.random.Generator, trials: int = 8) -> None:
+    """(d) detect the period of the differences on fixed batches, from starts on and off the
+    u-lattice; every visited state lies in the box of (a) on its coset, and pre + P <= N."""
     for trial in range(trials):
         n_experts = 3 + trial % 2
         k = 1 + trial % 2
@@ -176,20 +226,27 @@ def periodic_fixed_batch(rng: np.random.Generator, trials: int = 6) -> None:
         s = rng.integers(0, 16, size=(n, n_experts)) / 16.0  # in [0, 1]
         u = 1.0 / 16.0
         bmax = float(bias_spread_bound("sign").subs({a_: 0, b_: 1, u_: u}))
-        n_states = (2 * int(bmax / u) + 1) ** (n_experts - 1)
+        n_states = state_count(bmax, u, n_experts)
+        # half the starts off the lattice: offsets that are odd multiples of u/8 (exact in float)
+        b0 = np.zeros(n_experts) if trial % 2 == 0 else rng.integers(0, 8, n_experts) * u / 8
+        d0 = b0 - b0[0]
         rule = U.sign(u)
-        st = rule.init(n_experts, None)
+        st = rule.init(n_experts, b0)
         first_seen: dict[tuple[int, ...], int] = {}
         t = 0
         while True:
-            key = tuple(np.rint((st.bias - st.bias[0]) / u).astype(int).tolist())
-            check(max(key) - min(key) <= int(bmax / u), "(a) spread <= w + 2u on the lattice")
+            d = st.bias - st.bias[0]
+            z = (d - d0) / u
+            check(np.array_equal(z, np.rint(z)), "(d) differences stay on the coset d_0 + u Z^E")
+            check(np.ptp(st.bias) <= max(bmax, np.ptp(b0)), "(a) spread <= max(B0, w + 2u)")
+            key = tuple(np.rint(z).astype(int).tolist())
             if key in first_seen:
                 break
             first_seen[key] = t
             st = rule.update(route(s, k, st.bias, normalize=False).loads, st)
             t += 1
         pre, period = first_seen[key], t - first_seen[key]
+        check(len(first_seen) <= n_states, "(d) distinct states <= N")
         check(pre + period <= n_states, "(d) pre-period + period <= N")
         # one more period reproduces the loads and shifts b by a common multiple of u
         b_start = st.bias.copy()
@@ -212,6 +269,7 @@ def main() -> None:
     sign_rule_cases()
     topk_monotone()
     tight_instance()
+    count_is_exact()
     periodic_fixed_batch(np.random.default_rng(7))
 
 

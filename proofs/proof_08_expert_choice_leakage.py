@@ -31,10 +31,12 @@ import math
 
 import numpy as np
 import sympy as sp
-from _certify import certify_nonneg, certify_pos, check, identity
+from _certify import Lemma, check, identity
 
 from lfbtheory.analysis.causality import expert_choice_leakage
 from lfbtheory.routers import ExpertChoice
+
+LEM = Lemma(__doc__)
 
 T_, E_, K_, R_ = sp.symbols("T E K R", positive=True)
 
@@ -61,8 +63,11 @@ def factor_bound() -> None:
     i = sp.Symbol("i", nonnegative=True)
     m = sp.Symbol("m", positive=True)
     gap = sp.Symbol("g", nonnegative=True)  # T - m >= 0
+    LEM.assume(i, meaning="the factor index i >= 0")
+    LEM.assume(m, meaning="m = KT/E >= 1")
+    LEM.assume(gap, meaning="T - m >= 0")
     tt = m + gap
-    certify_nonneg((tt - i) * m - tt * (m - i), [i * gap], "(T - i) m >= T (m - i)")
+    LEM.certify_nonneg((tt - i) * m - tt * (m - i), [i * gap], "(T - i) m >= T (m - i)")
     # exact product identity and the bound C(T, m) >= (T/m)^m for T <= 24
     for T in range(1, 25):
         for mm in range(1, T + 1):
@@ -86,12 +91,19 @@ def log_steps() -> None:
     identity(sp.integrate(t / (1 - t), (t, 0, rr)), -sp.log(1 - rr) - rr, "int_0^R t/(1-t) dt")
     q = sp.Symbol("q", positive=True)  # 1 - t >= 1 - R > 0 on [0, R]
     tau = sp.Symbol("tau", nonnegative=True)
-    certify_nonneg(tau / q, [tau / q], "integrand t/(1 - t) >= 0 on [0, R]")
-    certify_pos(rr, [rr], "R > 0")
+    LEM.assume(q, meaning="1 - t >= 1 - R > 0 on [0, R]")
+    LEM.assume(tau, meaning="the integration variable t >= 0")
+    LEM.assume(r, meaning="R = r/(1 + r) with r > 0")
+    LEM.certify_nonneg(tau / q, [tau / q], "integrand t/(1 - t) >= 0 on [0, R]")
+    LEM.certify_pos(rr, [rr], "R > 0")
     # hence K log2(1/R) - K log2((1-R)/R) >= K R / ln 2 > 0
     ln2 = sp.log(2)
     integral = sp.Symbol("J", nonnegative=True)
-    certify_pos(K_ * (rr + integral) / ln2, [K_ * rr / ln2, K_ * integral / ln2], "strict gap > 0")
+    LEM.assume(integral, meaning="J = int_0^R t/(1-t) dt >= 0: its integrand is certified >= 0")
+    LEM.assume(K_, meaning="K >= 1 experts per token")
+    LEM.certify_pos(
+        K_ * (rr + integral) / ln2, [K_ * rr / ln2, K_ * integral / ln2], "strict gap > 0"
+    )
 
 
 def mask_cols(router, T: int, n_experts: int) -> np.ndarray:
@@ -131,7 +143,7 @@ def main() -> None:
         pkg = expert_choice_leakage(T, e, k)
         check(
             abs(pkg.exact - val) <= 1e-9 * val and abs(pkg.lower - issue(k, k / e)) <= 1e-12,
-            "lfbtheory.analysis.causality.expert_choice_leakage agrees (exact value and issue bound)",
+            "causality.expert_choice_leakage agrees (exact value and issue bound)",
         )
 
 

@@ -19,6 +19,9 @@ and l_aux = alpha E sum_i f_i P_i.
     (route's weights are bit-identical under bias perturbations smaller than the tie margin).
 Symbolic for E = 3; (f) on 200 seeded random batches.
 
+Hypotheses (the equality the certificates use). simplex: sum_i pi_i = 1 (softmax / normalised
+gate probabilities).
+
 Assumptions. f detached (non-differentiable counts); softmax or normalised sigmoid gates.
 Source. Switch Transformer, arXiv 2101.03961 Sec. 2.2 (the loss alpha N sum f_i P_i);
 DeepSeek-V3, arXiv 2412.19437 Sec. 2.1.2 (normalised sigmoid gate, bias only in selection);
@@ -34,9 +37,11 @@ from __future__ import annotations
 
 import numpy as np
 import sympy as sp
-from _certify import certify_nonneg, certify_pos, check, identity
+from _certify import Lemma, check, identity
 
 from lfbtheory import route, tie_margin
+
+LEM = Lemma(__doc__)
 
 alpha, n_ = sp.symbols("alpha n", positive=True)
 E3 = 3
@@ -97,24 +102,28 @@ def nonzero_unless_uniform() -> None:
     pi = sp.symbols(f"pi0:{E3}", positive=True)
     fmax = sp.Symbol("f_max", real=True)
     gaps = sp.symbols(f"h0:{E3}", nonnegative=True)  # f_i = f_max - h_i
+    LEM.assume(*pi, meaning="gate probabilities > 0")
+    LEM.assume(*gaps, meaning="h_i = f_max - f_i >= 0")
+    simplex = LEM.hypothesis("simplex", 1 - sum(pi))
     f = [fmax - h for h in gaps]
     fbar = sum(p * fi for p, fi in zip(pi, f, strict=True))
     # on sum pi = 1
-    certify_nonneg(
+    LEM.certify_nonneg(
         fmax - fbar,
         [p * h for p, h in zip(pi, gaps, strict=True)],
         "(d) f_max - fbar >= 0",
-        equalities=[(fmax, 1 - sum(pi))],
+        equalities=[(fmax, simplex)],
     )
     # strictly: if some h_i > 0 (f not uniform), the term pi_i h_i > 0
     hpos = sp.Symbol("h_pos", positive=True)
+    LEM.assume(hpos, meaning="f non-uniform: some h_i > 0")
     f2 = [fmax - hpos] + [fmax - h for h in gaps[1:]]
     fbar2 = sum(p * fi for p, fi in zip(pi, f2, strict=True))
-    certify_pos(
+    LEM.certify_pos(
         fmax - fbar2,
         [pi[0] * hpos] + [p * h for p, h in zip(pi[1:], gaps[1:], strict=True)],
         "(d) f non-uniform => f_max - fbar > 0",
-        equalities=[(fmax, 1 - sum(pi))],
+        equalities=[(fmax, simplex)],
     )
 
 
@@ -132,7 +141,8 @@ def interference_example() -> None:
     identity(pi[0].subs(point), sp.Rational(1, 2), "(e) pi_0 = 1/2 at the point")
     inner = sp.expand(sum(a * b for a, b in zip(g_aux, g_task, strict=True)))
     identity(inner, sp.Rational(3, 32) * alpha * E3 * delta / n_, "(e) inner product")
-    certify_pos(
+    LEM.assume(alpha, n_, meaning="the loss weight alpha > 0 and n tokens")
+    LEM.certify_pos(
         sp.Rational(3, 32) * alpha * E3 / n_,
         [sp.Rational(3, 32) * alpha * E3 / n_],
         "(e) its coefficient is > 0, so the product is 0 only if delta = 0",

@@ -9,6 +9,9 @@ L = nk/E) and let MaxVio = (max_i c_i - L)/L (arXiv 2408.15664 Sec. 4.1). Then
 Proved symbolically for every n, E, k; lfbtheory.maxvio is checked EXHAUSTIVELY on every load
 vector with 0 <= c_i <= n, sum c = nk for n <= 4, E <= 4, and at the extremes for larger sizes.
 
+Hypotheses (the equalities the certificates use). total: sum_i c_i = nk; top: w = n - max c
+(w >= 0 since no expert gets a token twice).
+
 Assumptions. k <= E distinct experts per token; n >= 1.
 Source. MaxVio: arXiv 2408.15664 Sec. 4.1; the range is derived here (lfbtheory.metrics).
 
@@ -23,9 +26,11 @@ import itertools
 
 import numpy as np
 import sympy as sp
-from _certify import certify_nonneg, check, identity
+from _certify import Lemma, check, identity
 
 from lfbtheory import maxvio, maxvio_global, route
+
+LEM = Lemma(__doc__)
 
 n_, k_, E_ = sp.symbols("n k E", positive=True)
 
@@ -40,22 +45,28 @@ def symbolic(n_experts: int) -> None:
     cap = n * k / n_experts
     cmax = sp.Symbol("c_max", nonnegative=True)
     h = sp.symbols(f"h0:{n_experts}", nonnegative=True)  # c_i = c_max - h_i
+    LEM.assume(n, k, meaning="n tokens, k experts per token")
+    LEM.assume(cmax, meaning="max c >= 0 (counts)")
+    LEM.assume(*h, meaning="h_i = max c - c_i >= 0")
     c = [cmax - hi for hi in h]
     # (a): c_max - L = (1/E) sum h_i on sum c = nk
-    certify_nonneg(
+    LEM.certify_nonneg(
         cmax - cap,
         [hi / n_experts for hi in h],
         f"(a) max c >= L (E={n_experts})",
-        equalities=[(sp.Rational(1, n_experts), sum(c) - n * k)],
+        equalities=[
+            (sp.Rational(1, n_experts), LEM.hypothesis(f"total [E={n_experts}]", sum(c) - n * k))
+        ],
     )
     mv = (cmax - cap) / cap
     # (b): E/k - 1 - MaxVio = (n - c_max)/L with n - c_max = w >= 0
     w = sp.Symbol("w", nonnegative=True)
-    certify_nonneg(
+    LEM.assume(w, meaning="w = n - max c >= 0")
+    LEM.certify_nonneg(
         maxvio_upper().subs({E_: n_experts, k_: k}) - mv,
         [w / cap],
         f"(b) MaxVio <= E/k - 1 (E={n_experts})",
-        equalities=[(1 / cap, n - cmax - w)],
+        equalities=[(1 / cap, LEM.hypothesis(f"top [E={n_experts}]", n - cmax - w))],
     )
     # equality cases
     identity(

@@ -63,10 +63,10 @@ def test_weak_duality_and_tight_strong_duality_on_random_batches():
         s = sigmoid(rng.normal(size=(48, 4)))
         opt = solve_balanced(s, 2)
         # strong duality: D(p*) == P (tight)
-        np.testing.assert_allclose(dual_objective(s, opt.bias, 2), opt.objective, rtol=1e-9)
+        np.testing.assert_allclose(dual_objective(s, k=2, bias=opt.bias), opt.objective, rtol=1e-9)
         for _ in range(25):  # weak duality: D(p) >= P for every p
             p = rng.normal(scale=0.5, size=4)
-            assert dual_objective(s, p, 2) >= opt.objective - 1e-9
+            assert dual_objective(s, k=2, bias=p) >= opt.objective - 1e-9
 
 
 def test_subgradient_inequality_on_random_prices():
@@ -74,9 +74,9 @@ def test_subgradient_inequality_on_random_prices():
     s = sigmoid(rng.normal(size=(40, 5)))
     for _ in range(200):
         p, q = rng.normal(size=5), rng.normal(size=5)
-        g = dual_subgradient(s, p, 1)
-        measured = dual_objective(s, q, 1)
-        theoretical = dual_objective(s, p, 1) + g @ (q - p)
+        g = dual_subgradient(s, k=1, bias=p)
+        measured = dual_objective(s, k=1, bias=q)
+        theoretical = dual_objective(s, k=1, bias=p) + g @ (q - p)
         assert measured >= theoretical - 1e-9
 
 
@@ -120,9 +120,9 @@ def _online(batches, k, schedule, p_star):
     st = rule.init(e, None)
     dual, g2, dist = [], [], []
     cap = n * k // e
-    for t, s in enumerate(batches):
+    for s in batches:
         p = st.bias
-        dual.append(dual_objective(s, p, k))
+        dual.append(dual_objective(s, k=k, bias=p))
         dist.append(float(np.linalg.norm(p - p_star)))
         r = route(s, k, p)
         g2.append(float(np.sum((r.loads - cap) ** 2)))
@@ -142,7 +142,7 @@ def regret_setup():
 
 def test_hindsight_price_attains_the_pooled_lp(regret_setup):
     batches, k, cap, opt = regret_setup
-    measured = sum(dual_objective(s, opt.bias, k) for s in batches)
+    measured = sum(dual_objective(s, k=k, bias=opt.bias) for s in batches)
     np.testing.assert_allclose(measured, opt.objective, rtol=1e-9)  # min_p sum_t D_t = pooled LP
 
 
@@ -159,7 +159,7 @@ def test_constant_step_regret_below_bound(regret_setup):
     bound_measured_g = BOUND_CONST(dist[0], math.sqrt(g2.max()), horizon, eta)
     assert regret <= bound_measured_g <= BOUND_CONST(dist[0], math.sqrt(g2_worst), horizon, eta)
     # the whole curve against the fixed comparator p*
-    partial = np.cumsum(dual) - np.cumsum([dual_objective(s, opt.bias, k) for s in batches])
+    partial = np.cumsum(dual) - np.cumsum([dual_objective(s, k=k, bias=opt.bias) for s in batches])
     ts = np.arange(1, horizon + 1)
     assert np.all(partial <= BOUND_CONST(dist[0], math.sqrt(g2.max()), ts, eta) * (1 + REL))
 
@@ -182,7 +182,7 @@ def test_constant_step_linear_regret_instance_is_tight():
     st = rule.init(2, None)
     total = 0.0
     for t in range(1, 101):
-        total += dual_objective(s, st.bias, 1)
+        total += dual_objective(s, k=1, bias=st.bias)
         st = rule.update(route(s, 1, st.bias, normalize=False).loads, st)
         theoretical = BOUND_CONST(0.0, math.sqrt(G2_WORST(2, 1, 2)), t, u)
         assert total == 2 * u * (t // 2) <= theoretical * (1 + 1e-12)
@@ -273,7 +273,7 @@ def _log_regret_run(mu_step, horizon, rng=None):
     rule = U.proportional(sched)
     st = rule.init(E_G, None)
     regret, spreads, g2 = 0.0, [0.0], []
-    for t in range(horizon):
+    for _ in range(horizon):
         p = st.bias
         regret += fn(THETA, p) - f_star
         spreads.append(np.ptp(THETA + p) / BETA)

@@ -1,7 +1,8 @@
 """``lfb prove``: run every sympy-checked proof in ``proofs/proof_*.py`` and report each claim.
 
 Each proof file states its claim in the first line of its module docstring and defines
-``main()``, which asserts every step of the proof (it raises if any step is wrong). The runner
+``main()``, which checks every step of the proof (it raises if any step is wrong). Each file
+is compiled with ``optimize=0``, so ``python -O`` cannot strip a proof's ``assert``s. The runner
 imports each file, runs ``main()``, and prints the claim with PASS or FAIL; the exit status is
 non-zero if any proof fails. ``proofs/`` lives in the source checkout next to the package, so
 ``lfb prove`` needs an editable install (``pip install -e .``) from a clone.
@@ -65,8 +66,11 @@ def run_proof(path: Path) -> ProofResult:
         if spec is None or spec.loader is None:
             raise ImportError(f"cannot load {path}")
         module = importlib.util.module_from_spec(spec)
+        # compiled with optimize=0: ``assert`` statements of a proof file stay in force under
+        # ``python -O`` (the helpers in proofs/_certify.py raise explicit ProofErrors)
+        code = compile(path.read_text(encoding="utf-8"), str(path), "exec", optimize=0)
         with contextlib.redirect_stdout(io.StringIO()):
-            spec.loader.exec_module(module)
+            exec(code, module.__dict__)
             main = getattr(module, "main", None)
             if not callable(main):
                 raise AttributeError(f"{path.name} defines no main()")
