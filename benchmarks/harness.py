@@ -1,6 +1,6 @@
 """``lfb bench``: the four performance targets of issue 4, measured side by side in one run.
 
-1. exact solver: ``solve_balanced(solver="auto")`` vs OR-tools min-cost flow on the full
+1. exact solver: ``solve_balanced(method="auto")`` vs OR-tools min-cost flow on the full
    bipartite graph, cvxpy with its default solver, and the cvxpy + HiGHS oracle;
 2. streams: per-batch exact optimum, warm-started from the previous batch's prices, vs one
    numpy ``argpartition`` routing pass of the same batch;
@@ -92,17 +92,17 @@ def _method(name: str, s: np.ndarray, k: int) -> Any:  # noqa: C901 - a flat dis
     n, e = s.shape
     cap = n * k // e
     if name == "lfb auto (ssp)":
-        return lambda: solve_balanced(s, k, solver="auto").objective
+        return lambda: solve_balanced(s, k, method="auto").objective
     if name == "OR-tools flow":
-        from lfbtheory.lp.ssp import flow_assignment
+        from lfbtheory.lp.flow import flow_assignment
 
         return lambda: float(np.sum(s, where=flow_assignment(s, k, cap) == 1))
     if name == "cvxpy default":
         return lambda: _cvxpy_default(s, k, cap)
     if name == "cvxpy + HiGHS (oracle)":
-        return lambda: solve_balanced(s, k, solver="cvxpy").objective
+        return lambda: solve_balanced(s, k, method="cvxpy").objective
     if name == "HiGHS direct":
-        return lambda: solve_balanced(s, k, solver="highs").objective
+        return lambda: solve_balanced(s, k, method="linprog").objective
     raise ValueError(f"unknown method {name!r}")
 
 
@@ -112,7 +112,7 @@ def _child_solver(spec: dict) -> dict:
     if spec["method"] == "lfb auto (ssp)":  # compile outside the timed region
         from lfbtheory.lp.solve import solve_balanced
 
-        solve_balanced(s[: e], 1, solver="auto")
+        solve_balanced(s[: e], 1, method="auto")
     fn = _method(spec["method"], s, k)
     base = _status_kib("VmRSS")
     exact_peak = _reset_peak()
@@ -126,11 +126,11 @@ def _child_solver(spec: dict) -> dict:
     if spec["method"] == "lfb auto (ssp)" and spec.get("certify", True):
         import lfbtheory as lfb
 
-        res = lfb.solve_balanced(s, k, solver="auto")
+        res = lfb.solve_balanced(s, k, method="auto")
         cert = lfb.certify(s, k, res.assignment, res.bias)
         out["certificate_ok"] = bool(cert.ok)
         out["duality_gap"] = float(cert.duality_gap)
-        out["no_negative_cycle"] = lfb.optimal_prices(s, res.assignment, k) is not None
+        out["no_negative_cycle"] = lfb.optimal_prices(s, k, res.assignment) is not None
     return out
 
 
@@ -140,7 +140,7 @@ def _child_stream(spec: dict) -> dict:
     n, e, k, batches = spec["n"], spec["E"], spec["k"], spec["batches"]
     rng = _rng(spec["seed"], n, e, k, batches)
     popularity = 0.5 * rng.normal(size=e)
-    lfb.solve_balanced(rng.normal(size=(e, e)), 1, solver="auto")  # compile
+    lfb.solve_balanced(rng.normal(size=(e, e)), 1, method="auto")  # compile
     cap = n * k // e
     prev = None
     t_solve, t_route = [], []
@@ -152,14 +152,14 @@ def _child_stream(spec: dict) -> dict:
         idx = np.argpartition(s + p, e - k, axis=1)[:, e - k:]
         np.bincount(idx.ravel(), minlength=e)
         t1 = time.perf_counter()
-        res = lfb.solve_balanced(s, k, solver="auto", warm_start=prev)
+        res = lfb.solve_balanced(s, k, method="auto", warm_start=prev)
         t2 = time.perf_counter()
         t_route.append(t1 - t0)
         t_solve.append(t2 - t1)
         prev = res.bias
         if b % spec["check_every"] == 0:
             cert_ok &= lfb.certify(s, k, res.assignment, res.bias).ok
-            ref = lfb.solve_balanced(s, k, solver="flow").objective
+            ref = lfb.solve_balanced(s, k, method="flow").objective
             agree &= abs(ref - res.objective) <= 1e-9 * abs(ref)
             checked += 1
         del s
@@ -168,7 +168,7 @@ def _child_stream(spec: dict) -> dict:
     for _ in range(5):
         s = rng.normal(size=(n, e)) + popularity
         t0 = time.perf_counter()
-        lfb.solve_balanced(s, k, solver="auto")
+        lfb.solve_balanced(s, k, method="auto")
         cold.append(time.perf_counter() - t0)
     return {"solve_times": t_solve[1:], "route_times": t_route[1:], "cold_times": cold,
             "certificates_ok": bool(cert_ok), "objective_agrees_with_flow": bool(agree),
@@ -180,11 +180,11 @@ def _child_pooled(spec: dict) -> dict:
 
     n, e, k = spec["n"], spec["E"], spec["k"]
     s = scores_instance(n, e, _rng(spec["seed"], n, e, k))
-    lfb.solve_balanced(s[: 4 * e], 1, solver="auto")  # compile
+    lfb.solve_balanced(s[: 4 * e], 1, method="auto")  # compile
     base = _status_kib("VmRSS")
     exact_peak = _reset_peak()
     t0 = time.perf_counter()
-    res = lfb.solve_balanced(s, k, solver="auto")
+    res = lfb.solve_balanced(s, k, method="auto")
     elapsed = time.perf_counter() - t0
     peak = (_status_kib("VmHWM") - base) / 1024
     total = _status_kib("VmHWM") / 1024
@@ -192,7 +192,7 @@ def _child_pooled(spec: dict) -> dict:
     return {"times": [elapsed], "objective": res.objective, "peak_mib": peak,
             "peak_total_mib": total, "scores_mib": s.nbytes / 2**20, "peak_exact": exact_peak,
             "certificate_ok": bool(cert.ok), "duality_gap": float(cert.duality_gap),
-            "no_negative_cycle": lfb.optimal_prices(s, res.assignment, k) is not None}
+            "no_negative_cycle": lfb.optimal_prices(s, k, res.assignment) is not None}
 
 
 def _median_time(fn: Any, repeats: int) -> float:

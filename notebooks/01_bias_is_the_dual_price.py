@@ -77,7 +77,7 @@ print(f"sum of selected scores (plain top-K, the unconstrained maximum) = {plain
 # score: the gap to the plain top-$K$ sum is the price of balance on this batch.
 
 # %%
-opt = lfb.solve_balanced(scores, K)
+opt = lfb.solve_balanced(scores, K, method="cvxpy")
 print("exact balanced loads:", opt.loads.tolist())
 print(
     f"LP optimum = {opt.objective:.4f}   (plain top-K: {plain_reward:.4f}; "
@@ -126,16 +126,16 @@ print(f"smallest non-zero margin: {margin[~tied].min():.2e}")
 
 # %%
 rng = np.random.default_rng(SEED)
-d_star = lfb.dual_objective(scores, opt.bias, K)
-d_zero = lfb.dual_objective(scores, np.zeros(E), K)
-d_random = [lfb.dual_objective(scores, opt.bias + 0.05 * rng.normal(size=E), K) for _ in range(200)]
+d_star = lfb.dual_objective(scores, k=K, bias=opt.bias)
+d_zero = lfb.dual_objective(scores, k=K, bias=np.zeros(E))
+d_random = [lfb.dual_objective(scores, k=K, bias=opt.bias + 0.05 * rng.normal(size=E)) for _ in range(200)]
 print(f"D(p*) - OPT = {d_star - opt.objective:.2e}")
 print(
     f"D(0)  - OPT = {d_zero - opt.objective:.4f}   (D(0) is the plain top-K sum: "
     f"{d_zero - plain_reward:.2e} apart)"
 )
 print(f"min over 200 random p near p* of D(p) - OPT = {min(d_random) - opt.objective:.4f} (>= 0)")
-print(f"D(p* + 3.7 * ones) - D(p*) = {lfb.dual_objective(scores, opt.bias + 3.7, K) - d_star:.2e}")
+print(f"D(p* + 3.7 * ones) - D(p*) = {lfb.dual_objective(scores, k=K, bias=opt.bias + 3.7) - d_star:.2e}")
 
 # %% [markdown]
 # ## D along a line through $p^*$, and the subgradient load $- L$
@@ -151,7 +151,7 @@ print(f"D(p* + 3.7 * ones) - D(p*) = {lfb.dual_objective(scores, opt.bias + 3.7,
 # %%
 direction = -opt.bias / np.linalg.norm(opt.bias)
 alphas = np.linspace(-1.5, 1.5, GRID) * np.linalg.norm(opt.bias)
-dvals = np.array([lfb.dual_objective(scores, opt.bias + a * direction, K) for a in alphas])
+dvals = np.array([lfb.dual_objective(scores, k=K, bias=opt.bias + a * direction) for a in alphas])
 print(
     f"argmin over the grid: alpha = {alphas[np.argmin(dvals)]:.4f} "
     f"(grid step {alphas[1] - alphas[0]:.4f})"
@@ -162,14 +162,14 @@ print(
 )
 
 p_test = opt.bias + 0.05 * rng.normal(size=E)
-g = lfb.dual_subgradient(scores, p_test, K)
+g = lfb.dual_subgradient(scores, k=K, bias=p_test)
 margin_test = lfb.tie_margin(scores, K, p_test).min()
 h = min(1e-7, 0.25 * margin_test)  # a step smaller than every tie margin: D is linear there
 fd = np.array(
     [
         (
-            lfb.dual_objective(scores, p_test + h * np.eye(E)[i], K)
-            - lfb.dual_objective(scores, p_test - h * np.eye(E)[i], K)
+            lfb.dual_objective(scores, k=K, bias=p_test + h * np.eye(E)[i])
+            - lfb.dual_objective(scores, k=K, bias=p_test - h * np.eye(E)[i])
         )
         / (2 * h)
         for i in range(E)
@@ -191,15 +191,15 @@ print(
 # %%
 u = 1e-3
 b1 = u * np.sign(L - plain.loads)
-print(f"D(0) - D(one sign step) = {d_zero - lfb.dual_objective(scores, b1, K):.4f} (> 0: descent)")
+print(f"D(0) - D(one sign step) = {d_zero - lfb.dual_objective(scores, k=K, bias=b1):.4f} (> 0: descent)")
 
 # %%
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8))
 ax1.plot(alphas, dvals - opt.objective, lw=1.5, label=r"$D(p^* + \alpha d) - \mathrm{OPT}$")
 for a0 in (alphas[GRID // 5], alphas[4 * GRID // 5]):
     p0 = opt.bias + a0 * direction
-    slope = float(lfb.dual_subgradient(scores, p0, K) @ direction)
-    d0 = lfb.dual_objective(scores, p0, K) - opt.objective
+    slope = float(lfb.dual_subgradient(scores, k=K, bias=p0) @ direction)
+    d0 = lfb.dual_objective(scores, k=K, bias=p0) - opt.objective
     ax1.plot(
         alphas,
         d0 + slope * (alphas - a0),

@@ -1,4 +1,4 @@
-"""The exact balanced assignment: integrality, strong duality, certificates (DESIGN.md Sec. 2)."""
+"""The exact balanced assignment: integrality, strong duality, certificates, exact prices."""
 
 import itertools
 
@@ -27,11 +27,11 @@ def _random_balanced_assignment(n, e, k, rng):
 
 
 @LP
-@given(balanced_instances(), st.sampled_from(["cvxpy", "highs"]))
+@given(balanced_instances(), st.sampled_from(["cvxpy", "linprog"]))
 def test_optimum_is_integral_balanced_feasible_and_strongly_dual(inst, solver):
     s, k = inst.scores, inst.k
     n, e = s.shape
-    opt = lfb.solve_balanced(s, k, solver=solver)
+    opt = lfb.solve_balanced(s, k, method=solver)
     x = opt.assignment
     assert x.dtype == np.int8 and set(np.unique(x)) <= {0, 1}
     np.testing.assert_array_equal(x.sum(1), k)
@@ -39,7 +39,7 @@ def test_optimum_is_integral_balanced_feasible_and_strongly_dual(inst, solver):
     np.testing.assert_array_equal(opt.loads, x.sum(0))
     np.testing.assert_allclose(opt.objective, float((s * x).sum()), rtol=0, atol=1e-12)
     np.testing.assert_allclose(
-        lfb.dual_objective(s, opt.bias, k), opt.objective, rtol=1e-8, atol=1e-8
+        lfb.dual_objective(s, k, opt.bias), opt.objective, rtol=1e-8, atol=1e-8
     )
     assert lfb.certify(s, k, x, opt.bias).ok
     # experts lists the assignment's ones
@@ -60,7 +60,7 @@ def test_no_random_balanced_assignment_scores_higher(inst, seed):
         if x is not None:
             assert (s * x).sum() <= opt.objective + 1e-9
             # weak duality at the optimal price for any feasible x
-            assert (s * x).sum() <= lfb.dual_objective(s, opt.bias, k) + 1e-9
+            assert (s * x).sum() <= lfb.dual_objective(s, k, opt.bias) + 1e-9
 
 
 @LP
@@ -143,43 +143,45 @@ def test_certificate_rejects_a_swap_that_lowers_the_objective():
 @given(balanced_instances())
 def test_exact_prices_from_the_assignment_certify_it(inst):
     s, k = inst.scores, inst.k
-    opt = lfb.solve_balanced(s, k, solver="ssp")  # exact in floating point (see above)
-    p = lfb.optimal_prices(s, opt.assignment, k)
+    opt = lfb.solve_balanced(s, k, method="ssp")  # exact in floating point (see above)
+    p = lfb.optimal_prices(s, k, opt.assignment)
     assert p is not None and lfb.certify(s, k, opt.assignment, p).ok
-    np.testing.assert_allclose(lfb.dual_objective(s, p, k), opt.objective, atol=1e-9)
+    np.testing.assert_allclose(lfb.dual_objective(s, k, p), opt.objective, atol=1e-9)
 
 
 def test_exact_prices_refuse_a_suboptimal_assignment():
     s = np.array([[1.0, 0.0], [0.0, 1.0]])
-    assert lfb.optimal_prices(s, np.array([[0, 1], [1, 0]]), 1) is None
+    assert lfb.optimal_prices(s, 1, np.array([[0, 1], [1, 0]])) is None
 
 
 @LP
 @given(
     scores(n=st.integers(1, 12), n_experts=st.integers(2, 5)),
     st.data(),
-    st.sampled_from(["cvxpy", "highs"]),
+    st.sampled_from(["cvxpy", "linprog"]),
 )
 def test_capacity_with_slack(s, data, solver):
     n, e = s.shape
     k = data.draw(st.integers(1, e))
     lo = -(-n * k // e)
     cap = data.draw(st.integers(lo, lo + 3))
-    opt = lfb.solve_balanced(s, k, capacity=cap, solver=solver)
+    opt = lfb.solve_balanced(s, k, capacity=cap, method=solver)
     assert np.all(opt.loads <= cap) and np.all(opt.assignment.sum(1) == k)
     if e * cap > n * k:  # slack: the multipliers of '<=' rows make the bias <= 0
         assert np.all(opt.bias <= 0)
     cert = lfb.certify(s, k, opt.assignment, opt.bias, capacity=cap)
     assert cert.ok, cert.problems
-    np.testing.assert_allclose(lfb.dual_objective(s, opt.bias, k, cap), opt.objective, atol=1e-8)
+    np.testing.assert_allclose(
+        lfb.dual_objective(s, k, opt.bias, capacity=cap), opt.objective, atol=1e-8
+    )
     # The LP solvers are exact up to their tolerance (1e-10 for HiGHS), so exact prices are
     # recovered from the exact solver's assignment (ssp), which has no negative cycle.
-    exact = lfb.solve_balanced(s, k, capacity=cap, solver="ssp")
+    exact = lfb.solve_balanced(s, k, capacity=cap, method="ssp")
     assert exact.objective >= opt.objective - 1e-9
-    p = lfb.optimal_prices(s, exact.assignment, k, cap)
+    p = lfb.optimal_prices(s, k, exact.assignment, capacity=cap)
     assert p is not None and lfb.certify(s, k, exact.assignment, p, capacity=cap).ok
     if e * cap > n * k:
-        assert lfb.dual_objective(s, np.full(e, 1.0), k, cap) == np.inf
+        assert lfb.dual_objective(s, k, np.full(e, 1.0), capacity=cap) == np.inf
 
 
 @LP
@@ -188,10 +190,10 @@ def test_dual_subgradient_is_load_minus_capacity_and_weak_duality_holds(inst, da
     s, k = inst.scores, inst.k
     n, e = s.shape
     p = data.draw(st.lists(st.floats(-3, 3), min_size=e, max_size=e).map(np.array))
-    g = lfb.dual_subgradient(s, p, k)
+    g = lfb.dual_subgradient(s, k, p)
     r = lfb.route(s, k, p, normalize=False)
     np.testing.assert_array_equal(g, r.loads - n * k // e)
     # subgradient inequality D(q) >= D(p) + g.(q - p)
     q = data.draw(st.lists(st.floats(-3, 3), min_size=e, max_size=e).map(np.array))
-    assert lfb.dual_objective(s, q, k) >= lfb.dual_objective(s, p, k) + g @ (q - p) - 1e-9
-    assert lfb.dual_objective(s, p, k) >= lfb.solve_balanced(s, k).objective - 1e-9
+    assert lfb.dual_objective(s, k, q) >= lfb.dual_objective(s, k, p) + g @ (q - p) - 1e-9
+    assert lfb.dual_objective(s, k, p) >= lfb.solve_balanced(s, k).objective - 1e-9

@@ -1,4 +1,4 @@
-"""The fast exact solvers ("ssp", "flow", "auto") against the cvxpy oracle (issue 4).
+"""The fast exact methods ("ssp", "flow", "auto") against the cvxpy reference oracle.
 
 Every path must return the oracle's optimum (objective equal to 1e-9 relative) with a passing
 certificate and no negative cycle in the expert exchange graph, on seeded and Hypothesis
@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import lfbtheory as lfb
+from lfbtheory.routing import selection_scores
 from lfbtheory.testing.strategies import balanced_instances, scores
 
 LP = settings(max_examples=25, deadline=None)
@@ -25,8 +26,8 @@ FAST = ("ssp", "flow", "auto")
 
 def _check_against_oracle(s, k, capacity, solver, oracle=None, warm_start=None):
     if oracle is None:
-        oracle = lfb.solve_balanced(s, k, capacity=capacity, solver="cvxpy")
-    res = lfb.solve_balanced(s, k, capacity=capacity, solver=solver, warm_start=warm_start)
+        oracle = lfb.solve_balanced(s, k, capacity=capacity, method="cvxpy")
+    res = lfb.solve_balanced(s, k, capacity=capacity, method=solver, warm_start=warm_start)
     n, e = s.shape
     x = res.assignment
     assert x.shape == (n, e) and x.dtype == np.int8
@@ -39,16 +40,16 @@ def _check_against_oracle(s, k, capacity, solver, oracle=None, warm_start=None):
         if capacity * e > n * k:  # "<=": prices in the dual domain, 0 where there is room
             assert np.all(res.bias <= 0)
             assert np.all(res.bias[res.loads < capacity] == 0)
-    # experts lists the assignment's ones, ranked by s + bias (ties: lower index)
+    # experts lists the assignment's ones, ranked by routing's selection scores at the bias
     rebuilt = np.zeros_like(x)
     np.put_along_axis(rebuilt, res.experts, 1, axis=1)
     np.testing.assert_array_equal(rebuilt, x)
-    r = np.where(x == 1, s + res.bias, -np.inf)
+    r = np.where(x == 1, selection_scores(s, res.bias), -np.inf)
     np.testing.assert_array_equal(res.experts, lfb.topk_indices(r, k))
     np.testing.assert_allclose(res.objective, float((s * x).sum()), rtol=1e-12, atol=1e-12)
     # No negative cycle in the expert exchange graph (tolerance 1e-9 * max|s|): exactly optimal.
-    assert lfb.optimal_prices(s, x, k, capacity) is not None
-    if lfb.optimal_prices(s, oracle.assignment, k, capacity) is not None:
+    assert lfb.optimal_prices(s, k, x, capacity=capacity) is not None
+    if lfb.optimal_prices(s, k, oracle.assignment, capacity=capacity) is not None:
         np.testing.assert_allclose(res.objective, oracle.objective, rtol=1e-9, atol=1e-9)
     else:
         # The oracle stops at HiGHS' 1e-7 optimality tolerance: on scores that differ by less
@@ -88,7 +89,7 @@ def test_fast_solvers_match_the_oracle_with_le_capacities(inst, solver):
 def test_any_warm_start_gives_the_same_optimum(inst, data):
     s, k = inst.scores, inst.k
     e = s.shape[1]
-    oracle = lfb.solve_balanced(s, k, solver="cvxpy")
+    oracle = lfb.solve_balanced(s, k, method="cvxpy")
     warm = data.draw(st.lists(st.floats(-50, 50, allow_nan=False), min_size=e, max_size=e))
     _check_against_oracle(s, k, None, "ssp", oracle, warm_start=np.array(warm))
     # the optimal prices themselves, and those prices shifted by a constant
@@ -134,36 +135,36 @@ def test_medium_instances_match_an_independent_exact_solver_and_warm_starts_agre
     rng = np.random.default_rng([seed, 44])
     n, e, k = 1024, 32, 4
     s = _workload(n, e, rng, ties=seed == 2)
-    ref = lfb.solve_balanced(s, k, solver="flow")
+    ref = lfb.solve_balanced(s, k, method="flow")
     cold = _check_against_oracle(s, k, None, "ssp", ref)
     # a warm start from a neighbouring batch of the same workload
     s2 = s + 0.05 * rng.normal(size=s.shape)
-    ref2 = lfb.solve_balanced(s2, k, solver="flow")
+    ref2 = lfb.solve_balanced(s2, k, method="flow")
     _check_against_oracle(s2, k, None, "ssp", ref2, warm_start=cold.bias)
     # "<=" with a little room
     _check_against_oracle(s2, k, n * k // e + 3, "ssp",
-                          lfb.solve_balanced(s2, k, capacity=n * k // e + 3, solver="flow"))
+                          lfb.solve_balanced(s2, k, capacity=n * k // e + 3, method="flow"))
 
 
 def test_float32_and_non_contiguous_scores():
     rng = np.random.default_rng(5)
     s = _workload(96, 6, rng)
-    ref = lfb.solve_balanced(s, 2, solver="cvxpy")
+    ref = lfb.solve_balanced(s, 2, method="cvxpy")
     s_f = np.asfortranarray(s)
-    res = lfb.solve_balanced(s_f, 2, solver="ssp")
+    res = lfb.solve_balanced(s_f, 2, method="ssp")
     np.testing.assert_allclose(res.objective, ref.objective, rtol=1e-9)
     s32 = s.astype(np.float32)
-    ref32 = lfb.solve_balanced(s32, 2, solver="cvxpy")
-    np.testing.assert_allclose(lfb.solve_balanced(s32, 2, solver="ssp").objective,
+    ref32 = lfb.solve_balanced(s32, 2, method="cvxpy")
+    np.testing.assert_allclose(lfb.solve_balanced(s32, 2, method="ssp").objective,
                                ref32.objective, rtol=1e-9)
 
 
 def test_warm_start_is_validated():
     s = np.zeros((4, 2))
     with pytest.raises(ValueError, match="warm_start"):
-        lfb.solve_balanced(s, 1, solver="ssp", warm_start=np.zeros(3))
+        lfb.solve_balanced(s, 1, method="ssp", warm_start=np.zeros(3))
     with pytest.raises(ValueError, match="warm_start"):
-        lfb.solve_balanced(s, 1, solver="ssp", warm_start=[0.0, np.nan])
+        lfb.solve_balanced(s, 1, method="ssp", warm_start=[0.0, np.nan])
 
 
 def test_pure_python_fallback_is_exact():
@@ -172,14 +173,14 @@ def test_pure_python_fallback_is_exact():
         """
         import numpy as np
         import lfbtheory as lfb
-        from lfbtheory.lp.solve import resolve_capacity
+        from lfbtheory.lp import resolve_capacity
         from lfbtheory.lp.ssp import ssp_solve
         rng = np.random.default_rng(3)
         for n, e, k, cap in [(40, 5, 2, None), (90, 6, 3, 50), (70, 7, 6, None)]:
             s = rng.integers(-2, 3, size=(n, e)).astype(float) + 0.1 * rng.normal(size=e)
             L, eq = resolve_capacity(n, k, e, cap)
             x, experts, bias, _ = ssp_solve(s, k, L, eq)
-            ref = lfb.solve_balanced(s, k, capacity=cap, solver="highs")
+            ref = lfb.solve_balanced(s, k, capacity=cap, method="linprog")
             assert abs((s * x).sum() - ref.objective) <= 1e-9 * max(1, abs(ref.objective))
             assert lfb.certify(s, k, x, bias, capacity=cap).ok
         print("ok")

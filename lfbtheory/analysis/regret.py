@@ -19,14 +19,13 @@ A single log-log slope misleads (DESIGN.md Sec. 2), so it is reported but not us
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from lfbtheory.lp.solve import _dual_value, solve_balanced
+from lfbtheory.lp import dual_objective, solve_balanced
 from lfbtheory.metrics import maxvio, maxvio_global
 from lfbtheory.online.loop import Trajectory
 from lfbtheory.validation import as_k, as_scores
@@ -88,12 +87,7 @@ class Comparators:
 
 
 def _solve(scores: NDArray[np.float64], k: int, solver: str, warm: NDArray[np.float64] | None):
-    if _WARM and warm is not None:
-        return solve_balanced(scores, k, solver=solver, warm_start=warm)  # type: ignore[call-arg]
-    return solve_balanced(scores, k, solver=solver)
-
-
-_WARM = "warm_start" in inspect.signature(solve_balanced).parameters
+    return solve_balanced(scores, k, method=solver, warm_start=warm)  # type: ignore[arg-type]
 
 
 def compute_comparators(
@@ -251,7 +245,10 @@ def regret_report(
     cap = comp.capacity
     if trajectory.bias_mode == "additive":
         dual = np.array(
-            [_dual_value(b, p, k, cap) for b, p in zip(bs, trajectory.bias, strict=True)]
+            [
+                dual_objective(b, k, p, capacity=cap)
+                for b, p in zip(bs, trajectory.bias, strict=True)
+            ]
         )
     else:
         dual = np.full(len(bs), np.nan)

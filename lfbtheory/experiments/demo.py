@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lfbtheory.lp.solve import certify, solve_balanced
+from lfbtheory.lp import certify, solve_balanced
 from lfbtheory.metrics import maxvio, tie_margin
 from lfbtheory.routing import route, sigmoid
 
@@ -35,7 +35,7 @@ def run_demo(
     """Route one seeded batch plainly and with the exact dual price; compare with the LP optimum."""
     scores = demo_instance(n, n_experts, np.random.default_rng(seed))
     t0 = time.perf_counter()
-    opt = solve_balanced(scores, k, solver="cvxpy")
+    opt = solve_balanced(scores, k, method="cvxpy")
     solve_s = time.perf_counter() - t0
     cert = certify(scores, k, opt.assignment, opt.bias)
     rows = []

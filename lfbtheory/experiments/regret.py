@@ -197,7 +197,7 @@ def calibrate(batches: list[NDArray[np.float64]], k: int, solver: str = "auto") 
     """Measure D, G, mu on calibration batches (rules in the module docstring)."""
     pooled = np.concatenate(batches)
     e = pooled.shape[1]
-    p_star = solve_balanced(pooled, k, solver=solver).bias
+    p_star = solve_balanced(pooled, k, method=solver).bias  # type: ignore[arg-type]
     p_star = p_star - p_star.mean()
     d = float(np.linalg.norm(p_star))
     g = float(

@@ -4,26 +4,42 @@
 
 The constraint matrix is totally unimodular, so the LP has a 0/1 optimum (the exact balanced
 assignment). Dualising the expert constraints gives D(p) = sum_t topk_i(s[t,i] + p_i) - L sum p:
-routing with bias p is the Lagrangian best response and the bias is the dual price.
+routing with bias p is the Lagrangian best response and the bias is the dual price
+(arXiv 2408.15664 Sec. 3). Modules: :mod:`~lfbtheory.lp.model` (capacity, result types, the
+numeric domain), :mod:`~lfbtheory.lp.duality` (D, its subgradient, the certificate, exact
+prices), :mod:`~lfbtheory.lp.solve` (the front door :func:`solve_balanced`), and the methods
+:mod:`~lfbtheory.lp.ssp`, :mod:`~lfbtheory.lp.flow`, :mod:`~lfbtheory.lp.oracle`.
 """
 
-from lfbtheory.lp.solve import (
-    BalancedAssignment,
-    Certificate,
+from lfbtheory.lp.duality import (
     certify,
     dual_objective,
     dual_subgradient,
+    exchange_graph,
     optimal_prices,
-    resolve_capacity,
-    solve_balanced,
 )
+from lfbtheory.lp.model import (
+    METHODS,
+    RTOL,
+    BalancedAssignment,
+    Certificate,
+    CertificationError,
+    Method,
+    resolve_capacity,
+)
+from lfbtheory.lp.solve import solve_balanced
 
 __all__ = [
+    "METHODS",
+    "RTOL",
     "BalancedAssignment",
     "Certificate",
+    "CertificationError",
+    "Method",
     "certify",
     "dual_objective",
     "dual_subgradient",
+    "exchange_graph",
     "optimal_prices",
     "resolve_capacity",
     "solve_balanced",

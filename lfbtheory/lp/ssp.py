@@ -45,7 +45,7 @@ from numpy.typing import NDArray
 
 from lfbtheory.kernels import HAVE_NUMBA, _jit, _row_top
 
-__all__ = ["HAVE_NUMBA", "ssp_solve"]
+__all__ = ["HAVE_NUMBA", "experts_ranked", "ssp_solve"]
 
 _M = 4  # candidate tokens kept per exchange-graph edge
 _INF = np.inf
@@ -75,57 +75,6 @@ def _topk_rows(s, p, k, asg, x, loads, gap):  # type: ignore[no-untyped-def]
             x[t, a] = 1
             loads[a] += 1
         gap[t] = vals[k - 1] - vals[k] if k < e else np.inf
-
-
-@_jit
-def _quantile_pass(s, p, k, cap, equality, damp, buf):  # type: ignore[no-untyped-def]
-    """One simultaneous per-expert best-response step on the dual; returns the top-k excess at p.
-
-    With the other prices fixed, token t picks expert i iff s[t,i] + p[i] beats theta[t,i], the
-    k-th best of s[t] + p without i; the p[i] giving load cap is p[i] - (a value between the
-    cap-th and (cap+1)-th largest margin m[t,i] = s[t,i] + p[i] - theta[t,i]): exact coordinate
-    minimisation of D(p). All experts take a ``damp`` fraction of that step at once; in the "<="
-    case the new price is clipped to <= 0 (the dual domain, p = 0 for experts with room).
-    """
-    n, e = s.shape
-    top = np.empty(k + 1)
-    loads = np.zeros(e, dtype=np.int64)
-    for t in range(n):
-        c = 0
-        for j in range(e):
-            v = s[t, j] + p[j]
-            if c == k + 1 and v <= top[k]:
-                continue
-            pos = c if c < k + 1 else k
-            while pos > 0 and top[pos - 1] < v:
-                top[pos] = top[pos - 1]
-                pos -= 1
-            top[pos] = v
-            if c < k + 1:
-                c += 1
-        vk = top[k - 1]
-        vk1 = top[k]
-        for j in range(e):
-            v = s[t, j] + p[j]
-            if v >= vk:
-                buf[j, t] = v - vk1
-                loads[j] += 1
-            else:
-                buf[j, t] = v - vk
-    excess = 0
-    for j in range(e):
-        if loads[j] > cap:
-            excess += loads[j] - cap
-        if cap >= n:
-            if not equality:
-                p[j] = 0.0
-            continue
-        col = np.partition(-buf[j], cap)  # -col[cap-1], -col[cap]: cap-th, (cap+1)-th largest
-        thr = -0.5 * (col[cap - 1] + col[cap])
-        p[j] -= damp * thr
-        if not equality and p[j] > 0.0:
-            p[j] = 0.0
-    return excess
 
 
 @_jit
@@ -520,7 +469,10 @@ def _ssp(s, cap, p, asg, x, lst, cnt, slotpos, wv, wt, wn, wo, dum, zsup, delta,
 
 @_jit
 def _experts_ranked(s, asg, bias):  # type: ignore[no-untyped-def]
-    """Each token's assigned experts ranked by s + bias desc, ties to the lower index."""
+    """Each token's assigned experts ranked by s + bias desc, ties to the lower index.
+
+    Called with the selection offsets w = b - max b, s + w is exactly
+    :func:`lfbtheory.routing.selection_scores` (the same float64 additions)."""
     n, k = asg.shape
     out = np.empty((n, k), dtype=np.int64)
     vals = np.empty(k)
@@ -630,6 +582,15 @@ def _solve_from(
                           "rescans": int(stats[2]), "visits": int(stats[3])}
 
 
+def experts_ranked(
+    s: NDArray[np.float64], x: NDArray[np.integer], k: int, offsets: NDArray[np.float64]
+) -> NDArray[np.int64]:
+    """(n, k) experts of a 0/1 assignment x, ranked by s + offsets desc (ties: lower index)."""
+    n = s.shape[0]
+    asg = np.nonzero(x)[1].reshape(n, k)
+    return _experts_ranked(np.ascontiguousarray(s), asg, np.ascontiguousarray(offsets))
+
+
 def ssp_solve(
     s: NDArray[np.float64],
     k: int,
@@ -654,44 +615,8 @@ def ssp_solve(
         p0 = np.array(warm_start, dtype=np.float64)
         passes = 1 if passes is None else passes
     x, asg, bias, stats = _solve_from(s, k, cap, equality, p0, passes)
-    experts = _experts_ranked(s, asg, bias)
+    experts = _experts_ranked(s, asg, bias - bias.max())  # routing's gauge: s + (b - max b)
     loads = np.bincount(experts.ravel(), minlength=s.shape[1])
     if np.any(loads != cap) if equality else np.any(loads > cap):
         raise RuntimeError("ssp: the repaired assignment is infeasible (please report)")
     return x, experts, bias, stats
-
-
-def flow_assignment(s: NDArray[np.float64], k: int, cap: int) -> NDArray[np.uint8]:
-    """The balanced assignment as an OR-tools min-cost flow on the full bipartite graph.
-
-    Nodes: one per token (supply k), one per expert, one sink (demand n*k); arcs token -> expert
-    (capacity 1, cost -round(s * scale)) and expert -> sink (capacity cap). OR-tools needs
-    integer costs, so scores are scaled to about 2^40 / max|s| (and kept so that n*k*max cost
-    fits in int64); the caller verifies optimality in floating point afterwards.
-    """
-    try:
-        from ortools.graph.python import min_cost_flow
-    except ImportError:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "solver='flow' needs OR-tools: pip install 'lfbtheory[flow]' (or pip install ortools)"
-        ) from None
-    n, e = s.shape
-    smax = float(np.max(np.abs(s)))
-    scale = min(2.0**40, 2.0**60 / (n * k + 1)) / max(smax, 1e-300) if smax > 0 else 1.0
-    cost = -np.rint(s * scale).astype(np.int64).ravel()
-    tok = np.repeat(np.arange(n, dtype=np.int64), e)
-    exp = np.tile(np.arange(n, n + e, dtype=np.int64), n)
-    sink = n + e
-    smcf = min_cost_flow.SimpleMinCostFlow()
-    arcs = smcf.add_arcs_with_capacity_and_unit_cost(tok, exp, np.ones(n * e, dtype=np.int64), cost)
-    smcf.add_arcs_with_capacity_and_unit_cost(
-        np.arange(n, n + e, dtype=np.int64), np.full(e, sink, dtype=np.int64),
-        np.full(e, cap, dtype=np.int64), np.zeros(e, dtype=np.int64))
-    supplies = np.zeros(n + e + 1, dtype=np.int64)
-    supplies[:n] = k
-    supplies[sink] = -n * k
-    smcf.set_nodes_supplies(np.arange(n + e + 1, dtype=np.int64), supplies)
-    status = smcf.solve()
-    if status != smcf.OPTIMAL:
-        raise RuntimeError(f"OR-tools min-cost flow returned status {status}")
-    return smcf.flows(arcs).reshape(n, e).astype(np.uint8)

@@ -1,0 +1,308 @@
+"""Duality of the batch LP: the dual D(p), its subgradient, the certificate and exact prices.
+
+Dualising the expert constraints of the batch LP (:mod:`lfbtheory.lp.model`) with prices p gives
+
+    D(p) = sum_t topKsum_i(s[t,i] + p[i]) - L * sum_i p[i],
+
+convex and piecewise linear with subgradient load(p) - L, where load(p) counts the experts that
+top-k routing with bias p selects (arXiv 2408.15664 Sec. 3: the bias is the dual price). In the
+"<=" case (E*L > n*k) the prices are restricted to p <= 0 and D = +inf outside.
+
+Every function here uses THE selection of :mod:`lfbtheory.routing` (``select_experts`` on the
+selection scores s + (p - max p), ties to the lower index), so ``dual_subgradient(s, k, p)`` is
+exactly ``route(s, k, p).loads - L`` on every input, ties included, and D is evaluated in the
+same gauge: D(p) = sum_t topKsum(s_t + w) - L sum w + (n k - E L) max p with w = p - max p.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from lfbtheory.kernels import _jit
+from lfbtheory.lp.model import (
+    RTOL,
+    Certificate,
+    lp_bias,
+    lp_scores,
+    resolve_capacity,
+)
+from lfbtheory.routing import select_experts, selection_offsets, selection_scores
+from lfbtheory.validation import as_k
+
+__all__ = ["certify", "dual_objective", "dual_subgradient", "optimal_prices"]
+
+
+def _checked(scores, k, bias, capacity):  # type: ignore[no-untyped-def]
+    s = lp_scores(scores)
+    n, e = s.shape
+    k = as_k(k, e)
+    p = lp_bias(bias, e)
+    cap, equality = resolve_capacity(n, k, e, capacity)
+    return s, k, p, cap, equality
+
+
+def dual_objective(
+    scores: ArrayLike, k: int, bias: ArrayLike, *, capacity: int | None = None
+) -> float:
+    """D(p) = sum_t topKsum(s_t + p) - L * sum(p) (Lagrangian dual of the expert constraints).
+
+    For every p (every p <= 0 in the "<=" case) D(p) >= the LP optimum (weak duality), with
+    equality at the optimal prices (strong duality). Returns +inf for p with a positive entry
+    in the "<=" case, where such p are outside the dual domain.
+    """
+    s, k, p, cap, equality = _checked(scores, k, bias, capacity)
+    n, e = s.shape
+    if not equality and np.any(p > 0):
+        return float("inf")
+    experts = select_experts(s, k, p)
+    w = selection_offsets(p, "additive")
+    top = np.take_along_axis(selection_scores(s, p), experts, axis=1).sum()
+    return float(top - float(cap) * w.sum() + float(n * k - e * cap) * p.max())
+
+
+def dual_subgradient(
+    scores: ArrayLike, k: int, bias: ArrayLike, *, capacity: int | None = None
+) -> NDArray[np.float64]:
+    """A subgradient of D at p: load(p) - L, with load(p) the loads of ``route(s, k, p)``."""
+    s, k, p, cap, _ = _checked(scores, k, bias, capacity)
+    experts = select_experts(s, k, p)
+    return np.bincount(experts.ravel(), minlength=s.shape[1]).astype(np.float64) - float(cap)
+
+
+def _as_assignment(assignment: ArrayLike, n: int, e: int) -> NDArray[np.generic]:
+    """``assignment`` as a real (n, E) array (entries not yet checked) or TypeError/ValueError."""
+    if isinstance(assignment, (str, bytes)) or assignment is None:
+        raise TypeError(f"assignment must be an (n, E) 0/1 array, got {type(assignment).__name__}")
+    try:
+        x = np.asarray(assignment)
+    except Exception as exc:  # ragged lists and the like
+        raise TypeError(f"assignment must be an (n, E) 0/1 array: {exc}") from None
+    if (
+        x.dtype == object
+        or not (np.issubdtype(x.dtype, np.number) or x.dtype == bool)
+        or np.issubdtype(x.dtype, np.complexfloating)
+    ):
+        raise TypeError(f"assignment must hold real numbers (0/1), got dtype {x.dtype}")
+    if x.shape != (n, e):
+        raise ValueError(f"assignment must have shape (n, E) = ({n}, {e}), got {x.shape}")
+    return x
+
+
+@_jit
+def _scan(s, w, x, rows):  # type: ignore[no-untyped-def]
+    """One pass over (s + w, x): per token rows[t] = (#on, sum_on r, min_on r, max_off r) with
+    r = s + w; returns (#entries outside {0, 1}, primal objective sum s[x == 1], loads)."""
+    n, e = s.shape
+    loads = np.zeros(e, dtype=np.int64)
+    bad = 0
+    primal = 0.0
+    for t in range(n):
+        c = 0
+        so = 0.0
+        mn = np.inf
+        mx = -np.inf
+        for j in range(e):
+            v = s[t, j] + w[j]
+            xv = x[t, j]
+            if xv == 1:
+                c += 1
+                so += v
+                primal += s[t, j]
+                loads[j] += 1
+                if v < mn:
+                    mn = v
+            else:
+                if xv != 0:
+                    bad += 1
+                if v > mx:
+                    mx = v
+        rows[t, 0] = c
+        rows[t, 1] = so
+        rows[t, 2] = mn
+        rows[t, 3] = mx
+    return bad, primal, loads
+
+
+def _certificate(s, k, x, p, cap, equality, rtol):  # type: ignore[no-untyped-def]
+    """:func:`certify` on validated inputs (also run by every solver before it returns)."""
+    n, e = s.shape
+    w = selection_offsets(p, "additive")
+    smax = float(np.max(np.abs(s)))
+    scale = smax + (float(-w.min()) if equality else float(np.max(np.abs(p))))
+    atol = rtol * scale
+    xs = x if x.flags.c_contiguous else np.ascontiguousarray(x)
+    rows = np.empty((n, 4))
+    bad, primal, loads = _scan(np.ascontiguousarray(s), w, xs, rows)
+    problems: list[str] = []
+    integral = bad == 0
+    if not integral:
+        problems.append(f"assignment has {bad} entries outside {{0, 1}}")
+    count = rows[:, 0]
+    feasible = integral and bool(np.all(count == k))
+    if integral and not feasible:
+        problems.append(f"token rows must sum to k={k}; {int(np.sum(count != k))} do not")
+    bad_cols = (loads != cap) if equality else (loads > cap)
+    if np.any(bad_cols):
+        feasible = False
+        problems.append(
+            f"expert loads must be {'==' if equality else '<='} L={cap}; "
+            f"{int(bad_cols.sum())} experts violate it (max load {int(loads.max())})"
+        )
+    dual_ok = equality or bool(np.all(p <= atol))
+    if not dual_ok:
+        problems.append(f"bias must be <= 0 in the '<=' case; max is {p.max():.3g}")
+    # complementary slackness: each token's experts are a top-k set of s + p
+    viol_rows = np.maximum(rows[:, 3] - rows[:, 2], 0.0)
+    viol = float(viol_rows.max(initial=0.0))
+    if not equality:
+        viol = max(viol, float(np.max(np.where(loads < cap, -p, 0.0), initial=0.0)))
+    cs = viol <= atol
+    if not cs:
+        problems.append(f"complementary slackness violated by {viol:.3g} (tolerance {atol:.3g})")
+    # D(p) in the routing gauge; rows where x is a top-k set contribute their on-sum exactly
+    top = rows[:, 1].copy()
+    redo = np.flatnonzero((count != k) | (viol_rows > 0))
+    if redo.size:
+        r = s[redo] + w
+        top[redo] = np.partition(r, e - k, axis=1)[:, e - k :].sum(axis=1)
+    if not equality and np.any(p > atol):
+        dual = float("inf")
+    else:
+        dual = float(top.sum() - float(cap) * w.sum() + float(n * k - e * cap) * p.max())
+    gap = dual - primal
+    gap_tol = atol * n * k
+    if feasible and dual_ok and not gap <= gap_tol:
+        problems.append(f"duality gap {gap:.3g} exceeds tolerance {gap_tol:.3g}")
+    return Certificate(
+        primal_feasible=feasible,
+        integral=integral,
+        dual_feasible=dual_ok,
+        complementary_slackness=cs,
+        primal_objective=float(primal),
+        dual_objective=dual,
+        duality_gap=gap,
+        max_slackness_violation=viol,
+        tolerance=atol,
+        problems=tuple(problems),
+    )
+
+
+def certify(
+    scores: ArrayLike,
+    k: int,
+    assignment: ArrayLike,
+    bias: ArrayLike,
+    *,
+    capacity: int | None = None,
+    rtol: float = RTOL,
+) -> Certificate:
+    """Check an assignment and a bias against the LP optimality conditions.
+
+    Primal feasibility (0/1, k per token, loads = L or <= L), dual feasibility (p <= 0 in the
+    "<=" case), complementary slackness (every token's experts are a top-k set of s + p, and
+    p_i < 0 only on full experts) and the duality gap D(p) - s.x, zero iff all hold. Tolerances
+    are relative: tol = rtol * (max|s| + spread of p) per token and n*k*tol for the gap, so the
+    verdict does not depend on the units of the scores (1e-300 or 1e100 alike).
+    """
+    s, k, p, cap, equality = _checked(scores, k, bias, capacity)
+    n, e = s.shape
+    x = _as_assignment(assignment, n, e)
+    if not (isinstance(rtol, (int, float)) and 0 <= rtol < 1):
+        raise ValueError(f"rtol must be a real number in [0, 1), got {rtol!r}")
+    if x.dtype == bool:
+        x = x.view(np.uint8)
+    return _certificate(s, k, x, p, cap, equality, float(rtol))
+
+
+def _feasible_assignment(assignment, n, e, k, cap, equality):  # type: ignore[no-untyped-def]
+    x = _as_assignment(assignment, n, e)
+    if not np.all((x == 0) | (x == 1)):
+        raise ValueError("assignment must be a 0/1 matrix (entries outside {0, 1} found)")
+    x = x.astype(bool)
+    rows, loads = x.sum(axis=1), x.sum(axis=0)
+    if np.any(rows != k):
+        raise ValueError(
+            f"assignment must have k={k} ones per token row; {int(np.sum(rows != k))} rows do not"
+        )
+    if np.any(loads != cap) if equality else np.any(loads > cap):
+        raise ValueError(
+            f"assignment must have expert loads {'==' if equality else '<='} L={cap}; "
+            f"max load {int(loads.max())}, min load {int(loads.min())}"
+        )
+    return x
+
+
+def exchange_graph(s: NDArray[np.float64], x: NDArray[np.bool_]) -> NDArray[np.float64]:
+    """W[i, j] = min over tokens t on expert i and off expert j of s[t,i] - s[t,j] (inf if none).
+
+    Moving such a token from i to j changes the objective by -W[i, j]; x is optimal iff this
+    graph has no negative cycle (Klein's cycle-cancelling criterion).
+    """
+    n, e = s.shape
+    w = np.full((e, e), np.inf)
+    for i in range(e):
+        on = x[:, i]
+        if not on.any():
+            continue
+        rows = s[on]
+        diff = rows[:, i : i + 1] - rows
+        diff[x[on]] = np.inf  # j must be off token t
+        w[i] = diff.min(axis=0)
+    np.fill_diagonal(w, 0.0)
+    return w
+
+
+def optimal_prices(
+    scores: ArrayLike,
+    k: int,
+    assignment: ArrayLike,
+    *,
+    capacity: int | None = None,
+    rtol: float = RTOL,
+) -> NDArray[np.float64] | None:
+    """Dual prices certifying a feasible 0/1 assignment, or None if it is not optimal.
+
+    Complementary slackness asks p_j - p_i <= W[i,j] = min_t (s[t,i] - s[t,j]) over tokens t on
+    expert i and off expert j: difference constraints, feasible iff the expert exchange graph
+    (:func:`exchange_graph`) has no negative cycle, i.e. iff the assignment is optimal. For
+    "<=" a node 0 with p_0 = 0 adds p_i <= 0, and p_i >= 0 for experts below capacity.
+
+    Shortest paths by Bellman-Ford from a virtual source (E+1 rounds, each edge relaxed once per
+    round: rounding errors add up along a path, they are never doubled as in Floyd-Warshall).
+    The assignment counts as optimal iff every constraint then holds within rtol * max|s|:
+    rounding-level cycles (every cycle has cost 0 when all assignments are optimal, e.g. on
+    rank-1 scores) are accepted, genuinely improving cycles are not. An assignment that is
+    not a feasible 0/1 matrix is refused with a ValueError.
+    """
+    s = lp_scores(scores)
+    n, e = s.shape
+    k = as_k(k, e)
+    cap, equality = resolve_capacity(n, k, e, capacity)
+    if not (isinstance(rtol, (int, float)) and 0 <= rtol < 1):
+        raise ValueError(f"rtol must be a real number in [0, 1), got {rtol!r}")
+    x = _feasible_assignment(assignment, n, e, k, cap, equality)
+    loads = x.sum(axis=0)
+    v = e if equality else e + 1
+    w = np.full((v, v), np.inf)
+    w[:e, :e] = exchange_graph(s, x)
+    if not equality:
+        w[e, :e] = 0.0  # p_i <= p_0 = 0
+        w[:e, e] = np.where(loads < cap, 0.0, np.inf)  # p_0 <= p_i when i has room
+        w[e, e] = 0.0
+    dist = np.zeros(v)  # virtual source with 0-edges to every node
+    for _ in range(v):
+        new = np.minimum(dist, (dist[:, None] + w).min(axis=0))
+        if np.array_equal(new, dist):
+            break
+        dist = new
+    with np.errstate(invalid="ignore"):
+        excess = dist[None, :] - dist[:, None] - w  # > 0 where p_j - p_i <= W[i,j] fails
+    worst = float(np.max(np.where(np.isfinite(w), excess, -np.inf)))
+    if worst > float(rtol) * float(np.max(np.abs(s))):
+        return None
+    if equality:
+        return dist - dist.mean()
+    p = np.minimum(dist[:e] - dist[e], 0.0)
+    p[loads < cap] = 0.0  # slackness: an expert with room has price exactly 0
+    return p
