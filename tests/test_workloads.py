@@ -1,12 +1,17 @@
-"""Tests of lfbtheory.workloads: determinism, shapes and ranges, laziness, the OLMoE match,
-replay completion, the adversary's causality, user files, and the promised errors.
+"""Tests of lfbtheory.workloads: bit-identity with v0.1, determinism, shapes and ranges,
+laziness (no I/O or fitting at construction), the OLMoE match, replay completion and layers,
+inferred E/k, the adversary's causality, user files, and the promised errors.
 
-Real data ships as package data (lfbtheory/data):
+Real data ships as package data (lfbtheory/data), so nothing here is skipped for data.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import types
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,14 +26,18 @@ from lfbtheory.workloads import (
     WORKLOADS,
     Adversarial,
     Drifting,
+    OlmoeMatched,
+    Replay,
     Stationary,
+    TraceInfo,
     Zipf,
-    _complete_topk,
+    complete_topk,
     fit_popularity_offsets,
     make_workload,
     materialize,
     replay,
     topk_load_shares,
+    trace_info,
 )
 from lfbtheory.workloads import (
     data_dir as lfb_data_dir,
@@ -244,10 +253,29 @@ def _flame(data_dir):
                 tuple(int(v) for v in d["layers"]))
 
 
+def test_replay_infers_e_k_and_replays_one_layer(data_dir):
+    scores, ids, names = _flame(data_dir)
+    info = trace_info()
+    assert info == TraceInfo(n_experts=64, k=6, layers=names, gate="softmax", n_tokens=2048)
+    assert names == tuple(range(2, 10))
+    w = make_workload("replay", n=256)  # no n_experts, no k: both come from the trace
+    assert (w.n_experts, w.k, w.layer_names) == (64, 6, (2,))
+    assert w.config()["n_experts"] is None  # the config stays as given (inferred on use)
+    epoch = materialize(w, 8, 0).reshape(2048, 64)  # 8 x 256 = layer 2 once, nothing else
+    np.testing.assert_array_equal(topk_indices(epoch, 6), ids[0])
+    np.testing.assert_array_equal(materialize(w, 9, 0)[8], epoch[:256])  # then it cycles
+    for j, name in enumerate(names):  # one run per layer, as an experiment runner would
+        one = replay(n=2048, layer=name)
+        assert one.layer_names == (name,)
+        np.testing.assert_array_equal(topk_indices(next(one.batches(1, 0)), 6), ids[j])
+
+
 @pytest.mark.parametrize("tail", ["lognormal", "dirichlet"])
 def test_replay_preserves_topk_and_completes_rows(data_dir, tail):
+    """Completion invariants on the real trace: recorded top-k ids, order and scores kept
+    exactly, rows sum to 1, every completed score positive and below the token's k-th."""
     scores, ids, _ = _flame(data_dir)
-    w = replay(data_dir / FLAME_FILE, n=512, tail=tail)
+    w = replay(data_dir / FLAME_FILE, n=512, tail=tail, layers="all")
     assert w.n_experts == 64
     epoch = materialize(w, 32, 3)  # 8 layers x 2048 tokens = 32 batches of 512: one epoch
     rows = epoch.reshape(8, 2048, 64)
@@ -266,17 +294,45 @@ def test_replay_preserves_topk_and_completes_rows(data_dir, tail):
     for _ in range(31):
         next(it)
     np.testing.assert_array_equal(next(it), epoch[0])
+    np.testing.assert_array_equal(np.stack(list(w.batches(32, 3))), epoch)  # = materialize
     other = materialize(w, 1, 4)[0]
     np.testing.assert_array_equal(topk_indices(other, 6), ids[0, :512])
     assert not np.array_equal(other, epoch[0])
 
 
+@settings(max_examples=40, deadline=None)
+@given(n_experts=st.integers(3, 24), data=st.data(), seed=st.integers(0, 2**32),
+       tail=st.sampled_from(["lognormal", "dirichlet", "uniform"]))
+def test_completion_invariants_property(n_experts, data, seed, tail):
+    """For any feasible top-k rows (the top-k of a softmax of gaussian logits, so
+    R/(E-k) < s_k), the completion keeps the top-k exactly and puts the leftover mass
+    strictly below each token's k-th score."""
+    k = data.draw(st.integers(1, n_experts - 1))
+    n_tok = data.draw(st.integers(1, 6))
+    gen = np.random.default_rng(seed)
+    probs = np.exp(2.0 * gen.standard_normal((n_tok, n_experts)))
+    probs /= probs.sum(axis=1, keepdims=True)
+    ids = topk_indices(probs, k)
+    top = np.take_along_axis(probs, ids, axis=1)
+    full = complete_topk(top, ids, n_experts, np.random.default_rng(seed + 1), tail)
+    np.testing.assert_array_equal(topk_indices(full, k), ids)
+    np.testing.assert_array_equal(np.take_along_axis(full, ids, axis=1), top)
+    np.testing.assert_allclose(full.sum(axis=1), 1.0, rtol=0, atol=1e-12)
+    rest = full.copy()
+    np.put_along_axis(rest, ids, np.nan, axis=1)
+    assert np.all(np.nan_to_num(rest, nan=0.0) < top[:, -1:])
+    assert np.all(np.nan_to_num(rest, nan=1.0) >= 0)
+
+
 def test_replay_layers_straddling_and_uniform_tail(data_dir):
     _, ids, names = _flame(data_dir)
-    full = materialize(replay(data_dir / FLAME_FILE, n=1000), 17, 0).reshape(-1, 64)
+    full = materialize(replay(data_dir / FLAME_FILE, n=1000, layers="all"), 17, 0)
+    full = full.reshape(-1, 64)
     # n=1000 does not divide 2048: batches straddle layers, tokens stay in sequence order
-    one = materialize(replay(data_dir / FLAME_FILE, n=2048, layers=names[3]), 1, 0)[0]
+    one = materialize(replay(data_dir / FLAME_FILE, n=2048, layer=names[3]), 1, 0)[0]
     np.testing.assert_array_equal(one, full[3 * 2048:4 * 2048])  # completion keyed by layer
+    np.testing.assert_array_equal(
+        one, materialize(replay(n=2048, layers=[names[5], names[3]]), 2, 0)[1])
     uni = materialize(replay(data_dir / FLAME_FILE, n=256, tail="uniform"), 1, 0)[0]
     rest = uni.copy()
     np.put_along_axis(rest, ids[0, :256], np.nan, axis=1)
@@ -288,13 +344,13 @@ def test_lognormal_tail_is_gaussian_in_log_space():
     # far below the cap (R/(E-k) << s_k) the documented law is log w_j = const + g_j,
     # g_j ~ N(0, spread^2); near the cap it is squashed strictly below s_k
     top = np.array([[0.9]])
-    full = _complete_topk(top, np.array([[0]]), 4001, np.random.default_rng(0), "lognormal",
-                          spread=1.3)
+    full = complete_topk(top, np.array([[0]]), 4001, np.random.default_rng(0), "lognormal",
+                         spread=1.3)
     tail = full[0, 1:]
     assert abs(np.log(tail).std() / 1.3 - 1) < 0.05  # 4000 draws: sd of the ratio ~ 0.011
     np.testing.assert_allclose(full.sum(), 1.0, atol=1e-14)
-    tight = _complete_topk(np.array([[0.3, 0.2]]), np.array([[3, 1]]), 6,
-                           np.random.default_rng(1), "lognormal")  # R/(E-k) = 0.125 vs 0.2
+    tight = complete_topk(np.array([[0.3, 0.2]]), np.array([[3, 1]]), 6,
+                          np.random.default_rng(1), "lognormal")  # R/(E-k) = 0.125 vs 0.2
     assert np.all(tight[0, [0, 2, 4, 5]] < 0.2) and abs(tight.sum() - 1) < 1e-14
 
 
@@ -302,52 +358,166 @@ def test_generic_topk_trace_and_infeasible_completion(tmp_path):
     ids = np.array([[[2, 0], [1, 3]]], dtype=np.int16)
     ok = np.array([[[0.5, 0.3], [0.4, 0.35]]], dtype=np.float32)
     np.savez(tmp_path / "t.npz", topk_scores=ok, topk_ids=ids, num_experts=np.int64(4))
-    rows = materialize(replay(tmp_path / "t.npz", n=2), 1, 0)[0]
+    w = replay(tmp_path / "t.npz", n=2)
+    assert (w.n_experts, w.k, w.layer_names) == (4, 2, (0,))  # layers default to 0..L-1
+    rows = materialize(w, 1, 0)[0]
     np.testing.assert_array_equal(topk_indices(rows, 2), ids[0])
+    # without num_experts the caller must say E
+    np.savez(tmp_path / "u.npz", topk_scores=ok, topk_ids=ids)
+    with pytest.raises(ValueError, match="n_experts is required"):
+        materialize(replay(tmp_path / "u.npz", n=2), 1, 0)
+    assert replay(tmp_path / "u.npz", n=2, n_experts=5).k == 2
     bad = np.array([[[0.5, 0.1], [0.4, 0.35]]], dtype=np.float32)  # 0.4 left > 2 x 0.1
     np.savez(tmp_path / "b.npz", topk_scores=bad, topk_ids=ids, num_experts=np.int64(4))
+    wb = replay(tmp_path / "b.npz", n=2)  # constructing reads nothing: no error yet
     with pytest.raises(ValueError, match="cannot be completed: layer position 0, token 0"):
-        replay(tmp_path / "b.npz", n=2)
+        wb.batches(1, 0)
 
 
 def test_replay_e_mismatch_and_bad_layers(data_dir):
     with pytest.raises(ValueError, match="n_experts=16.*E=64"):
-        make_workload("replay", n=32, n_experts=16)
-    with pytest.raises(ValueError, match="layers"):
-        make_workload("replay", n=32, n_experts=64, layers=[1])
+        make_workload("replay", n=32, n_experts=16).batches(1, 0)
+    with pytest.raises(ValueError, match="layers entries must be one of 2, 3"):
+        make_workload("replay", n=32, layers=[1]).batches(1, 0)
+    with pytest.raises(ValueError, match="layer must be one of 2, 3"):
+        materialize(make_workload("replay", n=32, layer=10), 1, 0)
+    with pytest.raises(ValueError, match="not both"):
+        make_workload("replay", n=32, layer=2, layers=[3])
+    with pytest.raises(TypeError, match="layer must be an integer"):
+        make_workload("replay", n=32, layer="2")
+    with pytest.raises(ValueError, match="n .tokens per batch. is required"):
+        make_workload("replay").batches(1, 0)
     with pytest.raises(ValueError, match="tail must be one of 'lognormal'"):
-        make_workload("replay", n=32, n_experts=64, tail="gaussian")
+        make_workload("replay", n=32, tail="gaussian")
     with pytest.raises(ValueError, match="tail_spread"):
-        make_workload("replay", n=32, n_experts=64, tail_spread=-1.0)
+        make_workload("replay", n=32, tail_spread=-1.0)
+    with pytest.raises(ValueError, match="transform must be 'none' for a top-k trace"):
+        make_workload("replay", n=32, transform="softmax").batches(1, 0)
 
 
 def test_user_npy_and_npz_replay(tmp_path):
     rng = np.random.default_rng(0)
     mat = rng.random((10, 5))
     np.save(tmp_path / "m.npy", mat)
-    w = make_workload("replay", n=4, n_experts=5, path=tmp_path / "m.npy")
+    w = make_workload("replay", n=4, path=tmp_path / "m.npy")
+    assert (w.n_experts, w.k) == (5, None)
+    assert trace_info(tmp_path / "m.npy") == TraceInfo(5, None, (), None, 10)
     got = materialize(w, 3, 0).reshape(-1, 5)  # rows 0..9 then 0, 1 (cyclic)
     np.testing.assert_array_equal(got, mat[np.arange(12) % 10])
+    np.testing.assert_array_equal(np.stack(list(w.batches(3, 0))).reshape(-1, 5), got)
     cube = rng.normal(size=(3, 6, 5))
     np.savez(tmp_path / "c.npz", logits=cube, other=np.zeros(2))
-    w3 = replay(tmp_path / "c.npz", n=6, key="logits", transform="softmax")
+    w3 = replay(tmp_path / "c.npz", key="logits", transform="softmax")
+    assert w3.n == 6  # inferred from the 3-D array
     out = materialize(w3, 4, 0)
     np.testing.assert_allclose(out[3], np.exp(cube[0]) / np.exp(cube[0]).sum(1, keepdims=True))
+    np.testing.assert_array_equal(np.stack(list(w3.batches(4, 0))), out)
     with pytest.raises(ValueError, match="key"):
-        replay(tmp_path / "c.npz", n=6)
+        replay(tmp_path / "c.npz", n=6).batches(1, 0)
     with pytest.raises(ValueError, match="n=5 does not match"):
-        replay(tmp_path / "c.npz", n=5, key="logits")
+        replay(tmp_path / "c.npz", n=5, key="logits").batches(1, 0)
     with pytest.raises(ValueError, match="n_experts=4 does not match E=5"):
-        make_workload("replay", n=6, n_experts=4, path=tmp_path / "c.npz", key="logits")
+        make_workload("replay", n=6, n_experts=4, path=tmp_path / "c.npz",
+                      key="logits").batches(1, 0)
+    with pytest.raises(ValueError, match="layer/layers apply only to top-k trace"):
+        replay(tmp_path / "m.npy", n=4, layer=0).batches(1, 0)
     bad = mat.copy()
     bad[7, 2] = np.nan
     np.save(tmp_path / "bad.npy", bad)
     with pytest.raises(ValueError, match="non-finite"):
         materialize(replay(tmp_path / "bad.npy", n=4), 2, 0)
+    with pytest.raises(ValueError, match="non-finite"):
+        list(replay(tmp_path / "bad.npy", n=4).batches(2, 0))
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        replay(tmp_path / "missing.npy", n=4)
+        replay(tmp_path / "missing.npy", n=4).batches(1, 0)
     with pytest.raises(ValueError, match="does not exist"):  # also a ValueError, for CLIs
-        replay(tmp_path / "missing.npy", n=4)
+        trace_info(tmp_path / "missing.npy")
+
+
+# ---------------------------------------------------------------------------- laziness
+
+
+def test_constructing_a_replay_reads_nothing(tmp_path):
+    """A replay config may point at a file that does not exist yet: the file is read on
+    first use, and a rewritten file is read again (the cache keys on mtime and size)."""
+    path = tmp_path / "later.npz"
+    w = replay(path, n=2)
+    w2 = make_workload("replay", n=2, path=path)
+    assert w == w2 and hash(w) == hash(w2) and "later.npz" in repr(w)
+    ids = np.array([[[2, 0], [1, 3]]], dtype=np.int16)
+    np.savez(path, topk_scores=np.array([[[0.5, 0.3], [0.4, 0.35]]], dtype=np.float32),
+             topk_ids=ids, num_experts=np.int64(4))
+    assert w.n_experts == 4
+    np.testing.assert_array_equal(topk_indices(materialize(w, 1, 0)[0], 2), ids[0])
+    np.savez(path, topk_scores=np.array([[[0.6, 0.3], [0.4, 0.35]]], dtype=np.float32),
+             topk_ids=ids, num_experts=np.int64(5))
+    assert w.n_experts == 5 and materialize(w, 1, 0)[0, 0, 2] == np.float32(0.6)
+
+
+def test_constructing_workloads_does_no_io_and_no_fitting(monkeypatch):
+    """Every registered workload can be built with file reading and the popularity fit
+    disabled: both happen on first use only. (dataclasses.replace of a Replay with inferred
+    n / n_experts reads the file to fill them; config() round-trips without I/O.)"""
+    import lfbtheory.workloads.calibrated as calibrated
+
+    def boom(*args, **kwargs):
+        raise AssertionError("I/O or fitting at construction")
+
+    monkeypatch.setattr(np, "load", boom)
+    monkeypatch.setattr(calibrated, "_selection_probs", boom)
+    built = [make_workload(name, n=8, n_experts=64) for name in (*SYNTHETIC, "olmoe", "replay")]
+    built.append(OlmoeMatched(n=8, n_experts=64, path="/nonexistent/hist.npz", domain="x"))
+    built.append(Replay(path="/nonexistent/trace.npz", n=8, layer=3))
+    for w in built:
+        assert make_workload(**w.config()) == w
+        if not isinstance(w, Replay):
+            assert dataclasses.replace(w) == w
+    with pytest.raises(AssertionError, match="construction"):
+        built[5].fit()  # the olmoe fit: only now does it read (and would fit)
+    monkeypatch.undo()
+    with pytest.raises(FileNotFoundError, match="hist.npz"):
+        built[-2].fit()
+
+
+# ---------------------------------------------------------------------------- v0.1 numbers
+
+
+FIXTURES = Path(__file__).parent / "data" / "workloads_v01.npz"
+
+
+def _cases():
+    with np.load(FIXTURES) as d:
+        return json.loads(str(d["cases"]))
+
+
+@pytest.mark.parametrize("case", _cases(), ids=lambda c: c["key"])
+def test_streams_are_bit_identical_to_v01(case):
+    """Every workload gives the very arrays the v0.1 single-module code gave (saved by
+    tests/data/make_workloads_v01.py), through batches() and through materialize()."""
+    with np.load(FIXTURES) as d:
+        want = d[case["key"]]
+    w = make_workload(case["name"], n=case["n"], n_experts=case["n_experts"], **case["options"])
+    np.testing.assert_array_equal(np.stack(list(w.batches(case["steps"], case["seed"]))), want)
+    np.testing.assert_array_equal(materialize(w, case["steps"], case["seed"]), want)
+
+
+def test_replay_v01_all_layers_and_new_default():
+    """v0.1 cycled all 8 FLAME layers by default; that stream is now layers="all" (bit for
+    bit). The new default, one layer, equals v0.1's layers=[2] (the first layer)."""
+    with np.load(FIXTURES) as d:
+        rows, digest, layer2 = (d["replay_all_layers_rows2040"],
+                                str(d["replay_all_layers_sha256"]), d["replay_layer2"])
+    big = materialize(make_workload("replay", n=1000, layers="all"), 3, 3)
+    assert hashlib.sha256(big.tobytes()).hexdigest() == digest
+    np.testing.assert_array_equal(big.reshape(-1, 64)[2040:2060], rows)
+    np.testing.assert_array_equal(materialize(make_workload("replay", n=16), 3, 3), layer2)
+
+
+def test_adversary_regeneration_is_bit_identical_to_v01():
+    with np.load(FIXTURES) as d:
+        biases, want = d["adversarial_biases_in"], d["adversarial_biases_out"]
+    got = np.stack(list(Adversarial(n=6, n_experts=8).batches(3, 4, biases=biases)))
+    np.testing.assert_array_equal(got, want)
 
 
 def test_package_data_ships_with_provenance():
@@ -409,7 +579,6 @@ def test_adversary_boosts_lowest_bias_experts():
     [
         (lambda: make_workload("gauss", n=4, n_experts=4), "workload must be one of.*stationary"),
         (lambda: make_workload("stationary", n=0, n_experts=4), "n must be an integer >= 1"),
-        (lambda: make_workload("stationary", n=2.5, n_experts=4), "n must be an integer"),
         (lambda: make_workload("stationary", n=4, n_experts=1),
          "n_experts must be an integer >= 2"),
         (lambda: make_workload("stationary", n=4, n_experts=4, gate="relu"),
@@ -432,6 +601,7 @@ def test_adversary_boosts_lowest_bias_experts():
         (lambda: Stationary(n=4, n_experts=4).batches(3, -2), "seed must be a non-negative"),
         (lambda: materialize(Stationary(n=4096, n_experts=256), 10**5, 0), "GiB"),
         (lambda: Adversarial(n=4, n_experts=4).batches(3, 0, biases=np.zeros((1, 4))), "biases"),
+        (lambda: fit_popularity_offsets([0.5, 0.5], k=1, tol=0.0), "tol must be finite and > 0"),
     ],
 )
 def test_bad_input_raises(call, match):
@@ -439,22 +609,44 @@ def test_bad_input_raises(call, match):
         call()
 
 
-def test_bad_seed_type_and_olmoe_options(data_dir):
-    with pytest.raises(TypeError, match="seed"):
-        Stationary(n=4, n_experts=4).batches(3, 1.5)
-    with pytest.raises(ValueError, match="n_experts=16 does not match E=64"):
-        make_workload("olmoe", n=4, n_experts=16)
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: make_workload("stationary", n=2.5, n_experts=4), "n must be an integer"),
+        (lambda: make_workload("stationary", n_experts=4), "n must be an integer >= 1, got None"),
+        (lambda: make_workload("zipf", n=4, n_experts=True), "n_experts must be an integer"),
+        (lambda: make_workload("stationary", n=4, n_experts=4, noise_scale="1"),
+         "noise_scale must be a real number"),
+        (lambda: make_workload("clustered", n=4, n_experts=4, topic_weights=["a"] * 4),
+         "topic_weights must be a sequence"),
+        (lambda: Stationary(n=4, n_experts=4).batches(3, 1.5), "seed"),
+        (lambda: Stationary(n=4, n_experts=4).batches(2.0, 1), "steps must be an integer"),
+        (lambda: make_workload("replay", n=4, path=3), "path must be a file path"),
+        (lambda: make_workload("replay", n=4, layers="first"), "layers must be 'all'"),
+        (lambda: make_workload("olmoe", n=4, n_experts=64, domain=1), "domain must be a string"),
+        (lambda: topk_load_shares([0.0, 1.0], k=1.0), "k must be an integer"),
+    ],
+)
+def test_wrong_types_raise_type_error(call, match):
+    with pytest.raises(TypeError, match=match):
+        call()
+
+
+def test_olmoe_options(data_dir):
     with pytest.raises(ValueError, match="model must be one of"):
         make_workload("olmoe", n=4, n_experts=64, model="gpt")
-    with pytest.raises(ValueError, match="domain must be one of.*arxiv"):
-        make_workload("olmoe", n=4, n_experts=64, domain="news")
     with pytest.raises(ValueError, match="layer must be one of 0, 7, 15"):
         make_workload("olmoe", n=4, n_experts=64, layer=3)
+    # errors that need the histogram file surface on first use (construction reads nothing)
+    with pytest.raises(ValueError, match="n_experts=16 does not match E=64"):
+        make_workload("olmoe", n=4, n_experts=16).batches(1, 0)
+    with pytest.raises(ValueError, match="domain must be one of.*arxiv"):
+        make_workload("olmoe", n=4, n_experts=64, domain="news").fit()
     with pytest.raises(ValueError, match="fit_k=16 cannot match.*< 1/k"):
-        make_workload("olmoe", n=4, n_experts=64, domain="arxiv", fit_k=16)
+        make_workload("olmoe", n=4, n_experts=64, domain="arxiv", fit_k=16).offsets(0)
     with pytest.raises(ValueError, match="kind="):
         make_workload("olmoe", n=4, n_experts=64, model="olmoe-sft", domain="tulu",
-                      kind="expert_counts_top1")
+                      kind="expert_counts_top1").histogram()
 
 
 def test_registry_names():
