@@ -122,32 +122,6 @@ def as_real(
     return v
 
 
-def as_int(value: object, name: str, lo: int, hi: int | None = None) -> int:
-    """``value`` as an int in [lo, hi] (hi=None: no upper bound); TypeError if not an integer
-    (bools and floats refused), ValueError if out of range."""
-    rng = f"[{lo}, {hi}]" if hi is not None else f">= {lo}"
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer {rng}, got {value!r}")
-    v = int(value)
-    if v < lo or (hi is not None and v > hi):
-        raise ValueError(f"{name} must be an integer {rng}, got {v}")
-    return v
-
-
-def as_real(
-    value: object, name: str, lo: float = 0.0, *, strict: bool = False, hi: float | None = None
-) -> float:
-    """``value`` as a finite float >= lo (> lo if ``strict``) and <= hi; TypeError if not a real
-    number (bools refused), ValueError if infinite, nan or out of range."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r}")
-    v = float(value)
-    if not np.isfinite(v) or (v <= lo if strict else v < lo) or (hi is not None and v > hi):
-        rng = f"{'>' if strict else '>='} {lo}" + (f" and <= {hi}" if hi is not None else "")
-        raise ValueError(f"{name} must be finite and {rng}, got {value!r}")
-    return v
-
-
 def choice(value: str, name: str, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}")
