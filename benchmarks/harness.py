@@ -1,4 +1,4 @@
-"""``lfb bench``: the four performance targets of issue 4, measured side by side in one run.
+"""``lfb bench``: the four performance targets, measured side by side in one run.
 
 1. exact solver: ``solve_balanced(method="auto")`` vs OR-tools min-cost flow on the full
    bipartite graph, cvxpy with its default solver, and the cvxpy + HiGHS oracle;
@@ -11,7 +11,7 @@
 Every method runs in a fresh child process (so peak memory is that method's own: the peak
 resident set is reset through /proc/self/clear_refs before the timed calls and read from
 VmHWM); times are medians over repeats after one untimed warm-up call (numba compilation).
-Scores follow the issue: N(0,1) + 0.5 N(0,1) per expert, float64 (float32 for the kernel).
+Scores: N(0,1) + 0.5 N(0,1) per expert, float64 (float32 for the kernel).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ __all__ = ["add_parser", "run_bench", "format_tables"]
 
 def scores_instance(n: int, n_experts: int, rng: np.random.Generator,
                     dtype: type = np.float64) -> np.ndarray:
-    """s[t, i] = z[t, i] + 0.5 * u[i], z, u ~ N(0, 1) (the issue's benchmark workload)."""
+    """s[t, i] = z[t, i] + 0.5 * u[i], z, u ~ N(0, 1) (the benchmark workload)."""
     s = rng.normal(size=(n, n_experts))
     s += 0.5 * rng.normal(size=n_experts)
     return s.astype(dtype, copy=False)
@@ -220,24 +220,32 @@ def _child_kernel(spec: dict) -> dict:
         idx = np.argpartition(s + shift, e - k, axis=1)[:, e - k:]
         np.bincount(idx.ravel(), minlength=e)
 
+    from lfbtheory.routing import selection_scores, topk_indices
+
     def numpy_exact() -> None:
-        ex = lfb.select_experts(s, k, b)
+        ex = topk_indices(selection_scores(s, b), k)
         np.bincount(ex.ravel(), minlength=e)
 
     out = {
         "numpy argpartition": _median_time(numpy_route, reps),
-        "numpy exact (select_experts)": _median_time(numpy_exact, max(3, reps // 5)),
+        "numpy exact (topk_indices)": _median_time(numpy_exact, max(3, reps // 5)),
         "kernel route_loads": _median_time(lambda: route_loads(s, k, b), reps),
+        "public lfb.route (with weights)": _median_time(lambda: lfb.route(s, k, b), reps),
         "read bound (scores.sum())": _median_time(lambda: s.sum(), reps),
     }
     experts, loads = route_loads(s, k, b)
-    ref = lfb.select_experts(s, k, b)
+    ref = topk_indices(selection_scores(s, b), k)
+    r = lfb.route(s, k, b)
+    identical_route = bool(np.array_equal(r.experts, ref) and np.array_equal(r.loads, loads))
     identical = bool(np.array_equal(experts, ref)
                      and np.array_equal(loads, np.bincount(ref.ravel(), minlength=e)))
     ties = np.round(s * 4) / 4  # heavy ties
-    identical_ties = bool(np.array_equal(route_loads(ties, k, np.round(b, 1))[0],
-                                         lfb.select_experts(ties, k, np.round(b, 1))))
-    return {"times": out, "identical": identical, "identical_with_ties": identical_ties}
+    bt = np.round(b, 1)
+    ref_ties = topk_indices(selection_scores(ties, bt), k)
+    identical_ties = bool(np.array_equal(route_loads(ties, k, bt)[0], ref_ties)
+                          and np.array_equal(lfb.route(ties, k, bt).experts, ref_ties))
+    return {"times": out, "identical": identical and identical_route,
+            "identical_with_ties": identical_ties}
 
 
 _CHILDREN = {"solver": _child_solver, "stream": _child_stream, "pooled": _child_pooled,
@@ -341,9 +349,11 @@ def _target_kernel(repeats: int, seed: int, log: Any) -> dict:
     bound = t["read bound (scores.sum())"]
     rows = [{"method": m, "median_s": v, "speedup_vs_argpartition": ref / v,
              "x_read_bound": v / bound} for m, v in t.items()]
-    rows[2].update(identical=r["identical"], identical_with_ties=r["identical_with_ties"])
+    for row in rows[2:4]:
+        row.update(identical=r["identical"], identical_with_ties=r["identical_with_ties"])
     return {"title": "Target 4 - selection + loads, n=4096, E=256, k=8, float32 "
-                     "(goal: kernel >= 5x argpartition; x_read_bound = time / scores.sum() time)",
+                     "(goal: public route >= 5x argpartition; x_read_bound = time / "
+                     "scores.sum() time)",
             "rows": rows}
 
 
@@ -412,7 +422,7 @@ def _cli(args: argparse.Namespace) -> int:
 
 def add_parser(subparsers: Any) -> None:
     p = subparsers.add_parser(
-        "bench", help="performance targets of issue 4 (exact solver, streams, pooled, kernel)")
+        "bench", help="performance targets (exact solver, streams, pooled, kernel)")
     p.add_argument("--quick", action="store_true",
                    help="small shapes and short stream (about a minute) instead of the full run")
     p.add_argument("--targets", default="1,2,3,4", help="comma-separated subset of 1,2,3,4")

@@ -1,4 +1,4 @@
-"""The compiled routing kernel equals the numpy path exactly, ties included (issue 4)."""
+"""The compiled routing kernel equals the numpy path exactly, ties included."""
 
 import numpy as np
 import pytest

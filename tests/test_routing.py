@@ -90,7 +90,7 @@ def test_selected_experts_lie_in_eligible_groups_whatever_the_bias(inst, data):
 
 def test_masked_experts_never_win_even_when_all_biased_scores_are_negative():
     # Group 0 holds the best experts; every biased score is very negative. With a 0-fill
-    # (PITFALLS: masked groups filled with 0) a masked expert of group 1 would be chosen.
+    # (the "masked groups filled with 0" bug class) a masked expert of group 1 would be chosen.
     scores = np.array([[0.9, 0.8, 0.1, 0.05]])
     bias = np.full(4, -100.0)
     r = lfb.route(scores, 2, bias, n_groups=2, topk_groups=1, normalize=False)
