@@ -23,6 +23,7 @@ COMMANDS: list[str] = [
     "lfbtheory.cli.check",
     "lfbtheory.cli.bench",
     "lfbtheory.cli.diagnose",
+    "lfbtheory.cli.testbed",
 ]
 
 

@@ -1,0 +1,259 @@
+"""The learned-router testbed: bias out of the gradient and the gate weights, the aux loss's
+closed form (proofs lemma 9), a file-level corpus split, bit-identical seeded runs, clear
+configuration errors, and the package's router conformance suite on the testbed router."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip(
+    "torch", reason="the testbed needs torch (pip install 'lfbtheory[testbed]')"
+)
+
+from lfbtheory import route  # noqa: E402
+from lfbtheory.testbed.balancing import (  # noqa: E402
+    TorchLFBRouter,
+    aux_loss,
+    expert_choice_mask,
+    make_rule,
+    topk_select,
+)
+from lfbtheory.testbed.corpus import is_validation, list_files, load_corpus  # noqa: E402
+from lfbtheory.testbed.model import ModelConfig, MoELayer  # noqa: E402
+from lfbtheory.testbed.run import TestbedConfig, preset, run_testbed  # noqa: E402
+from lfbtheory.testbed.train import Method, TrainConfig, train_run  # noqa: E402
+
+TINY_MODEL = ModelConfig(d_model=16, n_heads=2, d_expert=16, seq_len=16, n_experts=8, k=2)
+TINY_TRAIN = TrainConfig(
+    steps=6,
+    batch_size=4,
+    warmup=2,
+    eval_windows=8,
+    curve_every=3,
+    curve_windows=4,
+    interference_every=2,
+    record_tokens=8,
+)
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    return load_corpus(max_bytes=200_000)
+
+
+def test_lfb_bias_gets_no_gradient_and_never_enters_gate_weights():
+    torch.manual_seed(0)
+    layer = MoELayer(TINY_MODEL)
+    rule, sched = make_rule("sign", 1e-3)
+    layer.attach_router(TorchLFBRouter(8, 2, rule, sched))
+    assert "bias" not in dict(layer.named_parameters())
+    assert not layer.bias.requires_grad
+    x = torch.randn(2, 16, 16, requires_grad=True)
+    y, _ = layer(x)
+    y.pow(2).sum().backward()
+    assert layer.bias.grad is None
+    assert layer.gate.weight.grad is not None and torch.any(layer.gate.weight.grad != 0)
+    # weights of an unchanged selected set do not depend on the bias, and are the unbiased
+    # scores normalised over the selected experts
+    s = torch.rand(64, 8, dtype=torch.float64)
+    b1 = torch.randn(8, dtype=torch.float64) * 0.05
+    b2 = b1 + torch.randn(8, dtype=torch.float64) * 0.03
+    e1, w1 = topk_select(s, b1, 2)
+    e2, w2 = topk_select(s, b2, 2)
+    same = (e1.sort(dim=1)[0] == e2.sort(dim=1)[0]).all(dim=1)
+    assert same.any()
+    o1, o2 = e1.argsort(dim=1), e2.argsort(dim=1)
+    torch.testing.assert_close(w1.gather(1, o1)[same], w2.gather(1, o2)[same], rtol=0, atol=0)
+    g = s.gather(1, e1)
+    torch.testing.assert_close(w1, g / g.sum(dim=1, keepdim=True))
+
+
+def test_selection_is_topk_of_biased_scores_like_the_package_route():
+    rng = np.random.default_rng(3)
+    s = rng.random((200, 16))
+    b = rng.normal(0, 0.1, 16)
+    ex, w = topk_select(torch.from_numpy(s), torch.from_numpy(b), 2)
+    ref = route(s, k=2, bias=b)
+    np.testing.assert_array_equal(ex.numpy(), ref.experts)
+    np.testing.assert_allclose(w.numpy(), ref.weights, rtol=1e-12)
+
+
+@pytest.mark.parametrize("seq_len", [None, 8])
+def test_aux_loss_is_alpha_E_sum_f_P(seq_len):
+    """Lemma 9: l_aux = alpha E sum_i f_i P_i, f_i = c_i/(nK), P_i = mean_t q_ti."""
+    rng = np.random.default_rng(1)
+    n, e, k, alpha = 32, 8, 2, 1e-2
+    logits = rng.normal(size=(n, e))
+    s = 1 / (1 + np.exp(-logits))
+    q = s / s.sum(axis=1, keepdims=True)
+    experts = route(s, k=k).experts
+    groups = (
+        [slice(0, n)] if seq_len is None else [slice(i, i + seq_len) for i in range(0, n, seq_len)]
+    )
+    want = np.mean(
+        [
+            alpha
+            * e
+            * np.sum(
+                np.bincount(experts[g].ravel(), minlength=e)
+                / (q[g].shape[0] * k)
+                * q[g].mean(axis=0)
+            )
+            for g in groups
+        ]
+    )
+    got = aux_loss(torch.from_numpy(q), torch.from_numpy(experts), e, k, alpha, seq_len=seq_len)
+    np.testing.assert_allclose(float(got), want, rtol=1e-12)
+    # (a) at uniform routing the loss equals alpha
+    qu = np.full((n, e), 1 / e)
+    ex_u = (np.arange(n * k).reshape(n, k)) % e
+    got_u = aux_loss(torch.from_numpy(qu), torch.from_numpy(ex_u), e, k, alpha)
+    np.testing.assert_allclose(float(got_u), alpha, rtol=1e-12)
+
+
+def test_expert_choice_gives_every_expert_exactly_its_capacity_per_chunk():
+    s = torch.rand(2, 32, 8)
+    mask = expert_choice_mask(s, 2, 16)
+    per_chunk = mask.reshape(2, 2, 16, 8).sum(dim=2)
+    assert torch.all(per_chunk == 2 * 16 // 8)
+
+
+def test_corpus_split_by_file_has_no_overlap(corpus, tmp_path):
+    assert not set(corpus.train_files) & set(corpus.val_files)
+    assert all(is_validation(f) for f in corpus.val_files)
+    assert not any(is_validation(f) for f in corpus.train_files)
+    rel = [r for r, _ in list_files()]
+    assert not any(part in ("site-packages", "test") for r in rel for part in r.split("/")[:-1])
+    # the split rule depends on the relative path only, not on which other files exist
+    for name in ("a.py", "pkg/b.py", "pkg/c.py", "d.py"):
+        p = tmp_path / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(f"# {name}\n")
+    files = [r for r, _ in list_files(tmp_path)]
+    assert files == sorted(files) and len(files) == 4
+    assert [is_validation(f) for f in files] == [is_validation(f) for f in sorted(files)]
+    assert corpus.files_hash == load_corpus(max_bytes=200_000).files_hash
+
+
+def test_a_seeded_run_is_bit_identical(corpus):
+    m = Method("lfb", rule="sign", u=1e-2)
+    a = train_run(TINY_MODEL, TINY_TRAIN, m, 5, corpus, record=True)
+    b = train_run(TINY_MODEL, TINY_TRAIN, m, 5, corpus, record=True)
+    for key in ("train_bpb", "maxvio_batch", "bias", "interference_cos", "recorded_scores"):
+        np.testing.assert_array_equal(a[key], b[key])
+    assert a["val"] == b["val"]
+    c = train_run(TINY_MODEL, TINY_TRAIN, m, 6, corpus)
+    assert not np.array_equal(a["train_bpb"], c["train_bpb"])
+    assert np.any(a["bias"][-1] != 0)  # the bias did move
+
+
+@pytest.mark.parametrize(
+    ("build", "field"),
+    [
+        (lambda: ModelConfig(k=20), "model.k"),
+        (lambda: ModelConfig(gate="relu"), "model.gate"),
+        (lambda: ModelConfig(d_model=30, n_heads=4), "model.d_model"),
+        (lambda: TrainConfig(steps=0), "train.steps"),
+        (lambda: TrainConfig(lr=-1.0), "train.lr"),
+        (lambda: Method("aux", alpha=-1e-3), "method.alpha"),
+        (lambda: Method("aux", alpha=1e-3, scope="token"), "method.scope"),
+        (lambda: Method("lfb", rule="adam"), "method.rule"),
+        (lambda: Method("moe"), "method.kind"),
+        (
+            lambda: replace(
+                preset("quick"), methods=(Method("expert_choice", chunk=12),), record=""
+            ),
+            "method.chunk",
+        ),
+        (lambda: replace(preset("quick"), seeds=()), "seeds"),
+        (lambda: replace(preset("quick"), record="none"), "record"),
+        (lambda: TestbedConfig.from_dict({"modle": {}}), "modle"),
+        (lambda: TestbedConfig.from_dict({"train": {"stepz": 3}}), "stepz"),
+        (lambda: preset("huge"), "preset"),
+    ],
+)
+def test_bad_configuration_raises_value_error_naming_the_field(build, field):
+    with pytest.raises(ValueError, match=field.replace(".", r"\.")):
+        build()
+
+
+def test_config_round_trips_through_json():
+    cfg = preset("quick")
+    assert TestbedConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+
+
+@pytest.mark.parametrize("rule", ["sign", "proportional", "deepseek_v3"])
+def test_testbed_router_passes_the_conformance_suite(rule):
+    from lfbtheory.adapters.torch import from_torch
+    from lfbtheory.testing.conformance import Config, run_conformance
+
+    r, sched = make_rule(rule, 1e-3, stop_step=3)
+    report = run_conformance(
+        from_torch(TorchLFBRouter(8, 2, r, sched)),
+        config=Config(causality_examples=30, drift_steps=50),
+    )
+    assert report.ok, str(report)
+    assert "update_oracle" in report.passed and "gate_weights_bias_free" in report.passed
+
+
+def test_run_and_report_write_the_result_folder(tmp_path):
+    from lfbtheory.testbed.report import write_results
+
+    cfg = TestbedConfig(
+        model=TINY_MODEL,
+        train=TINY_TRAIN,
+        methods=(
+            Method("none"),
+            Method("aux", alpha=1e-2),
+            Method("lfb", u=1e-2),
+            Method("expert_choice", chunk=8),
+        ),
+        seeds=(0, 1),
+        workers=1,
+        max_corpus_bytes=200_000,
+        record="lfb_sign_0.01",
+        name="tiny",
+    )
+    res = run_testbed(cfg)
+    rep = write_results(res, tmp_path)
+    for name in (
+        "config.json",
+        "results.csv",
+        "results.json",
+        "leakage.csv",
+        "verdicts.json",
+        "regret.json",
+        "runs.npz",
+        "pareto.png",
+        "training_curves.png",
+        "interference.png",
+        "regret.png",
+        "summary.txt",
+    ):
+        assert (tmp_path / name).is_file(), name
+    assert {r["setting"] for r in rep["table"]} == {m.label for m in cfg.methods}
+    assert TestbedConfig.from_dict(json.loads((tmp_path / "config.json").read_text())) == cfg
+    assert rep["regret"]["steps"] == TINY_TRAIN.steps
+    assert all(v["verdict"] for v in rep["verdicts"])
+
+
+def test_cli_help_does_not_import_torch():
+    code = (
+        "import sys, lfbtheory.cli as c; c.build_parser(); "
+        "print('testbed' in c.build_parser().format_help(), 'torch' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).parent,
+    )
+    assert out.stdout.split() == ["True", "False"]
