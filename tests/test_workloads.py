@@ -23,6 +23,7 @@ from lfbtheory.workloads import (
     FLAME_FILE,
     GATES,
     HISTOGRAM_FILE,
+    TAIL_SPREAD,
     WORKLOADS,
     Adversarial,
     Drifting,
@@ -338,6 +339,24 @@ def test_replay_layers_straddling_and_uniform_tail(data_dir):
     np.put_along_axis(rest, ids[0, :256], np.nan, axis=1)
     rest = rest[~np.isnan(rest)].reshape(256, 58)
     np.testing.assert_allclose(rest, rest[:, :1].repeat(58, axis=1), rtol=1e-15)
+
+
+def test_tail_spread_is_calibrated_on_flame(data_dir):
+    """TAIL_SPREAD = 1.3 is derived as the docstring says: the trace's mean log(s_1/s_6)
+    over the expected gap x_(1) - x_(6) of 64 standard gaussians; the mean top-6 mass lies
+    between that of gaussian logits with std 1.0 and 1.5."""
+    scores, _, _ = _flame(data_dir)
+    log_ratio = np.mean(np.log(scores[..., 0] / scores[..., 5]))
+    x = np.sort(np.random.default_rng(0).standard_normal((20_000, 64)), axis=1)
+    gap = np.mean(x[:, -1] - x[:, -6])  # Monte Carlo sd 0.003
+    assert abs(log_ratio / gap - TAIL_SPREAD) < 0.05
+    mass = scores.sum(axis=2).mean()
+
+    def top6_mass(sd):
+        p = np.exp(sd * np.random.default_rng(1).standard_normal((20_000, 64)))
+        return np.mean(np.sort(p / p.sum(axis=1, keepdims=True), axis=1)[:, -6:].sum(axis=1))
+
+    assert top6_mass(1.0) < mass < top6_mass(1.5)
 
 
 def test_lognormal_tail_is_gaussian_in_log_space():

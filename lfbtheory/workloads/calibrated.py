@@ -60,9 +60,12 @@ PSEUDO_COUNT = 0.5
 # Fit defaults: relative tolerance 1e-8 (a share's relative sampling sd is ~1e-3 even at 10^6
 # tokens, so 1e-8 is exact for every practical purpose; reached in 4 steps on OLMoE top-8
 # histograms and 12 on a top-1 one); max_iter 100 is a safety net. Probabilities are clipped
-# to [1e-300, 1 - 1e-16] before Phi^-1 so the step stays finite in float64.
+# to [1e-300, 1 - 1e-16] before Phi^-1 so the step stays finite in float64. A step that
+# increases the error is halved, down to a damping of 1e-3 (10 halvings), below which it is
+# taken anyway, so the loop always ends within max_iter.
 _FIT_TOL = 1e-8
 _FIT_MAX_ITER = 100
+_MIN_DAMPING = 1e-3
 
 
 def _selection_probs(w: NDArray[np.float64], k: int) -> NDArray[np.float64]:
@@ -177,7 +180,7 @@ def fit_popularity_offsets(
         cand -= cand.mean()
         p_c = _selection_probs(cand, k)
         err_c = float(np.max(np.abs(p_c - p_star) / p_star))
-        if err_c > err and damp > 1e-3:
+        if err_c > err and damp > _MIN_DAMPING:
             damp *= 0.5
             continue
         w, p, err = cand, p_c, err_c

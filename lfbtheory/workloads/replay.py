@@ -23,7 +23,8 @@ Feasible iff R >= 0 and R/(E-k) < s_k for every token (checked before use). Tail
   std 1.0 (0.36) and std 1.5 (0.53)). tail_spread is bounded by MAX_TAIL_SPREAD = 5 (an
   extremely heavy tail; keeps sigmoid(g + theta) away from 1 in float64).
 - "dirichlet": d ~ Dirichlet(tail_concentration) seeded, w = R d, capped at m = (R/(E-k) +
-  s_k)/2 (halfway between the even level and s_k) by the smallest pull toward the even split.
+  s_k)/2 (halfway between the even level and s_k: any cap below s_k keeps the top-k; the
+  midpoint leaves equal room on both sides) by the smallest pull toward the even split.
   Default concentration 1: the flat Dirichlet, uniform on the simplex. Caveat (FLAME,
   concentration 1): the cap binds for 95% of tokens, so most rows have one entry exactly at m.
 - "uniform": w_j = R/(E-k) (deterministic).
