@@ -4,7 +4,7 @@ import itertools
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linear_sum_assignment
 
@@ -197,3 +197,75 @@ def test_dual_subgradient_is_load_minus_capacity_and_weak_duality_holds(inst, da
     q = data.draw(st.lists(st.floats(-3, 3), min_size=e, max_size=e).map(np.array))
     assert lfb.dual_objective(s, k, q) >= lfb.dual_objective(s, k, p) + g @ (q - p) - 1e-9
     assert lfb.dual_objective(s, k, p) >= lfb.solve_balanced(s, k).objective - 1e-9
+
+
+@st.composite
+def _instances_with_bias(draw):
+    """(scores, k, bias) with L = n k / E integral; biases span many magnitudes (ties too)."""
+    inst = draw(balanced_instances())
+    e = inst.scores.shape[1]
+    entry = st.one_of(
+        st.sampled_from([0.0, 1.0, -1.0]),
+        st.floats(-1e6, 1e6, allow_nan=False),
+        st.floats(-1e-150, 1e-150, allow_nan=False),
+    )
+    return inst.scores, inst.k, np.array(draw(st.lists(entry, min_size=e, max_size=e)))
+
+
+@LP
+@given(_instances_with_bias())
+@example((np.zeros((3, 6)), 2, np.array([0.0, 0.0, 0.0, 0.0, 1.0, 5.39e-188])))
+def test_dual_subgradient_is_exactly_route_loads_minus_capacity(inst):
+    """One selection everywhere: the dual's subgradient is route's loads - L on every input,
+    ties and tiny bias differences included (D and route share routing.select_experts)."""
+    s, k, p = inst
+    n, e = s.shape
+    g = lfb.dual_subgradient(s, k=k, bias=p)
+    np.testing.assert_array_equal(g, lfb.route(s, k, p, normalize=False).loads - n * k // e)
+    # D(p) is the top-k sum at that same selection
+    sel = lfb.select_experts(s, k, p)
+    top = np.take_along_axis(s + (p - p.max()), sel, axis=1).sum()
+    np.testing.assert_allclose(
+        lfb.dual_objective(s, k=k, bias=p), top - (n * k // e) * (p - p.max()).sum(), rtol=1e-12
+    )
+
+
+@pytest.mark.parametrize("c", [1e10, 1e16, -1e16])
+def test_a_far_warm_start_is_recentred_and_the_answer_is_certified(c):
+    """Prices are defined up to a constant: a warm start shifted by c gives the same optimum
+    (before re-centring, c = 1e16 returned 49.96 labelled optimal instead of 55.80)."""
+    s = np.random.default_rng(0).random((32, 8))
+    ref = lfb.solve_balanced(s, 2, method="cvxpy")
+    for warm in (np.full(8, c), np.where(np.arange(8) == 3, c, 0.0)):  # shift; one dead expert
+        res = lfb.solve_balanced(s, 2, method="auto", warm_start=warm)
+        np.testing.assert_allclose(res.objective, ref.objective, rtol=1e-12)
+        assert res.status == "optimal" and res.certificate.ok
+        assert lfb.certify(s, 2, res.assignment, res.bias).ok
+
+
+@pytest.mark.parametrize("e", [32, 64, 256])
+def test_exact_prices_and_flow_on_rank_one_scores(e):
+    """Rank-1 scores a_t + c_i: every feasible assignment is optimal (all exchange cycles cost
+    0), so rounding-level negative cycles must not be mistaken for improving ones."""
+    rng = np.random.default_rng(e)
+    n, k = 4 * e, 2
+    s = rng.random((n, 1)) + rng.random((1, e))
+    res = lfb.solve_balanced(s, k, method="flow")
+    p = lfb.optimal_prices(s, k, res.assignment)
+    assert p is not None and lfb.certify(s, k, res.assignment, p).ok
+    # any feasible assignment is optimal, e.g. expert slots dealt round-robin
+    x = np.zeros((n, e), dtype=np.int8)
+    for t in range(n):
+        x[t, [(k * t) % e, (k * t + 1) % e]] = 1
+    q = lfb.optimal_prices(s, k, x)
+    assert q is not None and lfb.certify(s, k, x, q).ok
+
+
+def test_optimal_prices_refuse_an_assignment_that_is_not_a_feasible_0_1_matrix():
+    s = np.random.default_rng(1).random((4, 2))
+    with pytest.raises(ValueError, match="assignment must be a 0/1 matrix"):
+        lfb.optimal_prices(s, 1, np.full((4, 2), 2))
+    with pytest.raises(ValueError, match="k=1 ones per token"):
+        lfb.optimal_prices(s, 1, np.ones((4, 2)))
+    with pytest.raises(ValueError, match="loads == L=2"):
+        lfb.optimal_prices(s, 1, np.array([[1, 0]] * 4))
