@@ -66,7 +66,7 @@ KINDS = ("scores", "logits")
 _DESCRIPTION = __doc__.split("File layout", 1)[1] if __doc__ else ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Trace:
     """Recorded router outputs of L layers on the same N tokens (see the module docstring).
 
