@@ -406,8 +406,9 @@ def _diagnose_layer(name: str, loads: NDArray[np.float64], bias: NDArray[np.floa
             if drifting:
                 findings.append(Finding(
                     name, "drift",
-                    f"relative bias of expert(s) {drifting} keeps moving (a steady trend over the "
-                    f"last {window} steps: never settles)", tuple(drifting)))
+                    f"relative bias of expert(s) {drifting} keeps moving: a steady trend over the "
+                    f"last {window} steps (not settled; a dead expert's or a step u too small for "
+                    "the score spread)", tuple(drifting)))
             head: dict[str, Any] = {}
             absmax = float(np.max(np.abs(b[-1])))
             growth = abs(float(_linfit(np.max(np.abs(b[late:]), axis=1))[0]))
