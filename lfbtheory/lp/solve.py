@@ -78,7 +78,7 @@ def solve_balanced(
         from lfbtheory.lp.ssp import ssp_solve
 
         p0 = None if start is None else np.ldexp(_recentre(start, s, equality), -e2)
-        x, _, price, _ = ssp_solve(sw, k, cap_w, equality, p0)
+        x, ranked, price, _ = ssp_solve(sw, k, cap_w, equality, p0)
     elif used == "flow":
         from lfbtheory.lp.flow import flow_assignment
 
@@ -95,6 +95,9 @@ def solve_balanced(
         x_lp, obj_lp, price = (cvxpy_lp if used == "cvxpy" else linprog_lp)(sw, k, cap_w, equality)
         x = round_vertex(sw, k, cap_w, equality, x_lp, obj_lp, used)
     bias = np.ldexp(price, e2) if e2 else np.asarray(price, dtype=np.float64)
+    if used == "ssp" and not e2 and (equality or cap < n):
+        # ssp's prices are final (mean zero / <= 0) and its experts are ranked by them already
+        return _certified(s, k, x, bias, cap, equality, used, ranked)
     if equality:
         bias = bias - bias.mean()
     elif cap >= n:
@@ -116,10 +119,14 @@ def _recentre(
     return np.clip(start - start.max(), -r, 0.0)
 
 
-def _certified(s, k, x, bias, cap, equality, method) -> BalancedAssignment:  # type: ignore[no-untyped-def]
+def _certified(s, k, x, bias, cap, equality, method, experts=None) -> BalancedAssignment:  # type: ignore[no-untyped-def]
     from lfbtheory.lp.ssp import experts_ranked
 
-    x8 = np.ascontiguousarray(x, dtype=np.int8)
+    x8 = (
+        x.view(np.int8)
+        if x.dtype == np.uint8 and x.flags.c_contiguous
+        else np.ascontiguousarray(x, dtype=np.int8)
+    )
     cert = _certificate(s, k, x8, bias, cap, equality, RTOL)
     if not cert.ok:
         raise CertificationError(
@@ -131,7 +138,11 @@ def _certified(s, k, x, bias, cap, equality, method) -> BalancedAssignment:  # t
     loads = x8.sum(axis=0, dtype=np.int64)
     return BalancedAssignment(
         assignment=x8,
-        experts=experts_ranked(s, x8, k, selection_offsets(bias, "additive")),
+        experts=(
+            experts_ranked(s, x8, k, selection_offsets(bias, "additive"))
+            if experts is None
+            else experts
+        ),
         loads=loads,
         objective=cert.primal_objective,
         bias=bias,
