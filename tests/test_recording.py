@@ -308,3 +308,77 @@ def test_hugging_face_families_built_from_configs_reproduce_exactly(family):
     assert trace.gate == ("sigmoid" if family == "deepseek_v3" else "softmax")
     assert trace.n_groups == (4 if family == "deepseek_v3" else 0)
     assert family.split("_")[0] in trace.model.lower()
+
+
+class TokenChoiceTopKRouter(nn.Module):
+    """torchtitan's router structure (public source): ``gate = nn.Linear(dim, E)``,
+    ``forward(x, expert_bias) -> (top_scores, selected_experts_indices, num_tokens_per_expert)``,
+    the bias only in the choice."""
+
+    def __init__(self, dim, num_experts, top_k, score_func="sigmoid"):
+        super().__init__()
+        self.gate = nn.Linear(dim, num_experts, bias=False)
+        self.num_experts, self.top_k, self.score_func = num_experts, top_k, score_func
+
+    def forward(self, x, expert_bias=None):
+        scores = self.gate(x)
+        scores = (torch.sigmoid(scores.float()) if self.score_func == "sigmoid"
+                  else F.softmax(scores.float(), dim=1))
+        idx = torch.topk(scores + expert_bias, k=self.top_k, dim=1)[1]
+        counts = torch.histc(idx.view(-1).float(), bins=self.num_experts, min=0,
+                             max=self.num_experts)
+        return scores.gather(1, idx), idx, counts
+
+
+class TitanMoE(nn.Module):
+    def __init__(self, dim=16, num_experts=8, top_k=2):
+        super().__init__()
+        self.router = TokenChoiceTopKRouter(dim, num_experts, top_k)
+        self.register_buffer("expert_bias", 0.2 * torch.randn(num_experts))
+        self.register_buffer("tokens_per_expert", torch.zeros(num_experts))
+
+    def forward(self, x):
+        b, s, d = x.shape
+        top, idx, counts = self.router(x.view(-1, d), self.expert_bias)
+        self.tokens_per_expert.add_(counts)
+        return x + top.sum(-1).view(b, s, 1)
+
+
+class MegatronLikeRouter(nn.Module):
+    """Megatron-core TopKRouter's interface as described in its public source: weight (E,
+    hidden), ``topk``, ``score_function``, ``expert_bias``; forward returns (probs,
+    routing_map)."""
+
+    def __init__(self, hidden=16, n_experts=8, topk=2):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(n_experts, hidden))
+        self.topk, self.score_function = topk, "sigmoid"
+        self.register_buffer("expert_bias", 0.2 * torch.randn(n_experts))
+
+    def forward(self, x):
+        scores = torch.sigmoid(F.linear(x.reshape(-1, x.shape[-1]), self.weight))
+        idx = torch.topk(scores + self.expert_bias, self.topk, dim=-1)[1]
+        routing_map = torch.zeros_like(scores, dtype=torch.bool).scatter(1, idx, True)
+        return scores * routing_map, routing_map
+
+
+class MegatronLikeMoE(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.router = MegatronLikeRouter()
+
+    def forward(self, x):
+        probs, _ = self.router(x)
+        return x + probs.sum(-1).view(*x.shape[:2], 1)
+
+
+@pytest.mark.parametrize("framework", ["torchtitan", "megatron"])
+def test_framework_router_interfaces_reproduce_their_routing(framework):
+    torch.manual_seed(0)
+    block = TitanMoE if framework == "torchtitan" else MegatronLikeMoE
+    model = nn.Sequential(nn.Embedding(50, 16), block(), block())
+    trace = record_router_scores(model, _batches(), max_tokens=10_000)
+    assert (trace.gate, trace.k, trace.n_experts) == ("sigmoid", 2, 8)
+    assert trace.bias is not None and trace.experts is not None
+    rep = check_reproduction(trace)
+    assert rep.exact_up_to_ties and sum(rep.mismatched) == 0

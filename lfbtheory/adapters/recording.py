@@ -20,13 +20,19 @@ What a hooked gate outputs decides what is recorded (first rule that applies):
 
 1. ``extract(module, inputs, output)`` if given: returns the (tokens, E) logits tensor, or a
    pair (logits, chosen experts (tokens, k) or None);
-2. a tuple/list whose first element is a float tensor (..., E): the logits (transformers >= 5
-   routers return ``(router_logits, top_k_weights, top_k_index)``; an integer tensor (..., k)
-   in the tuple is taken as the experts the model chose);
+2. a tuple/list whose first element is a float tensor (..., E) (E = the module's
+   ``num_experts``-like attribute when it has one): the logits (transformers >= 5 routers
+   return ``(router_logits, top_k_weights, top_k_index)``); an integer tensor (..., k) in the
+   tuple is taken as the experts the model chose, and so is a boolean routing map (..., E)
+   with k True per token -- also under rules 4 and 5;
 3. a float tensor (..., E): logits of a linear gate (``nn.Linear(hidden, E)``, transformers 4.x
-   ``mlp.gate``, torchtitan ``router.gate``);
-4. otherwise, a module with a ``weight`` (E, hidden): logits = input @ weight.T (Megatron-core
-   ``TopKRouter``, whose forward returns probabilities and a routing map).
+   ``mlp.gate``);
+4. a child ``gate`` that is an ``nn.Linear``: logits = gate(input) (torchtitan's
+   ``TokenChoiceTopKRouter``, whose forward returns the top-k scores, the chosen experts and
+   the counts);
+5. a module with a ``weight`` (E, hidden): logits = input @ weight.T in float32 (also used
+   first for modules with a ``score_function`` attribute: Megatron-core's ``TopKRouter``,
+   whose forward returns probabilities and a routing map).
 
 E, k, gate function, bias and group settings come from keyword arguments when given, else from
 attributes of the gate or its two nearest parents: k from ``top_k``/``num_experts_per_tok``/
@@ -68,7 +74,8 @@ _E_ATTRS = ("num_experts", "num_local_experts", "n_routed_experts", "num_moe_exp
             "out_features")
 _GATE_ATTRS = ("score_func", "score_function", "scoring_func")
 _BIAS_ATTRS = ("e_score_correction_bias", "expert_bias")
-_GROUP_ATTRS = (("n_group", "num_group", "n_groups"), ("topk_group", "topk_groups"))
+_GROUP_ATTRS = (("n_group", "num_group", "n_groups", "moe_router_num_groups"),
+                ("topk_group", "topk_groups", "moe_router_group_topk"))
 
 
 def _parents(model: Any) -> dict[str, Any]:
@@ -150,23 +157,41 @@ def _extract(gate: _Gate, inputs: Any, output: Any, extract: Callable[..., Any] 
     if extract is not None:
         res = extract(gate.module, inputs, output)
         return (res if isinstance(res, tuple) else (res, None))
-    chosen = None
-    if isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor) \
-            and output[0].is_floating_point():
-        for extra in output[1:]:
-            if isinstance(extra, torch.Tensor) and not extra.is_floating_point() \
-                    and extra.dtype != torch.bool and extra.ndim >= 2:
-                chosen = extra
-        return output[0], chosen
-    if isinstance(output, torch.Tensor) and output.is_floating_point():
-        return output, None
-    w = getattr(gate.module, "weight", None)
+    mod = gate.module
     x = inputs[0] if isinstance(inputs, tuple) and inputs else None
+    e_known = _int_or(_attr([mod], _E_ATTRS), None)
+    w = getattr(mod, "weight", None)
+    # Megatron-core's TopKRouter returns (probs, routing_map): recompute its logits (rule 4)
+    megatron = hasattr(mod, "score_function") and isinstance(w, torch.Tensor) and w.ndim == 2
+    chosen = None
+    first = None
+    if isinstance(output, (tuple, list)) and output:
+        for extra in output[1:]:
+            if not isinstance(extra, torch.Tensor) or extra.is_floating_point() or extra.ndim < 2:
+                continue
+            if extra.dtype != torch.bool:
+                chosen = extra
+            else:  # a routing map (tokens, E) with the same number k of True per row
+                per_row = extra.reshape(-1, extra.shape[-1]).sum(-1)
+                if per_row.numel() and bool((per_row == per_row[0]).all()) and per_row[0] > 0:
+                    flat_map = extra.reshape(-1, extra.shape[-1])
+                    chosen = flat_map.nonzero()[:, 1].view(flat_map.shape[0], int(per_row[0]))
+        first = output[0]
+    elif isinstance(output, torch.Tensor):
+        first = output
+    if not megatron and isinstance(first, torch.Tensor) and first.is_floating_point() and (
+        e_known is None or first.shape[-1] == e_known
+    ):
+        return first, chosen
+    sub = getattr(mod, "gate", None)  # torchtitan: router.gate = nn.Linear(dim, E)
+    if isinstance(sub, torch.nn.Linear) and isinstance(x, torch.Tensor) \
+            and x.shape[-1] == sub.in_features:
+        return sub(x), chosen
     if isinstance(w, torch.Tensor) and w.ndim == 2 and isinstance(x, torch.Tensor) \
             and x.shape[-1] == w.shape[1]:
-        return torch.nn.functional.linear(x.float(), w.float()), None
+        return torch.nn.functional.linear(x.float(), w.float()), chosen
     raise ValueError(
-        f"gate {gate.name!r} ({type(gate.module).__name__}) output is neither logits nor a tuple "
+        f"gate {gate.name!r} ({type(mod).__name__}) output is neither logits nor a tuple "
         "starting with logits, and it has no (E, hidden) weight; pass extract=fn(module, inputs, "
         "output) returning the (tokens, E) logits"
     )
