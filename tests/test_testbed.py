@@ -230,6 +230,7 @@ def test_run_and_report_write_the_result_folder(tmp_path):
         "leakage.csv",
         "verdicts.json",
         "regret.json",
+        "runs.json",
         "runs.npz",
         "pareto.png",
         "training_curves.png",

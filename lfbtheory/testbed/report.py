@@ -209,6 +209,23 @@ def write_results(results: dict[str, Any], out: str | Path) -> dict[str, Any]:
     (out / "verdicts.json").write_text(json.dumps(verdict, indent=2, default=_json_default))
     if regret is not None:
         (out / "regret.json").write_text(json.dumps(regret, indent=2, default=_json_default))
+    scalars = [
+        {
+            key: r[key]
+            for key in (
+                "label",
+                "seed",
+                "method",
+                "val",
+                "val_causal",
+                "tokens_per_second",
+                "train_seconds",
+            )
+            if key in r
+        }
+        for r in results["runs"]
+    ]
+    (out / "runs.json").write_text(json.dumps(scalars, indent=1, default=_json_default))
     arrays: dict[str, np.ndarray] = {}
     for r in results["runs"]:
         key = f"{r['label']}__seed{r['seed']}"

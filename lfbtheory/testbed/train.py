@@ -225,7 +225,24 @@ def train_run(
                 f"method.chunk must divide model.seq_len={t} and chunk*k must be divisible by "
                 f"E={e}, got chunk={method.chunk}"
             )
-    set_determinism(seed, train_cfg.threads)
+    threads0, det0 = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    try:
+        set_determinism(seed, train_cfg.threads)
+        return _train(model_cfg, train_cfg, method, seed, corpus, record, progress)
+    finally:  # leave the caller's process as it was
+        torch.set_num_threads(threads0)
+        torch.use_deterministic_algorithms(det0)
+
+
+def _train(
+    model_cfg: ModelConfig,
+    train_cfg: TrainConfig,
+    method: Method,
+    seed: int,
+    corpus: Corpus,
+    record: bool,
+    progress: Any,
+) -> dict[str, Any]:
     model = MoELM(model_cfg)
     if method.kind == "lfb":
         stop = max(1, round(DSV3_STOP * train_cfg.steps))
