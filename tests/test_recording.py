@@ -280,6 +280,8 @@ def _hf_models():
         "qwen2_moe": lambda: t.Qwen2MoeForCausalLM(t.Qwen2MoeConfig(
             **common, num_experts=8, num_experts_per_tok=2, moe_intermediate_size=16,
             shared_expert_intermediate_size=16)),
+        "qwen3_moe": lambda: t.Qwen3MoeForCausalLM(t.Qwen3MoeConfig(
+            **common, num_experts=8, num_experts_per_tok=2, moe_intermediate_size=16)),
         "olmoe": lambda: t.OlmoeForCausalLM(t.OlmoeConfig(
             **common, num_experts=8, num_experts_per_tok=2)),
         "deepseek_v3": lambda: t.DeepseekV3ForCausalLM(t.DeepseekV3Config(
@@ -293,7 +295,7 @@ def _hf_models():
 
 @pytest.mark.skipif(transformers is None, reason="transformers not installed (optional, "
                     "test-time only: pip install transformers)")
-@pytest.mark.parametrize("family", ["mixtral", "qwen2_moe", "olmoe", "deepseek_v3"])
+@pytest.mark.parametrize("family", ["mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "deepseek_v3"])
 def test_hugging_face_families_built_from_configs_reproduce_exactly(family):
     torch.manual_seed(0)
     model = _hf_models()[family]()
