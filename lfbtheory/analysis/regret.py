@@ -1,20 +1,31 @@
 """The regret ledger: exact comparators for a trajectory of the online loop.
 
-Quantities (DESIGN.md Sec. 2; kept apart and named precisely):
+Quantities (kept apart and named precisely; D_s is the Lagrangian dual of batch s,
+D_s(p) = sum_tokens topk(s + p) - L sum(p), arXiv 2408.15664 Sec. 3 as an LP):
 
 - dual regret  R_D(t) = sum_{s<=t} D_s(p_s) - min_p sum_{s<=t} D_s(p). Since
   sum_s D_s(p) = D_pool(p) for the pooled batches with capacity t*L, the hindsight price and
   value come from one exact balanced assignment of the pooled tokens (strong duality).
+- dual dynamic regret  R_DD(t) = sum_{s<=t} D_s(p_s) - sum_{s<=t} OPT_s >= 0 (weak duality
+  per batch): the online prices against each batch's own optimal price.
 - primal regret R_P(t) = OPT_pool(t) - sum_{s<=t} reward_s, reported with the cumulative load
   violation V(t) = sum_i max(0, C_i(t) - t L) (tokens over capacity), since an online routing
   that violates capacity can beat the balanced optimum (R_P < 0).
-- dynamic gap    G(t) = sum_{s<=t} (OPT_s - reward_s), each batch against its own optimum.
+- dynamic gap    G(t) = sum_{s<=t} (OPT_s - reward_s), each batch against its own optimum,
+  reported with its per-batch violation V_b(t) = sum_{s<=t} sum_i max(0, c_{s,i} - L).
+- price path length P(t) = sum_{s<t} ||p*_{s+1} - p*_s||_2 of the per-batch optimal prices,
+  centred to mean 0 (prices are defined up to a constant); the comparator's variation in the
+  dynamic-regret bounds of online gradient descent (Zinkevich 2003, Thm 2). The optimal price
+  of a batch is a set; this is the path of the prices the exact solver returns.
 - MaxVio_batch(t) and MaxVio_global(t) (arXiv 2408.15664 Sec. 4.1).
 
-Growth (:func:`classify_growth`): on increments after a burn-in t0, y(t) = R(t) - R(t0), fit
-y = a + b f(t) by least squares for f in {-1/t (bounded), ln t (logarithmic), sqrt t
-(sqrt-like), t (linear)}; the class is the best fit by R^2 (all models have two parameters).
-A single log-log slope misleads (DESIGN.md Sec. 2), so it is reported but not used to classify.
+Only training batches enter the sums: evaluation batches of the trajectory (``is_eval``) route
+but move no bias, so they are dropped before any comparator or sum. Group-limited routing is
+refused by default: there the loads are not those of top-k(s + p), so load - L is not a
+subgradient of D and the dual curves measure no dual descent (``group_limited="label"``
+computes them anyway with D evaluated exactly, and labels the report).
+
+Growth classes come from :func:`lfbtheory.analysis.growth.classify_growth` (re-exported).
 """
 
 from __future__ import annotations
@@ -25,10 +36,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from lfbtheory.analysis.growth import GROWTH_MODELS, Growth, classify_growth
 from lfbtheory.lp import dual_objective, solve_balanced
 from lfbtheory.metrics import maxvio, maxvio_global
 from lfbtheory.online.loop import Trajectory
-from lfbtheory.validation import as_k, as_scores
+from lfbtheory.validation import as_k, as_scores, choice
 
 __all__ = [
     "Comparators",
@@ -40,16 +52,14 @@ __all__ = [
     "compute_comparators",
     "detect_limit_cycle",
     "fixed_batch_cycle",
+    "price_path_length",
     "regret_report",
     "GROWTH_MODELS",
+    "GROUP_LIMITED_MODES",
+    "SUMMARY_LEGEND",
 ]
 
-GROWTH_MODELS: dict[str, Callable[[NDArray[np.float64]], NDArray[np.float64]]] = {
-    "bounded": lambda t: -1.0 / t,
-    "logarithmic": np.log,
-    "sqrt-like": np.sqrt,
-    "linear": lambda t: t,
-}
+GROUP_LIMITED_MODES = ("refuse", "label")
 
 
 def checkpoints(horizon: int, num: int = 40) -> NDArray[np.int64]:
@@ -71,12 +81,26 @@ def _stack(batches: Sequence[ArrayLike] | NDArray[np.float64]) -> list[NDArray[n
     return out
 
 
+def price_path_length(prices: ArrayLike) -> NDArray[np.float64]:
+    """Cumulative path length P(t) = sum_{s<t} ||q_{s+1} - q_s||_2 of prices (T, E) centred
+    to mean 0 per row (q = p - mean p); P has length T and P(1) = 0."""
+    p = np.asarray(prices, dtype=np.float64)
+    if p.ndim != 2 or p.shape[0] < 1:
+        raise ValueError(f"prices must have shape (T, E) with T >= 1, got {p.shape}")
+    q = p - p.mean(axis=1, keepdims=True)
+    steps = np.linalg.norm(np.diff(q, axis=0), axis=1)
+    return np.concatenate([[0.0], np.cumsum(steps)])
+
+
 @dataclass(frozen=True)
 class Comparators:
-    """Exact comparators of a stream, independent of the algorithm (computed once, shared).
+    """Exact comparators of a stream, independent of the algorithm (computed once, shared by
+    every rule and step size run on the stream).
 
     batch_optimum (T,): OPT_s; t (C,): prefix lengths; pooled_optimum (C,): OPT_pool(t);
-    hindsight_bias (E,): an optimal price of the whole stream; capacity: per-batch L.
+    hindsight_bias (E,): an optimal price of the whole stream; capacity: per-batch L;
+    batch_prices (T, E): the optimal price of each batch returned by the solver, centred to
+    mean 0 (None if not recorded).
     """
 
     batch_optimum: NDArray[np.float64]
@@ -84,6 +108,7 @@ class Comparators:
     pooled_optimum: NDArray[np.float64]
     hindsight_bias: NDArray[np.float64]
     capacity: int
+    batch_prices: NDArray[np.float64] | None = None
 
 
 def _solve(scores: NDArray[np.float64], k: int, solver: str, warm: NDArray[np.float64] | None):
@@ -91,14 +116,20 @@ def _solve(scores: NDArray[np.float64], k: int, solver: str, warm: NDArray[np.fl
 
 
 def compute_comparators(
-    batches: Sequence[ArrayLike],
+    batches: Sequence[ArrayLike] | NDArray[np.float64],
     k: int,
     *,
     solver: str = "auto",
     num_checkpoints: int = 40,
     progress: Callable[[int, int], None] | None = None,
 ) -> Comparators:
-    """Solve every batch and the pooled prefixes at :func:`checkpoints` exactly."""
+    """Solve every batch and the pooled prefixes at :func:`checkpoints` exactly.
+
+    Incremental along the stream: each batch's solve is warm-started (``warm_start=``) from
+    the previous batch's optimal price and each pooled prefix from the previous prefix's, so
+    only the time depends on the order, never the optima. A materialised (T, n, E) array is
+    pooled by a reshape (no copy).
+    """
     bs = _stack(batches)
     e = bs[0].shape[1]
     k = as_k(k, e)
@@ -109,79 +140,44 @@ def compute_comparators(
     grid = checkpoints(len(bs), num_checkpoints)
     total = len(bs) + len(grid)
     batch_opt = np.empty(len(bs))
+    prices = np.empty((len(bs), e))
     warm = None
     for i, b in enumerate(bs):
         sol = _solve(b, k, solver, warm)
         batch_opt[i] = sol.objective
+        prices[i] = sol.bias - sol.bias.mean()
         warm = sol.bias
         if progress:
             progress(i + 1, total)
+    stacked = isinstance(batches, np.ndarray) and batches.ndim == 3
     pooled = np.empty(len(grid))
     warm = None
     for j, t in enumerate(grid):
-        sol = _solve(np.concatenate(bs[:t]), k, solver, warm)
+        tokens = (
+            np.asarray(batches[:t], dtype=np.float64).reshape(-1, e)  # type: ignore[index]
+            if stacked
+            else np.concatenate(bs[:t])
+        )
+        sol = _solve(tokens, k, solver, warm)
         pooled[j] = sol.objective
         warm = sol.bias
         if progress:
             progress(len(bs) + j + 1, total)
-    return Comparators(batch_opt, grid, pooled, sol.bias, cap)
-
-
-@dataclass(frozen=True)
-class Growth:
-    """Fitted growth of a regret curve's increments after burn-in ``t0``.
-
-    cls: best model by R^2; coef: its b; r2: R^2 of every model; loglog_slope: slope of
-    log(y) on log(t) (reported only; misleading on its own).
-    """
-
-    cls: str
-    coef: float
-    r2: dict[str, float]
-    loglog_slope: float
-    t0: int
-    increment: float
-
-
-def classify_growth(t: ArrayLike, regret: ArrayLike, t0: int) -> Growth:
-    """Classify y(t) = R(t) - R(t0) for t > t0 by the best two-parameter fit a + b f(t)."""
-    tt = np.asarray(t, dtype=np.float64)
-    rr = np.asarray(regret, dtype=np.float64)
-    if tt.shape != rr.shape or tt.ndim != 1:
-        raise ValueError("t and regret must be 1-D arrays of equal length")
-    base_idx = int(np.searchsorted(tt, t0))
-    if base_idx >= len(tt) - 3:
-        raise ValueError(f"need at least 3 checkpoints after t0={t0} to classify growth")
-    base = rr[base_idx]
-    x, y = tt[base_idx + 1 :], rr[base_idx + 1 :] - base
-    r2 = {}
-    coefs = {}
-    ss_tot = float(np.sum((y - y.mean()) ** 2))
-    for name, f in GROWTH_MODELS.items():
-        fx = f(x)
-        a_mat = np.column_stack([np.ones_like(fx), fx])
-        sol, *_ = np.linalg.lstsq(a_mat, y, rcond=None)
-        resid = y - a_mat @ sol
-        r2[name] = 1.0 - float(resid @ resid) / ss_tot if ss_tot > 0 else 1.0
-        coefs[name] = float(sol[1])
-    if ss_tot == 0:
-        cls = "bounded"
-    else:
-        cls = max(r2, key=lambda m: r2[m])
-    pos = y > 0
-    slope = float("nan")
-    if pos.sum() >= 2:
-        slope = float(np.polyfit(np.log(x[pos] - tt[base_idx]), np.log(y[pos]), 1)[0])
-    return Growth(cls, coefs[cls], r2, slope, int(tt[base_idx]), float(y[-1]))
+    return Comparators(batch_opt, grid, pooled, sol.bias, cap, prices)
 
 
 @dataclass(frozen=True)
 class RegretReport:
-    """Curves over prefix lengths ``t`` (checkpoints) and per batch (T,).
+    """Curves over prefix lengths ``t`` (checkpoints, counted in training batches) and per
+    training batch (T,).
 
-    dual_regret, primal_regret, violation (tokens over capacity, summed over experts),
-    dynamic_gap: at checkpoints; dual_value (T,) D_s(p_s); batch_optimum (T,);
-    maxvio_batch (T,), maxvio_global (T,); growth: class of each regret curve.
+    dual_regret, dual_dynamic_regret, primal_regret, violation (cumulative loads' tokens over
+    capacity), dynamic_gap, batch_violation (per-batch tokens over capacity, summed),
+    price_path (path length of the per-batch optimal prices; NaN if the comparators hold no
+    prices): at checkpoints; dual_value (T,) D_s(p_s); batch_optimum (T,); maxvio_batch (T,),
+    maxvio_global (T,); growth: class of each regret curve; eval_excluded: evaluation rows
+    dropped; group_limited: True if the routing was group-limited (the dual curves are then
+    labelled, not dual descent).
     """
 
     t: NDArray[np.int64]
@@ -196,10 +192,15 @@ class RegretReport:
     hindsight_bias: NDArray[np.float64]
     burn_in: int
     growth: dict[str, Growth] = field(default_factory=dict)
+    dual_dynamic_regret: NDArray[np.float64] | None = None
+    batch_violation: NDArray[np.float64] | None = None
+    price_path: NDArray[np.float64] | None = None
+    eval_excluded: int = 0
+    group_limited: bool = False
 
-    def summary(self) -> dict[str, float | str]:
-        """Final values and growth classes as a flat JSON-ready dict."""
-        out: dict[str, float | str] = {
+    def summary(self) -> dict[str, float | str | bool]:
+        """Final values and growth classes as a flat JSON-ready dict (SUMMARY_LEGEND)."""
+        out: dict[str, float | str | bool] = {
             "T": int(self.t[-1]),
             "dual_regret": float(self.dual_regret[-1]),
             "dual_regret_at_burn_in": float(np.interp(self.burn_in, self.t, self.dual_regret)),
@@ -210,12 +211,59 @@ class RegretReport:
             "maxvio_batch_final": float(self.maxvio_batch[-1]),
             "maxvio_global_final": float(self.maxvio_global[-1]),
         }
+        if self.dual_dynamic_regret is not None:
+            out["dual_dynamic_regret"] = float(self.dual_dynamic_regret[-1])
+        if self.batch_violation is not None:
+            out["batch_violation_tokens"] = float(self.batch_violation[-1])
+        if self.price_path is not None:
+            out["price_path_length"] = float(self.price_path[-1])
+        out["eval_batches_excluded"] = int(self.eval_excluded)
+        out["group_limited"] = bool(self.group_limited)
         for name, g in self.growth.items():
             out[f"{name}_growth"] = g.cls
             out[f"{name}_growth_coef"] = g.coef
-            out[f"{name}_growth_r2"] = g.r2[g.cls]
+            out[f"{name}_growth_r2"] = g.r2.get(g.cls, float("nan"))
             out[f"{name}_loglog_slope"] = g.loglog_slope
         return out
+
+
+SUMMARY_LEGEND: dict[str, str] = {
+    "T": "training batches in the ledger (evaluation batches excluded)",
+    "dual_regret": "sum_s D_s(p_s) - min_p sum_s D_s(p) at T (pooled hindsight price)",
+    "dual_regret_at_burn_in": "the dual regret at the burn-in t0 (interpolated)",
+    "primal_regret": "OPT_pool(T) - sum_s reward_s (can be < 0 when capacity is violated)",
+    "violation_tokens": "sum_i max(0, C_i(T) - T L): cumulative loads' tokens over capacity",
+    "dynamic_gap": "sum_s (OPT_s - reward_s): primal gap to each batch's own optimum",
+    "dual_dynamic_regret": "sum_s D_s(p_s) - sum_s OPT_s >= 0: dual gap to each batch's optimum",
+    "batch_violation_tokens": "sum_s sum_i max(0, c_{s,i} - L): per-batch tokens over capacity",
+    "price_path_length": "sum_s ||p*_{s+1} - p*_s||_2, per-batch optimal prices centred to mean 0",
+    "maxvio_batch_mean_late": "mean of MaxVio_batch = (max_i c_i - L)/L after the burn-in",
+    "maxvio_batch_final": "MaxVio_batch of the last training batch",
+    "maxvio_global_final": "MaxVio of the cumulative loads at T",
+    "eval_batches_excluded": "evaluation rows of the trajectory dropped before every sum",
+    "group_limited": "routing was group-limited: D curves are labelled, not dual descent",
+}
+
+
+def _dual_values(
+    trajectory: Trajectory,
+    bs: list[NDArray[np.float64]],
+    keep: NDArray[np.bool_],
+    k: int,
+    cap: int,
+) -> NDArray[np.float64]:
+    """D_s(p_s) of the kept rows. For plain additive top-k routing the routed experts ARE
+    top-k(s + p_s), so D_s(p_s) = reward_s + sum_i p_{s,i} (c_{s,i} - L), vectorised over the
+    stream; otherwise :func:`lfbtheory.lp.dual_objective` evaluates D at p_s exactly."""
+    if trajectory.bias_mode != "additive":
+        return np.full(len(bs), np.nan)
+    bias = trajectory.bias[keep]
+    if not trajectory.group_limited:
+        loads = trajectory.loads[keep].astype(np.float64)
+        return trajectory.reward[keep] + np.einsum("ij,ij->i", bias, loads - float(cap))
+    return np.array(
+        [dual_objective(b, k=k, bias=p, capacity=cap) for b, p in zip(bs, bias, strict=True)]
+    )
 
 
 def regret_report(
@@ -226,38 +274,53 @@ def regret_report(
     comparators: Comparators | None = None,
     burn_in: int | None = None,
     solver: str = "auto",
+    group_limited: str = "refuse",
 ) -> RegretReport:
     """Compute the regret ledger of ``trajectory`` on the ``batches`` it was run on.
 
-    ``burn_in`` (default T // 10) separates the transient from the growth that is classified.
-    Dual regret needs an additive bias; for multiplicative rules it is NaN (the multiplicative
-    bias is not a price in the additive dual).
+    ``batches`` has one entry per trajectory row (evaluation rows included); only training
+    rows enter the ledger, and ``comparators`` (if given) must be those of the training
+    batches. ``burn_in`` (default T // 10, T = training batches) separates the transient from
+    the growth that is classified. Dual quantities need an additive bias; for multiplicative
+    rules they are NaN (that bias is not a price in the additive dual). Group-limited routing
+    raises ValueError unless ``group_limited="label"`` (module docstring).
     """
-    bs = _stack(batches)
-    if len(bs) != len(trajectory):
-        raise ValueError(f"trajectory has {len(trajectory)} rows but batches has {len(bs)}")
-    k = as_k(k, bs[0].shape[1])
+    choice(group_limited, "group_limited", GROUP_LIMITED_MODES)
+    if trajectory.group_limited and group_limited == "refuse":
+        raise ValueError(
+            "the trajectory was routed group-limited (n_groups/topk_groups): its loads are not "
+            "those of top-k(s + p), so load - L is not a subgradient of the dual D and its dual "
+            "regret measures no dual descent; pass group_limited='label' to compute the ledger "
+            "anyway, labelled"
+        )
+    bs_all = _stack(batches)
+    if len(bs_all) != len(trajectory):
+        raise ValueError(f"trajectory has {len(trajectory)} rows but batches has {len(bs_all)}")
+    k = as_k(k, bs_all[0].shape[1])
     if k != trajectory.k:
         raise ValueError(f"k={k} differs from the trajectory's k={trajectory.k}")
+    keep = ~np.asarray(trajectory.is_eval, dtype=bool)
+    if not keep.any():
+        raise ValueError("the trajectory has no training batches (every row is an eval batch)")
+    bs = [b for b, kept in zip(bs_all, keep, strict=True) if kept]
     comp = comparators if comparators is not None else compute_comparators(bs, k, solver=solver)
     if len(comp.batch_optimum) != len(bs):
-        raise ValueError("comparators were computed for a different number of batches")
-    cap = comp.capacity
-    if trajectory.bias_mode == "additive":
-        dual = np.array(
-            [
-                dual_objective(b, k, p, capacity=cap)
-                for b, p in zip(bs, trajectory.bias, strict=True)
-            ]
+        raise ValueError(
+            f"comparators were computed for {len(comp.batch_optimum)} batches, the trajectory "
+            f"has {len(bs)} training batches"
         )
-    else:
-        dual = np.full(len(bs), np.nan)
+    cap = comp.capacity
+    dual = _dual_values(trajectory, bs, keep, k, cap)
+    loads = trajectory.loads[keep]
+    reward = trajectory.reward[keep]
     idx = comp.t - 1
     cum_dual = np.cumsum(dual)[idx]
-    cum_reward = np.cumsum(trajectory.reward)[idx]
-    cum_loads = np.cumsum(trajectory.loads, axis=0)[idx]
+    cum_reward = np.cumsum(reward)[idx]
+    cum_loads = np.cumsum(loads, axis=0)[idx]
     violation = np.maximum(cum_loads - comp.t[:, None] * cap, 0).sum(axis=1).astype(np.float64)
-    gap = np.cumsum(comp.batch_optimum - trajectory.reward)[idx]
+    gap = np.cumsum(comp.batch_optimum - reward)[idx]
+    per_batch_over = np.maximum(loads - cap, 0).sum(axis=1).astype(np.float64)
+    path = None if comp.batch_prices is None else price_path_length(comp.batch_prices)[idx]
     t_len = len(bs)
     burn = t_len // 10 if burn_in is None else int(burn_in)
     if not 0 <= burn < t_len:
@@ -270,10 +333,15 @@ def regret_report(
         dynamic_gap=gap,
         dual_value=dual,
         batch_optimum=comp.batch_optimum,
-        maxvio_batch=np.asarray(maxvio(trajectory.loads)),
-        maxvio_global=maxvio_global(trajectory.loads),
+        maxvio_batch=np.asarray(maxvio(loads)),
+        maxvio_global=maxvio_global(loads),
         hindsight_bias=comp.hindsight_bias,
         burn_in=burn,
+        dual_dynamic_regret=cum_dual - np.cumsum(comp.batch_optimum)[idx],
+        batch_violation=np.cumsum(per_batch_over)[idx],
+        price_path=path,
+        eval_excluded=int((~keep).sum()),
+        group_limited=bool(trajectory.group_limited),
     )
     growth = {}
     for name in ("dual_regret", "dynamic_gap"):
@@ -349,14 +417,16 @@ def fixed_batch_cycle(
     Returns the :class:`LimitCycle` (found=False if no repeat within ``max_steps``).
     """
     from lfbtheory.online.loop import simulate
+    from lfbtheory.online.updates import make_rule
 
     if rule not in ("sign", "centered_sign"):
         raise ValueError(f"rule must be 'sign' or 'centered_sign' (lattice rules), got {rule!r}")
     s = as_scores(batch, name="batch")
     state = None
+    lattice_rule = make_rule(rule, step)
     history: list[NDArray[np.float64]] = []
     while len(history) * chunk < max_steps:
-        tr = simulate([s] * chunk, k, rule, step, state=state)
+        tr = simulate([s] * chunk, k, lattice_rule, state=state)
         state = tr.state
         history.append(tr.bias)
         spacing = step / s.shape[1] if rule == "centered_sign" else step

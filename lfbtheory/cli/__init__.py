@@ -22,6 +22,7 @@ COMMANDS: list[str] = [
     "lfbtheory.cli.prove",
     "lfbtheory.cli.check",
     "lfbtheory.cli.bench",
+    "lfbtheory.cli.sweep",
     "lfbtheory.cli.diagnose",
     "lfbtheory.cli.testbed",
 ]
