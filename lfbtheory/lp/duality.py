@@ -23,6 +23,7 @@ from lfbtheory.kernels import _jit
 from lfbtheory.lp.model import (
     RTOL,
     Certificate,
+    absmax,
     lp_bias,
     lp_scores,
     resolve_capacity,
@@ -90,55 +91,57 @@ def _as_assignment(assignment: ArrayLike, n: int, e: int) -> NDArray[np.generic]
 
 
 @_jit
-def _scan(s, w, x, rows):  # type: ignore[no-untyped-def]
-    """One pass over (s + w, x): per token rows[t] = (#on, sum_on r, min_on r, max_off r) with
-    r = s + w; returns (#entries outside {0, 1}, primal objective sum s[x == 1], loads)."""
+def _scan(s, w, x, count, on_sum, min_on, max_off, loads):  # type: ignore[no-untyped-def]
+    """One pass over (r = s + w, x): per token the number of ones, the sum and min of r over
+    them and the max of r over the rest; loads per expert. Returns (#entries outside {0, 1},
+    primal objective sum s[x == 1])."""
     n, e = s.shape
-    loads = np.zeros(e, dtype=np.int64)
     bad = 0
     primal = 0.0
     for t in range(n):
         c = 0
         so = 0.0
+        ps = 0.0
         mn = np.inf
         mx = -np.inf
         for j in range(e):
             v = s[t, j] + w[j]
             xv = x[t, j]
-            if xv == 1:
+            if xv == 0:
+                mx = max(mx, v)
+            elif xv == 1:
                 c += 1
                 so += v
-                primal += s[t, j]
+                ps += s[t, j]
                 loads[j] += 1
-                if v < mn:
-                    mn = v
+                mn = min(mn, v)
             else:
-                if xv != 0:
-                    bad += 1
-                if v > mx:
-                    mx = v
-        rows[t, 0] = c
-        rows[t, 1] = so
-        rows[t, 2] = mn
-        rows[t, 3] = mx
-    return bad, primal, loads
+                bad += 1
+                mx = max(mx, v)
+        count[t] = c
+        on_sum[t] = so
+        min_on[t] = mn
+        max_off[t] = mx
+        primal += ps
+    return bad, primal
 
 
-def _certificate(s, k, x, p, cap, equality, rtol):  # type: ignore[no-untyped-def]
-    """:func:`certify` on validated inputs (also run by every solver before it returns)."""
+def _certificate(s, k, x, p, cap, equality, rtol, smax=None):  # type: ignore[no-untyped-def]
+    """(loads, :func:`certify`) on validated inputs (run by every solver before it returns)."""
     n, e = s.shape
     w = selection_offsets(p, "additive")
-    smax = float(np.max(np.abs(s)))
-    scale = smax + (float(-w.min()) if equality else float(np.max(np.abs(p))))
+    smax = absmax(s) if smax is None else smax
+    scale = smax + (float(-w.min()) if equality else absmax(p))
     atol = rtol * scale
     xs = x if x.flags.c_contiguous else np.ascontiguousarray(x)
-    rows = np.empty((n, 4))
-    bad, primal, loads = _scan(np.ascontiguousarray(s), w, xs, rows)
+    count = np.empty(n, dtype=np.int64)
+    on_sum, min_on, max_off = np.empty(n), np.empty(n), np.empty(n)
+    loads = np.zeros(e, dtype=np.int64)
+    bad, primal = _scan(np.ascontiguousarray(s), w, xs, count, on_sum, min_on, max_off, loads)
     problems: list[str] = []
     integral = bad == 0
     if not integral:
         problems.append(f"assignment has {bad} entries outside {{0, 1}}")
-    count = rows[:, 0]
     feasible = integral and bool(np.all(count == k))
     if integral and not feasible:
         problems.append(f"token rows must sum to k={k}; {int(np.sum(count != k))} do not")
@@ -153,7 +156,7 @@ def _certificate(s, k, x, p, cap, equality, rtol):  # type: ignore[no-untyped-de
     if not dual_ok:
         problems.append(f"bias must be <= 0 in the '<=' case; max is {p.max():.3g}")
     # complementary slackness: each token's experts are a top-k set of s + p
-    viol_rows = np.maximum(rows[:, 3] - rows[:, 2], 0.0)
+    viol_rows = np.maximum(max_off - min_on, 0.0)
     viol = float(viol_rows.max(initial=0.0))
     if not equality:
         viol = max(viol, float(np.max(np.where(loads < cap, -p, 0.0), initial=0.0)))
@@ -161,7 +164,7 @@ def _certificate(s, k, x, p, cap, equality, rtol):  # type: ignore[no-untyped-de
     if not cs:
         problems.append(f"complementary slackness violated by {viol:.3g} (tolerance {atol:.3g})")
     # D(p) in the routing gauge; rows where x is a top-k set contribute their on-sum exactly
-    top = rows[:, 1].copy()
+    top = on_sum
     redo = np.flatnonzero((count != k) | (viol_rows > 0))
     if redo.size:
         r = s[redo] + w
@@ -174,7 +177,7 @@ def _certificate(s, k, x, p, cap, equality, rtol):  # type: ignore[no-untyped-de
     gap_tol = atol * n * k
     if feasible and dual_ok and not gap <= gap_tol:
         problems.append(f"duality gap {gap:.3g} exceeds tolerance {gap_tol:.3g}")
-    return Certificate(
+    return loads, Certificate(
         primal_feasible=feasible,
         integral=integral,
         dual_feasible=dual_ok,
@@ -212,7 +215,7 @@ def certify(
         raise ValueError(f"rtol must be a real number in [0, 1), got {rtol!r}")
     if x.dtype == bool:
         x = x.view(np.uint8)
-    return _certificate(s, k, x, p, cap, equality, float(rtol))
+    return _certificate(s, k, x, p, cap, equality, float(rtol))[1]
 
 
 def _feasible_assignment(assignment, n, e, k, cap, equality):  # type: ignore[no-untyped-def]

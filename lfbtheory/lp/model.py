@@ -21,7 +21,7 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from lfbtheory.validation import as_bias, as_scores, check_magnitude
+from lfbtheory.validation import MAGNITUDE_LIMIT, as_bias, as_scores, check_magnitude
 
 __all__ = [
     "METHODS",
@@ -30,6 +30,7 @@ __all__ = [
     "Certificate",
     "CertificationError",
     "Method",
+    "absmax",
     "lp_bias",
     "lp_scores",
     "resolve_capacity",
@@ -49,9 +50,15 @@ class CertificationError(RuntimeError):
     """A method produced an assignment that fails the optimality certificate (never returned)."""
 
 
+def absmax(arr: NDArray[np.float64]) -> float:
+    """max |arr| of a non-empty finite array (two reductions, no temporary)."""
+    return max(float(arr.max()), -float(arr.min()))
+
+
 def lp_scores(scores: ArrayLike, name: str = "scores") -> NDArray[np.float64]:
     """``scores`` as a finite float64 (n, E) array inside the numeric domain, or raise."""
-    return check_magnitude(as_scores(scores, name), name)
+    s = as_scores(scores, name)
+    return check_magnitude(s, name) if absmax(s) > MAGNITUDE_LIMIT else s
 
 
 def lp_bias(bias: ArrayLike | None, n_experts: int, name: str = "bias") -> NDArray[np.float64]:

@@ -18,6 +18,7 @@ from lfbtheory.lp.model import (
     BalancedAssignment,
     CertificationError,
     Method,
+    absmax,
     lp_bias,
     lp_scores,
     resolve_capacity,
@@ -68,7 +69,7 @@ def solve_balanced(
     choice(method, "method", METHODS)
     start = None if warm_start is None else lp_bias(warm_start, e, "warm_start")
     used = "ssp" if method == "auto" else method
-    smax = float(np.max(np.abs(s)))
+    smax = absmax(s)
     e2 = int(np.frexp(smax)[1]) if smax > 0 else 0  # 2^(e2-1) <= max|s| < 2^e2
     if used == "ssp" and abs(e2) <= _SSP_RANGE:
         e2 = 0
@@ -97,14 +98,14 @@ def solve_balanced(
     bias = np.ldexp(price, e2) if e2 else np.asarray(price, dtype=np.float64)
     if used == "ssp" and not e2 and (equality or cap < n):
         # ssp's prices are final (mean zero / <= 0) and its experts are ranked by them already
-        return _certified(s, k, x, bias, cap, equality, used, ranked)
+        return _certified(s, k, x, bias, cap, equality, used, smax, ranked)
     if equality:
         bias = bias - bias.mean()
     elif cap >= n:
         bias = np.zeros(e)  # no expert constraint can bind: plain top-k with price 0 is optimal
     else:
         bias = np.minimum(bias, 0.0)
-    return _certified(s, k, x, bias, cap, equality, used)
+    return _certified(s, k, x, bias, cap, equality, used, smax)
 
 
 def _recentre(
@@ -119,7 +120,7 @@ def _recentre(
     return np.clip(start - start.max(), -r, 0.0)
 
 
-def _certified(s, k, x, bias, cap, equality, method, experts=None) -> BalancedAssignment:  # type: ignore[no-untyped-def]
+def _certified(s, k, x, bias, cap, equality, method, smax, experts=None) -> BalancedAssignment:  # type: ignore[no-untyped-def]
     from lfbtheory.lp.ssp import experts_ranked
 
     x8 = (
@@ -127,7 +128,7 @@ def _certified(s, k, x, bias, cap, equality, method, experts=None) -> BalancedAs
         if x.dtype == np.uint8 and x.flags.c_contiguous
         else np.ascontiguousarray(x, dtype=np.int8)
     )
-    cert = _certificate(s, k, x8, bias, cap, equality, RTOL)
+    loads, cert = _certificate(s, k, x8, bias, cap, equality, RTOL, smax)
     if not cert.ok:
         raise CertificationError(
             f"method {method!r} produced an answer that fails the optimality certificate "
@@ -135,7 +136,6 @@ def _certified(s, k, x, bias, cap, equality, method, experts=None) -> BalancedAs
             f"{cert.max_slackness_violation:.3g}, tolerance {cert.tolerance:.3g}): "
             + "; ".join(cert.problems)
         )
-    loads = x8.sum(axis=0, dtype=np.int64)
     return BalancedAssignment(
         assignment=x8,
         experts=(

@@ -454,8 +454,9 @@ def _ssp(s, cap, p, asg, x, lst, cnt, slotpos, wv, wt, wn, wo, dum, zsup, delta,
             u = path_a[r]
             w = path_b[r]
             if u < e and w < e:
-                stats[2] += _move(s, x, asg, lst, cnt, slotpos, wv, wt, wn, wo, path_t[r], u, w,
-                                  todo)
+                stats[2] += _move(
+                    s, x, asg, lst, cnt, slotpos, wv, wt, wn, wo, path_t[r], u, w, todo
+                )
             elif w == z:
                 dum[u] -= 1
             else:
@@ -494,7 +495,11 @@ _GAP_QUANTILE = 0.5  # start with the 5% of tokens closest to a tie; more are ad
 
 
 def _solve_from(
-    s: NDArray[np.float64], k: int, cap: int, equality: bool, p0: NDArray[np.float64],
+    s: NDArray[np.float64],
+    k: int,
+    cap: int,
+    equality: bool,
+    p0: NDArray[np.float64],
     passes: int,
 ) -> tuple[NDArray[np.uint8], NDArray[np.int32], NDArray[np.float64], dict]:
     n, e = s.shape
@@ -554,8 +559,9 @@ def _solve_from(
     expansions = 0
     add_seconds = 0.0
     while True:
-        status = _ssp(s, cap, pz, asg, x, lst, cnt, slotpos, wv, wt, wn, wo, dum, zsup, delta, g,
-                      stats)
+        status = _ssp(
+            s, cap, pz, asg, x, lst, cnt, slotpos, wv, wt, wn, wo, dum, zsup, delta, g, stats
+        )
         if status == 0:
             break
         if status < 0 and g == _INF:
@@ -575,11 +581,26 @@ def _solve_from(
     else:
         bias = np.minimum(pz[:e] - pz[e], 0.0)
     secs = np.diff(clock)
-    return x, asg, bias, {"seconds": {"passes": secs[0], "route": secs[1], "edges": secs[2],
-                                      "paths": secs[3] - add_seconds, "offers": add_seconds},
-                          "augmentations": int(stats[0]), "passes": done_passes,
-                          "expansions": expansions, "threshold": g,
-                          "rescans": int(stats[2]), "visits": int(stats[3])}
+    return (
+        x,
+        asg,
+        bias,
+        {
+            "seconds": {
+                "passes": secs[0],
+                "route": secs[1],
+                "edges": secs[2],
+                "paths": secs[3] - add_seconds,
+                "offers": add_seconds,
+            },
+            "augmentations": int(stats[0]),
+            "passes": done_passes,
+            "expansions": expansions,
+            "threshold": g,
+            "rescans": int(stats[2]),
+            "visits": int(stats[3]),
+        },
+    )
 
 
 def experts_ranked(
