@@ -160,3 +160,48 @@ def test_arrays_are_read_only():
     with pytest.raises(ValueError):
         t.values[0, 0, 0] = 1.0
     validate_trace(t)
+
+
+def test_trace_workload_batches_are_consecutive_recorded_tokens_cycled(tmp_path):
+    from lfbtheory.workloads import make_workload
+
+    rng = np.random.default_rng(1)
+    t = Trace(values=rng.normal(size=(2, 10, 4)), kind="logits", gate="sigmoid", k=2,
+              layer_names=("a", "b"))
+    path = write_trace(t, tmp_path / "t.npz")
+    wl = make_workload("trace", n=4, n_experts=4, path=str(path), layer=1)
+    assert (wl.n_experts, wl.k) == (4, 2)
+    got = list(wl.batches(5, 0))
+    rows = np.arange(20).reshape(5, 4) % 10
+    for b, r in zip(got, rows, strict=True):
+        np.testing.assert_array_equal(b, t.scores(1)[r])
+    with pytest.raises(ValueError, match="n_experts must equal the trace's E=4"):
+        make_workload("trace", n=4, n_experts=8, path=str(path))
+    with pytest.raises(ValueError, match=r"layer must be an integer in \[0, 2\)"):
+        make_workload("trace", n=4, n_experts=4, path=str(path), layer=2)
+
+
+def test_trace_workload_replays_top_k_traces_with_the_package_completion():
+    from lfbtheory.workloads import make_workload, replay
+
+    path = str(data_dir() / FLAME_FILE)
+    wl = make_workload("trace", n=96, path=path, layer=1)  # position 1 = recorded layer 3
+    ours = np.stack(list(wl.batches(3, 5)))
+    theirs = np.stack(list(replay(path, n=96, layer=3).batches(3, 5)))
+    np.testing.assert_array_equal(ours, theirs)
+    np.testing.assert_allclose(ours.sum(axis=2), 1.0, rtol=0, atol=1e-12)
+
+
+@given(e=st.integers(2, 64), k=st.integers(1, 8), n=st.integers(1, 600),
+       tokens=st.integers(1, 600))
+def test_batch_size_is_the_largest_with_integral_capacity(e, k, n, tokens):
+    from lfbtheory.workloads.trace import batch_size_for
+
+    k = min(k, e - 1) or 1
+    try:
+        m = batch_size_for(n, k, e, tokens)
+    except ValueError:
+        assert all((j * k) % e for j in range(1, min(n, tokens) + 1))
+        return
+    assert m <= min(n, tokens) and (m * k) % e == 0
+    assert all((j * k) % e for j in range(m + 1, min(n, tokens) + 1))

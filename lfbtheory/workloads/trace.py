@@ -78,7 +78,7 @@ class TraceWorkload:
 
             name = int(self.info.layer_names[self.layer])
             return replay(self.path, n=self.n, n_experts=self.info.n_experts,
-                          layers=name).batches(steps, seed)
+                          layer=name).batches(steps, seed)
         scores = read_trace(self.path).scores(self.layer)
         return _cycle(scores, self.n, steps)
 
