@@ -236,6 +236,11 @@ def bridge_and_tradeoff(n_experts: int = 3) -> None:
         "(e) R_P + R_D <= (u/2L) T n^2 k (1 - k/E)",
         equalities=[(u_ / (2 * L_), LEM.slack_of("sigma_g"))],
     )
+    identity(
+        ((u_ / (2 * L_)) * T_ * g2).subs(L_, n_ * k_ / E_),
+        tradeoff_bound(),
+        "(e) (u/2L) T n^2 k (1 - k/E) = u n (E - k) T/2",
+    )
 
 
 def package_exact(rng: np.random.Generator, steps: int = 300) -> None:
