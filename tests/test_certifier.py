@@ -108,7 +108,7 @@ def test_identity_and_check_raise_instead_of_asserting():
         check(False, "a false fact")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _original(name: str):
     from lfbtheory.cli.prove import run_proof
 
