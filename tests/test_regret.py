@@ -131,3 +131,67 @@ def test_centered_sign_cycles_live_on_the_finer_lattice():
     batch = _stream(6, T=1, n=30, e=5)[0]
     cyc = fixed_batch_cycle(batch, 2, "centered_sign", 5e-3, chunk=100)
     assert cyc.found and cyc.drift == pytest.approx(0.0, abs=1e-12)
+
+
+@settings(max_examples=5, deadline=None)
+@given(st.integers(0, 10**6), st.sampled_from(["sign", "proportional", "centered_sign"]))
+def test_vectorised_dual_equals_the_dual_objective_at_each_routed_price(seed, rule):
+    # D_s(p_s) = reward_s + <p_s, c_s - L> because the routed experts ARE top-k(s + p_s)
+    bs = _stream(seed, T=8)
+    tr = simulate(bs, 2, make_rule(rule, 0.05))
+    rep = regret_report(tr, bs, 2, burn_in=1, solver="cvxpy")
+    direct = [lfb.dual_objective(b, k=2, bias=p) for b, p in zip(bs, tr.bias, strict=True)]
+    np.testing.assert_allclose(rep.dual_value, direct, rtol=1e-12, atol=1e-12)
+    # dual dynamic regret: sum_s D_s(p_s) - sum_s OPT_s, >= 0 by weak duality per batch
+    idx = rep.t - 1
+    np.testing.assert_allclose(
+        rep.dual_dynamic_regret, np.cumsum(direct)[idx] - np.cumsum(rep.batch_optimum)[idx]
+    )
+    assert np.all(np.diff(np.concatenate([[0.0], rep.dual_dynamic_regret])) >= -1e-9)
+
+
+def test_evaluation_batches_are_excluded_from_every_sum():
+    bs = _stream(7, T=10)
+    evals = (2, 5, 6)
+    tr = simulate(bs, 2, make_rule("proportional", 0.05), eval_batches=evals)
+    rep = regret_report(tr, bs, 2, burn_in=1, solver="cvxpy")
+    train = [b for i, b in enumerate(bs) if i not in evals]
+    keep = ~tr.is_eval
+    assert rep.eval_excluded == 3 and rep.t[-1] == len(train)
+    comp = compute_comparators(train, 2, solver="cvxpy")
+    np.testing.assert_allclose(rep.batch_optimum, comp.batch_optimum)
+    gap = comp.batch_optimum.sum() - tr.reward[keep].sum()
+    np.testing.assert_allclose(rep.dynamic_gap[-1], gap)
+    np.testing.assert_allclose(rep.maxvio_global, lfb.maxvio_global(tr.loads[keep]))
+    with pytest.raises(ValueError, match="computed for 10 batches"):
+        regret_report(tr, bs, 2, comparators=compute_comparators(bs, 2, solver="cvxpy"))
+
+
+def test_group_limited_routing_is_refused_or_labelled():
+    bs = _stream(8, T=6, e=4)
+    tr = simulate(bs, 1, make_rule("sign", 0.05), n_groups=2, topk_groups=1)
+    assert tr.group_limited
+    with pytest.raises(ValueError, match="not a subgradient"):
+        regret_report(tr, bs, 1, solver="cvxpy")
+    rep = regret_report(tr, bs, 1, solver="cvxpy", group_limited="label")
+    assert rep.group_limited and rep.summary()["group_limited"] is True
+    # labelled values are still D evaluated exactly at the routed prices (not reward-based)
+    direct = [lfb.dual_objective(b, k=1, bias=p) for b, p in zip(bs, tr.bias, strict=True)]
+    np.testing.assert_allclose(rep.dual_value, direct, rtol=1e-12)
+
+
+def test_price_path_length_is_shift_invariant_and_sums_centred_steps():
+    from lfbtheory.analysis.regret import price_path_length
+
+    rng = np.random.default_rng(0)
+    p = rng.normal(size=(6, 4))
+    path = price_path_length(p)
+    shifted = price_path_length(p + rng.normal(size=(6, 1)) * 10)  # each row its own constant
+    np.testing.assert_allclose(path, shifted, atol=1e-12)
+    q = p - p.mean(axis=1, keepdims=True)
+    manual = sum(np.linalg.norm(q[i + 1] - q[i]) for i in range(5))
+    np.testing.assert_allclose(path[-1], manual)
+    bs = _stream(9, T=5)
+    comp = compute_comparators(bs, 2, solver="cvxpy", num_checkpoints=5)
+    rep = regret_report(simulate(bs, 2, make_rule("sign", 0.05)), bs, 2, comparators=comp)
+    np.testing.assert_allclose(rep.price_path[-1], price_path_length(comp.batch_prices)[-1])
