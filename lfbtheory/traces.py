@@ -329,6 +329,8 @@ class TraceInfo:
     n_tokens: int
     layer_names: tuple[str, ...]
     has_bias: bool
+    n_groups: int = 0
+    topk_groups: int = 0
 
 
 def inspect_trace(path: str | os.PathLike[str]) -> TraceInfo:
@@ -355,4 +357,4 @@ def inspect_trace(path: str | os.PathLike[str]) -> TraceInfo:
                              int(shape[1]), names, False)
     t = read_trace(p)
     return TraceInfo(FORMAT, t.n_experts, t.k, t.gate, t.n_tokens, t.layer_names,
-                     t.bias is not None)
+                     t.bias is not None, t.n_groups, t.topk_groups)

@@ -118,6 +118,12 @@ def run_trace_regret(
     if m != n:
         log(f"batch size n={n} -> {m} (n k divisible by E={info.n_experts}, n <= "
             f"{info.n_tokens} recorded tokens per layer)")
+    notes = ["each layer's rules start from bias 0 (a recorded bias is not used)"]
+    if info.n_groups:
+        notes.append(f"the model routes group-limited ({info.topk_groups} of {info.n_groups} "
+                     "groups); the replay and its exact comparators use plain top-k")
+    for note in notes:
+        log(f"note: {note}")
     digest = Path(path).stem
     root = Path(out) if out is not None else Path("results") / f"regret-trace-{digest}"
     root.mkdir(parents=True, exist_ok=True)
@@ -125,7 +131,7 @@ def run_trace_regret(
     summary: dict[str, Any] = {
         "trace": str(path), "layout": info.layout, "n_experts": info.n_experts, "k": info.k,
         "gate": info.gate, "tokens_per_layer": info.n_tokens, "n": m, "steps": steps,
-        "epochs": steps * m / info.n_tokens, "layers": [],
+        "epochs": steps * m / info.n_tokens, "notes": notes, "layers": [],
     }
     for j in chosen:
         name = info.layer_names[j]
