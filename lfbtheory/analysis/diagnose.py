@@ -41,7 +41,6 @@ Thresholds are conventions stated in :class:`Thresholds`, not fitted to any run.
 from __future__ import annotations
 
 import csv
-import inspect
 import json
 import math
 import os
@@ -456,11 +455,7 @@ def _diagnose_layer(name: str, loads: NDArray[np.float64], bias: NDArray[np.floa
 
 
 def _solve(scores: NDArray[np.float64], k: int, capacity: int | None = None) -> Any:
-    params = inspect.signature(solve_balanced).parameters
-    kw: dict[str, Any] = {"method" if "method" in params else "solver": "auto"}
-    if capacity is not None:
-        kw["capacity"] = capacity
-    return solve_balanced(scores, k, **kw)
+    return solve_balanced(scores, k, capacity=capacity, method="auto")
 
 
 def optimum_gap(scores: NDArray[np.float64], k: int, bias: NDArray[np.float64] | None,
