@@ -451,7 +451,12 @@ def run_sweep(
                 if own:
                     ex.close()
         table = write_table(root, points)
-        figs = write_plots(root, table) if plots and not failures else ()
+        figs: tuple[Path, ...] = ()
+        if plots and not failures:
+            try:
+                figs = write_plots(root, table)
+            except ImportError as exc:  # pandas is not a core dependency
+                log(f"summary plots skipped: they need pandas ({exc}); pip install pandas")
         timings = {}
         for p in points:
             tp = root / "points" / f"{p.key}.timings.json"
@@ -596,7 +601,9 @@ def write_plots(root: Path, table: Path) -> tuple[Path, ...]:
         row[1].set(xscale="log", yscale="log", xlabel="first step size u0",
                    ylabel="MaxVio_global at T", title=f"{setting}: MaxVio_global at T")
         row[0].legend(fontsize=7)
-    fig.subplots_adjust(hspace=0.45, wspace=0.25, left=0.08, right=0.98, top=0.95, bottom=0.07)
+    h = 3.6 * len(settings)
+    fig.subplots_adjust(hspace=0.45, wspace=0.25, left=0.08, right=0.98, top=1 - 0.45 / h,
+                        bottom=0.5 / h)
     out.append(root / "regret_vs_step.png")
     fig.savefig(out[-1], dpi=110)
 
@@ -627,7 +634,8 @@ def write_plots(root: Path, table: Path) -> tuple[Path, ...]:
         ax.set_yticks(range(len(ylabels)), [f"{s} / {r}" for s, r in ylabels], fontsize=8)
         ax.set(xlabel="step size setting (u0, or the calibrated constant)",
                title=f"{setting}: growth class of the dual regret (majority over seeds)")
-    fig.subplots_adjust(hspace=0.5, left=0.22, right=0.98, top=0.93, bottom=0.1)
+    h = 3.2 * len(settings)
+    fig.subplots_adjust(hspace=0.5, left=0.22, right=0.98, top=1 - 0.4 / h, bottom=0.5 / h)
     out.append(root / "growth_map.png")
     fig.savefig(out[-1], dpi=110)
 
