@@ -191,3 +191,23 @@ def test_pure_python_fallback_is_exact():
                          timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+def test_a_wrong_answer_is_never_returned_as_optimal(monkeypatch):
+    """If a method's assignment is feasible but not optimal, the front door's certificate
+    refuses it with the measured duality gap instead of returning status 'optimal'."""
+    import lfbtheory.lp.ssp as ssp
+
+    s = np.random.default_rng(0).random((32, 8))
+    good = ssp.ssp_solve
+
+    def swapped(*args, **kwargs):  # a feasible but suboptimal answer: two tokens swap experts
+        x, experts, bias, stats = good(*args, **kwargs)
+        x = x.copy()
+        a, b = np.flatnonzero(x[0] & ~x[1])[0], np.flatnonzero(x[1] & ~x[0])[0]
+        x[0, a], x[0, b], x[1, a], x[1, b] = 0, 1, 1, 0
+        return x, experts, bias, stats
+
+    monkeypatch.setattr(ssp, "ssp_solve", swapped)
+    with pytest.raises(lfb.lp.CertificationError, match="duality gap"):
+        lfb.solve_balanced(s, 2, method="ssp")
