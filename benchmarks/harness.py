@@ -6,7 +6,10 @@
    numpy ``argpartition`` routing pass of the same batch;
 3. the pooled hindsight optimum (10^6 tokens x 64 experts, k = 6): time and peak memory;
 4. routing kernel: :func:`lfbtheory.kernels.route_loads` vs numpy ``argpartition`` and the read
-   bound (time of ``scores.sum()``).
+   bound (time of ``scores.sum()``);
+5. (``--targets 5``) one regret point on the ``lfb regret`` defaults: the pre-refactor path
+   (batch list, one ``dual_objective`` call per batch) vs ``run_point``, a sweep point whose
+   stream is shared by 4 step sizes, and ``simulate`` vs a bare numpy routing loop.
 
 Every method runs in a fresh child process (so peak memory is that method's own: the peak
 resident set is reset through /proc/self/clear_refs before the timed calls and read from
@@ -248,8 +251,96 @@ def _child_kernel(spec: dict) -> dict:
             "identical_with_ties": identical_ties}
 
 
+def _timed(fn: Any) -> tuple[Any, float, float]:
+    w0, c0 = time.perf_counter(), time.process_time()
+    out = fn()
+    return out, time.perf_counter() - w0, time.process_time() - c0
+
+
+def _child_regret(spec: dict) -> dict:
+    """Target 5 in one process: the per-point regret engine vs the pre-refactor path, a
+    sweep's amortised point, and simulate vs a bare numpy routing loop."""
+    import dataclasses as dc
+
+    import lfbtheory as lfb
+    from lfbtheory.analysis.regret import compute_comparators, fixed_batch_cycle, regret_report
+    from lfbtheory.experiments.regret import (
+        PUBLISHED_RATE,
+        RegretConfig,
+        RunSpec,
+        _workload,
+        calibrate,
+        prepare_stream,
+        run_point,
+    )
+    from lfbtheory.online.updates import make_rule
+    from lfbtheory.workloads import materialize
+
+    config = RegretConfig(steps=spec["steps"])
+    run_point(dc.replace(config, steps=20, num_checkpoints=5))  # compile outside the timing
+
+    def legacy() -> list:
+        # the pre-refactor path: a list of batches, comparators over np.concatenate'd
+        # prefixes, and each run's dual D_s(p_s) by one dual_objective call per batch
+        wl = _workload(config)
+        batches = list(wl.batches(config.steps, np.random.SeedSequence([config.seed, 0])))
+        calib = calibrate(list(wl.batches(config.calibration_batches,
+                                          np.random.SeedSequence([config.seed, 1]))), config.k)
+        comp = compute_comparators(batches, config.k, num_checkpoints=config.num_checkpoints)
+        out = []
+        for r in config.runs:
+            rule = make_rule(r.rule, calib.schedule(r.schedule, config.steps))
+            tr = lfb.simulate(batches, config.k, rule)
+            dual = [lfb.dual_objective(b, k=config.k, bias=p)
+                    for b, p in zip(batches, tr.bias, strict=True)]
+            rep = regret_report(tr, batches, config.k, comparators=comp)
+            if r.rule == "sign" and r.schedule == "published":
+                fixed_batch_cycle(batches[0], config.k, "sign", PUBLISHED_RATE,
+                                  max_steps=config.cycle_steps)
+            out.append((rep.summary()["dual_regret"], float(np.sum(dual))))
+        return out
+
+    old, old_wall, old_cpu = _timed(legacy)
+    (new, _), new_wall, new_cpu = _timed(lambda: run_point(config))
+    agree = max(abs(a[0] - r.report.summary()["dual_regret"])
+                for a, r in zip(old, new, strict=True))
+    steps = spec["sweep_steps"]
+
+    def sweep() -> None:
+        ctx = prepare_stream(config)
+        for u in steps:
+            runs = tuple(RunSpec(f"{r.rule} {r.schedule}", r.rule, r.schedule,
+                                 None if r.schedule == "published" else u)
+                         for r in config.runs)
+            run_point(dc.replace(config, runs=runs), ctx)
+
+    _, sw_wall, sw_cpu = _timed(sweep)
+    loops = []
+    for e, k in ((16, 2), (64, 6)):
+        wl = lfb.workloads.make_workload("stationary", n=256, n_experts=e)
+        arr = materialize(wl, spec["loop_batches"], 0)
+        rule = make_rule("sign", 1e-3)
+        lfb.simulate(arr[:5], k, rule)
+
+        def bare(arr: np.ndarray = arr, e: int = e, k: int = k) -> None:
+            b = np.zeros(e)
+            for s in arr:
+                idx = np.argpartition(s + b, e - k, axis=1)[:, e - k:]
+                c = np.bincount(idx.ravel(), minlength=e)
+                b = b + 1e-3 * np.sign(c.mean() - c)
+
+        sim = min(_timed(lambda arr=arr, k=k, rule=rule: lfb.simulate(arr, k, rule))[2]
+                  for _ in range(3))
+        ref = min(_timed(bare)[2] for _ in range(3))
+        loops.append({"E": e, "k": k, "simulate_batches_per_s": len(arr) / sim,
+                      "numpy_batches_per_s": len(arr) / ref, "ratio": sim / ref})
+    return {"legacy": [old_wall, old_cpu], "engine": [new_wall, new_cpu],
+            "sweep": [sw_wall, sw_cpu], "sweep_points": len(steps), "max_abs_diff": agree,
+            "loops": loops}
+
+
 _CHILDREN = {"solver": _child_solver, "stream": _child_stream, "pooled": _child_pooled,
-             "kernel": _child_kernel}
+             "kernel": _child_kernel, "regret": _child_regret}
 
 
 def _run_child(kind: str, spec: dict, timeout: float) -> dict:
@@ -357,6 +448,35 @@ def _target_kernel(repeats: int, seed: int, log: Any) -> dict:
             "rows": rows}
 
 
+def _target_regret(quick: bool, seed: int, log: Any) -> dict:
+    steps = 500 if quick else 2000
+    spec = {"steps": steps, "sweep_steps": [1e-3, 3e-3, 1e-2, 3e-2], "seed": seed,
+            "loop_batches": 1000 if quick else 4000}
+    log(f"  target 5: regret point (lfb regret defaults, T={steps}) and simulate loop ...")
+    r = _run_child("regret", spec, timeout=3600)
+    if "error" in r:
+        return {"title": "Target 5 - regret engine", "rows": [{"error": r["error"]}]}
+    old_w, old_c = r["legacy"]
+    rows = [
+        {"path": "pre-refactor (batch list, dual per batch)", "wall_s": old_w, "cpu_s": old_c,
+         "speedup_cpu": 1.0},
+        {"path": "run_point (materialised stream)", "wall_s": r["engine"][0],
+         "cpu_s": r["engine"][1], "speedup_cpu": old_c / r["engine"][1],
+         "max_abs_diff_dual_regret": r["max_abs_diff"]},
+        {"path": f"sweep point ({r['sweep_points']} step sizes share a stream), per point",
+         "wall_s": r["sweep"][0] / r["sweep_points"], "cpu_s": r["sweep"][1] / r["sweep_points"],
+         "speedup_cpu": old_c * r["sweep_points"] / r["sweep"][1]},
+    ]
+    rows += [{"path": f"simulate vs bare numpy loop, n=256 E={x['E']} k={x['k']}",
+              "simulate_b_per_s": x["simulate_batches_per_s"],
+              "numpy_b_per_s": x["numpy_batches_per_s"], "ratio": x["ratio"]}
+             for x in r["loops"]]
+    return {"title": f"Target 5 - regret point, defaults n=256 E=16 k=2 T={steps}, 5 runs "
+                     "(speedup = CPU time of the pre-refactor path / this path; goal >= 8x; "
+                     "simulate within 2x of numpy at E >= 16); no files written",
+            "rows": rows}
+
+
 def run_bench(*, quick: bool = False, targets: tuple[int, ...] = (1, 2, 3, 4), repeats: int = 5,
               seed: int = 0, log: Any = print) -> dict:
     """Run the selected targets; return a JSON-ready dict of tables."""
@@ -370,8 +490,10 @@ def run_bench(*, quick: bool = False, targets: tuple[int, ...] = (1, 2, 3, 4), r
             tables.append(_target_pooled(quick, seed, log))
         elif tgt == 4:
             tables.append(_target_kernel(repeats, seed, log))
+        elif tgt == 5:
+            tables.append(_target_regret(quick, seed, log))
         else:
-            raise ValueError(f"targets must be in 1..4, got {tgt}")
+            raise ValueError(f"targets must be in 1..5, got {tgt}")
     return {"quick": quick, "repeats": repeats, "seed": seed,
             "python": sys.version.split()[0], "platform": platform.platform(),
             "cpus": os.cpu_count(),
@@ -425,7 +547,8 @@ def add_parser(subparsers: Any) -> None:
         "bench", help="performance targets (exact solver, streams, pooled, kernel)")
     p.add_argument("--quick", action="store_true",
                    help="small shapes and short stream (about a minute) instead of the full run")
-    p.add_argument("--targets", default="1,2,3,4", help="comma-separated subset of 1,2,3,4")
+    p.add_argument("--targets", default="1,2,3,4",
+                   help="comma-separated subset of 1,2,3,4,5 (5: regret point, not default)")
     p.add_argument("--repeats", type=int, default=5, help="timed repeats per fast method")
     p.add_argument("--seed", type=int, default=0, help="instance seed (default 0)")
     p.add_argument("--out", default=None, help="JSON path (default results/bench/bench-*.json)")
