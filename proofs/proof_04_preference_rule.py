@@ -21,9 +21,10 @@ Hypotheses (the equalities the certificates use). after: A = r'_j - r'_i (j beat
 the update, A >= 0); before: B = r_i - r_j (i beat j before, B >= 0).
 
 Assumptions. k distinct experts per token, real scores, route's tie rule; one update from
-the loads of the same batch (the deterministic setting of arXiv 2512.03915).
-Source. arXiv 2512.03915 (Han & Zhong), the "preference rule" of the deterministic analysis;
-the explicit step condition (ii) and its sharpness (iii) are derived here.
+the loads of the same batch (a deterministic setting, as arXiv 2512.03915 calls it).
+Source. The name "preference rule" follows arXiv 2512.03915 (Han & Zhong); that paper's theorem
+bodies are not available here, so we cannot verify that its statement matches (i); the proof
+above, the explicit step condition (ii) and its sharpness (iii) are derived here.
 
 Proof. Write r = s_t + b, r' = r + Delta. Before: i in S_t, j not, so r_i >= r_j (and r_i - r_j
 >= m_t, since r_i is at least the k-th and r_j at most the (k+1)-th largest value). After:

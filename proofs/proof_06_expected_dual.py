@@ -25,8 +25,9 @@ Along the proportional rule sum(p_t) is constant, so p_t - p* stays in 1-perp wh
 with the same sum; the spread max a - min a is convex in p, so on a segment [p_t, p*] it is at
 most its value at the endpoints, which fixes Delta.
 Source. McFadden's multinomial logit (the Gumbel-max trick); Hazan, Introduction to Online
-Convex Optimization, Sec. 3.3 (strong convexity -> log regret); arXiv 2512.03915 (strong
-convexity of the expected ALF-LB objective).
+Convex Optimization, Sec. 3.3 (strong convexity -> log regret). arXiv 2512.03915 is said to
+use strong convexity of an expected ALF-LB objective; its theorem bodies are not available
+here, so this lemma is derived independently and not attributed to it.
 
 Proof. (a) P(max <= x) = prod_i exp(-e^{-(x - a_i)/beta}) = exp(-e^{-(x - A)/beta}) with
 A = beta log sum e^{a_i/beta}, a Gumbel law with location A, whose mean is A + gamma beta
