@@ -14,10 +14,32 @@ from lfbtheory.testing.conformance import (
     reference_router,
     run_conformance,
     scores_for_loads,
+    tie_bounds,
     to_bfloat16,
     to_float16,
 )
-from lfbtheory.testing.mutants import MUTANTS
+from lfbtheory.testing.mutants import MUTANTS, detection_rates
+
+
+class SelectOnly:
+    """A router exposing only select(scores, bias) (and n_experts, k, groups) of another."""
+
+    def __init__(self, inner, tie_break=None):
+        self.inner, self.tie_break = inner, tie_break
+        self.n_experts, self.k = inner.n_experts, inner.k
+        self.n_groups, self.topk_groups = inner.n_groups, inner.topk_groups
+
+    def select(self, scores, bias):
+        s = np.asarray(scores, np.float64)
+        if self.tie_break is None:
+            return self.inner.select(s, bias)
+        # break exact ties in an arbitrary order, new at each call; weights from s itself
+        experts, _ = self.inner.select(s + self.tie_break.uniform(0, 2.0**-12, s.shape), bias)
+        w = np.take_along_axis(s, experts, axis=1)
+        return experts, w / w.sum(axis=1, keepdims=True)
+
+    def __call__(self, scores, state):
+        return self.select(scores, np.zeros(self.n_experts))[0], state
 
 
 def test_reference_router_passes_every_property_with_none_skipped():
@@ -52,8 +74,9 @@ def test_every_mutant_is_caught_by_its_named_property(name):
 
 def test_bare_router_gets_the_properties_that_apply():
     rep = run_conformance(R.PlainTopK(8, 2))
-    assert rep.passed == ("selection_valid", "causality") and rep.ok
+    assert rep.passed == ("selection_valid", "causality") and rep.strict_ok
     assert all("needs" in rep[p].message for p in rep.skipped)
+    assert rep.not_applicable == rep.skipped and not rep.has_bias
     ec = run_conformance(R.ExpertChoice(8, 2), only=["selection_valid", "causality"])
     assert ec.failed == ("causality",)
     assert "minimal counterexample" in ec["causality"].message
@@ -111,8 +134,14 @@ def test_pytest_fixture_passes_the_reference_and_fails_a_mutant(lfb_conformance)
     assert rep.passed == ("update_oracle", "causality")
     with pytest.raises(pytest.fail.Exception, match="FAILED: padding_excluded"):
         lfb_conformance(MUTANTS["padding_counted"][0](), only=["padding_excluded"])
-    with pytest.raises(pytest.fail.Exception, match="skipped"):
-        lfb_conformance(R.PlainTopK(8, 2), only=["frozen_bias"], allow_skips=False)
+    # strict (the default): a property skipped for a missing capability fails the test ...
+    with pytest.raises(pytest.fail.Exception, match="missing capability"):
+        lfb_conformance(SelectOnly(reference_router()), only=["frozen_bias"])
+    assert lfb_conformance(SelectOnly(reference_router()), only=["frozen_bias"], strict=False)
+    # ... but a property that does not apply to the router's design never does
+    assert lfb_conformance(R.PlainTopK(8, 2), only=["frozen_bias"]).not_applicable == (
+        "frozen_bias",
+    )
 
 
 def test_lfb_check_passes_the_reference_router(capsys):
@@ -141,3 +170,100 @@ def test_lfb_check_bad_specs_exit_2(capsys):
     assert main(["check", "lfbtheory.routers:TokenChoice"]) == 2  # needs constructor arguments
     err = capsys.readouterr().err
     assert "MODULE:CALLABLE" in err and "no attribute" in err and "zero-argument factory" in err
+
+
+def test_tie_bounds_contain_every_tie_break_and_pin_untied_tokens():
+    rng = np.random.default_rng(0)
+    for e, k, groups in [(8, 2, (4, 2, 2)), (64, 6, (8, 4, 2)), (256, 8, (8, 4, 2)), (16, 1, None)]:
+        s = np.round(rng.random((64, e)) * 8) / 8  # a coarse grid: many exact ties
+        b = rng.integers(-4, 5, e) / 8
+        must, may, gmust, gmay = tie_bounds(s + b, k, groups)
+        assert np.all(must <= may) and np.all(gmust <= gmay)
+        assert np.all(must.sum(axis=1) <= k) and np.all(may.sum(axis=1) >= k)
+        kw = {} if groups is None else dict(n_groups=groups[0], topk_groups=groups[1])
+        for _ in range(5):  # any tie-break = route on a perturbation below the grid spacing
+            got = lfb.route(s + rng.uniform(0, 1e-3, s.shape), k, b, **kw)
+            sel = R.selection_mask(got.experts, e)
+            assert np.all(must <= sel) and np.all(sel <= may)
+        untied = np.all(must == may, axis=1)
+        exact = R.selection_mask(lfb.route(s, k, b, **kw).experts, e)
+        np.testing.assert_array_equal(must[untied], exact[untied])
+
+
+@pytest.mark.parametrize(("e", "k", "groups"), [(256, 8, (8, 4)), (64, 6, (8, 4)), (8, 2, (4, 2))])
+def test_an_arbitrary_tie_break_is_no_false_alarm(e, k, groups):
+    """torch.topk promises no order among equal values: a router breaking every exact tie
+    at random (differently at every call) passes the bias properties on every seed."""
+    inner = R.TokenChoice(e, k, n_groups=groups[0], topk_groups=groups[1])
+    only = ["bias_shift_invariance", "selected_in_selected_groups", "gate_weights_bias_free"]
+    for seed in range(3):
+        r = SelectOnly(inner, np.random.default_rng(seed))
+        rep = run_conformance(r, only=only, config=Config(seed=seed))
+        assert rep.ok and set(rep.passed) == set(only), str(rep)
+
+
+@pytest.mark.parametrize(("e", "k"), [(64, 6), (16, 8), (8, 8), (128, 1)])
+def test_count_precision_runs_at_production_shapes_and_catches_bf16_counts(e, k):
+    from lfbtheory.testing.mutants import _LowPrecisionCounts
+
+    good = R.TokenChoice(e, k)
+    bad = _LowPrecisionCounts(n_experts=e, k=k, dtype="bfloat16")
+    assert run_conformance(good, only=["count_precision"]).passed == ("count_precision",)
+    rep = run_conformance(bad, only=["count_precision"])
+    assert rep.failed == ("count_precision",), str(rep)
+
+
+def test_tie_aware_oracles_keep_full_power_on_the_group_mutants():
+    rates = detection_rates(range(4), names=["masked_groups_zero", "group_score_max"])
+    assert rates["masked_groups_zero"] == {
+        "bias_shift_invariance": 1.0,
+        "selected_in_selected_groups": 1.0,
+    }
+    assert rates["group_score_max"]["selected_in_selected_groups"] == 1.0
+
+
+def test_a_router_with_a_bias_but_no_select_is_incomplete_not_passing(capsys):
+    class BiasNoSelect(R.PlainTopK):
+        def bias(self, state):
+            return np.zeros(self.n_experts)
+
+    rep = run_conformance(BiasNoSelect(8, 2), only=["selection_valid", "bias_shift_invariance"])
+    assert not rep.failed and not rep.ok
+    assert rep.coverage_gaps == ("bias_shift_invariance",)
+    assert "INCOMPLETE" in str(rep)
+
+
+def test_lfb_check_json_and_strict(capsys, tmp_path, monkeypatch):
+    import json
+
+    assert main(["check", "lfbtheory.testing.mutants:bf16_counts", "--json"]) == 1
+    d = json.loads(capsys.readouterr().out)
+    assert d["failed"] == ["count_precision"] and d["exit"] == 1 and not d["ok"]
+    assert {r["name"] for r in d["results"]} == set(PROPERTIES)
+    (tmp_path / "selonly.py").write_text(
+        "from lfbtheory.testing.conformance import reference_router\n"
+        "class SelectOnly:\n"
+        "    n_experts, k, n_groups, topk_groups = 8, 2, 4, 2\n"
+        "    def select(self, scores, bias):\n"
+        "        return reference_router().select(scores, bias)\n"
+        "def make():\n"
+        "    return SelectOnly()\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    args = ["check", "selonly:make", "--only", "bias_shift_invariance", "--only", "frozen_bias"]
+    assert main(args) == 0  # the bias property ran and passed; frozen_bias could not run
+    out = capsys.readouterr().out
+    assert "SKIP  frozen_bias" in out and "--strict" in out
+    assert main([*args, "--strict"]) == 1
+    assert "STRICT" in capsys.readouterr().out
+
+
+def test_lfb_check_on_a_module_that_raises_on_import_exits_2_without_traceback(
+    capsys, tmp_path, monkeypatch
+):
+    (tmp_path / "broken_router.py").write_text("raise RuntimeError('no GPU here')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert main(["check", "broken_router:make"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("lfb check: error: importing module 'broken_router' raised RuntimeError")
+    assert "Traceback" not in err

@@ -2,13 +2,14 @@
 checker and the conformance suite run on torch routers written here, unchanged."""
 
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from lfbtheory.analysis.causality import check_causality
 from lfbtheory.online import schedules, updates
-from lfbtheory.testing.conformance import PROPERTIES, run_conformance, to_bfloat16
+from lfbtheory.testing.conformance import PROPERTIES, Config, run_conformance, to_bfloat16
 
 
 def test_missing_torch_gives_a_clear_import_error(monkeypatch):
@@ -179,3 +180,125 @@ def test_numpy_bfloat16_emulation_matches_torch():
     ours = to_bfloat16(x)
     theirs = torch.from_numpy(x).to(torch.bfloat16).to(torch.float32).numpy()
     np.testing.assert_array_equal(ours, theirs)
+
+
+# --- wrapping real routers: tuples, bias buffers, hidden-state gates --------------------------
+
+
+class TupleGate(torch.nn.Module):
+    """Returns (logits, weights, indices) like HF MoE gates; bias-free."""
+
+    n_experts, top_k = 8, 2
+
+    def forward(self, scores):
+        w, idx = torch.topk(scores, 2, dim=1)
+        return scores.log(), w / w.sum(dim=1, keepdim=True), idx
+
+
+def test_tuple_outputs_are_read_by_dtype_and_shape_or_by_name():
+    s = np.random.default_rng(4).random((6, 8))
+    auto, _ = from_torch(TupleGate())(s, None)
+    named, _ = from_torch(TupleGate(), indices=2, weights=1)(s, None)
+    np.testing.assert_array_equal(auto, np.argsort(-s, axis=1)[:, :2])
+    np.testing.assert_array_equal(auto, named)
+    rep = run_conformance(from_torch(TupleGate()), only=["selection_valid"])
+    assert rep.passed == ("selection_valid",), str(rep)
+
+    def ambiguous(x):
+        return torch.topk(x, 2).indices, torch.topk(x, 3).indices
+
+    with pytest.raises(ValueError, match="indices="):
+        from_torch(ambiguous, n_experts=8)(s, None)
+
+
+class SelectOnlyZeroMasked:
+    """A torch router with only select() and group attributes: the 0.0-masked-group bug."""
+
+    n_experts, k, n_groups, topk_groups = 8, 2, 4, 2
+
+    def select(self, scores, bias):
+        sel = scores + bias
+        groups = sel.view(-1, 4, 2).topk(2, dim=-1).values.sum(-1)
+        keep = groups.topk(2, dim=-1).indices
+        mask = torch.zeros_like(groups, dtype=torch.bool).scatter_(1, keep, True)
+        sel = sel.masked_fill(~mask.repeat_interleave(2, dim=1), 0.0)  # BUG: 0.0, not -inf
+        idx = sel.topk(2, dim=-1).indices
+        w = scores.gather(1, idx)
+        return idx, w / w.sum(dim=1, keepdim=True)
+
+
+def test_a_select_only_torch_router_gets_the_bias_properties_and_fails_lfb_check(
+    tmp_path, monkeypatch, capsys
+):
+    from lfbtheory.cli import main
+
+    rep = run_conformance(from_torch(SelectOnlyZeroMasked()))
+    assert "bias_shift_invariance" in rep.failed and "selected_in_selected_groups" in rep.failed
+    (tmp_path / "my_gate.py").write_text(
+        "import torch\n"
+        "from lfbtheory.adapters.torch import from_torch\n"
+        "from test_torch_adapter import SelectOnlyZeroMasked\n"
+        "def make():\n"
+        "    return from_torch(SelectOnlyZeroMasked())\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    assert main(["check", "my_gate:make", "--examples", "5"]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL  bias_shift_invariance" in out and "FAILED: " in out
+
+
+class BufferGate(torch.nn.Module):
+    """Sigmoid gate on logits with an `expert_bias` buffer and an in-place sign update."""
+
+    def __init__(self, bias_dtype=torch.float32, persistent=True):
+        super().__init__()
+        self.register_buffer("expert_bias", torch.zeros(8, dtype=bias_dtype), persistent)
+
+    def forward(self, logits):
+        s = torch.sigmoid(logits)
+        idx = torch.topk(s + self.expert_bias, 2, dim=1).indices
+        w = s.gather(1, idx)
+        return w / w.sum(dim=1, keepdim=True), idx
+
+    def update(self, loads):
+        self.expert_bias += 1e-3 * torch.sign(loads.mean() - loads)
+
+
+def test_a_bias_buffer_module_with_an_update_gets_the_whole_lifecycle():
+    r = from_torch(BufferGate(), inputs="logits", update="update", rule=updates.sign(1e-3))
+    rep = run_conformance(r, config=Config(causality_examples=20, drift_steps=30))
+    assert rep.strict_ok, str(rep)
+    assert set(rep.passed) == set(PROPERTIES) - {"selected_in_selected_groups"}
+    assert rep.not_applicable == ("selected_in_selected_groups",)
+
+
+def test_a_bias_buffer_found_without_an_update_is_checked_by_the_bias_properties():
+    rep = run_conformance(
+        from_torch(BufferGate(), inputs="logits"), config=Config(causality_examples=10)
+    )
+    assert {"gate_weights_bias_free", "bias_shift_invariance"} <= set(rep.passed), str(rep)
+    assert rep.ok and not rep.strict_ok and "update_oracle" in rep.missing
+
+
+def test_a_non_persistent_bias_buffer_is_caught_by_the_checkpoint_property():
+    r = from_torch(
+        BufferGate(persistent=False), inputs="logits", update="update", rule=updates.sign(1e-3)
+    )
+    rep = run_conformance(r, only=["checkpoint_roundtrip"])
+    assert rep.failed == ("checkpoint_roundtrip",), str(rep)
+
+
+def test_logit_inputs_clip_zero_and_one_scores_instead_of_nan():
+    seen = {}
+
+    def gate(logits):
+        seen["x"] = logits
+        return torch.topk(torch.sigmoid(logits), 2).indices
+
+    sel, _ = from_torch(gate, inputs="logits", n_experts=4)(np.array([[0.0, 1.0, 0.5, 0.25]]), None)
+    assert torch.isfinite(seen["x"]).all() and sel.tolist() == [[1, 2]]
+    with pytest.raises(ValueError, match="inputs must be one of"):
+        from_torch(gate, inputs="probabilities")
+    with pytest.raises(ValueError, match="d >= n_experts"):
+        from_torch(torch.nn.Linear(4, 8, bias=False), inputs="hidden")

@@ -1,35 +1,77 @@
 """PyTorch adapter (optional extra ``torch``): check a torch router without changing it.
 
-``from_torch(obj)`` returns a numpy router for :mod:`lfbtheory.analysis.causality` and
+``from_torch(obj, ...)`` returns a numpy router for :mod:`lfbtheory.analysis.causality` and
 :mod:`lfbtheory.testing.conformance`: numpy arrays go in, are converted to tensors (float
-arrays to ``dtype``, default float32; bool and integer arrays keep their kind) for the torch
-callable, and tensors coming back are converted to numpy (recursively through tuples, lists and
-dicts). Three kinds of ``obj``:
+arrays to ``dtype``, default float32; bool and integer arrays keep their kind), and tensors
+coming back are converted to numpy. What ``obj`` may be:
 
-- a function ``fn(scores: Tensor, state) -> (selection: Tensor, state)`` (the router interface
-  of :mod:`lfbtheory.routers`; the state is passed through untouched);
-- an ``nn.Module`` whose ``forward(scores) -> selection`` (or a tuple starting with it) keeps
-  its state in buffers/parameters, updated in place: state = a snapshot of its state_dict,
-  loaded before each call (``None`` = the state when wrapped), so a stream can be re-run;
-- an object with the :class:`lfbtheory.routers.BiasRouter` lifecycle methods written in torch
-  (init/select/forward/step/bias/counts/freeze/state_dict/load_state_dict/__call__): every
-  method is proxied with the conversions, and ``n_experts``, ``k``, ``rule``,
-  group attributes are forwarded.
+(a) a router that selects: a function ``fn(x) -> out`` or ``fn(x, state) -> (out, state)``, or
+    an ``nn.Module`` whose ``forward(x) -> out``. ``out`` is the expert indices (n, k) or an
+    (n, E) bool routing map, or a tuple / list / dict / dataclass holding them: name the
+    entries with ``indices=`` and ``weights=`` (a position, a key/attribute name or a
+    function of ``out``); unnamed, the one integer (or bool) 2-D tensor is the selection and
+    the one float tensor of the same shape (or (n, E) next to a routing map) the weights.
+    A stateful module keeps its state in buffers updated in place: state = a snapshot of its
+    buffers, loaded before each call (``None`` = the buffers when wrapped).
+(b) a gate module with a bias buffer (``bias=`` its name; found automatically under the
+    usual names, e.g. ``e_score_correction_bias``, ``expert_bias``): the adapter writes the
+    suite's bias into the buffer, so every bias property applies (``select(scores, bias)``).
+    With ``update=`` (a method name, called ``module.<update>(loads)``, or a callable
+    ``update(module, loads)`` that moves the bias in place from the summed tokens per expert
+    of an optimizer step) and ``rule=`` (the declared :class:`lfbtheory.updates.Rule`), the
+    adapter also plays the trainer: it routes micro-batches (counting the selected experts of
+    real tokens in train mode, or reading the module's own counts buffer ``counts=``), sums
+    the counts over data-parallel replicas, calls the update once per optimizer step and
+    zeroes the counts -- so the whole training lifecycle of the suite applies.
+    Modes: "train" = ``module.train()`` with grad enabled; "eval" = ``module.eval()`` under
+    ``no_grad``; "no_grad" and "recompute" = ``module.train()`` under ``no_grad`` (a module
+    counting only ``if self.training and torch.is_grad_enabled()`` counts neither).
+    Checkpoints are the module's own ``state_dict()`` (a bias buffer registered with
+    ``persistent=False`` is missing from it, and the checkpoint property says so).
+(c) a gate that takes logits or hidden states instead of scores (``inputs=``): "scores" (the
+    default) passes the suite's scores s; "logits" passes z = logit(s) (s clipped to
+    [eps, 1 - eps], eps = 2^-20: 0/1 scores would give z = -inf/inf and NaN in the
+    projection, 0 * inf); "hidden" passes h = [logit(s), 0, ..., 0] of the module's hidden
+    size d >= E and sets its projection weight (``projection=``, found automatically as the
+    (E, d) weight) to the identity [I_E | 0], so the gate's own logits are exactly logit(s)
+    (the original weight is kept as ``router.original_projection``).
+    A gate computing sigmoid(z) in float32 recovers s within ~1e-7, far below the suite's
+    grid spacing 2^-8 (scores j/256, biases in Z/256); the suite's tie-aware oracles accept
+    any tie-break among exactly tied values, so the round-off cannot cause a false alarm.
+(d) an object with the :class:`lfbtheory.routers.BiasRouter` methods written in torch (all or
+    some of init/select/forward/step/bias/counts/freeze/state_dict/load_state_dict): each
+    method it has is proxied; a router with only ``select`` still gets every bias property.
 
-torch is imported lazily; without it ``from_torch`` raises ImportError saying how to install.
-From the command line, point ``lfb check`` at a zero-argument factory in your code, e.g.
-``def make(): return from_torch(MyRouter())`` and ``lfb check mymodule:make``.
+``n_experts``, ``k``, ``rule`` and the group attributes (``n_groups``, ``topk_groups``,
+``group_score_topk``) are read from the object (also under the names ``num_experts``,
+``n_routed_experts``, ``top_k``, ``topk``, ``router_topk``, ``num_experts_per_tok``,
+``n_group``, ``topk_group``, ``n_limited_groups``) or given as keywords; declare the groups,
+or the group property cannot run. torch is imported lazily; without it ``from_torch`` raises
+ImportError saying how to install. From the command line, point ``lfb check`` at a
+zero-argument factory, e.g. ``def make(): return from_torch(MyGate(), rule=updates.sign(1e-3),
+update="update_bias")`` and ``lfb check mymodule:make``.
 """
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Mapping
-from typing import Any
+import dataclasses
+import inspect
+from collections.abc import Callable, Mapping
+from contextlib import contextmanager
+from typing import Any, NamedTuple
 
 import numpy as np
 
-__all__ = ["CheckpointDict", "from_torch", "require_torch", "to_numpy", "to_torch"]
+__all__ = [
+    "CheckpointDict",
+    "GateState",
+    "INPUTS",
+    "extract",
+    "from_torch",
+    "require_torch",
+    "to_numpy",
+    "to_torch",
+]
 
 _FORWARDED = ("n_experts", "k", "rule", "n_groups", "topk_groups", "group_score_topk")
 _LIFECYCLE = (
@@ -120,59 +162,512 @@ class CheckpointDict(dict):  # type: ignore[type-arg]
     storage_dtypes: dict[str, str] = {}  # replaced per instance by _BiasRouterProxy.state_dict
 
 
-class _FunctionRouter:
-    """numpy router around ``fn(scores: Tensor, state) -> (selection: Tensor, state)``."""
+_ALIASES: dict[str, tuple[str, ...]] = {
+    "n_experts": ("n_experts", "num_experts", "n_routed_experts", "num_local_experts"),
+    "k": ("k", "top_k", "topk", "router_topk", "num_experts_per_tok", "n_activated_experts"),
+    "n_groups": ("n_groups", "n_group", "n_expert_groups", "num_groups"),
+    "topk_groups": ("topk_groups", "topk_group", "n_limited_groups"),
+    "group_score_topk": ("group_score_topk",),
+    "rule": ("rule",),
+}
+_BIAS_NAMES = (
+    "e_score_correction_bias",
+    "expert_bias",
+    "expert_biases",
+    "score_correction_bias",
+    "router_bias",
+)
+INPUTS = ("scores", "logits", "hidden")
+EPS = 2.0**-20
 
-    def __init__(self, fn: Any, dtype: Any, device: str, n_experts: int | None) -> None:
-        self.fn, self.dtype, self.device = fn, dtype, device
-        if n_experts is not None:
-            self.n_experts = n_experts
+
+def _declared(obj: Any, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """The router attributes the suite reads, from keywords first, then the object's aliases."""
+    out: dict[str, Any] = {}
+    for key, names in _ALIASES.items():
+        if overrides.get(key) is not None:
+            out[key] = overrides[key]
+            continue
+        for name in names:
+            v = getattr(obj, name, None)
+            if v is not None and not callable(v) or (key == "rule" and v is not None):
+                out[key] = v
+                break
+    for key in ("n_experts", "k", "n_groups", "topk_groups", "group_score_topk"):
+        if key in out:
+            out[key] = int(out[key])
+    return out
+
+
+def _fields(out: Any) -> list[tuple[str, Any]]:
+    if isinstance(out, (tuple, list)):
+        return [(str(i), v) for i, v in enumerate(out)]
+    if isinstance(out, Mapping):
+        return [(str(key), v) for key, v in out.items()]
+    if dataclasses.is_dataclass(out) and not isinstance(out, type):
+        return [(f.name, getattr(out, f.name)) for f in dataclasses.fields(out)]
+    return [("0", out)]
+
+
+def _pick(out: Any, spec: Any) -> Any:
+    if callable(spec):
+        return spec(out)
+    if isinstance(spec, int):
+        return out[spec]
+    return out[spec] if isinstance(out, Mapping) else getattr(out, spec)
+
+
+def _describe_out(out: Any) -> str:
+    parts = []
+    for name, v in _fields(out):
+        shape = tuple(v.shape) if hasattr(v, "shape") else type(v).__name__
+        parts.append(f"{name}: {getattr(v, 'dtype', '')} {shape}".replace("torch.", ""))
+    return "; ".join(parts)
+
+
+def extract(
+    out: Any, *, indices: Any = None, weights: Any = None, k: int | None = None
+) -> tuple[Any, Any]:
+    """(selection, weights) as numpy from a router's raw output (see module docstring (a)).
+
+    The selection is (n, k) int64 ids, or the (n, E) bool map when rows do not all hold k
+    experts; weights are aligned with the ids ((n, E) dense weights are gathered at the ids),
+    or None when the output has none. Raises ValueError naming the output's entries when the
+    selection is ambiguous or missing.
+    """
+    torch = require_torch()
+    tensors = [(n, v) for n, v in _fields(out) if isinstance(v, torch.Tensor)]
+    if indices is not None:
+        sel = _pick(out, indices)
+    elif isinstance(out, torch.Tensor):
+        sel = out
+    else:
+        cands = [v for _, v in tensors if v.ndim == 2 and not v.is_floating_point()]
+        ints = [v for v in cands if v.dtype != torch.bool]
+        cands = ints or cands
+        if len(cands) != 1:
+            raise ValueError(
+                "cannot tell which router output holds the selected experts "
+                f"({_describe_out(out)}): name it with from_torch(..., indices=<position, "
+                "key or attribute>)"
+            )
+        sel = cands[0]
+    w = None
+    if weights is not None:
+        w = _pick(out, weights)
+    elif not isinstance(out, torch.Tensor):
+        floats = [v for _, v in tensors if v.is_floating_point() and v.ndim == 2]
+        same = [v for v in floats if tuple(v.shape) == tuple(sel.shape)]
+        if sel.dtype == torch.bool and len(floats) == 1:
+            w = floats[0]
+        elif len(same) == 1:
+            w = same[0]
+    sel_np = to_numpy(sel)
+    w_np = None if w is None else np.asarray(to_numpy(w), dtype=np.float64)
+    if sel_np.dtype == bool:
+        mask = sel_np
+        counts = mask.sum(axis=1)
+        if (
+            mask.ndim == 2
+            and counts.size
+            and np.all(counts == counts[0])
+            and (k is None or counts[0] == k)
+        ):
+            ids = np.argsort(~mask, axis=1, kind="stable")[:, : int(counts[0])].astype(np.int64)
+            if w_np is not None and w_np.shape == mask.shape:
+                w_np = np.take_along_axis(w_np, ids, axis=1)
+            return ids, w_np
+        return mask, w_np
+    if w_np is not None and w_np.ndim == 2 and sel_np.ndim == 2 and w_np.shape != sel_np.shape:
+        if w_np.shape[0] == sel_np.shape[0] and w_np.shape[1] > sel_np.max(initial=-1):
+            w_np = np.take_along_axis(w_np, sel_np, axis=1)  # dense (n, E) probabilities
+    return sel_np, w_np
+
+
+def _logits(scores: Any, eps: float) -> np.ndarray:
+    s = np.clip(np.asarray(scores, np.float64), eps, 1.0 - eps)
+    return np.log(s) - np.log1p(-s)
+
+
+def _find_projection(module: Any, n_experts: int | None, name: str | None) -> tuple[str, Any]:
+    params = dict(module.named_parameters())
+    if name is not None:
+        if name not in params:
+            raise ValueError(f"projection {name!r} is not a parameter of {type(module).__name__}")
+        return name, params[name]
+    cands = [
+        (n, p)
+        for n, p in params.items()
+        if p.ndim == 2 and (n_experts is None or p.shape[0] == n_experts)
+    ]
+    if len(cands) != 1:
+        raise ValueError(
+            "inputs='hidden' needs the gate's (E, d) projection weight; found "
+            f"{[n for n, _ in cands] or 'none'}: name it with from_torch(..., projection=...)"
+        )
+    return cands[0]
+
+
+class _Inputs:
+    """Builds the tensor the torch router takes from the suite's scores (module doc (c))."""
+
+    def __init__(
+        self,
+        module: Any,
+        inputs: str,
+        dtype: Any,
+        device: str,
+        eps: float,
+        n_experts: Any,
+        projection: str | None,
+    ) -> None:
+        if inputs not in INPUTS:
+            raise ValueError(f"inputs must be one of {INPUTS}, got {inputs!r}")
+        self.inputs, self.dtype, self.device, self.eps = inputs, dtype, device, eps
+        self.hidden = 0
+        self.original_projection = None
+        if inputs == "hidden":
+            torch = require_torch()
+            if module is None or not isinstance(module, torch.nn.Module):
+                raise TypeError("inputs='hidden' needs an nn.Module with a projection weight")
+            pname, w = _find_projection(module, n_experts, projection)
+            e, d = w.shape
+            if d < e:
+                raise ValueError(
+                    f"inputs='hidden' needs hidden size d >= n_experts to realise any scores "
+                    f"with an identity projection; {pname} has shape {tuple(w.shape)}"
+                )
+            self.original_projection = w.detach().clone()
+            with torch.no_grad():
+                w.zero_()
+                w[:, :e] = torch.eye(e, dtype=w.dtype, device=w.device)
+            self.hidden = d
+
+    def __call__(self, scores: Any) -> Any:
+        s = np.asarray(scores, np.float64)
+        if self.inputs == "scores":
+            return to_torch(s, self.dtype, self.device)
+        z = _logits(s, self.eps)
+        if self.inputs == "hidden":
+            z = np.concatenate([z, np.zeros((z.shape[0], self.hidden - z.shape[1]))], axis=1)
+        return to_torch(z, self.dtype, self.device)
+
+    def describe(self) -> str:
+        if self.inputs == "logits":
+            return f"inputs: logits z = logit(clip(s, {self.eps:g}, 1 - {self.eps:g}))"
+        if self.inputs == "hidden":
+            return (
+                f"inputs: hidden states h = [logit(clip(s, {self.eps:g}, 1 - {self.eps:g})), 0] "
+                f"of size {self.hidden}, projection weight set to the identity [I | 0]"
+            )
+        return "inputs: the suite's scores s"
+
+
+def _positional_arity(fn: Any) -> int:
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return 1
+    return sum(
+        1
+        for p in sig.parameters.values()
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
+    )
+
+
+def _set_attrs(target: Any, declared: Mapping[str, Any]) -> None:
+    for key, v in declared.items():
+        setattr(target, key, v)
+
+
+class _FunctionRouter:
+    """numpy router around ``fn(x, state) -> (out, state)`` or a selector ``fn(x) -> out``."""
+
+    def __init__(self, fn: Any, inputs: _Inputs, declared: Mapping[str, Any], pick: Any) -> None:
+        self.fn, self.inputs, self.pick = fn, inputs, pick
+        self.stateful = _positional_arity(fn) >= 2
+        _set_attrs(self, declared)
         self.__name__ = getattr(fn, "__name__", type(fn).__name__)
 
     def __call__(self, scores: Any, state: Any) -> tuple[Any, Any]:
         torch = require_torch()
         with torch.no_grad():
-            sel, new_state = self.fn(
-                to_torch(np.asarray(scores, np.float64), self.dtype, self.device), state
-            )
-        return to_numpy(sel), new_state
+            x = self.inputs(scores)
+            if self.stateful:
+                out, state = self.fn(x, state)
+            else:
+                out = self.fn(x)
+        return self.pick(out)[0], state
 
 
 class _ModuleRouter:
-    """numpy router around a stateful ``nn.Module``: state = a snapshot of its state_dict."""
+    """numpy router around a (possibly stateful) ``nn.Module``: state = a snapshot of its
+    buffers, loaded before each call, so a stream can be re-run."""
 
-    def __init__(self, module: Any, dtype: Any, device: str, n_experts: int | None) -> None:
-        self.module, self.dtype, self.device = module, dtype, device
-        self.initial = copy.deepcopy(module.state_dict())
-        ne = n_experts if n_experts is not None else getattr(module, "n_experts", None)
-        if ne is not None:
-            self.n_experts = int(ne)
+    def __init__(
+        self, module: Any, inputs: _Inputs, declared: Mapping[str, Any], pick: Any
+    ) -> None:
+        self.module, self.inputs, self.pick = module, inputs, pick
+        self.initial = _snapshot(module)
+        self.original_projection = inputs.original_projection
+        _set_attrs(self, declared)
         self.__name__ = type(module).__name__
 
     def __call__(self, scores: Any, state: Any) -> tuple[Any, Any]:
         torch = require_torch()
-        self.module.load_state_dict(self.initial if state is None else state)
+        _restore(self.module, self.initial if state is None else state)
         with torch.no_grad():
-            out = self.module(to_torch(np.asarray(scores, np.float64), self.dtype, self.device))
-        sel = out[0] if isinstance(out, (tuple, list)) else out
-        return to_numpy(sel), copy.deepcopy(self.module.state_dict())
+            out = self.module(self.inputs(scores))
+        return self.pick(out)[0], _snapshot(self.module)
+
+
+def _state_tensors(module: Any) -> dict[str, Any]:
+    """The module's router state: every buffer (persistent or not) and any parameter that
+    does not require grad (a bias registered as a frozen Parameter)."""
+    out = dict(module.named_buffers())
+    for name, p in module.named_parameters():
+        if not p.requires_grad:
+            out[name] = p
+    return out
+
+
+def _snapshot(module: Any) -> dict[str, Any]:
+    return {name: t.detach().clone() for name, t in _state_tensors(module).items()}
+
+
+def _restore(module: Any, snap: Mapping[str, Any]) -> None:
+    torch = require_torch()
+    live = _state_tensors(module)
+    with torch.no_grad():
+        for name, t in snap.items():
+            live[name].copy_(t)
+
+
+@contextmanager
+def _mode(module: Any, mode: str) -> Any:
+    torch = require_torch()
+    was = module.training
+    module.train(mode != "eval")
+    try:
+        with torch.set_grad_enabled(mode == "train"):
+            yield
+    finally:
+        module.train(was)
+
+
+class GateState(NamedTuple):
+    """State of a wrapped gate module: ``buffers`` (its router state tensors), ``pending``
+    (int64 tokens per expert counted by the adapter since the last step; None when the module
+    counts itself), updates applied, frozen flag."""
+
+    buffers: dict[str, Any]
+    pending: Any
+    n_updates: int = 0
+    frozen: bool = False
+
+
+class _GateModule:
+    """numpy router (select, and with an update the full BiasRouter lifecycle) around a torch
+    gate module holding its bias in a buffer (module docstring (b))."""
+
+    def __init__(
+        self,
+        module: Any,
+        bias_name: str,
+        inputs: _Inputs,
+        declared: Mapping[str, Any],
+        pick: Any,
+        update: Any,
+        counts_name: str | None,
+    ) -> None:
+        torch = require_torch()
+        self.module, self.bias_name, self.inputs, self.pick = module, bias_name, inputs, pick
+        self.counts_name = counts_name
+        self.original_projection = inputs.original_projection
+        tensors = _state_tensors(module)
+        if bias_name not in tensors:
+            raise ValueError(
+                f"bias {bias_name!r} is not a buffer (or grad-free parameter) of "
+                f"{type(module).__name__}; it has {sorted(tensors)}"
+            )
+        if counts_name is not None and counts_name not in tensors:
+            raise ValueError(f"counts {counts_name!r} is not a buffer of {type(module).__name__}")
+        self.initial = _snapshot(module)
+        _set_attrs(self, declared)
+        if "n_experts" not in declared:
+            self.n_experts = int(tensors[bias_name].numel())
+        if update is None:
+            for m in (
+                "init",
+                "forward",
+                "step",
+                "bias",
+                "counts",
+                "freeze",
+                "state_dict",
+                "load_state_dict",
+            ):
+                setattr(self, m, None)  # no update: the lifecycle properties report it missing
+            self.update = None
+        elif isinstance(update, str):
+            fn = getattr(module, update, None)
+            if not callable(fn):
+                raise ValueError(f"update {update!r} is not a method of {type(module).__name__}")
+            self.update = fn
+        elif callable(update):
+            self.update = lambda loads: update(module, loads)
+        else:
+            raise TypeError(f"update must be a method name or a callable, got {update!r}")
+        if "k" not in declared:
+            sel, _ = self._route(np.full((2, self.n_experts), 0.5), self.initial, "eval")
+            self.k = int(sel.shape[1]) if sel.dtype != bool else int(sel.sum(axis=1).max())
+        self.__name__ = type(module).__name__
+        self._torch = torch
+
+    def describe(self) -> str:
+        how = (
+            "adapter counts selected experts of real tokens"
+            if self.counts_name is None
+            else (f"module counts in buffer {self.counts_name!r}")
+        )
+        return f"bias buffer {self.bias_name!r}; {how}; {self.inputs.describe()}"
+
+    # -- plumbing --------------------------------------------------------------------------
+    def _call(self, scores: Any, valid: Any) -> Any:
+        x = self.inputs(scores)
+        if valid is None or self.counts_name is None:
+            return self.module(x)
+        params = inspect.signature(self.module.forward).parameters
+        v = to_torch(np.asarray(valid, dtype=bool), device=self.inputs.device)
+        if "valid" in params:
+            return self.module(x, valid=v)
+        if "padding_mask" in params:
+            return self.module(x, padding_mask=~v)
+        if np.all(valid):
+            return self.module(x)
+        raise ValueError(
+            f"{type(self.module).__name__} counts its own tokens but forward() takes no "
+            "valid= or padding_mask= argument, so padding cannot be excluded from its counts"
+        )
+
+    def _route(self, scores: Any, buffers: Mapping[str, Any], mode: str, valid: Any = None):
+        _restore(self.module, buffers)
+        with _mode(self.module, mode):
+            out = self._call(scores, valid)
+        return self.pick(out)
+
+    def _bias_tensor(self, bias: Any) -> Any:
+        ref = self.initial[self.bias_name]
+        return self._torch.as_tensor(np.asarray(bias, np.float64)).to(ref.dtype).reshape(ref.shape)
+
+    # -- pure routing ------------------------------------------------------------------------
+    def select(self, scores: Any, bias: Any) -> tuple[Any, Any]:
+        buffers = dict(self.initial, **{self.bias_name: self._bias_tensor(bias)})
+        sel, w = self._route(scores, buffers, "eval")
+        if w is None:
+            raise ValueError(
+                "the gate's output holds no weights aligned with the selection: name them "
+                "with from_torch(..., weights=<position, key or attribute>)"
+            )
+        return sel, w
+
+    # -- lifecycle (with update=) -------------------------------------------------------------
+    def init(self, bias0: Any = None) -> GateState:
+        buffers = dict(self.initial)
+        if bias0 is not None:
+            buffers[self.bias_name] = self._bias_tensor(bias0)
+        pending = None if self.counts_name else np.zeros(self.n_experts, dtype=np.int64)
+        return GateState(buffers, pending)
+
+    def forward(
+        self, scores: Any, state: GateState, *, mode: str = "train", valid: Any = None
+    ) -> tuple[Any, Any, GateState]:
+        sel, w = self._route(scores, state.buffers, mode, valid)
+        pending = state.pending
+        if self.counts_name is None and mode == "train":
+            from lfbtheory.metrics import expert_loads
+
+            pending = pending + expert_loads(sel, self.n_experts, valid=valid)
+        return sel, w, state._replace(buffers=_snapshot(self.module), pending=pending)
+
+    def _counts(self, state: GateState) -> np.ndarray:
+        if self.counts_name is None:
+            return np.asarray(state.pending)
+        return to_numpy(state.buffers[self.counts_name])
+
+    def step(self, states: Any) -> tuple[GateState, ...]:
+        torch = self._torch
+        total = np.sum([np.asarray(self._counts(s), np.float64) for s in states], axis=0)
+        out = []
+        for s in states:
+            _restore(self.module, s.buffers)
+            with torch.no_grad():
+                if not s.frozen:
+                    self.update(torch.as_tensor(total, dtype=torch.float32))
+                if self.counts_name is not None:
+                    _state_tensors(self.module)[self.counts_name].zero_()
+            pending = None if self.counts_name else np.zeros(self.n_experts, dtype=np.int64)
+            out.append(
+                GateState(_snapshot(self.module), pending, s.n_updates + (not s.frozen), s.frozen)
+            )
+        return tuple(out)
+
+    def bias(self, state: GateState) -> Any:
+        return to_numpy(state.buffers[self.bias_name])
+
+    def counts(self, state: GateState) -> Any:
+        return self._counts(state)
+
+    def freeze(self, state: GateState) -> GateState:
+        return state._replace(frozen=True)
+
+    def state_dict(self, state: GateState) -> Any:
+        _restore(self.module, state.buffers)
+        raw = {key: v.detach().clone() for key, v in self.module.state_dict().items()}
+        d = CheckpointDict(to_numpy(raw))
+        d.storage_dtypes = {key: str(v.dtype).removeprefix("torch.") for key, v in raw.items()}
+        if state.pending is not None:
+            d["lfb_adapter.pending"] = np.array(state.pending, copy=True)
+        d["lfb_adapter.n_updates"] = np.int64(state.n_updates)
+        d["lfb_adapter.frozen"] = np.bool_(state.frozen)
+        return d
+
+    def load_state_dict(self, d: Mapping[str, Any]) -> GateState:
+        _restore(self.module, self.initial)
+        own = {key: _exact_tensor(v) for key, v in d.items() if not key.startswith("lfb_adapter.")}
+        self.module.load_state_dict(own)
+        pending = d.get("lfb_adapter.pending")
+        return GateState(
+            _snapshot(self.module),
+            None if pending is None else np.asarray(pending, np.int64).copy(),
+            int(d["lfb_adapter.n_updates"]),
+            bool(d["lfb_adapter.frozen"]),
+        )
+
+    def __call__(self, scores: Any, state: Any) -> tuple[Any, Any]:
+        if self.update is None:  # a select-only gate: route with its bias as wrapped
+            sel, _ = self._route(scores, self.initial, "eval")
+            return sel, state
+        state = self.init() if state is None else state
+        sel, _, state = self.forward(scores, state)
+        return sel, self.step([state])[0]
 
 
 class _BiasRouterProxy:
-    """numpy BiasRouter around a torch object with the lifecycle methods.
+    """numpy BiasRouter around a torch object with (some of) the lifecycle methods.
 
     States stay torch objects (never converted, so their dtypes survive); arrays the suite
     passes in (scores, biases, masks, checkpoint entries) become tensors, and the arrays the
-    methods return (experts, weights, bias, counts, state dicts) become numpy.
+    methods return (experts, weights, bias, counts, state dicts) become numpy. Methods the
+    object lacks are None here, so the suite reports the properties needing them as skipped.
     """
 
-    def __init__(self, obj: Any, dtype: Any, device: str) -> None:
+    def __init__(self, obj: Any, dtype: Any, device: str, declared: Mapping[str, Any]) -> None:
         self.obj, self.dtype, self.device = obj, dtype, device
-        for name in _FORWARDED:
-            if hasattr(obj, name):
-                setattr(self, name, getattr(obj, name))
-        if not callable(getattr(obj, "freeze", None)):
-            self.freeze = None  # type: ignore[assignment]  # the frozen_bias property then skips
+        _set_attrs(self, declared)
+        for m in _LIFECYCLE:
+            if not callable(getattr(obj, m, None)):
+                setattr(self, m, None)
         self.__name__ = type(obj).__name__
 
     def _t(self, x: Any) -> Any:
@@ -213,7 +708,7 @@ class _BiasRouterProxy:
     def counts(self, state: Any) -> Any:
         return to_numpy(self.obj.counts(state))
 
-    def freeze(self, state: Any) -> Any:  # noqa: F811 -- replaced by None when obj has none
+    def freeze(self, state: Any) -> Any:
         return self.obj.freeze(state)
 
     def state_dict(self, state: Any) -> Any:
@@ -230,8 +725,14 @@ class _BiasRouterProxy:
         return self.obj.load_state_dict({key: _exact_tensor(v) for key, v in d.items()})
 
     def __call__(self, scores: Any, state: Any) -> tuple[Any, Any]:
-        sel, new = self._run(self.obj, self._t(np.asarray(scores, np.float64)), state)
-        return to_numpy(sel), new
+        if callable(self.obj):
+            sel, new = self._run(self.obj, self._t(np.asarray(scores, np.float64)), state)
+            return to_numpy(sel), new
+        e = getattr(self, "n_experts", None)
+        if e is None:
+            raise ValueError("a select-only router needs n_experts (attribute or keyword)")
+        sel, _ = self.select(scores, np.zeros(int(e)))  # routes with a fixed zero bias
+        return sel, state
 
 
 def _exact_tensor(x: Any) -> Any:
@@ -240,19 +741,72 @@ def _exact_tensor(x: Any) -> Any:
     return torch.as_tensor(np.array(x, copy=True))
 
 
+def _find_bias(module: Any, name: str | None) -> str | None:
+    if name is not None:
+        return name
+    tensors = _state_tensors(module)
+    found = [n for n in tensors if n.rsplit(".", 1)[-1] in _BIAS_NAMES]
+    if len(found) > 1:
+        raise ValueError(f"several bias buffers {found}: name one with from_torch(..., bias=)")
+    return found[0] if found else None
+
+
 def from_torch(
-    obj: Any, *, dtype: Any = "float32", device: str = "cpu", n_experts: int | None = None
+    obj: Any,
+    *,
+    inputs: str = "scores",
+    indices: Any = None,
+    weights: Any = None,
+    bias: str | None = None,
+    update: str | Callable[..., Any] | None = None,
+    counts: str | None = None,
+    rule: Any = None,
+    n_experts: int | None = None,
+    k: int | None = None,
+    n_groups: int | None = None,
+    topk_groups: int | None = None,
+    group_score_topk: int | None = None,
+    projection: str | None = None,
+    dtype: Any = "float32",
+    device: str = "cpu",
+    eps: float = EPS,
 ) -> Any:
-    """Wrap a torch router function, module or BiasRouter-like object as a numpy router."""
+    """Wrap a torch router (function, module, gate with a bias buffer, or BiasRouter-like
+    object; see the module docstring) as a numpy router for the conformance suite."""
     torch = require_torch()
     dt = _torch_dtype(torch, dtype)
-    if all(callable(getattr(obj, m, None)) for m in _LIFECYCLE if m != "freeze"):
-        return _BiasRouterProxy(obj, dt, device)
-    if isinstance(obj, torch.nn.Module):
-        return _ModuleRouter(obj, dt, device, n_experts)
+    declared = _declared(
+        obj,
+        {
+            "n_experts": n_experts,
+            "k": k,
+            "n_groups": n_groups,
+            "topk_groups": topk_groups,
+            "group_score_topk": group_score_topk,
+            "rule": rule,
+        },
+    )
+    if callable(getattr(obj, "select", None)):
+        return _BiasRouterProxy(obj, dt, device, declared)
     if not callable(obj):
         raise TypeError(
             "obj must be a torch router function, nn.Module or BiasRouter-like object, "
             f"got {type(obj).__name__}"
         )
-    return _FunctionRouter(obj, dt, device, n_experts)
+    if not (isinstance(eps, float) and 0 < eps < 0.5):
+        raise ValueError(f"eps must be a float in (0, 0.5), got {eps!r}")
+    module = obj if isinstance(obj, torch.nn.Module) else None
+    inp = _Inputs(module, inputs, dt, device, eps, declared.get("n_experts"), projection)
+    kk = declared.get("k")
+
+    def pick(out: Any) -> tuple[Any, Any]:
+        return extract(out, indices=indices, weights=weights, k=kk)
+
+    if module is not None:
+        bname = _find_bias(module, bias)
+        if bname is not None:
+            return _GateModule(module, bname, inp, declared, pick, update, counts)
+        if update is not None or counts is not None:
+            raise ValueError("update= and counts= need the module's bias buffer (bias=...)")
+        return _ModuleRouter(module, inp, declared, pick)
+    return _FunctionRouter(obj, inp, declared, pick)

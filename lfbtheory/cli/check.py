@@ -2,8 +2,17 @@
 
 CALLABLE (a dotted attribute path inside MODULE) may be a router object, a zero-argument
 factory returning one (every parameter has a default), or a bare router function
-``router(scores, state) -> (selection, state)``. Exit status 0 when no property fails, 1 when
-any does (the failing properties are named), 2 for a bad specification.
+``router(scores, state) -> (selection, state)``; wrap torch routers with
+``lfbtheory.adapters.torch.from_torch``.
+
+The report lists every property as PASS, FAIL, SKIP (it applies to this kind of router but a
+capability is missing, with the reason) or N/A (it does not apply to the router's declared
+design). Exit status: 0 when no property failed and coverage is complete; 1 when a property
+failed, or when a router with a bias was not checked by every bias property (coverage gap:
+gate_weights_bias_free, bias_shift_invariance and, if group-limited,
+selected_in_selected_groups), or, with --strict, when any property was skipped for a missing
+capability; 2 for a bad specification or a module that cannot be imported. --json prints the
+report as JSON (same exit status).
 """
 
 from __future__ import annotations
@@ -11,6 +20,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import inspect
+import json
 import os
 import sys
 from typing import Any
@@ -32,6 +42,10 @@ def load_router(spec: str) -> Any:
         obj: Any = importlib.import_module(mod_name)
     except ImportError as exc:
         raise ValueError(f"cannot import module {mod_name!r}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 -- user code failing at import: report, no traceback
+        raise ValueError(
+            f"importing module {mod_name!r} raised {type(exc).__name__}: {exc}"
+        ) from None
     for part in attr.split("."):
         if not hasattr(obj, part):
             raise ValueError(f"{mod_name!r} has no attribute {attr!r}")
@@ -59,7 +73,13 @@ def _instantiate(obj: Any) -> Any:
         and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
     ]
     if not required:  # a factory
-        return obj()
+        try:
+            return obj()
+        except Exception as exc:  # noqa: BLE001 -- a failing factory: report, no traceback
+            raise ValueError(
+                f"calling the factory {getattr(obj, '__name__', obj)!r} raised "
+                f"{type(exc).__name__}: {exc}"
+            ) from None
     if inspect.isclass(obj):
         raise TypeError(
             f"{obj.__name__} needs constructor arguments {[p.name for p in required]}; "
@@ -75,14 +95,29 @@ def run_check(
     seed: int = 0,
     n_experts: int = 8,
     causality_examples: int = 100,
+    strict: bool = False,
+    as_json: bool = False,
 ) -> tuple[int, str]:
-    """(exit status, report text) of the suite on the router named by ``spec``."""
+    """(exit status, report text or JSON) of the suite on the router named by ``spec``."""
     from lfbtheory.testing.conformance import Config, run_conformance
 
     router = load_router(spec)
     cfg = Config(seed=seed, n_experts=n_experts, causality_examples=causality_examples)
     report = run_conformance(router, only=only, config=cfg, name=spec)
-    return (0 if report.ok else 1), str(report)
+    status = 0 if (report.strict_ok if strict else report.ok) else 1
+    if as_json:
+        return status, json.dumps(dict(report.to_dict(), strict=strict, exit=status), indent=1)
+    text = str(report)
+    if strict and report.missing and not report.failed:
+        text += "\nSTRICT: properties skipped for a missing capability: " + ", ".join(
+            report.missing
+        )
+    elif report.missing:
+        text += (
+            f"\nnote: {len(report.missing)} properties could not run (see SKIP above); "
+            "--strict makes that an error"
+        )
+    return status, text
 
 
 def _cmd(args: argparse.Namespace) -> int:
@@ -92,6 +127,8 @@ def _cmd(args: argparse.Namespace) -> int:
         seed=args.seed,
         n_experts=args.experts,
         causality_examples=args.examples,
+        strict=args.strict,
+        as_json=args.json,
     )
     print(text)
     return status
@@ -129,4 +166,10 @@ def add_parser(subparsers: Any) -> None:
         default=100,
         help="Hypothesis examples for the causality search (default 100)",
     )
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 1 also when a property was skipped for a missing capability",
+    )
+    p.add_argument("--json", action="store_true", help="print the report as JSON (for CI)")
     p.set_defaults(func=_cmd)

@@ -188,9 +188,15 @@ class _LowPrecisionCounts(TokenChoice):
             to_bfloat16 if self.dtype == "bfloat16" else to_float16
         )
         c = expert_loads(experts, self.n_experts, valid=valid)
-        acc = rnd(np.asarray(rnd(state.pending), np.float32) + np.asarray(rnd(c), np.float32))  # BUG
-        return experts, weights, state._replace(
-            pending=np.asarray(acc, np.float64), n_pending=state.n_pending + 1  # type: ignore[arg-type]
+        # BUG: the running counts live in a low-precision tensor
+        acc = rnd(np.asarray(rnd(state.pending), np.float32) + np.asarray(rnd(c), np.float32))
+        return (
+            experts,
+            weights,
+            state._replace(
+                pending=np.asarray(acc, np.float64),
+                n_pending=state.n_pending + 1,  # type: ignore[arg-type]
+            ),
         )
 
 
@@ -355,3 +361,43 @@ MUTANTS: dict[str, tuple[Callable[[], TokenChoice], tuple[str, ...]]] = {
     "bf16_bias": (bf16_bias, ("bias_drift",)),
 }
 __all__ += list(MUTANTS)
+
+
+def detection_rates(
+    seeds: Sequence[int],
+    *,
+    names: Sequence[str] | None = None,
+    run: Callable[..., Any] | None = None,
+) -> dict[str, dict[str, float]]:
+    """For each mutant and each property expected to catch it, the fraction of ``seeds`` on
+    which that property fails (``Config(seed=s)``; ``run`` defaults to
+    :func:`lfbtheory.testing.conformance.run_conformance`)."""
+    from lfbtheory.testing.conformance import Config, run_conformance
+
+    run = run or run_conformance
+    out: dict[str, dict[str, float]] = {}
+    for name in names or sorted(MUTANTS):
+        factory, props = MUTANTS[name]
+        hits = dict.fromkeys(props, 0)
+        for s in seeds:
+            rep = run(factory(), only=list(props), config=Config(seed=int(s)))
+            for p in props:
+                hits[p] += p in rep.failed
+        out[name] = {p: hits[p] / len(seeds) for p in props}
+    return out
+
+
+if __name__ == "__main__":
+    import argparse
+    import json
+
+    ap = argparse.ArgumentParser(prog="python -m lfbtheory.testing.mutants")
+    ap.add_argument("--seeds", type=int, default=30, help="seeds 0..N-1 (default 30)")
+    ap.add_argument("--out", help="write the JSON result here")
+    a = ap.parse_args()
+    rates = detection_rates(range(a.seeds))
+    for name, r in rates.items():
+        print(f"{name:26} " + ", ".join(f"{p}: {v:.0%}" for p, v in r.items()))
+    if a.out:
+        with open(a.out, "w") as fh:
+            json.dump({"seeds": a.seeds, "rates": rates}, fh, indent=1)

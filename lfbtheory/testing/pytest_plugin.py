@@ -6,7 +6,10 @@ options, no hooks), so it is harmless when unused. Usage::
 
     def test_my_router_conforms(lfb_conformance):
         report = lfb_conformance(make_my_router())           # fails the test, listing properties
-        assert "causality" in report.passed
+        assert "causality" in report.passed                  # strict: no property may be skipped
+
+    def test_my_gate(lfb_conformance):                       # a torch gate, one-line wrap
+        lfb_conformance(from_torch(MyGate(), update="update_bias", rule=updates.sign(1e-3)))
 
     @pytest.mark.parametrize("prop", lfbtheory.testing.conformance.PROPERTIES)
     def test_property(lfb_conformance, prop):                # one test per named property
@@ -27,22 +30,27 @@ import pytest
 
 @pytest.fixture
 def lfb_conformance() -> Callable[..., Any]:
-    """``check(router, *, only=None, config=None, allow_skips=True) -> ConformanceReport``;
-    calls ``pytest.fail`` with the report when a property fails (or, with
-    ``allow_skips=False``, when one was skipped)."""
+    """``check(router, *, only=None, config=None, strict=True) -> ConformanceReport``;
+    calls ``pytest.fail`` with the report when a property fails, when a router with a bias was
+    not checked by every bias property (coverage gap), or -- ``strict`` (the default) -- when
+    a property was skipped for a missing capability. ``strict=False`` accepts such skips
+    (they stay listed in the report); properties that do not apply (N/A) never fail."""
 
     def check(
         router: Any,
         *,
         only: Iterable[str] | None = None,
         config: Any = None,
-        allow_skips: bool = True,
+        strict: bool = True,
     ) -> Any:
         from lfbtheory.testing.conformance import run_conformance
 
         report = run_conformance(router, only=only, config=config)
-        if not report.ok or (not allow_skips and report.skipped):
-            pytest.fail(str(report), pytrace=False)
+        if not (report.strict_ok if strict else report.ok):
+            extra = ""
+            if strict and report.missing:
+                extra = "\nskipped for a missing capability (strict): " + ", ".join(report.missing)
+            pytest.fail(str(report) + extra, pytrace=False)
         return report
 
     return check
