@@ -177,3 +177,49 @@ def test_cli_user_mistakes_exit_2_with_a_clear_message(tmp_path, capsys, setup, 
     assert main(["sweep", str(tmp_path / "s.toml"), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("lfb sweep: error:") and match in err
+
+
+def test_dask_reruns_the_tasks_of_a_killed_worker_and_keeps_finished_points(tmp_path):
+    distributed = pytest.importorskip("distributed", reason="the Dask executor needs distributed")
+    import threading
+
+    from lfbtheory.experiments.executors import DaskExecutor
+
+    spec = _spec(step_sizes=[1e-3, 3e-3, 1e-2, 3e-2])
+    out = tmp_path / "dask"
+    total = len(expand(spec))
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        pids = client.run(os.getpid)
+        box = {}
+
+        def sweep():
+            try:
+                box["res"] = run_sweep(spec, executor=DaskExecutor(client=client), out=out,
+                                       progress=False, plots=False, log=lambda _: None)
+            except Exception as exc:  # reported by the assertions below
+                box["exc"] = exc
+
+        thread = threading.Thread(target=sweep)
+        thread.start()
+        finished = {}
+        deadline = time.time() + 90
+        while time.time() < deadline and thread.is_alive():
+            done = list((out / "points").glob("*[0-9a-f].json")) if out.exists() else []
+            if len(done) >= 2:
+                finished = {p.name: p.read_bytes() for p in done}
+                os.kill(next(iter(pids.values())), signal.SIGKILL)
+                break
+            time.sleep(0.02)
+        thread.join(timeout=120)
+    if not finished or len(finished) == total:
+        pytest.skip(reason="the sweep finished before a worker could be killed")
+    assert "exc" not in box, box.get("exc")
+    res = box["res"]
+    assert res.computed + res.cached == total and res.computed == total
+    for name, body in finished.items():
+        assert (out / "points" / name).read_bytes() == body
+    serial = run_sweep(spec, executor=SerialExecutor(), out=tmp_path / "serial", progress=False,
+                       plots=False, log=lambda _: None)
+    assert res.table.read_bytes() == serial.table.read_bytes()
