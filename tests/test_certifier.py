@@ -144,6 +144,11 @@ def test_python_O_does_not_pass_a_mutated_false_lemma(tmp_path):
 
 
 MUTATIONS = [
+    (  # Lemma 7(d): the on-lattice state count must fail the exact count check
+        "proof_07_bounded_bias.py",
+        "return (math.floor(2 * Fraction(bmax) / Fraction(u)) + 1) ** (n_experts - 1)",
+        "return (2 * math.floor(Fraction(bmax) / Fraction(u)) + 1) ** (n_experts - 1)",
+    ),
     ("proof_11_balance.py", "return L_ * w_ / u_ + n_", "return L_ * w_ / u_ + n_ / 2"),
     (
         "proof_11_balance.py",
