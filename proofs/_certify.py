@@ -17,8 +17,9 @@ The caller cannot fool the checker:
 - every failure raises :class:`ProofError` (never ``assert``, so ``python -O`` cannot skip a
   step);
 - equalities are not free: a certificate may only use the equality hypotheses its
-  :class:`Lemma` declared once, by name, and every name must occur in the lemma's docstring
-  (its claim or assumptions), so a reader sees every hypothesis a proof rests on;
+  :class:`Lemma` declared once, by name, and every name must be defined (``name:``) in the
+  "Hypotheses" paragraph of the lemma's docstring, so a reader sees every hypothesis a proof
+  rests on;
 - a symbol counts as non-negative only if the lemma registered it: a domain variable with
   :meth:`Lemma.var` (a load, a step size), or a slack with :meth:`Lemma.slack`, whose defining
   constraint ``slack == definition`` becomes a hypothesis and whose non-negativity must come
@@ -177,11 +178,22 @@ class Lemma:
                 _fail(f"assume(): {s} was not created non-negative")
             self._vars.append((str(s), meaning))
 
+    def _hypotheses_paragraph(self) -> str:
+        """The docstring's paragraph that starts with "Hypotheses" ('' if there is none)."""
+        for para in self.doc.split("\n\n"):
+            if para.strip().startswith("Hypotheses"):
+                return para
+        return ""
+
     def _named_in_doc(self, name: str) -> None:
-        """``name`` is ``tag`` or ``tag [instance]``; the docstring must define ``tag:``."""
+        """``name`` is ``tag`` or ``tag [instance]``; the docstring's "Hypotheses" paragraph
+        must define ``tag:``."""
         tag = name.split(" [")[0].strip()
-        if not tag or f"{tag}:" not in self.doc:
-            _fail(f"hypothesis {name!r} is not named in the lemma's docstring (as '{tag}:')")
+        if not tag or f"{tag}:" not in self._hypotheses_paragraph():
+            _fail(
+                f"hypothesis {name!r} is not named in the lemma's docstring (as '{tag}:' in "
+                "its Hypotheses paragraph)"
+            )
 
     def hypothesis(self, name: str, g: sp.Expr) -> str:
         """Declare the equality hypothesis ``g == 0`` once, under ``name`` = ``tag`` or
