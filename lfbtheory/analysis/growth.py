@@ -76,8 +76,9 @@ class Growth:
     """Growth of a regret curve's increments after burn-in ``t0``.
 
     cls: one of GROWTH_CLASSES; coef: b of the deciding fit (drift per step for a periodic
-    curve); interval: its 95% interval; r2: R^2 per class ("bounded" = the inverse model's)
-    and r2[cls] = R^2 of the deciding fit (NaN if none); fits: every model's :class:`Fit`;
+    curve; the linear trend when the constant model wins); interval: its 95% interval;
+    r2: R^2 per class ("bounded" = the inverse model's) and r2[cls] = R^2 of the deciding fit
+    (NaN if none); fits: every model's :class:`Fit`;
     exponent: alpha of the best power law; period: of a periodic per-step curve; reason: why
     this class; loglog_slope: slope of log y on log(t - t0) (reported only); increment:
     y at the last t.
@@ -178,9 +179,15 @@ def _select(
     fits = {name: fit_model(x, y, name) for name in GROWTH_MODELS}
     power = min((fit_model(x, y, "power", alpha=float(al)) for al in _ALPHAS), key=lambda f: f.bic)
     best = min(fits.values(), key=lambda f: f.bic)
-    if best.model in ("constant", "inverse"):
-        reason = f"bounded model {best.model} has the best BIC"
-        return "bounded", fits["inverse"], fits, power, reason
+    if best.model == "inverse":
+        return "bounded", best, fits, power, "bounded model a + b/t has the best BIC"
+    if best.model == "constant":  # report the (insignificant) linear trend as the evidence
+        lin = fits["linear"]
+        reason = (
+            f"the constant model has the best BIC; linear trend b in "
+            f"[{lin.b_low:.3g}, {lin.b_high:.3g}]"
+        )
+        return "bounded", lin, fits, power, reason
     if best.b_low <= 0.0 <= best.b_high:
         return "bounded", best, fits, power, f"the {best.model} trend's interval contains 0"
     if best.b < 0:
