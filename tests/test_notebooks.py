@@ -19,7 +19,8 @@ nbformat = pytest.importorskip("nbformat", reason="nbformat is in the `test` ext
 NB_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 NOTEBOOKS = sorted(NB_DIR.glob("*.ipynb"))
 SOURCES = sorted(NB_DIR.glob("[0-9]*.py"))
-EXPECTED = ("01_bias_is_the_dual_price", "02_regret_of_bias_updates", "03_real_router_traces")
+EXPECTED = ("01_bias_is_the_dual_price", "02_regret_of_bias_updates", "03_real_router_traces",
+            "06_your_own_model")
 CELL_TIMEOUT = 300
 
 
