@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import sympy as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lfbtheory import simulate
 from lfbtheory.analysis.regret import regret_report
@@ -88,3 +90,24 @@ def test_bridge_identity_and_tradeoff_bound(kind):
     pooling_gap = rep.primal_regret - rep.dynamic_gap  # OPT_pool - sum OPT_s >= 0
     assert np.all(pooling_gap >= -1e-7)
     assert np.all(rep.dual_regret >= -pooling_gap - 1e-7)  # R_D >= -(OPT_pool - sum OPT_s)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    e=st.integers(2, 6),
+    k_frac=st.integers(1, 5),
+    u_exp=st.integers(2, 8),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_balance_identity_and_bound_hold_on_any_stream(e, k_frac, u_exp, seed):
+    # Lemma 11(a)-(b) on arbitrary streams (exact up to rounding of u/L when L is no power of 2)
+    k = 1 + (k_frac - 1) % (e - 1)
+    n, u = 4 * e, 2.0**-u_exp
+    cap = n * k // e
+    rng = np.random.default_rng(seed)
+    batches = [rng.integers(0, 8, size=(n, e)) / 8.0 for _ in range(60)]
+    tr = simulate(batches, k, U.proportional(u))
+    dev = np.cumsum(tr.loads - cap, axis=0)
+    p = np.vstack([tr.bias, tr.state.bias])
+    np.testing.assert_allclose(dev, (cap / u) * (p[0] - p[1:]), rtol=0, atol=1e-9)
+    assert np.max(np.abs(dev)) <= BALANCE(cap, _w(batches), u, n)

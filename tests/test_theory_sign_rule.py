@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import sympy as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lfbtheory import dual_objective, maxvio, simulate, solve_balanced, tie_margin
 from lfbtheory.online import updates as U
@@ -109,3 +111,26 @@ def test_flame_layer_mean_median_gap_and_tie_margin_maxvio():
         delta = float(np.ptp(tr.bias[t] - stars[j].bias)) / 2
         n_close = int(np.sum(margins[j] <= 2 * delta + 1e-12))
         assert maxvio(tr.loads[t]) <= n_close / cap + 1e-12
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    e=st.integers(2, 6),
+    u_exp=st.integers(2, 8),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_median_balance_holds_on_any_stream(e, u_exp, seed):
+    # Lemma 12(a)-(b): exact sign counts (dyadic steps) and the pairwise bound w/u + 2; for
+    # E = 2 each expert's U - O is within (w/u + 2)/2 of 0
+    n, k, u = 4 * e, 1, 2.0**-u_exp
+    cap = n * k / e
+    rng = np.random.default_rng(seed)
+    batches = [rng.integers(0, 8, size=(n, e)) / 8.0 for _ in range(80)]
+    tr = simulate(batches, k, U.sign(u))
+    net = np.cumsum(tr.loads < cap, axis=0) - np.cumsum(tr.loads > cap, axis=0)
+    b_next = np.vstack([tr.bias[1:], tr.state.bias])
+    np.testing.assert_array_equal(b_next - tr.bias[0], u * net)
+    width = float(max(b.max() for b in batches) - min(b.min() for b in batches))
+    assert np.all(net.max(axis=1) - net.min(axis=1) <= MEDIAN(width, u))
+    if e == 2:
+        assert np.all(np.abs(net) <= MEDIAN(width, u) / 2)
