@@ -33,6 +33,9 @@ def test_price_path_length_is_shift_invariant_and_a_sum_of_centred_steps():
     expected = sum(np.linalg.norm(c[t + 1] - c[t]) for t in range(5))
     assert DR.price_path_length(p) == pytest.approx(expected, rel=1e-12)
     assert DR.price_path_length(np.tile(p[0], (5, 1))) == 0.0
+    cumulative = DR.price_path(p)
+    assert cumulative[0] == 0.0 and cumulative[-1] == DR.price_path_length(p)
+    assert np.all(np.diff(cumulative) >= 0)
     assert DR.price_path_length(p) >= np.linalg.norm(c[-1] - c[0]) - 1e-12  # triangle
     with pytest.raises(ValueError, match="prices must be"):
         DR.price_path_length(np.ones(4))

@@ -31,6 +31,7 @@ __all__ = [
     "centre",
     "dynamic_regret_bound",
     "per_batch_prices",
+    "price_path",
     "price_path_length",
 ]
 
@@ -52,11 +53,17 @@ def centre(prices: ArrayLike) -> NDArray[np.float64]:
     return p - p.mean(axis=1, keepdims=True)
 
 
+def price_path(prices: ArrayLike) -> NDArray[np.float64]:
+    """The cumulative path length P(t) = sum_{s<t} ||c(p_{s+1}) - c(p_s)||_2, t = 1..T
+    (length T, P(1) = 0), c = :func:`centre`."""
+    steps = np.linalg.norm(np.diff(centre(prices), axis=0), axis=1)
+    return np.concatenate([[0.0], np.cumsum(steps)])
+
+
 def price_path_length(prices: ArrayLike) -> float:
     """P_T = sum_{t<T} ||c(p_{t+1}) - c(p_t)||_2 of a (T, E) price sequence, c = :func:`centre`
-    (0 for T = 1)."""
-    p = centre(prices)
-    return float(np.sum(np.linalg.norm(np.diff(p, axis=0), axis=1)))
+    (0 for T = 1): the last entry of :func:`price_path`."""
+    return float(price_path(prices)[-1])
 
 
 def per_batch_prices(batches: Iterable[ArrayLike], k: int, *, method: str = "auto") -> BatchPrices:
