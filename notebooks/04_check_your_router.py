@@ -46,7 +46,7 @@ torch.set_num_threads(1)
 # Full size: the DeepSeek-V3 shape (E = 256, top-8, 8 groups, 4 kept); small: E = 8.
 E, K, GROUPS, KEPT = (8, 2, 4, 2) if SMALL else (256, 8, 8, 4)
 CFG = Config(causality_examples=10 if SMALL else 100, drift_steps=20 if SMALL else 200)
-print(f"E={E}, k={K}, {GROUPS} groups, {KEPT} kept; {CFG}")
+print(f"size: {'small' if SMALL else 'full'}; E={E}, k={K}, {GROUPS} groups, {KEPT} kept")
 
 
 # %% [markdown]

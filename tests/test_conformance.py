@@ -267,3 +267,18 @@ def test_lfb_check_on_a_module_that_raises_on_import_exits_2_without_traceback(
     err = capsys.readouterr().err
     assert err.startswith("lfb check: error: importing module 'broken_router' raised RuntimeError")
     assert "Traceback" not in err
+
+
+def test_the_suite_runs_without_pytest_installed():
+    """`pip install lfbtheory` alone: the causality property uses Hypothesis, never pytest."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['pytest'] = None\n"
+        "from lfbtheory.testing.conformance import Config, reference_router, run_conformance\n"
+        "rep = run_conformance(reference_router(), only=['causality', 'bias_shift_invariance'],"
+        " config=Config(causality_examples=5))\n"
+        "assert rep.passed == ('bias_shift_invariance', 'causality'), str(rep)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
