@@ -21,7 +21,13 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from lfbtheory.validation import MAGNITUDE_LIMIT, as_bias, as_scores, check_magnitude
+from lfbtheory.validation import (
+    MAGNITUDE_LIMIT,
+    as_bias,
+    as_score_array,
+    as_scores,
+    check_magnitude,
+)
 
 __all__ = [
     "METHODS",
@@ -56,9 +62,17 @@ def absmax(arr: NDArray[np.float64]) -> float:
 
 
 def lp_scores(scores: ArrayLike, name: str = "scores") -> NDArray[np.float64]:
-    """``scores`` as a finite float64 (n, E) array inside the numeric domain, or raise."""
-    s = as_scores(scores, name)
-    return check_magnitude(s, name) if absmax(s) > MAGNITUDE_LIMIT else s
+    """``scores`` as a finite float64 (n, E) array inside the numeric domain, or raise.
+
+    One max and one min decide finiteness and magnitude together (NaN and inf propagate);
+    only a bad input is scanned again, by the shared validators, for their error message."""
+    s = np.asarray(as_score_array(scores, name), dtype=np.float64)
+    hi, lo = float(s.max()), float(s.min())
+    if not (np.isfinite(hi) and np.isfinite(lo)):
+        as_scores(s, name)  # raises, naming the first non-finite entry
+    if max(hi, -lo) > MAGNITUDE_LIMIT:
+        check_magnitude(s, name)  # raises
+    return s
 
 
 def lp_bias(bias: ArrayLike | None, n_experts: int, name: str = "bias") -> NDArray[np.float64]:
