@@ -269,3 +269,26 @@ def test_optimal_prices_refuse_an_assignment_that_is_not_a_feasible_0_1_matrix()
         lfb.optimal_prices(s, 1, np.ones((4, 2)))
     with pytest.raises(ValueError, match="loads == L=2"):
         lfb.optimal_prices(s, 1, np.array([[1, 0]] * 4))
+
+
+@LP
+@given(balanced_instances(), st.integers(-1000, 440))
+def test_the_certificate_verdict_does_not_depend_on_the_units_of_the_scores(inst, j):
+    """Relative tolerances: scaling scores and prices by 2^j (exact in float64) changes neither
+    the solver's answer nor the certificate's verdict, down to scores of size 1e-300 (an
+    absolute tolerance would accept any assignment there)."""
+    s, k = inst.scores, inst.k
+    c = 2.0**j
+    opt = lfb.solve_balanced(s, k)
+    scaled = lfb.solve_balanced(s * c, k)
+    np.testing.assert_allclose(scaled.objective, opt.objective * c, rtol=1e-9, atol=0)
+    assert lfb.certify(s * c, k, opt.assignment, opt.bias * c).ok
+    n, e = s.shape
+    if k < e:
+        x = opt.assignment.copy()
+        on, off = np.flatnonzero(x[0]), np.flatnonzero(x[0] == 0)
+        x[0, on[0]], x[0, off[0]] = 0, 1  # breaks the loads, at every scale
+        assert not lfb.certify(s * c, k, x, opt.bias * c).ok
+    wrong = lfb.certify(s, k, 1 - opt.assignment, opt.bias) if 2 * k == e else None
+    if wrong is not None:
+        assert lfb.certify(s * c, k, 1 - opt.assignment, opt.bias * c).ok == wrong.ok
