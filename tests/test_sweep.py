@@ -170,6 +170,10 @@ def test_a_killed_worker_loses_no_finished_point_and_a_rerun_completes(tmp_path)
          "unknown key"),
         (lambda d: (d / "s.toml").write_text("[grid]\nschedules = ['hourly']\n"),
          "schedules entries must be one of"),
+        (lambda d: (d / "s.toml").write_text("[grid]\nworkloads = ['nope']\n"),
+         "workload must be one of"),
+        (lambda d: (d / "s.toml").write_text("[sweep]\nhorizon = 5\n[grid]\n"),
+         "sweep.horizon must be an integer >= 10"),
     ],
 )
 def test_cli_user_mistakes_exit_2_with_a_clear_message(tmp_path, capsys, setup, match):

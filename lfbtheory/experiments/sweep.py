@@ -209,6 +209,9 @@ def parse_sweep(doc: dict[str, Any], source: str = "") -> SweepSpec:
     rules = _list(grid, "rules", ["sign"], "grid")
     if len(set(rules)) != len(rules) or not all(isinstance(r, str) for r in rules):
         raise ValueError(f"grid.rules must be distinct rule names, got {rules!r}")
+    horizon = run.get("horizon", 2000)
+    if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 10:
+        raise ValueError(f"sweep.horizon must be an integer >= 10 (batches T), got {horizon!r}")
     scheduler = run.get("scheduler") or None
     if scheduler is not None and not isinstance(scheduler, str):
         raise ValueError(f"sweep.scheduler must be a string tcp://HOST:PORT, got {scheduler!r}")
@@ -221,7 +224,7 @@ def parse_sweep(doc: dict[str, Any], source: str = "") -> SweepSpec:
         n_experts=_ints(_list(grid, "n_experts", [16], "grid"), "grid.n_experts"),
         k=_ints(_list(grid, "k", [2], "grid"), "grid.k"),
         seeds=_ints(_list(run, "seeds", [0], "sweep"), "sweep.seeds"),
-        horizon=run.get("horizon", 2000),
+        horizon=horizon,
         num_checkpoints=run.get("num_checkpoints", 40),
         calibration_batches=run.get("calibration_batches", 8),
         solver=run.get("solver", "auto"),
@@ -234,6 +237,10 @@ def parse_sweep(doc: dict[str, Any], source: str = "") -> SweepSpec:
         source=source,
     )
     expand(spec)  # validates every point's config (RegretConfig's checks)
+    from lfbtheory.workloads import make_workload
+
+    for (wl, opts), n, e in itertools.product(spec.workloads, spec.n, spec.n_experts):
+        make_workload(wl, n=n, n_experts=e, **opts)  # names and options (no I/O)
     return spec
 
 
