@@ -153,7 +153,8 @@ def test_lfb_check_passes_the_reference_router(capsys):
 @pytest.mark.parametrize("name", sorted(MUTANTS))
 def test_lfb_check_fails_each_mutant_naming_the_property(name, capsys):
     prop = MUTANTS[name][1][0]
-    assert main(["check", f"lfbtheory.testing.mutants:{name}", "--only", prop]) == 1
+    args = ["check", f"lfbtheory.testing.mutants:{name}", "--only", prop, "--examples", "30"]
+    assert main(args) == 1
     out = capsys.readouterr().out
     assert f"FAIL  {prop}:" in out and f"FAILED: {prop}" in out
 

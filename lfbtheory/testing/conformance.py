@@ -6,8 +6,19 @@ fixture ``lfb_conformance`` (:mod:`lfbtheory.testing.pytest_plugin`), or
 
 Which properties apply depends on what the router exposes (:mod:`lfbtheory.routers`):
 a bare ``router(scores, state) -> (selection, state)`` gets ``selection_valid`` and
-``causality``; a :class:`lfbtheory.routers.BiasRouter` (token choice with a bias and a training
-lifecycle) gets all of them. A property that does not apply is reported as skipped, with why.
+``causality``; a router with ``select(scores, bias)`` gets every bias property; a
+:class:`lfbtheory.routers.BiasRouter` (token choice with a bias and a training lifecycle) gets
+all of them. Each result is PASS, FAIL, SKIP (applies, but a capability is missing; the reason
+says which) or N/A (does not apply to the router's declared design). A router with a bias that
+was not checked by every bias property (:data:`BIAS_PROPERTIES`) is a coverage gap: the report
+is not ``ok`` (:class:`ConformanceReport`).
+
+Ties: instances are exact (scores on {1..256}/256, biases in Z/256, shifts |c| <= 1024: exact
+in float32), so the oracles know every exact tie and accept any tie-break of a token tied at
+the k-th place or at the group boundary (:func:`tie_bounds`; torch.topk promises no order
+among equal values); untied tokens are checked exactly. A router computing its own gate must
+reproduce the suite's scores within 2^-10 (float32 sigmoid of logit(s): ~1e-7), far below the
+grid spacing 2^-8, so round-off only decides exact ties.
 
 Properties (each targets a bug class of ``shared/PITFALLS.md``; sources in each docstring):
 
