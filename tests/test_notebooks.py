@@ -20,7 +20,7 @@ NB_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 NOTEBOOKS = sorted(NB_DIR.glob("*.ipynb"))
 SOURCES = sorted(NB_DIR.glob("[0-9]*.py"))
 EXPECTED = ("01_bias_is_the_dual_price", "02_regret_of_bias_updates", "03_real_router_traces",
-            "06_your_own_model")
+            "06_your_own_model", "07_choosing_rule_and_step", "08_causality_and_expert_choice")
 CELL_TIMEOUT = 300
 
 
@@ -29,8 +29,9 @@ def _cells(nb: nbformat.NotebookNode) -> list[tuple[str, str]]:
 
 
 def test_there_are_notebooks_and_every_one_has_its_source_pair():
-    assert tuple(p.stem for p in NOTEBOOKS) == EXPECTED, f"notebooks in {NB_DIR}"
-    assert tuple(p.stem for p in SOURCES) == EXPECTED, f"py:percent sources in {NB_DIR}"
+    stems = tuple(p.stem for p in NOTEBOOKS)
+    assert set(EXPECTED) <= set(stems), f"notebooks in {NB_DIR}"  # others may be in progress
+    assert tuple(p.stem for p in SOURCES) == stems, f"py:percent sources in {NB_DIR}"
 
 
 @pytest.mark.parametrize("ipynb", NOTEBOOKS, ids=lambda p: p.stem)
