@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from lfbtheory.validation import as_bias, as_k, choice
+from lfbtheory.validation import MAGNITUDE_LIMIT, as_bias, as_k, check_magnitude, choice
 
 try:
     import numba
@@ -86,15 +86,15 @@ def _row_top(r, kk, vals, idx, cand, st):  # type: ignore[no-untyped-def]
     st[1] = (1.0 - a) * (st[1] + a * d * d)
 
 
-def _topk_kernel(s, bits, emask, k, w, mode, experts, loads):  # type: ignore[no-untyped-def]
+def _topk_kernel(s, lim, k, w, mode, experts, loads):  # type: ignore[no-untyped-def]
     """experts[t] = top-k of the selection scores of row t (desc, ties: lower index); loads.
 
-    Per row: selection scores r (branch-free, vectorised) and a finiteness check on the raw
-    bits (exponent all ones: nan/inf). Only entries >= theta, a guess of the row's k-th largest
+    Per row: selection scores r (branch-free, vectorised) and a domain check of the raw
+    scores (|s| <= lim, which is False for nan and inf). Only entries >= theta, a guess of the row's k-th largest
     value (mean - 1.5 sd, then mean - 4 sd, of earlier rows' k-th values), are offered in index
     order to a sorted k-buffer; with fewer than k such entries the row is redone with a lower
     theta and finally -inf, so the result never depends on the guess. Returns the first row
-    with a non-finite score, or -1.
+    with a score outside the domain, or -1.
     """
     n, e = s.shape
     r = np.empty(e)
@@ -104,10 +104,10 @@ def _topk_kernel(s, bits, emask, k, w, mode, experts, loads):  # type: ignore[no
     bad = -1
     st = np.zeros(3)  # running mean and variance of earlier rows' k-th values, rows seen
     for t in range(n):
-        nonfinite = 0
+        inside = True
         for j in range(e):
-            nonfinite |= (bits[t, j] & emask) == emask
-        if nonfinite:
+            inside &= abs(np.float64(s[t, j])) <= lim  # False for nan, inf and |s| > lim
+        if not inside:
             bad = t
             for m in range(k):
                 experts[t, m] = m
@@ -140,7 +140,8 @@ def topk_and_loads(
 ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     """(experts (n, k), loads (E,)) for validated k and offsets w (``routing.selection_offsets``):
     top-k of s + w (additive), s * w (multiplicative) or s (w None), float32/float64 read in
-    place. Raises ValueError naming the first non-finite score."""
+    place. Raises ValueError naming the first score that is not finite or exceeds
+    ``validation.MAGNITUDE_LIMIT`` (the numeric domain shared with the LP)."""
     s = np.asarray(scores)
     if s.dtype not in (np.float32, np.float64):
         s = s.astype(np.float64)
@@ -151,9 +152,10 @@ def topk_and_loads(
         r = s.astype(np.float64)
         if offsets is not None:
             r = r + offsets if bias_mode == "additive" else r * offsets
-        if not np.all(np.isfinite(s)):
-            t, j = np.argwhere(~np.isfinite(s))[0]
-            raise ValueError(f"scores must be finite; found {s[t, j]} at token {t}, expert {j}")
+        outside = ~(np.abs(s) <= MAGNITUDE_LIMIT)
+        if outside.any():
+            t = int(np.argwhere(outside)[0, 0])
+            _raise_outside_domain(s[t], t)
         experts = topk_indices(r, k)
         return experts, np.bincount(experts.ravel(), minlength=e).astype(np.int64)
     mode = 0 if offsets is None else (1 if bias_mode == "additive" else 2)
@@ -161,15 +163,18 @@ def topk_and_loads(
     s = np.ascontiguousarray(s)
     experts = np.empty((n, k), dtype=np.int64)
     loads = np.zeros(e, dtype=np.int64)
-    if s.dtype == np.float32:
-        bits, emask = s.view(np.uint32), np.uint32(0x7F800000)
-    else:
-        bits, emask = s.view(np.uint64), np.uint64(0x7FF0000000000000)
-    bad = _topk_kernel(s, bits, emask, k, w, mode, experts, loads)
+    bad = _topk_kernel(s, MAGNITUDE_LIMIT, k, w, mode, experts, loads)
     if bad >= 0:
-        j = int(np.flatnonzero(~np.isfinite(s[bad]))[0])
-        raise ValueError(f"scores must be finite; found {s[bad, j]} at token {bad}, expert {j}")
+        _raise_outside_domain(s[bad], bad)
     return experts, loads
+
+
+def _raise_outside_domain(row: NDArray[np.floating], t: int) -> None:
+    finite = np.isfinite(row)
+    if not finite.all():
+        j = int(np.flatnonzero(~finite)[0])
+        raise ValueError(f"scores must be finite; found {row[j]} at token {t}, expert {j}")
+    check_magnitude(np.asarray(row, dtype=np.float64), "scores")
 
 
 def route_loads(

@@ -11,7 +11,14 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from lfbtheory.routing import selection_scores
-from lfbtheory.validation import as_bias, as_k, as_positive_int, as_scores, choice
+from lfbtheory.validation import (
+    as_bias,
+    as_k,
+    as_positive_int,
+    as_scores,
+    check_magnitude,
+    choice,
+)
 
 __all__ = ["expert_loads", "maxvio", "maxvio_global", "tie_margin"]
 
@@ -77,7 +84,8 @@ def tie_margin(
     s = as_scores(scores)
     k = as_k(k, s.shape[1])
     choice(bias_mode, "bias_mode", ("additive", "multiplicative"))
-    sel = selection_scores(s, as_bias(bias, s.shape[1]), bias_mode) if bias is not None else s
+    b = None if bias is None else check_magnitude(as_bias(bias, s.shape[1]), "bias")
+    sel = selection_scores(check_magnitude(s, "scores"), b, bias_mode)
     e = s.shape[1]
     if k == e:
         return np.full(s.shape[0], np.inf)

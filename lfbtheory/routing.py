@@ -26,6 +26,7 @@ from lfbtheory.validation import (
     as_positive_int,
     as_score_array,
     as_scores,
+    check_magnitude,
     choice,
 )
 
@@ -177,7 +178,7 @@ def route_options(
 def _check_bias(bias: ArrayLike | None, opts: RouteOptions) -> NDArray[np.float64] | None:
     if bias is None:
         return None
-    b = as_bias(bias, opts.n_experts)
+    b = check_magnitude(as_bias(bias, opts.n_experts), "bias")
     if opts.bias_mode == "multiplicative" and np.any(b <= 0):
         raise ValueError(f"bias must be > 0 when bias_mode='multiplicative', got min {b.min():.6g}")
     return b
@@ -198,7 +199,7 @@ def select_and_count(
 
         w = None if bias is None else selection_offsets(bias, opts.bias_mode)
         return topk_and_loads(scores, opts.k, w, opts.bias_mode)
-    s = as_scores(scores)
+    s = check_magnitude(as_scores(scores), "scores")
     sel = selection_scores(s, bias, opts.bias_mode)
     mask = eligible_experts(sel, opts.n_groups, opts.topk_groups, opts.group_score_topk)  # type: ignore[arg-type]
     experts = topk_indices(np.where(mask, sel, -np.inf), opts.k)
