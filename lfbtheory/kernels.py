@@ -27,19 +27,21 @@ except ImportError:  # pragma: no cover - exercised only without numba
     numba = None
     HAVE_NUMBA = False
 
-__all__ = ["HAVE_NUMBA", "route_loads", "topk_and_loads"]
+__all__ = ["HAVE_NUMBA", "compiled", "row_top", "route_loads", "topk_and_loads"]
 
 _MODES = {"none": 0, "additive": 1, "multiplicative": 2}
 
 
-def _jit(func):  # type: ignore[no-untyped-def]
+def compiled(func):  # type: ignore[no-untyped-def]
+    """numba.njit(cache=True, nogil=True)(func) when numba is importable, else func itself
+    (the same code then runs as plain Python: exact, slow). Used by the LP kernels too."""
     if HAVE_NUMBA:
         return numba.njit(cache=True, nogil=True)(func)
     return func
 
 
-@_jit
-def _row_top(r, kk, vals, idx, cand, st):  # type: ignore[no-untyped-def]
+@compiled
+def row_top(r, kk, vals, idx, cand, st):  # type: ignore[no-untyped-def]
     """vals/idx = the kk largest entries of r, sorted desc (ties: lower index first).
 
     Only entries >= theta, a guess of the kk-th largest (from the running mean/sd st of earlier
@@ -121,7 +123,7 @@ def _topk_kernel(s, lim, k, w, mode, experts, loads):  # type: ignore[no-untyped
         else:
             for j in range(e):
                 r[j] = np.float64(s[t, j]) * w[j]
-        _row_top(r, k, vals, idx, cand, st)
+        row_top(r, k, vals, idx, cand, st)
         for m in range(k):
             experts[t, m] = idx[m]
             loads[idx[m]] += 1

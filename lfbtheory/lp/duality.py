@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from lfbtheory.kernels import _jit
+from lfbtheory.kernels import compiled
 from lfbtheory.lp.model import (
     RTOL,
     Certificate,
@@ -90,7 +90,7 @@ def _as_assignment(assignment: ArrayLike, n: int, e: int) -> NDArray[np.generic]
     return x
 
 
-@_jit
+@compiled
 def _scan(s, w, x, count, on_sum, min_on, max_off, loads):  # type: ignore[no-untyped-def]
     """One pass over (r = s + w, x): per token the number of ones, the sum and min of r over
     them and the max of r over the rest; loads per expert. Returns (#entries outside {0, 1},

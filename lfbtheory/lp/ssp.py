@@ -43,7 +43,7 @@ import time
 import numpy as np
 from numpy.typing import NDArray
 
-from lfbtheory.kernels import HAVE_NUMBA, _jit, _row_top
+from lfbtheory.kernels import HAVE_NUMBA, compiled, row_top
 
 __all__ = ["HAVE_NUMBA", "experts_ranked", "ssp_solve"]
 
@@ -51,7 +51,7 @@ _M = 4  # candidate tokens kept per exchange-graph edge
 _INF = np.inf
 
 
-@_jit
+@compiled
 def _topk_rows(s, p, k, asg, x, loads, gap):  # type: ignore[no-untyped-def]
     """asg[t] = top-k experts of s[t] + p (ties: lower index); x, loads filled to match.
 
@@ -68,7 +68,7 @@ def _topk_rows(s, p, k, asg, x, loads, gap):  # type: ignore[no-untyped-def]
     for t in range(n):
         for j in range(e):
             r[j] = s[t, j] + p[j]
-        _row_top(r, kk, vals, idx, cand, st)
+        row_top(r, kk, vals, idx, cand, st)
         for m in range(k):
             a = idx[m]
             asg[t, m] = a
@@ -77,7 +77,7 @@ def _topk_rows(s, p, k, asg, x, loads, gap):  # type: ignore[no-untyped-def]
         gap[t] = vals[k - 1] - vals[k] if k < e else np.inf
 
 
-@_jit
+@compiled
 def _newton_pass(s, p, k, cap, equality, damp, h, asg, gap):  # type: ignore[no-untyped-def]
     """One damped per-expert Newton step on the dual D(p); returns the top-k excess at p.
 
@@ -102,7 +102,7 @@ def _newton_pass(s, p, k, cap, equality, damp, h, asg, gap):  # type: ignore[no-
     for t in range(n):
         for j in range(e):
             r[j] = s[t, j] + p[j]
-        _row_top(r, k + 1, top, tidx, cand, st)
+        row_top(r, k + 1, top, tidx, cand, st)
         vk = top[k - 1]
         vk1 = top[k]
         for m in range(k):
@@ -142,7 +142,7 @@ def _newton_pass(s, p, k, cap, equality, damp, h, asg, gap):  # type: ignore[no-
     return excess
 
 
-@_jit
+@compiled
 def _reroute(s, p, k, asg, x, loads, gap, spread):  # type: ignore[no-untyped-def]
     """Top-k at p from the top-k at prices that differ from p by at most ``spread`` (max - min).
 
@@ -163,7 +163,7 @@ def _reroute(s, p, k, asg, x, loads, gap, spread):  # type: ignore[no-untyped-de
         else:
             for j in range(e):
                 r[j] = s[t, j] + p[j]
-            _row_top(r, kk, vals, idx, cand, st)
+            row_top(r, kk, vals, idx, cand, st)
             for m in range(k):
                 asg[t, m] = idx[m]
             gap[t] = vals[k - 1] - vals[k]
@@ -173,7 +173,7 @@ def _reroute(s, p, k, asg, x, loads, gap, spread):  # type: ignore[no-untyped-de
             loads[a] += 1
 
 
-@_jit
+@compiled
 def _build_lists(asg, e, cap):  # type: ignore[no-untyped-def]
     n, k = asg.shape
     cnt = np.zeros(e, dtype=np.int64)
@@ -188,7 +188,7 @@ def _build_lists(asg, e, cap):  # type: ignore[no-untyped-def]
     return lst, cnt, slotpos
 
 
-@_jit
+@compiled
 def _insert(wv, wt, wn, wo, a, j, v, t):  # type: ignore[no-untyped-def]
     """Offer candidate (v, t) to edge (a, j)'s sorted list of at most M.
 
@@ -214,7 +214,7 @@ def _insert(wv, wt, wn, wo, a, j, v, t):  # type: ignore[no-untyped-def]
         wn[a, j] = c + 1
 
 
-@_jit
+@compiled
 def _recompute(s, x, lst, cnt, wv, wt, wn, wo, a, j):  # type: ignore[no-untyped-def]
     """Rebuild edge (a, j)'s list from scratch: the M smallest s[t,a]-s[t,j], t on a, off j."""
     mm = wv.shape[0]
@@ -228,7 +228,7 @@ def _recompute(s, x, lst, cnt, wv, wt, wn, wo, a, j):  # type: ignore[no-untyped
             _insert(wv, wt, wn, wo, a, j, s[t, a] - s[t, j], t)
 
 
-@_jit
+@compiled
 def _add_edges(s, p0, asg, x, wv, wt, wn, wo, tokens, glo, ghi):  # type: ignore[no-untyped-def]
     """Offer the exchange edges a -> j (t on a, off j) of the given tokens whose reduced cost at
     the starting prices p0, c0 = (s[t,a] + p0[a]) - (s[t,j] + p0[j]), lies in (glo, ghi].
@@ -273,7 +273,7 @@ def _add_edges(s, p0, asg, x, wv, wt, wn, wo, tokens, glo, ghi):  # type: ignore
                 _insert(wv, wt, wn, wo, a, j, sa - s[t, j], t)
 
 
-@_jit
+@compiled
 def _remove(wv, wt, wn, wo, a, j, t):  # type: ignore[no-untyped-def]
     """Drop token t (every copy: a token can be offered twice) from edge (a, j)'s list.
 
@@ -295,7 +295,7 @@ def _remove(wv, wt, wn, wo, a, j, t):  # type: ignore[no-untyped-def]
     return kept == 0 and wo[a, j] != 0
 
 
-@_jit
+@compiled
 def _move(s, x, asg, lst, cnt, slotpos, wv, wt, wn, wo, t, a, b, todo):  # type: ignore[no-untyped-def]
     """Move token t from expert a to expert b and update every affected exchange-graph edge."""
     e = s.shape[1]
@@ -346,7 +346,7 @@ def _move(s, x, asg, lst, cnt, slotpos, wv, wt, wn, wo, t, a, b, todo):  # type:
     return nt
 
 
-@_jit
+@compiled
 def _ssp(s, cap, p, asg, x, lst, cnt, slotpos, wv, wt, wn, wo, dum, zsup, delta, g, stats):  # type: ignore[no-untyped-def]
     """Successive shortest paths until every expert holds cap (tokens + dummy slack units).
 
@@ -468,7 +468,7 @@ def _ssp(s, cap, p, asg, x, lst, cnt, slotpos, wv, wt, wn, wo, dum, zsup, delta,
     return 0
 
 
-@_jit
+@compiled
 def _experts_ranked(s, asg, bias):  # type: ignore[no-untyped-def]
     """Each token's assigned experts ranked by s + bias desc, ties to the lower index.
 
