@@ -88,11 +88,15 @@ def test_table_has_one_row_per_point_and_rule_and_loads_with_pandas(tmp_path):
 
 def test_dask_local_cluster_gives_bit_identical_results(tmp_path):
     distributed = pytest.importorskip("distributed", reason="the Dask executor needs distributed")
-    from lfbtheory.experiments.executors import DaskExecutor
+    from lfbtheory.experiments.executors import DaskExecutor, LocalExecutor
 
     spec = _spec(rules=["sign"], step_sizes=[1e-2])
-    local = run_sweep(spec, executor=SerialExecutor(), out=tmp_path / "local", progress=False,
-                      plots=False, log=lambda _: None)
+    pool = LocalExecutor(2)  # the default executor: local worker processes
+    try:
+        local = run_sweep(spec, executor=pool, out=tmp_path / "local", progress=False,
+                          plots=False, log=lambda _: None)
+    finally:
+        pool.close()
     with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
                                   dashboard_address=None) as cluster, \
             distributed.Client(cluster) as client:
