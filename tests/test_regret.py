@@ -180,18 +180,16 @@ def test_group_limited_routing_is_refused_or_labelled():
     np.testing.assert_allclose(rep.dual_value, direct, rtol=1e-12)
 
 
-def test_price_path_length_is_shift_invariant_and_sums_centred_steps():
-    from lfbtheory.analysis.regret import price_path_length
-
-    rng = np.random.default_rng(0)
-    p = rng.normal(size=(6, 4))
-    path = price_path_length(p)
-    shifted = price_path_length(p + rng.normal(size=(6, 1)) * 10)  # each row its own constant
-    np.testing.assert_allclose(path, shifted, atol=1e-12)
-    q = p - p.mean(axis=1, keepdims=True)
-    manual = sum(np.linalg.norm(q[i + 1] - q[i]) for i in range(5))
-    np.testing.assert_allclose(path[-1], manual)
+def test_the_reported_price_path_sums_the_centred_steps_of_the_per_batch_optimal_prices():
     bs = _stream(9, T=5)
     comp = compute_comparators(bs, 2, solver="cvxpy", num_checkpoints=5)
+    # each batch's price is that batch's exact optimal price, centred to mean 0
+    for b, p in zip(bs, comp.batch_prices, strict=True):
+        np.testing.assert_allclose(p.mean(), 0.0, atol=1e-12)
+        total = lfb.dual_objective(b, k=2, bias=p)
+        np.testing.assert_allclose(total, lfb.solve_balanced(b, 2, method="cvxpy").objective,
+                                   rtol=1e-9)
     rep = regret_report(simulate(bs, 2, make_rule("sign", 0.05)), bs, 2, comparators=comp)
-    np.testing.assert_allclose(rep.price_path[-1], price_path_length(comp.batch_prices)[-1])
+    manual = sum(np.linalg.norm(comp.batch_prices[i + 1] - comp.batch_prices[i]) for i in range(4))
+    np.testing.assert_allclose(rep.price_path[-1], manual)
+    assert rep.summary()["price_path_length"] == rep.price_path[-1]

@@ -14,9 +14,10 @@ D_s(p) = sum_tokens topk(s + p) - L sum(p), arXiv 2408.15664 Sec. 3 as an LP):
 - dynamic gap    G(t) = sum_{s<=t} (OPT_s - reward_s), each batch against its own optimum,
   reported with its per-batch violation V_b(t) = sum_{s<=t} sum_i max(0, c_{s,i} - L).
 - price path length P(t) = sum_{s<t} ||p*_{s+1} - p*_s||_2 of the per-batch optimal prices,
-  centred to mean 0 (prices are defined up to a constant); the comparator's variation in the
-  dynamic-regret bounds of online gradient descent (Zinkevich 2003, Thm 2). The optimal price
-  of a batch is a set; this is the path of the prices the exact solver returns.
+  centred to mean 0 (prices are defined up to a constant; :func:`lfbtheory.analysis.drift.
+  price_path`); the comparator's variation in the dynamic-regret bounds of online gradient
+  descent (Zinkevich 2003, Thm 2). The optimal price of a batch is a set; this is the path of
+  the prices the exact solver returns.
 - MaxVio_batch(t) and MaxVio_global(t) (arXiv 2408.15664 Sec. 4.1).
 
 Only training batches enter the sums: evaluation batches of the trajectory (``is_eval``) route
@@ -36,6 +37,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from lfbtheory.analysis.drift import price_path
 from lfbtheory.analysis.growth import GROWTH_MODELS, Growth, classify_growth
 from lfbtheory.lp import dual_objective, solve_balanced
 from lfbtheory.metrics import maxvio, maxvio_global
@@ -52,7 +54,6 @@ __all__ = [
     "compute_comparators",
     "detect_limit_cycle",
     "fixed_batch_cycle",
-    "price_path_length",
     "regret_report",
     "GROWTH_MODELS",
     "GROUP_LIMITED_MODES",
@@ -79,17 +80,6 @@ def _stack(batches: Sequence[ArrayLike] | NDArray[np.float64]) -> list[NDArray[n
         if b.shape[1] != e:
             raise ValueError(f"batches[{i}] has E={b.shape[1]}, batches[0] has E={e}")
     return out
-
-
-def price_path_length(prices: ArrayLike) -> NDArray[np.float64]:
-    """Cumulative path length P(t) = sum_{s<t} ||q_{s+1} - q_s||_2 of prices (T, E) centred
-    to mean 0 per row (q = p - mean p); P has length T and P(1) = 0."""
-    p = np.asarray(prices, dtype=np.float64)
-    if p.ndim != 2 or p.shape[0] < 1:
-        raise ValueError(f"prices must have shape (T, E) with T >= 1, got {p.shape}")
-    q = p - p.mean(axis=1, keepdims=True)
-    steps = np.linalg.norm(np.diff(q, axis=0), axis=1)
-    return np.concatenate([[0.0], np.cumsum(steps)])
 
 
 @dataclass(frozen=True)
@@ -320,7 +310,7 @@ def regret_report(
     violation = np.maximum(cum_loads - comp.t[:, None] * cap, 0).sum(axis=1).astype(np.float64)
     gap = np.cumsum(comp.batch_optimum - reward)[idx]
     per_batch_over = np.maximum(loads - cap, 0).sum(axis=1).astype(np.float64)
-    path = None if comp.batch_prices is None else price_path_length(comp.batch_prices)[idx]
+    path = None if comp.batch_prices is None else price_path(comp.batch_prices)[idx]
     t_len = len(bs)
     burn = t_len // 10 if burn_in is None else int(burn_in)
     if not 0 <= burn < t_len:
