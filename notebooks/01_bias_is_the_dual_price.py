@@ -35,7 +35,9 @@
 # counts the tokens that top-$K$ routing with bias $p$ sends to each expert.
 
 # %%
+import contextlib
 import os
+import sys
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -47,6 +49,22 @@ SMALL = os.environ.get("LFB_NOTEBOOK_SMALL") == "1"  # "1" in CI: smaller batch,
 N, E, K = (128, 8, 2) if SMALL else (512, 16, 2)
 GRID = 61 if SMALL else 401
 SEED = 0
+
+
+@contextlib.contextmanager
+def quiet():
+    """Silence output written straight to file descriptor 1 (the HiGHS solver's banner)."""
+    sys.stdout.flush()
+    saved, devnull = os.dup(1), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(devnull)
+        os.close(saved)
+
+
 print(
     f"size: {'small' if SMALL else 'full'}; n={N} tokens, E={E} experts, K={K}, L=nK/E={N * K // E}"
 )
@@ -74,10 +92,12 @@ print(f"sum of selected scores (plain top-K, the unconstrained maximum) = {plain
 # `lfb.solve_balanced` solves the LP with the cvxpy reference oracle (HiGHS simplex), checks
 # that the optimum is integral and feasible, and returns the optimal expert prices
 # `opt.bias` (shifted to mean zero: only differences of prices matter). Balance costs a little
-# score: the gap to the plain top-$K$ sum is the price of balance on this batch.
+# score: the gap to the plain top-$K$ sum is the price of balance on this batch. (`quiet()`
+# above only hides the solver's start-up banner.)
 
 # %%
-opt = lfb.solve_balanced(scores, K, method="cvxpy")
+with quiet():
+    opt = lfb.solve_balanced(scores, K, method="cvxpy")
 print("exact balanced loads:", opt.loads.tolist())
 print(
     f"LP optimum = {opt.objective:.4f}   (plain top-K: {plain_reward:.4f}; "
@@ -128,22 +148,28 @@ print(f"smallest non-zero margin: {margin[~tied].min():.2e}")
 rng = np.random.default_rng(SEED)
 d_star = lfb.dual_objective(scores, k=K, bias=opt.bias)
 d_zero = lfb.dual_objective(scores, k=K, bias=np.zeros(E))
-d_random = [lfb.dual_objective(scores, k=K, bias=opt.bias + 0.05 * rng.normal(size=E)) for _ in range(200)]
+d_random = [
+    lfb.dual_objective(scores, k=K, bias=opt.bias + 0.05 * rng.normal(size=E)) for _ in range(200)
+]
 print(f"D(p*) - OPT = {d_star - opt.objective:.2e}")
 print(
     f"D(0)  - OPT = {d_zero - opt.objective:.4f}   (D(0) is the plain top-K sum: "
     f"{d_zero - plain_reward:.2e} apart)"
 )
 print(f"min over 200 random p near p* of D(p) - OPT = {min(d_random) - opt.objective:.4f} (>= 0)")
-print(f"D(p* + 3.7 * ones) - D(p*) = {lfb.dual_objective(scores, k=K, bias=opt.bias + 3.7) - d_star:.2e}")
+shifted = lfb.dual_objective(scores, k=K, bias=opt.bias + 3.7)
+print(f"D(p* + 3.7 * ones) - D(p*) = {shifted - d_star:.2e}")
 
 # %% [markdown]
 # ## D along a line through $p^*$, and the subgradient load $- L$
 #
 # Take the direction $d$ from $p^*$ towards the zero bias, normalised, and evaluate
-# $D(p^* + \alpha d)$ on a grid. The curve is convex and piecewise linear with its minimum at
-# $\alpha = 0$. Its slope at any $\alpha$ is $(\mathrm{load}(p) - L)\cdot d$ — the subgradient
-# `lfb.dual_subgradient` — which the tangent lines drawn at two points confirm.
+# $D(p^* + \alpha d)$ on a grid: $\alpha = 0$ is $p^*$, $\alpha = \lVert p^*\rVert$ is $p = 0$
+# (no bias). The curve is convex and piecewise linear with its minimum at $\alpha = 0$. Its
+# slope at any $\alpha$ is $(\mathrm{load}(p) - L)\cdot d$ — the subgradient
+# `lfb.dual_subgradient` — which the tangent lines drawn at two points confirm. The slope
+# jumps wherever a token's routing changes (a tie between its $K$-th and $(K+1)$-th biased
+# score): those are the kinks, located below by routing at every grid point.
 #
 # The per-expert check below compares central finite differences of $D$ with load $- L$ at a
 # random bias (where, generically, no token is tied, so $D$ is differentiable there).
@@ -160,6 +186,9 @@ print(
     f"D is convex on the grid: max second difference violation = "
     f"{max(0.0, -np.min(np.diff(dvals, 2))):.2e}"
 )
+routes = [np.sort(lfb.route(scores, K, opt.bias + a * direction).experts, 1) for a in alphas]
+kinks = [alphas[i] for i in range(1, GRID) if not np.array_equal(routes[i], routes[i - 1])]
+print(f"routing changes (kinks of D) between neighbouring grid points: {len(kinks)} of {GRID - 1}")
 
 p_test = opt.bias + 0.05 * rng.normal(size=E)
 g = lfb.dual_subgradient(scores, k=K, bias=p_test)
@@ -186,28 +215,60 @@ print(
 # The published update $b_i \leftarrow b_i + u\,\mathrm{sign}(L - \mathrm{load}_i)$
 # (arXiv 2408.15664, eq. 3) is therefore a sign-normalised dual subgradient *descent* step on
 # $D$: it moves each price against the sign of its subgradient component. One step from $b = 0$
-# with $u = 10^{-3}$ lowers $D$:
+# with $u = 10^{-3}$ lowers $D$. But a subgradient step is **not** a descent method: near
+# $p^*$ a step can cross a kink and raise $D$. Repeating the sign rule on this same batch with
+# the published step and with a 10x larger one (chosen only to show the contrast) counts the
+# steps on which $D$ went up, and compares one step with the distance to $p^*$:
 
 # %%
 u = 1e-3
 b1 = u * np.sign(L - plain.loads)
-print(f"D(0) - D(one sign step) = {d_zero - lfb.dual_objective(scores, k=K, bias=b1):.4f} (> 0: descent)")
+d_one = lfb.dual_objective(scores, k=K, bias=b1)
+print(f"D(0) - D(one sign step) = {d_zero - d_one:.4f} (> 0: descent)")
+step_len = float(np.linalg.norm(b1))
+print(
+    f"one sign step has length u*sqrt(#experts moved) = {step_len:.4f}; ||p*|| = "
+    f"{np.linalg.norm(opt.bias):.4f}, about {np.linalg.norm(opt.bias) / step_len:.0f} steps away"
+)
+T_REPEAT = 1500 if SMALL else 3000
+for u_rep in (u, 10 * u):
+    rep = lfb.simulate([scores] * T_REPEAT, K, lfb.updates.sign(u_rep))
+    d_path = np.array([lfb.dual_objective(scores, k=K, bias=b) for b in rep.bias]) - opt.objective
+    last = d_path[-T_REPEAT // 10 :]
+    print(
+        f"u={u_rep:g}: {T_REPEAT} sign steps on this batch, D went up on "
+        f"{int(np.sum(np.diff(d_path) > 1e-12))}; D - OPT over the last {len(last)} steps "
+        f"{last.min():.2e} .. {last.max():.2e}"
+    )
+
+# %% [markdown]
+# Two outcomes are possible, and which one occurs depends on the batch. If the sign rule
+# reaches a bias that balances the batch exactly, every sign is 0 and the bias stops there with
+# a dual gap of 0 (the small CI run's batch with $u = 10^{-3}$ does). Otherwise it overshoots
+# near $p^*$ for ever: $D$ goes up on many steps and the gap stays positive — the subgradient
+# method's zigzag (the full-size batch does for both steps; notebook 02 finds the cycle exactly
+# and notebook 07 draws it for three experts). The larger the step, the larger the gap it
+# keeps.
 
 # %%
-fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8))
-ax1.plot(alphas, dvals - opt.objective, lw=1.5, label=r"$D(p^* + \alpha d) - \mathrm{OPT}$")
-for a0 in (alphas[GRID // 5], alphas[4 * GRID // 5]):
+fig, (ax1, ax3, ax2) = plt.subplots(1, 3, figsize=(16, 3.9))
+ax1.plot(alphas, dvals - opt.objective, "k-", lw=1.5, label=r"$D(p^* + \alpha d) - \mathrm{OPT}$")
+for a0, ls in ((alphas[GRID // 5], "--"), (alphas[4 * GRID // 5], ":")):
     p0 = opt.bias + a0 * direction
     slope = float(lfb.dual_subgradient(scores, k=K, bias=p0) @ direction)
     d0 = lfb.dual_objective(scores, k=K, bias=p0) - opt.objective
     ax1.plot(
         alphas,
         d0 + slope * (alphas - a0),
-        "--",
-        lw=0.8,
+        ls=ls,
+        lw=1.0,
         label=f"tangent, slope (load-L)·d = {slope:.0f}",
     )
-ax1.axvline(0, color="k", lw=0.5)
+ax1.axvline(0, color="r", lw=0.6, label="p*")
+p0_alpha = float(np.linalg.norm(opt.bias))
+ax1.axvline(p0_alpha, color="b", lw=0.6, ls="-.", label="p = 0 (no bias)")
+ax1.plot([p0_alpha - step_len, p0_alpha], [0.9 * np.ptp(dvals)] * 2, "m-", lw=3,
+         label=f"one sign step, u = {u:g}")
 ax1.set(
     xlabel=r"$\alpha$ (along $d$ from $p^*$ towards 0)",
     ylabel="dual gap",
@@ -215,12 +276,24 @@ ax1.set(
     title="D along a line through p*",
 )
 ax1.legend(fontsize=7)
+# zoom to +-5 sign steps around p*: D is piecewise linear, its slope changes at the kinks (dotted)
+az = np.linspace(-5 * step_len, 5 * step_len, 201 if SMALL else 801)
+dz = [lfb.dual_objective(scores, k=K, bias=opt.bias + a * direction) - opt.objective for a in az]
+rz = [np.sort(lfb.route(scores, K, opt.bias + a * direction).experts, 1) for a in az]
+kz = [az[i] for i in range(1, len(az)) if not np.array_equal(rz[i], rz[i - 1])]
+ax3.plot(az, dz, "k-", lw=1.2)
+for kx in kz:
+    ax3.axvline(kx, color="0.6", lw=0.6, ls=":")
+ax3.axvline(0, color="r", lw=0.6)
+ax3.plot([-2.5 * step_len, -1.5 * step_len], [max(dz) * 0.9] * 2, "m-", lw=3)
+ax3.set(xlabel=r"$\alpha$ (zoom: +-5 sign steps around p*; bar: one step)", ylabel="dual gap",
+        title=f"zoom: {len(kz)} kinks where a token's routing changes")
 x = np.arange(E)
-ax2.bar(x - 0.27, plain.loads, 0.27, label="plain top-K")
-ax2.bar(x, biased.loads, 0.27, label="top-K of s + p*")
-ax2.bar(x + 0.27, opt.loads, 0.27, label="exact assignment")
-ax2.axhline(L, color="k", lw=0.8)
-ax2.set(xlabel="expert", ylabel="tokens", title=f"Loads (L = {L})")
+ax2.bar(x - 0.27, plain.loads - L, 0.27, label="plain top-K")
+ax2.bar(x, biased.loads - L, 0.27, label="top-K of s + p*", hatch="//")
+ax2.bar(x + 0.27, opt.loads - L, 0.27, label="exact assignment (all 0)")
+ax2.axhline(0, color="k", lw=0.8)
+ax2.set(xlabel="expert", ylabel="load - L (tokens)", title=f"Load minus capacity (L = {L})")
 ax2.legend(fontsize=7)
 fig.tight_layout()
 plt.show()
