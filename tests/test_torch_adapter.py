@@ -302,3 +302,21 @@ def test_logit_inputs_clip_zero_and_one_scores_instead_of_nan():
         from_torch(gate, inputs="probabilities")
     with pytest.raises(ValueError, match="d >= n_experts"):
         from_torch(torch.nn.Linear(4, 8, bias=False), inputs="hidden")
+
+
+def test_dataclass_outputs_by_name_and_the_report_says_how_inputs_were_built():
+    from dataclasses import dataclass
+
+    @dataclass
+    class RouterOutput:
+        experts: torch.Tensor
+        gates: torch.Tensor
+        aux_loss: torch.Tensor
+
+    def gate(logits):
+        w, idx = torch.topk(torch.softmax(logits, dim=-1), 2)
+        return RouterOutput(idx, w, torch.tensor(0.0))
+
+    r = from_torch(gate, inputs="logits", indices="experts", weights="gates", n_experts=8)
+    rep = run_conformance(r, only=["selection_valid"])
+    assert rep.passed == ("selection_valid",) and "inputs: logits z = logit(" in rep.router

@@ -389,6 +389,9 @@ class _FunctionRouter:
         _set_attrs(self, declared)
         self.__name__ = getattr(fn, "__name__", type(fn).__name__)
 
+    def describe(self) -> str:
+        return self.inputs.describe()
+
     def __call__(self, scores: Any, state: Any) -> tuple[Any, Any]:
         torch = require_torch()
         with torch.no_grad():
@@ -412,6 +415,9 @@ class _ModuleRouter:
         self.original_projection = inputs.original_projection
         _set_attrs(self, declared)
         self.__name__ = type(module).__name__
+
+    def describe(self) -> str:
+        return self.inputs.describe()
 
     def __call__(self, scores: Any, state: Any) -> tuple[Any, Any]:
         torch = require_torch()

@@ -103,7 +103,9 @@ def run_check(
 
     router = load_router(spec)
     cfg = Config(seed=seed, n_experts=n_experts, causality_examples=causality_examples)
-    report = run_conformance(router, only=only, config=cfg, name=spec)
+    how = getattr(router, "describe", None)  # torch adapters say how they feed the router
+    name = f"{spec} [{how()}]" if callable(how) and not inspect.isclass(router) else spec
+    report = run_conformance(router, only=only, config=cfg, name=name)
     status = 0 if (report.strict_ok if strict else report.ok) else 1
     if as_json:
         return status, json.dumps(dict(report.to_dict(), strict=strict, exit=status), indent=1)

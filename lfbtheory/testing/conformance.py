@@ -1106,8 +1106,11 @@ def run_conformance(
 
 def _describe(router: Any) -> str:
     if inspect.isfunction(router) or isinstance(getattr(router, "__name__", None), str):
-        return str(router.__name__)
-    return str(getattr(router, "name", None) or type(router).__name__)
+        name = str(router.__name__)
+    else:
+        name = str(getattr(router, "name", None) or type(router).__name__)
+    how = getattr(router, "describe", None)  # adapters say how they feed the router
+    return f"{name} [{how()}]" if callable(how) and not inspect.isclass(router) else name
 
 
 def reference_router(n_experts: int = 8, k: int = 2) -> TokenChoice:
