@@ -6,8 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import lfbtheory as lfb
-from lfbtheory.online import schedules, updates
-from lfbtheory.online import CheckpointError, load_state, save_state, simulate
+from lfbtheory.online import CheckpointError, load_state, save_state, schedules, simulate, updates
 from lfbtheory.online.updates import make_rule
 
 
@@ -63,7 +62,8 @@ def test_evaluation_batches_leave_the_bias_untouched():
     np.testing.assert_array_equal(tr.bias[3], tr.bias[2])
     np.testing.assert_array_equal(tr.bias[4], tr.bias[3])
     assert np.isnan(tr.step[[2, 3, 7]]).all() and tr.is_eval[[2, 3, 7]].all()
-    train_only = simulate([b for i, b in enumerate(bs) if i not in (2, 3, 7)], 2, updates.sign(0.01))
+    train = [b for i, b in enumerate(bs) if i not in (2, 3, 7)]
+    train_only = simulate(train, 2, updates.sign(0.01))
     np.testing.assert_array_equal(tr.state.rule.bias, train_only.state.rule.bias)
 
 
@@ -172,3 +172,65 @@ def test_corrupt_or_mismatched_checkpoints_give_one_clear_error(tmp_path):
         load_state(tmp_path / "missing.npz", rule)
     with pytest.raises(CheckpointError, match="E=4 experts, expected E=8"):
         load_state(path, rule, n_experts=8)
+
+
+def _reference_simulate(batches, k, rule, micro_batches=1, eval_batches=(), state=None):
+    """The loop written with the public router-state machine, one validated call per step."""
+    from lfbtheory.online.state import accumulate, init_state, optimizer_step
+
+    evals = set(eval_batches)
+    st_ = state if state is not None else init_state(rule, np.asarray(batches[0]).shape[1])
+    biases, loads, reward, step = [], [], [], []
+    for t, s in enumerate(batches):
+        biases.append(st_.bias)
+        r = lfb.route(s, k=k, bias=st_.bias, bias_mode=rule.bias_mode, normalize=False)
+        u = np.nan
+        if t not in evals:
+            st_ = accumulate(st_, r.loads)
+            if st_.n_pending >= micro_batches:
+                u = float(rule.step(st_.rule.count))
+                (st_,) = optimizer_step(rule, [st_])
+        loads.append(r.loads)
+        reward.append(float(np.take_along_axis(np.asarray(s, float), r.experts, axis=1).sum()))
+        step.append(u)
+    return biases, loads, reward, step, st_
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.integers(0, 10**6),
+    st.sampled_from(RULES),
+    st.integers(1, 3),
+    st.sets(st.integers(0, 11), max_size=3),
+    st.booleans(),
+    st.booleans(),
+)
+def test_simulate_is_bit_identical_to_the_validated_state_machine(
+    seed, rule, micro, evals, as_array, frozen
+):
+    """The loop's fast path (stream validated once, unchecked updates of the states it built)
+    gives bit for bit the trajectory of accumulate/optimizer_step called step by step."""
+    from lfbtheory.online.state import freeze, init_state
+
+    bs = _stream(seed)
+    r = R(rule)
+    st0 = init_state(r, 4)
+    st0 = freeze(st0) if frozen else st0
+    tr = simulate(np.array(bs) if as_array else bs, 2, r, micro_batches=micro,
+                  eval_batches=evals, state=st0)
+    biases, loads, reward, step, final = _reference_simulate(bs, 2, r, micro, evals, st0)
+    np.testing.assert_array_equal(tr.bias, np.array(biases))
+    np.testing.assert_array_equal(tr.loads, np.array(loads))
+    np.testing.assert_array_equal(tr.reward, np.array(reward))
+    np.testing.assert_array_equal(tr.step, np.array(step))
+    np.testing.assert_array_equal(tr.state.bias, final.bias)
+    np.testing.assert_array_equal(tr.state.pending, final.pending)
+    assert (tr.state.rule.count, tr.state.n_pending, tr.state.frozen) == (
+        final.rule.count, final.n_pending, final.frozen)
+
+
+def test_a_non_finite_batch_in_a_stacked_stream_is_named():
+    bs = np.array(_stream(0))
+    bs[5, 3, 1] = np.nan
+    with pytest.raises(ValueError, match=r"batches\[5\] must be finite"):
+        simulate(bs, 2, R("sign"))

@@ -19,17 +19,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from lfbtheory.online.state import (
-    RouterState,
-    accumulate,
-    init_state,
-    optimizer_step,
-)
-from lfbtheory.online.updates import Rule
+from lfbtheory.online.state import RouterState, init_state
+from lfbtheory.online.updates import Rule, _as_step_value
 from lfbtheory.routing import RouteOptions, route_options, select_and_count
 from lfbtheory.validation import as_k, as_positive_int, as_scores, as_stream_indices
 
@@ -124,15 +120,23 @@ def simulate(
     n_experts: int | None = None
     opts: RouteOptions | None = None
     kk = 0
+    # The rule's state, the pending counts and their micro-batch count live in locals between
+    # optimizer steps (the RouterState fields, rebuilt once at the end): validated once here,
+    # then advanced by :func:`_step`, the arithmetic of ``optimizer_step`` / ``Rule.update``
+    # without their per-call re-validation of what this loop itself produced.
+    rs = pending = None
+    n_pending = 0
+    frozen = False
 
-    it: Iterator[ArrayLike] = iter(batches)
+    pre = _prevalidated(batches) if not adaptive else None
+    it: Iterator[ArrayLike] = iter(batches if pre is None else pre)
     t = 0
     while True:
         try:
             raw = next(it) if (not adaptive or t == 0) else it.send(biases[-1])  # type: ignore[attr-defined]
         except StopIteration:
             break
-        s = as_scores(raw, name=f"batches[{t}]")
+        s = raw if pre is not None else as_scores(raw, name=f"batches[{t}]")
         if n_experts is None:
             n_experts = s.shape[1]
             kk = as_k(k, n_experts)
@@ -145,23 +149,29 @@ def simulate(
                 raise ValueError(
                     f"state has E={state.bias.shape[0]} experts, batches have E={n_experts}"
                 )
+            rs, pending, n_pending, frozen = state
+            pending = np.asarray(pending, dtype=np.int64)
         elif s.shape[1] != n_experts:
             raise ValueError(
                 f"batches[{t}] has E={s.shape[1]} experts, earlier batches have E={n_experts}"
             )
-        assert opts is not None and state is not None
+        assert opts is not None and rs is not None and pending is not None
 
-        bias = state.bias
+        bias = rs.bias
         experts, load = select_and_count(s, bias, opts)
-        reward = float(np.take_along_axis(s, experts, axis=1).sum())
+        reward = float(s[np.arange(s.shape[0])[:, None], experts].sum())
 
         is_eval = t in eval_set
         u = float("nan")
         if not is_eval:
-            state = accumulate(state, load)
-            if state.n_pending >= micro_batches:
-                u = float(rule.step(state.rule.count))
-                (state,) = optimizer_step(rule, [state])
+            pending = pending + load
+            n_pending += 1
+            if n_pending >= micro_batches:
+                u = float(rule.step(rs.count))
+                if not frozen:
+                    rs = _step(rule, rs, pending)
+                pending = np.zeros_like(pending)
+                n_pending = 0
 
         biases.append(bias)
         loads.append(load)
@@ -171,6 +181,8 @@ def simulate(
         t += 1
         if progress is not None:
             progress(t)
+    if rs is not None:
+        state = RouterState(rs, pending, n_pending, frozen)
 
     if n_experts is None or state is None:
         raise ValueError("batches is empty: the stream must yield at least one (n, E) array")
@@ -187,3 +199,38 @@ def simulate(
         micro_batches=micro_batches,
         routing=opts,
     )
+
+
+def _prevalidated(batches: object) -> NDArray[np.float64] | None:
+    """A (T, n, E) float64 array whose every batch :func:`as_scores` would accept unchanged
+    (checked once for the whole stream), else None (each batch is then checked as it comes)."""
+    if (
+        isinstance(batches, np.ndarray)
+        and batches.dtype == np.float64
+        and batches.ndim == 3
+        and batches.shape[1] >= 1
+        and batches.shape[2] >= 1
+        and bool(np.isfinite(batches).all())
+    ):
+        return batches
+    return None
+
+
+def _step(rule: Rule, rs: Any, pending: NDArray[np.int64]) -> Any:
+    """One update of ``rule`` from the summed counts of one replica: the arithmetic of
+    ``optimizer_step(rule, [state])`` (``Rule.update``) on a state and counts this loop built
+    (valid by construction), so only the overflow check of the result remains."""
+    c = pending.astype(np.float64)
+    d, rs = rule.direction(c, rs)
+    u = _as_step_value(rule.step(rs.count), rs.count)
+    with np.errstate(over="ignore", invalid="ignore"):
+        if rule.bias_mode == "additive":
+            bias = rs.bias + u * d
+        else:
+            bias = rs.bias * np.exp(u * d)
+    if not np.all(np.isfinite(bias)):
+        raise ValueError(
+            f"the update of {rule.name!r} at count {rs.count} overflowed (step size "
+            f"u={u:g}); use a smaller step"
+        )
+    return rs._replace(bias=bias, count=rs.count + 1)
