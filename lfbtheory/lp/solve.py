@@ -116,7 +116,14 @@ def _recentre(
     if r == 0.0:
         return np.zeros_like(start)
     if equality:
-        return np.clip(start - np.median(start), -r, r)
+        n = start.shape[0]
+        h = n // 2
+        if n % 2:
+            med = float(np.partition(start, h)[h])
+        else:  # np.median's mean of the two middle values, bit for bit
+            part = np.partition(start, [h - 1, h])
+            med = (float(part[h - 1]) + float(part[h])) / 2
+        return np.clip(start - med, -r, r)
     return np.clip(start - start.max(), -r, 0.0)
 
 

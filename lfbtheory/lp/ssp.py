@@ -48,6 +48,8 @@ from lfbtheory.kernels import HAVE_NUMBA, compiled, row_top
 __all__ = ["HAVE_NUMBA", "experts_ranked", "ssp_solve"]
 
 _M = 4  # candidate tokens kept per exchange-graph edge
+_M_LARGE = 16  # ... when an expert holds more than _M_LARGE_CAP tokens
+_M_LARGE_CAP = 2048
 _INF = np.inf
 
 
@@ -491,7 +493,19 @@ def _experts_ranked(s, asg, bias):  # type: ignore[no-untyped-def]
     return out
 
 
-_GAP_QUANTILE = 0.5  # start with the 5% of tokens closest to a tie; more are added on demand
+_GAP_QUANTILE = 0.5  # start with the half of tokens closest to a tie; more are added on demand
+_H_GRID = np.logspace(-5, -1, 9)  # Newton windows, in units of the scores' spread
+
+
+def _median(v: NDArray[np.float64]) -> float:
+    """``np.quantile(v, 0.5)`` (linear interpolation) bit for bit, by one partition."""
+    n = v.shape[0]
+    lo = (n - 1) // 2
+    if n % 2:
+        return float(np.partition(v, lo)[lo])
+    part = np.partition(v, [lo, lo + 1])
+    a, b = float(part[lo]), float(part[lo + 1])
+    return b - (b - a) * 0.5  # numpy's lerp at gamma = 0.5
 
 
 def _solve_from(
@@ -514,7 +528,7 @@ def _solve_from(
     gap = np.empty(n)
     if passes > 0 and k < e:
         sig = float(np.std(s[:: max(1, n // 256)])) or 1.0
-        h = sig * np.logspace(-5, -1, 9)
+        h = sig * _H_GRID
         for it in range(passes):
             before = p.copy()
             excess = _newton_pass(s, p, k, cap, equality, 1.0 if it == 0 else 0.7, h, asg, gap)
@@ -528,12 +542,16 @@ def _solve_from(
         clock.append(time.perf_counter())
         _topk_rows(s, p, k, asg, x, loads, gap)
     lst, cnt, slotpos = _build_lists(asg, e, int(max(loads.max(), cap)) + 1)
-    wv = np.full((_M, e, e), _INF)
-    wt = np.full((_M, e, e), -1, dtype=np.int32)
+    # A longer candidate list costs O(M) per offer but runs empty (a rescan of all of the
+    # expert's tokens) less often; the head of every list, the only entry a path reads, is
+    # the same for any M.
+    mm = _M_LARGE if cap > _M_LARGE_CAP else _M
+    wv = np.full((mm, e, e), _INF)
+    wt = np.full((mm, e, e), -1, dtype=np.int32)
     wn = np.zeros((e, e), dtype=np.int64)
     wo = np.zeros((e, e), dtype=np.uint8)  # 1: the edge has valid candidates beyond its list
     if n > 64 and k < e:
-        g = float(np.quantile(gap, _GAP_QUANTILE))
+        g = _median(gap) if _GAP_QUANTILE == 0.5 else float(np.quantile(gap, _GAP_QUANTILE))
     else:
         g = _INF
     tokens = np.flatnonzero(gap <= g).astype(np.int64)
