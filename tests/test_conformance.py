@@ -3,6 +3,8 @@ the property named for its bug class -- as a function, as a pytest fixture and v
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import lfbtheory as lfb
 from lfbtheory import routers as R
@@ -173,22 +175,30 @@ def test_lfb_check_bad_specs_exit_2(capsys):
     assert "MODULE:CALLABLE" in err and "no attribute" in err and "zero-argument factory" in err
 
 
-def test_tie_bounds_contain_every_tie_break_and_pin_untied_tokens():
-    rng = np.random.default_rng(0)
-    for e, k, groups in [(8, 2, (4, 2, 2)), (64, 6, (8, 4, 2)), (256, 8, (8, 4, 2)), (16, 1, None)]:
-        s = np.round(rng.random((64, e)) * 8) / 8  # a coarse grid: many exact ties
-        b = rng.integers(-4, 5, e) / 8
-        must, may, gmust, gmay = tie_bounds(s + b, k, groups)
-        assert np.all(must <= may) and np.all(gmust <= gmay)
-        assert np.all(must.sum(axis=1) <= k) and np.all(may.sum(axis=1) >= k)
-        kw = {} if groups is None else dict(n_groups=groups[0], topk_groups=groups[1])
-        for _ in range(5):  # any tie-break = route on a perturbation below the grid spacing
-            got = lfb.route(s + rng.uniform(0, 1e-3, s.shape), k, b, **kw)
-            sel = R.selection_mask(got.experts, e)
-            assert np.all(must <= sel) and np.all(sel <= may)
-        untied = np.all(must == may, axis=1)
-        exact = R.selection_mask(lfb.route(s, k, b, **kw).experts, e)
-        np.testing.assert_array_equal(must[untied], exact[untied])
+SHAPES = [(8, 2, (4, 2, 2)), (16, 3, (4, 2, 2)), (16, 1, None), (32, 6, (8, 4, 2))]
+
+
+@given(data=st.data())
+def test_tie_bounds_contain_every_tie_break_and_pin_untied_tokens(data):
+    """On a coarse grid (many exact ties): every tie-break -- routing after adding a
+    perturbation far below the grid spacing, in any order of the experts -- selects all of
+    `must` and nothing outside `may`; an untied token (must == may) has exactly one answer."""
+    e, k, groups = data.draw(st.sampled_from(SHAPES))
+    n = data.draw(st.integers(1, 6))
+    grid = st.lists(st.integers(0, 4), min_size=n * e, max_size=n * e)
+    s = np.array(data.draw(grid), dtype=np.float64).reshape(n, e) / 4
+    b = np.array(data.draw(st.lists(st.integers(-2, 2), min_size=e, max_size=e))) / 4
+    order = np.array(data.draw(st.permutations(range(e))), dtype=np.float64)
+    must, may, gmust, gmay = tie_bounds(s + b, k, groups)
+    assert np.all(must <= may) and np.all(gmust <= gmay)
+    assert np.all(must.sum(axis=1) <= k) and np.all(may.sum(axis=1) >= k)
+    kw = {} if groups is None else dict(n_groups=groups[0], topk_groups=groups[1])
+    kw["normalize"] = False  # weights are not under test; zero scores are allowed here
+    sel = R.selection_mask(lfb.route(s + order * 2.0**-20, k, b, **kw).experts, e)
+    assert np.all(must <= sel) and np.all(sel <= may)
+    untied = np.all(must == may, axis=1)
+    exact = R.selection_mask(lfb.route(s, k, b, **kw).experts, e)
+    np.testing.assert_array_equal(must[untied], exact[untied])
 
 
 @pytest.mark.parametrize(("e", "k", "groups"), [(256, 8, (8, 4)), (64, 6, (8, 4)), (8, 2, (4, 2))])
