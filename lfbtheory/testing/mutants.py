@@ -35,6 +35,8 @@ mutant -> bug (where seen) -> caught by [also fails, as a side effect]
 - bf16_bias: bias stored in bfloat16 (Megatron-LM #1482) -> bias_drift
 
 ``MUTANTS`` maps each name to (factory, the properties expected to catch it).
+:func:`detection_rates` measures, per mutant and property, the fraction of seeds on which the
+property fails (``python -m lfbtheory.testing.mutants --seeds 30``).
 """
 
 from __future__ import annotations
