@@ -221,7 +221,11 @@ def test_run_and_report_write_the_result_folder(tmp_path):
         record="lfb_sign_0.01",
         name="tiny",
     )
-    res = run_testbed(cfg)
+    res = run_testbed(cfg, cache_dir=tmp_path / "cache")
+    assert len(list((tmp_path / "cache").glob("*.pkl"))) == len(cfg.methods) * len(cfg.seeds)
+    resumed = run_testbed(cfg, cache_dir=tmp_path / "cache")  # every run comes from the cache
+    for a, b in zip(res["runs"], resumed["runs"], strict=True):
+        np.testing.assert_array_equal(a["train_bpb"], b["train_bpb"])
     rep = write_results(res, tmp_path)
     for name in (
         "config.json",

@@ -29,7 +29,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--out",
         type=Path,
         default=Path("testbed_results"),
-        help="output folder (default ./testbed_results)",
+        help="output folder (default ./testbed_results); finished runs are cached in OUT/cache, "
+        "so re-running the same command resumes an interrupted grid",
     )
     p.add_argument(
         "--workers",
@@ -67,7 +68,7 @@ def _run(args: argparse.Namespace) -> int:
         f"{cfg.workers} worker(s) -> {args.out}"
     )
     t0 = time.perf_counter()
-    results = run_testbed(cfg, tqdm_bar=True)
+    results = run_testbed(cfg, tqdm_bar=True, cache_dir=Path(args.out) / "cache")
     results["wall_seconds"] = time.perf_counter() - t0
     results["torch"] = torch.__version__
     results["python"] = platform.python_version()

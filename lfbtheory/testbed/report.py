@@ -192,7 +192,11 @@ def write_results(results: dict[str, Any], out: str | Path) -> dict[str, Any]:
     table = summarize(results)
     leak = leakage_table(results)
     verdict = verdicts(results)
-    regret = recorded_regret(results)
+    try:
+        regret = recorded_regret(results)
+        regret_error = None
+    except Exception as exc:  # noqa: BLE001 -- the tables must still be written
+        regret, regret_error = None, f"{type(exc).__name__}: {exc}"
     (out / "config.json").write_text(json.dumps(results["config"], indent=2))
     meta = {
         "corpus": results["corpus"],
@@ -258,5 +262,8 @@ def write_results(results: dict[str, Any], out: str | Path) -> dict[str, Any]:
             f"{q['maxvio_global_final']:.3f}, |b - p*|_inf (mod shift) "
             f"{regret['distance_to_hindsight_replay']:.4f}"
         )
+    if regret_error is not None:
+        text += f"\n\nregret of the recorded bias: NOT computed ({regret_error})"
+        (out / "regret_error.txt").write_text(regret_error + "\n")
     (out / "summary.txt").write_text(text + "\n")
     return {"table": table, "leakage": leak, "verdicts": verdict, "regret": regret, "text": text}

@@ -17,11 +17,16 @@ size that would have been resolved (t * SE) is reported.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import inspect
+import json
 import math
 import multiprocessing as mp
+import os
+import pickle
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -207,12 +212,20 @@ def run_testbed(
     *,
     progress: Callable[[int, int], None] | None = None,
     tqdm_bar: bool = False,
+    cache_dir: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Run every (method, seed) of ``cfg``; return {"config", "corpus", "runs"} (runs in grid
     order, each the dict of :func:`~lfbtheory.testbed.train.train_run`). Each run is single-
     threaded and depends only on its own (config, method, seed): results do not depend on
-    ``workers`` or on the order in which runs finish."""
+    ``workers`` or on the order in which runs finish.
+
+    ``cache_dir``: each finished run is pickled there under a key hashing (model, train,
+    method, seed, record flag, corpus files_hash); runs already there are loaded instead of
+    re-run, so an interrupted grid resumes where it stopped."""
     corpus = load_corpus(max_bytes=cfg.max_corpus_bytes)
+    cache = None if cache_dir is None else Path(cache_dir)
+    if cache is not None:
+        cache.mkdir(parents=True, exist_ok=True)
     tasks = [
         (
             asdict(cfg.model),
@@ -232,6 +245,20 @@ def run_testbed(
     results: list[Any] = [None] * len(tasks)
     done = 0
 
+    def key(task: tuple) -> Path | None:
+        if cache is None:
+            return None
+        blob = json.dumps([task, corpus.files_hash, cfg.max_corpus_bytes], sort_keys=True)
+        return cache / f"{hashlib.sha256(blob.encode()).hexdigest()[:24]}.pkl"
+
+    def store(i: int, res: dict) -> None:
+        results[i] = res
+        path = key(tasks[i])
+        if path is not None:
+            tmp = path.with_suffix(".tmp")
+            tmp.write_bytes(pickle.dumps(res))
+            tmp.replace(path)
+
     def tick() -> None:
         nonlocal done
         done += 1
@@ -240,19 +267,29 @@ def run_testbed(
         if progress is not None:
             progress(done, len(tasks))
 
-    if cfg.workers == 1:
+    todo = []
+    for i, t in enumerate(tasks):
+        path = key(t)
+        if path is not None and path.is_file():
+            results[i] = pickle.loads(path.read_bytes())
+            tick()
+        else:
+            todo.append(i)
+    if cfg.workers == 1 or len(todo) <= 1:
         global _CORPUS
         _CORPUS = corpus
-        for i, t in enumerate(tasks):
-            results[i] = _run_task(t)
+        for i in todo:
+            store(i, _run_task(tasks[i]))
             tick()
-    else:
+    elif todo:
         ctx = mp.get_context("spawn")
         with ctx.Pool(
-            cfg.workers, initializer=_worker_init, initargs=(cfg.max_corpus_bytes,)
+            min(cfg.workers, len(todo)),
+            initializer=_worker_init,
+            initargs=(cfg.max_corpus_bytes,),
         ) as pool:
-            for i, res in pool.imap_unordered(_indexed, list(enumerate(tasks))):
-                results[i] = res
+            for i, res in pool.imap_unordered(_indexed, [(i, tasks[i]) for i in todo]):
+                store(i, res)
                 tick()
     if bar is not None:
         bar.close()
