@@ -150,13 +150,13 @@ for i in range(E):
           f"{np.flatnonzero(after[:, i]).tolist()} in run 2")
 
 # %% [markdown]
-# Read it expert by expert (the printout above is the counterexample): every expert keeps
-# only its top $C$ tokens of the batch. An earlier token holds an expert as long as no later
-# token scores higher on it; the replacement gives a later token a higher score on that
-# expert, which takes the expert away from the earlier token (in the printed example the
-# earlier token is left with no expert at all: Expert Choice does not even promise every token
-# an expert). Nothing about the earlier token changed, and all scores are distinct, so this is not a tie-breaking artefact: under
-# Expert Choice, **which experts token $t$ gets is a function of the later tokens' scores**.
+# Read it expert by expert (the printout above is the counterexample): every expert keeps only its
+# top $C$ tokens of the batch. An earlier token holds an expert as long as no later token scores
+# higher on it; the replacement gives a later token a higher score on that expert, which takes the
+# expert away from the earlier token (in the printed example the earlier token is left with no
+# expert at all: Expert Choice does not even promise every token an expert). Nothing about the
+# earlier token changed, and all scores are distinct, so this is not a tie-breaking artefact:
+# under Expert Choice, **which experts token $t$ gets is a function of the later tokens' scores**.
 # The random trials of the checker (printed above) show how common this is on random batches.
 #
 # ## How much can leak: $K\log_2(E/K)$ bits per token
