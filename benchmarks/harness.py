@@ -8,7 +8,8 @@
 4. routing kernel: :func:`lfbtheory.kernels.route_loads` vs numpy ``argpartition`` and the read
    bound (time of ``scores.sum()``);
 5. (``--targets 5``) one regret point on the ``lfb regret`` defaults: the pre-refactor path
-   (batch list, one ``dual_objective`` call per batch) vs ``run_point``, a sweep point whose
+   (batch list, one ``dual_objective`` call per batch, run on the library at
+   ``BASELINE_COMMIT``, extracted with ``git archive``) vs ``run_point``, a sweep point whose
    stream is shared by 4 step sizes, and ``simulate`` vs a bare numpy routing loop.
 
 Every method runs in a fresh child process (so peak memory is that method's own: the peak
@@ -257,9 +258,11 @@ def _timed(fn: Any) -> tuple[Any, float, float]:
     return out, time.perf_counter() - w0, time.process_time() - c0
 
 
-def _child_regret(spec: dict) -> dict:
-    """Target 5 in one process: the per-point regret engine vs the pre-refactor path, a
-    sweep's amortised point, and simulate vs a bare numpy routing loop."""
+def _child_regret_legacy(spec: dict) -> dict:
+    """Target 5's reference: the pre-refactor path (a list of batches, comparators over
+    np.concatenate'd prefixes, each run's dual D_s(p_s) by one dual_objective call per batch),
+    run on whatever ``lfbtheory`` this process imports (the baseline tree, see
+    :func:`_target_regret`)."""
     import dataclasses as dc
 
     import lfbtheory as lfb
@@ -267,21 +270,16 @@ def _child_regret(spec: dict) -> dict:
     from lfbtheory.experiments.regret import (
         PUBLISHED_RATE,
         RegretConfig,
-        RunSpec,
         _workload,
         calibrate,
-        prepare_stream,
         run_point,
     )
     from lfbtheory.online.updates import make_rule
-    from lfbtheory.workloads import materialize
 
     config = RegretConfig(steps=spec["steps"])
     run_point(dc.replace(config, steps=20, num_checkpoints=5))  # compile outside the timing
 
     def legacy() -> list:
-        # the pre-refactor path: a list of batches, comparators over np.concatenate'd
-        # prefixes, and each run's dual D_s(p_s) by one dual_objective call per batch
         wl = _workload(config)
         batches = list(wl.batches(config.steps, np.random.SeedSequence([config.seed, 0])))
         calib = calibrate(list(wl.batches(config.calibration_batches,
@@ -300,10 +298,24 @@ def _child_regret(spec: dict) -> dict:
             out.append((rep.summary()["dual_regret"], float(np.sum(dual))))
         return out
 
-    old, old_wall, old_cpu = _timed(legacy)
+    old, wall, cpu = _timed(legacy)
+    return {"legacy": [wall, cpu], "dual_regret": [a[0] for a in old],
+            "library": lfb.__file__}
+
+
+def _child_regret(spec: dict) -> dict:
+    """Target 5's engine side in one process: ``run_point``, a sweep's amortised point, and
+    simulate vs a bare numpy routing loop."""
+    import dataclasses as dc
+
+    import lfbtheory as lfb
+    from lfbtheory.experiments.regret import RegretConfig, RunSpec, prepare_stream, run_point
+    from lfbtheory.online.updates import make_rule
+    from lfbtheory.workloads import materialize
+
+    config = RegretConfig(steps=spec["steps"])
+    run_point(dc.replace(config, steps=20, num_checkpoints=5))  # compile outside the timing
     (new, _), new_wall, new_cpu = _timed(lambda: run_point(config))
-    agree = max(abs(a[0] - r.report.summary()["dual_regret"])
-                for a, r in zip(old, new, strict=True))
     steps = spec["sweep_steps"]
 
     def sweep() -> None:
@@ -334,19 +346,47 @@ def _child_regret(spec: dict) -> dict:
         ref = min(_timed(bare)[2] for _ in range(3))
         loops.append({"E": e, "k": k, "simulate_batches_per_s": len(arr) / sim,
                       "numpy_batches_per_s": len(arr) / ref, "ratio": sim / ref})
-    return {"legacy": [old_wall, old_cpu], "engine": [new_wall, new_cpu],
-            "sweep": [sw_wall, sw_cpu], "sweep_points": len(steps), "max_abs_diff": agree,
-            "loops": loops}
+    return {"engine": [new_wall, new_cpu],
+            "dual_regret": [r.report.summary()["dual_regret"] for r in new],
+            "sweep": [sw_wall, sw_cpu], "sweep_points": len(steps), "loops": loops,
+            "library": lfb.__file__}
+
+
+# The library target 5 measures the pre-refactor path on: the tree of this commit (before the
+# per-point engine work), extracted with ``git archive`` into a temporary folder, so that the
+# reference does not speed up with the code it is compared against.
+BASELINE_COMMIT = "537d24707f74b935f2b6fec167d1cd22bb3b1840"
+
+
+def _baseline_tree(folder: str) -> str | None:
+    """Extract ``lfbtheory`` at BASELINE_COMMIT into ``folder``; None without git or commit."""
+    import io
+    import tarfile
+
+    root = Path(__file__).resolve().parents[1]
+    try:
+        out = subprocess.run(["git", "-C", str(root), "archive", BASELINE_COMMIT, "lfbtheory"],
+                             capture_output=True, check=True, timeout=120)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    with tarfile.open(fileobj=io.BytesIO(out.stdout)) as tar:
+        tar.extractall(folder, filter="data")
+    return folder
 
 
 _CHILDREN = {"solver": _child_solver, "stream": _child_stream, "pooled": _child_pooled,
-             "kernel": _child_kernel, "regret": _child_regret}
+             "kernel": _child_kernel, "regret": _child_regret,
+             "regret_legacy": _child_regret_legacy}
 
 
-def _run_child(kind: str, spec: dict, timeout: float) -> dict:
+def _run_child(kind: str, spec: dict, timeout: float, pythonpath: str | None = None) -> dict:
+    env = None
+    if pythonpath is not None:  # import lfbtheory from this folder first
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+            [pythonpath, *filter(None, [os.environ.get("PYTHONPATH")])])}
     try:
         out = subprocess.run([sys.executable, __file__, "--child", kind, json.dumps(spec)],
-                             capture_output=True, text=True, timeout=timeout)
+                             capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {timeout:.0f} s"}
     if out.returncode != 0:
@@ -449,20 +489,31 @@ def _target_kernel(repeats: int, seed: int, log: Any) -> dict:
 
 
 def _target_regret(quick: bool, seed: int, log: Any) -> dict:
+    import tempfile
+
     steps = 500 if quick else 2000
     spec = {"steps": steps, "sweep_steps": [1e-3, 3e-3, 1e-2, 3e-2], "seed": seed,
             "loop_batches": 1000 if quick else 4000}
-    log(f"  target 5: regret point (lfb regret defaults, T={steps}) and simulate loop ...")
+    title = "Target 5 - regret engine"
+    with tempfile.TemporaryDirectory(prefix="lfb-baseline-") as tmp:
+        tree = _baseline_tree(tmp)
+        where = (f"library at {BASELINE_COMMIT[:10]}" if tree is not None
+                 else "current library (baseline commit not available)")
+        log(f"  target 5: pre-refactor path on the {where}, T={steps} ...")
+        old = _run_child("regret_legacy", spec, timeout=3600, pythonpath=tree)
+    log(f"  target 5: run_point, sweep point and simulate loop (T={steps}) ...")
     r = _run_child("regret", spec, timeout=3600)
-    if "error" in r:
-        return {"title": "Target 5 - regret engine", "rows": [{"error": r["error"]}]}
-    old_w, old_c = r["legacy"]
+    for part in (old, r):
+        if "error" in part:
+            return {"title": title, "rows": [{"error": part["error"]}]}
+    old_w, old_c = old["legacy"]
+    agree = max(abs(a - b) for a, b in zip(old["dual_regret"], r["dual_regret"], strict=True))
     rows = [
-        {"path": "pre-refactor (batch list, dual per batch)", "wall_s": old_w, "cpu_s": old_c,
-         "speedup_cpu": 1.0},
+        {"path": f"pre-refactor (batch list, dual per batch), {where}", "wall_s": old_w,
+         "cpu_s": old_c, "speedup_cpu": 1.0},
         {"path": "run_point (materialised stream)", "wall_s": r["engine"][0],
          "cpu_s": r["engine"][1], "speedup_cpu": old_c / r["engine"][1],
-         "max_abs_diff_dual_regret": r["max_abs_diff"]},
+         "max_abs_diff_dual_regret": agree},
         {"path": f"sweep point ({r['sweep_points']} step sizes share a stream), per point",
          "wall_s": r["sweep"][0] / r["sweep_points"], "cpu_s": r["sweep"][1] / r["sweep_points"],
          "speedup_cpu": old_c * r["sweep_points"] / r["sweep"][1]},

@@ -17,13 +17,13 @@ the exact solver's choice, so P_T also contains the jitter of that choice betwee
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from lfbtheory.validation import as_k, as_real, as_scores
+from lfbtheory.validation import as_real
 
 __all__ = [
     "BatchPrices",
@@ -66,19 +66,24 @@ def price_path_length(prices: ArrayLike) -> float:
     return float(price_path(prices)[-1])
 
 
-def per_batch_prices(batches: Iterable[ArrayLike], k: int, *, method: str = "auto") -> BatchPrices:
-    """The exact solver's optimal price of every batch (centred) and its optimum OPT_t."""
-    from lfbtheory.lp import solve_balanced
+def per_batch_prices(
+    batches: Iterable[ArrayLike],
+    k: int,
+    *,
+    method: str = "auto",
+    progress: Callable[[int], None] | None = None,
+) -> BatchPrices:
+    """The exact solver's optimal price of every batch (centred) and its optimum OPT_t, each
+    solve warm-started from the previous batch's price (:func:`lfbtheory.lp.solve.
+    solve_stream`; a (T, n, E) array is checked once). ``progress(t)``: batches done."""
+    from lfbtheory.lp.solve import solve_stream
 
     prices, opts = [], []
-    warm = None
-    for i, b in enumerate(batches):
-        s = as_scores(b, name=f"batches[{i}]")
-        kk = as_k(k, s.shape[1])
-        sol = solve_balanced(s, kk, method=method, warm_start=warm)  # type: ignore[arg-type]
+    for sol in solve_stream(batches, k, method=method):  # type: ignore[arg-type]
         prices.append(sol.bias)
         opts.append(sol.objective)
-        warm = sol.bias
+        if progress is not None:
+            progress(len(prices))
     if not prices:
         raise ValueError("batches must hold at least one (n, E) array")
     return BatchPrices(centre(np.array(prices)), np.array(opts, dtype=np.float64))

@@ -37,9 +37,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from lfbtheory.analysis.drift import price_path
+from lfbtheory.analysis.drift import per_batch_prices, price_path
 from lfbtheory.analysis.growth import GROWTH_MODELS, Growth, classify_growth
-from lfbtheory.lp import dual_objective, solve_balanced
+from lfbtheory.lp import dual_objective
 from lfbtheory.metrics import maxvio, maxvio_global
 from lfbtheory.online.loop import Trajectory
 from lfbtheory.validation import as_k, as_scores, choice
@@ -101,10 +101,6 @@ class Comparators:
     batch_prices: NDArray[np.float64] | None = None
 
 
-def _solve(scores: NDArray[np.float64], k: int, solver: str, warm: NDArray[np.float64] | None):
-    return solve_balanced(scores, k, method=solver, warm_start=warm)  # type: ignore[arg-type]
-
-
 def compute_comparators(
     batches: Sequence[ArrayLike] | NDArray[np.float64],
     k: int,
@@ -115,45 +111,47 @@ def compute_comparators(
 ) -> Comparators:
     """Solve every batch and the pooled prefixes at :func:`checkpoints` exactly.
 
-    Incremental along the stream: each batch's solve is warm-started (``warm_start=``) from
-    the previous batch's optimal price and each pooled prefix from the previous prefix's, so
-    only the time depends on the order, never the optima. A materialised (T, n, E) array is
-    pooled by a reshape (no copy).
+    Incremental along the stream: each batch's solve is warm-started from the previous
+    batch's optimal price (:func:`lfbtheory.analysis.drift.per_batch_prices`) and each pooled
+    prefix from the previous prefix's (:func:`lfbtheory.lp.solve.solve_prefixes`), so only
+    the time depends on the order, never the optima. A materialised (T, n, E) float64 array
+    is checked once and pooled by a reshape (no copy); a list is stacked once.
     """
-    bs = _stack(batches)
-    e = bs[0].shape[1]
+    from lfbtheory.lp.solve import solve_prefixes
+
+    arr = _as_stream(batches)
+    t_len, n, e = arr.shape
     k = as_k(k, e)
-    caps = {b.shape[0] * k for b in bs}
-    if len(caps) != 1 or next(iter(caps)) % e:
+    if (n * k) % e:
         raise ValueError("every batch needs the same n with n*k divisible by E (capacity n*k/E)")
-    cap = next(iter(caps)) // e
-    grid = checkpoints(len(bs), num_checkpoints)
-    total = len(bs) + len(grid)
-    batch_opt = np.empty(len(bs))
-    prices = np.empty((len(bs), e))
-    warm = None
-    for i, b in enumerate(bs):
-        sol = _solve(b, k, solver, warm)
-        batch_opt[i] = sol.objective
-        prices[i] = sol.bias - sol.bias.mean()
-        warm = sol.bias
-        if progress:
-            progress(i + 1, total)
-    stacked = isinstance(batches, np.ndarray) and batches.ndim == 3
+    cap = n * k // e
+    grid = checkpoints(t_len, num_checkpoints)
+    total = t_len + len(grid)
+    tick = None if progress is None else (lambda i: progress(i, total))
+    per_batch = per_batch_prices(arr, k, method=solver, progress=tick)
     pooled = np.empty(len(grid))
-    warm = None
-    for j, t in enumerate(grid):
-        tokens = (
-            np.asarray(batches[:t], dtype=np.float64).reshape(-1, e)  # type: ignore[index]
-            if stacked
-            else np.concatenate(bs[:t])
-        )
-        sol = _solve(tokens, k, solver, warm)
+    for j, sol in enumerate(solve_prefixes(arr, k, grid, method=solver)):  # type: ignore[arg-type]
         pooled[j] = sol.objective
-        warm = sol.bias
         if progress:
-            progress(len(bs) + j + 1, total)
-    return Comparators(batch_opt, grid, pooled, sol.bias, cap, prices)
+            progress(t_len + j + 1, total)
+    return Comparators(per_batch.optimum, grid, pooled, sol.bias, cap, per_batch.prices)
+
+
+def _as_stream(batches: Sequence[ArrayLike] | NDArray[np.float64]) -> NDArray[np.float64]:
+    """The stream as one (T, n, E) float64 array: a finite float64 array as it is (one check),
+    anything else batch by batch (errors name ``batches[i]``), then stacked."""
+    if (
+        isinstance(batches, np.ndarray)
+        and batches.ndim == 3
+        and batches.dtype == np.float64
+        and batches.size > 0
+        and bool(np.isfinite(batches).all())
+    ):
+        return batches
+    bs = _stack(batches)
+    if len({b.shape[0] for b in bs}) != 1:
+        raise ValueError("every batch needs the same n with n*k divisible by E (capacity n*k/E)")
+    return np.stack(bs)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,8 @@ relative tolerance :data:`lfbtheory.lp.model.RTOL`) before it is returned; a fai
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
@@ -24,9 +26,9 @@ from lfbtheory.lp.model import (
     resolve_capacity,
 )
 from lfbtheory.routing import selection_offsets
-from lfbtheory.validation import as_k, choice
+from lfbtheory.validation import MAGNITUDE_LIMIT, as_k, choice
 
-__all__ = ["solve_balanced"]
+__all__ = ["solve_balanced", "solve_prefixes", "solve_stream"]
 
 _SSP_RANGE = 64  # "ssp" works on the scores as given when 2^-64 <= max|s| < 2^64
 
@@ -68,6 +70,95 @@ def solve_balanced(
     cap, equality = resolve_capacity(n, k, e, capacity)
     choice(method, "method", METHODS)
     start = None if warm_start is None else lp_bias(warm_start, e, "warm_start")
+    return _solve_valid(s, k, cap, equality, method, start)
+
+
+def solve_stream(
+    batches: Iterable[ArrayLike],
+    k: int,
+    *,
+    method: Method = "auto",
+    warm_start: ArrayLike | None = None,
+) -> Iterator[BalancedAssignment]:
+    """:func:`solve_balanced` of each batch of a stream (L = n k / E per batch), each
+    warm-started from the previous batch's prices (the first from ``warm_start``).
+
+    Yields exactly what the calls ``solve_balanced(b_t, k, method=method,
+    warm_start=previous.bias)`` return, each certified; a (T, n, E) float64 array is checked
+    once as a whole instead of batch by batch. Bad input raises naming ``batches[t]``.
+    """
+    choice(method, "method", METHODS)
+    stacked = (
+        isinstance(batches, np.ndarray)
+        and batches.ndim == 3
+        and batches.dtype == np.float64
+        and batches.size > 0
+    )
+    if stacked:  # one max and one min for the whole stream (else checked batch by batch)
+        hi, lo = float(batches.max()), float(batches.min())  # type: ignore[union-attr]
+        stacked = bool(np.isfinite(hi) and np.isfinite(lo) and max(hi, -lo) <= MAGNITUDE_LIMIT)
+    prev = None
+    for t, b in enumerate(batches):
+        s = b if stacked else lp_scores(b, f"batches[{t}]")
+        n, e = s.shape
+        kk = as_k(k, e)
+        cap, equality = resolve_capacity(n, kk, e, None)
+        if prev is None:
+            start = None if warm_start is None else lp_bias(warm_start, e, "warm_start")
+        else:
+            start = prev if prev.shape == (e,) else None
+            if start is None:
+                raise ValueError(f"batches[{t}] has E={e} experts, batches[0] has {prev.shape[0]}")
+        sol = _solve_valid(s, kk, cap, equality, method, start)
+        prev = sol.bias
+        yield sol
+
+
+def solve_prefixes(
+    batches: ArrayLike,
+    k: int,
+    lengths: ArrayLike,
+    *,
+    method: Method = "auto",
+) -> Iterator[BalancedAssignment]:
+    """:func:`solve_balanced` of the pooled prefix ``batches[:t]`` (all its tokens as one batch,
+    L = t n k / E) for each t of the increasing ``lengths``, each warm-started from the
+    previous prefix's prices: the hindsight optima min_p sum_{s<=t} D_s(p) of a stream
+    (arXiv 2408.15664 Sec. 3 as an LP, pooled). ``batches``: a (T, n, E) array, checked once
+    and pooled by a reshape (no copy). Each yield is certified and equals the call
+    ``solve_balanced(batches[:t].reshape(-1, E), k, method=method, warm_start=previous.bias)``.
+    """
+    choice(method, "method", METHODS)
+    arr = np.asarray(batches)
+    if arr.ndim != 3 or arr.size == 0:
+        raise ValueError(f"batches must be a non-empty (T, n, E) array, got shape {arr.shape}")
+    e = arr.shape[2]
+    kk = as_k(k, e)
+    arr = lp_scores(arr.reshape(-1, e), "batches").reshape(arr.shape)
+    ts = np.asarray(lengths)
+    if ts.ndim != 1 or ts.size == 0 or not np.issubdtype(ts.dtype, np.integer):
+        raise TypeError("lengths must be a non-empty 1-D array of integers")
+    if ts[0] < 1 or ts[-1] > arr.shape[0] or np.any(np.diff(ts) <= 0):
+        raise ValueError(f"lengths must increase strictly within [1, T={arr.shape[0]}]")
+    prev = None
+    for t in ts.tolist():
+        tokens = arr[:t].reshape(-1, e)
+        cap, equality = resolve_capacity(tokens.shape[0], kk, e, None)
+        sol = _solve_valid(tokens, kk, cap, equality, method, prev)
+        prev = sol.bias
+        yield sol
+
+
+def _solve_valid(
+    s: NDArray[np.float64],
+    k: int,
+    cap: int,
+    equality: bool,
+    method: str,
+    start: NDArray[np.float64] | None,
+) -> BalancedAssignment:
+    """:func:`solve_balanced` on validated scores, capacity and warm start (certified)."""
+    n, e = s.shape
     used = "ssp" if method == "auto" else method
     smax = absmax(s)
     e2 = int(np.frexp(smax)[1]) if smax > 0 else 0  # 2^(e2-1) <= max|s| < 2^e2
