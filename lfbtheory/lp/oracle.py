@@ -9,12 +9,36 @@ directly. The vertex is rounded to 0/1 and the rounding verified; prices are the
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+
 import numpy as np
 from numpy.typing import NDArray
 
 __all__ = ["cvxpy_lp", "linprog_lp", "round_vertex"]
 
 _HIGHS_TOL = 1e-10
+
+
+@contextlib.contextmanager
+def _quiet_native_stdout() -> Iterator[None]:
+    """Send the process's native stdout (fd 1) to /dev/null while HiGHS runs: its C++ core
+    prints a copyright banner on first use that ``output_flag=False`` does not suppress."""
+    try:
+        sys.stdout.flush()
+        saved = os.dup(1)
+    except (OSError, ValueError, AttributeError):  # no real fd 1 (embedded interpreters)
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+            yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def cvxpy_lp(
@@ -32,12 +56,13 @@ def cvxpy_lp(
         [cp.sum(x, axis=1) == k, expert_con, x >= 0, x <= 1],
     )
     try:
-        prob.solve(
-            solver="HIGHS",
-            primal_feasibility_tolerance=_HIGHS_TOL,
-            dual_feasibility_tolerance=_HIGHS_TOL,
-            output_flag=False,
-        )
+        with _quiet_native_stdout():
+            prob.solve(
+                solver="HIGHS",
+                primal_feasibility_tolerance=_HIGHS_TOL,
+                dual_feasibility_tolerance=_HIGHS_TOL,
+                output_flag=False,
+            )
     except (cp.error.SolverError, ValueError) as exc:
         raise RuntimeError(
             f"method 'cvxpy': HiGHS failed on a feasible balanced LP: {exc}"
@@ -68,16 +93,17 @@ def linprog_lp(
         }
     else:
         kwargs = {"A_eq": tok, "b_eq": np.full(n, k), "A_ub": exp, "b_ub": np.full(e, cap)}
-    res = linprog(
-        -s.ravel(),
-        bounds=(0, 1),
-        method="highs-ds",
-        options={
-            "primal_feasibility_tolerance": _HIGHS_TOL,
-            "dual_feasibility_tolerance": _HIGHS_TOL,
-        },
-        **kwargs,
-    )
+    with _quiet_native_stdout():
+        res = linprog(
+            -s.ravel(),
+            bounds=(0, 1),
+            method="highs-ds",
+            options={
+                "primal_feasibility_tolerance": _HIGHS_TOL,
+                "dual_feasibility_tolerance": _HIGHS_TOL,
+            },
+            **kwargs,
+        )
     if res.status != 0:
         raise RuntimeError(f"method 'linprog': HiGHS returned status {res.status}: {res.message}")
     # linprog minimises -s.x; the marginal of an expert row is d(min)/dL = -(shadow price) = p.
