@@ -137,9 +137,10 @@ def compute_comparators(
     return Comparators(per_batch.optimum, grid, pooled, sol.bias, cap, per_batch.prices)
 
 
-def _as_stream(batches: Sequence[ArrayLike] | NDArray[np.float64]) -> NDArray[np.float64]:
-    """The stream as one (T, n, E) float64 array: a finite float64 array as it is (one check),
-    anything else batch by batch (errors name ``batches[i]``), then stacked."""
+def _checked_stream(
+    batches: Sequence[ArrayLike] | NDArray[np.float64],
+) -> NDArray[np.float64] | list[NDArray[np.float64]]:
+    """A finite (T, n, E) float64 array as it is (one check), else :func:`_stack`."""
     if (
         isinstance(batches, np.ndarray)
         and batches.ndim == 3
@@ -148,7 +149,15 @@ def _as_stream(batches: Sequence[ArrayLike] | NDArray[np.float64]) -> NDArray[np
         and bool(np.isfinite(batches).all())
     ):
         return batches
-    bs = _stack(batches)
+    return _stack(batches)
+
+
+def _as_stream(batches: Sequence[ArrayLike] | NDArray[np.float64]) -> NDArray[np.float64]:
+    """The stream as one (T, n, E) float64 array: a finite float64 array as it is (one check),
+    anything else batch by batch (errors name ``batches[i]``), then stacked."""
+    bs = _checked_stream(batches)
+    if isinstance(bs, np.ndarray):
+        return bs
     if len({b.shape[0] for b in bs}) != 1:
         raise ValueError("every batch needs the same n with n*k divisible by E (capacity n*k/E)")
     return np.stack(bs)
@@ -235,7 +244,7 @@ SUMMARY_LEGEND: dict[str, str] = {
 
 def _dual_values(
     trajectory: Trajectory,
-    bs: list[NDArray[np.float64]],
+    bs: Sequence[NDArray[np.float64]],
     keep: NDArray[np.bool_],
     k: int,
     cap: int,
@@ -281,7 +290,7 @@ def regret_report(
             "regret measures no dual descent; pass group_limited='label' to compute the ledger "
             "anyway, labelled"
         )
-    bs_all = _stack(batches)
+    bs_all = _checked_stream(batches)
     if len(bs_all) != len(trajectory):
         raise ValueError(f"trajectory has {len(trajectory)} rows but batches has {len(bs_all)}")
     k = as_k(k, bs_all[0].shape[1])
@@ -290,7 +299,10 @@ def regret_report(
     keep = ~np.asarray(trajectory.is_eval, dtype=bool)
     if not keep.any():
         raise ValueError("the trajectory has no training batches (every row is an eval batch)")
-    bs = [b for b, kept in zip(bs_all, keep, strict=True) if kept]
+    if isinstance(bs_all, np.ndarray):
+        bs = bs_all if keep.all() else bs_all[keep]
+    else:
+        bs = [b for b, kept in zip(bs_all, keep, strict=True) if kept]
     comp = comparators if comparators is not None else compute_comparators(bs, k, solver=solver)
     if len(comp.batch_optimum) != len(bs):
         raise ValueError(
