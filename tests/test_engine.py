@@ -1,0 +1,138 @@
+"""The per-point regret engine's fast paths give exactly what the slow, validated calls give.
+
+- solve_stream / solve_prefixes: each yield equals the chain of solve_balanced calls it
+  replaces (same assignment, prices, objective), and every one is certified;
+- the comparators of a stacked stream equal those of the same stream as a list, and their
+  objectives equal an independent LP solver's (scipy's HiGHS) to 1e-9 relative;
+- the ssp solver's settings for pooled-size instances (longer candidate lists, a thinner first
+  band of offered edges) return bit for bit the prices of the small-instance settings;
+- the growth classifier's screened power-law search picks the fit of the full grid search.
+"""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import lfbtheory as lfb
+from lfbtheory.analysis import growth
+from lfbtheory.analysis.regret import compute_comparators
+from lfbtheory.lp import certify, solve_balanced
+from lfbtheory.lp import ssp as ssp_module
+from lfbtheory.lp.solve import solve_prefixes, solve_stream
+
+
+def _stream(seed: int, t: int = 6, n: int = 32, e: int = 4) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    pop = 0.5 * rng.normal(size=e)
+    return lfb.sigmoid(rng.normal(size=(t, n, e)) + pop)
+
+
+def _assert_same(a, b) -> None:
+    np.testing.assert_array_equal(a.assignment, b.assignment)
+    np.testing.assert_array_equal(a.bias, b.bias)
+    np.testing.assert_array_equal(a.experts, b.experts)
+    assert a.objective == b.objective and a.method == b.method
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(0, 10**6), st.booleans(), st.integers(1, 2))
+def test_solve_stream_is_the_warm_started_chain_of_solve_balanced(seed, stacked, k):
+    bs = _stream(seed)
+    got = list(solve_stream(bs if stacked else list(bs), k))
+    warm = None
+    for b, sol in zip(bs, got, strict=True):
+        ref = solve_balanced(b, k, warm_start=warm)
+        _assert_same(sol, ref)
+        assert certify(b, k=k, assignment=sol.assignment, bias=sol.bias).ok
+        warm = ref.bias
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.integers(0, 10**6), st.integers(1, 2))
+def test_solve_prefixes_is_the_warm_started_chain_on_the_pooled_prefixes(seed, k):
+    bs = _stream(seed, t=9)
+    lengths = np.array([1, 2, 5, 9])
+    warm = None
+    for t, sol in zip(lengths, solve_prefixes(bs, k, lengths), strict=True):
+        pooled = bs[:t].reshape(-1, bs.shape[2])
+        ref = solve_balanced(pooled, k, warm_start=warm)
+        _assert_same(sol, ref)
+        warm = ref.bias
+
+
+def test_stream_solvers_name_the_bad_batch():
+    bs = _stream(0)
+    bs[3, 2, 1] = np.nan
+    with pytest.raises(ValueError, match=r"batches\[3\]"):
+        list(solve_stream(bs, 2))
+    with pytest.raises(ValueError, match="lengths"):
+        list(solve_prefixes(_stream(0), 2, np.array([2, 2])))
+
+
+def test_comparators_of_a_stacked_stream_equal_those_of_the_list_and_an_independent_lp():
+    bs = _stream(7, t=12)
+    a = compute_comparators(bs, 2, num_checkpoints=5)
+    b = compute_comparators(list(bs), 2, num_checkpoints=5)
+    for name in ("batch_optimum", "t", "pooled_optimum", "hindsight_bias", "batch_prices"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    for s, opt in zip(bs, a.batch_optimum, strict=True):
+        ref = solve_balanced(s, 2, method="linprog").objective
+        np.testing.assert_allclose(opt, ref, rtol=1e-9)
+    for t, opt in zip(a.t, a.pooled_optimum, strict=True):
+        ref = solve_balanced(bs[:t].reshape(-1, 4), 2, method="linprog").objective
+        np.testing.assert_allclose(opt, ref, rtol=1e-9)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_pooled_size_settings_of_ssp_return_the_same_prices(seed, monkeypatch):
+    """cap > _M_LARGE_CAP switches to longer candidate lists and a thinner first band; the
+    shortest paths, hence the prices, are those of the small-instance settings."""
+    rng = np.random.default_rng(seed)
+    e, k, n = 8, 2, 12000  # cap = 3000 > 2048
+    s = rng.normal(size=(n, e)) + 0.5 * rng.normal(size=e)
+    warm = solve_balanced(s[:4000], k).bias
+    fast = solve_balanced(s, k, warm_start=warm)
+    monkeypatch.setattr(ssp_module, "_M_LARGE_CAP", 10**9)
+    slow = solve_balanced(s, k, warm_start=warm)
+    _assert_same(fast, slow)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.integers(0, 10**6),
+    st.integers(6, 40),
+    st.sampled_from(["log", "sqrt", "linear", "power", "flat", "exact"]),
+)
+def test_screened_power_search_picks_the_full_grid_fit(seed, m, shape):
+    rng = np.random.default_rng(seed)
+    x = np.unique(np.round(np.geomspace(rng.integers(1, 50), 10 ** rng.uniform(2, 6), m)))
+    f = {
+        "log": np.log(x),
+        "sqrt": np.sqrt(x),
+        "linear": x,
+        "power": x ** rng.uniform(0.1, 2.0),
+        "flat": np.zeros_like(x),
+        "exact": x**0.37,
+    }[shape]
+    noise = 0.0 if shape == "exact" else 10 ** rng.uniform(-6, 1)
+    y = rng.normal() + rng.normal() * f + noise * rng.normal(size=x.size)
+    full = min(
+        (growth.fit_model(x, y, "power", alpha=float(a)) for a in growth._ALPHAS),
+        key=lambda fit: fit.bic,
+    )
+    got = growth._best_power(x, y)
+    assert got.alpha == full.alpha
+    assert got.bic == full.bic and got.b == full.b
+
+
+def test_regret_report_of_a_stacked_stream_equals_that_of_the_list():
+    from lfbtheory.analysis.regret import regret_report
+
+    bs = _stream(3, t=40)
+    tr = lfb.simulate(bs, 2, lfb.updates.sign(0.05), eval_batches=[5, 6])
+    a = regret_report(tr, bs, 2)
+    b = regret_report(tr, list(bs), 2)
+    assert a.summary() == b.summary()
+    for name in ("dual_regret", "primal_regret", "dynamic_gap", "price_path"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
