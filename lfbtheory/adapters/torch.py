@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import math
 from collections.abc import Callable, Mapping
 from contextlib import contextmanager
 from typing import Any, NamedTuple
@@ -353,11 +354,13 @@ class _Inputs:
         return to_torch(z, self.dtype, self.device)
 
     def describe(self) -> str:
+        m, ex = math.frexp(self.eps)
+        eps = f"2^{ex - 1}" if m == 0.5 else f"{self.eps:g}"
         if self.inputs == "logits":
-            return f"inputs: logits z = logit(clip(s, {self.eps:g}, 1 - {self.eps:g}))"
+            return f"inputs: logits z = logit(clip(s, {eps}, 1 - {eps}))"
         if self.inputs == "hidden":
             return (
-                f"inputs: hidden states h = [logit(clip(s, {self.eps:g}, 1 - {self.eps:g})), 0] "
+                f"inputs: hidden states h = [logit(clip(s, {eps}, 1 - {eps})), 0] "
                 f"of size {self.hidden}, projection weight set to the identity [I | 0]"
             )
         return "inputs: the suite's scores s"
