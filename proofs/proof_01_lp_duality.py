@@ -23,7 +23,7 @@ and y = 1 - x >= 0 (the box).
 
 Assumptions. Real scores; L = nk/E an integer (equality case of lfbtheory.lp.solve).
 Source. Lagrangian duality (Boyd & Vandenberghe, Convex Optimization, Ch. 5); the bias-as-dual
-reading of Loss-Free Balancing (arXiv 2408.15664 Sec. 3, DESIGN.md Sec. 2); total unimodularity
+reading of Loss-Free Balancing (arXiv 2408.15664 Sec. 3, docs/design.md Sec. 2); total unimodularity
 of bipartite incidence matrices (Heller & Tompkins 1956; Schrijver, Theory of Linear and
 Integer Programming, Thm 19.3 / Cor. 19.2a).
 

@@ -18,7 +18,7 @@ Claim. With D(p) = sum_t topKsum(s_t + p) - L sum p (Lemma 1):
 Assumptions. Real scores, integer L = nk/E; ties in route go to the lower index (any tie rule
 gives a best response).
 Source. Lagrangian relaxation and subgradients of dual functions (Bertsekas, Nonlinear
-Programming, Sec. 6.1); the bias as dual price (arXiv 2408.15664 Sec. 3; DESIGN.md Sec. 2).
+Programming, Sec. 6.1); the bias as dual price (arXiv 2408.15664 Sec. 3; docs/design.md Sec. 2).
 
 Proof. (a) L(x, p) separates over tokens and each token's term is maximised by any top-k set
 (Lemma 1(a)); route picks one. (b) Let x = x(p). The Lagrangian is affine in the prices:

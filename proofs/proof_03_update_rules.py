@@ -18,8 +18,8 @@ and on seeded random instances.
 
 Assumptions. Loads come from routing n tokens to k distinct experts each (sum c = nk); scores
 real (positive for (e)).
-Source. arXiv 2408.15664 Sec. 3 eq. 3 (sign rule); DESIGN.md Sec. 2 (the rules as dual steps);
-torchtitan issue #1506 (sum drift of sign updates).
+Source. arXiv 2408.15664 Sec. 3 eq. 3 (sign rule); docs/design.md Sec. 2 (the rules as dual
+steps) and Sec. 4 (the sum drift of uncentred sign updates).
 
 Proof. (a) c_bar = nk/E = L, so (c_bar - c)/c_bar = -(c - L)/L = -g/L. (b) For g_i != 0,
 sign(-g_i) = -g_i/|g_i|. (c) sum_i (c_bar - c_i) = E c_bar - sum c = 0; sum_i sign(c_bar - c_i)

@@ -14,7 +14,7 @@ top-k of s + b (any n, any sequence of batches). Then for all t and all experts 
     the u-lattice; (2 floor(Bmax/u) + 1)^(E-1) is only right for starts on it), the routing is
     eventually periodic with pre-period + period <= N, and b_{t+P} = b_t + delta 1 (a common
     drift, delta in u Z); likewise for the proportional rule on the lattice (u/L) Z^E.
-So the issue's bound (b - a) + 2u is correct for the sign rule (from a start of spread <= it) and
+So the commonly quoted bound (b - a) + 2u is correct for the sign rule (from a start of spread <= it) and
 attained; the proportional rule needs (b - a) + u E/k instead.
 (a), (b) are proved for every n, E, k, T (certificates; the top-k monotonicity of step (ii) is
 also checked exhaustively for E <= 5); the point count of (d) is checked exactly against
@@ -27,8 +27,7 @@ cap: w_j = n - c_j >= 0; below: d_t = w - sigma (the case d_t <= w); within: Bma
 
 Assumptions. Additive bias; k < E (else every load is n = L and nothing moves); the rules of
 lfbtheory.online.updates with c_bar = L (sum of loads = nk).
-Source. arXiv 2408.15664 Sec. 3 (the sign rule); the bound and its proof are derived here
-(the issue asked for (b - a) + 2u "or the correct bound you can prove").
+Source. arXiv 2408.15664 Sec. 3 (the sign rule); the bound and its proof are derived here.
 
 Proof. Fix i, j and d = b_i - b_j. (i) If d > w, every token strictly prefers i to j:
 (s_i + b_i) - (s_j + b_j) = (s_i - a) + (b - s_j) + (d - w) > 0. (ii) Then every top-k set that

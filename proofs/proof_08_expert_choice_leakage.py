@@ -7,7 +7,7 @@ and can encode
     I(T, E, K) = (1/T) log2 C(T, m)^E  bits per token
 about the whole batch (including tokens later in the sequence). For 1 <= K < E:
     I(T, E, K) >= K log2(1/R) > K log2((1 - R)/R),
-the second being the issue's bound (so the issue's statement holds, and the first bound is
+the second being the bound of arXiv 2408.15664 App. D (so that bound holds, and the first is
 stronger by K log2(1/(1 - R)) >= K R / ln 2). The pattern count is checked EXHAUSTIVELY on the
 package (all 0/1 score matrices, (T, E, K) in {(2,2,1), (4,2,1), (3,3,1), (2,4,2), (6,2,1)});
 the inequality is proved for all T, E, K.
@@ -54,8 +54,8 @@ def bound_strong() -> sp.Expr:
     return K_ * sp.log(1 / R_, 2)
 
 
-def bound_issue() -> sp.Expr:
-    """K log2((1 - R)/R) (the issue's statement)."""
+def bound_app_d() -> sp.Expr:
+    """K log2((1 - R)/R) (the bound as stated in arXiv 2408.15664 App. D)."""
     return K_ * sp.log((1 - R_) / R_, 2)
 
 
@@ -80,9 +80,9 @@ def log_steps() -> None:
     m_expr = K_ * T_ / E_
     identity(E_ * m_expr / T_, K_, "E m / T = K")
     identity(
-        sp.expand_log(bound_strong() - bound_issue(), force=True),
+        sp.expand_log(bound_strong() - bound_app_d(), force=True),
         -K_ * sp.log(1 - R_) / sp.log(2),
-        "strong - issue = -K log2(1 - R)",
+        "strong - app_d = -K log2(1 - R)",
     )
     # -ln(1 - R) - R = int_0^R t/(1 - t) dt with 0 < R < 1
     t = sp.Symbol("t", positive=True)
@@ -133,17 +133,17 @@ def main() -> None:
     factor_bound()
     log_steps()
     pattern_count()
-    strong, issue = sp.lambdify((K_, R_), bound_strong()), sp.lambdify((K_, R_), bound_issue())
+    strong, app_d = sp.lambdify((K_, R_), bound_strong()), sp.lambdify((K_, R_), bound_app_d())
     for T, e, k in ((8, 4, 1), (64, 8, 2), (1024, 64, 8)):
         val = leakage_exact(T, e, k)
         check(
-            val >= strong(k, k / e) > issue(k, k / e),
-            f"I >= K log2(1/R) > issue bound at {(T, e, k)}",
+            val >= strong(k, k / e) > app_d(k, k / e),
+            f"I >= K log2(1/R) > App. D bound at {(T, e, k)}",
         )
         pkg = expert_choice_leakage(T, e, k)
         check(
-            abs(pkg.exact - val) <= 1e-9 * val and abs(pkg.lower - issue(k, k / e)) <= 1e-12,
-            "causality.expert_choice_leakage agrees (exact value and issue bound)",
+            abs(pkg.exact - val) <= 1e-9 * val and abs(pkg.lower - app_d(k, k / e)) <= 1e-12,
+            "causality.expert_choice_leakage agrees (exact value and App. D bound)",
         )
 
 

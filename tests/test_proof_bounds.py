@@ -350,7 +350,7 @@ def test_bias_spread_bound_is_attained():
 
 def test_expert_choice_leakage_exact_value_above_bounds():
     strong = sp.lambdify((P8.K_, P8.R_), P8.bound_strong())
-    issue = sp.lambdify((P8.K_, P8.R_), P8.bound_issue())
+    app_d = sp.lambdify((P8.K_, P8.R_), P8.bound_app_d())
     for e in (2, 4, 8, 16, 64):
         for k in range(1, e):
             for T in (e, 4 * e, 64 * e):
@@ -359,7 +359,7 @@ def test_expert_choice_leakage_exact_value_above_bounds():
                 measured = expert_choice_leakage(T, e, k).exact
                 exact = e * math.log2(math.comb(T, k * T // e)) / T  # independent computation
                 assert abs(measured - exact) <= 1e-9 * max(1.0, exact)
-                assert measured >= strong(k, k / e) * (1 - 1e-12) > issue(k, k / e) - 1e-12
+                assert measured >= strong(k, k / e) * (1 - 1e-12) > app_d(k, k / e) - 1e-12
 
 
 # ---------------------------------------------------------------- Lemma 9 (auxiliary loss)

@@ -142,7 +142,8 @@ def test_torch_loss_free_router_passes_every_conformance_property():
 
 
 class TorchBf16Bias(TorchLossFree):
-    """The bias cast to bfloat16 with the module (Megatron-LM #1482), in real torch bf16."""
+    """The bias cast to bfloat16 with the module (the low-precision bias bug class), in real
+    torch bf16."""
 
     def init(self, bias0=None):
         b, *rest = super().init(bias0)

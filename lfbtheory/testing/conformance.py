@@ -20,7 +20,8 @@ among equal values); untied tokens are checked exactly. A router computing its o
 reproduce the suite's scores within 2^-10 (float32 sigmoid of logit(s): ~1e-7), far below the
 grid spacing 2^-8, so round-off only decides exact ties.
 
-Properties (each targets a bug class of ``shared/PITFALLS.md``; sources in each docstring):
+Properties (each targets a bug class; the classes and their public sources are tabulated in
+docs/design.md, Sec. 4):
 
 ========================== ======================================================================
 selection_valid            ids in [0, E), no expert twice per token (or a bool mask); deterministic
@@ -413,8 +414,7 @@ def selection_valid(r: Any, rng: np.random.Generator, cfg: Config) -> str:
 
 def gate_weights_bias_free(r: Any, rng: np.random.Generator, cfg: Config) -> str:
     """For every token whose selected set is the same under biases b and b', the gate weights are
-    equal (rtol 1e-5): weights come from the unbiased scores (arXiv 2408.15664 Sec. 3;
-    vLLM #12002, transformers #41647)."""
+    equal (rtol 1e-5): weights come from the unbiased scores (arXiv 2408.15664 Sec. 3)."""
     _need_select(r)
     e = r.n_experts
     compared = 0
@@ -503,8 +503,7 @@ def bias_shift_invariance(r: Any, rng: np.random.Generator, cfg: Config) -> str:
     included). Scores lie on the grid {1..256}/256 and biases on the grid Z/256 within [-2, 2],
     so s + b + c is exact in float32 for |c| <= 1024 (19 significant bits): a correct router
     must pass in float32 or float64 without re-centering its bias. With group-limited routing
-    this also catches masked groups filled with 0 instead of -inf (transformers #45440,
-    DeepSeek-V3 #741). Multiplicative bias: b -> 2^m b (exact) instead.
+    this also catches masked groups filled with 0 instead of -inf. Multiplicative bias: b -> 2^m b (exact) instead.
 
     Tie-aware: a token tied at the k-th place or at the group boundary in the suite's exact
     arithmetic (:func:`tie_bounds`) may break the tie differently at each shift, but must stay
@@ -669,7 +668,7 @@ def no_update_when_balanced(r: Any, rng: np.random.Generator, cfg: Config) -> st
 
 def count_scale_invariance(r: Any, rng: np.random.Generator, cfg: Config) -> str:
     """The update from counts m*c equals the update from c (m = 2, 3): double counting
-    (tensor/expert-parallel duplicates summed twice; torchtitan #4154) or counts in other units
+    (tensor/expert-parallel duplicates summed twice) or counts in other units
     (FlyLoRA #1) cannot change the bias. Holds for the sign rule and every rule of
     :mod:`lfbtheory.online.updates` (they use sign(c_bar - c) or (c_bar - c)/c_bar); a rule on raw
     count differences is flagged."""
@@ -712,7 +711,7 @@ def count_scale_invariance(r: Any, rng: np.random.Generator, cfg: Config) -> str
 def microbatch_accumulation(r: Any, rng: np.random.Generator, cfg: Config) -> str:
     """Three micro-batches then one optimizer step give the same selections and the same bias
     as one step on the concatenated batch: the bias moves once per optimizer step, from the
-    summed loads (torchtitan #1114, #1304)."""
+    summed loads."""
     _need_lifecycle(r)
     e = r.n_experts
     st0 = _warm(r, rng)
@@ -746,7 +745,7 @@ def microbatch_accumulation(r: Any, rng: np.random.Generator, cfg: Config) -> st
 def data_parallel_reduction(r: Any, rng: np.random.Generator, cfg: Config) -> str:
     """Two data-parallel replicas on two shards: the shard counts sum to the single-process
     counts, and after each step both replicas hold the same bias as one process that saw both
-    shards (the all-reduce of the loads; torchtitan #1324, TransformerEngine #3471)."""
+    shards (the all-reduce of the loads)."""
     _need_lifecycle(r)
     e = r.n_experts
     st0 = _warm(r, rng)
@@ -805,8 +804,7 @@ def count_precision(r: Any, rng: np.random.Generator, cfg: Config) -> str:
     """Counts near 40k per expert (bf16 spacing there is 256, float16's is 32; at E^2 / k too
     large to route 40k per expert, the largest mean >= 2560 within COUNT_BUDGET), accumulated
     over >= 8 micro-batches: sign(c_bar - c_i) of the router's counts equals that of the exact
-    integer counts, and the following update matches the rule on the exact counts (Megatron-LM
-    PR #7081). Any E and k <= E."""
+    integer counts, and the following update matches the rule on the exact counts. Any E and k <= E."""
     _need_lifecycle(r)
     e, k = r.n_experts, r.k
     mean, loads = _precision_loads(e, k)
@@ -851,7 +849,7 @@ def count_precision(r: Any, rng: np.random.Generator, cfg: Config) -> str:
 def passes_that_do_not_count(r: Any, rng: np.random.Generator, cfg: Config) -> str:
     """Forward passes in mode "eval", "no_grad" or "recompute" (activation recomputation,
     replayed routing) route like training but add nothing to the counts and move no bias
-    (torchtitan #4148, #1593; Megatron-LM PR #4785)."""
+    (the "passes that should not count" bug class)."""
     _need_lifecycle(r)
     e = r.n_experts
     st = _warm(r, rng)
@@ -879,7 +877,7 @@ def passes_that_do_not_count(r: Any, rng: np.random.Generator, cfg: Config) -> s
 
 def frozen_bias(r: Any, rng: np.random.Generator, cfg: Config) -> str:
     """After ``freeze``, training passes and optimizer steps leave the bias bit-identical
-    (a frozen bias still moving: Megatron-LM PR #4785)."""
+    (a frozen bias that still moves is a known bug class)."""
     _need_lifecycle(r)
     if not callable(getattr(r, "freeze", None)):
         raise _Skip("router has no freeze(state)")
@@ -927,8 +925,8 @@ def one_update_per_step(r: Any, rng: np.random.Generator, cfg: Config) -> str:
 def checkpoint_roundtrip(r: Any, rng: np.random.Generator, cfg: Config) -> str:
     """state_dict holds every floating array in >= float32 (a bf16 bias loses the small
     differences that matter), and a run resumed from it continues bit-identically to the
-    uninterrupted run (torchtitan #1222/#1226: an out-of-place update left the checkpoint
-    holding the initial zeros)."""
+    uninterrupted run (an out-of-place update can leave the checkpoint holding the initial
+    zeros)."""
     _need_lifecycle(r)
     e = r.n_experts
     st = r.init()
@@ -987,11 +985,11 @@ def padding_excluded(r: Any, rng: np.random.Generator, cfg: Config) -> str:
 
 def bias_drift(r: Any, rng: np.random.Generator, cfg: Config) -> str:
     """Measures how far the mean bias drifts over ``drift_steps`` steps of a skewed stream
-    (uncentered sign updates drift; centred ones keep the mean; torchtitan #1506). Then, for
+    (uncentered sign updates drift; centred ones keep the mean). Then, for
     the final bias shifted by D in ``drift_offsets`` (biases of released models sit near 2-35),
     the router's own choice (at the precision it stores its bias) must equal the float32 choice
     ``select(s, float32(b + D))``; how often a bf16-rounded bias changes the top-k is reported
-    (Megatron-LM #1482, torchtitan #3861)."""
+    (the "low-precision bias" bug class)."""
     _need_lifecycle(r)
     e = r.n_experts
     st = r.init()

@@ -1,4 +1,6 @@
-"""Deliberately broken routers: one per bug class real MoE codebases shipped (shared/PITFALLS.md).
+"""Deliberately broken routers: one per bug class real MoE codebases shipped.
+
+The bug classes and their public sources are tabulated in docs/design.md (Sec. 4).
 
 Each is a zero-argument factory returning a :class:`lfbtheory.routers.TokenChoice` subclass
 (E = 8, k = 2, sign rule u = 1e-3, DeepSeek-V3 groups: 4 groups of 2, top 2 kept) that differs
@@ -6,33 +8,33 @@ from the reference router (:func:`lfbtheory.testing.conformance.reference_router
 one place. The conformance suite must fail each one on the named property (tests assert it;
 ``lfb check lfbtheory.testing.mutants:<name>`` exits 1 naming it):
 
-mutant -> bug (where seen) -> caught by [also fails, as a side effect]
+mutant -> bug -> caught by [also fails, as a side effect]
 
-- bias_in_gate_weights: weights from s + b, not s (vLLM #12002)
+- bias_in_gate_weights: weights from s + b, not s
   -> gate_weights_bias_free
-- masked_groups_zero: masked groups filled with 0, not -inf (transformers #45440, DeepSeek-V3 #741)
+- masked_groups_zero: masked groups filled with 0, not -inf
   -> bias_shift_invariance, selected_in_selected_groups
-- group_score_max: group score = max while the top-2 sum is declared (Megatron-LM)
+- group_score_max: group score = max while the top-2 sum is declared
   -> selected_in_selected_groups
 - loads_from_current_batch: bias updated from the current batch's loads before routing it
   -> causality [microbatch_accumulation, data_parallel_reduction, count_precision,
   passes_that_do_not_count, frozen_bias, one_update_per_step, bias_drift]
-- per_microbatch_update: bias updated after every micro-batch (torchtitan #1114, #1304)
+- per_microbatch_update: bias updated after every micro-batch
   -> microbatch_accumulation, one_update_per_step [data_parallel_reduction, count_precision,
   padding_excluded]
-- no_allreduce: each data-parallel replica updates from its own shard (torchtitan #1324)
+- no_allreduce: each data-parallel replica updates from its own shard
   -> data_parallel_reduction
-- raw_count_units: b += u (c_bar - c) on raw counts, proportional declared (FlyLoRA #1)
+- raw_count_units: b += u (c_bar - c) on raw counts, proportional declared
   -> update_oracle, count_scale_invariance [count_precision, one_update_per_step]
-- bf16_counts: counts accumulated in bfloat16 (Megatron-LM PR #7081) -> count_precision
+- bf16_counts: counts accumulated in bfloat16 -> count_precision
 - fp16_counts: counts accumulated in float16 -> count_precision
-- eval_counts: eval / no-grad / recompute passes counted (torchtitan #4148, Megatron-LM PR #4785)
+- eval_counts: eval / no-grad / recompute passes counted
   -> passes_that_do_not_count
 - frozen_bias_moves: freeze() ignored -> frozen_bias
 - out_of_place_checkpoint: out-of-place update, the checkpoint keeps the registered initial
-  zeros (torchtitan #1222) -> checkpoint_roundtrip
-- padding_counted: valid mask ignored (Megatron-LM 723db5a) -> padding_excluded
-- bf16_bias: bias stored in bfloat16 (Megatron-LM #1482) -> bias_drift
+  zeros -> checkpoint_roundtrip
+- padding_counted: valid mask ignored -> padding_excluded
+- bf16_bias: bias stored in bfloat16 -> bias_drift
 
 ``MUTANTS`` maps each name to (factory, the properties expected to catch it).
 :func:`detection_rates` measures, per mutant and property, the fraction of seeds on which the
@@ -224,7 +226,7 @@ class _FrozenMoves(TokenChoice):
 @dataclass(frozen=True)
 class _OutOfPlace(TokenChoice):
     # The "module buffer" the checkpointer registered at init; updates rebind instead of writing
-    # into it (torchtitan #1222), so state_dict() keeps returning the initial values.
+    # into it, so state_dict() keeps returning the initial values.
     registry: dict[str, NDArray[np.float64]] = field(
         default_factory=dict, compare=False, repr=False
     )
