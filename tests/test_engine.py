@@ -49,16 +49,32 @@ def test_solve_stream_is_the_warm_started_chain_of_solve_balanced(seed, stacked,
 
 
 @settings(max_examples=10, deadline=None)
-@given(st.integers(0, 10**6), st.integers(1, 2))
-def test_solve_prefixes_is_the_warm_started_chain_on_the_pooled_prefixes(seed, k):
+@given(st.integers(0, 10**6), st.integers(1, 3), st.sampled_from(["auto", "linprog"]))
+def test_solve_prefixes_gives_the_certified_optimum_of_each_pooled_prefix(seed, k, method):
+    """Incremental (auto) or not, each prefix's answer is certified and has the optimum of
+    solving the pooled prefix from scratch (prices may be another optimal point)."""
     bs = _stream(seed, t=9)
     lengths = np.array([1, 2, 5, 9])
-    warm = None
-    for t, sol in zip(lengths, solve_prefixes(bs, k, lengths), strict=True):
+    for t, sol in zip(lengths, solve_prefixes(bs, k, lengths, method=method), strict=True):
         pooled = bs[:t].reshape(-1, bs.shape[2])
-        ref = solve_balanced(pooled, k, warm_start=warm)
-        _assert_same(sol, ref)
-        warm = ref.bias
+        ref = solve_balanced(pooled, k)
+        np.testing.assert_allclose(sol.objective, ref.objective, rtol=1e-9)
+        assert certify(pooled, k=k, assignment=sol.assignment, bias=sol.bias).ok
+        np.testing.assert_array_equal(sol.loads, np.full(bs.shape[2], t * 32 * k // 4))
+
+
+def test_incremental_prefixes_match_the_chain_on_pooled_sizes():
+    """Prefixes large enough for the pooled-size settings (L > 2048), incremental vs a fresh
+    solve of each prefix: the same optimum, certified."""
+    rng = np.random.default_rng(5)
+    bs = rng.normal(size=(40, 512, 8)) + 0.5 * rng.normal(size=8)
+    lengths = np.array([1, 3, 10, 25, 40])
+    for t, sol in zip(lengths, solve_prefixes(bs, 2, lengths), strict=True):
+        pooled = bs[:t].reshape(-1, 8)
+        np.testing.assert_allclose(
+            sol.objective, solve_balanced(pooled, 2).objective, rtol=1e-12
+        )
+        assert certify(pooled, k=2, assignment=sol.assignment, bias=sol.bias).ok
 
 
 def test_stream_solvers_name_the_bad_batch():

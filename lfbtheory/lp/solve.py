@@ -125,8 +125,14 @@ def solve_prefixes(
     L = t n k / E) for each t of the increasing ``lengths``, each warm-started from the
     previous prefix's prices: the hindsight optima min_p sum_{s<=t} D_s(p) of a stream
     (arXiv 2408.15664 Sec. 3 as an LP, pooled). ``batches``: a (T, n, E) array, checked once
-    and pooled by a reshape (no copy). Each yield is certified and equals the call
-    ``solve_balanced(batches[:t].reshape(-1, E), k, method=method, warm_start=previous.bias)``.
+    and pooled by a reshape (no copy). Each yield is certified, with the optimum of
+    ``solve_balanced(batches[:t].reshape(-1, E), k, method=method)``.
+
+    With ``method`` "auto"/"ssp" the prefixes are solved incrementally
+    (:func:`lfbtheory.lp.ssp.ssp_prefixes`: each prefix's optimal assignment is the start of
+    the next, only the new tokens are routed), so the work grows with the new tokens and the
+    band of contested ones rather than with the prefix; the optimal value is the same, the
+    optimal price returned may be another point of the optimal set (prices are not unique).
     """
     choice(method, "method", METHODS)
     arr = np.asarray(batches)
@@ -140,11 +146,34 @@ def solve_prefixes(
         raise TypeError("lengths must be a non-empty 1-D array of integers")
     if ts[0] < 1 or ts[-1] > arr.shape[0] or np.any(np.diff(ts) <= 0):
         raise ValueError(f"lengths must increase strictly within [1, T={arr.shape[0]}]")
+    # per-prefix max |s| from per-batch maxima (the certificate's scale)
+    flat = arr.reshape(arr.shape[0], -1)
+    smax = np.maximum.accumulate(np.maximum(flat.max(axis=1), -flat.min(axis=1)))
+    incremental = method in ("auto", "ssp") and (
+        2.0**-_SSP_RANGE <= float(smax[0]) and float(smax[-1]) < 2.0**_SSP_RANGE
+    )
+    chain = None
+    if incremental:
+        from lfbtheory.lp.ssp import ssp_prefixes
+
+        chain = ssp_prefixes(
+            np.ascontiguousarray(arr.reshape(-1, e)), arr.shape[1], kk, ts.astype(np.int64)
+        )
     prev = None
     for t in ts.tolist():
         tokens = arr[:t].reshape(-1, e)
         cap, equality = resolve_capacity(tokens.shape[0], kk, e, None)
-        sol = _solve_valid(tokens, kk, cap, equality, method, prev)
+        sol = None
+        if chain is not None:
+            x, experts, bias, _ = next(chain)
+            try:
+                sol = _certified(
+                    tokens, kk, x, bias, cap, True, "ssp", float(smax[t - 1]), experts
+                )
+            except CertificationError:  # never expected: solve this and later prefixes anew
+                chain = None
+        if sol is None:
+            sol = _solve_valid(tokens, kk, cap, equality, method, prev)
         prev = sol.bias
         yield sol
 

@@ -24,7 +24,7 @@ The "<=" capacity case (E*L > n*k) adds a slack node Z holding the E*L - n*k unu
 (dummy units of score 0 that any expert can take); at the end the prices are shifted so that
 p[Z] = 0, which makes every p <= 0 and p = 0 on the experts with spare capacity.
 
-Edges are pruned and priced back in (the issue's "pricing out"): only exchange edges whose
+Edges are pruned and priced back in ("pricing out"): only exchange edges whose
 reduced cost at the starting prices is <= g are offered to the graph. Prices only rise during
 the repair, and a left-out edge's reduced cost is >= g - spread(p - p_start), so a shortest path
 of length D is exact while spread + D <= g; otherwise g is raised and the edges in the new band
@@ -45,10 +45,10 @@ from numpy.typing import NDArray
 
 from lfbtheory.kernels import HAVE_NUMBA, compiled, row_top
 
-__all__ = ["HAVE_NUMBA", "experts_ranked", "ssp_solve"]
+__all__ = ["HAVE_NUMBA", "experts_ranked", "ssp_prefixes", "ssp_solve"]
 
 _M = 4  # candidate tokens kept per exchange-graph edge
-_M_LARGE = 16  # ... when an expert holds more than _M_LARGE_CAP tokens
+_M_LARGE = 32  # ... when an expert holds more than _M_LARGE_CAP tokens
 _M_LARGE_CAP = 2048
 _INF = np.inf
 
@@ -509,39 +509,14 @@ def _median(v: NDArray[np.float64]) -> float:
     return b - (b - a) * 0.5  # numpy's lerp at gamma = 0.5
 
 
-def _solve_from(
-    s: NDArray[np.float64],
-    k: int,
-    cap: int,
-    equality: bool,
-    p0: NDArray[np.float64],
-    passes: int,
-) -> tuple[NDArray[np.uint8], NDArray[np.int32], NDArray[np.float64], dict]:
+def _repair(  # type: ignore[no-untyped-def]
+    s, k, cap, equality, p, asg, x, loads, gap, clock
+):
+    """Successive shortest paths from the top-k routing (asg, x, loads) at prices p: offer the
+    exchange edges of the tokens whose gap (a lower bound on k-th minus (k+1)-th of s + p is
+    enough) lies in the first band, then repair every load to cap, widening the band on
+    demand. Returns (prices (E+1,), final band g, (stats, expansions, offer seconds))."""
     n, e = s.shape
-    clock = [time.perf_counter()]
-    p = np.array(p0, dtype=np.float64)
-    if not equality:
-        p = np.minimum(p - p.max(), 0.0)
-    done_passes = 0
-    asg = np.empty((n, k), dtype=np.int32)
-    x = np.zeros((n, e), dtype=np.uint8)
-    loads = np.zeros(e, dtype=np.int64)
-    gap = np.empty(n)
-    if passes > 0 and k < e:
-        sig = float(np.std(s[:: max(1, n // 256)])) or 1.0
-        h = sig * _H_GRID
-        for it in range(passes):
-            before = p.copy()
-            excess = _newton_pass(s, p, k, cap, equality, 1.0 if it == 0 else 0.7, h, asg, gap)
-            done_passes += 1
-            if excess <= max(2, e // 8):
-                break
-        clock.append(time.perf_counter())
-        step = p - before
-        _reroute(s, p, k, asg, x, loads, gap, float(step.max() - step.min()))
-    else:
-        clock.append(time.perf_counter())
-        _topk_rows(s, p, k, asg, x, loads, gap)
     lst, cnt, slotpos = _build_lists(asg, e, int(max(loads.max(), cap)) + 1)
     # A longer candidate list costs O(M) per offer but runs empty (a rescan of all of the
     # expert's tokens) less often; the head of every list, the only entry a path reads, is
@@ -601,6 +576,44 @@ def _solve_from(
         add_seconds += time.perf_counter() - t_add
         g = g_new
         expansions += 1
+    return pz, g, (stats, expansions, add_seconds)
+
+
+def _solve_from(
+    s: NDArray[np.float64],
+    k: int,
+    cap: int,
+    equality: bool,
+    p0: NDArray[np.float64],
+    passes: int,
+) -> tuple[NDArray[np.uint8], NDArray[np.int32], NDArray[np.float64], dict]:
+    n, e = s.shape
+    clock = [time.perf_counter()]
+    p = np.array(p0, dtype=np.float64)
+    if not equality:
+        p = np.minimum(p - p.max(), 0.0)
+    done_passes = 0
+    asg = np.empty((n, k), dtype=np.int32)
+    x = np.zeros((n, e), dtype=np.uint8)
+    loads = np.zeros(e, dtype=np.int64)
+    gap = np.empty(n)
+    if passes > 0 and k < e:
+        sig = float(np.std(s[:: max(1, n // 256)])) or 1.0
+        h = sig * _H_GRID
+        for it in range(passes):
+            before = p.copy()
+            excess = _newton_pass(s, p, k, cap, equality, 1.0 if it == 0 else 0.7, h, asg, gap)
+            done_passes += 1
+            if excess <= max(2, e // 8):
+                break
+        clock.append(time.perf_counter())
+        step = p - before
+        _reroute(s, p, k, asg, x, loads, gap, float(step.max() - step.min()))
+    else:
+        clock.append(time.perf_counter())
+        _topk_rows(s, p, k, asg, x, loads, gap)
+    pz, g, run = _repair(s, k, cap, equality, p, asg, x, loads, gap, clock)
+    stats, expansions, add_seconds = run
     clock.append(time.perf_counter())
     if equality:
         bias = pz[:e] - pz[:e].mean()
@@ -627,6 +640,89 @@ def _solve_from(
             "visits": int(stats[3]),
         },
     )
+
+
+@compiled
+def _exact_gaps(s, p, x, tokens, gap):  # type: ignore[no-untyped-def]
+    """gap[t] = min over t's experts of s[t] + p minus max over the others, for t in tokens."""
+    e = s.shape[1]
+    for q in range(tokens.shape[0]):
+        t = tokens[q]
+        lo_on = _INF
+        hi_off = -_INF
+        for j in range(e):
+            v = s[t, j] + p[j]
+            if x[t, j] != 0:
+                if v < lo_on:
+                    lo_on = v
+            elif v > hi_off:
+                hi_off = v
+        gap[t] = lo_on - hi_off
+
+
+def ssp_prefixes(
+    s: NDArray[np.float64],
+    n_batch: int,
+    k: int,
+    lengths: NDArray[np.int64],
+    warm_start: NDArray[np.float64] | None = None,
+):  # type: ignore[no-untyped-def]
+    """Exact balanced assignments of the pooled prefixes s[:t n_batch] (L = t n_batch k / E,
+    equality) for the increasing batch counts t in ``lengths``, incrementally (inputs
+    already validated; s is the (T n_batch, E) stream).
+
+    The optimum of one prefix is the start of the next: its tokens keep their experts (a top-k
+    set of s + p at the prefix's prices p, every load L), the new tokens are routed top-k at
+    p, and the successive shortest paths repair the loads. Each token keeps a lower bound on
+    its gap (k-th minus (k+1)-th of s + p): exact for the tokens whose edges were offered,
+    minus the spread of the price change for the others -- what the band of offered edges
+    needs (:func:`_repair`). Yields (x (N, E) uint8, experts ranked by s + bias, bias (mean
+    zero), stats) per prefix; the caller certifies each.
+    """
+    total, e = s.shape
+    n_max = int(lengths[-1]) * n_batch
+    asg = np.empty((n_max, k), dtype=np.int32)
+    x = np.zeros((n_max, e), dtype=np.uint8)
+    gap = np.empty(n_max)
+    p = (
+        -s[:n_batch].mean(axis=0)
+        if warm_start is None
+        else np.array(warm_start, dtype=np.float64)
+    )
+    done = 0
+    for t in lengths:
+        n = int(t) * n_batch
+        cap = n * k // e
+        clock = [time.perf_counter()]
+        new_loads = np.zeros(e, dtype=np.int64)
+        _topk_rows(s[done:n], p, k, asg[done:n], x[done:n], new_loads, gap[done:n])
+        loads = new_loads + (done * k // e)  # the earlier tokens fill every expert to L_old
+        clock.append(time.perf_counter())
+        before = asg[:n].copy()
+        pz, g, (stats, expansions, add_seconds) = _repair(
+            s[:n], k, cap, True, p, asg[:n], x[:n], loads, gap[:n], clock
+        )
+        p_new = pz[:e].copy()
+        step = p_new - p
+        spread = float(step.max() - step.min())
+        # tokens offered to the graph, or moved (a rescanned list may take any token): exact
+        # gaps at the new prices; every other token kept its experts
+        redo = (gap[:n] <= g) | np.any(asg[:n] != before, axis=1)
+        offered = np.flatnonzero(redo).astype(np.int64)
+        rest = ~redo
+        gap[:n][rest] -= spread + 1e-12 * (1.0 + spread)  # a lower bound (rounding margin)
+        _exact_gaps(s, p_new, x, offered, gap)
+        p = p_new
+        done = n
+        bias = p - p.mean()
+        experts = _experts_ranked(s[:n], asg[:n], bias - bias.max())
+        yield (
+            x[:n].copy(),
+            experts,
+            bias,
+            {"augmentations": int(stats[0]), "expansions": expansions, "threshold": g,
+             "rescans": int(stats[2]), "visits": int(stats[3])},
+        )
 
 
 def experts_ranked(
