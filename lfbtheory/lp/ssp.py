@@ -579,6 +579,75 @@ def _repair(  # type: ignore[no-untyped-def]
     return pz, g, (stats, expansions, add_seconds)
 
 
+@compiled
+def _solve_core(s, k, cap, p, passes, h, mm, large_cap, q_large):  # type: ignore[no-untyped-def]
+    """The equality case of :func:`_solve_from` (passes, routing, :func:`_repair`) in one
+    compiled call, the same operations in the same order. Returns (asg, x, pz, status,
+    passes done, expansions, stats); status -1: no augmenting path (a bug)."""
+    n, e = s.shape
+    asg = np.empty((n, k), dtype=np.int32)
+    x = np.zeros((n, e), dtype=np.uint8)
+    loads = np.zeros(e, dtype=np.int64)
+    gap = np.empty(n)
+    done_passes = 0
+    if passes > 0 and k < e:
+        before = p.copy()
+        for it in range(passes):
+            before = p.copy()
+            excess = _newton_pass(s, p, k, cap, True, 1.0 if it == 0 else 0.7, h, asg, gap)
+            done_passes += 1
+            if excess <= max(2, e // 8):
+                break
+        step = p - before
+        _reroute(s, p, k, asg, x, loads, gap, step.max() - step.min())
+    else:
+        _topk_rows(s, p, k, asg, x, loads, gap)
+    lst, cnt, slotpos = _build_lists(asg, e, max(loads.max(), cap) + 1)
+    wv = np.full((mm, e, e), _INF)
+    wt = np.full((mm, e, e), -1, dtype=np.int32)
+    wn = np.zeros((e, e), dtype=np.int64)
+    wo = np.zeros((e, e), dtype=np.uint8)
+    g = _INF
+    if n > 64 and k < e:
+        srt = np.sort(gap)
+        if cap > large_cap:
+            g = srt[int(q_large * (n - 1))]
+        else:
+            lo = (n - 1) // 2
+            if n % 2:
+                g = srt[lo]
+            else:
+                g = srt[lo + 1] - (srt[lo + 1] - srt[lo]) * 0.5  # np.quantile(gap, 0.5)
+    tokens = np.flatnonzero(gap <= g).astype(np.int64)
+    _add_edges(s, p, asg, x, wv, wt, wn, wo, tokens, -_INF, g)
+    pz = np.empty(e + 1)
+    pz[:e] = p
+    pz[e] = p.max()
+    dum = np.zeros(e, dtype=np.int64)
+    zsup = np.zeros(1, dtype=np.int64)
+    delta = np.zeros(e)
+    stats = np.zeros(4)
+    expansions = 0
+    gmax = gap.max()
+    status = 0
+    while True:
+        status = _ssp(
+            s, cap, pz, asg, x, lst, cnt, slotpos, wv, wt, wn, wo, dum, zsup, delta, g, stats
+        )
+        if status == 0:
+            break
+        if status < 0 and g == _INF:
+            break
+        g_new = _INF if status < 0 else max(2.0 * g, 1.5 * stats[1])
+        if g_new >= gmax:
+            g_new = _INF
+        more = np.flatnonzero(gap <= g_new).astype(np.int64)
+        _add_edges(s, p, asg, x, wv, wt, wn, wo, more, g, g_new)
+        g = g_new
+        expansions += 1
+    return asg, x, pz, status, done_passes, expansions, stats
+
+
 def _solve_from(
     s: NDArray[np.float64],
     k: int,
@@ -590,8 +659,31 @@ def _solve_from(
     n, e = s.shape
     clock = [time.perf_counter()]
     p = np.array(p0, dtype=np.float64)
-    if not equality:
-        p = np.minimum(p - p.max(), 0.0)
+    if equality:
+        h = _H_GRID
+        if passes > 0 and k < e:
+            h = (float(np.std(s[:: max(1, n // 256)])) or 1.0) * _H_GRID
+        mm = _M_LARGE if cap > _M_LARGE_CAP else _M
+        asg, x, pz, status, done_passes, expansions, st = _solve_core(
+            s, k, cap, p, passes, h, mm, _M_LARGE_CAP, _GAP_QUANTILE_LARGE
+        )
+        if status != 0:
+            raise RuntimeError("ssp: no augmenting path on a feasible instance (please report)")
+        bias = pz[:e] - pz[:e].mean()
+        return (
+            x,
+            asg,
+            bias,
+            {
+                "seconds": {"total": time.perf_counter() - clock[0]},
+                "augmentations": int(st[0]),
+                "passes": done_passes,
+                "expansions": expansions,
+                "rescans": int(st[2]),
+                "visits": int(st[3]),
+            },
+        )
+    p = np.minimum(p - p.max(), 0.0)
     done_passes = 0
     asg = np.empty((n, k), dtype=np.int32)
     x = np.zeros((n, e), dtype=np.uint8)
