@@ -126,6 +126,7 @@ def simulate(
     # without their per-call re-validation of what this loop itself produced.
     rs = pending = None
     n_pending = 0
+    rows = np.empty((0, 1), dtype=np.intp)  # token indices, for the reward's gather
     frozen = False
 
     pre = _prevalidated(batches) if not adaptive else None
@@ -159,7 +160,9 @@ def simulate(
 
         bias = rs.bias
         experts, load = select_and_count(s, bias, opts)
-        reward = float(s[np.arange(s.shape[0])[:, None], experts].sum())
+        if rows.shape[0] != s.shape[0]:
+            rows = np.arange(s.shape[0])[:, None]
+        reward = float(s[rows, experts].sum())
 
         is_eval = t in eval_set
         u = float("nan")
@@ -167,9 +170,10 @@ def simulate(
             pending = pending + load
             n_pending += 1
             if n_pending >= micro_batches:
-                u = float(rule.step(rs.count))
+                u_t = rule.step(rs.count)
+                u = float(u_t)
                 if not frozen:
-                    rs = _step(rule, rs, pending)
+                    rs = _step(rule, rs, pending, u_t)
                 pending = np.zeros_like(pending)
                 n_pending = 0
 
@@ -216,13 +220,14 @@ def _prevalidated(batches: object) -> NDArray[np.float64] | None:
     return None
 
 
-def _step(rule: Rule, rs: Any, pending: NDArray[np.int64]) -> Any:
+def _step(rule: Rule, rs: Any, pending: NDArray[np.int64], u_t: object) -> Any:
     """One update of ``rule`` from the summed counts of one replica: the arithmetic of
     ``optimizer_step(rule, [state])`` (``Rule.update``) on a state and counts this loop built
-    (valid by construction), so only the overflow check of the result remains."""
+    (valid by construction), so only the overflow check of the result remains. ``u_t`` is
+    ``rule.step(rs.count)`` (schedules are pure functions of the count)."""
     c = pending.astype(np.float64)
     d, rs = rule.direction(c, rs)
-    u = _as_step_value(rule.step(rs.count), rs.count)
+    u = _as_step_value(u_t, rs.count)
     with np.errstate(over="ignore", invalid="ignore"):
         if rule.bias_mode == "additive":
             bias = rs.bias + u * d
