@@ -32,6 +32,11 @@ are offered before the step is retried. Each edge keeps its M best tokens in a s
 (with a flag saying whether the list is complete), so a move updates O(E*M) entries and an edge
 is rescanned over its expert's tokens only when an incomplete list runs empty.
 
+Pooled prefixes of a stream (:func:`ssp_prefixes`) are solved incrementally: the optimal
+assignment of one prefix, balanced at its prices, is the start of the next; only the new tokens
+are routed, and each token carries a lower bound on its gap (exact where its edges were offered,
+less the spread of the price change elsewhere), which is all the band of offered edges needs.
+
 The loops are compiled with numba when it is importable; otherwise the same functions run as
 plain Python (exact, identical results, slow -- meant for small instances and for tests).
 """
