@@ -92,7 +92,8 @@ def _topk_kernel(s, lim, k, w, mode, experts, loads):  # type: ignore[no-untyped
     """experts[t] = top-k of the selection scores of row t (desc, ties: lower index); loads.
 
     Per row: selection scores r (branch-free, vectorised) and a domain check of the raw
-    scores (|s| <= lim, which is False for nan and inf). Only entries >= theta, a guess of the row's k-th largest
+    scores (|s| <= lim, which is False for nan and inf). Only entries >= theta, a guess of the
+    row's k-th largest
     value (mean - 1.5 sd, then mean - 4 sd, of earlier rows' k-th values), are offered in index
     order to a sorted k-buffer; with fewer than k such entries the row is redone with a lower
     theta and finally -inf, so the result never depends on the guess. Returns the first row

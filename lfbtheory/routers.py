@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -363,7 +363,8 @@ class Sinkhorn:
 
     Plan P = exp(s/tau + f_t + g_i) with row sums k and column sums n k / E; f, g by alternating
     log-sum-exp updates (no exp overflow), stopped at ``tol`` on the row sums or after
-    ``max_iter`` iterations -- never unbounded (an uncapped Sinkhorn loop is a known bug class). Top-k of a row
+    ``max_iter`` iterations -- never unbounded (an uncapped Sinkhorn loop is a known bug
+    class). Top-k of a row
     of P is top-k of s/tau + g: a price g fitted on the current batch (Clark et al.,
     arXiv 2202.01169 Sec. 2; Cuturi 2013).
     """

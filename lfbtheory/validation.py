@@ -80,7 +80,7 @@ to 1e150 terms of 3 * 1e150 stay finite in float64 (max ~1.8e308). There is no l
 def check_magnitude(
     arr: NDArray[np.float64], name: str, limit: float = MAGNITUDE_LIMIT
 ) -> NDArray[np.float64]:
-    """Return the finite array ``arr`` unchanged if max |arr| <= ``limit``, else raise ValueError."""
+    """The finite array ``arr`` unchanged if max |arr| <= ``limit``, else a ValueError."""
     big = float(np.max(np.abs(arr), initial=0.0))
     if big > limit:
         raise ValueError(

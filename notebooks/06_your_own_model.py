@@ -49,7 +49,8 @@ from lfbtheory import simulate, updates
 from lfbtheory.adapters.recording import check_reproduction, record_router_scores
 from lfbtheory.analysis.diagnose import diagnose, read_load_log, synthetic_log, write_report
 from lfbtheory.experiments.regret import RunSpec
-from lfbtheory.workloads.trace import TraceWorkload, run_trace_regret
+from lfbtheory.experiments.trace import run_trace_regret
+from lfbtheory.workloads.trace import TraceWorkload
 
 SMALL = os.environ.get("LFB_NOTEBOOK_SMALL") == "1"  # "1" in CI: fewer tokens and steps
 TOKENS = 2048 if SMALL else 8192  # recorded tokens per layer

@@ -14,8 +14,8 @@ top-k of s + b (any n, any sequence of batches). Then for all t and all experts 
     the u-lattice; (2 floor(Bmax/u) + 1)^(E-1) is only right for starts on it), the routing is
     eventually periodic with pre-period + period <= N, and b_{t+P} = b_t + delta 1 (a common
     drift, delta in u Z); likewise for the proportional rule on the lattice (u/L) Z^E.
-So the commonly quoted bound (b - a) + 2u is correct for the sign rule (from a start of spread <= it) and
-attained; the proportional rule needs (b - a) + u E/k instead.
+So the commonly quoted bound (b - a) + 2u is correct for the sign rule (from a start of
+spread <= it) and attained; the proportional rule needs (b - a) + u E/k instead.
 (a), (b) are proved for every n, E, k, T (certificates; the top-k monotonicity of step (ii) is
 also checked exhaustively for E <= 5); the point count of (d) is checked exactly against
 every offset on a grid (and the on-lattice formula is shown to undercount off the lattice);

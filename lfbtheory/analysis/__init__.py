@@ -1,1 +1,1 @@
-"""Analysis of trajectories: the regret/violation ledger, growth classes, limit cycles, causality."""
+"""Analysis of trajectories: regret/violation ledger, growth classes, limit cycles, causality."""

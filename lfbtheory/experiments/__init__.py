@@ -1,1 +1,1 @@
-"""Experiments: frozen configs -> pure runs -> result files and plots (``lfb regret``, ``lfb demo``)."""
+"""Experiments: frozen configs -> pure runs -> result files and plots (``lfb regret``, sweeps)."""

@@ -24,7 +24,7 @@ class DemoRow:
 
 
 def demo_instance(n: int, n_experts: int, rng: np.random.Generator) -> np.ndarray:
-    """Sigmoid gate scores with a per-expert popularity offset (logit N(0,1) + N(0,1) per expert)."""
+    """Sigmoid gate scores with a per-expert popularity offset: logit N(0,1) + N(0,1) per expert."""
     popularity = rng.normal(size=n_experts)
     return sigmoid(rng.normal(size=(n, n_experts)) + popularity)
 
@@ -83,7 +83,10 @@ def format_demo(rows: list[DemoRow], info: dict) -> str:
         f"One batch: n={info['n']} tokens, E={info['E']} experts, k={info['k']}, "
         f"capacity L={info['capacity']}, seed={info['seed']}"
     )
-    cols = f"{'method':<32}{'sum of scores':>14}{'minus opt':>12}{'MaxVio':>9}{'max load':>10}{'min load':>10}{'tied tokens':>13}"
+    cols = (
+        f"{'method':<32}{'sum of scores':>14}{'minus opt':>12}{'MaxVio':>9}{'max load':>10}"
+        f"{'min load':>10}{'tied tokens':>13}"
+    )
     lines = [head, "", cols, "-" * len(cols)]
     for r in rows:
         lines.append(
@@ -93,8 +96,10 @@ def format_demo(rows: list[DemoRow], info: dict) -> str:
     lines += [
         "",
         f"LP solved in {info['solve_seconds']:.2f} s; certificate "
-        f"{'passes' if info['certificate_ok'] else 'FAILS'} (duality gap {info['duality_gap']:.2e}).",
-        "'minus opt' is the sum of scores minus the balanced optimum (unbalanced routing can exceed it).",
+        f"{'passes' if info['certificate_ok'] else 'FAILS'} "
+        f"(duality gap {info['duality_gap']:.2e}).",
+        "'minus opt' is the sum of scores minus the balanced optimum "
+        "(unbalanced routing can exceed it).",
         "Top-k with the optimal price is balanced up to tied tokens (tie margin 0): the dual price",
         "makes them indifferent, and the exact assignment splits them to fill every expert.",
     ]

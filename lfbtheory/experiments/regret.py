@@ -845,7 +845,8 @@ def _parse_option(text: str) -> tuple[str, Any]:
     return key, value
 
 
-def _parse_run(text: str) -> RunSpec:
+def parse_run(text: str) -> RunSpec:
+    """A RunSpec from the command-line form RULE:SCHEDULE[:LABEL]."""
     parts = text.split(":")
     if len(parts) not in (2, 3):
         raise ValueError(f"--run must look like RULE:SCHEDULE[:LABEL], got {text!r}")
@@ -912,7 +913,7 @@ def replay_configs(
 
 def _command(args: Any) -> int:
     if getattr(args, "trace", None):  # E, k, gate from the file; one run set per layer
-        from lfbtheory.workloads.trace import trace_regret_command
+        from lfbtheory.experiments.trace import trace_regret_command
 
         return trace_regret_command(args)
     if args.out is not None:
@@ -920,7 +921,7 @@ def _command(args: Any) -> int:
     if args.config:
         jobs = [("", load_config_file(args.config))]
     else:
-        runs = tuple(_parse_run(r) for r in args.run) if args.run else DEFAULT_RUNS
+        runs = tuple(parse_run(r) for r in args.run) if args.run else DEFAULT_RUNS
         options = dict(_parse_option(o) for o in args.workload_option)
         common = dict(
             steps=args.steps, seed=args.seed, runs=runs, solver=args.solver,

@@ -27,7 +27,7 @@ from lfbtheory.lp.model import (
     Method,
     resolve_capacity,
 )
-from lfbtheory.lp.solve import solve_balanced
+from lfbtheory.lp.solve import solve_balanced, solve_prefixes, solve_stream
 
 __all__ = [
     "METHODS",
@@ -43,4 +43,6 @@ __all__ = [
     "optimal_prices",
     "resolve_capacity",
     "solve_balanced",
+    "solve_prefixes",
+    "solve_stream",
 ]

@@ -25,7 +25,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from lfbtheory.online.state import RouterState, init_state
-from lfbtheory.online.updates import Rule, _as_step_value
+from lfbtheory.online.updates import Rule, step_value
 from lfbtheory.routing import RouteOptions, route_options, select_and_count
 from lfbtheory.validation import as_k, as_positive_int, as_scores, as_stream_indices
 
@@ -227,7 +227,7 @@ def _step(rule: Rule, rs: Any, pending: NDArray[np.int64], u_t: object) -> Any:
     ``rule.step(rs.count)`` (schedules are pure functions of the count)."""
     c = pending.astype(np.float64)
     d, rs = rule.direction(c, rs)
-    u = _as_step_value(u_t, rs.count)
+    u = step_value(u_t, rs.count)
     with np.errstate(over="ignore", invalid="ignore"):
         if rule.bias_mode == "additive":
             bias = rs.bias + u * d

@@ -109,7 +109,8 @@ def warmup(rate: float, warmup_steps: int, then: Schedule | None = None) -> Sche
 
 
 def join(schedules: Sequence[Schedule], boundaries: Sequence[int]) -> Schedule:
-    """Piecewise schedule: ``schedules[i]`` from boundaries[i-1], restarted at 0 there (optax join)."""
+    """Piecewise schedule: ``schedules[i]`` from boundaries[i-1], restarted at 0 there
+    (optax's join_schedules)."""
     schedules = list(schedules)
     boundaries = [int(b) for b in boundaries]
     if len(schedules) != len(boundaries) + 1:

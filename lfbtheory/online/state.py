@@ -204,7 +204,9 @@ def load_state_dict(
     try:
         rule.check_state(rs)
     except (TypeError, ValueError) as exc:
-        raise CheckpointError(f"checkpoint state is invalid for rule {rule.name!r}: {exc}") from None
+        raise CheckpointError(
+            f"checkpoint state is invalid for rule {rule.name!r}: {exc}"
+        ) from None
     frozen = _field(d, "frozen")
     if frozen.shape != () or frozen.dtype != bool:
         raise CheckpointError(f"checkpoint field 'frozen' must be a bool, got {frozen!r}")

@@ -53,6 +53,7 @@ __all__ = [
     "adagrad",
     "make_rule",
     "load_error",
+    "step_value",
     "RULES",
 ]
 
@@ -131,7 +132,7 @@ class Rule(NamedTuple):
         self.check_state(state)
         c = _as_loads(loads, state.bias.shape[0])
         d, state = self.direction(c, state)
-        u = _as_step_value(self.step(state.count), state.count)
+        u = step_value(self.step(state.count), state.count)
         with np.errstate(over="ignore", invalid="ignore"):
             if self.bias_mode == "additive":
                 bias = state.bias + u * d
@@ -181,7 +182,8 @@ def _as_loads(loads: ArrayLike, n_experts: int) -> NDArray[np.float64]:
     return c
 
 
-def _as_step_value(u: object, t: int) -> float:
+def step_value(u: object, t: int) -> float:
+    """u_t as a finite float >= 0, or TypeError/ValueError naming the schedule and t."""
     try:
         v = float(u)  # type: ignore[arg-type]
     except (TypeError, ValueError):

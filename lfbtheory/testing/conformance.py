@@ -503,7 +503,8 @@ def bias_shift_invariance(r: Any, rng: np.random.Generator, cfg: Config) -> str:
     included). Scores lie on the grid {1..256}/256 and biases on the grid Z/256 within [-2, 2],
     so s + b + c is exact in float32 for |c| <= 1024 (19 significant bits): a correct router
     must pass in float32 or float64 without re-centering its bias. With group-limited routing
-    this also catches masked groups filled with 0 instead of -inf. Multiplicative bias: b -> 2^m b (exact) instead.
+    this also catches masked groups filled with 0 instead of -inf. Multiplicative bias:
+    b -> 2^m b (exact) instead.
 
     Tie-aware: a token tied at the k-th place or at the group boundary in the suite's exact
     arithmetic (:func:`tie_bounds`) may break the tie differently at each shift, but must stay
@@ -804,7 +805,8 @@ def count_precision(r: Any, rng: np.random.Generator, cfg: Config) -> str:
     """Counts near 40k per expert (bf16 spacing there is 256, float16's is 32; at E^2 / k too
     large to route 40k per expert, the largest mean >= 2560 within COUNT_BUDGET), accumulated
     over >= 8 micro-batches: sign(c_bar - c_i) of the router's counts equals that of the exact
-    integer counts, and the following update matches the rule on the exact counts. Any E and k <= E."""
+    integer counts, and the following update matches the rule on the exact counts. Any E and
+    k <= E."""
     _need_lifecycle(r)
     e, k = r.n_experts, r.k
     mean, loads = _precision_loads(e, k)
