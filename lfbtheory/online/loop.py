@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -170,10 +169,9 @@ def simulate(
             pending = pending + load
             n_pending += 1
             if n_pending >= micro_batches:
-                u_t = rule.step(rs.count)
-                u = float(u_t)
-                if not frozen:
-                    rs = _step(rule, rs, pending, u_t)
+                u = step_value(rule.step(rs.count), rs.count)
+                if not frozen:  # the arithmetic of optimizer_step on a state this loop built
+                    rs = rule.advance(pending.astype(np.float64), rs)
                 pending = np.zeros_like(pending)
                 n_pending = 0
 
@@ -219,23 +217,3 @@ def _prevalidated(batches: object) -> NDArray[np.float64] | None:
         return batches
     return None
 
-
-def _step(rule: Rule, rs: Any, pending: NDArray[np.int64], u_t: object) -> Any:
-    """One update of ``rule`` from the summed counts of one replica: the arithmetic of
-    ``optimizer_step(rule, [state])`` (``Rule.update``) on a state and counts this loop built
-    (valid by construction), so only the overflow check of the result remains. ``u_t`` is
-    ``rule.step(rs.count)`` (schedules are pure functions of the count)."""
-    c = pending.astype(np.float64)
-    d, rs = rule.direction(c, rs)
-    u = step_value(u_t, rs.count)
-    with np.errstate(over="ignore", invalid="ignore"):
-        if rule.bias_mode == "additive":
-            bias = rs.bias + u * d
-        else:
-            bias = rs.bias * np.exp(u * d)
-    if not np.all(np.isfinite(bias)):
-        raise ValueError(
-            f"the update of {rule.name!r} at count {rs.count} overflowed (step size "
-            f"u={u:g}); use a smaller step"
-        )
-    return rs._replace(bias=bias, count=rs.count + 1)

@@ -130,8 +130,13 @@ class Rule(NamedTuple):
     def update(self, loads: ArrayLike, state: Any) -> Any:
         """One update from the step's loads (E,) (non-negative counts)."""
         self.check_state(state)
-        c = _as_loads(loads, state.bias.shape[0])
-        d, state = self.direction(c, state)
+        return self.advance(_as_loads(loads, state.bias.shape[0]), state)
+
+    def advance(self, loads: NDArray[np.float64], state: Any) -> Any:
+        """The arithmetic of :meth:`update` on a valid state and float64 loads of shape (E,),
+        without re-checking them (for loops that built both); the result is still checked
+        for overflow."""
+        d, state = self.direction(loads, state)
         u = step_value(self.step(state.count), state.count)
         with np.errstate(over="ignore", invalid="ignore"):
             if self.bias_mode == "additive":
