@@ -38,8 +38,9 @@ __all__ = ["add_parser", "run_bench", "format_tables"]
 # ----------------------------------------------------------------------------- instances
 
 
-def scores_instance(n: int, n_experts: int, rng: np.random.Generator,
-                    dtype: type = np.float64) -> np.ndarray:
+def scores_instance(
+    n: int, n_experts: int, rng: np.random.Generator, dtype: type = np.float64
+) -> np.ndarray:
     """s[t, i] = z[t, i] + 0.5 * u[i], z, u ~ N(0, 1) (the benchmark workload)."""
     s = rng.normal(size=(n, n_experts))
     s += 0.5 * rng.normal(size=n_experts)
@@ -84,8 +85,10 @@ def _cvxpy_default(s: np.ndarray, k: int, cap: int) -> float:
 
     n, e = s.shape
     x = cp.Variable((n, e))
-    prob = cp.Problem(cp.Maximize(cp.sum(cp.multiply(s, x))),
-                      [cp.sum(x, axis=1) == k, cp.sum(x, axis=0) == cap, x >= 0, x <= 1])
+    prob = cp.Problem(
+        cp.Maximize(cp.sum(cp.multiply(s, x))),
+        [cp.sum(x, axis=1) == k, cp.sum(x, axis=0) == cap, x >= 0, x <= 1],
+    )
     prob.solve()
     return float(prob.value)
 
@@ -116,7 +119,7 @@ def _child_solver(spec: dict) -> dict:
     if spec["method"] == "lfb auto (ssp)":  # compile outside the timed region
         from lfbtheory.lp.solve import solve_balanced
 
-        solve_balanced(s[: e], 1, method="auto")
+        solve_balanced(s[:e], 1, method="auto")
     fn = _method(spec["method"], s, k)
     base = _status_kib("VmRSS")
     exact_peak = _reset_peak()
@@ -125,8 +128,12 @@ def _child_solver(spec: dict) -> dict:
         t0 = time.perf_counter()
         value = fn()
         times.append(time.perf_counter() - t0)
-    out = {"times": times, "objective": value,
-           "peak_mib": (_status_kib("VmHWM") - base) / 1024, "peak_exact": exact_peak}
+    out = {
+        "times": times,
+        "objective": value,
+        "peak_mib": (_status_kib("VmHWM") - base) / 1024,
+        "peak_exact": exact_peak,
+    }
     if spec["method"] == "lfb auto (ssp)" and spec.get("certify", True):
         import lfbtheory as lfb
 
@@ -153,7 +160,7 @@ def _child_stream(spec: dict) -> dict:
         s = rng.normal(size=(n, e)) + popularity
         p = np.zeros(e) if prev is None else prev
         t0 = time.perf_counter()
-        idx = np.argpartition(s + p, e - k, axis=1)[:, e - k:]
+        idx = np.argpartition(s + p, e - k, axis=1)[:, e - k :]
         np.bincount(idx.ravel(), minlength=e)
         t1 = time.perf_counter()
         res = lfb.solve_balanced(s, k, method="auto", warm_start=prev)
@@ -174,9 +181,15 @@ def _child_stream(spec: dict) -> dict:
         t0 = time.perf_counter()
         lfb.solve_balanced(s, k, method="auto")
         cold.append(time.perf_counter() - t0)
-    return {"solve_times": t_solve[1:], "route_times": t_route[1:], "cold_times": cold,
-            "certificates_ok": bool(cert_ok), "objective_agrees_with_flow": bool(agree),
-            "checked": checked, "capacity": cap}
+    return {
+        "solve_times": t_solve[1:],
+        "route_times": t_route[1:],
+        "cold_times": cold,
+        "certificates_ok": bool(cert_ok),
+        "objective_agrees_with_flow": bool(agree),
+        "checked": checked,
+        "capacity": cap,
+    }
 
 
 def _child_pooled(spec: dict) -> dict:
@@ -193,10 +206,17 @@ def _child_pooled(spec: dict) -> dict:
     peak = (_status_kib("VmHWM") - base) / 1024
     total = _status_kib("VmHWM") / 1024
     cert = lfb.certify(s, k, res.assignment, res.bias)
-    return {"times": [elapsed], "objective": res.objective, "peak_mib": peak,
-            "peak_total_mib": total, "scores_mib": s.nbytes / 2**20, "peak_exact": exact_peak,
-            "certificate_ok": bool(cert.ok), "duality_gap": float(cert.duality_gap),
-            "no_negative_cycle": lfb.optimal_prices(s, k, res.assignment) is not None}
+    return {
+        "times": [elapsed],
+        "objective": res.objective,
+        "peak_mib": peak,
+        "peak_total_mib": total,
+        "scores_mib": s.nbytes / 2**20,
+        "peak_exact": exact_peak,
+        "certificate_ok": bool(cert.ok),
+        "duality_gap": float(cert.duality_gap),
+        "no_negative_cycle": lfb.optimal_prices(s, k, res.assignment) is not None,
+    }
 
 
 def _median_time(fn: Any, repeats: int) -> float:
@@ -221,7 +241,7 @@ def _child_kernel(spec: dict) -> dict:
     reps = spec["repeats"]
 
     def numpy_route() -> None:
-        idx = np.argpartition(s + shift, e - k, axis=1)[:, e - k:]
+        idx = np.argpartition(s + shift, e - k, axis=1)[:, e - k :]
         np.bincount(idx.ravel(), minlength=e)
 
     from lfbtheory.routing import selection_scores, topk_indices
@@ -241,15 +261,22 @@ def _child_kernel(spec: dict) -> dict:
     ref = topk_indices(selection_scores(s, b), k)
     r = lfb.route(s, k, b)
     identical_route = bool(np.array_equal(r.experts, ref) and np.array_equal(r.loads, loads))
-    identical = bool(np.array_equal(experts, ref)
-                     and np.array_equal(loads, np.bincount(ref.ravel(), minlength=e)))
+    identical = bool(
+        np.array_equal(experts, ref)
+        and np.array_equal(loads, np.bincount(ref.ravel(), minlength=e))
+    )
     ties = np.round(s * 4) / 4  # heavy ties
     bt = np.round(b, 1)
     ref_ties = topk_indices(selection_scores(ties, bt), k)
-    identical_ties = bool(np.array_equal(route_loads(ties, k, bt)[0], ref_ties)
-                          and np.array_equal(lfb.route(ties, k, bt).experts, ref_ties))
-    return {"times": out, "identical": identical and identical_route,
-            "identical_with_ties": identical_ties}
+    identical_ties = bool(
+        np.array_equal(route_loads(ties, k, bt)[0], ref_ties)
+        and np.array_equal(lfb.route(ties, k, bt).experts, ref_ties)
+    )
+    return {
+        "times": out,
+        "identical": identical and identical_route,
+        "identical_with_ties": identical_ties,
+    }
 
 
 def _timed(fn: Any) -> tuple[Any, float, float]:
@@ -282,25 +309,29 @@ def _child_regret_legacy(spec: dict) -> dict:
     def legacy() -> list:
         wl = _workload(config)
         batches = list(wl.batches(config.steps, np.random.SeedSequence([config.seed, 0])))
-        calib = calibrate(list(wl.batches(config.calibration_batches,
-                                          np.random.SeedSequence([config.seed, 1]))), config.k)
+        calib = calibrate(
+            list(wl.batches(config.calibration_batches, np.random.SeedSequence([config.seed, 1]))),
+            config.k,
+        )
         comp = compute_comparators(batches, config.k, num_checkpoints=config.num_checkpoints)
         out = []
         for r in config.runs:
             rule = make_rule(r.rule, calib.schedule(r.schedule, config.steps))
             tr = lfb.simulate(batches, config.k, rule)
-            dual = [lfb.dual_objective(b, k=config.k, bias=p)
-                    for b, p in zip(batches, tr.bias, strict=True)]
+            dual = [
+                lfb.dual_objective(b, k=config.k, bias=p)
+                for b, p in zip(batches, tr.bias, strict=True)
+            ]
             rep = regret_report(tr, batches, config.k, comparators=comp)
             if r.rule == "sign" and r.schedule == "published":
-                fixed_batch_cycle(batches[0], config.k, "sign", PUBLISHED_RATE,
-                                  max_steps=config.cycle_steps)
+                fixed_batch_cycle(
+                    batches[0], config.k, "sign", PUBLISHED_RATE, max_steps=config.cycle_steps
+                )
             out.append((rep.summary()["dual_regret"], float(np.sum(dual))))
         return out
 
     old, wall, cpu = _timed(legacy)
-    return {"legacy": [wall, cpu], "dual_regret": [a[0] for a in old],
-            "library": lfb.__file__}
+    return {"legacy": [wall, cpu], "dual_regret": [a[0] for a in old], "library": lfb.__file__}
 
 
 def _child_regret(spec: dict) -> dict:
@@ -321,9 +352,15 @@ def _child_regret(spec: dict) -> dict:
     def sweep() -> None:
         ctx = prepare_stream(config)
         for u in steps:
-            runs = tuple(RunSpec(f"{r.rule} {r.schedule}", r.rule, r.schedule,
-                                 None if r.schedule == "published" else u)
-                         for r in config.runs)
+            runs = tuple(
+                RunSpec(
+                    f"{r.rule} {r.schedule}",
+                    r.rule,
+                    r.schedule,
+                    None if r.schedule == "published" else u,
+                )
+                for r in config.runs
+            )
             run_point(dc.replace(config, runs=runs), ctx)
 
     _, sw_wall, sw_cpu = _timed(sweep)
@@ -337,19 +374,31 @@ def _child_regret(spec: dict) -> dict:
         def bare(arr: np.ndarray = arr, e: int = e, k: int = k) -> None:
             b = np.zeros(e)
             for s in arr:
-                idx = np.argpartition(s + b, e - k, axis=1)[:, e - k:]
+                idx = np.argpartition(s + b, e - k, axis=1)[:, e - k :]
                 c = np.bincount(idx.ravel(), minlength=e)
                 b = b + 1e-3 * np.sign(c.mean() - c)
 
-        sim = min(_timed(lambda arr=arr, k=k, rule=rule: lfb.simulate(arr, k, rule))[2]
-                  for _ in range(3))
+        sim = min(
+            _timed(lambda arr=arr, k=k, rule=rule: lfb.simulate(arr, k, rule))[2] for _ in range(3)
+        )
         ref = min(_timed(bare)[2] for _ in range(3))
-        loops.append({"E": e, "k": k, "simulate_batches_per_s": len(arr) / sim,
-                      "numpy_batches_per_s": len(arr) / ref, "ratio": sim / ref})
-    return {"engine": [new_wall, new_cpu],
-            "dual_regret": [r.report.summary()["dual_regret"] for r in new],
-            "sweep": [sw_wall, sw_cpu], "sweep_points": len(steps), "loops": loops,
-            "library": lfb.__file__}
+        loops.append(
+            {
+                "E": e,
+                "k": k,
+                "simulate_batches_per_s": len(arr) / sim,
+                "numpy_batches_per_s": len(arr) / ref,
+                "ratio": sim / ref,
+            }
+        )
+    return {
+        "engine": [new_wall, new_cpu],
+        "dual_regret": [r.report.summary()["dual_regret"] for r in new],
+        "sweep": [sw_wall, sw_cpu],
+        "sweep_points": len(steps),
+        "loops": loops,
+        "library": lfb.__file__,
+    }
 
 
 # The library target 5 measures the pre-refactor path on: the tree of this commit (before the
@@ -365,8 +414,12 @@ def _baseline_tree(folder: str) -> str | None:
 
     root = Path(__file__).resolve().parents[1]
     try:
-        out = subprocess.run(["git", "-C", str(root), "archive", BASELINE_COMMIT, "lfbtheory"],
-                             capture_output=True, check=True, timeout=120)
+        out = subprocess.run(
+            ["git", "-C", str(root), "archive", BASELINE_COMMIT, "lfbtheory"],
+            capture_output=True,
+            check=True,
+            timeout=120,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     with tarfile.open(fileobj=io.BytesIO(out.stdout)) as tar:
@@ -374,19 +427,33 @@ def _baseline_tree(folder: str) -> str | None:
     return folder
 
 
-_CHILDREN = {"solver": _child_solver, "stream": _child_stream, "pooled": _child_pooled,
-             "kernel": _child_kernel, "regret": _child_regret,
-             "regret_legacy": _child_regret_legacy}
+_CHILDREN = {
+    "solver": _child_solver,
+    "stream": _child_stream,
+    "pooled": _child_pooled,
+    "kernel": _child_kernel,
+    "regret": _child_regret,
+    "regret_legacy": _child_regret_legacy,
+}
 
 
 def _run_child(kind: str, spec: dict, timeout: float, pythonpath: str | None = None) -> dict:
     env = None
     if pythonpath is not None:  # import lfbtheory from this folder first
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-            [pythonpath, *filter(None, [os.environ.get("PYTHONPATH")])])}
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(
+                [pythonpath, *filter(None, [os.environ.get("PYTHONPATH")])]
+            ),
+        }
     try:
-        out = subprocess.run([sys.executable, __file__, "--child", kind, json.dumps(spec)],
-                             capture_output=True, text=True, timeout=timeout, env=env)
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", kind, json.dumps(spec)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+        )
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {timeout:.0f} s"}
     if out.returncode != 0:
@@ -417,8 +484,12 @@ def _target_solver(quick: bool, repeats: int, seed: int, log: Any) -> dict:
             if "error" in r:
                 row["error"] = r["error"]
             else:
-                row.update(median_s=float(np.median(r["times"])), repeats=len(r["times"]),
-                           peak_mib=r["peak_mib"], objective=r["objective"])
+                row.update(
+                    median_s=float(np.median(r["times"])),
+                    repeats=len(r["times"]),
+                    peak_mib=r["peak_mib"],
+                    objective=r["objective"],
+                )
                 if ref_obj is not None:
                     row["rel_diff_to_oracle"] = abs(r["objective"] - ref_obj) / abs(ref_obj)
                 if "times" in ours:
@@ -427,32 +498,56 @@ def _target_solver(quick: bool, repeats: int, seed: int, log: Any) -> dict:
                     if key in r:
                         row[key] = r[key]
             rows.append(row)
-    return {"title": "Target 1 - exact solver (ratio = method time / lfb auto time; "
-                     "goal: OR-tools >= 5x, cvxpy default >= 300x)", "rows": rows}
+    return {
+        "title": "Target 1 - exact solver (ratio = method time / lfb auto time; "
+        "goal: OR-tools >= 5x, cvxpy default >= 300x)",
+        "rows": rows,
+    }
 
 
 def _target_stream(quick: bool, seed: int, log: Any) -> dict:
     batches = 100 if quick else 1000
-    spec = {"n": 4096, "E": 64, "k": 6, "seed": seed, "batches": batches,
-            "check_every": 25 if quick else 100}
+    spec = {
+        "n": 4096,
+        "E": 64,
+        "k": 6,
+        "seed": seed,
+        "batches": batches,
+        "check_every": 25 if quick else 100,
+    }
     log(f"  target 2: stream of {batches} batches (4096, 64, 6) ...")
     r = _run_child("stream", spec, timeout=7200)
     if "error" in r:
         return {"title": "Target 2 - streams", "rows": [{"error": r["error"]}]}
     solve, route, cold = map(np.asarray, (r["solve_times"], r["route_times"], r["cold_times"]))
     rows = [
-        {"method": "numpy argpartition routing pass", "mean_s": route.mean(),
-         "median_s": float(np.median(route)), "ratio_to_routing": 1.0},
-        {"method": "exact optimum, warm-started (auto)", "mean_s": solve.mean(),
-         "median_s": float(np.median(solve)), "ratio_to_routing": solve.mean() / route.mean(),
-         "certificates_ok": r["certificates_ok"],
-         "objective_agrees_with_flow": r["objective_agrees_with_flow"],
-         "checked_batches": r["checked"]},
-        {"method": "exact optimum, cold (auto), 5 batches", "mean_s": cold.mean(),
-         "median_s": float(np.median(cold)), "ratio_to_routing": cold.mean() / route.mean()},
+        {
+            "method": "numpy argpartition routing pass",
+            "mean_s": route.mean(),
+            "median_s": float(np.median(route)),
+            "ratio_to_routing": 1.0,
+        },
+        {
+            "method": "exact optimum, warm-started (auto)",
+            "mean_s": solve.mean(),
+            "median_s": float(np.median(solve)),
+            "ratio_to_routing": solve.mean() / route.mean(),
+            "certificates_ok": r["certificates_ok"],
+            "objective_agrees_with_flow": r["objective_agrees_with_flow"],
+            "checked_batches": r["checked"],
+        },
+        {
+            "method": "exact optimum, cold (auto), 5 batches",
+            "mean_s": cold.mean(),
+            "median_s": float(np.median(cold)),
+            "ratio_to_routing": cold.mean() / route.mean(),
+        },
     ]
-    return {"title": f"Target 2 - stream of {batches} batches of (4096, 64, 6), means over "
-                     "batches 2..N (goal: warm exact <= 5x routing)", "rows": rows}
+    return {
+        "title": f"Target 2 - stream of {batches} batches of (4096, 64, 6), means over "
+        "batches 2..N (goal: warm exact <= 5x routing)",
+        "rows": rows,
+    }
 
 
 def _target_pooled(quick: bool, seed: int, log: Any) -> dict:
@@ -461,44 +556,69 @@ def _target_pooled(quick: bool, seed: int, log: Any) -> dict:
     r = _run_child("pooled", {"n": n, "E": 64, "k": 6, "seed": seed}, timeout=3600)
     if "error" in r:
         return {"title": "Target 3 - pooled", "rows": [{"error": r["error"]}]}
-    row = {"n": n, "E": 64, "k": 6, "method": "lfb auto (ssp)", "seconds": r["times"][0],
-           "peak_mib_method": r["peak_mib"], "peak_mib_process": r["peak_total_mib"],
-           "scores_mib": r["scores_mib"], "certificate_ok": r["certificate_ok"],
-           "duality_gap": r["duality_gap"], "no_negative_cycle": r["no_negative_cycle"]}
-    return {"title": "Target 3 - pooled hindsight optimum (goal: < 60 s, < 4 GiB peak)",
-            "rows": [row]}
+    row = {
+        "n": n,
+        "E": 64,
+        "k": 6,
+        "method": "lfb auto (ssp)",
+        "seconds": r["times"][0],
+        "peak_mib_method": r["peak_mib"],
+        "peak_mib_process": r["peak_total_mib"],
+        "scores_mib": r["scores_mib"],
+        "certificate_ok": r["certificate_ok"],
+        "duality_gap": r["duality_gap"],
+        "no_negative_cycle": r["no_negative_cycle"],
+    }
+    return {
+        "title": "Target 3 - pooled hindsight optimum (goal: < 60 s, < 4 GiB peak)",
+        "rows": [row],
+    }
 
 
 def _target_kernel(repeats: int, seed: int, log: Any) -> dict:
     log("  target 4: routing kernel n=4096, E=256, k=8 float32 ...")
-    r = _run_child("kernel", {"n": 4096, "E": 256, "k": 8, "seed": seed,
-                              "repeats": max(20, 10 * repeats)}, timeout=600)
+    r = _run_child(
+        "kernel",
+        {"n": 4096, "E": 256, "k": 8, "seed": seed, "repeats": max(20, 10 * repeats)},
+        timeout=600,
+    )
     if "error" in r:
         return {"title": "Target 4 - routing kernel", "rows": [{"error": r["error"]}]}
     t = r["times"]
     ref = t["numpy argpartition"]
     bound = t["read bound (scores.sum())"]
-    rows = [{"method": m, "median_s": v, "speedup_vs_argpartition": ref / v,
-             "x_read_bound": v / bound} for m, v in t.items()]
+    rows = [
+        {"method": m, "median_s": v, "speedup_vs_argpartition": ref / v, "x_read_bound": v / bound}
+        for m, v in t.items()
+    ]
     for row in rows[2:4]:
         row.update(identical=r["identical"], identical_with_ties=r["identical_with_ties"])
-    return {"title": "Target 4 - selection + loads, n=4096, E=256, k=8, float32 "
-                     "(goal: public route >= 5x argpartition; x_read_bound = time / "
-                     "scores.sum() time)",
-            "rows": rows}
+    return {
+        "title": "Target 4 - selection + loads, n=4096, E=256, k=8, float32 "
+        "(goal: public route >= 5x argpartition; x_read_bound = time / "
+        "scores.sum() time)",
+        "rows": rows,
+    }
 
 
 def _target_regret(quick: bool, seed: int, log: Any) -> dict:
     import tempfile
 
     steps = 500 if quick else 2000
-    spec = {"steps": steps, "sweep_steps": [1e-3, 3e-3, 1e-2, 3e-2], "seed": seed,
-            "loop_batches": 1000 if quick else 4000}
+    spec = {
+        "steps": steps,
+        "sweep_steps": [1e-3, 3e-3, 1e-2, 3e-2],
+        "seed": seed,
+        "loop_batches": 1000 if quick else 4000,
+    }
     title = "Target 5 - regret engine"
     with tempfile.TemporaryDirectory(prefix="lfb-baseline-") as tmp:
         tree = _baseline_tree(tmp)
-        where = (f"library at {BASELINE_COMMIT[:10]}" if tree is not None
-                 else "current library (baseline commit not available)")
+        where = (
+            f"library at {BASELINE_COMMIT[:10]}"
+            if tree is not None
+            else "current library (baseline commit not available)"
+        )
         log(f"  target 5: pre-refactor path on the {where}, T={steps} ...")
         old = _run_child("regret_legacy", spec, timeout=3600, pythonpath=tree)
     log(f"  target 5: run_point, sweep point and simulate loop (T={steps}) ...")
@@ -509,27 +629,51 @@ def _target_regret(quick: bool, seed: int, log: Any) -> dict:
     old_w, old_c = old["legacy"]
     agree = max(abs(a - b) for a, b in zip(old["dual_regret"], r["dual_regret"], strict=True))
     rows = [
-        {"path": f"pre-refactor (batch list, dual per batch), {where}", "wall_s": old_w,
-         "cpu_s": old_c, "speedup_cpu": 1.0},
-        {"path": "run_point (materialised stream)", "wall_s": r["engine"][0],
-         "cpu_s": r["engine"][1], "speedup_cpu": old_c / r["engine"][1],
-         "max_abs_diff_dual_regret": agree},
-        {"path": f"sweep point ({r['sweep_points']} step sizes share a stream), per point",
-         "wall_s": r["sweep"][0] / r["sweep_points"], "cpu_s": r["sweep"][1] / r["sweep_points"],
-         "speedup_cpu": old_c * r["sweep_points"] / r["sweep"][1]},
+        {
+            "path": f"pre-refactor (batch list, dual per batch), {where}",
+            "wall_s": old_w,
+            "cpu_s": old_c,
+            "speedup_cpu": 1.0,
+        },
+        {
+            "path": "run_point (materialised stream)",
+            "wall_s": r["engine"][0],
+            "cpu_s": r["engine"][1],
+            "speedup_cpu": old_c / r["engine"][1],
+            "max_abs_diff_dual_regret": agree,
+        },
+        {
+            "path": f"sweep point ({r['sweep_points']} step sizes share a stream), per point",
+            "wall_s": r["sweep"][0] / r["sweep_points"],
+            "cpu_s": r["sweep"][1] / r["sweep_points"],
+            "speedup_cpu": old_c * r["sweep_points"] / r["sweep"][1],
+        },
     ]
-    rows += [{"path": f"simulate vs bare numpy loop, n=256 E={x['E']} k={x['k']}",
-              "simulate_b_per_s": x["simulate_batches_per_s"],
-              "numpy_b_per_s": x["numpy_batches_per_s"], "ratio": x["ratio"]}
-             for x in r["loops"]]
-    return {"title": f"Target 5 - regret point, defaults n=256 E=16 k=2 T={steps}, 5 runs "
-                     "(speedup = CPU time of the pre-refactor path / this path; goal >= 8x; "
-                     "simulate within 2x of numpy at E >= 16); no files written",
-            "rows": rows}
+    rows += [
+        {
+            "path": f"simulate vs bare numpy loop, n=256 E={x['E']} k={x['k']}",
+            "simulate_b_per_s": x["simulate_batches_per_s"],
+            "numpy_b_per_s": x["numpy_batches_per_s"],
+            "ratio": x["ratio"],
+        }
+        for x in r["loops"]
+    ]
+    return {
+        "title": f"Target 5 - regret point, defaults n=256 E=16 k=2 T={steps}, 5 runs "
+        "(speedup = CPU time of the pre-refactor path / this path; goal >= 8x; "
+        "simulate within 2x of numpy at E >= 16); no files written",
+        "rows": rows,
+    }
 
 
-def run_bench(*, quick: bool = False, targets: tuple[int, ...] = (1, 2, 3, 4), repeats: int = 5,
-              seed: int = 0, log: Any = print) -> dict:
+def run_bench(
+    *,
+    quick: bool = False,
+    targets: tuple[int, ...] = (1, 2, 3, 4),
+    repeats: int = 5,
+    seed: int = 0,
+    log: Any = print,
+) -> dict:
     """Run the selected targets; return a JSON-ready dict of tables."""
     tables = []
     for tgt in targets:
@@ -545,11 +689,16 @@ def run_bench(*, quick: bool = False, targets: tuple[int, ...] = (1, 2, 3, 4), r
             tables.append(_target_regret(quick, seed, log))
         else:
             raise ValueError(f"targets must be in 1..5, got {tgt}")
-    return {"quick": quick, "repeats": repeats, "seed": seed,
-            "python": sys.version.split()[0], "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "loadavg": os.getloadavg() if hasattr(os, "getloadavg") else None,
-            "tables": tables}
+    return {
+        "quick": quick,
+        "repeats": repeats,
+        "seed": seed,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "loadavg": os.getloadavg() if hasattr(os, "getloadavg") else None,
+        "tables": tables,
+    }
 
 
 def _fmt(v: Any) -> str:
@@ -582,10 +731,19 @@ def _cli(args: argparse.Namespace) -> int:
     targets = tuple(int(t) for t in args.targets.split(","))
     if args.repeats < 1:
         raise ValueError(f"--repeats must be >= 1, got {args.repeats}")
-    out = Path(args.out) if args.out else Path("results/bench") / (
-        f"bench-{'quick-' if args.quick else ''}{time.strftime('%Y%m%dT%H%M%S')}.json")
-    result = run_bench(quick=args.quick, targets=targets, repeats=args.repeats, seed=args.seed,
-                       log=lambda msg: print(msg, file=sys.stderr, flush=True))
+    out = (
+        Path(args.out)
+        if args.out
+        else Path("results/bench")
+        / (f"bench-{'quick-' if args.quick else ''}{time.strftime('%Y%m%dT%H%M%S')}.json")
+    )
+    result = run_bench(
+        quick=args.quick,
+        targets=targets,
+        repeats=args.repeats,
+        seed=args.seed,
+        log=lambda msg: print(msg, file=sys.stderr, flush=True),
+    )
     print(format_tables(result))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2, default=float))
@@ -595,11 +753,18 @@ def _cli(args: argparse.Namespace) -> int:
 
 def add_parser(subparsers: Any) -> None:
     p = subparsers.add_parser(
-        "bench", help="performance targets (exact solver, streams, pooled, kernel)")
-    p.add_argument("--quick", action="store_true",
-                   help="small shapes and short stream (about a minute) instead of the full run")
-    p.add_argument("--targets", default="1,2,3,4",
-                   help="comma-separated subset of 1,2,3,4,5 (5: regret point, not default)")
+        "bench", help="performance targets (exact solver, streams, pooled, kernel)"
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="small shapes and short stream (about a minute) instead of the full run",
+    )
+    p.add_argument(
+        "--targets",
+        default="1,2,3,4",
+        help="comma-separated subset of 1,2,3,4,5 (5: regret point, not default)",
+    )
     p.add_argument("--repeats", type=int, default=5, help="timed repeats per fast method")
     p.add_argument("--seed", type=int, default=0, help="instance seed (default 0)")
     p.add_argument("--out", default=None, help="JSON path (default results/bench/bench-*.json)")

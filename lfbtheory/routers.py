@@ -225,8 +225,10 @@ class TokenChoice:
         experts, weights = self.select(scores, state.bias)
         if mode != "train":
             return experts, weights, state
-        return experts, weights, _state.accumulate(
-            state, expert_loads(experts, self.n_experts, valid=valid)
+        return (
+            experts,
+            weights,
+            _state.accumulate(state, expert_loads(experts, self.n_experts, valid=valid)),
         )
 
     def step(self, states: Sequence[RouterState]) -> tuple[RouterState, ...]:

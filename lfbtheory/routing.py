@@ -140,8 +140,10 @@ class RouteOptions:
     @property
     def group_limited(self) -> bool:
         """True when only some groups are eligible (then routing is not plain top-k of s + b)."""
-        return self.n_groups is not None and self.topk_groups is not None and (
-            self.topk_groups < self.n_groups
+        return (
+            self.n_groups is not None
+            and self.topk_groups is not None
+            and (self.topk_groups < self.n_groups)
         )
 
 

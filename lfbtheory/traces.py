@@ -152,11 +152,12 @@ class Trace:
         )
 
     def describe(self) -> str:
-        grp = (f", group-limited {self.topk_groups}/{self.n_groups} groups" if self.n_groups
-               else "")
-        return (f"{self.model or 'model'}: {self.n_layers} layer(s) x {self.n_tokens} tokens, "
-                f"E={self.n_experts}, k={self.k}, {self.gate} gate, {self.kind} stored "
-                f"({self.dtype}){grp}" + (", bias recorded" if self.bias is not None else ""))
+        grp = f", group-limited {self.topk_groups}/{self.n_groups} groups" if self.n_groups else ""
+        return (
+            f"{self.model or 'model'}: {self.n_layers} layer(s) x {self.n_tokens} tokens, "
+            f"E={self.n_experts}, k={self.k}, {self.gate} gate, {self.kind} stored "
+            f"({self.dtype}){grp}" + (", bias recorded" if self.bias is not None else "")
+        )
 
 
 def _ro(a: NDArray[Any] | None) -> NDArray[Any] | None:
@@ -185,13 +186,16 @@ def validate_trace(trace: Trace) -> None:
         raise ValueError(f"gate must be one of {GATES}; got {trace.gate!r}")
     if trace.kind == "logits" and trace.gate == "none":
         raise ValueError("gate must be 'softmax' or 'sigmoid' when kind='logits'")
-    if isinstance(trace.k, bool) or not isinstance(trace.k, (int, np.integer)) or not (
-        1 <= int(trace.k) < e
+    if (
+        isinstance(trace.k, bool)
+        or not isinstance(trace.k, (int, np.integer))
+        or not (1 <= int(trace.k) < e)
     ):
         raise ValueError(f"k must be an integer in [1, E={e}), got {trace.k!r}")
     if len(trace.layer_names) != n_layers:
-        raise ValueError(f"layer_names must name all L={n_layers} layers, got "
-                         f"{len(trace.layer_names)}")
+        raise ValueError(
+            f"layer_names must name all L={n_layers} layers, got {len(trace.layer_names)}"
+        )
     if len(set(trace.layer_names)) != n_layers:
         raise ValueError("layer_names must be unique")
     if trace.n_groups:
@@ -201,8 +205,9 @@ def validate_trace(trace: Trace) -> None:
                 f"n_groups={trace.n_groups}, topk_groups={trace.topk_groups}"
             )
         if trace.k > trace.topk_groups * (e // trace.n_groups):
-            raise ValueError(f"k={trace.k} exceeds the experts of topk_groups={trace.topk_groups} "
-                             "groups")
+            raise ValueError(
+                f"k={trace.k} exceeds the experts of topk_groups={trace.topk_groups} groups"
+            )
     for name in ("batch_index", "sequence_index", "position"):
         a = getattr(trace, name)
         if a is not None and np.asarray(a).shape != (n,):
@@ -210,15 +215,20 @@ def validate_trace(trace: Trace) -> None:
     if trace.bias is not None:
         b = np.asarray(trace.bias)
         if b.shape != (n_layers, e) or not np.all(np.isfinite(b)):
-            raise ValueError(f"bias must be finite with shape (L, E) = ({n_layers}, {e}), got "
-                             f"{b.shape}")
+            raise ValueError(
+                f"bias must be finite with shape (L, E) = ({n_layers}, {e}), got {b.shape}"
+            )
     if trace.experts is not None:
         x = np.asarray(trace.experts)
-        if x.shape != (n_layers, n, trace.k) or x.dtype.kind not in "iu" or (
-            x.size and (x.min() < 0 or x.max() >= e)
+        if (
+            x.shape != (n_layers, n, trace.k)
+            or x.dtype.kind not in "iu"
+            or (x.size and (x.min() < 0 or x.max() >= e))
         ):
-            raise ValueError(f"experts must be integers in [0, {e}) with shape (L, N, k) = "
-                             f"({n_layers}, {n}, {trace.k}), got {x.dtype} {x.shape}")
+            raise ValueError(
+                f"experts must be integers in [0, {e}) with shape (L, N, k) = "
+                f"({n_layers}, {n}, {trace.k}), got {x.dtype} {x.shape}"
+            )
     object.__setattr__(trace, "values", _ro(v))
     object.__setattr__(trace, "k", int(trace.k))
     object.__setattr__(trace, "layer_names", tuple(str(s) for s in trace.layer_names))
@@ -283,13 +293,17 @@ def read_trace(path: str | os.PathLike[str]) -> Trace:
         files = set(data.files)
         if "format" not in files or _str(data, "format") != FORMAT:
             if {"topk_scores", "topk_ids"} <= files:
-                raise ValueError(f"{p.name} is a top-k-only trace (topk_scores/topk_ids); read it "
-                                 "with inspect_trace() or replay it with the 'trace' workload")
+                raise ValueError(
+                    f"{p.name} is a top-k-only trace (topk_scores/topk_ids); read it "
+                    "with inspect_trace() or replay it with the 'trace' workload"
+                )
             raise ValueError(f"{p.name} is not an {FORMAT} file (no 'format' entry)")
         version = int(data["format_version"])
         if version > FORMAT_VERSION:
-            raise ValueError(f"format_version must be <= {FORMAT_VERSION} (this lfbtheory), got "
-                             f"{version}: upgrade lfbtheory to read this file")
+            raise ValueError(
+                f"format_version must be <= {FORMAT_VERSION} (this lfbtheory), got "
+                f"{version}: upgrade lfbtheory to read this file"
+            )
         missing = {"values", "kind", "gate", "k", "layer_names"} - files
         if missing:
             raise ValueError(f"{p.name} lacks required entries: {', '.join(sorted(missing))}")
@@ -297,8 +311,10 @@ def read_trace(path: str | os.PathLike[str]) -> Trace:
         def get(key: str, default: int) -> int:
             return int(data[key]) if key in files else default
 
-        idx = {key: (np.asarray(data[key]) if key in files else None)
-               for key in ("batch_index", "sequence_index", "position")}
+        idx = {
+            key: (np.asarray(data[key]) if key in files else None)
+            for key in ("batch_index", "sequence_index", "position")
+        }
         return Trace(
             values=np.asarray(data["values"]),
             kind=_str(data, "kind"),
@@ -351,10 +367,29 @@ def inspect_trace(path: str | os.PathLike[str]) -> TraceInfo:
                 raise ValueError(f"topk_scores must be (L, N, k), got {shape}")
             if "num_experts" not in files:
                 raise ValueError(f"{p.name} has no num_experts entry: E cannot be inferred")
-            names = (tuple(str(int(v)) for v in data["layers"]) if "layers" in files
-                     else tuple(str(i) for i in range(shape[0])))
-            return TraceInfo("topk", int(data["num_experts"]), int(shape[2]), "softmax",
-                             int(shape[1]), names, False)
+            names = (
+                tuple(str(int(v)) for v in data["layers"])
+                if "layers" in files
+                else tuple(str(i) for i in range(shape[0]))
+            )
+            return TraceInfo(
+                "topk",
+                int(data["num_experts"]),
+                int(shape[2]),
+                "softmax",
+                int(shape[1]),
+                names,
+                False,
+            )
     t = read_trace(p)
-    return TraceInfo(FORMAT, t.n_experts, t.k, t.gate, t.n_tokens, t.layer_names,
-                     t.bias is not None, t.n_groups, t.topk_groups)
+    return TraceInfo(
+        FORMAT,
+        t.n_experts,
+        t.k,
+        t.gate,
+        t.n_tokens,
+        t.layer_names,
+        t.bias is not None,
+        t.n_groups,
+        t.topk_groups,
+    )

@@ -49,8 +49,9 @@ def test_no_planted_pathology_no_cycle_or_death(seed):
 def test_cli_reports_findings_with_exit_1_and_writes_results(tmp_path, capsys):
     log = synthetic_log(seed=0)
     path = tmp_path / "log.npz"
-    np.savez(path, loads=log.loads, bias=log.bias, step=log.steps,
-             layer_names=np.array(log.layer_names))
+    np.savez(
+        path, loads=log.loads, bias=log.bias, step=log.steps, layer_names=np.array(log.layer_names)
+    )
     out = tmp_path / "out"
     assert main(["diagnose", str(path), "--out", str(out)]) == 1
     text = capsys.readouterr().out
@@ -73,16 +74,31 @@ def _write_all(log, tmp_path):
         for t in range(t_len):
             for j in range(n_layers):
                 for i in range(e):
-                    f.write(f"{log.steps[t]},{log.layer_names[j]},{i},{log.loads[t, j, i]:.0f},"
-                            f"{float(log.bias[t, j, i])!r}\n")
+                    f.write(
+                        f"{log.steps[t]},{log.layer_names[j]},{i},{log.loads[t, j, i]:.0f},"
+                        f"{float(log.bias[t, j, i])!r}\n"
+                    )
     with open(tmp_path / "log.jsonl", "w") as f:
         for t in range(t_len):
             for j in range(n_layers):
-                f.write(json.dumps({"step": int(log.steps[t]), "layer": log.layer_names[j],
-                                    "loads": log.loads[t, j].tolist(),
-                                    "bias": log.bias[t, j].tolist()}) + "\n")
-    np.savez(tmp_path / "log.npz", loads=log.loads, bias=log.bias, step=log.steps,
-             layer_names=np.array(log.layer_names))
+                f.write(
+                    json.dumps(
+                        {
+                            "step": int(log.steps[t]),
+                            "layer": log.layer_names[j],
+                            "loads": log.loads[t, j].tolist(),
+                            "bias": log.bias[t, j].tolist(),
+                        }
+                    )
+                    + "\n"
+                )
+    np.savez(
+        tmp_path / "log.npz",
+        loads=log.loads,
+        bias=log.bias,
+        step=log.steps,
+        layer_names=np.array(log.layer_names),
+    )
 
 
 def test_the_three_layouts_read_the_same_log(tmp_path):
@@ -152,7 +168,7 @@ def test_median_balanced_but_mean_overloaded_expert_is_reported():
     assert "median_not_mean" in _kinds(d)
     f = next(f for f in d.findings if f.kind == "median_not_mean")
     assert f.experts == (0,)
-    assert d.over_capacity[0] == pytest.approx(np.mean(high[t_len // 2:]))
+    assert d.over_capacity[0] == pytest.approx(np.mean(high[t_len // 2 :]))
 
 
 def test_load_only_logs_detect_oscillating_loads():
@@ -163,16 +179,26 @@ def test_load_only_logs_detect_oscillating_loads():
     d = diagnose(LoadLog(loads, t, ("l",)))[0]
     assert "limit_cycle" in _kinds(d)
     assert d.stats["cycle"]["period"] == 25
-    flat = diagnose(LoadLog(np.full((300, 1, e), 1000.0) + np.random.default_rng(0).poisson(
-        30, (300, 1, e)), t, ("l",)))[0]
+    flat = diagnose(
+        LoadLog(
+            np.full((300, 1, e), 1000.0) + np.random.default_rng(0).poisson(30, (300, 1, e)),
+            t,
+            ("l",),
+        )
+    )[0]
     assert not flat.findings
 
 
 def test_gap_to_the_exact_optima_on_a_trace(tmp_path):
     rng = np.random.default_rng(0)
     e, k, n_tok = 8, 2, 512
-    trace = Trace(values=rng.normal(size=(1, n_tok, e)).astype(np.float32), kind="logits",
-                  gate="softmax", k=k, layer_names=("gate0",))
+    trace = Trace(
+        values=rng.normal(size=(1, n_tok, e)).astype(np.float32),
+        kind="logits",
+        gate="softmax",
+        k=k,
+        layer_names=("gate0",),
+    )
     from lfbtheory import solve_balanced
 
     pooled = trace.scores(0)
@@ -189,8 +215,19 @@ def test_gap_to_the_exact_optima_on_a_trace(tmp_path):
     assert abs(gap["score_gap_per_token_pooled"]) < 0.01
     write_trace(trace, tmp_path / "t.npz")
     np.savez(tmp_path / "log.npz", loads=loads, bias=bias, layer_names=np.array(["gate0"]))
-    assert main(["diagnose", str(tmp_path / "log.npz"), "--trace", str(tmp_path / "t.npz"),
-                 "--n", "128", "--no-plots", "--out", str(tmp_path / "o")]) in (0, 1)
+    assert main(
+        [
+            "diagnose",
+            str(tmp_path / "log.npz"),
+            "--trace",
+            str(tmp_path / "t.npz"),
+            "--n",
+            "128",
+            "--no-plots",
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    ) in (0, 1)
     summary = json.loads((tmp_path / "o" / "summary.json").read_text())
     assert "optimum_gap" in summary["layers"][0]
 

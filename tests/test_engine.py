@@ -71,9 +71,7 @@ def test_incremental_prefixes_match_the_chain_on_pooled_sizes():
     lengths = np.array([1, 3, 10, 25, 40])
     for t, sol in zip(lengths, solve_prefixes(bs, 2, lengths), strict=True):
         pooled = bs[:t].reshape(-1, 8)
-        np.testing.assert_allclose(
-            sol.objective, solve_balanced(pooled, 2).objective, rtol=1e-12
-        )
+        np.testing.assert_allclose(sol.objective, solve_balanced(pooled, 2).objective, rtol=1e-12)
         assert certify(pooled, k=2, assignment=sol.assignment, bias=sol.bias).ok
 
 

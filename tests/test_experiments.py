@@ -159,8 +159,12 @@ def test_a_folder_held_by_a_live_run_is_refused_and_a_stale_lock_is_taken_over(t
     with pytest.raises(ResultsLockedError, match=f"pid {os.getpid()}"):
         run_regret(RegretConfig(**SMALL), tmp_path / "r", progress=False)
     assert not (tmp_path / "r").exists()
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     lock.write_text(json.dumps({"pid": int(dead.stdout), "host": socket.gethostname()}))
     _, out = run_regret(RegretConfig(**SMALL), tmp_path / "r", progress=False)
     assert (out / "summary.json").exists() and not lock.exists()
@@ -181,8 +185,13 @@ def test_cli_user_mistakes_exit_2_with_a_clear_message(tmp_path, capsys, args, m
     (tmp_path / "dir").mkdir()
     (tmp_path / "list.json").write_text("[1, 2]")
     (tmp_path / "bad.json").write_text("{nope")
-    paths = {"file": tmp_path / "file", "missing": tmp_path / "nope.json", "dir": tmp_path / "dir",
-             "list": tmp_path / "list.json", "bad": tmp_path / "bad.json"}
+    paths = {
+        "file": tmp_path / "file",
+        "missing": tmp_path / "nope.json",
+        "dir": tmp_path / "dir",
+        "list": tmp_path / "list.json",
+        "bad": tmp_path / "bad.json",
+    }
     argv = ["regret", "--steps", "20", "--no-progress", *(a.format(**paths) for a in args)]
     assert main(argv) == 2
     err = capsys.readouterr().err
@@ -202,9 +211,24 @@ def test_replay_reads_e_and_k_from_the_trace_and_runs_each_layer_separately(tmp_
     with pytest.raises(ValueError, match="--experts must match"):
         replay_configs({}, n=64, n_experts=16, k=None, common=common)
     layer = str(info.layers[1])
-    argv = ["regret", "--workload", "replay", "--workload-option", f"layer={layer}",
-            "--n", "64", "--steps", "12", "--checkpoints", "6", "--run", "sign:published",
-            "--out", str(tmp_path / "r"), "--no-progress"]
+    argv = [
+        "regret",
+        "--workload",
+        "replay",
+        "--workload-option",
+        f"layer={layer}",
+        "--n",
+        "64",
+        "--steps",
+        "12",
+        "--checkpoints",
+        "6",
+        "--run",
+        "sign:published",
+        "--out",
+        str(tmp_path / "r"),
+        "--no-progress",
+    ]
     assert main(argv) == 0
     saved = json.loads((tmp_path / "r" / "config.json").read_text())["config"]
     assert (saved["n_experts"], saved["k"]) == (info.n_experts, info.k)

@@ -142,8 +142,13 @@ def test_medium_instances_match_an_independent_exact_solver_and_warm_starts_agre
     ref2 = lfb.solve_balanced(s2, k, method="flow")
     _check_against_oracle(s2, k, None, "ssp", ref2, warm_start=cold.bias)
     # "<=" with a little room
-    _check_against_oracle(s2, k, n * k // e + 3, "ssp",
-                          lfb.solve_balanced(s2, k, capacity=n * k // e + 3, method="flow"))
+    _check_against_oracle(
+        s2,
+        k,
+        n * k // e + 3,
+        "ssp",
+        lfb.solve_balanced(s2, k, capacity=n * k // e + 3, method="flow"),
+    )
 
 
 def test_float32_and_non_contiguous_scores():
@@ -155,8 +160,9 @@ def test_float32_and_non_contiguous_scores():
     np.testing.assert_allclose(res.objective, ref.objective, rtol=1e-9)
     s32 = s.astype(np.float32)
     ref32 = lfb.solve_balanced(s32, 2, method="cvxpy")
-    np.testing.assert_allclose(lfb.solve_balanced(s32, 2, method="ssp").objective,
-                               ref32.objective, rtol=1e-9)
+    np.testing.assert_allclose(
+        lfb.solve_balanced(s32, 2, method="ssp").objective, ref32.objective, rtol=1e-9
+    )
 
 
 def test_warm_start_is_validated():
@@ -187,8 +193,9 @@ def test_pure_python_fallback_is_exact():
         """
     )
     env = dict(os.environ, NUMBA_DISABLE_JIT="1")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
 

@@ -216,8 +216,9 @@ def test_simulate_is_bit_identical_to_the_validated_state_machine(
     r = R(rule)
     st0 = init_state(r, 4)
     st0 = freeze(st0) if frozen else st0
-    tr = simulate(np.array(bs) if as_array else bs, 2, r, micro_batches=micro,
-                  eval_batches=evals, state=st0)
+    tr = simulate(
+        np.array(bs) if as_array else bs, 2, r, micro_batches=micro, eval_batches=evals, state=st0
+    )
     biases, loads, reward, step, final = _reference_simulate(bs, 2, r, micro, evals, st0)
     np.testing.assert_array_equal(tr.bias, np.array(biases))
     np.testing.assert_array_equal(tr.loads, np.array(loads))
@@ -226,7 +227,10 @@ def test_simulate_is_bit_identical_to_the_validated_state_machine(
     np.testing.assert_array_equal(tr.state.bias, final.bias)
     np.testing.assert_array_equal(tr.state.pending, final.pending)
     assert (tr.state.rule.count, tr.state.n_pending, tr.state.frozen) == (
-        final.rule.count, final.n_pending, final.frozen)
+        final.rule.count,
+        final.n_pending,
+        final.frozen,
+    )
 
 
 def test_a_non_finite_batch_in_a_stacked_stream_is_named():

@@ -58,7 +58,8 @@ class SigmoidGroupTopkRouter(nn.Module):
         g = choice.view(-1, self.n_group, self.num_experts // self.n_group)
         group_scores = g.topk(2, dim=-1)[0].sum(-1)
         keep = torch.zeros_like(group_scores).scatter_(
-            1, group_scores.topk(self.topk_group, dim=-1)[1], 1.0)
+            1, group_scores.topk(self.topk_group, dim=-1)[1], 1.0
+        )
         mask = keep.unsqueeze(-1).expand_as(g).reshape(-1, self.num_experts).bool()
         idx = choice.masked_fill(~mask, float("-inf")).topk(self.top_k, dim=-1)[1]
         return logits, s.gather(1, idx), idx
@@ -86,8 +87,9 @@ class TinyMoE(nn.Module):
     def __init__(self, make_router, n_layers=2, vocab=50, hidden=16, n_experts=8):
         super().__init__()
         self.embed = nn.Embedding(vocab, hidden)
-        self.layers = nn.ModuleList(Block(make_router(), hidden, n_experts)
-                                    for _ in range(n_layers))
+        self.layers = nn.ModuleList(
+            Block(make_router(), hidden, n_experts) for _ in range(n_layers)
+        )
 
     def forward(self, ids):
         x = self.embed(ids)
@@ -125,13 +127,18 @@ def test_recorded_scores_reproduce_the_models_routing(make):
 def test_inferred_settings_follow_the_gate_equations():
     soft = record_router_scores(_softmax_model(), _batches(1), max_tokens=100)
     assert (soft.gate, soft.k, soft.n_experts, soft.n_groups, soft.bias) == (
-        "softmax", 2, 8, 0, None)
+        "softmax",
+        2,
+        8,
+        0,
+        None,
+    )
     ds_model = _deepseek_model()
     ds = record_router_scores(ds_model, _batches(1), max_tokens=100)
-    assert (ds.gate, ds.k, ds.n_experts, ds.n_groups, ds.topk_groups) == (
-        "sigmoid", 4, 16, 4, 2)
+    assert (ds.gate, ds.k, ds.n_experts, ds.n_groups, ds.topk_groups) == ("sigmoid", 4, 16, 4, 2)
     np.testing.assert_allclose(
-        ds.bias[1], ds_model.layers[1].gate.e_score_correction_bias.numpy(), rtol=0, atol=0)
+        ds.bias[1], ds_model.layers[1].gate.e_score_correction_bias.numpy(), rtol=0, atol=0
+    )
     assert ds.layer_names == ("layers.0.gate", "layers.1.gate")
 
 
@@ -139,9 +146,24 @@ def test_wrong_bias_breaks_the_reproduction():
     trace = record_router_scores(_deepseek_model(), _batches(), max_tokens=10_000)
     from lfbtheory.traces import Trace
 
-    wrong = Trace(**{**{f: getattr(trace, f) for f in (
-        "values", "kind", "gate", "k", "layer_names", "n_groups", "topk_groups", "experts")},
-        "bias": np.zeros_like(trace.bias)})
+    wrong = Trace(
+        **{
+            **{
+                f: getattr(trace, f)
+                for f in (
+                    "values",
+                    "kind",
+                    "gate",
+                    "k",
+                    "layer_names",
+                    "n_groups",
+                    "topk_groups",
+                    "experts",
+                )
+            },
+            "bias": np.zeros_like(trace.bias),
+        }
+    )
     assert sum(check_reproduction(wrong).mismatched) > 0
 
 
@@ -155,8 +177,12 @@ def test_subsample_is_seeded_capped_and_its_indices_locate_the_tokens():
     np.testing.assert_array_equal(a.values, b.values)
     assert not np.array_equal(a.position, c.position)
     # layer 0's gate sees the embeddings: recompute its logits from the recorded indices
-    ids = torch.stack([batches[i][s, p] for i, s, p in zip(
-        a.batch_index, a.sequence_index, a.position, strict=True)])
+    ids = torch.stack(
+        [
+            batches[i][s, p]
+            for i, s, p in zip(a.batch_index, a.sequence_index, a.position, strict=True)
+        ]
+    )
     with torch.no_grad():
         want = F.linear(model.embed(ids), model.layers[0].gate.weight).numpy()
     np.testing.assert_allclose(a.values[0], want, rtol=1e-6, atol=1e-6)
@@ -168,8 +194,7 @@ def test_gate_selection_by_regex_type_and_predicate():
     assert auto == ["layers.0.gate", "layers.1.gate"]
     assert [n for n, _ in find_gates(model, r"layers\.1\.gate$")] == ["layers.1.gate"]
     assert [n for n, _ in find_gates(model, SoftmaxTopKRouter)] == auto
-    assert [n for n, _ in find_gates(model, lambda n, m: n.endswith("0.gate"))] == [
-        "layers.0.gate"]
+    assert [n for n, _ in find_gates(model, lambda n, m: n.endswith("0.gate"))] == ["layers.0.gate"]
     with pytest.raises(ValueError, match="gates matched no module"):
         find_gates(model, r"no_such_module")
     with pytest.raises(TypeError, match="gates must be None, a module-name regex"):
@@ -198,15 +223,25 @@ def test_linear_gates_take_k_from_the_parent_and_record_logits():
         record_router_scores(model, _batches(1), gates=r"\.gate$", max_tokens=10)
     t = record_router_scores(model, _batches(1), gates=r"^1\.gate$", max_tokens=10)
     assert (t.kind, t.gate, t.k, t.values.shape, t.experts) == (
-        "logits", "softmax", 2, (1, 10, 8), None)
+        "logits",
+        "softmax",
+        2,
+        (1, 10, 8),
+        None,
+    )
     t = record_router_scores(model, _batches(1), gates=nn.Linear, k=2, max_tokens=10)
     assert t.n_layers == 2
 
 
 def test_layers_seeing_different_tokens_are_refused():
     with pytest.raises(ValueError, match="different token counts"):
-        record_router_scores(_softmax_model(), _batches(1), gates=r"layers\.0\.(gate|experts\.0)$",
-                             k=2, max_tokens=10)
+        record_router_scores(
+            _softmax_model(),
+            _batches(1),
+            gates=r"layers\.0\.(gate|experts\.0)$",
+            k=2,
+            max_tokens=10,
+        )
 
 
 def test_bad_arguments_are_named():
@@ -224,13 +259,34 @@ def test_record_then_lfb_regret_trace_runs_end_to_end(tmp_path, capsys):
     record_router_scores(_softmax_model(), _batches(4, (4, 32)), max_tokens=512, path=path)
     assert read_trace(path).n_tokens == 512
     out = tmp_path / "regret"
-    code = main(["regret", "--trace", str(path), "--steps", "20", "--n", "64", "--run",
-                 "sign:deepseek_v3", "--run", "proportional:inverse_sqrt", "--checkpoints", "5",
-                 "--no-progress", "--out", str(out)])
+    code = main(
+        [
+            "regret",
+            "--trace",
+            str(path),
+            "--steps",
+            "20",
+            "--n",
+            "64",
+            "--run",
+            "sign:deepseek_v3",
+            "--run",
+            "proportional:inverse_sqrt",
+            "--checkpoints",
+            "5",
+            "--no-progress",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     summary = json.loads((out / "trace_summary.json").read_text())
     assert (summary["n_experts"], summary["k"], summary["gate"], summary["n"]) == (
-        8, 2, "softmax", 64)
+        8,
+        2,
+        "softmax",
+        64,
+    )
     assert [lay["name"] for lay in summary["layers"]] == ["layers.0.gate", "layers.1.gate"]
     assert all(len(lay["runs"]) == 2 for lay in summary["layers"])
     assert "=== layer 1: layers.1.gate" in capsys.readouterr().out
@@ -272,29 +328,66 @@ except ImportError:  # pragma: no cover - depends on the environment
 
 def _hf_models():
     t = transformers
-    common = dict(vocab_size=64, hidden_size=32, intermediate_size=32, num_hidden_layers=2,
-                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64)
+    common = dict(
+        vocab_size=64,
+        hidden_size=32,
+        intermediate_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+    )
     return {
-        "mixtral": lambda: t.MixtralForCausalLM(t.MixtralConfig(
-            **common, num_local_experts=8, num_experts_per_tok=2)),
-        "qwen2_moe": lambda: t.Qwen2MoeForCausalLM(t.Qwen2MoeConfig(
-            **common, num_experts=8, num_experts_per_tok=2, moe_intermediate_size=16,
-            shared_expert_intermediate_size=16)),
-        "qwen3_moe": lambda: t.Qwen3MoeForCausalLM(t.Qwen3MoeConfig(
-            **common, num_experts=8, num_experts_per_tok=2, moe_intermediate_size=16)),
-        "olmoe": lambda: t.OlmoeForCausalLM(t.OlmoeConfig(
-            **common, num_experts=8, num_experts_per_tok=2)),
-        "deepseek_v3": lambda: t.DeepseekV3ForCausalLM(t.DeepseekV3Config(
-            vocab_size=64, hidden_size=32, intermediate_size=32, moe_intermediate_size=16,
-            num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=4,
-            n_routed_experts=16, num_experts_per_tok=4, n_group=4, topk_group=2,
-            first_k_dense_replace=1, n_shared_experts=1, q_lora_rank=16, kv_lora_rank=16,
-            qk_rope_head_dim=8, qk_nope_head_dim=8, v_head_dim=8, max_position_embeddings=64)),
+        "mixtral": lambda: t.MixtralForCausalLM(
+            t.MixtralConfig(**common, num_local_experts=8, num_experts_per_tok=2)
+        ),
+        "qwen2_moe": lambda: t.Qwen2MoeForCausalLM(
+            t.Qwen2MoeConfig(
+                **common,
+                num_experts=8,
+                num_experts_per_tok=2,
+                moe_intermediate_size=16,
+                shared_expert_intermediate_size=16,
+            )
+        ),
+        "qwen3_moe": lambda: t.Qwen3MoeForCausalLM(
+            t.Qwen3MoeConfig(
+                **common, num_experts=8, num_experts_per_tok=2, moe_intermediate_size=16
+            )
+        ),
+        "olmoe": lambda: t.OlmoeForCausalLM(
+            t.OlmoeConfig(**common, num_experts=8, num_experts_per_tok=2)
+        ),
+        "deepseek_v3": lambda: t.DeepseekV3ForCausalLM(
+            t.DeepseekV3Config(
+                vocab_size=64,
+                hidden_size=32,
+                intermediate_size=32,
+                moe_intermediate_size=16,
+                num_hidden_layers=3,
+                num_attention_heads=4,
+                num_key_value_heads=4,
+                n_routed_experts=16,
+                num_experts_per_tok=4,
+                n_group=4,
+                topk_group=2,
+                first_k_dense_replace=1,
+                n_shared_experts=1,
+                q_lora_rank=16,
+                kv_lora_rank=16,
+                qk_rope_head_dim=8,
+                qk_nope_head_dim=8,
+                v_head_dim=8,
+                max_position_embeddings=64,
+            )
+        ),
     }
 
 
-@pytest.mark.skipif(transformers is None, reason="transformers not installed (optional, "
-                    "test-time only: pip install transformers)")
+@pytest.mark.skipif(
+    transformers is None,
+    reason="transformers not installed (optional, test-time only: pip install transformers)",
+)
 @pytest.mark.parametrize("family", ["mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "deepseek_v3"])
 def test_hugging_face_families_built_from_configs_reproduce_exactly(family):
     torch.manual_seed(0)
@@ -324,11 +417,15 @@ class TokenChoiceTopKRouter(nn.Module):
 
     def forward(self, x, expert_bias=None):
         scores = self.gate(x)
-        scores = (torch.sigmoid(scores.float()) if self.score_func == "sigmoid"
-                  else F.softmax(scores.float(), dim=1))
+        scores = (
+            torch.sigmoid(scores.float())
+            if self.score_func == "sigmoid"
+            else F.softmax(scores.float(), dim=1)
+        )
         idx = torch.topk(scores + expert_bias, k=self.top_k, dim=1)[1]
-        counts = torch.histc(idx.view(-1).float(), bins=self.num_experts, min=0,
-                             max=self.num_experts)
+        counts = torch.histc(
+            idx.view(-1).float(), bins=self.num_experts, min=0, max=self.num_experts
+        )
         return scores.gather(1, idx), idx, counts
 
 

@@ -187,8 +187,9 @@ def test_the_reported_price_path_sums_the_centred_steps_of_the_per_batch_optimal
     for b, p in zip(bs, comp.batch_prices, strict=True):
         np.testing.assert_allclose(p.mean(), 0.0, atol=1e-12)
         total = lfb.dual_objective(b, k=2, bias=p)
-        np.testing.assert_allclose(total, lfb.solve_balanced(b, 2, method="cvxpy").objective,
-                                   rtol=1e-9)
+        np.testing.assert_allclose(
+            total, lfb.solve_balanced(b, 2, method="cvxpy").objective, rtol=1e-9
+        )
     rep = regret_report(simulate(bs, 2, make_rule("sign", 0.05)), bs, 2, comparators=comp)
     manual = sum(np.linalg.norm(comp.batch_prices[i + 1] - comp.batch_prices[i]) for i in range(4))
     np.testing.assert_allclose(rep.price_path[-1], manual)

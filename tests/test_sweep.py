@@ -16,11 +16,23 @@ from lfbtheory.experiments.executors import SerialExecutor
 from lfbtheory.experiments.sweep import expand, load_sweep, parse_sweep, run_sweep, stream_seed
 
 TINY = {
-    "sweep": {"name": "tiny", "horizon": 30, "seeds": [0, 1], "num_checkpoints": 8,
-              "calibration_batches": 4, "cycle_steps": 200},
-    "grid": {"workloads": ["stationary"], "n": [32], "n_experts": [4], "k": [2],
-             "rules": ["sign", "proportional"], "schedules": ["constant", "published"],
-             "step_sizes": [1e-3, 1e-2]},
+    "sweep": {
+        "name": "tiny",
+        "horizon": 30,
+        "seeds": [0, 1],
+        "num_checkpoints": 8,
+        "calibration_batches": 4,
+        "cycle_steps": 200,
+    },
+    "grid": {
+        "workloads": ["stationary"],
+        "n": [32],
+        "n_experts": [4],
+        "k": [2],
+        "rules": ["sign", "proportional"],
+        "schedules": ["constant", "published"],
+        "step_sizes": [1e-3, 1e-2],
+    },
 }
 
 
@@ -54,25 +66,44 @@ def test_a_changed_config_invalidates_exactly_the_points_it_affects():
 
 def test_sweep_resumes_and_recomputes_only_what_is_missing(tmp_path):
     spec = _spec()
-    first = run_sweep(spec, executor=SerialExecutor(), out=tmp_path, progress=False,
-                      plots=False, log=lambda _: None)
+    first = run_sweep(
+        spec,
+        executor=SerialExecutor(),
+        out=tmp_path,
+        progress=False,
+        plots=False,
+        log=lambda _: None,
+    )
     assert (first.computed, first.cached, first.streams_computed) == (6, 0, 2)
     table = first.table.read_bytes()
-    again = run_sweep(spec, executor=SerialExecutor(), out=tmp_path, progress=False,
-                      plots=False, log=lambda _: None)
+    again = run_sweep(
+        spec,
+        executor=SerialExecutor(),
+        out=tmp_path,
+        progress=False,
+        plots=False,
+        log=lambda _: None,
+    )
     assert (again.computed, again.cached) == (0, 6)
     victim = sorted((tmp_path / "points").glob("*[0-9a-f].json"))[0]
     victim.unlink()
-    third = run_sweep(spec, executor=SerialExecutor(), out=tmp_path, progress=False,
-                      plots=False, log=lambda _: None)
+    third = run_sweep(
+        spec,
+        executor=SerialExecutor(),
+        out=tmp_path,
+        progress=False,
+        plots=False,
+        log=lambda _: None,
+    )
     assert (third.computed, third.cached, third.streams_computed) == (1, 5, 0)
     assert third.table.read_bytes() == table
 
 
 def test_table_has_one_row_per_point_and_rule_and_loads_with_pandas(tmp_path):
     pd = pytest.importorskip("pandas", reason="pandas reads the results table")
-    res = run_sweep(_spec(), executor=SerialExecutor(), out=tmp_path, progress=False,
-                    log=lambda _: None)
+    res = run_sweep(
+        _spec(), executor=SerialExecutor(), out=tmp_path, progress=False, log=lambda _: None
+    )
     df = pd.read_csv(res.table)
     assert len(df) == 6 * 2
     assert set(df["rule"]) == {"sign", "proportional"}
@@ -93,15 +124,30 @@ def test_dask_local_cluster_gives_bit_identical_results(tmp_path):
     spec = _spec(rules=["sign"], step_sizes=[1e-2])
     pool = LocalExecutor(2)  # the default executor: local worker processes
     try:
-        local = run_sweep(spec, executor=pool, out=tmp_path / "local", progress=False,
-                          plots=False, log=lambda _: None)
+        local = run_sweep(
+            spec,
+            executor=pool,
+            out=tmp_path / "local",
+            progress=False,
+            plots=False,
+            log=lambda _: None,
+        )
     finally:
         pool.close()
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
-                                  dashboard_address=None) as cluster, \
-            distributed.Client(cluster) as client:
-        dask = run_sweep(spec, executor=DaskExecutor(client=client), out=tmp_path / "dask",
-                         progress=False, plots=False, log=lambda _: None)
+    with (
+        distributed.LocalCluster(
+            n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        dask = run_sweep(
+            spec,
+            executor=DaskExecutor(client=client),
+            out=tmp_path / "dask",
+            progress=False,
+            plots=False,
+            log=lambda _: None,
+        )
     assert dask.computed == local.computed == 4
     assert dask.table.read_bytes() == local.table.read_bytes()
     for p in (tmp_path / "local" / "points").glob("*[0-9a-f].json"):
@@ -131,12 +177,15 @@ def test_a_killed_worker_loses_no_finished_point_and_a_rerun_completes(tmp_path)
     cfg.write_text(toml)
     out = tmp_path / "out"
     total = len(expand(load_sweep(cfg)))
-    code = ("import sys; from lfbtheory.experiments.executors import LocalExecutor;"
-            "from lfbtheory.experiments.sweep import load_sweep, run_sweep;"
-            f"run_sweep(load_sweep({str(cfg)!r}), executor=LocalExecutor(1), out={str(out)!r},"
-            " progress=False, plots=False)")
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+    code = (
+        "import sys; from lfbtheory.experiments.executors import LocalExecutor;"
+        "from lfbtheory.experiments.sweep import load_sweep, run_sweep;"
+        f"run_sweep(load_sweep({str(cfg)!r}), executor=LocalExecutor(1), out={str(out)!r},"
+        " progress=False, plots=False)"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     killed = False
     deadline = time.time() + 60
     while time.time() < deadline and proc.poll() is None:
@@ -157,8 +206,14 @@ def test_a_killed_worker_loses_no_finished_point_and_a_rerun_completes(tmp_path)
     assert proc.returncode != 0 and 2 <= len(finished) < total
     for body in finished.values():
         assert json.loads(body)["rows"]  # every stored point is complete and readable
-    res = run_sweep(load_sweep(cfg), executor=SerialExecutor(), out=out, progress=False,
-                    plots=False, log=lambda _: None)
+    res = run_sweep(
+        load_sweep(cfg),
+        executor=SerialExecutor(),
+        out=out,
+        progress=False,
+        plots=False,
+        log=lambda _: None,
+    )
     assert res.cached == len(finished) and res.computed == total - len(finished)
     for name, body in finished.items():
         assert (out / "points" / name).read_bytes() == body  # untouched
@@ -170,14 +225,22 @@ def test_a_killed_worker_loses_no_finished_point_and_a_rerun_completes(tmp_path)
         (lambda d: None, "does not exist"),
         (lambda d: (d / "s.toml").mkdir(), "is a folder"),
         (lambda d: (d / "s.toml").write_text("[grid\n"), "not valid TOML"),
-        (lambda d: (d / "s.toml").write_text("[grid]\nrules = ['sign']\nbogus = 1\n"),
-         "unknown key"),
-        (lambda d: (d / "s.toml").write_text("[grid]\nschedules = ['hourly']\n"),
-         "schedules entries must be one of"),
-        (lambda d: (d / "s.toml").write_text("[grid]\nworkloads = ['nope']\n"),
-         "workload must be one of"),
-        (lambda d: (d / "s.toml").write_text("[sweep]\nhorizon = 5\n[grid]\n"),
-         "sweep.horizon must be an integer >= 10"),
+        (
+            lambda d: (d / "s.toml").write_text("[grid]\nrules = ['sign']\nbogus = 1\n"),
+            "unknown key",
+        ),
+        (
+            lambda d: (d / "s.toml").write_text("[grid]\nschedules = ['hourly']\n"),
+            "schedules entries must be one of",
+        ),
+        (
+            lambda d: (d / "s.toml").write_text("[grid]\nworkloads = ['nope']\n"),
+            "workload must be one of",
+        ),
+        (
+            lambda d: (d / "s.toml").write_text("[sweep]\nhorizon = 5\n[grid]\n"),
+            "sweep.horizon must be an integer >= 10",
+        ),
     ],
 )
 def test_cli_user_mistakes_exit_2_with_a_clear_message(tmp_path, capsys, setup, match):
@@ -196,16 +259,25 @@ def test_dask_reruns_the_tasks_of_a_killed_worker_and_keeps_finished_points(tmp_
     spec = _spec(step_sizes=[1e-3, 3e-3, 1e-2, 3e-2])
     out = tmp_path / "dask"
     total = len(expand(spec))
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster, \
-            distributed.Client(cluster) as client:
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
         pids = client.run(os.getpid)
         box = {}
 
         def sweep():
             try:
-                box["res"] = run_sweep(spec, executor=DaskExecutor(client=client), out=out,
-                                       progress=False, plots=False, log=lambda _: None)
+                box["res"] = run_sweep(
+                    spec,
+                    executor=DaskExecutor(client=client),
+                    out=out,
+                    progress=False,
+                    plots=False,
+                    log=lambda _: None,
+                )
             except Exception as exc:  # reported by the assertions below
                 box["exc"] = exc
 
@@ -228,6 +300,12 @@ def test_dask_reruns_the_tasks_of_a_killed_worker_and_keeps_finished_points(tmp_
     assert res.computed + res.cached == total and res.computed == total
     for name, body in finished.items():
         assert (out / "points" / name).read_bytes() == body
-    serial = run_sweep(spec, executor=SerialExecutor(), out=tmp_path / "serial", progress=False,
-                       plots=False, log=lambda _: None)
+    serial = run_sweep(
+        spec,
+        executor=SerialExecutor(),
+        out=tmp_path / "serial",
+        progress=False,
+        plots=False,
+        log=lambda _: None,
+    )
     assert res.table.read_bytes() == serial.table.read_bytes()

@@ -57,8 +57,19 @@ def traces(draw):
 def test_a_written_trace_reads_back_identically(tmp_path_factory, trace):
     path = tmp_path_factory.mktemp("t") / "trace.npz"
     back = read_trace(write_trace(trace, path))
-    for f in ("kind", "gate", "k", "layer_names", "model", "dtype", "n_groups", "topk_groups",
-              "group_score_topk", "seed", "max_tokens"):
+    for f in (
+        "kind",
+        "gate",
+        "k",
+        "layer_names",
+        "model",
+        "dtype",
+        "n_groups",
+        "topk_groups",
+        "group_score_topk",
+        "seed",
+        "max_tokens",
+    ):
         assert getattr(back, f) == getattr(trace, f), f
     for f in ("batch_index", "sequence_index", "position"):
         np.testing.assert_array_equal(getattr(back, f), getattr(trace, f))
@@ -76,8 +87,11 @@ def test_a_written_trace_reads_back_identically(tmp_path_factory, trace):
 def test_trace_scores_are_the_gate_of_the_logits_and_its_routing_is_select_experts(trace):
     for j in range(trace.n_layers):
         x = np.asarray(trace.values[j], np.float64)
-        want = x if trace.kind == "scores" or trace.gate == "none" else (
-            sigmoid(x) if trace.gate == "sigmoid" else softmax(x, axis=1))
+        want = (
+            x
+            if trace.kind == "scores" or trace.gate == "none"
+            else (sigmoid(x) if trace.gate == "sigmoid" else softmax(x, axis=1))
+        )
         np.testing.assert_allclose(trace.scores(j), want, rtol=0, atol=0)
         np.testing.assert_array_equal(
             trace.routed_experts(j),
@@ -87,8 +101,13 @@ def test_trace_scores_are_the_gate_of_the_logits_and_its_routing_is_select_exper
 
 def test_file_is_plain_numpy_and_self_describing(tmp_path):
     rng = np.random.default_rng(0)
-    t = Trace(values=rng.normal(size=(2, 10, 4)).astype(np.float32), kind="logits",
-              gate="softmax", k=2, layer_names=("a", "b"))
+    t = Trace(
+        values=rng.normal(size=(2, 10, 4)).astype(np.float32),
+        kind="logits",
+        gate="softmax",
+        k=2,
+        layer_names=("a", "b"),
+    )
     path = write_trace(t, tmp_path / "t.npz")
     with np.load(path, allow_pickle=False) as d:
         assert str(d["format"]) == FORMAT
@@ -102,15 +121,19 @@ def test_inspect_reads_both_layouts(tmp_path):
     flame = inspect_trace(data_dir() / FLAME_FILE)
     assert (flame.layout, flame.n_experts, flame.k, flame.gate) == ("topk", 64, 6, "softmax")
     assert len(flame.layer_names) == 8
-    t = Trace(values=np.zeros((1, 5, 8), np.float32) + np.arange(8), kind="scores", gate="none",
-              k=3, layer_names=("g",))
+    t = Trace(
+        values=np.zeros((1, 5, 8), np.float32) + np.arange(8),
+        kind="scores",
+        gate="none",
+        k=3,
+        layer_names=("g",),
+    )
     info = inspect_trace(write_trace(t, tmp_path / "t.npz"))
     assert (info.layout, info.n_experts, info.k, info.n_tokens) == (FORMAT, 8, 3, 5)
 
 
 def _base(**kw):
-    args = dict(values=np.zeros((1, 3, 4)), kind="scores", gate="softmax", k=2,
-                layer_names=("g",))
+    args = dict(values=np.zeros((1, 3, 4)), kind="scores", gate="softmax", k=2, layer_names=("g",))
     args.update(kw)
     return args
 
@@ -166,8 +189,13 @@ def test_trace_workload_batches_are_consecutive_recorded_tokens_cycled(tmp_path)
     from lfbtheory.workloads import make_workload
 
     rng = np.random.default_rng(1)
-    t = Trace(values=rng.normal(size=(2, 10, 4)), kind="logits", gate="sigmoid", k=2,
-              layer_names=("a", "b"))
+    t = Trace(
+        values=rng.normal(size=(2, 10, 4)),
+        kind="logits",
+        gate="sigmoid",
+        k=2,
+        layer_names=("a", "b"),
+    )
     path = write_trace(t, tmp_path / "t.npz")
     wl = make_workload("trace", n=4, n_experts=4, path=str(path), layer=1)
     assert (wl.n_experts, wl.k) == (4, 2)
@@ -192,8 +220,7 @@ def test_trace_workload_replays_top_k_traces_with_the_package_completion():
     np.testing.assert_allclose(ours.sum(axis=2), 1.0, rtol=0, atol=1e-12)
 
 
-@given(e=st.integers(2, 64), k=st.integers(1, 8), n=st.integers(1, 600),
-       tokens=st.integers(1, 600))
+@given(e=st.integers(2, 64), k=st.integers(1, 8), n=st.integers(1, 600), tokens=st.integers(1, 600))
 def test_batch_size_is_the_largest_with_integral_capacity(e, k, n, tokens):
     from lfbtheory.workloads.trace import batch_size_for
 

@@ -164,10 +164,14 @@ def test_schedules_follow_their_formulas():
         (lambda: U.multiplicative(0.1).init(3, np.array([1.0, 0.0, 1.0])), "must be > 0"),
         (lambda: U.sign(0.1).update(np.ones(4), U.adagrad(0.1).init(4)), "state must be a"),
         (lambda: U.adagrad(0.1).update(np.ones(4), U.sign(0.1).init(4)), "state must be a"),
-        (lambda: U.proportional(1e308).update([9, 0, 0, 0], U.proportional(1.0).init(4)),
-         "overflowed"),
-        (lambda: U.multiplicative(1e3).update([9, 0, 0, 0], U.multiplicative(1.0).init(4)),
-         "overflowed"),
+        (
+            lambda: U.proportional(1e308).update([9, 0, 0, 0], U.proportional(1.0).init(4)),
+            "overflowed",
+        ),
+        (
+            lambda: U.multiplicative(1e3).update([9, 0, 0, 0], U.multiplicative(1.0).init(4)),
+            "overflowed",
+        ),
         (lambda: S.constant(0.1)(2.5), "schedule step t must be an integer"),
         (lambda: S.inverse(0.1)(True), "schedule step t must be an integer"),
     ],

@@ -90,8 +90,14 @@ def test_seeded_determinism_and_shapes(name, request):
 
 
 @settings(max_examples=25, deadline=None)
-@given(name=st.sampled_from(SYNTHETIC), gate=st.sampled_from(GATES), n=st.integers(1, 40),
-       n_experts=st.integers(2, 24), seed=st.integers(0, 2**32), steps=st.integers(1, 3))
+@given(
+    name=st.sampled_from(SYNTHETIC),
+    gate=st.sampled_from(GATES),
+    n=st.integers(1, 40),
+    n_experts=st.integers(2, 24),
+    seed=st.integers(0, 2**32),
+    steps=st.integers(1, 3),
+)
 def test_ranges_property(name, gate, n, n_experts, seed, steps):
     """Invariant: every batch is a finite float64 (n, E) array in the gate's range:
     sigmoid scores in the open interval (0, 1), softmax rows on the simplex."""
@@ -135,8 +141,9 @@ def test_stationary_offsets_and_offset_seed():
     w = Stationary(n=16, n_experts=8, popularity_scale=2.0, offset_seed=5)
     # offset_seed fixes the popularity profile across batch seeds; noise still differs
     np.testing.assert_array_equal(w.offsets(0), w.offsets(1))
-    np.testing.assert_array_equal(w.offsets(0), 2.0 * Stationary(n=1, n_experts=8).offsets(
-        np.random.SeedSequence(5)))
+    np.testing.assert_array_equal(
+        w.offsets(0), 2.0 * Stationary(n=1, n_experts=8).offsets(np.random.SeedSequence(5))
+    )
     assert not np.array_equal(materialize(w, 2, 0), materialize(w, 2, 1))
 
 
@@ -167,8 +174,9 @@ def test_drifting_zero_drift_is_stationary_and_walk_has_rate():
     np.testing.assert_array_equal(path[0], Stationary(n=8, n_experts=64).offsets(2))
     steps = np.diff(path, axis=0)  # 400 x 64 independent N(0, 0.05^2) increments
     assert abs(steps.std() / 0.05 - 1) < 0.05  # 25600 samples: sd of the ratio ~ 0.0044
-    assert not np.array_equal(materialize(dr, 3, 2)[2], materialize(Stationary(n=8, n_experts=64),
-                                                                    3, 2)[2])
+    assert not np.array_equal(
+        materialize(dr, 3, 2)[2], materialize(Stationary(n=8, n_experts=64), 3, 2)[2]
+    )
 
 
 def test_drifting_rotation_and_mean_reverting():
@@ -190,8 +198,9 @@ def test_clustered_topics():
     for batch, j in zip(w.batches(6, 4), topics, strict=True):
         logits = np.log(batch / (1 - batch))
         np.testing.assert_allclose(logits, np.broadcast_to(cents[j], logits.shape), atol=0.01)
-    wt = make_workload("clustered", n=400, n_experts=8, per="token", n_topics=2,
-                       topic_weights=[3, 1])
+    wt = make_workload(
+        "clustered", n=400, n_experts=8, per="token", n_topics=2, topic_weights=[3, 1]
+    )
     tok = next(wt.topics(1, 0))
     assert tok.shape == (400,) and 0.65 < np.mean(tok == 0) < 0.85  # weight 0.75, sd 0.02
 
@@ -222,8 +231,9 @@ def test_olmoe_mistral_and_skewed_options(data_dir):
     assert w.fit_k == 2 and w.fit().max_rel_error < 1e-8
     sk = make_workload("olmoe", n=8, n_experts=64, domain="arxiv")
     assert sk.fit().achieved.max() * 64 > 7.5  # the strongly skewed case (max/mean 7.8)
-    top1 = make_workload("olmoe", n=8, n_experts=64, kind="expert_counts_top1", domain="github",
-                         layer=7)  # has zero counts: smoothed, still fitted
+    top1 = make_workload(
+        "olmoe", n=8, n_experts=64, kind="expert_counts_top1", domain="github", layer=7
+    )  # has zero counts: smoothed, still fitted
     assert top1.fit_k == 1 and top1.fit().converged and (top1.histogram() == 0).any()
 
 
@@ -250,8 +260,11 @@ def test_fit_rejects_infeasible_shares():
 
 def _flame(data_dir):
     with np.load(data_dir / FLAME_FILE) as d:
-        return (d["topk_scores"].astype(np.float64), d["topk_ids"].astype(np.int64),
-                tuple(int(v) for v in d["layers"]))
+        return (
+            d["topk_scores"].astype(np.float64),
+            d["topk_ids"].astype(np.int64),
+            tuple(int(v) for v in d["layers"]),
+        )
 
 
 def test_replay_infers_e_k_and_replays_one_layer(data_dir):
@@ -302,8 +315,12 @@ def test_replay_preserves_topk_and_completes_rows(data_dir, tail):
 
 
 @settings(max_examples=40, deadline=None)
-@given(n_experts=st.integers(3, 24), data=st.data(), seed=st.integers(0, 2**32),
-       tail=st.sampled_from(["lognormal", "dirichlet", "uniform"]))
+@given(
+    n_experts=st.integers(3, 24),
+    data=st.data(),
+    seed=st.integers(0, 2**32),
+    tail=st.sampled_from(["lognormal", "dirichlet", "uniform"]),
+)
 def test_completion_invariants_property(n_experts, data, seed, tail):
     """For any feasible top-k rows (the top-k of a softmax of gaussian logits, so
     R/(E-k) < s_k), the completion keeps the top-k exactly and puts the leftover mass
@@ -331,9 +348,10 @@ def test_replay_layers_straddling_and_uniform_tail(data_dir):
     full = full.reshape(-1, 64)
     # n=1000 does not divide 2048: batches straddle layers, tokens stay in sequence order
     one = materialize(replay(data_dir / FLAME_FILE, n=2048, layer=names[3]), 1, 0)[0]
-    np.testing.assert_array_equal(one, full[3 * 2048:4 * 2048])  # completion keyed by layer
+    np.testing.assert_array_equal(one, full[3 * 2048 : 4 * 2048])  # completion keyed by layer
     np.testing.assert_array_equal(
-        one, materialize(replay(n=2048, layers=[names[5], names[3]]), 2, 0)[1])
+        one, materialize(replay(n=2048, layers=[names[5], names[3]]), 2, 0)[1]
+    )
     uni = materialize(replay(data_dir / FLAME_FILE, n=256, tail="uniform"), 1, 0)[0]
     rest = uni.copy()
     np.put_along_axis(rest, ids[0, :256], np.nan, axis=1)
@@ -363,13 +381,15 @@ def test_lognormal_tail_is_gaussian_in_log_space():
     # far below the cap (R/(E-k) << s_k) the documented law is log w_j = const + g_j,
     # g_j ~ N(0, spread^2); near the cap it is squashed strictly below s_k
     top = np.array([[0.9]])
-    full = complete_topk(top, np.array([[0]]), 4001, np.random.default_rng(0), "lognormal",
-                         spread=1.3)
+    full = complete_topk(
+        top, np.array([[0]]), 4001, np.random.default_rng(0), "lognormal", spread=1.3
+    )
     tail = full[0, 1:]
     assert abs(np.log(tail).std() / 1.3 - 1) < 0.05  # 4000 draws: sd of the ratio ~ 0.011
     np.testing.assert_allclose(full.sum(), 1.0, atol=1e-14)
-    tight = complete_topk(np.array([[0.3, 0.2]]), np.array([[3, 1]]), 6,
-                          np.random.default_rng(1), "lognormal")  # R/(E-k) = 0.125 vs 0.2
+    tight = complete_topk(
+        np.array([[0.3, 0.2]]), np.array([[3, 1]]), 6, np.random.default_rng(1), "lognormal"
+    )  # R/(E-k) = 0.125 vs 0.2
     assert np.all(tight[0, [0, 2, 4, 5]] < 0.2) and abs(tight.sum() - 1) < 1e-14
 
 
@@ -436,8 +456,9 @@ def test_user_npy_and_npz_replay(tmp_path):
     with pytest.raises(ValueError, match="n=5 does not match"):
         replay(tmp_path / "c.npz", n=5, key="logits").batches(1, 0)
     with pytest.raises(ValueError, match="n_experts=4 does not match E=5"):
-        make_workload("replay", n=6, n_experts=4, path=tmp_path / "c.npz",
-                      key="logits").batches(1, 0)
+        make_workload("replay", n=6, n_experts=4, path=tmp_path / "c.npz", key="logits").batches(
+            1, 0
+        )
     with pytest.raises(ValueError, match="layer/layers apply only to top-k trace"):
         replay(tmp_path / "m.npy", n=4, layer=0).batches(1, 0)
     bad = mat.copy()
@@ -464,12 +485,20 @@ def test_constructing_a_replay_reads_nothing(tmp_path):
     w2 = make_workload("replay", n=2, path=path)
     assert w == w2 and hash(w) == hash(w2) and "later.npz" in repr(w)
     ids = np.array([[[2, 0], [1, 3]]], dtype=np.int16)
-    np.savez(path, topk_scores=np.array([[[0.5, 0.3], [0.4, 0.35]]], dtype=np.float32),
-             topk_ids=ids, num_experts=np.int64(4))
+    np.savez(
+        path,
+        topk_scores=np.array([[[0.5, 0.3], [0.4, 0.35]]], dtype=np.float32),
+        topk_ids=ids,
+        num_experts=np.int64(4),
+    )
     assert w.n_experts == 4
     np.testing.assert_array_equal(topk_indices(materialize(w, 1, 0)[0], 2), ids[0])
-    np.savez(path, topk_scores=np.array([[[0.6, 0.3], [0.4, 0.35]]], dtype=np.float32),
-             topk_ids=ids, num_experts=np.int64(5))
+    np.savez(
+        path,
+        topk_scores=np.array([[[0.6, 0.3], [0.4, 0.35]]], dtype=np.float32),
+        topk_ids=ids,
+        num_experts=np.int64(5),
+    )
     assert w.n_experts == 5 and materialize(w, 1, 0)[0, 0, 2] == np.float32(0.6)
 
 
@@ -524,8 +553,11 @@ def test_replay_v01_all_layers_and_new_default():
     """v0.1 cycled all 8 FLAME layers by default; that stream is now layers="all" (bit for
     bit). The new default, one layer, equals v0.1's layers=[2] (the first layer)."""
     with np.load(FIXTURES) as d:
-        rows, digest, layer2 = (d["replay_all_layers_rows2040"],
-                                str(d["replay_all_layers_sha256"]), d["replay_layer2"])
+        rows, digest, layer2 = (
+            d["replay_all_layers_rows2040"],
+            str(d["replay_all_layers_sha256"]),
+            d["replay_layer2"],
+        )
     big = materialize(make_workload("replay", n=1000, layers="all"), 3, 3)
     assert hashlib.sha256(big.tobytes()).hexdigest() == digest
     np.testing.assert_array_equal(big.reshape(-1, 64)[2040:2060], rows)
@@ -545,6 +577,7 @@ def test_package_data_ships_with_provenance():
         assert (root / name).is_file(), name
     readme = (root / "README.md").read_text()
     assert "Apache-2.0" in readme and FLAME_FILE in readme and HISTOGRAM_FILE in readme
+
 
 def _drive(w, biases, steps, seed=0):
     gen = w.adaptive_batches(steps, seed)
@@ -598,20 +631,32 @@ def test_adversary_boosts_lowest_bias_experts():
     [
         (lambda: make_workload("gauss", n=4, n_experts=4), "workload must be one of.*stationary"),
         (lambda: make_workload("stationary", n=0, n_experts=4), "n must be an integer >= 1"),
-        (lambda: make_workload("stationary", n=4, n_experts=1),
-         "n_experts must be an integer >= 2"),
-        (lambda: make_workload("stationary", n=4, n_experts=4, gate="relu"),
-         "gate must be one of 'sigmoid', 'softmax'"),
+        (
+            lambda: make_workload("stationary", n=4, n_experts=1),
+            "n_experts must be an integer >= 2",
+        ),
+        (
+            lambda: make_workload("stationary", n=4, n_experts=4, gate="relu"),
+            "gate must be one of 'sigmoid', 'softmax'",
+        ),
         (lambda: make_workload("stationary", n=4, n_experts=4, noise_scale=-1.0), "noise_scale"),
-        (lambda: make_workload("stationary", n=4, n_experts=4, popularity_scale=-0.1),
-         "popularity_scale must be finite and >= 0"),
-        (lambda: make_workload("stationary", n=4, n_experts=4, colour=1),
-         "unknown option.*'colour'.*allowed: gate"),
+        (
+            lambda: make_workload("stationary", n=4, n_experts=4, popularity_scale=-0.1),
+            "popularity_scale must be finite and >= 0",
+        ),
+        (
+            lambda: make_workload("stationary", n=4, n_experts=4, colour=1),
+            "unknown option.*'colour'.*allowed: gate",
+        ),
         (lambda: make_workload("drifting", n=4, n_experts=4, mode="jump"), "mode must be one of"),
-        (lambda: make_workload("drifting", n=4, n_experts=4, mode="mean_reverting", drift=2.0),
-         "drift must be < popularity_scale"),
-        (lambda: make_workload("clustered", n=4, n_experts=4, topic_weights=[1, 2]),
-         "topic_weights must be 4"),
+        (
+            lambda: make_workload("drifting", n=4, n_experts=4, mode="mean_reverting", drift=2.0),
+            "drift must be < popularity_scale",
+        ),
+        (
+            lambda: make_workload("clustered", n=4, n_experts=4, topic_weights=[1, 2]),
+            "topic_weights must be 4",
+        ),
         (lambda: make_workload("clustered", n=4, n_experts=4, per="sequence"), "per must be"),
         (lambda: make_workload("adversarial", n=4, n_experts=4, strength=50.0), "strength"),
         (lambda: make_workload("adversarial", n=4, n_experts=4, n_targets=4), "n_targets"),
@@ -634,10 +679,14 @@ def test_bad_input_raises(call, match):
         (lambda: make_workload("stationary", n=2.5, n_experts=4), "n must be an integer"),
         (lambda: make_workload("stationary", n_experts=4), "n must be an integer >= 1, got None"),
         (lambda: make_workload("zipf", n=4, n_experts=True), "n_experts must be an integer"),
-        (lambda: make_workload("stationary", n=4, n_experts=4, noise_scale="1"),
-         "noise_scale must be a real number"),
-        (lambda: make_workload("clustered", n=4, n_experts=4, topic_weights=["a"] * 4),
-         "topic_weights must be a sequence"),
+        (
+            lambda: make_workload("stationary", n=4, n_experts=4, noise_scale="1"),
+            "noise_scale must be a real number",
+        ),
+        (
+            lambda: make_workload("clustered", n=4, n_experts=4, topic_weights=["a"] * 4),
+            "topic_weights must be a sequence",
+        ),
         (lambda: Stationary(n=4, n_experts=4).batches(3, 1.5), "seed"),
         (lambda: Stationary(n=4, n_experts=4).batches(2.0, 1), "steps must be an integer"),
         (lambda: make_workload("replay", n=4, path=3), "path must be a file path"),
@@ -664,10 +713,12 @@ def test_olmoe_options(data_dir):
     with pytest.raises(ValueError, match="fit_k=16 cannot match.*< 1/k"):
         make_workload("olmoe", n=4, n_experts=64, domain="arxiv", fit_k=16).offsets(0)
     with pytest.raises(ValueError, match="kind="):
-        make_workload("olmoe", n=4, n_experts=64, model="olmoe-sft", domain="tulu",
-                      kind="expert_counts_top1").histogram()
+        make_workload(
+            "olmoe", n=4, n_experts=64, model="olmoe-sft", domain="tulu", kind="expert_counts_top1"
+        ).histogram()
 
 
 def test_registry_names():
-    assert {"stationary", "zipf", "olmoe", "drifting", "clustered", "adversarial",
-            "replay"} <= set(WORKLOADS)
+    assert {"stationary", "zipf", "olmoe", "drifting", "clustered", "adversarial", "replay"} <= set(
+        WORKLOADS
+    )

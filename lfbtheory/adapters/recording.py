@@ -70,12 +70,19 @@ __all__ = [
 
 AUTO_GATE_PATTERN = r"(TopKRouter|TopkRouter|MoEGate|Router)$"
 _K_ATTRS = ("top_k", "num_experts_per_tok", "topk", "moe_router_topk", "experts_per_token")
-_E_ATTRS = ("num_experts", "num_local_experts", "n_routed_experts", "num_moe_experts",
-            "out_features")
+_E_ATTRS = (
+    "num_experts",
+    "num_local_experts",
+    "n_routed_experts",
+    "num_moe_experts",
+    "out_features",
+)
 _GATE_ATTRS = ("score_func", "score_function", "scoring_func")
 _BIAS_ATTRS = ("e_score_correction_bias", "expert_bias")
-_GROUP_ATTRS = (("n_group", "num_group", "n_groups", "moe_router_num_groups"),
-                ("topk_group", "topk_groups", "moe_router_group_topk"))
+_GROUP_ATTRS = (
+    ("n_group", "num_group", "n_groups", "moe_router_num_groups"),
+    ("topk_group", "topk_groups", "moe_router_group_topk"),
+)
 
 
 def _parents(model: Any) -> dict[str, Any]:
@@ -92,8 +99,9 @@ def find_gates(model: Any, gates: Any = None) -> list[tuple[str, Any]]:
         pat = re.compile(AUTO_GATE_PATTERN)
         found = [(n, m) for n, m in mods if pat.search(type(m).__name__)]
         # a router nested in a router (torchtitan's router.gate is a Linear; fine) -- keep outer
-        found = [(n, m) for n, m in found
-                 if not any(n.startswith(o + ".") for o, _ in found if o != n)]
+        found = [
+            (n, m) for n, m in found if not any(n.startswith(o + ".") for o, _ in found if o != n)
+        ]
     elif isinstance(gates, str):
         try:
             pat = re.compile(gates)
@@ -107,8 +115,10 @@ def find_gates(model: Any, gates: Any = None) -> list[tuple[str, Any]]:
     elif callable(gates):
         found = [(n, m) for n, m in mods if gates(n, m)]
     else:
-        raise TypeError("gates must be None, a module-name regex, a type / tuple of types, or a "
-                        f"predicate(name, module); got {type(gates).__name__}")
+        raise TypeError(
+            "gates must be None, a module-name regex, a type / tuple of types, or a "
+            f"predicate(name, module); got {type(gates).__name__}"
+        )
     if not found:
         raise ValueError(
             "gates matched no module of the model; pass gates= a module-name regex (e.g. "
@@ -152,11 +162,12 @@ class _Gate:
     n_experts: int = 0
 
 
-def _extract(gate: _Gate, inputs: Any, output: Any, extract: Callable[..., Any] | None,
-             torch: Any) -> tuple[Any, Any]:
+def _extract(
+    gate: _Gate, inputs: Any, output: Any, extract: Callable[..., Any] | None, torch: Any
+) -> tuple[Any, Any]:
     if extract is not None:
         res = extract(gate.module, inputs, output)
-        return (res if isinstance(res, tuple) else (res, None))
+        return res if isinstance(res, tuple) else (res, None)
     mod = gate.module
     x = inputs[0] if isinstance(inputs, tuple) and inputs else None
     e_known = _int_or(_attr([mod], _E_ATTRS), None)
@@ -179,16 +190,26 @@ def _extract(gate: _Gate, inputs: Any, output: Any, extract: Callable[..., Any] 
         first = output[0]
     elif isinstance(output, torch.Tensor):
         first = output
-    if not megatron and isinstance(first, torch.Tensor) and first.is_floating_point() and (
-        e_known is None or first.shape[-1] == e_known
+    if (
+        not megatron
+        and isinstance(first, torch.Tensor)
+        and first.is_floating_point()
+        and (e_known is None or first.shape[-1] == e_known)
     ):
         return first, chosen
     sub = getattr(mod, "gate", None)  # torchtitan: router.gate = nn.Linear(dim, E)
-    if isinstance(sub, torch.nn.Linear) and isinstance(x, torch.Tensor) \
-            and x.shape[-1] == sub.in_features:
+    if (
+        isinstance(sub, torch.nn.Linear)
+        and isinstance(x, torch.Tensor)
+        and x.shape[-1] == sub.in_features
+    ):
         return sub(x), chosen
-    if isinstance(w, torch.Tensor) and w.ndim == 2 and isinstance(x, torch.Tensor) \
-            and x.shape[-1] == w.shape[1]:
+    if (
+        isinstance(w, torch.Tensor)
+        and w.ndim == 2
+        and isinstance(x, torch.Tensor)
+        and x.shape[-1] == w.shape[1]
+    ):
         return torch.nn.functional.linear(x.float(), w.float()), chosen
     raise ValueError(
         f"gate {gate.name!r} ({type(mod).__name__}) output is neither logits nor a tuple "
@@ -200,8 +221,9 @@ def _extract(gate: _Gate, inputs: Any, output: Any, extract: Callable[..., Any] 
 def _batch_shape(batch: Any, torch: Any) -> tuple[int, int] | None:
     x = batch
     if isinstance(batch, dict):
-        x = batch.get("input_ids", next((v for v in batch.values()
-                                         if isinstance(v, torch.Tensor)), None))
+        x = batch.get(
+            "input_ids", next((v for v in batch.values() if isinstance(v, torch.Tensor)), None)
+        )
     elif isinstance(batch, (tuple, list)) and batch:
         x = batch[0]
     if isinstance(x, torch.Tensor) and x.ndim >= 2:
@@ -271,8 +293,7 @@ def record_router_scores(
     by_name = _parents(model)
     found = [_Gate(n, m, _chain(n, m, by_name)) for n, m in find_gates(model, gates)]
     batch_list = batches if isinstance(batches, (list, tuple)) else None
-    per_batch = (-(-max_tokens // max(1, len(batch_list))) if batch_list is not None
-                 else max_tokens)
+    per_batch = -(-max_tokens // max(1, len(batch_list))) if batch_list is not None else max_tokens
     state: dict[str, Any] = {"rows": None, "pick": None, "kept": 0}
     idx: dict[str, list[NDArray[np.int64]]] = {"batch": [], "seq": [], "pos": []}
 
@@ -280,8 +301,11 @@ def record_router_scores(
         if state["rows"] is None:
             room = max_tokens - state["kept"]
             take = min(rows, per_batch, room)
-            sel = np.sort(rng.choice(rows, size=take, replace=False)) if take > 0 else \
-                np.empty(0, np.int64)
+            sel = (
+                np.sort(rng.choice(rows, size=take, replace=False))
+                if take > 0
+                else np.empty(0, np.int64)
+            )
             state["rows"], state["pick"] = rows, sel.astype(np.int64)
         elif state["rows"] != rows:
             raise ValueError(
@@ -305,6 +329,7 @@ def record_router_scores(
                 g.chosen.append(c.cpu().numpy().astype(np.int64))
             else:
                 g.chosen.append(None)
+
         return hook
 
     handles = [g.module.register_forward_hook(make_hook(g)) for g in found]
@@ -330,8 +355,9 @@ def record_router_scores(
                 else:
                     model(batch)
             if state["pick"] is None:
-                raise ValueError(f"no gate ran on batch {b}: check gates= (found "
-                                 f"{[g.name for g in found]})")
+                raise ValueError(
+                    f"no gate ran on batch {b}: check gates= (found {[g.name for g in found]})"
+                )
             sel = state["pick"]
             shape = _batch_shape(batch, torch)
             idx["batch"].append(np.full(sel.size, b, np.int64))
@@ -350,13 +376,17 @@ def record_router_scores(
         raise ValueError("batches must contain at least one token reaching a gate")
     es = {g.n_experts for g in found}
     if len(es) != 1:
-        raise ValueError(f"gates must all have the same E; found {sorted(es)} "
-                         f"({[(g.name, g.n_experts) for g in found]}); narrow gates=")
+        raise ValueError(
+            f"gates must all have the same E; found {sorted(es)} "
+            f"({[(g.name, g.n_experts) for g in found]}); narrow gates="
+        )
     e = es.pop()
     ks = {_int_or(_attr(g.chain, _K_ATTRS), None) for g in found} if k is None else {k}
     if None in ks or len(ks) != 1:
-        raise ValueError("k could not be inferred from the gates' attributes (top_k, "
-                         f"num_experts_per_tok, topk): found {sorted(ks, key=str)}; pass k=")
+        raise ValueError(
+            "k could not be inferred from the gates' attributes (top_k, "
+            f"num_experts_per_tok, topk): found {sorted(ks, key=str)}; pass k="
+        )
     kk = int(ks.pop())
     gates_fn = gate
     if gates_fn is None:
@@ -369,17 +399,18 @@ def record_router_scores(
         else:
             gates_fn = "softmax"
     if gates_fn not in ("softmax", "sigmoid"):
-        raise ValueError(f"gate function {gates_fn!r} of the model is not softmax/sigmoid; "
-                         "pass gate=")
+        raise ValueError(
+            f"gate function {gates_fn!r} of the model is not softmax/sigmoid; pass gate="
+        )
     biases = []
     for g in found:
         b = _attr(g.chain, _BIAS_ATTRS)
-        biases.append(None if b is None else np.asarray(b.detach().float().cpu().numpy(),
-                                                        np.float64))
+        biases.append(
+            None if b is None else np.asarray(b.detach().float().cpu().numpy(), np.float64)
+        )
     bias = np.stack(biases) if all(b is not None for b in biases) else None
     ng = _int_or(_attr(found[0].chain, _GROUP_ATTRS[0]), 0) if n_groups is None else n_groups
-    tg = _int_or(_attr(found[0].chain, _GROUP_ATTRS[1]), 0) if topk_groups is None else \
-        topk_groups
+    tg = _int_or(_attr(found[0].chain, _GROUP_ATTRS[1]), 0) if topk_groups is None else topk_groups
     if not ng or not tg or ng == 1 or tg >= (ng or 0):
         ng, tg = 0, 0
     chosen = None
@@ -458,12 +489,19 @@ class LoadLogger:
     of :mod:`lfbtheory.analysis.diagnose` (loads (steps, layers, E) [+ bias]).
     """
 
-    def __init__(self, model: Any, *, gates: Any = None,
-                 loads: tuple[str, ...] = ("tokens_per_expert", "local_tokens_per_expert"),
-                 bias: tuple[str, ...] = ("expert_bias", "e_score_correction_bias")) -> None:
+    def __init__(
+        self,
+        model: Any,
+        *,
+        gates: Any = None,
+        loads: tuple[str, ...] = ("tokens_per_expert", "local_tokens_per_expert"),
+        bias: tuple[str, ...] = ("expert_bias", "e_score_correction_bias"),
+    ) -> None:
         if gates is None:
+
             def gates(_n: str, m: Any) -> bool:
                 return any(isinstance(getattr(m, b, None), require_torch().Tensor) for b in loads)
+
         self.modules = find_gates(model, gates)
         self.loads_names, self.bias_names = loads, bias
         self.steps: list[int] = []
@@ -482,8 +520,7 @@ class LoadLogger:
         for name, m in self.modules:
             c = self._get(m, self.loads_names)
             if c is None:
-                raise ValueError(f"module {name!r} has none of the load buffers "
-                                 f"{self.loads_names}")
+                raise ValueError(f"module {name!r} has none of the load buffers {self.loads_names}")
             rows.append(c)
             bias.append(self._get(m, self.bias_names))
         self.steps.append(int(step))

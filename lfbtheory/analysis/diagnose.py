@@ -91,22 +91,26 @@ class LoadLog:
         empty = np.argwhere(c.sum(axis=2) <= 0)
         if empty.size:
             t, lay = empty[0]
-            raise ValueError(f"loads must have a positive total per step and layer; step index "
-                             f"{t}, layer {lay} routed no tokens")
+            raise ValueError(
+                f"loads must have a positive total per step and layer; step index "
+                f"{t}, layer {lay} routed no tokens"
+            )
         s = np.asarray(self.steps, dtype=np.int64)
         if s.shape != (c.shape[0],):
             raise ValueError(f"steps must have shape ({c.shape[0]},), got {s.shape}")
         if len(self.layer_names) != c.shape[1]:
-            raise ValueError(f"layer_names must name {c.shape[1]} layers, got "
-                             f"{len(self.layer_names)}")
+            raise ValueError(
+                f"layer_names must name {c.shape[1]} layers, got {len(self.layer_names)}"
+            )
         object.__setattr__(self, "loads", c)
         object.__setattr__(self, "steps", s)
         object.__setattr__(self, "layer_names", tuple(map(str, self.layer_names)))
         if self.bias is not None:
             b = np.asarray(self.bias, dtype=np.float64)
             if b.shape != c.shape or not np.all(np.isfinite(b)):
-                raise ValueError(f"bias must be finite with the shape of loads {c.shape}, got "
-                                 f"{b.shape}")
+                raise ValueError(
+                    f"bias must be finite with the shape of loads {c.shape}, got {b.shape}"
+                )
             object.__setattr__(self, "bias", b)
 
 
@@ -136,8 +140,10 @@ def _from_records(rows: list[tuple[int, str, int, float, float | None]], where: 
     missing = np.argwhere(np.isnan(loads))
     if missing.size:
         t, lay, ex = missing[0]
-        raise ValueError(f"{where}: no row for step {steps[t]}, layer {layers[lay]!r}, expert "
-                         f"{ex} (every step needs every layer and expert)")
+        raise ValueError(
+            f"{where}: no row for step {steps[t]}, layer {layers[lay]!r}, expert "
+            f"{ex} (every step needs every layer and expert)"
+        )
     return LoadLog(loads, np.asarray(steps), tuple(layers), bias)
 
 
@@ -147,21 +153,28 @@ def read_load_log(path: str | os.PathLike[str], fmt: str | None = None) -> LoadL
     if not p.is_file():
         raise ValueError(f"log must be an existing file (.csv, .npz, .jsonl), got {str(p)!r}")
     kind = fmt or {".csv": "csv", ".npz": "npz", ".jsonl": "jsonl", ".json": "jsonl"}.get(
-        p.suffix.lower())
+        p.suffix.lower()
+    )
     if kind not in ("csv", "npz", "jsonl"):
-        raise ValueError(f"log format must be one of 'csv', 'npz', 'jsonl' (from the suffix or "
-                         f"fmt=); got {p.suffix!r}")
+        raise ValueError(
+            f"log format must be one of 'csv', 'npz', 'jsonl' (from the suffix or "
+            f"fmt=); got {p.suffix!r}"
+        )
     if kind == "npz":
         with np.load(p, allow_pickle=False) as d:
             if "loads" not in d.files:
-                raise ValueError(f"{p.name} must hold 'loads' (steps, layers, E); it holds "
-                                 f"{', '.join(d.files)}")
+                raise ValueError(
+                    f"{p.name} must hold 'loads' (steps, layers, E); it holds {', '.join(d.files)}"
+                )
             loads = np.asarray(d["loads"], dtype=np.float64)
             if loads.ndim == 2:
                 loads = loads[:, None, :]
             steps = np.asarray(d["step"]) if "step" in d.files else np.arange(loads.shape[0])
-            names = (tuple(str(v) for v in d["layer_names"].tolist()) if "layer_names" in d.files
-                     else tuple(str(i) for i in range(loads.shape[1])))
+            names = (
+                tuple(str(v) for v in d["layer_names"].tolist())
+                if "layer_names" in d.files
+                else tuple(str(i) for i in range(loads.shape[1]))
+            )
             bias = None
             if "bias" in d.files:
                 bias = np.asarray(d["bias"], dtype=np.float64)
@@ -174,13 +187,22 @@ def read_load_log(path: str | os.PathLike[str], fmt: str | None = None) -> LoadL
             reader = csv.DictReader(f)
             need = {"step", "layer", "expert", "load"}
             if reader.fieldnames is None or not need <= set(reader.fieldnames):
-                raise ValueError(f"{p.name}: CSV header must contain step,layer,expert,load "
-                                 f"[,bias]; got {reader.fieldnames}")
+                raise ValueError(
+                    f"{p.name}: CSV header must contain step,layer,expert,load "
+                    f"[,bias]; got {reader.fieldnames}"
+                )
             has_bias = "bias" in reader.fieldnames
             for i, r in enumerate(reader, start=2):
                 try:
-                    rows.append((int(r["step"]), str(r["layer"]), int(r["expert"]),
-                                 float(r["load"]), float(r["bias"]) if has_bias else None))
+                    rows.append(
+                        (
+                            int(r["step"]),
+                            str(r["layer"]),
+                            int(r["expert"]),
+                            float(r["load"]),
+                            float(r["bias"]) if has_bias else None,
+                        )
+                    )
                 except (TypeError, ValueError) as exc:
                     raise ValueError(f"{p.name} line {i}: {exc}") from None
         return _from_records(rows, p.name)
@@ -194,8 +216,9 @@ def read_load_log(path: str | os.PathLike[str], fmt: str | None = None) -> LoadL
                 bias = None if obj.get("bias") is None else [float(v) for v in obj["bias"]]
                 step, layer = int(obj["step"]), str(obj.get("layer", 0))
             except (KeyError, TypeError, ValueError) as exc:
-                raise ValueError(f"{p.name} line {i}: needs step, loads [, layer, bias]: "
-                                 f"{exc}") from None
+                raise ValueError(
+                    f"{p.name} line {i}: needs step, loads [, layer, bias]: {exc}"
+                ) from None
             if bias is not None and len(bias) != len(loads):
                 raise ValueError(f"{p.name} line {i}: bias and loads differ in length")
             for ex, c in enumerate(loads):
@@ -346,8 +369,9 @@ def _update_size(bias: NDArray[np.float64]) -> float:
     return float(np.median(half)) if half.size else float("nan")
 
 
-def _diagnose_layer(name: str, loads: NDArray[np.float64], bias: NDArray[np.float64] | None,
-                    th: Thresholds) -> LayerDiagnosis:
+def _diagnose_layer(
+    name: str, loads: NDArray[np.float64], bias: NDArray[np.float64] | None, th: Thresholds
+) -> LayerDiagnosis:
     t_len, e = loads.shape
     late = min(t_len - 1, int(round(t_len * (1.0 - th.late))))
     cap = loads.mean(axis=1, keepdims=True)
@@ -361,22 +385,43 @@ def _diagnose_layer(name: str, loads: NDArray[np.float64], bias: NDArray[np.floa
     findings: list[Finding] = []
     stats: dict[str, Any] = {"late_start": late, "steps": t_len, "n_experts": e}
     if dead:
-        findings.append(Finding(name, "dead_expert",
-                                f"expert(s) {list(dead)} received < {th.dead_share:.0%} of the "
-                                f"mean load over the last {t_len - late} steps (dead)", dead))
+        findings.append(
+            Finding(
+                name,
+                "dead_expert",
+                f"expert(s) {list(dead)} received < {th.dead_share:.0%} of the "
+                f"mean load over the last {t_len - late} steps (dead)",
+                dead,
+            )
+        )
     alive = [i for i in range(e) if i not in dead]
     hot = tuple(i for i in alive if over[i] > th.overload_share)
     if hot:
-        findings.append(Finding(name, "overload",
-                                f"expert(s) {list(hot)} over capacity in more than "
-                                f"{th.overload_share:.0%} of late steps", hot))
-    skew = tuple(i for i in alive if abs(med_rel[i] - 1) <= th.mean_excess
-                 and mean_rel[i] > 1 + th.mean_excess)
+        findings.append(
+            Finding(
+                name,
+                "overload",
+                f"expert(s) {list(hot)} over capacity in more than "
+                f"{th.overload_share:.0%} of late steps",
+                hot,
+            )
+        )
+    skew = tuple(
+        i
+        for i in alive
+        if abs(med_rel[i] - 1) <= th.mean_excess and mean_rel[i] > 1 + th.mean_excess
+    )
     if skew:
-        findings.append(Finding(name, "median_not_mean",
-                                f"expert(s) {list(skew)}: median load at capacity but mean load "
-                                f"{', '.join(f'{mean_rel[i]:.2f}' for i in skew)} x capacity -- "
-                                "the sign rule balances the median, these loads are skewed", skew))
+        findings.append(
+            Finding(
+                name,
+                "median_not_mean",
+                f"expert(s) {list(skew)}: median load at capacity but mean load "
+                f"{', '.join(f'{mean_rel[i]:.2f}' for i in skew)} x capacity -- "
+                "the sign rule balances the median, these loads are skewed",
+                skew,
+            )
+        )
     if bias is not None:
         b = bias
         u = _update_size(b)
@@ -385,48 +430,77 @@ def _diagnose_layer(name: str, loads: NDArray[np.float64], bias: NDArray[np.floa
         centred = b - common[:, None]
         relative = b - np.median(b, axis=1, keepdims=True)  # robust to one runaway expert
         c_slope, c_r2 = _linfit(common[late:])
-        stats.update(bias_mean_final=float(common[-1]), bias_mean_slope=c_slope,
-                     bias_spread_final=float(np.ptp(centred[-1])),
-                     bias_std_final=float(np.std(centred[-1])),
-                     bias_absmax_final=float(np.max(np.abs(b[-1]))))
+        stats.update(
+            bias_mean_final=float(common[-1]),
+            bias_mean_slope=c_slope,
+            bias_spread_final=float(np.ptp(centred[-1])),
+            bias_std_final=float(np.std(centred[-1])),
+            bias_absmax_final=float(np.max(np.abs(b[-1]))),
+        )
         window = t_len - late
         if math.isfinite(u) and u > 0:
             if abs(c_slope) * window > th.drift_steps_of_u * u and c_r2 >= th.drift_r2:
-                findings.append(Finding(
-                    name, "drift",
-                    f"common-mode bias drift {c_slope:+.3g} per step ({c_slope / u:+.2f} u); "
-                    f"routing ignores a common shift but |b| grows (now "
-                    f"{stats['bias_absmax_final']:.3g})"))
+                findings.append(
+                    Finding(
+                        name,
+                        "drift",
+                        f"common-mode bias drift {c_slope:+.3g} per step ({c_slope / u:+.2f} u); "
+                        f"routing ignores a common shift but |b| grows (now "
+                        f"{stats['bias_absmax_final']:.3g})",
+                    )
+                )
             drifting = []
             for i in range(e):
                 s_i, r2_i = _linfit(relative[late:, i])
                 if abs(s_i) * window > th.drift_steps_of_u * u and r2_i >= th.drift_r2:
                     drifting.append(i)
             if drifting:
-                findings.append(Finding(
-                    name, "drift",
-                    f"relative bias of expert(s) {drifting} keeps moving: a steady trend over the "
-                    f"last {window} steps (not settled; a dead expert's or a step u too small for "
-                    "the score spread)", tuple(drifting)))
+                findings.append(
+                    Finding(
+                        name,
+                        "drift",
+                        f"relative bias of expert(s) {drifting} keeps moving: a steady trend "
+                        f"over the last {window} steps (not settled; a dead expert's or a step "
+                        "u too small for the score spread)",
+                        tuple(drifting),
+                    )
+                )
             head: dict[str, Any] = {}
             absmax = float(np.max(np.abs(b[-1])))
             growth = abs(float(_linfit(np.max(np.abs(b[late:]), axis=1))[0]))
             for dt in MANTISSA_BITS:
                 lost = lost_update_magnitude(u, dt)
-                ulp = 2.0 ** (math.floor(math.log2(absmax)) - MANTISSA_BITS[dt]) if absmax > 0 \
+                ulp = (
+                    2.0 ** (math.floor(math.log2(absmax)) - MANTISSA_BITS[dt])
+                    if absmax > 0
                     else 0.0
-                steps_left = (lost - absmax) / growth if growth > 0 and absmax < lost else (
-                    0.0 if absmax >= lost else float("inf"))
-                head[dt] = {"ulp_at_bias": ulp, "lost_update_at": lost,
-                            "headroom": lost / absmax if absmax > 0 else float("inf"),
-                            "steps_until_lost": steps_left}
+                )
+                steps_left = (
+                    (lost - absmax) / growth
+                    if growth > 0 and absmax < lost
+                    else (0.0 if absmax >= lost else float("inf"))
+                )
+                head[dt] = {
+                    "ulp_at_bias": ulp,
+                    "lost_update_at": lost,
+                    "headroom": lost / absmax if absmax > 0 else float("inf"),
+                    "steps_until_lost": steps_left,
+                }
                 if dt == "bfloat16" and steps_left < th.precision_horizon * t_len:
-                    findings.append(Finding(
-                        name, "precision",
-                        f"a bfloat16 bias loses updates of u={u:.3g} at |b| >= {lost:g}; |b| is "
-                        f"{absmax:.3g}" + (" already" if steps_left == 0 else
-                                          f", reached in ~{steps_left:.0f} steps at the current "
-                                          "growth") + " (keep the bias in float32)"))
+                    findings.append(
+                        Finding(
+                            name,
+                            "precision",
+                            f"a bfloat16 bias loses updates of u={u:.3g} at |b| >= {lost:g}; "
+                            f"|b| is {absmax:.3g}"
+                            + (
+                                " already"
+                                if steps_left == 0
+                                else f", reached in ~{steps_left:.0f} steps at the current growth"
+                            )
+                            + " (keep the bias in float32)",
+                        )
+                    )
             stats["precision"] = head
         cyc = _cycle(centred[late:, alive], th.cycle_acf)
         if cyc is not None:
@@ -435,10 +509,14 @@ def _diagnose_layer(name: str, loads: NDArray[np.float64], bias: NDArray[np.floa
             amp = float(np.max(np.ptp(_detrend(seg), axis=0)))
             stats["cycle"] = {"period": period, "acf": ac, "band_width": amp}
             if math.isfinite(u) and amp >= th.cycle_steps_of_u * u:
-                findings.append(Finding(
-                    name, "limit_cycle",
-                    f"bias oscillates with period ~{period} steps (autocorrelation {ac:.2f}), "
-                    f"band width {amp:.3g} = {amp / u:.1f} u; loads follow the cycle"))
+                findings.append(
+                    Finding(
+                        name,
+                        "limit_cycle",
+                        f"bias oscillates with period ~{period} steps (autocorrelation {ac:.2f}), "
+                        f"band width {amp:.3g} = {amp / u:.1f} u; loads follow the cycle",
+                    )
+                )
     else:
         cyc = _cycle(rel[late:, alive], th.cycle_acf)
         if cyc is not None:
@@ -446,20 +524,24 @@ def _diagnose_layer(name: str, loads: NDArray[np.float64], bias: NDArray[np.floa
             amp = float(np.max(np.ptp(_detrend(rel[late:, alive]), axis=0)))
             stats["cycle"] = {"period": period, "acf": ac, "band_width": amp}
             if amp >= th.cycle_load:
-                findings.append(Finding(
-                    name, "limit_cycle",
-                    f"loads oscillate with period ~{period} steps (autocorrelation {ac:.2f}), "
-                    f"peak-to-peak {amp:.2f} x capacity"))
-    return LayerDiagnosis(name, mv_b, mv_g, over, mean_rel, med_rel, dead, stats,
-                          tuple(findings))
+                findings.append(
+                    Finding(
+                        name,
+                        "limit_cycle",
+                        f"loads oscillate with period ~{period} steps (autocorrelation {ac:.2f}), "
+                        f"peak-to-peak {amp:.2f} x capacity",
+                    )
+                )
+    return LayerDiagnosis(name, mv_b, mv_g, over, mean_rel, med_rel, dead, stats, tuple(findings))
 
 
 def _solve(scores: NDArray[np.float64], k: int, capacity: int | None = None) -> Any:
     return solve_balanced(scores, k, capacity=capacity, method="auto")
 
 
-def optimum_gap(scores: NDArray[np.float64], k: int, bias: NDArray[np.float64] | None,
-                n: int, **groups: int) -> dict[str, Any]:
+def optimum_gap(
+    scores: NDArray[np.float64], k: int, bias: NDArray[np.float64] | None, n: int, **groups: int
+) -> dict[str, Any]:
     """Routing with ``bias`` on recorded scores vs the exact balanced optima.
 
     Batches of n tokens (n k divisible by E): per batch, the score sum of biased top-k routing
@@ -474,10 +556,11 @@ def optimum_gap(scores: NDArray[np.float64], k: int, bias: NDArray[np.float64] |
         raise ValueError(f"n={n} exceeds the {scores.shape[0]} recorded tokens")
     per_gap, per_mv = [], []
     for j in range(m):
-        s = scores[j * n:(j + 1) * n]
+        s = scores[j * n : (j + 1) * n]
         r = route(s, k=k, bias=b, normalize=False, **groups)
-        per_gap.append((float(np.take_along_axis(s, r.experts, 1).sum()) - _solve(s, k).objective)
-                       / n)
+        per_gap.append(
+            (float(np.take_along_axis(s, r.experts, 1).sum()) - _solve(s, k).objective) / n
+        )
         per_mv.append(float(maxvio(r.loads)))
     pooled = scores[: m * n]
     sol = _solve(pooled, k)
@@ -485,14 +568,21 @@ def optimum_gap(scores: NDArray[np.float64], k: int, bias: NDArray[np.float64] |
     gap = (float(np.take_along_axis(pooled, r.experts, 1).sum()) - sol.objective) / (m * n)
     p = np.asarray(sol.bias, np.float64)
     dist = float(np.max(np.abs((b - b.mean()) - (p - p.mean()))))
-    return {"batches": m, "n": n, "score_gap_per_token_batch_mean": float(np.mean(per_gap)),
-            "maxvio_batch_mean": float(np.mean(per_mv)), "score_gap_per_token_pooled": gap,
-            "maxvio_pooled": float(maxvio(r.loads)), "bias_distance_to_hindsight_price": dist,
-            "bias_used": "logged final bias" if bias is not None else "zero (no bias logged)"}
+    return {
+        "batches": m,
+        "n": n,
+        "score_gap_per_token_batch_mean": float(np.mean(per_gap)),
+        "maxvio_batch_mean": float(np.mean(per_mv)),
+        "score_gap_per_token_pooled": gap,
+        "maxvio_pooled": float(maxvio(r.loads)),
+        "bias_distance_to_hindsight_price": dist,
+        "bias_used": "logged final bias" if bias is not None else "zero (no bias logged)",
+    }
 
 
-def diagnose(log: LoadLog, *, thresholds: Thresholds | None = None, trace: Any = None,
-             n: int = 256) -> list[LayerDiagnosis]:
+def diagnose(
+    log: LoadLog, *, thresholds: Thresholds | None = None, trace: Any = None, n: int = 256
+) -> list[LayerDiagnosis]:
     """Diagnose every layer of ``log`` (and its gap to the exact optima on ``trace``, a
     :class:`lfbtheory.traces.Trace` whose layers match the log's by name, else by position)."""
     th = thresholds or Thresholds()
@@ -508,11 +598,14 @@ def diagnose(log: LoadLog, *, thresholds: Thresholds | None = None, trace: Any =
             elif trace.n_layers == len(log.layer_names):
                 pos = j
             else:
-                raise ValueError(f"trace layers {list(trace.layer_names)} match the log's layers "
-                                 f"{list(log.layer_names)} neither by name nor by count")
+                raise ValueError(
+                    f"trace layers {list(trace.layer_names)} match the log's layers "
+                    f"{list(log.layer_names)} neither by name nor by count"
+                )
             if trace.n_experts != log.loads.shape[2]:
-                raise ValueError(f"trace has E={trace.n_experts} but the log E="
-                                 f"{log.loads.shape[2]}")
+                raise ValueError(
+                    f"trace has E={trace.n_experts} but the log E={log.loads.shape[2]}"
+                )
             from lfbtheory.workloads.trace import batch_size_for
 
             nn = batch_size_for(n, trace.k, trace.n_experts, trace.n_tokens)
@@ -529,11 +622,18 @@ def _plain(diags: Sequence[LayerDiagnosis]) -> str:
     for d in diags:
         s = d.summary()
         st = d.stats
-        bias_part = (f", bias u~{st['update_size_u']:.3g} mean {st['bias_mean_final']:+.3g} "
-                     f"spread {st['bias_spread_final']:.3g}" if "update_size_u" in st else "")
-        lines.append(f"layer {d.name}: MaxVio_batch late mean {s['maxvio_batch_mean_late']:.3f}, "
-                     f"MaxVio_global final {s['maxvio_global_final']:.4f}" + bias_part
-                     + (" -- healthy" if not d.findings else ""))
+        bias_part = (
+            f", bias u~{st['update_size_u']:.3g} mean {st['bias_mean_final']:+.3g} "
+            f"spread {st['bias_spread_final']:.3g}"
+            if "update_size_u" in st
+            else ""
+        )
+        lines.append(
+            f"layer {d.name}: MaxVio_batch late mean {s['maxvio_batch_mean_late']:.3f}, "
+            f"MaxVio_global final {s['maxvio_global_final']:.4f}"
+            + bias_part
+            + (" -- healthy" if not d.findings else "")
+        )
         for f in d.findings:
             lines.append(f"  [{f.kind}] {f.message}")
         g = d.stats.get("optimum_gap")
@@ -543,16 +643,24 @@ def _plain(diags: Sequence[LayerDiagnosis]) -> str:
                 f"{g['bias_used']}): score gap per token {g['score_gap_per_token_batch_mean']:+.4f}"
                 f" (per batch) / {g['score_gap_per_token_pooled']:+.4f} (pooled), MaxVio "
                 f"{g['maxvio_batch_mean']:.3f} / {g['maxvio_pooled']:.3f} (optimum: 0), "
-                f"max |bias - hindsight price| {g['bias_distance_to_hindsight_price']:.3g}")
+                f"max |bias - hindsight price| {g['bias_distance_to_hindsight_price']:.3g}"
+            )
     kinds = sorted({f.kind for d in bad for f in d.findings})
     lines.append("")
-    lines.append(f"{len(bad)} of {len(diags)} layer(s) with findings" +
-                 (f": {', '.join(kinds)}" if kinds else "; nothing looks unhealthy"))
+    lines.append(
+        f"{len(bad)} of {len(diags)} layer(s) with findings"
+        + (f": {', '.join(kinds)}" if kinds else "; nothing looks unhealthy")
+    )
     return "\n".join(lines)
 
 
-def _plot(d: LayerDiagnosis, loads: NDArray[np.float64], bias: NDArray[np.float64] | None,
-          steps: NDArray[np.int64], path: Path) -> None:
+def _plot(
+    d: LayerDiagnosis,
+    loads: NDArray[np.float64],
+    bias: NDArray[np.float64] | None,
+    steps: NDArray[np.int64],
+    path: Path,
+) -> None:
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(12, 7))
@@ -561,7 +669,7 @@ def _plot(d: LayerDiagnosis, loads: NDArray[np.float64], bias: NDArray[np.float6
     w = max(1, len(steps) // 50)
     smooth = np.convolve(d.maxvio_batch, np.ones(w) / w, mode="valid")
     ax.plot(steps, d.maxvio_batch, lw=0.4, color="0.7", label="MaxVio_batch")
-    ax.plot(steps[w - 1:], smooth, lw=1.0, label=f"MaxVio_batch ({w}-step mean)")
+    ax.plot(steps[w - 1 :], smooth, lw=1.0, label=f"MaxVio_batch ({w}-step mean)")
     ax.plot(steps, d.maxvio_global, lw=1.0, label="MaxVio_global")
     ax.set(xlabel="step", ylabel="MaxVio", title="Balance over time")
     ax.legend(fontsize=7)
@@ -577,8 +685,15 @@ def _plot(d: LayerDiagnosis, loads: NDArray[np.float64], bias: NDArray[np.float6
         ax.set_axis_off()
     ax = axes[1, 0]
     rel = loads / loads.mean(axis=1, keepdims=True)
-    im = ax.imshow(rel.T, aspect="auto", cmap="coolwarm", vmin=0, vmax=2, interpolation="nearest",
-                   extent=(float(steps[0]), float(steps[-1]), loads.shape[1] - 0.5, -0.5))
+    im = ax.imshow(
+        rel.T,
+        aspect="auto",
+        cmap="coolwarm",
+        vmin=0,
+        vmax=2,
+        interpolation="nearest",
+        extent=(float(steps[0]), float(steps[-1]), loads.shape[1] - 0.5, -0.5),
+    )
     fig.colorbar(im, ax=ax, label="load / capacity")
     ax.set(xlabel="step", ylabel="expert", title="Relative load")
     ax = axes[1, 1]
@@ -590,20 +705,30 @@ def _plot(d: LayerDiagnosis, loads: NDArray[np.float64], bias: NDArray[np.float6
     ax.axhline(0.5, color="k", lw=0.5, ls=":")
     ax.set(xlabel="expert", title="Late window: over capacity, mean vs median")
     ax.legend(fontsize=7)
-    fig.suptitle(f"layer {d.name}: " + ("; ".join(sorted({f.kind for f in d.findings}))
-                                         or "healthy"))
+    fig.suptitle(
+        f"layer {d.name}: " + ("; ".join(sorted({f.kind for f in d.findings})) or "healthy")
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=100)
 
 
-def write_report(log: LoadLog, diags: Sequence[LayerDiagnosis], out: str | os.PathLike[str],
-                 *, config: dict[str, Any] | None = None, plots: bool = True) -> str:
+def write_report(
+    log: LoadLog,
+    diags: Sequence[LayerDiagnosis],
+    out: str | os.PathLike[str],
+    *,
+    config: dict[str, Any] | None = None,
+    plots: bool = True,
+) -> str:
     """Write summary.json, summary.txt and one PNG per layer to ``out``; return the text."""
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
     text = _plain(diags)
-    payload = {"config": config or {}, "healthy": not any(d.findings for d in diags),
-               "layers": [d.summary() for d in diags]}
+    payload = {
+        "config": config or {},
+        "healthy": not any(d.findings for d in diags),
+        "layers": [d.summary() for d in diags],
+    }
     (root / "summary.json").write_text(json.dumps(payload, indent=2, default=float))
     (root / "summary.txt").write_text(text + "\n")
     if plots:
@@ -614,9 +739,18 @@ def write_report(log: LoadLog, diags: Sequence[LayerDiagnosis], out: str | os.Pa
     return text
 
 
-def synthetic_log(steps: int = 600, n_experts: int = 16, tokens: int = 8192, *, u: float = 1e-3,
-                  seed: int = 0, drift: float = 2.0, cycle_period: int = 40,
-                  cycle_amplitude: float = 20.0, dead_expert: int = 3) -> LoadLog:
+def synthetic_log(
+    steps: int = 600,
+    n_experts: int = 16,
+    tokens: int = 8192,
+    *,
+    u: float = 1e-3,
+    seed: int = 0,
+    drift: float = 2.0,
+    cycle_period: int = 40,
+    cycle_amplitude: float = 20.0,
+    dead_expert: int = 3,
+) -> LoadLog:
     """A four-layer log with planted pathologies (for tests and demos); loads are multinomial.
 
     Every layer routes ``tokens`` token-slots per step with expert probabilities

@@ -192,8 +192,9 @@ def _best_power(x: NDArray[np.float64], y: NDArray[np.float64]) -> Fit:
     else:
         lo = float(bic.min())
         cand = np.flatnonzero(bic <= lo + 1e-6 * max(1.0, abs(lo)) + 1e-6)
-    return min((fit_model(x, y, "power", alpha=float(_ALPHAS[i])) for i in cand),
-               key=lambda f: f.bic)
+    return min(
+        (fit_model(x, y, "power", alpha=float(_ALPHAS[i])) for i in cand), key=lambda f: f.bic
+    )
 
 
 def _period(x: NDArray[np.float64], y: NDArray[np.float64]) -> tuple[int, float] | None:

@@ -32,8 +32,11 @@ def add_parser(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "bench", help="speed and memory benchmarks (exact solver, streams, pooled, routing)"
     )
-    p.add_argument("--quick", action="store_true",
-                   help="small shapes and short stream (about a minute) instead of the full run")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="small shapes and short stream (about a minute) instead of the full run",
+    )
     p.add_argument("--targets", default="1,2,3,4", help="comma-separated subset of 1,2,3,4")
     p.add_argument("--repeats", type=int, default=5, help="timed repeats per fast method")
     p.add_argument("--seed", type=int, default=0, help="instance seed (default 0)")

@@ -33,15 +33,23 @@ def _command(args: Any) -> int:
     th = Thresholds(late=args.late)
     diags = diagnose(log, thresholds=th, trace=trace, n=args.n)
     out = Path(args.out) if args.out else Path("results") / f"diagnose-{Path(args.log).stem}"
-    config = {"log": str(args.log), "trace": args.trace, "n": args.n,
-              "thresholds": dataclasses.asdict(th)}
+    config = {
+        "log": str(args.log),
+        "trace": args.trace,
+        "n": args.n,
+        "thresholds": dataclasses.asdict(th),
+    }
     text = write_report(log, diags, out, config=config, plots=not args.no_plots)
-    print(f"{args.log}: {log.loads.shape[0]} steps x {log.loads.shape[1]} layer(s) x "
-          f"E={log.loads.shape[2]}" + (" with bias" if log.bias is not None else " (no bias)"))
+    print(
+        f"{args.log}: {log.loads.shape[0]} steps x {log.loads.shape[1]} layer(s) x "
+        f"E={log.loads.shape[2]}" + (" with bias" if log.bias is not None else " (no bias)")
+    )
     print(text)
-    print(f"\nwrote {out}/ (summary.json, summary.txt"
-          + (", one PNG per layer" if not args.no_plots else "")
-          + f") in {time.perf_counter() - t0:.1f} s")
+    print(
+        f"\nwrote {out}/ (summary.json, summary.txt"
+        + (", one PNG per layer" if not args.no_plots else "")
+        + f") in {time.perf_counter() - t0:.1f} s"
+    )
     return 1 if any(d.findings for d in diags) else 0
 
 
@@ -53,14 +61,30 @@ def add_parser(sub: Any) -> None:
         description=__doc__.split("\n\n")[1] if __doc__ else None,
     )
     p.add_argument("log", help="load log: .csv (step,layer,expert,load[,bias]), .npz, .jsonl")
-    p.add_argument("--format", default=None, choices=("csv", "npz", "jsonl"),
-                   help="log layout (default: from the suffix)")
-    p.add_argument("--trace", default=None, metavar="FILE",
-                   help="recorded router scores (.npz) for the gap to the exact optima")
-    p.add_argument("--n", type=int, default=256,
-                   help="tokens per batch for the per-batch optimum on the trace (default 256)")
-    p.add_argument("--late", type=float, default=0.5,
-                   help="trailing fraction of steps analysed as late (default 0.5)")
+    p.add_argument(
+        "--format",
+        default=None,
+        choices=("csv", "npz", "jsonl"),
+        help="log layout (default: from the suffix)",
+    )
+    p.add_argument(
+        "--trace",
+        default=None,
+        metavar="FILE",
+        help="recorded router scores (.npz) for the gap to the exact optima",
+    )
+    p.add_argument(
+        "--n",
+        type=int,
+        default=256,
+        help="tokens per batch for the per-batch optimum on the trace (default 256)",
+    )
+    p.add_argument(
+        "--late",
+        type=float,
+        default=0.5,
+        help="trailing fraction of steps analysed as late (default 0.5)",
+    )
     p.add_argument("--out", default=None, help="results folder (default results/diagnose-<log>)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNGs")
     p.set_defaults(func=_command)

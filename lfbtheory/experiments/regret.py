@@ -189,8 +189,10 @@ class RegretConfig:
                     f"schedule must be one of {', '.join(SCHEDULE_CHOICES)}; got {r.schedule!r}"
                 )
             if r.step is not None:
-                if isinstance(r.step, bool) or not isinstance(r.step, (int, float)) or not (
-                    math.isfinite(r.step) and r.step > 0
+                if (
+                    isinstance(r.step, bool)
+                    or not isinstance(r.step, (int, float))
+                    or not (math.isfinite(r.step) and r.step > 0)
                 ):
                     raise ValueError(f"step must be a finite number > 0 or None, got {r.step!r}")
                 if r.schedule == "published":
@@ -258,8 +260,8 @@ class Calibration:
         if name == "inverse_sqrt":
             return sched.inverse_sqrt(self.D / self.G if step is None else step, 1.0)
         if name == "inverse":
-            return sched.inverse(1.0 / self.mu, self.t0) if step is None else sched.inverse(
-                step, 1.0
+            return (
+                sched.inverse(1.0 / self.mu, self.t0) if step is None else sched.inverse(step, 1.0)
             )
         raise ValueError(f"schedule must be one of {', '.join(SCHEDULE_CHOICES)}; got {name!r}")
 
@@ -437,9 +439,7 @@ def run_point(
             run_batches = batches
             comp = context.comparators
             traj = simulate(run_batches, config.k, rule, progress=tick)
-        rep = regret_report(
-            traj, run_batches, config.k, comparators=comp, burn_in=config.burn_in
-        )
+        rep = regret_report(traj, run_batches, config.k, comparators=comp, burn_in=config.burn_in)
         cycle = None
         if spec.rule in ("sign", "centered_sign") and spec.schedule == "published":
             # The lattice limit cycle of the constant-step sign rule on a fixed batch (batch 0).
@@ -572,9 +572,12 @@ def run_regret(
     ncp = len(np.unique(np.round(np.geomspace(1, config.steps, config.num_checkpoints))))
     comp_units = config.steps + ncp + 1
     total = n_runs * config.steps + comp_units * (n_runs if adaptive else 1)
-    with results_folder(out) as tmp, tqdm(
-        total=total, desc="lfb regret", unit="step", disable=not progress, mininterval=0.5
-    ) as bar:
+    with (
+        results_folder(out) as tmp,
+        tqdm(
+            total=total, desc="lfb regret", unit="step", disable=not progress, mininterval=0.5
+        ) as bar,
+    ):
 
         def comp_progress(done: int, _total: int, last: list[int] = [0]) -> None:  # noqa: B006
             if done < last[0]:
@@ -665,8 +668,15 @@ def _write(
         )
         with open(out / "runs" / f"{slug}_curves.csv", "w", newline="") as f:
             w = csv.writer(f)
-            cols = ["dual_regret", "dual_dynamic_regret", "primal_regret", "violation",
-                    "dynamic_gap", "batch_violation", "price_path"]
+            cols = [
+                "dual_regret",
+                "dual_dynamic_regret",
+                "primal_regret",
+                "violation",
+                "dynamic_gap",
+                "batch_violation",
+                "price_path",
+            ]
             w.writerow(["t", *cols])
             curves = [getattr(rep, c) for c in cols]
             curves = [np.full(len(rep.t), np.nan) if c is None else c for c in curves]
@@ -687,18 +697,27 @@ def _write(
         _plot(out, results)
 
 
+_LINESTYLES = ("-", "--", "-.", ":", (0, (5, 1, 1, 1, 1, 1)))
+
+
 def _plot(out: Path, results: list[RunResult]) -> None:
     # The object-oriented API (no pyplot): no global backend switch, no open figures left behind.
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(12, 4.5))
     ax1, ax2 = fig.subplots(1, 2)
-    for r in results:
+    for i, r in enumerate(results):
         rep = r.report
-        ax1.loglog(rep.t, np.maximum(rep.dual_regret, 1e-12), label=r.spec.label)
+        ls = _LINESTYLES[i % len(_LINESTYLES)]  # curves can coincide (sign vs DeepSeek-V3)
+        ax1.loglog(rep.t, np.maximum(rep.dual_regret, 1e-12), linestyle=ls, label=r.spec.label)
         base = np.interp(rep.burn_in, rep.t, rep.dual_regret)
         late = rep.t > rep.burn_in
-        ax2.loglog(rep.t[late], np.maximum(rep.dual_regret[late] - base, 1e-12), label=r.spec.label)
+        ax2.loglog(
+            rep.t[late],
+            np.maximum(rep.dual_regret[late] - base, 1e-12),
+            linestyle=ls,
+            label=r.spec.label,
+        )
     t = results[0].report.t.astype(float)
     t0 = results[0].report.burn_in
     ref = t[t > t0]
@@ -733,12 +752,15 @@ def _plot(out: Path, results: list[RunResult]) -> None:
 
     fig = Figure(figsize=(12, 4))
     ax1, ax2 = fig.subplots(1, 2)
-    for r in results:
+    for i, r in enumerate(results):
+        ls = _LINESTYLES[i % len(_LINESTYLES)]
         steps = np.arange(1, len(r.report.maxvio_batch) + 1)
         w = max(1, len(steps) // 100)
         smooth = np.convolve(r.report.maxvio_batch, np.ones(w) / w, mode="valid")
-        ax1.semilogx(steps[w - 1 :], smooth, label=r.spec.label)
-        ax2.loglog(steps, np.maximum(r.report.maxvio_global, 1e-6), label=r.spec.label)
+        ax1.semilogx(steps[w - 1 :], smooth, linestyle=ls, label=r.spec.label)
+        ax2.loglog(
+            steps, np.maximum(r.report.maxvio_global, 1e-6), linestyle=ls, label=r.spec.label
+        )
     ax1.set(xlabel="batches t", ylabel="MaxVio_batch (moving mean)", title="MaxVio per batch")
     ax2.set(xlabel="batches t", ylabel="MaxVio_global", title="MaxVio of cumulative loads")
     ax1.legend(fontsize=7)
@@ -813,8 +835,10 @@ def format_table(results: list[RunResult], config: RegretConfig, calib_line: str
     if any(r.report.eval_excluded for r in results):
         lines.append(f"evaluation batches excluded from every sum: {rep.eval_excluded}")
     if any(r.report.group_limited for r in results):
-        lines.append("GROUP-LIMITED routing: load - L is not a subgradient of D; the dual "
-                     "columns are labelled values, not dual descent")
+        lines.append(
+            "GROUP-LIMITED routing: load - L is not a subgradient of D; the dual "
+            "columns are labelled values, not dual descent"
+        )
     lines += [
         "",
         "Columns (sums over training batches s <= T; D_s(p) = sum_tokens topk(s + p) - L sum p,",
@@ -902,7 +926,11 @@ def replay_configs(
 
     def config(opts: dict[str, Any]) -> RegretConfig:
         return RegretConfig(
-            workload="replay", workload_options=opts, n=n, n_experts=info.n_experts, k=kk,
+            workload="replay",
+            workload_options=opts,
+            n=n,
+            n_experts=info.n_experts,
+            k=kk,
             **common,
         )
 
@@ -924,22 +952,31 @@ def _command(args: Any) -> int:
         runs = tuple(parse_run(r) for r in args.run) if args.run else DEFAULT_RUNS
         options = dict(_parse_option(o) for o in args.workload_option)
         common = dict(
-            steps=args.steps, seed=args.seed, runs=runs, solver=args.solver,
-            burn_in=args.burn_in, num_checkpoints=args.checkpoints,
+            steps=args.steps,
+            seed=args.seed,
+            runs=runs,
+            solver=args.solver,
+            burn_in=args.burn_in,
+            num_checkpoints=args.checkpoints,
         )
         if args.workload == "replay":
             jobs = replay_configs(
                 options, n=args.n, n_experts=args.experts, k=args.k, common=common
             )
         else:
-            jobs = [("", RegretConfig(
-                workload=args.workload,
-                workload_options=options,
-                n=args.n,
-                n_experts=16 if args.experts is None else args.experts,
-                k=2 if args.k is None else args.k,
-                **common,
-            ))]
+            jobs = [
+                (
+                    "",
+                    RegretConfig(
+                        workload=args.workload,
+                        workload_options=options,
+                        n=args.n,
+                        n_experts=16 if args.experts is None else args.experts,
+                        k=2 if args.k is None else args.k,
+                        **common,
+                    ),
+                )
+            ]
     t0 = time.perf_counter()
     root = Path(args.out) if args.out is not None else None
     if len(jobs) > 1:
@@ -957,9 +994,7 @@ def _command(args: Any) -> int:
         print(format_table(results, config, line))
         written.append(out)
     what = "config.json, summary.json, timings.json, runs/, regret.png, maxvio.png, bias.png"
-    print(
-        f"\nwrote {', '.join(map(str, written))} ({what}) in {time.perf_counter() - t0:.1f} s"
-    )
+    print(f"\nwrote {', '.join(map(str, written))} ({what}) in {time.perf_counter() - t0:.1f} s")
     return 0
 
 
@@ -1008,7 +1043,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--out", default=None, help="results folder (default results/regret-<hash>)")
     p.add_argument("--config", default=None, help="rerun the config.json of an earlier run")
     p.add_argument(
-        "--trace", default=None, metavar="FILE",
+        "--trace",
+        default=None,
+        metavar="FILE",
         help="recorded router trace (.npz): E, k, gate from the file, each layer a separate run",
     )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")

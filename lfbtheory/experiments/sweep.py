@@ -85,8 +85,17 @@ TABLE_PARAMS = (
     "rule",
 )
 SWEEP_KEYS = {
-    "name", "out", "horizon", "seeds", "num_checkpoints", "calibration_batches", "solver",
-    "burn_in", "cycle_steps", "scheduler", "workers",
+    "name",
+    "out",
+    "horizon",
+    "seeds",
+    "num_checkpoints",
+    "calibration_batches",
+    "solver",
+    "burn_in",
+    "cycle_steps",
+    "scheduler",
+    "workers",
 }
 GRID_KEYS = {"workloads", "n", "n_experts", "k", "rules", "schedules", "step_sizes"}
 
@@ -192,8 +201,8 @@ def parse_sweep(doc: dict[str, Any], source: str = "") -> SweepSpec:
     for s in _list(grid, "step_sizes", ["calibrated"], "grid"):
         if s == "calibrated":
             steps.append(None)
-        elif isinstance(s, (int, float)) and not isinstance(s, bool) and math.isfinite(s) and (
-            s > 0
+        elif (
+            isinstance(s, (int, float)) and not isinstance(s, bool) and math.isfinite(s) and (s > 0)
         ):
             steps.append(float(s))
         else:
@@ -282,17 +291,31 @@ def expand(spec: SweepSpec) -> list[Point]:
     points = []
     seen = set()
     for (wl, opts), n, e, k, seed, schedule, step in itertools.product(
-        spec.workloads, spec.n, spec.n_experts, spec.k, spec.seeds, spec.schedules,
+        spec.workloads,
+        spec.n,
+        spec.n_experts,
+        spec.k,
+        spec.seeds,
+        spec.schedules,
         spec.step_sizes,
     ):
         if schedule == "published":
             step = None
         runs = tuple(RunSpec(rule, rule, schedule, step) for rule in spec.rules)
         config = RegretConfig(
-            workload=wl, workload_options=dict(opts), n=n, n_experts=e, k=k,
-            steps=spec.horizon, seed=stream_seed(wl, opts, n, e, seed), runs=runs,
-            solver=spec.solver, burn_in=spec.burn_in, num_checkpoints=spec.num_checkpoints,
-            calibration_batches=spec.calibration_batches, cycle_steps=spec.cycle_steps,
+            workload=wl,
+            workload_options=dict(opts),
+            n=n,
+            n_experts=e,
+            k=k,
+            steps=spec.horizon,
+            seed=stream_seed(wl, opts, n, e, seed),
+            runs=runs,
+            solver=spec.solver,
+            burn_in=spec.burn_in,
+            num_checkpoints=spec.num_checkpoints,
+            calibration_batches=spec.calibration_batches,
+            cycle_steps=spec.cycle_steps,
         )
         key = _digest({"config": config.to_json(), "version": version})
         if key in seen:
@@ -300,9 +323,15 @@ def expand(spec: SweepSpec) -> list[Point]:
         seen.add(key)
         skey = _digest({"stream": config.stream_json(), "version": version})
         params = {
-            "workload": wl, "workload_options": json.dumps(opts, sort_keys=True), "n": n,
-            "n_experts": e, "k": k, "horizon": spec.horizon, "seed": seed,
-            "stream_seed": str(config.seed), "schedule": schedule,
+            "workload": wl,
+            "workload_options": json.dumps(opts, sort_keys=True),
+            "n": n,
+            "n_experts": e,
+            "k": k,
+            "horizon": spec.horizon,
+            "seed": seed,
+            "stream_seed": str(config.seed),
+            "schedule": schedule,
             "step": "calibrated" if step is None else step,
         }
         points.append(Point(key, skey, params, config))
@@ -315,14 +344,20 @@ def expand(spec: SweepSpec) -> list[Point]:
 def _context_arrays(ctx: StreamContext) -> dict[str, Any]:
     c = ctx.comparators
     out: dict[str, Any] = {
-        "calibration": np.array([ctx.calibration.D, ctx.calibration.G, ctx.calibration.mu,
-                                 ctx.calibration.t0]),
+        "calibration": np.array(
+            [ctx.calibration.D, ctx.calibration.G, ctx.calibration.mu, ctx.calibration.t0]
+        ),
         "workload": np.array(json.dumps(ctx.workload)),
         "seconds": np.array(json.dumps(ctx.seconds)),
     }
     if c is not None:
-        out.update(batch_optimum=c.batch_optimum, t=c.t, pooled_optimum=c.pooled_optimum,
-                   hindsight_bias=c.hindsight_bias, capacity=np.array(c.capacity))
+        out.update(
+            batch_optimum=c.batch_optimum,
+            t=c.t,
+            pooled_optimum=c.pooled_optimum,
+            hindsight_bias=c.hindsight_bias,
+            capacity=np.array(c.capacity),
+        )
         if c.batch_prices is not None:
             out["batch_prices"] = c.batch_prices
     return out
@@ -333,13 +368,16 @@ def _context_from(arrays: Any) -> StreamContext:
     comp = None
     if "batch_optimum" in arrays:
         comp = Comparators(
-            np.asarray(arrays["batch_optimum"]), np.asarray(arrays["t"]),
-            np.asarray(arrays["pooled_optimum"]), np.asarray(arrays["hindsight_bias"]),
+            np.asarray(arrays["batch_optimum"]),
+            np.asarray(arrays["t"]),
+            np.asarray(arrays["pooled_optimum"]),
+            np.asarray(arrays["hindsight_bias"]),
             int(arrays["capacity"]),
             np.asarray(arrays["batch_prices"]) if "batch_prices" in arrays else None,
         )
-    return StreamContext(cal, comp, json.loads(str(arrays["workload"])),
-                         json.loads(str(arrays["seconds"])))
+    return StreamContext(
+        cal, comp, json.loads(str(arrays["workload"])), json.loads(str(arrays["seconds"]))
+    )
 
 
 def stream_task(config_json: dict[str, Any]) -> dict[str, Any]:
@@ -356,8 +394,13 @@ def point_task(config_json: dict[str, Any], context: dict[str, Any]) -> dict[str
     for row, r in zip(rows, results, strict=True):
         first = r.trajectory.step[~np.isnan(r.trajectory.step)]
         row["u0"] = float(first[0]) if first.size else float("nan")
-    return {"rows": rows, "seconds": {"point": time.perf_counter() - t0,
-                                      "runs": {r.spec.label: r.seconds for r in results}}}
+    return {
+        "rows": rows,
+        "seconds": {
+            "point": time.perf_counter() - t0,
+            "runs": {r.spec.label: r.seconds for r in results},
+        },
+    }
 
 
 # ------------------------------------------------------------------------------- storage
@@ -436,18 +479,27 @@ def run_sweep(
     (root / "streams").mkdir(exist_ok=True)
     own = executor is None
     with _lock(root):
-        _atomic_write(root / "sweep.json", json.dumps(
-            {"spec": spec.to_json(), "version": _version(),
-             "points": [{"key": p.key, "stream": p.stream, **p.params} for p in points]},
-            indent=2))
+        _atomic_write(
+            root / "sweep.json",
+            json.dumps(
+                {
+                    "spec": spec.to_json(),
+                    "version": _version(),
+                    "points": [{"key": p.key, "stream": p.stream, **p.params} for p in points],
+                },
+                indent=2,
+            ),
+        )
         todo = [p for p in points if _read_point(root / "points" / f"{p.key}.json", p.key) is None]
         by_stream: dict[str, list[Point]] = defaultdict(list)
         for p in todo:
             by_stream[p.stream].append(p)
         contexts = {s: _read_stream(root / "streams" / f"{s}.npz") for s in by_stream}
         need = [s for s, c in contexts.items() if c is None]
-        log(f"sweep {spec.name}: {len(points)} points ({len(points) - len(todo)} done), "
-            f"{len(by_stream)} streams to use ({len(need)} to compute) -> {root}")
+        log(
+            f"sweep {spec.name}: {len(points)} points ({len(points) - len(todo)} done), "
+            f"{len(by_stream)} streams to use ({len(need)} to compute) -> {root}"
+        )
         failures: list[str] = []
         computed = 0
         if todo:
@@ -470,8 +522,16 @@ def run_sweep(
             if tp.exists():
                 timings[p.key] = json.loads(tp.read_text())
         _atomic_write(root / "timings.json", json.dumps(timings, indent=2))
-    result = SweepResult(root, table, len(points), computed, len(points) - len(todo),
-                         len(need), tuple(failures), tuple(figs))
+    result = SweepResult(
+        root,
+        table,
+        len(points),
+        computed,
+        len(points) - len(todo),
+        len(need),
+        tuple(failures),
+        tuple(figs),
+    )
     if failures:
         raise SweepError(
             f"{len(failures)} task(s) failed ({failures[0]}{' ...' if len(failures) > 1 else ''}); "
@@ -481,9 +541,16 @@ def run_sweep(
     return result
 
 
-def _drive(ex: Executor, root: Path, by_stream: dict[str, list[Point]],
-           contexts: dict[str, Any], need: list[str], failures: list[str], progress: bool,
-           tqdm: Any) -> int:
+def _drive(
+    ex: Executor,
+    root: Path,
+    by_stream: dict[str, list[Point]],
+    contexts: dict[str, Any],
+    need: list[str],
+    failures: list[str],
+    progress: bool,
+    tqdm: Any,
+) -> int:
     total = len(need) + sum(len(v) for v in by_stream.values())
     meta: dict[Any, tuple[str, str]] = {}
     pending: set[Any] = set()
@@ -503,8 +570,9 @@ def _drive(ex: Executor, root: Path, by_stream: dict[str, list[Point]],
         else:
             submit_points(skey)
     computed = 0
-    with tqdm(total=total, desc="lfb sweep", unit="task", disable=not progress,
-              mininterval=0.5) as bar:
+    with tqdm(
+        total=total, desc="lfb sweep", unit="task", disable=not progress, mininterval=0.5
+    ) as bar:
         while pending:
             done, pending = ex.wait_first(pending)
             for f in done:
@@ -515,8 +583,10 @@ def _drive(ex: Executor, root: Path, by_stream: dict[str, list[Point]],
                     what = key if kind == "stream" else json.dumps(points[key].params)
                     failures.append(f"{kind} {what}: {type(exc).__name__}: {exc}")
                     if kind == "stream":
-                        failures.extend(f"point {json.dumps(p.params)}: its stream failed"
-                                        for p in by_stream[key])
+                        failures.extend(
+                            f"point {json.dumps(p.params)}: its stream failed"
+                            for p in by_stream[key]
+                        )
                     bar.update(1)
                     continue
                 if kind == "stream":
@@ -525,11 +595,23 @@ def _drive(ex: Executor, root: Path, by_stream: dict[str, list[Point]],
                     submit_points(key)
                 else:
                     p = points[key]
-                    _atomic_write(root / "points" / f"{key}.timings.json",
-                                  json.dumps(res["seconds"], indent=2))
-                    _atomic_write(root / "points" / f"{key}.json", json.dumps(
-                        {"key": key, "params": p.params, "config": p.config.to_json(),
-                         "version": _version(), "rows": res["rows"]}, indent=2))
+                    _atomic_write(
+                        root / "points" / f"{key}.timings.json",
+                        json.dumps(res["seconds"], indent=2),
+                    )
+                    _atomic_write(
+                        root / "points" / f"{key}.json",
+                        json.dumps(
+                            {
+                                "key": key,
+                                "params": p.params,
+                                "config": p.config.to_json(),
+                                "version": _version(),
+                                "rows": res["rows"],
+                            },
+                            indent=2,
+                        ),
+                    )
                     computed += 1
                 bar.update(1)
     return computed
@@ -557,9 +639,16 @@ def write_table(root: Path, points: list[Point]) -> Path:
             continue
         for r in rec["rows"]:
             flat = _flat(r)
-            rows.append({"point": p.key, "stream": p.stream, **p.params,
-                         "u0": flat.pop("u0", float("nan")), "rule": flat.pop("rule"),
-                         **{k: v for k, v in flat.items() if k not in ("schedule", "step")}})
+            rows.append(
+                {
+                    "point": p.key,
+                    "stream": p.stream,
+                    **p.params,
+                    "u0": flat.pop("u0", float("nan")),
+                    "rule": flat.pop("rule"),
+                    **{k: v for k, v in flat.items() if k not in ("schedule", "step")},
+                }
+            )
     extra: list[str] = []
     for r in rows:
         extra.extend(k for k in r if k not in TABLE_PARAMS and k not in extra)
@@ -593,8 +682,15 @@ def write_plots(root: Path, table: Path) -> tuple[Path, ...]:
     df = pd.read_csv(table)
     if df.empty:
         return ()
-    df["setting"] = (df["workload"] + " n=" + df["n"].astype(str) + " E="
-                     + df["n_experts"].astype(str) + " k=" + df["k"].astype(str))
+    df["setting"] = (
+        df["workload"]
+        + " n="
+        + df["n"].astype(str)
+        + " E="
+        + df["n_experts"].astype(str)
+        + " k="
+        + df["k"].astype(str)
+    )
     settings = sorted(df["setting"].unique())
     out = []
 
@@ -603,21 +699,46 @@ def write_plots(root: Path, table: Path) -> tuple[Path, ...]:
     for row, setting in zip(axes, settings, strict=True):
         sub = df[df["setting"] == setting]
         for (schedule, rule), g in sub.groupby(["schedule", "rule"]):
-            agg = g.groupby("u0").agg(dr=("dual_regret", "mean"), dr_lo=("dual_regret", "min"),
-                                      dr_hi=("dual_regret", "max"),
-                                      mv=("maxvio_global_final", "mean")).reset_index()
+            agg = (
+                g.groupby("u0")
+                .agg(
+                    dr=("dual_regret", "mean"),
+                    dr_lo=("dual_regret", "min"),
+                    dr_hi=("dual_regret", "max"),
+                    mv=("maxvio_global_final", "mean"),
+                )
+                .reset_index()
+            )
             label = f"{schedule} / {rule}"
-            row[0].errorbar(agg["u0"], agg["dr"], yerr=[agg["dr"] - agg["dr_lo"],
-                            agg["dr_hi"] - agg["dr"]], marker="o", ms=3, capsize=2, label=label)
+            row[0].errorbar(
+                agg["u0"],
+                agg["dr"],
+                yerr=[agg["dr"] - agg["dr_lo"], agg["dr_hi"] - agg["dr"]],
+                marker="o",
+                ms=3,
+                capsize=2,
+                label=label,
+            )
             row[1].plot(agg["u0"], agg["mv"], marker="o", ms=3, label=label)
-        row[0].set(xscale="log", yscale=_yscale(sub["dual_regret"]), xlabel="first step size u0",
-                   ylabel="final dual regret", title=f"{setting}: dual regret at T")
-        row[1].set(xscale="log", yscale="log", xlabel="first step size u0",
-                   ylabel="MaxVio_global at T", title=f"{setting}: MaxVio_global at T")
+        row[0].set(
+            xscale="log",
+            yscale=_yscale(sub["dual_regret"]),
+            xlabel="first step size u0",
+            ylabel="final dual regret",
+            title=f"{setting}: dual regret at T",
+        )
+        row[1].set(
+            xscale="log",
+            yscale="log",
+            xlabel="first step size u0",
+            ylabel="MaxVio_global at T",
+            title=f"{setting}: MaxVio_global at T",
+        )
         row[0].legend(fontsize=7)
     h = 3.6 * len(settings)
-    fig.subplots_adjust(hspace=0.45, wspace=0.25, left=0.08, right=0.98, top=1 - 0.45 / h,
-                        bottom=0.5 / h)
+    fig.subplots_adjust(
+        hspace=0.45, wspace=0.25, left=0.08, right=0.98, top=1 - 0.45 / h, bottom=0.5 / h
+    )
     out.append(root / "regret_vs_step.png")
     fig.savefig(out[-1], dpi=110)
 
@@ -630,8 +751,10 @@ def write_plots(root: Path, table: Path) -> tuple[Path, ...]:
     for ax, setting in zip(axes, settings, strict=True):
         sub = df[df["setting"] == setting]
         ylabels = sorted({(s, r) for s, r in zip(sub["schedule"], sub["rule"], strict=True)})
-        xlabels = sorted(sub["step"].astype(str).unique(),
-                         key=lambda s: (s == "calibrated", float(s) if s != "calibrated" else 0))
+        xlabels = sorted(
+            sub["step"].astype(str).unique(),
+            key=lambda s: (s == "calibrated", float(s) if s != "calibrated" else 0),
+        )
         grid = np.full((len(ylabels), len(xlabels)), np.nan)
         text = [["" for _ in xlabels] for _ in ylabels]
         for (s, r, st), g in sub.groupby(["schedule", "rule", sub["step"].astype(str)]):
@@ -646,9 +769,11 @@ def write_plots(root: Path, table: Path) -> tuple[Path, ...]:
                 ax.text(j, i, text[i][j], ha="center", va="center", fontsize=7)
         ax.set_xticks(range(len(xlabels)), xlabels, fontsize=8)
         ax.set_yticks(range(len(ylabels)), [f"{s} / {r}" for s, r in ylabels], fontsize=8)
-        ax.set(xlabel="step size setting (u0; calibrated: the documented constant, for "
-               "published the fixed 1e-3)",
-               title=f"{setting}: growth class of the dual regret (majority over seeds)")
+        ax.set(
+            xlabel="step size setting (u0; calibrated: the documented constant, for "
+            "published the fixed 1e-3)",
+            title=f"{setting}: growth class of the dual regret (majority over seeds)",
+        )
     h = 3.2 * len(settings)
     fig.subplots_adjust(hspace=0.5, left=0.22, right=0.98, top=1 - 0.4 / h, bottom=0.5 / h)
     out.append(root / "growth_map.png")
@@ -662,8 +787,14 @@ def write_plots(root: Path, table: Path) -> tuple[Path, ...]:
         for m, rule in zip(markers, rules, strict=False):
             h = g[g["rule"] == rule]
             if len(h):
-                ax.scatter(h["maxvio_global_final"], h["dual_regret"], marker=m, s=18,
-                           label=f"{schedule} / {rule}", alpha=0.8)
+                ax.scatter(
+                    h["maxvio_global_final"],
+                    h["dual_regret"],
+                    marker=m,
+                    s=18,
+                    label=f"{schedule} / {rule}",
+                    alpha=0.8,
+                )
     pts = df[["maxvio_global_final", "dual_regret"]].dropna().to_numpy()
     if len(pts):
         order = np.lexsort((pts[:, 1], pts[:, 0]))
@@ -674,8 +805,13 @@ def write_plots(root: Path, table: Path) -> tuple[Path, ...]:
                 best = pts[i, 1]
         f = np.array(front)
         ax.step(f[:, 0], f[:, 1], "k-", where="post", lw=0.8, label="Pareto front")
-    ax.set(xscale="log", yscale=_yscale(df["dual_regret"]), xlabel="MaxVio_global at T (violation)",
-           ylabel="final dual regret", title="Regret vs violation, every point and rule")
+    ax.set(
+        xscale="log",
+        yscale=_yscale(df["dual_regret"]),
+        xlabel="MaxVio_global at T (violation)",
+        ylabel="final dual regret",
+        title="Regret vs violation, every point and rule",
+    )
     ax.legend(fontsize=6, ncol=2)
     fig.subplots_adjust(left=0.12, right=0.97, top=0.93, bottom=0.1)
     out.append(root / "pareto.png")

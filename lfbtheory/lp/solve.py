@@ -167,9 +167,7 @@ def solve_prefixes(
         if chain is not None:
             x, experts, bias, _ = next(chain)
             try:
-                sol = _certified(
-                    tokens, kk, x, bias, cap, True, "ssp", float(smax[t - 1]), experts
-                )
+                sol = _certified(tokens, kk, x, bias, cap, True, "ssp", float(smax[t - 1]), experts)
             except CertificationError:  # never expected: solve this and later prefixes anew
                 chain = None
         if sol is None:

@@ -781,11 +781,7 @@ def ssp_prefixes(
     asg = np.empty((n_max, k), dtype=np.int32)
     x = np.zeros((n_max, e), dtype=np.uint8)
     gap = np.empty(n_max)
-    p = (
-        -s[:n_batch].mean(axis=0)
-        if warm_start is None
-        else np.array(warm_start, dtype=np.float64)
-    )
+    p = -s[:n_batch].mean(axis=0) if warm_start is None else np.array(warm_start, dtype=np.float64)
     done = 0
     for t in lengths:
         n = int(t) * n_batch
@@ -817,8 +813,13 @@ def ssp_prefixes(
             x[:n].copy(),
             experts,
             bias,
-            {"augmentations": int(stats[0]), "expansions": expansions, "threshold": g,
-             "rescans": int(stats[2]), "visits": int(stats[3])},
+            {
+                "augmentations": int(stats[0]),
+                "expansions": expansions,
+                "threshold": g,
+                "rescans": int(stats[2]),
+                "visits": int(stats[3]),
+            },
         )
 
 

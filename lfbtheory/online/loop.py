@@ -216,4 +216,3 @@ def _prevalidated(batches: object) -> NDArray[np.float64] | None:
     ):
         return batches
     return None
-

@@ -177,9 +177,7 @@ def load_state_dict(
     if not np.all(np.isfinite(bias)):
         raise CheckpointError("checkpoint bias is not finite")
     pending = _field(d, "pending")
-    if pending.shape != (e,) or not np.issubdtype(pending.dtype, np.integer) or (
-        pending.min() < 0
-    ):
+    if pending.shape != (e,) or not np.issubdtype(pending.dtype, np.integer) or (pending.min() < 0):
         raise CheckpointError(f"checkpoint pending counts must be (E,)=({e},) integers >= 0")
     n_pending = _scalar_int(d, "n_pending", 0)
     saved_mb = _scalar_int(d, "micro_batches", 0)
@@ -198,9 +196,7 @@ def load_state_dict(
         if buf.shape != (e,) or not np.all(np.isfinite(buf)):
             raise CheckpointError(f"checkpoint buffer {name!r} must be finite with shape ({e},)")
         buffers.append(np.array(buf, dtype=np.float64))
-    rs = rule.state_type(
-        np.array(bias, dtype=np.float64), _scalar_int(d, "count", 0), *buffers
-    )
+    rs = rule.state_type(np.array(bias, dtype=np.float64), _scalar_int(d, "count", 0), *buffers)
     try:
         rule.check_state(rs)
     except (TypeError, ValueError) as exc:

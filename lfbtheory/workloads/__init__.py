@@ -118,8 +118,9 @@ def _option_names(cls: type) -> list[str]:
     return [p for p in inspect.signature(cls).parameters if p != "self"]
 
 
-def make_workload(name: str, *, n: int | None = None, n_experts: int | None = None,
-                  **options: Any) -> Workload:
+def make_workload(
+    name: str, *, n: int | None = None, n_experts: int | None = None, **options: Any
+) -> Workload:
     """Build the workload ``name`` (a key of WORKLOADS) for batches of n tokens and E experts.
 
     ``options`` are the workload's own fields (see its class docstring); unknown names raise

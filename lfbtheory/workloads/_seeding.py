@@ -14,8 +14,19 @@ import numpy as np
 
 from lfbtheory.validation import as_int
 
-__all__ = ["Seed", "seed_sequence", "child", "rng", "seed_key", "as_steps",
-           "OFFSETS", "NOISE", "DRIFT", "TOPICS", "COMPLETION"]
+__all__ = [
+    "Seed",
+    "seed_sequence",
+    "child",
+    "rng",
+    "seed_key",
+    "as_steps",
+    "OFFSETS",
+    "NOISE",
+    "DRIFT",
+    "TOPICS",
+    "COMPLETION",
+]
 
 Seed = int | np.random.SeedSequence
 
@@ -43,8 +54,9 @@ def seed_sequence(seed: object, name: str = "seed") -> np.random.SeedSequence:
 
 def child(ss: np.random.SeedSequence, *key: int) -> np.random.SeedSequence:
     """The child of ``ss`` with spawn key ``ss.spawn_key + key``."""
-    return np.random.SeedSequence(ss.entropy, spawn_key=(*ss.spawn_key, *key),
-                                  pool_size=ss.pool_size)
+    return np.random.SeedSequence(
+        ss.entropy, spawn_key=(*ss.spawn_key, *key), pool_size=ss.pool_size
+    )
 
 
 def rng(ss: np.random.SeedSequence, *key: int) -> np.random.Generator:

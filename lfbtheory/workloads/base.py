@@ -23,8 +23,16 @@ from lfbtheory.routing import softmax
 from lfbtheory.validation import as_int, as_real, choice
 from lfbtheory.workloads._seeding import NOISE, Seed, as_steps, rng, seed_sequence
 
-__all__ = ["Workload", "GATES", "LOGIT_CLIP", "apply_gate", "config_of", "frozen", "set_field",
-           "SyntheticBase"]
+__all__ = [
+    "Workload",
+    "GATES",
+    "LOGIT_CLIP",
+    "apply_gate",
+    "config_of",
+    "frozen",
+    "set_field",
+    "SyntheticBase",
+]
 
 GATES = ("sigmoid", "softmax")
 # Sigmoid logits are clipped to [-30, 30] so every score lies strictly inside (0, 1) in

@@ -99,8 +99,7 @@ def _as_offsets(offsets: ArrayLike, name: str) -> NDArray[np.float64]:
     except (TypeError, ValueError):
         raise TypeError(f"{name} must be a 1-D array of real numbers, got {offsets!r}") from None
     if w.ndim != 1 or w.size < 2 or not np.all(np.isfinite(w)):
-        raise ValueError(f"{name} must be a finite 1-D array of E >= 2 values, got shape "
-                         f"{w.shape}")
+        raise ValueError(f"{name} must be a finite 1-D array of E >= 2 values, got shape {w.shape}")
     return w
 
 
@@ -137,7 +136,11 @@ class PopularityFit:
 
 
 def fit_popularity_offsets(
-    target_shares: ArrayLike, k: int, *, noise_scale: float = 1.0, tol: float = _FIT_TOL,
+    target_shares: ArrayLike,
+    k: int,
+    *,
+    noise_scale: float = 1.0,
+    tol: float = _FIT_TOL,
     max_iter: int = _FIT_MAX_ITER,
 ) -> PopularityFit:
     """Logit offsets w with plain top-k load shares of w + noise_scale * N(0, I) equal to target.
@@ -188,9 +191,14 @@ def fit_popularity_offsets(
     for arr in (w, s, achieved):
         arr.flags.writeable = False  # fits are cached and shared: keep them immutable
     return PopularityFit(
-        offsets=frozen(sigma * w), target=s, achieved=achieved, k=k,
-        max_abs_error=float(np.max(np.abs(achieved - s))), max_rel_error=err,
-        iterations=it, converged=err < tol,
+        offsets=frozen(sigma * w),
+        target=s,
+        achieved=achieved,
+        k=k,
+        max_abs_error=float(np.max(np.abs(achieved - s))),
+        max_rel_error=err,
+        iterations=it,
+        converged=err < tol,
     )
 
 
@@ -236,8 +244,11 @@ class OlmoeMatched(SyntheticBase):
         choice(self.layer, "layer", HIST_LAYERS)  # type: ignore[arg-type]
         if not isinstance(self.domain, str):
             raise TypeError(f"domain must be a string, got {self.domain!r}")
-        k = self.default_k if self.fit_k is None else as_int(self.fit_k, "fit_k", 1,
-                                                              self.n_experts - 1)
+        k = (
+            self.default_k
+            if self.fit_k is None
+            else as_int(self.fit_k, "fit_k", 1, self.n_experts - 1)
+        )
         set_field(self, "fit_k", k)
         if self.path is not None:
             set_field(self, "path", check_path(self.path))
@@ -258,7 +269,7 @@ class OlmoeMatched(SyntheticBase):
         path = self._path()
         stamp = file_stamp(path)
         prefix = f"{self.model}/{self.kind}/"
-        domains = sorted(key[len(prefix):] for key in npz_keys(path) if key.startswith(prefix))
+        domains = sorted(key[len(prefix) :] for key in npz_keys(path) if key.startswith(prefix))
         if not domains:
             raise ValueError(f"kind={self.kind!r} is not available for model={self.model!r}")
         choice(self.domain, "domain", tuple(domains))
@@ -277,7 +288,8 @@ class OlmoeMatched(SyntheticBase):
             return _histogram_fit(counts, int(self.fit_k or 1))
         except ValueError as exc:
             raise ValueError(
-                f"fit_k={self.fit_k} cannot match the {self.key} histogram: {exc}") from None
+                f"fit_k={self.fit_k} cannot match the {self.key} histogram: {exc}"
+            ) from None
 
     def _prepare(self) -> None:
         self.fit()

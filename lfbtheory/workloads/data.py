@@ -131,23 +131,31 @@ def _topk_trace(stamp: tuple[str, int, int], n_experts: int | None) -> TopkTrace
         scores = np.asarray(data["topk_scores"], dtype=np.float64)
         ids = np.asarray(data["topk_ids"])
         e_file = int(data["num_experts"]) if "num_experts" in files else None
-        names = (tuple(int(v) for v in data["layers"]) if "layers" in files
-                 else tuple(range(scores.shape[0])))
+        names = (
+            tuple(int(v) for v in data["layers"])
+            if "layers" in files
+            else tuple(range(scores.shape[0]))
+        )
         gate = str(data["gate"]) if "gate" in files else "softmax"
     name = Path(stamp[0]).name
     if scores.ndim != 3 or ids.shape != scores.shape or min(scores.shape) < 1:
-        raise ValueError(f"topk_scores/topk_ids of {name} must both be (L, N, k), got "
-                         f"{scores.shape}, {ids.shape}")
+        raise ValueError(
+            f"topk_scores/topk_ids of {name} must both be (L, N, k), got "
+            f"{scores.shape}, {ids.shape}"
+        )
     if not np.issubdtype(ids.dtype, np.integer):
         raise ValueError(f"topk_ids of {name} must hold integers, got dtype {ids.dtype}")
     if len(names) != scores.shape[0]:
-        raise ValueError(f"layers of {name} names {len(names)} layers, the arrays hold "
-                         f"{scores.shape[0]}")
+        raise ValueError(
+            f"layers of {name} names {len(names)} layers, the arrays hold {scores.shape[0]}"
+        )
     if e_file is None and n_experts is None:
         raise ValueError(f"n_experts is required: {name} has no num_experts entry")
     if e_file is not None and n_experts is not None and n_experts != e_file:
-        raise ValueError(f"n_experts={n_experts} does not match the trace's E={e_file} "
-                         f"({name}); replay uses the recorded E")
+        raise ValueError(
+            f"n_experts={n_experts} does not match the trace's E={e_file} "
+            f"({name}); replay uses the recorded E"
+        )
     e = e_file if e_file is not None else int(n_experts or 0)
     k = scores.shape[2]
     if k >= e or ids.min() < 0 or ids.max() >= e:

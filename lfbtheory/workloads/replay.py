@@ -103,8 +103,13 @@ _THETA_MAX_ITER = 200
 # ------------------------------------------------------------------------------- completion
 
 
-def _lognormal_tail(left: NDArray[np.float64], kth: NDArray[np.float64], rest: int,
-                    gen: np.random.Generator, spread: float) -> NDArray[np.float64]:
+def _lognormal_tail(
+    left: NDArray[np.float64],
+    kth: NDArray[np.float64],
+    rest: int,
+    gen: np.random.Generator,
+    spread: float,
+) -> NDArray[np.float64]:
     """w_j = s_k * sigmoid(g_j + theta_t), g_j ~ N(0, spread^2), theta_t: sum_j w_j = R_t.
 
     f(theta) = s_k sum_j sigmoid(g_j + theta) increases from 0 to (E-k) s_k > R, so theta is
@@ -141,8 +146,12 @@ def _infeasible(top_scores: NDArray[np.float64], n_experts: int) -> NDArray[np.b
 
 
 def complete_topk(
-    top_scores: NDArray[np.float64], top_ids: NDArray[np.int64], n_experts: int,
-    rng_: np.random.Generator | None, tail: str = "lognormal", concentration: float = 1.0,
+    top_scores: NDArray[np.float64],
+    top_ids: NDArray[np.int64],
+    n_experts: int,
+    rng_: np.random.Generator | None,
+    tail: str = "lognormal",
+    concentration: float = 1.0,
     spread: float = TAIL_SPREAD,
 ) -> NDArray[np.float64]:
     """Full (N, E) probability rows from the recorded top-k (N, k) scores (sorted descending).
@@ -211,19 +220,32 @@ class _ByteLRU:
 _COMPLETED = _ByteLRU(COMPLETED_CACHE_BYTES)
 
 
-def _completed_layer(trace: TopkTrace, stamp: tuple[str, int, int], pos: int,
-                     ss: np.random.SeedSequence, tail: str, concentration: float,
-                     spread: float) -> NDArray[np.float64]:
+def _completed_layer(
+    trace: TopkTrace,
+    stamp: tuple[str, int, int],
+    pos: int,
+    ss: np.random.SeedSequence,
+    tail: str,
+    concentration: float,
+    spread: float,
+) -> NDArray[np.float64]:
     """Layer position ``pos`` of the trace completed to (N, E) (cached, read-only)."""
     seeded = tail != "uniform"
-    key = (stamp, trace.n_experts, pos, seed_key(ss) if seeded else None, tail,
-           concentration if tail == "dirichlet" else None,
-           spread if tail == "lognormal" else None)
+    key = (
+        stamp,
+        trace.n_experts,
+        pos,
+        seed_key(ss) if seeded else None,
+        tail,
+        concentration if tail == "dirichlet" else None,
+        spread if tail == "lognormal" else None,
+    )
     full = _COMPLETED.get(key)
     if full is None:
         gen = rng(ss, COMPLETION, pos) if seeded else None
-        full = complete_topk(trace.scores[pos], trace.ids[pos], trace.n_experts, gen, tail,
-                             concentration, spread)
+        full = complete_topk(
+            trace.scores[pos], trace.ids[pos], trace.n_experts, gen, tail, concentration, spread
+        )
         _COMPLETED.put(key, full)
     return full
 
@@ -257,7 +279,8 @@ def _array_key(path: str, key: str | None) -> str | None:
     if key is None:
         if len(files) != 1:
             raise ValueError(
-                f"key must name the score array of {path} (it holds {', '.join(files)})")
+                f"key must name the score array of {path} (it holds {', '.join(files)})"
+            )
         return files[0]
     choice(key, "key", files)
     return key
@@ -279,8 +302,7 @@ def trace_info(path: object = None, *, key: str | None = None) -> TraceInfo:
         return TraceInfo(tr.n_experts, tr.k, tr.layers, tr.gate, tr.scores.shape[1])
     arr = load_array(p, _array_key(p, key))
     if arr.ndim not in (2, 3) or min(arr.shape) < 1:
-        raise ValueError(f"score array must be 2-D (N, E) or 3-D (T, n, E), got shape "
-                         f"{arr.shape}")
+        raise ValueError(f"score array must be 2-D (N, E) or 3-D (T, n, E), got shape {arr.shape}")
     return TraceInfo(int(arr.shape[-1]), None, (), None, int(np.prod(arr.shape[:-1])))
 
 
@@ -328,8 +350,7 @@ def _layers_arg(value: object) -> tuple[int, ...] | str | None:
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
         return (as_int(value, "layers", 0),)
     if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
-        raise TypeError(f"layers must be 'all', an int, a sequence of ints or None, got "
-                        f"{value!r}")
+        raise TypeError(f"layers must be 'all', an int, a sequence of ints or None, got {value!r}")
     out = tuple(as_int(v, "layers entries", 0) for v in value)
     if not out:
         raise ValueError("layers must name at least one layer")
@@ -383,10 +404,12 @@ class Replay:
         if self.key is not None and not isinstance(self.key, str):
             raise TypeError(f"key must be a string, got {self.key!r}")
         choice(self.tail, "tail", TAILS)
-        set_field(self, "tail_spread",
-                  as_real(self.tail_spread, "tail_spread", hi=MAX_TAIL_SPREAD))
-        set_field(self, "tail_concentration",
-                  as_real(self.tail_concentration, "tail_concentration", strict=True))
+        set_field(self, "tail_spread", as_real(self.tail_spread, "tail_spread", hi=MAX_TAIL_SPREAD))
+        set_field(
+            self,
+            "tail_concentration",
+            as_real(self.tail_concentration, "tail_concentration", strict=True),
+        )
         choice(self.transform, "transform", TRANSFORMS)
 
     # --- configuration identity (raw values: no I/O)
@@ -395,11 +418,18 @@ class Replay:
         return self.__dict__[f"_raw_{name}"]
 
     def _config_items(self) -> tuple[tuple[str, Any], ...]:
-        return (("path", self.path), ("n", self._raw("n")),
-                ("n_experts", self._raw("n_experts")), ("layer", self.layer),
-                ("layers", self.layers), ("key", self.key), ("tail", self.tail),
-                ("tail_spread", self.tail_spread),
-                ("tail_concentration", self.tail_concentration), ("transform", self.transform))
+        return (
+            ("path", self.path),
+            ("n", self._raw("n")),
+            ("n_experts", self._raw("n_experts")),
+            ("layer", self.layer),
+            ("layers", self.layers),
+            ("key", self.key),
+            ("tail", self.tail),
+            ("tail_spread", self.tail_spread),
+            ("tail_concentration", self.tail_concentration),
+            ("transform", self.transform),
+        )
 
     def __eq__(self, other: object) -> bool:
         if other.__class__ is not self.__class__:
@@ -463,8 +493,9 @@ class Replay:
             idx = np.arange(steps) % source.shape[0]
             return self._convert(source[idx], "batches")
         idx = np.arange(steps * plan.n) % source.shape[0]
-        block = source.take(idx, axis=0) if plan.kind == "trace" else self._convert(
-            source[idx], "rows")
+        block = (
+            source.take(idx, axis=0) if plan.kind == "trace" else self._convert(source[idx], "rows")
+        )
         return block.reshape(steps, plan.n, plan.n_experts)
 
     def _source(self, plan: _Plan, ss: np.random.SeedSequence) -> NDArray[Any]:
@@ -472,13 +503,17 @@ class Replay:
         if plan.kind != "trace":
             return load_array(plan.stamp[0], plan.key)
         trace = load_topk_trace(plan.stamp[0], self._raw("n_experts"))
-        blocks = [_completed_layer(trace, plan.stamp, j, ss, self.tail,
-                                   self.tail_concentration, self.tail_spread)
-                  for j in plan.positions]
+        blocks = [
+            _completed_layer(
+                trace, plan.stamp, j, ss, self.tail, self.tail_concentration, self.tail_spread
+            )
+            for j in plan.positions
+        ]
         return blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
 
-    def _stream(self, plan: _Plan, source: NDArray[Any],
-                steps: int) -> Iterator[NDArray[np.float64]]:
+    def _stream(
+        self, plan: _Plan, source: NDArray[Any], steps: int
+    ) -> Iterator[NDArray[np.float64]]:
         total = source.shape[0]
         n = plan.n
         for t in range(steps):
@@ -487,7 +522,7 @@ class Replay:
                 continue
             start = (t * n) % total
             if start + n <= total:
-                block = source[start:start + n]
+                block = source[start : start + n]
             else:
                 block = source.take(np.arange(start, start + n) % total, axis=0)
             if plan.kind == "trace":
@@ -514,8 +549,7 @@ def _resolve(items: tuple[tuple[str, Any], ...], stamp: tuple[str, int, int]) ->
     n, e_given = cfg["n"], cfg["n_experts"]
     if path.endswith(".npz") and cfg["key"] is None and is_topk_trace(npz_keys(path)):
         if cfg["transform"] != "none":
-            raise ValueError("transform must be 'none' for a top-k trace (it holds "
-                             "probabilities)")
+            raise ValueError("transform must be 'none' for a top-k trace (it holds probabilities)")
         trace = load_topk_trace(path, e_given)
         names = trace.layers
         if cfg["layers"] == "all":
@@ -540,8 +574,16 @@ def _resolve(items: tuple[tuple[str, Any], ...], stamp: tuple[str, int, int]) ->
                     f"trace cannot be completed: layer position {j}, token {tok} has leftover "
                     f"mass {left:.6g} that does not fit below its k-th score"
                 )
-        return _Plan("trace", stamp, n, trace.n_experts, trace.k, positions,
-                     tuple(names[j] for j in positions), None)
+        return _Plan(
+            "trace",
+            stamp,
+            n,
+            trace.n_experts,
+            trace.k,
+            positions,
+            tuple(names[j] for j in positions),
+            None,
+        )
     if cfg["layer"] is not None or cfg["layers"] is not None:
         raise ValueError("layer/layers apply only to top-k trace files (topk_scores/topk_ids)")
     key = _array_key(path, cfg["key"])
@@ -564,13 +606,28 @@ def _resolve(items: tuple[tuple[str, Any], ...], stamp: tuple[str, int, int]) ->
 
 
 def replay(
-    path: object = None, *, n: int | None = None, layer: int | None = None,
-    layers: int | Iterable[int] | str | None = None, n_experts: int | None = None,
-    key: str | None = None, tail: str = "lognormal", tail_spread: float = TAIL_SPREAD,
-    tail_concentration: float = 1.0, transform: str = "none",
+    path: object = None,
+    *,
+    n: int | None = None,
+    layer: int | None = None,
+    layers: int | Iterable[int] | str | None = None,
+    n_experts: int | None = None,
+    key: str | None = None,
+    tail: str = "lognormal",
+    tail_spread: float = TAIL_SPREAD,
+    tail_concentration: float = 1.0,
+    transform: str = "none",
 ) -> Replay:
     """A :class:`Replay` workload; ``path=None`` means the shipped FLAME trace. No I/O."""
-    return Replay(path=path, n=n, n_experts=n_experts, layer=layer,  # type: ignore[arg-type]
-                  layers=layers, key=key, tail=tail,  # type: ignore[arg-type]
-                  tail_spread=tail_spread, tail_concentration=tail_concentration,
-                  transform=transform)
+    return Replay(
+        path=path,
+        n=n,
+        n_experts=n_experts,
+        layer=layer,  # type: ignore[arg-type]
+        layers=layers,
+        key=key,
+        tail=tail,  # type: ignore[arg-type]
+        tail_spread=tail_spread,
+        tail_concentration=tail_concentration,
+        transform=transform,
+    )

@@ -132,8 +132,9 @@ class Drifting(Stationary):
         ss = seed_sequence(seed)
         return self._path(as_steps(steps), self._offset_ss(ss), ss)
 
-    def _path(self, steps: int, oss: np.random.SeedSequence,
-              ss: np.random.SeedSequence) -> Iterator[NDArray[np.float64]]:
+    def _path(
+        self, steps: int, oss: np.random.SeedSequence, ss: np.random.SeedSequence
+    ) -> Iterator[NDArray[np.float64]]:
         z = self._offsets(oss)
         if self.mode == "rotation":
             a = z / self.popularity_scale
@@ -145,8 +146,11 @@ class Drifting(Stationary):
                 yield self.popularity_scale * (np.cos(theta * t) * a + np.sin(theta * t) * b)
             return
         walk = rng(ss, DRIFT)
-        rho = 1.0 if self.mode == "random_walk" else math.sqrt(
-            1.0 - (self.drift / self.popularity_scale) ** 2)
+        rho = (
+            1.0
+            if self.mode == "random_walk"
+            else math.sqrt(1.0 - (self.drift / self.popularity_scale) ** 2)
+        )
         for _ in range(steps):
             yield z
             z = rho * z + self.drift * walk.standard_normal(self.n_experts)
@@ -191,8 +195,12 @@ class Clustered(Stationary):
                     f"topic_weights must be a sequence of {self.n_topics} real numbers, got "
                     f"{self.topic_weights!r}"
                 ) from None
-            if (w.shape != (self.n_topics,) or not np.all(np.isfinite(w)) or np.any(w < 0)
-                    or w.sum() <= 0):
+            if (
+                w.shape != (self.n_topics,)
+                or not np.all(np.isfinite(w))
+                or np.any(w < 0)
+                or w.sum() <= 0
+            ):
                 raise ValueError(
                     f"topic_weights must be {self.n_topics} non-negative finite numbers with a "
                     f"positive sum (one per topic), got {self.topic_weights!r}"
@@ -205,7 +213,8 @@ class Clustered(Stationary):
 
     def _centroids(self, oss: np.random.SeedSequence) -> NDArray[np.float64]:
         return self.topic_scale * rng(oss, TOPICS, 0).standard_normal(
-            (self.n_topics, self.n_experts))
+            (self.n_topics, self.n_experts)
+        )
 
     def topics(self, steps: int, seed: Seed) -> Iterator[NDArray[np.int64]]:
         """The topic ids used by :meth:`batches`: (1,) per batch or (n,) per token, lazily."""
@@ -294,14 +303,16 @@ class Adversarial(Stationary):
         for _ in range(steps):
             yield z + self.noise_scale * noise.standard_normal((self.n, self.n_experts))
 
-    def _attack(self, logits: NDArray[np.float64],
-                bias: NDArray[np.float64]) -> NDArray[np.float64]:
+    def _attack(
+        self, logits: NDArray[np.float64], bias: NDArray[np.float64]
+    ) -> NDArray[np.float64]:
         x = logits.copy()
         x[:, self.targets(bias)] += self.strength
         return apply_gate(x, self.gate)
 
-    def adaptive_batches(self, steps: int, seed: Seed) -> Generator[
-            NDArray[np.float64], NDArray[np.float64] | None, None]:
+    def adaptive_batches(
+        self, steps: int, seed: Seed
+    ) -> Generator[NDArray[np.float64], NDArray[np.float64] | None, None]:
         """The adaptive stream: prime with next(), then send the bias used for the last batch."""
         steps = as_steps(steps)
         ss = seed_sequence(seed)
@@ -315,8 +326,9 @@ class Adversarial(Stationary):
 
         return gen()
 
-    def batches(self, steps: int, seed: Seed, *,
-                biases: ArrayLike | None = None) -> Iterator[NDArray[np.float64]]:
+    def batches(
+        self, steps: int, seed: Seed, *, biases: ArrayLike | None = None
+    ) -> Iterator[NDArray[np.float64]]:
         """Non-adaptive regeneration: batch t answers biases[t-1] (zeros when biases is None)."""
         steps = as_steps(steps)
         ss = seed_sequence(seed)

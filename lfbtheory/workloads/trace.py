@@ -47,15 +47,21 @@ class TraceWorkload:
         if isinstance(self.n, bool) or not isinstance(self.n, int) or self.n < 1:
             raise ValueError(f"n must be a positive integer, got {self.n!r}")
         if self.n_experts is not None and int(self.n_experts) != info.n_experts:
-            raise ValueError(f"n_experts must equal the trace's E={info.n_experts} (it is read "
-                             f"from the file), got {self.n_experts}")
+            raise ValueError(
+                f"n_experts must equal the trace's E={info.n_experts} (it is read "
+                f"from the file), got {self.n_experts}"
+            )
         object.__setattr__(self, "n_experts", info.n_experts)
         n_layers = len(info.layer_names)
-        if isinstance(self.layer, bool) or not isinstance(self.layer, int) or not (
-            0 <= self.layer < n_layers
+        if (
+            isinstance(self.layer, bool)
+            or not isinstance(self.layer, int)
+            or not (0 <= self.layer < n_layers)
         ):
-            raise ValueError(f"layer must be an integer in [0, {n_layers}) (the trace's layers "
-                             f"{list(info.layer_names)}), got {self.layer!r}")
+            raise ValueError(
+                f"layer must be an integer in [0, {n_layers}) (the trace's layers "
+                f"{list(info.layer_names)}), got {self.layer!r}"
+            )
 
     @property
     def k(self) -> int:
@@ -63,8 +69,13 @@ class TraceWorkload:
         return self.info.k
 
     def config(self) -> dict[str, Any]:
-        return {"name": self.name, "path": self.path, "n": self.n,
-                "n_experts": self.n_experts, "layer": self.layer}
+        return {
+            "name": self.name,
+            "path": self.path,
+            "n": self.n,
+            "n_experts": self.n_experts,
+            "layer": self.layer,
+        }
 
     def batches(self, steps: int, seed: Any = 0) -> Iterator[NDArray[np.float64]]:
         """``steps`` (n, E) float64 batches, cycling through the layer's tokens."""
@@ -75,8 +86,9 @@ class TraceWorkload:
             from lfbtheory.workloads import replay
 
             name = int(self.info.layer_names[self.layer])
-            return replay(self.path, n=self.n, n_experts=self.info.n_experts,
-                          layer=name).batches(steps, seed)
+            return replay(self.path, n=self.n, n_experts=self.info.n_experts, layer=name).batches(
+                steps, seed
+            )
         scores = read_trace(self.path).scores(self.layer)
         return _cycle(scores, self.n, steps)
 
@@ -84,7 +96,7 @@ class TraceWorkload:
 def _cycle(scores: NDArray[np.float64], n: int, steps: int) -> Iterator[NDArray[np.float64]]:
     total = scores.shape[0]
     for t in range(steps):
-        rows = (np.arange(t * n, (t + 1) * n) % total)
+        rows = np.arange(t * n, (t + 1) * n) % total
         yield scores[rows].copy()
 
 
@@ -93,7 +105,9 @@ def batch_size_for(n: int, k: int, n_experts: int, n_tokens: int) -> int:
     step = n_experts // math.gcd(n_experts, k)
     m = (min(n, n_tokens) // step) * step
     if m < 1:
-        raise ValueError(f"the trace has {n_tokens} tokens per layer, fewer than the smallest "
-                         f"batch with integral capacity (n = {step} for E={n_experts}, k={k}); "
-                         "record more tokens")
+        raise ValueError(
+            f"the trace has {n_tokens} tokens per layer, fewer than the smallest "
+            f"batch with integral capacity (n = {step} for E={n_experts}, k={k}); "
+            "record more tokens"
+        )
     return m
