@@ -51,8 +51,7 @@ def corpus():
 def test_lfb_bias_gets_no_gradient_and_never_enters_gate_weights():
     torch.manual_seed(0)
     layer = MoELayer(TINY_MODEL)
-    rule, sched = make_rule("sign", 1e-3)
-    layer.attach_router(TorchLFBRouter(8, 2, rule, sched))
+    layer.attach_router(TorchLFBRouter(8, 2, make_rule("sign", 1e-3)))
     assert "bias" not in dict(layer.named_parameters())
     assert not layer.bias.requires_grad
     x = torch.randn(2, 16, 16, requires_grad=True)
@@ -194,9 +193,8 @@ def test_testbed_router_passes_the_conformance_suite(rule):
     from lfbtheory.adapters.torch import from_torch
     from lfbtheory.testing.conformance import Config, run_conformance
 
-    r, sched = make_rule(rule, 1e-3, stop_step=3)
     report = run_conformance(
-        from_torch(TorchLFBRouter(8, 2, r, sched)),
+        from_torch(TorchLFBRouter(8, 2, make_rule(rule, 1e-3, stop_step=3))),
         config=Config(causality_examples=30, drift_steps=50),
     )
     assert report.ok, str(report)

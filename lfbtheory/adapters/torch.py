@@ -745,9 +745,11 @@ class _BiasRouterProxy:
 
 
 def _exact_tensor(x: Any) -> Any:
-    """numpy -> tensor keeping the dtype exactly (checkpoint entries must round-trip bit-exact)."""
+    """numpy -> tensor keeping the dtype exactly (checkpoint entries must round-trip bit-exact);
+    text entries (a rule's name in a checkpoint) pass through as numpy strings."""
     torch = require_torch()
-    return torch.as_tensor(np.array(x, copy=True))
+    a = np.array(x, copy=True)
+    return a if a.dtype.kind in "US" else torch.as_tensor(a)
 
 
 def _find_bias(module: Any, name: str | None) -> str | None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import inspect
 import json
 import math
 import multiprocessing as mp
@@ -578,19 +577,11 @@ def verdicts(results: dict[str, Any]) -> list[dict[str, Any]]:
 # regret of the recorded bias trajectory
 
 
-def _simulate(batches: list[np.ndarray], k: int, rule: Any, schedule: Any) -> Any:
-    from lfbtheory import simulate
-
-    if "step" in inspect.signature(simulate).parameters:
-        return simulate(batches, k, rule, schedule)
-    return simulate(batches, k, rule)
-
-
 def recorded_regret(results: dict[str, Any]) -> dict[str, Any] | None:
     """The regret ledger of the real bias trajectory (layer 0 of the recorded run) on the
     recorded router scores, beside the package's own loop replaying the same rule on the same
     scores; both against the hindsight-optimal price of the pooled scores (exact LP)."""
-    from lfbtheory import expert_loads, regret_report, route
+    from lfbtheory import expert_loads, regret_report, route, simulate
     from lfbtheory.analysis.regret import compute_comparators
     from lfbtheory.testbed.balancing import make_rule
 
@@ -603,8 +594,8 @@ def recorded_regret(results: dict[str, Any]) -> dict[str, Any] | None:
     batches = [np.asarray(s, dtype=np.float64) for s in run["recorded_scores"]]
     bias = np.asarray(run["recorded_bias"], dtype=np.float64)
     m = run["method"]
-    rule, sched = make_rule(m["rule"], m["u"], stop_step=max(1, round(DSV3_STOP * steps)))
-    replay = _simulate(batches, k, rule, sched)
+    rule = make_rule(m["rule"], m["u"], stop_step=max(1, round(DSV3_STOP * steps)))
+    replay = simulate(batches, k, rule)
     loads, reward = [], []
     for s, b in zip(batches, bias, strict=True):
         r = route(s, k=k, bias=b)

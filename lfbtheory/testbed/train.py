@@ -247,8 +247,8 @@ def _train(
     if method.kind == "lfb":
         stop = max(1, round(DSV3_STOP * train_cfg.steps))
         for layer in model.moe_layers:
-            rule, sched = make_rule(method.rule, method.u, stop_step=stop)
-            layer.attach_router(TorchLFBRouter(model_cfg.n_experts, model_cfg.k, rule, sched))
+            rule = make_rule(method.rule, method.u, stop_step=stop)
+            layer.attach_router(TorchLFBRouter(model_cfg.n_experts, model_cfg.k, rule))
     opt = torch.optim.AdamW(
         model.parameters(), lr=train_cfg.lr, betas=(0.9, 0.95), weight_decay=0.0
     )
