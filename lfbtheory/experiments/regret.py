@@ -877,17 +877,27 @@ def parse_run(text: str) -> RunSpec:
     return RunSpec(parts[2] if len(parts) == 3 else f"{parts[0]} {parts[1]}", parts[0], parts[1])
 
 
+def read_user_file(p: Path, what: str, expected: str) -> str:
+    """The text of a file a user named, or a ValueError naming ``what`` when it is missing, a
+    folder or not text (``expected`` says what should be given instead)."""
+    if not p.exists():
+        raise ValueError(f"{what} {p} does not exist")
+    if p.is_dir():
+        raise ValueError(f"{what} {p} is a folder; give {expected}")
+    try:
+        return p.read_text()
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{what} {p} is not a text file: {exc}") from None
+
+
 def load_config_file(path: str | Path) -> RegretConfig:
     """The RegretConfig of a config.json written by an earlier run (or a bare config object);
     ValueError naming the problem for a missing file, a folder, bad JSON or a non-object."""
     p = Path(path)
-    if not p.exists():
-        raise ValueError(f"--config {p} does not exist")
-    if p.is_dir():
-        raise ValueError(f"--config {p} is a folder; give the config.json of an earlier run")
+    text = read_user_file(p, "--config", "the config.json of an earlier run")
     try:
-        saved = json.loads(p.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        saved = json.loads(text)
+    except json.JSONDecodeError as exc:
         raise ValueError(f"--config {p} is not valid JSON: {exc}") from None
     if not isinstance(saved, dict):
         raise ValueError(

@@ -53,6 +53,7 @@ from lfbtheory.experiments.regret import (
     _lock,
     package_versions,
     prepare_stream,
+    read_user_file,
     run_point,
     summary_rows,
 )
@@ -256,13 +257,10 @@ def parse_sweep(doc: dict[str, Any], source: str = "") -> SweepSpec:
 def load_sweep(path: str | Path) -> SweepSpec:
     """Read and check a sweep file (TOML)."""
     p = Path(path)
-    if not p.exists():
-        raise ValueError(f"sweep file {p} does not exist")
-    if p.is_dir():
-        raise ValueError(f"sweep file {p} is a folder; give a .toml file")
+    text = read_user_file(p, "sweep file", "a .toml file")
     try:
-        doc = tomllib.loads(p.read_text())
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"sweep file {p} is not valid TOML: {exc}") from None
     return parse_sweep(doc, str(p))
 
