@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["add_parser", "run_bench", "format_tables"]
+__all__ = ["run_bench", "format_tables"]  # `lfb bench` (lfbtheory/cli/bench.py) calls _cli
 
 
 # ----------------------------------------------------------------------------- instances
@@ -749,26 +749,6 @@ def _cli(args: argparse.Namespace) -> int:
     out.write_text(json.dumps(result, indent=2, default=float))
     print(f"\nJSON written to {out}")
     return 0
-
-
-def add_parser(subparsers: Any) -> None:
-    p = subparsers.add_parser(
-        "bench", help="performance targets (exact solver, streams, pooled, kernel)"
-    )
-    p.add_argument(
-        "--quick",
-        action="store_true",
-        help="small shapes and short stream (about a minute) instead of the full run",
-    )
-    p.add_argument(
-        "--targets",
-        default="1,2,3,4",
-        help="comma-separated subset of 1,2,3,4,5 (5: regret point, not default)",
-    )
-    p.add_argument("--repeats", type=int, default=5, help="timed repeats per fast method")
-    p.add_argument("--seed", type=int, default=0, help="instance seed (default 0)")
-    p.add_argument("--out", default=None, help="JSON path (default results/bench/bench-*.json)")
-    p.set_defaults(func=_cli)
 
 
 if __name__ == "__main__" and len(sys.argv) == 4 and sys.argv[1] == "--child":
