@@ -506,17 +506,9 @@ class _GateModule:
         if "n_experts" not in declared:
             self.n_experts = int(tensors[bias_name].numel())
         if update is None:
-            for m in (
-                "init",
-                "forward",
-                "step",
-                "bias",
-                "counts",
-                "freeze",
-                "state_dict",
-                "load_state_dict",
-            ):
-                setattr(self, m, None)  # no update: the lifecycle properties report it missing
+            for m in _LIFECYCLE:
+                if m != "select":
+                    setattr(self, m, None)  # no update: the lifecycle properties report it missing
             self.update = None
         elif isinstance(update, str):
             fn = getattr(module, update, None)
