@@ -87,7 +87,7 @@ def test_cli_rejects_unknown_workloads(capsys):
 @pytest.mark.slow
 def test_growth_classes_follow_the_textbook_rates(tmp_path):
     # Stationary sigmoid workload, n=128, E=8, k=2, T = 20000, burn-in 1000: the horizon and
-    # burn-in DESIGN.md Sec. 2 names as long enough to separate log from sqrt from linear (at
+    # burn-in long enough (docs/design.md Sec. 3) to separate log from sqrt from linear (at
     # T = 3000 the c/t increments are ~1 and seed 1 reads sqrt-like: too short to tell).
     # Constants from the documented calibration rule (experiments.py). Theory (Hazan, Intro.
     # to OCO, Sec. 3): a fixed step is linear, c/sqrt(t) is O(sqrt T), c/(mu t) is O(log T).

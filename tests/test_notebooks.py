@@ -1,7 +1,7 @@
 """The notebooks: paired with their jupytext sources, committed without outputs, and executed.
 
 Each ``notebooks/NN_name.ipynb`` is generated from ``notebooks/NN_name.py`` (jupytext
-py:percent) and committed without outputs (CONVENTIONS.md "Notebooks that stay reviewable").
+py:percent) and committed without outputs (so they stay reviewable).
 The execution test runs every notebook in a fresh python3 kernel with LFB_NOTEBOOK_SMALL=1
 (each notebook shrinks its sizes) from the notebooks/ folder.
 """
