@@ -49,6 +49,21 @@ def test_solve_stream_is_the_warm_started_chain_of_solve_balanced(seed, stacked,
 
 
 @settings(max_examples=10, deadline=None)
+@given(st.integers(0, 10**6), st.integers(1, 4), st.integers(1, 2))
+def test_a_repeated_batch_gets_its_certified_optimum_again(seed, period, k):
+    """A cyclic stream (a replayed trace): every batch, repeated or not, gets a certified
+    optimum equal to solving it alone; repeats return the earlier result."""
+    base = _stream(seed, t=period)
+    bs = np.concatenate([base] * 3)
+    got = list(solve_stream(bs, k))
+    for t, (b, sol) in enumerate(zip(bs, got, strict=True)):
+        np.testing.assert_allclose(sol.objective, solve_balanced(b, k).objective, rtol=1e-12)
+        assert certify(b, k=k, assignment=sol.assignment, bias=sol.bias).ok
+        if t >= period:
+            assert sol is got[t - period]
+
+
+@settings(max_examples=10, deadline=None)
 @given(st.integers(0, 10**6), st.integers(1, 3), st.sampled_from(["auto", "linprog"]))
 def test_solve_prefixes_gives_the_certified_optimum_of_each_pooled_prefix(seed, k, method):
     """Incremental (auto) or not, each prefix's answer is certified and has the optimum of
