@@ -66,35 +66,25 @@ def test_a_changed_config_invalidates_exactly_the_points_it_affects():
 
 def test_sweep_resumes_and_recomputes_only_what_is_missing(tmp_path):
     spec = _spec()
-    first = run_sweep(
-        spec,
-        executor=SerialExecutor(),
-        out=tmp_path,
-        progress=False,
-        plots=False,
-        log=lambda _: None,
-    )
+
+    def sweep():  # the same sweep into the same folder, serially
+        return run_sweep(
+            spec,
+            executor=SerialExecutor(),
+            out=tmp_path,
+            progress=False,
+            plots=False,
+            log=lambda _: None,
+        )
+
+    first = sweep()
     assert (first.computed, first.cached, first.streams_computed) == (6, 0, 2)
     table = first.table.read_bytes()
-    again = run_sweep(
-        spec,
-        executor=SerialExecutor(),
-        out=tmp_path,
-        progress=False,
-        plots=False,
-        log=lambda _: None,
-    )
+    again = sweep()
     assert (again.computed, again.cached) == (0, 6)
     victim = sorted((tmp_path / "points").glob("*[0-9a-f].json"))[0]
     victim.unlink()
-    third = run_sweep(
-        spec,
-        executor=SerialExecutor(),
-        out=tmp_path,
-        progress=False,
-        plots=False,
-        log=lambda _: None,
-    )
+    third = sweep()
     assert (third.computed, third.cached, third.streams_computed) == (1, 5, 0)
     assert third.table.read_bytes() == table
 
