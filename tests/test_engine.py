@@ -4,6 +4,8 @@
   replaces (same assignment, prices, objective), and every one is certified;
 - the comparators of a stacked stream equal those of the same stream as a list, and their
   objectives equal an independent LP solver's (scipy's HiGHS) to 1e-9 relative;
+- one batch repaired on the dense exchange matrix gives the banded solver's optimum (bit for
+  bit in general position);
 - the ssp solver's settings for pooled-size instances (longer candidate lists, a thinner first
   band of offered edges) return bit for bit the prices of the small-instance settings;
 - the growth classifier's screened power-law search picks the fit of the full grid search.
@@ -125,6 +127,40 @@ def test_pooled_size_settings_of_ssp_return_the_same_prices(seed, monkeypatch):
     monkeypatch.setattr(ssp_module, "_M_LARGE_CAP", 10**9)
     slow = solve_balanced(s, k, warm_start=warm)
     _assert_same(fast, slow)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.integers(0, 10**6),
+    st.sampled_from([(32, 4, 1), (64, 8, 2), (96, 12, 3), (256, 16, 2), (120, 6, 5)]),
+    st.booleans(),
+    st.booleans(),
+)
+def test_dense_repair_of_one_batch_finds_the_banded_solvers_optimum(seed, shape, ties, warm):
+    """Batches (L <= _DENSE_MAX_CAP) are repaired on the dense exchange matrix: the same
+    certified optimum as the banded candidate lists; in general position (no ties) the same
+    shortest paths, hence bit for bit the same assignment and prices."""
+    rng = np.random.default_rng(seed)
+    n, e, k = shape
+    s = rng.normal(size=(n, e)) + 0.5 * rng.normal(size=e)
+    if ties:
+        s = np.round(2 * s)
+    start = rng.normal(scale=0.3, size=e) if warm else None
+    dense = solve_balanced(s, k, warm_start=start)
+    banded = _banded(s, k, start)
+    assert dense.certificate.ok and banded.certificate.ok
+    np.testing.assert_allclose(dense.objective, banded.objective, rtol=1e-12, atol=1e-12)
+    if not ties:
+        _assert_same(dense, banded)
+
+
+def _banded(s, k, start):
+    old = ssp_module._DENSE_MAX_CAP
+    ssp_module._DENSE_MAX_CAP = -1
+    try:
+        return solve_balanced(s, k, warm_start=start)
+    finally:
+        ssp_module._DENSE_MAX_CAP = old
 
 
 @settings(max_examples=40, deadline=None)
