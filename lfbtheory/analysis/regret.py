@@ -113,11 +113,11 @@ def compute_comparators(
 
     Incremental along the stream: each batch's solve is warm-started from the previous
     batch's optimal price (:func:`lfbtheory.analysis.drift.per_batch_prices`) and each pooled
-    prefix from the previous prefix's (:func:`lfbtheory.lp.solve.solve_prefixes`), so only
+    prefix from the previous prefix's (:func:`lfbtheory.lp.solve.prefix_optima`), so only
     the time depends on the order, never the optima. A materialised (T, n, E) float64 array
     is checked once and pooled by a reshape (no copy); a list is stacked once.
     """
-    from lfbtheory.lp.solve import solve_prefixes
+    from lfbtheory.lp.solve import prefix_optima
 
     arr = _as_stream(batches)
     t_len, n, e = arr.shape
@@ -130,11 +130,12 @@ def compute_comparators(
     tick = None if progress is None else (lambda i: progress(i, total))
     per_batch = per_batch_prices(arr, k, method=solver, progress=tick)
     pooled = np.empty(len(grid))
-    for j, sol in enumerate(solve_prefixes(arr, k, grid, method=solver)):  # type: ignore[arg-type]
-        pooled[j] = sol.objective
+    hindsight = np.zeros(e)
+    for j, (opt, price) in enumerate(prefix_optima(arr, k, grid, method=solver)):  # type: ignore[arg-type]
+        pooled[j], hindsight = opt, price
         if progress:
             progress(t_len + j + 1, total)
-    return Comparators(per_batch.optimum, grid, pooled, sol.bias, cap, per_batch.prices)
+    return Comparators(per_batch.optimum, grid, pooled, hindsight, cap, per_batch.prices)
 
 
 def _checked_stream(

@@ -9,6 +9,7 @@ relative tolerance :data:`lfbtheory.lp.model.RTOL`) before it is returned; a fai
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -18,6 +19,7 @@ from lfbtheory.lp.model import (
     METHODS,
     RTOL,
     BalancedAssignment,
+    Certificate,
     CertificationError,
     Method,
     absmax,
@@ -152,6 +154,48 @@ def solve_prefixes(
     band of contested ones rather than with the prefix; the optimal value is the same, the
     optimal price returned may be another point of the optimal set (prices are not unique).
     """
+    for item in _prefixes(batches, k, lengths, method):
+        if isinstance(item, BalancedAssignment):
+            yield item
+            continue
+        from lfbtheory.lp.ssp import _experts_ranked
+
+        experts = _experts_ranked(item.tokens, item.asg, item.bias - item.bias.max())
+        cap = int(item.loads[0])  # every load is L in the equality case the chain solves
+        yield _assignment(item.x.copy(), experts, item.bias, item.loads, cap, "ssp", item.cert)
+
+
+def prefix_optima(
+    batches: ArrayLike,
+    k: int,
+    lengths: ArrayLike,
+    *,
+    method: Method = "auto",
+) -> Iterator[tuple[float, NDArray[np.float64]]]:
+    """(optimum, optimal price) of each pooled prefix, as :func:`solve_prefixes` finds and
+    certifies them, without keeping the assignments (what regret comparators need)."""
+    for item in _prefixes(batches, k, lengths, method):
+        if isinstance(item, BalancedAssignment):
+            yield item.objective, item.bias
+        else:
+            yield item.cert.primal_objective, item.bias
+
+
+class _PrefixView(NamedTuple):
+    """A certified pooled prefix from the incremental chain; x (int8) and asg are views of
+    buffers the next prefix overwrites (use them before advancing)."""
+
+    tokens: NDArray[np.float64]
+    x: NDArray[np.int8]
+    asg: NDArray[np.int32]
+    bias: NDArray[np.float64]
+    loads: NDArray[np.int64]
+    cert: Certificate
+
+
+def _prefixes(batches, k, lengths, method):  # type: ignore[no-untyped-def]
+    """The checked pooled prefixes, each certified: a :class:`_PrefixView` from the incremental
+    chain, else (after a failed certificate, or for other methods) a BalancedAssignment."""
     choice(method, "method", METHODS)
     arr = np.asarray(batches)
     if arr.ndim != 3 or arr.size == 0:
@@ -181,15 +225,16 @@ def solve_prefixes(
     for t in ts.tolist():
         tokens = arr[:t].reshape(-1, e)
         cap, equality = resolve_capacity(tokens.shape[0], kk, e, None)
-        sol = None
         if chain is not None:
-            x, experts, bias, _ = next(chain)
-            try:
-                sol = _certified(tokens, kk, x, bias, cap, True, "ssp", float(smax[t - 1]), experts)
-            except CertificationError:  # never expected: solve this and later prefixes anew
-                chain = None
-        if sol is None:
-            sol = _solve_valid(tokens, kk, cap, equality, method, prev)
+            x, asg, bias, _ = next(chain)
+            x8 = x.view(np.int8)
+            loads, cert = _certificate(tokens, kk, x8, bias, cap, True, RTOL, float(smax[t - 1]))
+            if cert.ok:
+                prev = bias
+                yield _PrefixView(tokens, x8, asg, bias, loads, cert)
+                continue
+            chain = None  # never expected: solve this and later prefixes anew
+        sol = _solve_valid(tokens, kk, cap, equality, method, prev)
         prev = sol.bias
         yield sol
 
@@ -279,13 +324,16 @@ def _certified(s, k, x, bias, cap, equality, method, smax, experts=None) -> Bala
             f"{cert.max_slackness_violation:.3g}, tolerance {cert.tolerance:.3g}): "
             + "; ".join(cert.problems)
         )
+    if experts is None:
+        experts = experts_ranked(s, x8, k, selection_offsets(bias, "additive"))
+    return _assignment(x8, experts, bias, loads, cap, method, cert)
+
+
+def _assignment(x8, experts, bias, loads, cap, method, cert) -> BalancedAssignment:  # type: ignore[no-untyped-def]
+    """The result of a solve whose certificate ``cert`` passed."""
     return BalancedAssignment(
         assignment=x8,
-        experts=(
-            experts_ranked(s, x8, k, selection_offsets(bias, "additive"))
-            if experts is None
-            else experts
-        ),
+        experts=experts,
         loads=loads,
         objective=cert.primal_objective,
         bias=bias,

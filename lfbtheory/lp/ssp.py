@@ -360,7 +360,7 @@ def _move(s, x, asg, lst, cnt, slotpos, wv, wt, wn, wo, t, a, b, todo):  # type:
 
 
 @compiled
-def _ssp(s, cap, p, asg, x, lst, cnt, slotpos, wv, wt, wn, wo, dum, zsup, delta, g, stats):  # type: ignore[no-untyped-def]
+def _ssp(s, cap, p, asg, x, lst, cnt, slotpos, wv, wt, wn, wo, dum, zsup, delta, g, stats, moved):  # type: ignore[no-untyped-def]
     """Successive shortest paths until every expert holds cap (tokens + dummy slack units).
 
     p has E+1 entries, the last for the slack node Z; zsup[0] dummy units are still on Z and
@@ -370,7 +370,7 @@ def _ssp(s, cap, p, asg, x, lst, cnt, slotpos, wv, wt, wn, wo, dum, zsup, delta,
     while spread + D <= g; otherwise return 1 (offer more tokens, then call again).
     Returns 0 when balanced, -1 if no path exists among the offered edges.
     stats[0] counts augmenting paths, stats[1] holds the spread + D that was needed, stats[2]
-    counts edge rescans, stats[3] Dijkstra node visits.
+    counts edge rescans, stats[3] Dijkstra node visits; moved[t] = 1 for every token moved.
     """
     n, e = s.shape
     k = asg.shape[1]
@@ -467,6 +467,7 @@ def _ssp(s, cap, p, asg, x, lst, cnt, slotpos, wv, wt, wn, wo, dum, zsup, delta,
             u = path_a[r]
             w = path_b[r]
             if u < e and w < e:
+                moved[path_t[r]] = 1
                 stats[2] += _move(
                     s, x, asg, lst, cnt, slotpos, wv, wt, wn, wo, path_t[r], u, w, todo
                 )
@@ -526,7 +527,8 @@ def _repair(  # type: ignore[no-untyped-def]
     """Successive shortest paths from the top-k routing (asg, x, loads) at prices p: offer the
     exchange edges of the tokens whose gap (a lower bound on k-th minus (k+1)-th of s + p is
     enough) lies in the first band, then repair every load to cap, widening the band on
-    demand. Returns (prices (E+1,), final band g, (stats, expansions, offer seconds))."""
+    demand. Returns (prices (E+1,), final band g, (stats, expansions, offer seconds, moved)),
+    moved[t] = 1 for the tokens the paths moved."""
     n, e = s.shape
     lst, cnt, slotpos = _build_lists(asg, e, int(max(loads.max(), cap)) + 1)
     # A longer candidate list costs O(M) per offer but runs empty (a rescan of all of the
@@ -568,11 +570,12 @@ def _repair(  # type: ignore[no-untyped-def]
         zsup[0] = left
     delta = np.zeros(e)
     stats = np.zeros(4)
+    moved = np.zeros(n, dtype=np.uint8)
     expansions = 0
     add_seconds = 0.0
     while True:
         status = _ssp(
-            s, cap, pz, asg, x, lst, cnt, slotpos, wv, wt, wn, wo, dum, zsup, delta, g, stats
+            s, cap, pz, asg, x, lst, cnt, slotpos, wv, wt, wn, wo, dum, zsup, delta, g, stats, moved
         )
         if status == 0:
             break
@@ -587,7 +590,7 @@ def _repair(  # type: ignore[no-untyped-def]
         add_seconds += time.perf_counter() - t_add
         g = g_new
         expansions += 1
-    return pz, g, (stats, expansions, add_seconds)
+    return pz, g, (stats, expansions, add_seconds, moved)
 
 
 @compiled
@@ -638,12 +641,13 @@ def _solve_core(s, k, cap, p, passes, h, mm, large_cap, q_large):  # type: ignor
     zsup = np.zeros(1, dtype=np.int64)
     delta = np.zeros(e)
     stats = np.zeros(4)
+    moved = np.zeros(n, dtype=np.uint8)
     expansions = 0
     gmax = gap.max()
     status = 0
     while True:
         status = _ssp(
-            s, cap, pz, asg, x, lst, cnt, slotpos, wv, wt, wn, wo, dum, zsup, delta, g, stats
+            s, cap, pz, asg, x, lst, cnt, slotpos, wv, wt, wn, wo, dum, zsup, delta, g, stats, moved
         )
         if status == 0:
             break
@@ -759,7 +763,7 @@ def _solve_from(
         clock.append(time.perf_counter())
         _topk_rows(s, p, k, asg, x, loads, gap)
     pz, g, run = _repair(s, k, cap, equality, p, asg, x, loads, gap, clock)
-    stats, expansions, add_seconds = run
+    stats, expansions, add_seconds, _ = run
     clock.append(time.perf_counter())
     if equality:
         bias = pz[:e] - pz[:e].mean()
@@ -822,8 +826,9 @@ def ssp_prefixes(
     p, and the successive shortest paths repair the loads. Each token keeps a lower bound on
     its gap (k-th minus (k+1)-th of s + p): exact for the tokens whose edges were offered,
     minus the spread of the price change for the others -- what the band of offered edges
-    needs (:func:`_repair`). Yields (x (N, E) uint8, experts ranked by s + bias, bias (mean
-    zero), stats) per prefix; the caller certifies each.
+    needs (:func:`_repair`). Yields (x (N, E) uint8, asg (N, k) int32 -- views of buffers the
+    next prefix overwrites: certify or copy them before advancing --, bias (mean zero), stats)
+    per prefix; the caller certifies each.
     """
     total, e = s.shape
     n_max = int(lengths[-1]) * n_batch
@@ -840,8 +845,7 @@ def ssp_prefixes(
         _topk_rows(s[done:n], p, k, asg[done:n], x[done:n], new_loads, gap[done:n])
         loads = new_loads + (done * k // e)  # the earlier tokens fill every expert to L_old
         clock.append(time.perf_counter())
-        before = asg[:n].copy()
-        pz, g, (stats, expansions, add_seconds) = _repair(
+        pz, g, (stats, expansions, _, moved) = _repair(
             s[:n], k, cap, True, p, asg[:n], x[:n], loads, gap[:n], clock
         )
         p_new = pz[:e].copy()
@@ -849,19 +853,17 @@ def ssp_prefixes(
         spread = float(step.max() - step.min())
         # tokens offered to the graph, or moved (a rescanned list may take any token): exact
         # gaps at the new prices; every other token kept its experts
-        redo = (gap[:n] <= g) | np.any(asg[:n] != before, axis=1)
+        redo = (gap[:n] <= g) | moved.view(np.bool_)
         offered = np.flatnonzero(redo).astype(np.int64)
         rest = ~redo
         gap[:n][rest] -= spread + 1e-12 * (1.0 + spread)  # a lower bound (rounding margin)
         _exact_gaps(s, p_new, x, offered, gap)
         p = p_new
         done = n
-        bias = p - p.mean()
-        experts = _experts_ranked(s[:n], asg[:n], bias - bias.max())
         yield (
-            x[:n].copy(),
-            experts,
-            bias,
+            x[:n],
+            asg[:n],
+            p - p.mean(),
             {
                 "augmentations": int(stats[0]),
                 "expansions": expansions,
