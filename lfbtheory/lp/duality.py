@@ -91,13 +91,19 @@ def _as_assignment(assignment: ArrayLike, n: int, e: int) -> NDArray[np.generic]
 
 
 @compiled
-def _scan(s, w, x, count, on_sum, min_on, max_off, loads):  # type: ignore[no-untyped-def]
-    """One pass over (r = s + w, x): per token the number of ones, the sum and min of r over
-    them and the max of r over the rest; loads per expert. Returns (#entries outside {0, 1},
-    primal objective sum s[x == 1])."""
+def _tally(s, w, x, k, loads):  # type: ignore[no-untyped-def]
+    """One pass over (r = s + w, x), the certificate's raw material: returns (#entries outside
+    {0, 1}, primal sum s[x == 1], #rows not summing to k, max over rows of (max of r off x -
+    min of r on x)^+, sum over rows of topKsum(r)); adds each row's experts to ``loads``. A
+    row whose experts are a top-k set of r contributes its on-sum to the last term; any other
+    row its k largest values of r."""
     n, e = s.shape
     bad = 0
+    wrong = 0
     primal = 0.0
+    viol = 0.0
+    top = 0.0
+    vals = np.empty(max(k, 1))
     for t in range(n):
         c = 0
         so = 0.0
@@ -118,33 +124,55 @@ def _scan(s, w, x, count, on_sum, min_on, max_off, loads):  # type: ignore[no-un
             else:
                 bad += 1
                 mx = max(mx, v)
-        count[t] = c
-        on_sum[t] = so
-        min_on[t] = mn
-        max_off[t] = mx
         primal += ps
-    return bad, primal
+        vr = max(mx - mn, 0.0)
+        viol = max(viol, vr)
+        if c != k:
+            wrong += 1
+        if c == k and vr <= 0.0:
+            top += so
+            continue
+        m = 0  # the k largest of r, by insertion into a sorted buffer
+        for j in range(e):
+            v = s[t, j] + w[j]
+            if m == k and v <= vals[k - 1]:
+                continue
+            pos = m if m < k else k - 1
+            while pos > 0 and vals[pos - 1] < v:
+                vals[pos] = vals[pos - 1]
+                pos -= 1
+            vals[pos] = v
+            if m < k:
+                m += 1
+        for q in range(k):
+            top += vals[q]
+    return bad, primal, wrong, viol, top
 
 
 def _certificate(s, k, x, p, cap, equality, rtol, smax=None):  # type: ignore[no-untyped-def]
     """(loads, :func:`certify`) on validated inputs (run by every solver before it returns)."""
-    n, e = s.shape
     w = selection_offsets(p, "additive")
+    xs = x if x.flags.c_contiguous else np.ascontiguousarray(x)
+    loads = np.zeros(s.shape[1], dtype=np.int64)
+    raw = _tally(np.ascontiguousarray(s), w, xs, k, loads)
     smax = absmax(s) if smax is None else smax
+    return loads, _judge(raw, s.shape, k, p, w, loads, cap, equality, rtol, smax)
+
+
+def _judge(raw, shape, k, p, w, loads, cap, equality, rtol, smax) -> Certificate:  # type: ignore[no-untyped-def]
+    """The certificate's verdict from :func:`_tally`'s ``raw`` values on (n, E) = ``shape``
+    scores with max |s| = smax, prices p (w = p - max p) and the tallied loads."""
+    bad, primal, wrong, viol, top = raw
+    n, e = shape
     scale = smax + (float(-w.min()) if equality else absmax(p))
     atol = rtol * scale
-    xs = x if x.flags.c_contiguous else np.ascontiguousarray(x)
-    count = np.empty(n, dtype=np.int64)
-    on_sum, min_on, max_off = np.empty(n), np.empty(n), np.empty(n)
-    loads = np.zeros(e, dtype=np.int64)
-    bad, primal = _scan(np.ascontiguousarray(s), w, xs, count, on_sum, min_on, max_off, loads)
     problems: list[str] = []
     integral = bad == 0
     if not integral:
         problems.append(f"assignment has {bad} entries outside {{0, 1}}")
-    feasible = integral and bool(np.all(count == k))
+    feasible = integral and wrong == 0
     if integral and not feasible:
-        problems.append(f"token rows must sum to k={k}; {int(np.sum(count != k))} do not")
+        problems.append(f"token rows must sum to k={k}; {wrong} do not")
     bad_cols = (loads != cap) if equality else (loads > cap)
     if np.any(bad_cols):
         feasible = False
@@ -156,28 +184,22 @@ def _certificate(s, k, x, p, cap, equality, rtol, smax=None):  # type: ignore[no
     if not dual_ok:
         problems.append(f"bias must be <= 0 in the '<=' case; max is {p.max():.3g}")
     # complementary slackness: each token's experts are a top-k set of s + p
-    viol_rows = np.maximum(max_off - min_on, 0.0)
-    viol = float(viol_rows.max(initial=0.0))
+    viol = float(viol)
     if not equality:
         viol = max(viol, float(np.max(np.where(loads < cap, -p, 0.0), initial=0.0)))
     cs = viol <= atol
     if not cs:
         problems.append(f"complementary slackness violated by {viol:.3g} (tolerance {atol:.3g})")
-    # D(p) in the routing gauge; rows where x is a top-k set contribute their on-sum exactly
-    top = on_sum
-    redo = np.flatnonzero((count != k) | (viol_rows > 0))
-    if redo.size:
-        r = s[redo] + w
-        top[redo] = np.partition(r, e - k, axis=1)[:, e - k :].sum(axis=1)
+    # D(p) in the routing gauge
     if not equality and np.any(p > atol):
         dual = float("inf")
     else:
-        dual = float(top.sum() - float(cap) * w.sum() + float(n * k - e * cap) * p.max())
+        dual = float(top - float(cap) * w.sum() + float(n * k - e * cap) * p.max())
     gap = dual - primal
     gap_tol = atol * n * k
     if feasible and dual_ok and not gap <= gap_tol:
         problems.append(f"duality gap {gap:.3g} exceeds tolerance {gap_tol:.3g}")
-    return loads, Certificate(
+    return Certificate(
         primal_feasible=feasible,
         integral=integral,
         dual_feasible=dual_ok,
