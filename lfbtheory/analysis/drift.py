@@ -75,18 +75,12 @@ def per_batch_prices(
 ) -> BatchPrices:
     """The exact solver's optimal price of every batch (centred) and its optimum OPT_t, each
     solve warm-started from the previous batch's price (:func:`lfbtheory.lp.solve.
-    solve_stream`; a (T, n, E) array is checked once). ``progress(t)``: batches done."""
-    from lfbtheory.lp.solve import solve_stream
+    solve_stream`, as :func:`lfbtheory.lp.solve.batch_optima` runs it; a (T, n, E) array is
+    checked once). ``progress(t)``: batches done."""
+    from lfbtheory.lp.solve import batch_optima
 
-    prices, opts = [], []
-    for sol in solve_stream(batches, k, method=method):  # type: ignore[arg-type]
-        prices.append(sol.bias)
-        opts.append(sol.objective)
-        if progress is not None:
-            progress(len(prices))
-    if not prices:
-        raise ValueError("batches must hold at least one (n, E) array")
-    return BatchPrices(centre(np.array(prices)), np.array(opts, dtype=np.float64))
+    opts, prices = batch_optima(batches, k, method=method, progress=progress)  # type: ignore[arg-type]
+    return BatchPrices(centre(prices), opts)
 
 
 def _positive(values: Sequence[object], names: Sequence[str]) -> list[float]:

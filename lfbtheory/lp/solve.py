@@ -8,13 +8,13 @@ relative tolerance :data:`lfbtheory.lp.model.RTOL`) before it is returned; a fai
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from lfbtheory.lp.duality import _certificate, optimal_prices
+from lfbtheory.lp.duality import _certificate, _judge, optimal_prices
 from lfbtheory.lp.model import (
     METHODS,
     RTOL,
@@ -30,7 +30,7 @@ from lfbtheory.lp.model import (
 from lfbtheory.routing import selection_offsets
 from lfbtheory.validation import MAGNITUDE_LIMIT, as_k, choice
 
-__all__ = ["solve_balanced", "solve_prefixes", "solve_stream"]
+__all__ = ["batch_optima", "prefix_optima", "solve_balanced", "solve_prefixes", "solve_stream"]
 
 REUSE_WINDOW = 64  # distinct recent batches whose results solve_stream reuses for repeats
 _SSP_RANGE = 64  # "ssp" works on the scores as given when 2^-64 <= max|s| < 2^64
@@ -132,6 +132,99 @@ def solve_stream(
             if not recent[oldest]:
                 del recent[oldest]
         yield sol
+
+
+def batch_optima(
+    batches: ArrayLike,
+    k: int,
+    *,
+    method: Method = "auto",
+    chunk: int = 64,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """(OPT_t (T,), optimal prices (T, E)) of every batch of a stream: exactly the
+    ``(objective, bias)`` of each result of :func:`solve_stream`, each certified, without
+    building the per-batch assignments. A (T, n, E) float64 stream in the equality case with
+    L <= 2048 and no repeated batch runs in one compiled loop
+    (:func:`lfbtheory.lp.ssp.dense_stream`, ``chunk`` batches per call); anything else goes
+    through :func:`solve_stream`. ``progress(t)``: batches done."""
+    from lfbtheory.lp import ssp
+
+    choice(method, "method", METHODS)
+    arr = batches if isinstance(batches, np.ndarray) else None
+    fast = (
+        arr is not None
+        and arr.ndim == 3
+        and arr.dtype == np.float64
+        and arr.shape[0] > 1
+        and arr.shape[1] > 0
+        and method in ("auto", "ssp")
+    )
+    if fast:
+        assert arr is not None
+        t_len, n, e = arr.shape
+        kk = as_k(k, e)
+        cap, equality = resolve_capacity(n, kk, e, None)
+        keys = {repr(s.shape).encode() + s[0].tobytes() + s[-1].tobytes() for s in arr}
+        fast = equality and cap <= ssp._DENSE_MAX_CAP and len(keys) == t_len
+        if fast:
+            hi, lo = float(arr.max()), float(arr.min())
+            fast = bool(np.isfinite(hi) and np.isfinite(lo) and max(hi, -lo) <= MAGNITUDE_LIMIT)
+    if not fast:
+        opts, prices = [], []
+        for sol in solve_stream(batches, k, method=method):  # type: ignore[arg-type]
+            opts.append(sol.objective)
+            prices.append(sol.bias)
+            if progress is not None:
+                progress(len(opts))
+        if not opts:
+            raise ValueError("batches must hold at least one (n, E) array")
+        return np.array(opts, dtype=np.float64), np.array(prices)
+    arr = np.ascontiguousarray(arr)
+    biases = np.empty((t_len, e))
+    loads = np.zeros((t_len, e), dtype=np.int64)
+    raw = np.empty((t_len, 5))
+    smax = np.empty(t_len)
+    opts = np.empty(t_len)
+    grid = np.ascontiguousarray(ssp._H_GRID)
+    t = 0
+    prev = None
+    while t < t_len:
+        stop = t
+        if prev is not None:
+            stop = ssp.dense_stream(
+                arr, kk, cap, prev, t, min(t + chunk, t_len), grid, biases, loads, raw, smax
+            )
+        for u in range(t, stop):  # the compiled loop's answers, certified one by one
+            bad, primal, wrong, viol, top = raw[u]
+            cert = _judge(
+                (int(bad), primal, int(wrong), viol, top),
+                (n, e),
+                kk,
+                biases[u],
+                biases[u] - biases[u].max(),
+                loads[u],
+                cap,
+                True,
+                RTOL,
+                float(smax[u]),
+            )
+            if not cert.ok:  # never expected: solve it the slow way (which raises)
+                stop = u
+                break
+            opts[u] = cert.primal_objective
+            if progress is not None:
+                progress(u + 1)
+        if stop < t_len and (stop == t or stop < min(t + chunk, t_len)):
+            start = biases[stop - 1] if stop > 0 else None
+            sol = _solve_valid(arr[stop], kk, cap, True, method, start)
+            opts[stop], biases[stop] = sol.objective, sol.bias
+            if progress is not None:
+                progress(stop + 1)
+            stop += 1
+        prev = biases[stop - 1]
+        t = stop
+    return opts, biases
 
 
 def solve_prefixes(
@@ -297,14 +390,9 @@ def _recentre(
     if r == 0.0:
         return np.zeros_like(start)
     if equality:
-        n = start.shape[0]
-        h = n // 2
-        if n % 2:
-            med = float(np.partition(start, h)[h])
-        else:  # np.median's mean of the two middle values, bit for bit
-            part = np.partition(start, [h - 1, h])
-            med = (float(part[h - 1]) + float(part[h])) / 2
-        return np.clip(start - med, -r, r)
+        from lfbtheory.lp.ssp import recentre_equal
+
+        return recentre_equal(np.ascontiguousarray(start, dtype=np.float64), s)
     return np.clip(start - start.max(), -r, 0.0)
 
 

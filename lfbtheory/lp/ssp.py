@@ -50,6 +50,7 @@ from numpy.typing import NDArray
 
 from lfbtheory.kernels import HAVE_NUMBA, compiled, row_top
 from lfbtheory.lp.dense import dense_repair
+from lfbtheory.lp.duality import _tally
 
 __all__ = ["HAVE_NUMBA", "experts_ranked", "ssp_prefixes", "ssp_solve"]
 
@@ -690,6 +691,85 @@ def _dense_core(s, k, cap, p, passes, h):  # type: ignore[no-untyped-def]
     return asg, x, (0 if paths >= 0 else -1), done_passes, max(paths, 0)
 
 
+@compiled
+def _spread(s):  # type: ignore[no-untyped-def]
+    """Standard deviation of the rows s[::max(1, n // 256)] (the Newton windows' unit), or 1.0
+    when it is 0: mean, then mean squared deviation, summed in order."""
+    n, e = s.shape
+    step = max(1, n // 256)
+    m = 0
+    total = 0.0
+    for t in range(0, n, step):
+        for j in range(e):
+            total += s[t, j]
+            m += 1
+    mean = total / m
+    sq = 0.0
+    for t in range(0, n, step):
+        for j in range(e):
+            d = s[t, j] - mean
+            sq += d * d
+    sd = np.sqrt(sq / m)
+    return sd if sd != 0.0 else 1.0
+
+
+@compiled
+def _centred(p):  # type: ignore[no-untyped-def]
+    """p - mean(p), the sum taken in order."""
+    total = 0.0
+    for v in p:
+        total += v
+    return p - total / p.shape[0]
+
+
+@compiled
+def recentre_equal(start, s):  # type: ignore[no-untyped-def]
+    """A warm start in the equality gauge: start - median(start), clipped to +-(max s - min s)
+    (0 if the scores are constant); the median of an even count is the mean of the middle two."""
+    r = s.max() - s.min()
+    if r == 0.0:
+        return np.zeros_like(start)
+    srt = np.sort(start)
+    e = srt.shape[0]
+    h = e // 2
+    med = srt[h] if e % 2 else (srt[h - 1] + srt[h]) / 2
+    return np.minimum(np.maximum(start - med, -r), r)
+
+
+@compiled
+def dense_stream(arr, k, cap, prev, t0, t1, grid, biases, loads, raw, smax):  # type: ignore[no-untyped-def]
+    """Solve batches t0 <= t < t1 of a (T, n, E) stream (equality, L = cap <= _DENSE_MAX_CAP)
+    as :func:`ssp_solve` does with the previous batch's price as warm start (one Newton pass,
+    dense repair, mean-zero price), and tally each answer for its certificate
+    (:func:`lfbtheory.lp.duality._tally`). Fills biases[t], loads[t], raw[t] (the tally) and
+    smax[t] = max |s_t|; returns the first t it did not solve (t1 when all were): a batch whose
+    scores leave [2^-64, 2^64) in magnitude, or whose repair found no path, is left to the
+    caller."""
+    e = arr.shape[2]
+    for t in range(t0, t1):
+        s = arr[t]
+        m = max(s.max(), -s.min())
+        smax[t] = m
+        if m > 0.0 and not (2.0**-65 <= m < 2.0**64):
+            return t
+        p = recentre_equal(prev, s)
+        h = _spread(s) * grid if k < e else grid
+        asg, x, status, _, _ = _dense_core(s, k, cap, p, 1, h)
+        if status != 0:
+            return t
+        bias = _centred(p)
+        w = bias - bias.max()
+        bad, primal, wrong, viol, top = _tally(s, w, x, k, loads[t])
+        raw[t, 0] = bad
+        raw[t, 1] = primal
+        raw[t, 2] = wrong
+        raw[t, 3] = viol
+        raw[t, 4] = top
+        biases[t] = bias
+        prev = bias
+    return t1
+
+
 def _solve_from(
     s: NDArray[np.float64],
     k: int,
@@ -704,12 +784,12 @@ def _solve_from(
     if equality:
         h = _H_GRID
         if passes > 0 and k < e:
-            h = (float(np.std(s[:: max(1, n // 256)])) or 1.0) * _H_GRID
+            h = _spread(s) * _H_GRID
         if cap <= _DENSE_MAX_CAP:
             asg, x, status, done_passes, paths = _dense_core(s, k, cap, p, passes, h)
             if status != 0:
                 raise RuntimeError("ssp: no augmenting path on a feasible instance (please report)")
-            bias = p - p.mean()
+            bias = _centred(p)
             return (
                 x,
                 asg,
@@ -727,7 +807,7 @@ def _solve_from(
         )
         if status != 0:
             raise RuntimeError("ssp: no augmenting path on a feasible instance (please report)")
-        bias = pz[:e] - pz[:e].mean()
+        bias = _centred(pz[:e])
         return (
             x,
             asg,
@@ -766,7 +846,7 @@ def _solve_from(
     stats, expansions, add_seconds, _ = run
     clock.append(time.perf_counter())
     if equality:
-        bias = pz[:e] - pz[:e].mean()
+        bias = _centred(pz[:e])
     else:
         bias = np.minimum(pz[:e] - pz[e], 0.0)
     secs = np.diff(clock)
@@ -863,7 +943,7 @@ def ssp_prefixes(
         yield (
             x[:n],
             asg[:n],
-            p - p.mean(),
+            _centred(p),
             {
                 "augmentations": int(stats[0]),
                 "expansions": expansions,
