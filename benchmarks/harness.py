@@ -347,6 +347,25 @@ def _child_regret(spec: dict) -> dict:
     config = RegretConfig(steps=spec["steps"])
     run_point(dc.replace(config, steps=20, num_checkpoints=5))  # compile outside the timing
     (new, _), new_wall, new_cpu = _timed(lambda: run_point(config))
+    # where run_point's time goes (CPU seconds of each part, run again one by one)
+    from lfbtheory.analysis.regret import checkpoints
+    from lfbtheory.experiments.regret import _materialise, _workload
+    from lfbtheory.lp.solve import batch_optima, prefix_optima
+
+    arr, _, t_stream = _timed(lambda: _materialise(config, _workload(config)))
+    grid = checkpoints(config.steps, config.num_checkpoints)
+    ctx, _, t_prep = _timed(lambda: prepare_stream(config, arr))
+    parts = {
+        "draw the stream": t_stream,
+        "calibration + comparators": t_prep,
+        "  of which per-batch optima": _timed(lambda: batch_optima(arr, config.k))[2],
+        "  of which pooled prefix optima": _timed(lambda: list(prefix_optima(arr, config.k, grid)))[
+            2
+        ],
+    }
+    parts[f"{len(config.runs)} runs + reports"] = _timed(
+        lambda: run_point(config, ctx, batches=arr)
+    )[2]
     steps = spec["sweep_steps"]
 
     def sweep() -> None:
@@ -393,6 +412,7 @@ def _child_regret(spec: dict) -> dict:
         )
     return {
         "engine": [new_wall, new_cpu],
+        "parts": parts,
         "dual_regret": [r.report.summary()["dual_regret"] for r in new],
         "sweep": [sw_wall, sw_cpu],
         "sweep_points": len(steps),
@@ -648,6 +668,10 @@ def _target_regret(quick: bool, seed: int, log: Any) -> dict:
             "cpu_s": r["sweep"][1] / r["sweep_points"],
             "speedup_cpu": old_c * r["sweep_points"] / r["sweep"][1],
         },
+    ]
+    rows += [
+        {"path": f"  run_point part: {name}", "cpu_s": cpu}
+        for name, cpu in r.get("parts", {}).items()
     ]
     rows += [
         {
