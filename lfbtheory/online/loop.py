@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from lfbtheory.online import _fused
 from lfbtheory.online.state import RouterState, init_state
 from lfbtheory.online.updates import Rule, step_value
 from lfbtheory.routing import RouteOptions, route_options, select_and_count
@@ -86,6 +87,11 @@ def simulate(
     (e.g. ``Adversarial.adaptive_batches``): it is sent the bias used for each element before
     it yields the next (an adversary that sees only past biases). ``progress`` is called with
     the number of elements done after each one.
+
+    A (T, n, E) float64 array routed by plain top-k, one element per optimizer step, with a
+    built-in sign or proportional rule (or its ``centered`` form) on an unfrozen state runs as
+    one compiled loop (:mod:`lfbtheory.online._fused`), bit-identical to the Python loop; its
+    step schedule is then called up to 256 elements ahead of ``progress``.
     """
     if not isinstance(rule, Rule):
         raise TypeError(
@@ -111,6 +117,129 @@ def simulate(
                 f"micro_batches={micro_batches}: resume with the micro_batches it was saved with"
             )
 
+    arr = _float64_stream(batches) if not adaptive else None
+    if (
+        arr is not None
+        and micro_batches == 1
+        and arr.shape[0] >= 1
+        and bool(np.isfinite(arr[0]).all())  # else batch 0's check comes before _start's
+    ):
+        kk, opts, state = _start(
+            arr.shape[2], k, rule, state, init_bias, n_groups, topk_groups, group_score_topk
+        )
+        init_bias = None
+        if not opts.group_limited and _fused.eligible(arr, rule, state.rule, state.frozen):
+            return _simulate_fused(arr, kk, opts, rule, state, eval_set, progress)
+    pre = _prevalidated(batches) if not adaptive else None
+    return _python_loop(
+        batches if pre is None else pre,
+        pre is not None,
+        k,
+        rule,
+        state,
+        init_bias,
+        micro_batches,
+        eval_set,
+        adaptive,
+        (n_groups, topk_groups, group_score_topk),
+        progress,
+    )
+
+
+def _start(
+    n_experts: int,
+    k: int,
+    rule: Rule,
+    state: RouterState | None,
+    init_bias: ArrayLike | None,
+    n_groups: int | None,
+    topk_groups: int | None,
+    group_score_topk: int,
+) -> tuple[int, RouteOptions, RouterState]:
+    """What the loop fixes at its first batch: k, the routing options and the initial state
+    (``init_state(rule, E, init_bias)`` or ``state``, checked against E)."""
+    kk = as_k(k, n_experts)
+    opts = route_options(n_experts, kk, rule.bias_mode, n_groups, topk_groups, group_score_topk)
+    if state is None:
+        state = init_state(rule, n_experts, init_bias)
+    elif state.bias.shape != (n_experts,):
+        raise ValueError(f"state has E={state.bias.shape[0]} experts, batches have E={n_experts}")
+    return kk, opts, state
+
+
+def _simulate_fused(
+    arr: NDArray[np.float64],
+    kk: int,
+    opts: RouteOptions,
+    rule: Rule,
+    state: RouterState,
+    eval_set: set[int],
+    progress: Callable[[int], None] | None,
+) -> Trajectory:
+    """The loop compiled (:mod:`lfbtheory.online._fused`, bit-identical) over ``arr`` (whose
+    finiteness the kernel checks row by row, with the magnitude); from the first batch it
+    cannot do exactly (a schedule error, a score outside the domain, an overflow) the Python
+    loop takes over from the state reached, on the whole stream's validation path, so errors
+    are raised as :func:`_python_loop` raises them and at the same batch."""
+    head = _fused.run(
+        arr, kk, rule, state.rule, np.asarray(state.pending, dtype=np.int64), eval_set, progress
+    )
+    state = RouterState(head.rule_state, head.pending, 0, False)
+    parts = [(head.bias, head.loads, head.reward, head.step, head.is_eval)]
+    stop = head.stop
+    if stop < arr.shape[0]:
+        tail = _python_loop(
+            arr[stop:],
+            _prevalidated(arr) is not None,
+            kk,
+            rule,
+            state,
+            None,
+            1,
+            eval_set,
+            False,
+            (opts.n_groups, opts.topk_groups, opts.group_score_topk),
+            progress,
+            t_start=stop,
+        )
+        parts.append((tail.bias, tail.loads, tail.reward, tail.step, tail.is_eval))
+        state = tail.state
+    bias, loads, reward, step, is_eval = (
+        parts[0] if len(parts) == 1 else (np.concatenate(x) for x in zip(*parts, strict=True))
+    )
+    return Trajectory(
+        bias=bias,
+        loads=loads,
+        reward=reward,
+        step=step,
+        is_eval=is_eval,
+        state=state,
+        rule=rule.name,
+        bias_mode=rule.bias_mode,
+        k=kk,
+        micro_batches=1,
+        routing=opts,
+    )
+
+
+def _python_loop(
+    batches: Iterable[ArrayLike],
+    prevalidated: bool,
+    k: int,
+    rule: Rule,
+    state: RouterState | None,
+    init_bias: ArrayLike | None,
+    micro_batches: int,
+    eval_set: set[int],
+    adaptive: bool,
+    groups: tuple[int | None, int | None, int],
+    progress: Callable[[int], None] | None,
+    t_start: int = 0,
+) -> Trajectory:
+    """The loop in Python, one iteration per element (any rule, stream and options), on
+    arguments :func:`simulate` validated; ``prevalidated``: ``batches`` passed
+    :func:`_prevalidated`; ``t_start``: the stream index of its first element (for eval
+    indices, progress and messages) when it continues a stream from ``state``."""
     biases: list[NDArray[np.float64]] = []
     loads: list[NDArray[np.int64]] = []
     rewards: list[float] = []
@@ -128,27 +257,17 @@ def simulate(
     rows = np.empty((0, 1), dtype=np.intp)  # token indices, for the reward's gather
     frozen = False
 
-    pre = _prevalidated(batches) if not adaptive else None
-    it: Iterator[ArrayLike] = iter(batches if pre is None else pre)
-    t = 0
+    it: Iterator[ArrayLike] = iter(batches)
+    t = t_start
     while True:
         try:
-            raw = next(it) if (not adaptive or t == 0) else it.send(biases[-1])  # type: ignore[attr-defined]
+            raw = next(it) if (not adaptive or not biases) else it.send(biases[-1])  # type: ignore[attr-defined]
         except StopIteration:
             break
-        s = raw if pre is not None else as_scores(raw, name=f"batches[{t}]")
+        s = raw if prevalidated else as_scores(raw, name=f"batches[{t}]")
         if n_experts is None:
             n_experts = s.shape[1]
-            kk = as_k(k, n_experts)
-            opts = route_options(
-                n_experts, kk, rule.bias_mode, n_groups, topk_groups, group_score_topk
-            )
-            if state is None:
-                state = init_state(rule, n_experts, init_bias)
-            elif state.bias.shape != (n_experts,):
-                raise ValueError(
-                    f"state has E={state.bias.shape[0]} experts, batches have E={n_experts}"
-                )
+            kk, opts, state = _start(n_experts, k, rule, state, init_bias, *groups)
             rs, pending, n_pending, frozen = state
             pending = np.asarray(pending, dtype=np.int64)
         elif s.shape[1] != n_experts:
@@ -203,16 +322,21 @@ def simulate(
     )
 
 
-def _prevalidated(batches: object) -> NDArray[np.float64] | None:
-    """A (T, n, E) float64 array whose every batch :func:`as_scores` would accept unchanged
-    (checked once for the whole stream), else None (each batch is then checked as it comes)."""
+def _float64_stream(batches: object) -> NDArray[np.float64] | None:
+    """``batches`` if it is a (T, n, E) float64 array with n, E >= 1, else None."""
     if (
         isinstance(batches, np.ndarray)
         and batches.dtype == np.float64
         and batches.ndim == 3
         and batches.shape[1] >= 1
         and batches.shape[2] >= 1
-        and bool(np.isfinite(batches).all())
     ):
         return batches
     return None
+
+
+def _prevalidated(batches: object) -> NDArray[np.float64] | None:
+    """A (T, n, E) float64 array whose every batch :func:`as_scores` would accept unchanged
+    (checked once for the whole stream), else None (each batch is then checked as it comes)."""
+    arr = _float64_stream(batches)
+    return arr if arr is not None and bool(np.isfinite(arr).all()) else None

@@ -210,17 +210,33 @@ def _memoryless(signal: Callable[[NDArray[np.float64]], NDArray[np.float64]]) ->
     return lambda c, state: (signal(c), state)
 
 
+def _centered_direction(inner: Direction) -> Direction:
+    def direction(c: NDArray[np.float64], state: Any) -> tuple[NDArray[np.float64], Any]:
+        d, state = inner(c, state)
+        return d - d.mean(), state
+
+    return direction
+
+
+# The built-in directions, one object each: :mod:`lfbtheory.online._fused` recognises them by
+# identity (never by a rule's name) and runs their rules' loop compiled, bit for bit.
+_SIGN_DIRECTION = _memoryless(_sign_error)
+_PROPORTIONAL_DIRECTION = _memoryless(load_error)
+_CENTERED_SIGN_DIRECTION = _centered_direction(_SIGN_DIRECTION)
+_CENTERED_PROPORTIONAL_DIRECTION = _centered_direction(_PROPORTIONAL_DIRECTION)
+
+
 def sign(step: Step = 1e-3) -> Rule:
     """b_i += u sign(c_bar - c_i): the published Loss-Free Balancing rule (arXiv 2408.15664
     eq. 3, u = 1e-3). Invariant under scaling all counts (double counting cannot change it)."""
-    return Rule("sign", _as_schedule(step), _memoryless(_sign_error), BiasState)
+    return Rule("sign", _as_schedule(step), _SIGN_DIRECTION, BiasState)
 
 
 def proportional(step: Step) -> Rule:
     """b_i += u (c_bar - c_i) / c_bar: a subgradient step on D(p)/L (arXiv 2512.03915 Sec. 3
     frames the bias update as online dual descent). Preserves sum(b) exactly in exact
     arithmetic (the step sums to zero)."""
-    return Rule("proportional", _as_schedule(step), _memoryless(load_error), BiasState)
+    return Rule("proportional", _as_schedule(step), _PROPORTIONAL_DIRECTION, BiasState)
 
 
 def multiplicative(step: Step) -> Rule:
@@ -238,11 +254,12 @@ def centered(rule: Rule) -> Rule:
     if rule.bias_mode != "additive":
         raise ValueError("centered() wraps additive rules only")
     inner = rule.direction
-
-    def direction(c: NDArray[np.float64], state: Any) -> tuple[NDArray[np.float64], Any]:
-        d, state = inner(c, state)
-        return d - d.mean(), state
-
+    if inner is _SIGN_DIRECTION:
+        direction = _CENTERED_SIGN_DIRECTION
+    elif inner is _PROPORTIONAL_DIRECTION:
+        direction = _CENTERED_PROPORTIONAL_DIRECTION
+    else:
+        direction = _centered_direction(inner)
     return rule._replace(name=f"centered_{rule.name}", direction=direction)
 
 

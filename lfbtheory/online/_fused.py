@@ -1,0 +1,341 @@
+"""The fused fast path of :func:`lfbtheory.simulate`: the whole online loop in one compiled call.
+
+For a memoryless additive rule (the built-in sign and proportional directions, plain or
+``centered``) on a (T, n, E) float64 array, batch t is routed with b_t, its
+reward is the pairwise sum of the selected unbiased scores, and b_{t+1} = b_t + u_t d(c_t),
+all inside :func:`_run_chunk`. Results are bit-identical to the Python loop because every
+float is produced by the same IEEE operations in the same order:
+
+- routing: selection scores s + (b - max b) offered to ``kernels.row_top`` row by row, the
+  domain check |s| <= ``MAGNITUDE_LIMIT`` per row (False for nan and inf, so the stream needs
+  no separate finiteness scan), exactly as ``kernels._topk_kernel``;
+- sums: :func:`_pairwise_sum` replays numpy's float64 ``add.reduce`` of a contiguous 1-D array
+  (0 + pairwise sum: sequential below 8 entries, 8 interleaved accumulators up to 128, halves
+  rounded to multiples of 8 above), so ``c.mean()``, ``d.mean()`` and the reward
+  ``s[rows, experts].sum()`` (an (n, k) C-ordered gather) come out identical;
+- directions: sign(c_bar - c) with np.sign's +0 for zeros, (c_bar - c) / c_bar (zeros when
+  c_bar <= 0), centred as d - mean(d); then b + u * d (numba contracts no mul+add into an FMA
+  without fastmath).
+
+The step sizes are user code and stay in Python (:func:`step_sizes`): each update's schedule
+is called twice with the same count, as the Python loop and ``Rule.advance`` each call it,
+the loop's value is recorded and ``advance``'s is applied. The run goes in chunks of
+``CHUNK`` batches: the schedule is called for a chunk before it is routed, ``progress`` for
+each batch after it. Whatever the fused path cannot finish exactly -- a schedule that raises
+or returns a bad value, a score outside the numeric domain, an update that overflows -- stops
+it before that batch, and the caller hands the rest of the stream (with the state reached) to
+the Python loop, which then raises (or not) exactly as it would have; on such an error path
+the schedule may be called once more for the failing count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import numpy as np
+from numpy.typing import NDArray
+
+from lfbtheory.kernels import compiled, row_top
+from lfbtheory.online import updates
+from lfbtheory.online.updates import BiasState, Rule, step_value
+from lfbtheory.validation import MAGNITUDE_LIMIT
+
+__all__: list[str] = []
+
+CHUNK = 256  # batches per compiled call (schedule ahead, progress after)
+
+SIGN, PROPORTIONAL, CENTERED_SIGN, CENTERED_PROPORTIONAL = 0, 1, 2, 3
+
+_OK, _OUTSIDE_DOMAIN, _OVERFLOW = 0, 1, 2
+
+
+def direction_code(rule: Rule) -> int | None:
+    """The kernel's code for ``rule.direction`` when it IS one of the built-in direction
+    objects of :mod:`lfbtheory.online.updates` (identity, never the rule's name), else None."""
+    d = rule.direction
+    for fn, code in (
+        (updates._SIGN_DIRECTION, SIGN),
+        (updates._PROPORTIONAL_DIRECTION, PROPORTIONAL),
+        (updates._CENTERED_SIGN_DIRECTION, CENTERED_SIGN),
+        (updates._CENTERED_PROPORTIONAL_DIRECTION, CENTERED_PROPORTIONAL),
+    ):
+        if d is fn:
+            return code
+    return None
+
+
+@compiled
+def _block_sum(a, lo, n):  # type: ignore[no-untyped-def]
+    """numpy's pairwise leaf, n <= 128: sequential below 8 entries, else eight interleaved
+    accumulators combined ((r0+r1)+(r2+r3))+((r4+r5)+(r6+r7)), then the rest in order."""
+    if n < 8:
+        res = 0.0
+        for i in range(lo, lo + n):
+            res += a[i]
+        return res
+    r0 = a[lo]
+    r1 = a[lo + 1]
+    r2 = a[lo + 2]
+    r3 = a[lo + 3]
+    r4 = a[lo + 4]
+    r5 = a[lo + 5]
+    r6 = a[lo + 6]
+    r7 = a[lo + 7]
+    m = n - n % 8
+    i = 8
+    while i < m:
+        r0 += a[lo + i]
+        r1 += a[lo + i + 1]
+        r2 += a[lo + i + 2]
+        r3 += a[lo + i + 3]
+        r4 += a[lo + i + 4]
+        r5 += a[lo + i + 5]
+        r6 += a[lo + i + 6]
+        r7 += a[lo + i + 7]
+        i += 8
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < n:
+        res += a[lo + i]
+        i += 1
+    return res
+
+
+@compiled
+def _pairwise_sum(a, lo, n):  # type: ignore[no-untyped-def]
+    """sum(a[lo:lo + n]) in numpy's pairwise order, without numpy's leading 0 +: a block of
+    n <= 128 is a leaf (:func:`_block_sum`), a longer range the sum of its two halves, the
+    first n // 2 rounded down to a multiple of 8. The tree is walked with an explicit stack
+    (numba's on-disk cache mishandles recursive functions); IEEE addition is commutative, so
+    only the tree, not the order of visits, fixes the result."""
+    if n <= 128:
+        return _block_sum(a, lo, n)
+    los = np.empty(192, dtype=np.int64)  # pending nodes; depth <= 64 for any int64 length
+    ns = np.empty(192, dtype=np.int64)
+    done = np.zeros(192, dtype=np.bool_)  # True: both children summed, combine them
+    vals = np.empty(192)
+    los[0] = lo
+    ns[0] = n
+    sp = 1
+    vp = 0
+    while sp > 0:
+        sp -= 1
+        lo_, n_ = los[sp], ns[sp]
+        if n_ <= 128:
+            vals[vp] = _block_sum(a, lo_, n_)
+            vp += 1
+        elif done[sp]:
+            vp -= 1
+            vals[vp - 1] = vals[vp - 1] + vals[vp]
+        else:
+            n2 = n_ // 2
+            n2 -= n2 % 8
+            done[sp] = True
+            sp += 1
+            los[sp], ns[sp], done[sp] = lo_ + n2, n_ - n2, False
+            sp += 1
+            los[sp], ns[sp], done[sp] = lo_, n2, False
+            sp += 1
+    return vals[0]
+
+
+@compiled
+def _numpy_sum(a):  # type: ignore[no-untyped-def]
+    """float(a.sum()) of a contiguous float64 1-D array, bit for bit (0 + the pairwise sum)."""
+    return 0.0 + _pairwise_sum(a, 0, a.shape[0])
+
+
+@compiled
+def _direction(c, code, d):  # type: ignore[no-untyped-def]
+    """d = the built-in direction ``code`` of the float64 loads c (E,), as updates computes it:
+    sign: np.sign(c.mean() - c); proportional: load_error(c); centred: d - d.mean()."""
+    e = c.shape[0]
+    mean = _numpy_sum(c) / e
+    if code == 0 or code == 2:
+        for j in range(e):
+            x = mean - c[j]
+            d[j] = 1.0 if x > 0 else (-1.0 if x < 0 else 0.0)  # np.sign: +0 for +-0
+    elif mean <= 0:
+        for j in range(e):
+            d[j] = 0.0
+    else:
+        for j in range(e):
+            d[j] = (mean - c[j]) / mean
+    if code >= 2:
+        dm = _numpy_sum(d) / e
+        for j in range(e):
+            d[j] = d[j] - dm
+
+
+@compiled
+def _run_chunk(  # type: ignore[no-untyped-def]
+    batches, t0, t1, lim, k, code, is_eval, u_app, bias, pend, bias_out, loads_out, reward_out
+):
+    """Route and update batches t0..t1-1 in place; returns (t, status): t = the first batch
+    not done (t1 when all are), status 0, or 1 (a score of batch t outside |s| <= lim) or 2
+    (the update of batch t is not finite). ``bias`` (E,) and ``pend`` (E,) int64 are the
+    state, advanced only by completed batches; rows t of the outputs are written for them."""
+    n = batches.shape[1]
+    e = batches.shape[2]
+    w = np.empty(e)
+    r = np.empty(e)
+    cand = np.empty(e + 1, dtype=np.int64)
+    vals = np.empty(k)
+    idx = np.empty(k, dtype=np.int64)
+    st = np.zeros(3)
+    picked = np.empty(n * k)
+    c = np.empty(e)
+    d = np.empty(e)
+    nb = np.empty(e)
+    for t in range(t0, t1):
+        bmax = bias[0]
+        for j in range(1, e):
+            if bias[j] > bmax:
+                bmax = bias[j]
+        for j in range(e):
+            w[j] = bias[j] - bmax
+            bias_out[t, j] = bias[j]
+            loads_out[t, j] = 0
+        st[:] = 0.0  # per batch, as each _topk_kernel call starts afresh
+        for i in range(n):
+            inside = True
+            for j in range(e):
+                x = batches[t, i, j]
+                inside &= abs(x) <= lim  # False for nan, inf and |s| > lim
+                r[j] = x + w[j]
+            if not inside:
+                return t, 1
+            row_top(r, k, vals, idx, cand, st)
+            for m in range(k):
+                loads_out[t, idx[m]] += 1
+                picked[i * k + m] = batches[t, i, idx[m]]
+        reward_out[t] = _numpy_sum(picked)
+        if is_eval[t]:
+            continue
+        for j in range(e):
+            c[j] = np.float64(pend[j] + loads_out[t, j])
+        _direction(c, code, d)
+        u = u_app[t]
+        finite = True
+        for j in range(e):
+            nb[j] = bias[j] + u * d[j]
+            finite &= np.isfinite(nb[j])
+        if not finite:
+            return t, 2
+        for j in range(e):
+            bias[j] = nb[j]
+            pend[j] = 0
+    return t1, 0
+
+
+class Prefix(NamedTuple):
+    """What the fused path completed: the Trajectory fields of batches [0, stop) and the
+    RouterState parts (rule state, pending counts) reached after them."""
+
+    stop: int
+    bias: NDArray[np.float64]
+    loads: NDArray[np.int64]
+    reward: NDArray[np.float64]
+    step: NDArray[np.float64]
+    is_eval: NDArray[np.bool_]
+    rule_state: Any
+    pending: NDArray[np.int64]
+
+
+def eligible(batches: NDArray[np.float64], rule: Rule, rule_state: Any, frozen: bool) -> bool:
+    """True when :func:`run` computes exactly what the Python loop would for this input (the
+    caller also checks: a (T, n, E) float64 array, not adaptive, one micro-batch, plain
+    top-k): a ``Rule`` itself (a subclass could override ``advance``), additive, a built-in
+    direction, an unfrozen BiasState with a float64 ndarray bias, at least one batch."""
+    b = rule_state.bias
+    return (
+        type(rule) is Rule
+        and rule.bias_mode == "additive"
+        and direction_code(rule) is not None
+        and type(rule_state) is BiasState
+        and not frozen
+        and isinstance(b, np.ndarray)
+        and b.dtype == np.float64
+        and batches.dtype.isnative
+        and batches.shape[0] >= 1
+    )
+
+
+def step_sizes(
+    rule: Rule, count: Any, is_eval: NDArray[np.bool_], t0: int, t1: int
+) -> tuple[NDArray[np.float64], NDArray[np.float64], int, Any]:
+    """(recorded u, applied u, stop, count after stop) for batches t0..t1-1: per non-eval batch
+    ``step_value(rule.step(count), count)`` twice (the loop's call, then ``advance``'s), count
+    += 1; NaN for eval batches. ``stop`` < t1 is the first batch whose call raised."""
+    rec = np.full(t1 - t0, np.nan)
+    app = np.full(t1 - t0, np.nan)
+    for t in range(t0, t1):
+        if is_eval[t]:
+            continue
+        try:
+            rec[t - t0] = step_value(rule.step(count), count)
+            app[t - t0] = step_value(rule.step(count), count)
+        except Exception:  # the Python loop re-raises it from this batch on
+            return rec, app, t, count
+        count = count + 1
+    return rec, app, t1, count
+
+
+def run(
+    batches: NDArray[np.float64],
+    k: int,
+    rule: Rule,
+    rule_state: BiasState,
+    pending: NDArray[np.int64],
+    eval_set: set[int],
+    progress: Callable[[int], None] | None,
+) -> Prefix:
+    """Run the loop compiled over ``batches`` (T, n, E) from ``rule_state`` and ``pending``
+    (int64, the counts carried into the first update) until the end or the first batch it
+    cannot do exactly (see the module docstring); ``progress(t)`` for every batch done."""
+    n_batches, _, e = batches.shape
+    code = direction_code(rule)
+    assert code is not None
+    is_eval = np.zeros(n_batches, dtype=bool)
+    for t in eval_set:
+        if t < n_batches:
+            is_eval[t] = True
+    bias = np.array(rule_state.bias, dtype=np.float64)  # a private copy the kernel advances
+    pend = np.array(pending, dtype=np.int64)
+    bias_out = np.empty((n_batches, e))
+    loads_out = np.empty((n_batches, e), dtype=np.int64)
+    reward_out = np.empty(n_batches)
+    step_out = np.full(n_batches, np.nan)
+    u_app = np.full(n_batches, np.nan)
+    count = rule_state.count
+    n_updates = 0
+    t = 0
+    while t < n_batches:
+        t1 = min(t + CHUNK, n_batches)
+        rec, app, stop, _ = step_sizes(rule, count, is_eval, t, t1)
+        step_out[t:t1] = rec
+        u_app[t:t1] = app
+        done, status = _run_chunk(
+            batches, t, stop, MAGNITUDE_LIMIT, k, code, is_eval, u_app, bias, pend,
+            bias_out, loads_out, reward_out,
+        )  # fmt: skip
+        for i in range(t, done):
+            if not is_eval[i]:
+                count = count + 1
+                n_updates += 1
+            if progress is not None:
+                progress(i + 1)
+        t = done
+        if status != _OK or done < t1:
+            break
+    updated = n_updates > 0  # else the Python loop's state objects are returned unchanged
+    return Prefix(
+        t,
+        bias_out[:t],
+        loads_out[:t],
+        reward_out[:t],
+        step_out[:t],
+        is_eval[:t],
+        rule_state._replace(bias=bias, count=count) if updated else rule_state,
+        pend if updated else pending,
+    )
