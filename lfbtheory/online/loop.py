@@ -250,8 +250,8 @@ def _python_loop(
     kk = 0
     # The rule's state, the pending counts and their micro-batch count live in locals between
     # optimizer steps (the RouterState fields, rebuilt once at the end): validated once here,
-    # then advanced by :func:`_step`, the arithmetic of ``optimizer_step`` / ``Rule.update``
-    # without their per-call re-validation of what this loop itself produced.
+    # then advanced below with the arithmetic of ``optimizer_step`` / ``Rule.update`` without
+    # their per-call re-validation of what this loop itself produced.
     rs = pending = None
     n_pending = 0
     rows = np.empty((0, 1), dtype=np.intp)  # token indices, for the reward's gather
