@@ -300,8 +300,8 @@ def test_wherever_the_fused_part_stops_the_python_loop_finishes_the_stream_exact
     real = _fused.step_sizes
 
     def stopping(rule, count, is_eval, t0, t1):
-        rec, app, stop, after = real(rule, count, is_eval, t0, t1)
-        return (rec, app, cut, None) if t0 <= cut < stop else (rec, app, stop, after)
+        rec, app, stop = real(rule, count, is_eval, t0, t1)
+        return rec, app, (cut if t0 <= cut < stop else stop)
 
     seen = []
     with mock.patch.object(_fused, "step_sizes", stopping):

@@ -47,7 +47,7 @@ CHUNK = 256  # batches per compiled call (schedule ahead, progress after)
 
 SIGN, PROPORTIONAL, CENTERED_SIGN, CENTERED_PROPORTIONAL = 0, 1, 2, 3
 
-_OK, _OUTSIDE_DOMAIN, _OVERFLOW = 0, 1, 2
+_OK = 0  # _run_chunk's status; 1: a score outside the domain, 2: an overflowing update
 
 
 def direction_code(rule: Rule) -> int | None:
@@ -262,10 +262,11 @@ def eligible(batches: NDArray[np.float64], rule: Rule, rule_state: Any, frozen: 
 
 def step_sizes(
     rule: Rule, count: Any, is_eval: NDArray[np.bool_], t0: int, t1: int
-) -> tuple[NDArray[np.float64], NDArray[np.float64], int, Any]:
-    """(recorded u, applied u, stop, count after stop) for batches t0..t1-1: per non-eval batch
-    ``step_value(rule.step(count), count)`` twice (the loop's call, then ``advance``'s), count
-    += 1; NaN for eval batches. ``stop`` < t1 is the first batch whose call raised."""
+) -> tuple[NDArray[np.float64], NDArray[np.float64], int]:
+    """(recorded u, applied u, stop) for batches t0..t1-1 from update ``count`` on: per
+    non-eval batch ``step_value(rule.step(count), count)`` twice (the loop's call, then
+    ``advance``'s), count += 1; NaN for eval batches. ``stop`` < t1: the first batch whose
+    call raised."""
     rec = np.full(t1 - t0, np.nan)
     app = np.full(t1 - t0, np.nan)
     for t in range(t0, t1):
@@ -275,9 +276,9 @@ def step_sizes(
             rec[t - t0] = step_value(rule.step(count), count)
             app[t - t0] = step_value(rule.step(count), count)
         except Exception:  # the Python loop re-raises it from this batch on
-            return rec, app, t, count
+            return rec, app, t
         count = count + 1
-    return rec, app, t1, count
+    return rec, app, t1
 
 
 def run(
@@ -311,7 +312,7 @@ def run(
     t = 0
     while t < n_batches:
         t1 = min(t + CHUNK, n_batches)
-        rec, app, stop, _ = step_sizes(rule, count, is_eval, t, t1)
+        rec, app, stop = step_sizes(rule, count, is_eval, t, t1)
         step_out[t:t1] = rec
         u_app[t:t1] = app
         done, status = _run_chunk(
