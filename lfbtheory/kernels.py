@@ -40,16 +40,124 @@ def compiled(func):  # type: ignore[no-untyped-def]
     return func
 
 
-@compiled
+def _compiled_inline(func):  # type: ignore[no-untyped-def]
+    """:func:`compiled`, inlined by LLVM into every numba caller (``forceinline``) and without
+    numba's reference counting in ``func`` (``_nrt=False``): for a row routine that allocates
+    nothing and only touches arrays its caller owns. A plain compiled call costs an incref and
+    a decref per array argument per row, more than a 16-wide row itself. Both options exist
+    in every numba this package supports (>= 0.59); ``_nrt`` is numba's own private spelling."""
+    if HAVE_NUMBA:
+        return numba.njit(cache=True, nogil=True, forceinline=True, _nrt=False)(func)
+    return func
+
+
+_KK4_MAX_E = 64  # kk = 4 in registers up to this E (beyond, the threshold path is faster)
+
+
+@_compiled_inline
 def row_top(r, kk, vals, idx, cand, st):  # type: ignore[no-untyped-def]
     """vals/idx = the kk largest entries of r, sorted desc (ties: lower index first).
 
-    Only entries >= theta, a guess of the kk-th largest (from the running mean/sd st of earlier
-    rows' kk-th values), are offered to the sorted buffer; with fewer than kk such entries the
-    row is redone with a lower guess and finally theta = -inf, so the guess never changes the
-    result.
+    Entries are offered in index order and one enters only if it beats the current kk-th
+    strictly, so an equal value never displaces a lower index. kk = 1: four interleaved
+    running maxima, then the first index reaching the maximum. kk = 2, 3, and 4 when
+    E <= _KK4_MAX_E: the buffer lives in registers (a nest of strict comparisons; the first kk
+    entries enter unconditionally). Otherwise only entries >= theta, a guess of the kk-th
+    largest from the running mean/sd st of earlier rows' kk-th values (st is read and updated
+    only on this path), are offered to a sorted buffer; with fewer than kk such entries the row
+    is redone with a lower guess and finally theta = -inf, so the guess never changes the result.
     """
     e = r.shape[0]
+    if kk == 1:
+        m0 = r[0]
+        m1 = m0
+        m2 = m0
+        m3 = m0
+        j = 1
+        while j + 4 <= e:
+            v0 = r[j]
+            v1 = r[j + 1]
+            v2 = r[j + 2]
+            v3 = r[j + 3]
+            m0 = v0 if v0 > m0 else m0
+            m1 = v1 if v1 > m1 else m1
+            m2 = v2 if v2 > m2 else m2
+            m3 = v3 if v3 > m3 else m3
+            j += 4
+        while j < e:
+            v0 = r[j]
+            m0 = v0 if v0 > m0 else m0
+            j += 1
+        m0 = m1 if m1 > m0 else m0
+        m2 = m3 if m3 > m2 else m2
+        m0 = m2 if m2 > m0 else m0
+        j = 0
+        while r[j] < m0:  # stops at the latest where the maximum was read
+            j += 1
+        vals[0] = r[j]
+        idx[0] = j
+        return
+    if kk <= 3 or (kk == 4 and e <= _KK4_MAX_E):
+        # (a1, i1) >= (a2, i2) >= ... in registers; placeholders until j = kk - 1
+        a1 = r[0]
+        i1 = 0
+        a2 = a1
+        i2 = 0
+        a3 = a1
+        i3 = 0
+        a4 = a1
+        i4 = 0
+        if kk == 2:
+            for j in range(1, e):
+                v = r[j]
+                if v > a2 or j < 2:
+                    if v > a1:
+                        a2, i2, a1, i1 = a1, i1, v, j
+                    else:
+                        a2, i2 = v, j
+            vals[1] = a2
+            idx[1] = i2
+        elif kk == 3:
+            for j in range(1, e):
+                v = r[j]
+                if v > a3 or j < 3:
+                    if v > a2 or j < 2:
+                        a3, i3 = a2, i2
+                        if v > a1:
+                            a2, i2, a1, i1 = a1, i1, v, j
+                        else:
+                            a2, i2 = v, j
+                    else:
+                        a3, i3 = v, j
+            vals[1] = a2
+            idx[1] = i2
+            vals[2] = a3
+            idx[2] = i3
+        else:
+            for j in range(1, e):
+                v = r[j]
+                if v > a4 or j < 4:
+                    if v > a3 or j < 3:
+                        a4, i4 = a3, i3
+                        if v > a2 or j < 2:
+                            a3, i3 = a2, i2
+                            if v > a1:
+                                a2, i2, a1, i1 = a1, i1, v, j
+                            else:
+                                a2, i2 = v, j
+                        else:
+                            a3, i3 = v, j
+                    else:
+                        a4, i4 = v, j
+            vals[1] = a2
+            idx[1] = i2
+            vals[2] = a3
+            idx[2] = i3
+            vals[3] = a4
+            idx[3] = i4
+        vals[0] = a1
+        idx[0] = i1
+        return
     sd = np.sqrt(st[1])
     nc = 0
     for attempt in range(3):
@@ -91,13 +199,9 @@ def row_top(r, kk, vals, idx, cand, st):  # type: ignore[no-untyped-def]
 def _topk_kernel(s, lim, k, w, mode, experts, loads):  # type: ignore[no-untyped-def]
     """experts[t] = top-k of the selection scores of row t (desc, ties: lower index); loads.
 
-    Per row: selection scores r (branch-free, vectorised) and a domain check of the raw
-    scores (|s| <= lim, which is False for nan and inf). Only entries >= theta, a guess of the
-    row's k-th largest
-    value (mean - 1.5 sd, then mean - 4 sd, of earlier rows' k-th values), are offered in index
-    order to a sorted k-buffer; with fewer than k such entries the row is redone with a lower
-    theta and finally -inf, so the result never depends on the guess. Returns the first row
-    with a score outside the domain, or -1.
+    Per row, in one vectorised pass: the selection scores r and a domain check of the raw
+    scores (|s| <= lim, which is False for nan and inf); then :func:`row_top` on r. Returns
+    the first row with a score outside the domain, or -1 (its experts are left as 0..k-1).
     """
     n, e = s.shape
     r = np.empty(e)
@@ -107,23 +211,27 @@ def _topk_kernel(s, lim, k, w, mode, experts, loads):  # type: ignore[no-untyped
     bad = -1
     st = np.zeros(3)  # running mean and variance of earlier rows' k-th values, rows seen
     for t in range(n):
-        inside = True
-        for j in range(e):
-            inside &= abs(np.float64(s[t, j])) <= lim  # False for nan, inf and |s| > lim
+        inside = True  # stays True iff every |s| <= lim (False for nan and inf)
+        if mode == 0:
+            for j in range(e):
+                x = np.float64(s[t, j])
+                inside &= abs(x) <= lim
+                r[j] = x
+        elif mode == 1:
+            for j in range(e):
+                x = np.float64(s[t, j])
+                inside &= abs(x) <= lim
+                r[j] = x + w[j]
+        else:
+            for j in range(e):
+                x = np.float64(s[t, j])
+                inside &= abs(x) <= lim
+                r[j] = x * w[j]
         if not inside:
             bad = t
             for m in range(k):
                 experts[t, m] = m
             continue
-        if mode == 0:
-            for j in range(e):
-                r[j] = np.float64(s[t, j])
-        elif mode == 1:
-            for j in range(e):
-                r[j] = np.float64(s[t, j]) + w[j]
-        else:
-            for j in range(e):
-                r[j] = np.float64(s[t, j]) * w[j]
         row_top(r, k, vals, idx, cand, st)
         for m in range(k):
             experts[t, m] = idx[m]

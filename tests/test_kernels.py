@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import lfbtheory as lfb
-from lfbtheory.kernels import route_loads
+from lfbtheory.kernels import _KK4_MAX_E, route_loads, row_top
 from lfbtheory.testing.strategies import biases, instances
 
 
@@ -57,6 +57,54 @@ def test_kernel_on_seeded_workloads_with_drifting_rows(n, e, k):
     _assert_same(s, k)
     _assert_same(s, k, b)
     _assert_same(s.astype(np.float64), k, b)
+
+
+def _row_top_rows(rows, kk, idx_dtype):
+    """row_top over the rows in order, one shared running state st (as every caller keeps)."""
+    e = rows.shape[1]
+    vals = np.empty(kk)
+    idx = np.empty(kk, dtype=idx_dtype)
+    cand = np.empty(e + 1, dtype=np.int64)
+    st_ = np.zeros(3)
+    for r in rows:
+        row_top(r, kk, vals, idx, cand, st_)
+        ref = np.argsort(-r, kind="stable")[:kk]  # desc, ties: lower index first
+        np.testing.assert_array_equal(idx, ref)
+        # the values are the row's own entries, bit for bit (signed zeros included)
+        np.testing.assert_array_equal(vals.view(np.uint64), r[ref].view(np.uint64))
+
+
+_TIES = [-np.inf, -1.0, -0.0, 0.0, 0.5, 1.0, np.inf]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1, 72), st.integers(1, 12), st.data())
+def test_row_top_equals_stable_argsort(e, n, data):
+    """Every path: kk = 1, the register paths (kk = 2, 3; 4 up to E = _KK4_MAX_E), the
+    threshold path, kk = E; rows of heavy ties, signed zeros and infinities (which also upset
+    the running threshold guess)."""
+    kk = data.draw(st.one_of(st.integers(1, min(e, 6)), st.just(e)), label="kk")
+    elements = data.draw(
+        st.sampled_from(
+            [st.sampled_from(_TIES), st.floats(-1e6, 1e6, allow_nan=False), st.just(2.5)]
+        )
+    )
+    rows = data.draw(hnp.arrays(np.float64, (n, e), elements=elements), label="rows")
+    _row_top_rows(rows, kk, data.draw(st.sampled_from([np.int32, np.int64])))
+
+
+@pytest.mark.parametrize("kk", [1, 2, 3, 4, 5, 6])
+def test_row_top_at_the_path_edges(kk):
+    """E = kk .. kk + 9 (every remainder of the 4-wide kk = 1 scan) and E around _KK4_MAX_E on
+    all-equal, increasing, decreasing and seeded rows, the last with a shared state st over 200
+    drifting rows."""
+    rng = np.random.default_rng(kk)
+    for e in [*range(kk, kk + 10), _KK4_MAX_E, _KK4_MAX_E + 1]:
+        ramp = np.arange(e, dtype=np.float64)
+        _row_top_rows(np.stack([np.full(e, 3.0), ramp, ramp[::-1], -ramp]), kk, np.int64)
+        drift = rng.normal(size=(200, e)) * np.linspace(0.01, 100.0, 200)[:, None]
+        drift[::5] = np.round(drift[::5])
+        _row_top_rows(drift, kk, np.int64)
 
 
 def test_kernel_rejects_bad_input():
