@@ -27,7 +27,14 @@ except ImportError:  # pragma: no cover - exercised only without numba
     numba = None
     HAVE_NUMBA = False
 
-__all__ = ["HAVE_NUMBA", "compiled", "row_top", "route_loads", "topk_and_loads"]
+__all__ = [
+    "HAVE_NUMBA",
+    "compiled",
+    "inline_compiled",
+    "row_top",
+    "route_loads",
+    "topk_and_loads",
+]
 
 _MODES = {"none": 0, "additive": 1, "multiplicative": 2}
 
@@ -40,7 +47,7 @@ def compiled(func):  # type: ignore[no-untyped-def]
     return func
 
 
-def _compiled_inline(func):  # type: ignore[no-untyped-def]
+def inline_compiled(func):  # type: ignore[no-untyped-def]
     """:func:`compiled`, inlined by LLVM into every numba caller (``forceinline``) and without
     numba's reference counting in ``func`` (``_nrt=False``): for a row routine that allocates
     nothing and only touches arrays its caller owns. A plain compiled call costs an incref and
@@ -54,7 +61,7 @@ def _compiled_inline(func):  # type: ignore[no-untyped-def]
 _KK4_MAX_E = 64  # kk = 4 in registers up to this E (beyond, the threshold path is faster)
 
 
-@_compiled_inline
+@inline_compiled
 def row_top(r, kk, vals, idx, cand, st):  # type: ignore[no-untyped-def]
     """vals/idx = the kk largest entries of r, sorted desc (ties: lower index first).
 

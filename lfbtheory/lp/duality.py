@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from lfbtheory.kernels import compiled
+from lfbtheory.kernels import compiled, inline_compiled
 from lfbtheory.lp.model import (
     RTOL,
     Certificate,
@@ -90,13 +90,58 @@ def _as_assignment(assignment: ArrayLike, n: int, e: int) -> NDArray[np.generic]
     return x
 
 
+@inline_compiled
+def _row(s, w, x, t, k, vals):  # type: ignore[no-untyped-def]
+    """Row t of :func:`_tally`: (#entries outside {0, 1}, #ones, on-sum of s, (max off - min
+    on) of s + w, its top-k term: the on-sum of s + w if the ones are a top-k set, else
+    topKsum(s + w))."""
+    e = s.shape[1]
+    c = 0
+    bad = 0
+    so = 0.0
+    ps = 0.0
+    mn = np.inf
+    mx = -np.inf
+    for j in range(e):
+        v = s[t, j] + w[j]
+        xv = x[t, j]
+        if xv == 0:
+            mx = max(mx, v)
+        elif xv == 1:
+            c += 1
+            so += v
+            ps += s[t, j]
+            mn = min(mn, v)
+        else:
+            bad += 1
+            mx = max(mx, v)
+    if c == k and mx - mn <= 0.0:
+        return bad, c, ps, mx - mn, so
+    m = 0  # the k largest of s + w, by insertion into a sorted buffer
+    for j in range(e):
+        v = s[t, j] + w[j]
+        if m == k and v <= vals[k - 1]:
+            continue
+        pos = m if m < k else k - 1
+        while pos > 0 and vals[pos - 1] < v:
+            vals[pos] = vals[pos - 1]
+            pos -= 1
+        vals[pos] = v
+        if m < k:
+            m += 1
+    top = 0.0
+    for q in range(k):
+        top += vals[q]
+    return bad, c, ps, mx - mn, top
+
+
 @compiled
 def _tally(s, w, x, k, loads):  # type: ignore[no-untyped-def]
     """One pass over (r = s + w, x), the certificate's raw material: returns (#entries outside
     {0, 1}, primal sum s[x == 1], #rows not summing to k, max over rows of (max of r off x -
     min of r on x)^+, sum over rows of topKsum(r)); adds each row's experts to ``loads``. A
     row whose experts are a top-k set of r contributes its on-sum to the last term; any other
-    row its k largest values of r."""
+    row its k largest values of r (:func:`_row`)."""
     n, e = s.shape
     bad = 0
     wrong = 0
@@ -105,48 +150,101 @@ def _tally(s, w, x, k, loads):  # type: ignore[no-untyped-def]
     top = 0.0
     vals = np.empty(max(k, 1))
     for t in range(n):
-        c = 0
-        so = 0.0
-        ps = 0.0
-        mn = np.inf
-        mx = -np.inf
+        rb, c, ps, gap, rt = _row(s, w, x, t, k, vals)
         for j in range(e):
-            v = s[t, j] + w[j]
-            xv = x[t, j]
-            if xv == 0:
-                mx = max(mx, v)
-            elif xv == 1:
-                c += 1
-                so += v
-                ps += s[t, j]
-                loads[j] += 1
-                mn = min(mn, v)
-            else:
-                bad += 1
-                mx = max(mx, v)
+            loads[j] += x[t, j] == 1
+        bad += rb
+        wrong += c != k
         primal += ps
-        vr = max(mx - mn, 0.0)
-        viol = max(viol, vr)
-        if c != k:
-            wrong += 1
-        if c == k and vr <= 0.0:
-            top += so
-            continue
-        m = 0  # the k largest of r, by insertion into a sorted buffer
-        for j in range(e):
-            v = s[t, j] + w[j]
-            if m == k and v <= vals[k - 1]:
-                continue
-            pos = m if m < k else k - 1
-            while pos > 0 and vals[pos - 1] < v:
-                vals[pos] = vals[pos - 1]
-                pos -= 1
-            vals[pos] = v
-            if m < k:
-                m += 1
-        for q in range(k):
-            top += vals[q]
+        viol = max(viol, max(gap, 0.0))
+        top += rt
     return bad, primal, wrong, viol, top
+
+
+@compiled
+def _tally_growing(s, w, x, k, loads, n_old, spread, guard, x_old, margins, sums):  # type: ignore[no-untyped-def]
+    """:func:`_tally` of a prefix extending one tallied before (its first ``n_old`` rows, whose
+    0/1 rows are ``x_old``, whose loads ``loads`` holds on entry) at prices that moved by
+    ``spread`` (max - min of the change of w) since.
+
+    A row equal to its ``x_old`` row whose cached margin (min on - max off of s + w, a lower
+    bound after earlier moves) exceeds spread + guard is still strictly a top-k set: its
+    slackness term is 0 as a full pass would find, its on-sum of s is the cached ``sums[t]``
+    (the same additions, so the primal is :func:`_tally`'s bit for bit) and its on-sum of
+    s + w enters the dual as sums[t] + its ones' w. Every other row is evaluated in full and
+    re-cached. Loads, primal, rows off k, entries outside {0, 1} and slackness equal
+    :func:`_tally`'s; the dual sum agrees to rounding."""
+    n, e = s.shape
+    bad = 0
+    wrong = 0
+    primal = 0.0
+    viol = 0.0
+    top = 0.0
+    kept = 0.0
+    vals = np.empty(max(k, 1))
+    fresh = np.zeros(e, dtype=np.int64)  # loads of the rows evaluated here
+    for t in range(n):
+        if t < n_old:
+            diff = 0
+            for j in range(e):
+                diff |= x[t, j] ^ x_old[t, j]
+            if diff == 0 and margins[t] - spread > guard:
+                primal += sums[t]
+                kept += sums[t]
+                margins[t] -= spread
+                continue
+            for j in range(e):
+                loads[j] -= x_old[t, j] == 1
+        rb, c, ps, gap, rt = _row(s, w, x, t, k, vals)
+        for j in range(e):
+            xv = x[t, j]
+            x_old[t, j] = xv
+            if xv == 1:
+                loads[j] += 1
+                fresh[j] += 1
+        bad += rb
+        wrong += c != k
+        primal += ps
+        viol = max(viol, max(gap, 0.0))
+        top += rt
+        margins[t] = -gap if (rb == 0 and c == k) else -np.inf
+        sums[t] = ps
+    for j in range(e):
+        kept += w[j] * (loads[j] - fresh[j])
+    return bad, primal, wrong, viol, top + kept
+
+
+class GrowingCertificates:
+    """Certificates of the nested prefixes of one stream, each at its own prices: a row
+    tallied for the previous prefix is re-read only if its 0/1 row changed or its cached
+    margin is within the price change (+ a rounding guard) of a tie (:func:`_tally_growing`).
+    Mutable: one instance per sequence of growing prefixes of the same scores."""
+
+    GUARD = 1e-12  # relative to max|s| + max|w|: >> the rounding of a margin (~1e-15)
+
+    def __init__(self, n_max: int, n_experts: int) -> None:
+        self.x_old = np.zeros((n_max, n_experts), dtype=np.int8)
+        self.margins = np.full(n_max, -np.inf)
+        self.sums = np.zeros(n_max)
+        self.loads = np.zeros(n_experts, dtype=np.int64)
+        self.n_old = 0
+        self.w_old: NDArray[np.float64] | None = None
+
+    def certify(self, s, k, x, p, cap, rtol, smax):  # type: ignore[no-untyped-def]
+        """(loads, Certificate) of the prefix scores s (int8 0/1 x, equality case), as
+        :func:`_certificate` gives them."""
+        w = selection_offsets(p, "additive")
+        spread = 0.0
+        if self.w_old is not None:
+            dw = w - self.w_old
+            spread = float(dw.max() - dw.min())
+        guard = self.GUARD * (smax + float(-w.min()))
+        loads = self.loads
+        raw = _tally_growing(
+            s, w, x, k, loads, self.n_old, spread, guard, self.x_old, self.margins, self.sums
+        )
+        self.n_old, self.w_old = s.shape[0], w
+        return loads.copy(), _judge(raw, s.shape, k, p, w, loads, cap, True, rtol, smax)
 
 
 def _certificate(s, k, x, p, cap, equality, rtol, smax=None):  # type: ignore[no-untyped-def]

@@ -14,7 +14,7 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from lfbtheory.lp.duality import _certificate, _judge, optimal_prices
+from lfbtheory.lp.duality import GrowingCertificates, _certificate, _judge, optimal_prices
 from lfbtheory.lp.model import (
     METHODS,
     RTOL,
@@ -314,6 +314,7 @@ def _prefixes(batches, k, lengths, method):  # type: ignore[no-untyped-def]
         chain = ssp_prefixes(
             np.ascontiguousarray(arr.reshape(-1, e)), arr.shape[1], kk, ts.astype(np.int64)
         )
+        growing = GrowingCertificates(int(ts[-1]) * arr.shape[1], e)
     prev = None
     for t in ts.tolist():
         tokens = arr[:t].reshape(-1, e)
@@ -321,7 +322,9 @@ def _prefixes(batches, k, lengths, method):  # type: ignore[no-untyped-def]
         if chain is not None:
             x, asg, bias, _ = next(chain)
             x8 = x.view(np.int8)
-            loads, cert = _certificate(tokens, kk, x8, bias, cap, True, RTOL, float(smax[t - 1]))
+            top = float(smax[t - 1])
+            # re-reads only the rows that changed or sit near a tie
+            loads, cert = growing.certify(tokens, kk, x8, bias, cap, RTOL, top)
             if cert.ok:
                 prev = bias
                 yield _PrefixView(tokens, x8, asg, bias, loads, cert)
