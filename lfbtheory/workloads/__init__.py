@@ -158,9 +158,8 @@ def materialize(workload: Workload, steps: int, seed: Seed) -> NDArray[np.float6
             f"workload.batches(steps, seed) lazily instead"
         )
     fast = getattr(workload, "_materialize", None)
-    arr = None if fast is None else fast(steps, seed)
-    if arr is not None:
-        return arr  # type: ignore[no-any-return]
+    if fast is not None:
+        return fast(steps, seed)  # type: ignore[no-any-return]
     out = np.empty((steps, n, e))
     for t, batch in enumerate(workload.batches(steps, seed)):
         out[t] = batch

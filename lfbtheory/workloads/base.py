@@ -140,25 +140,3 @@ class SyntheticBase:
         for _ in range(steps):
             x = z + self.noise_scale * noise.standard_normal((self.n, self.n_experts))
             yield apply_gate(x, self.gate)
-
-    def _materialize(self, steps: int, seed: Seed) -> NDArray[np.float64] | None:
-        """:meth:`_stream`'s batches written in place into one (steps, n, E) array -- the same
-        numbers (eps * noise_scale + z is z + noise_scale * eps in IEEE arithmetic) without a
-        temporary per batch -- or None when a subclass draws its own stream or batches."""
-        cls = type(self)
-        if cls._stream is not SyntheticBase._stream or cls.batches is not SyntheticBase.batches:
-            return None
-        ss = seed_sequence(seed)
-        self._prepare()
-        z = self._offsets(self._offset_ss(ss))
-        noise = rng(ss, NOISE)
-        out = np.empty((steps, self.n, self.n_experts))
-        for x in out:
-            noise.standard_normal(out=x)
-            x *= self.noise_scale
-            x += z
-            if self.gate == "sigmoid":
-                expit(np.clip(x, -LOGIT_CLIP, LOGIT_CLIP, out=x), out=x)
-            else:
-                x[...] = apply_gate(x, self.gate)
-        return out
