@@ -114,6 +114,21 @@ def test_ranges_property(name, gate, n, n_experts, seed, steps):
     assert count == steps
 
 
+@settings(max_examples=25, deadline=None)
+@given(
+    name=st.sampled_from(SYNTHETIC),
+    gate=st.sampled_from(GATES),
+    n=st.integers(1, 20),
+    n_experts=st.integers(2, 12),
+    noise=st.sampled_from([0.5, 1.0, 3.0]),
+    seed=st.integers(0, 2**32),
+)
+def test_materialize_is_the_stacked_stream_bit_for_bit(name, gate, n, n_experts, noise, seed):
+    """The materialised stream is exactly the batches the lazy stream yields."""
+    w = make_workload(name, n=n, n_experts=n_experts, gate=gate, noise_scale=noise)
+    np.testing.assert_array_equal(materialize(w, 3, seed), np.stack(list(w.batches(3, seed))))
+
+
 def test_large_logits_stay_inside_open_interval():
     # popularity 40 would give sigmoid(x) == 1.0 exactly without the documented clip at 30
     batch = next(Stationary(n=8, n_experts=4, popularity_scale=40.0).batches(1, 0))
