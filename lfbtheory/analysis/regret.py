@@ -427,7 +427,7 @@ def fixed_batch_cycle(
     lattice_rule = make_rule(rule, step)
     history: list[NDArray[np.float64]] = []
     while len(history) * chunk < max_steps:
-        tr = simulate([s] * chunk, k, lattice_rule, state=state)
+        tr = simulate(np.broadcast_to(s, (chunk, *s.shape)), k, lattice_rule, state=state)
         state = tr.state
         history.append(tr.bias)
         spacing = step / s.shape[1] if rule == "centered_sign" else step
