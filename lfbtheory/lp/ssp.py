@@ -523,15 +523,19 @@ def _median(v: NDArray[np.float64]) -> float:
 
 
 def _repair(  # type: ignore[no-untyped-def]
-    s, k, cap, equality, p, asg, x, loads, gap, clock
+    s, k, cap, equality, p, asg, x, loads, gap, clock, lists=None
 ):
     """Successive shortest paths from the top-k routing (asg, x, loads) at prices p: offer the
     exchange edges of the tokens whose gap (a lower bound on k-th minus (k+1)-th of s + p is
     enough) lies in the first band, then repair every load to cap, widening the band on
     demand. Returns (prices (E+1,), final band g, (stats, expansions, offer seconds, moved)),
-    moved[t] = 1 for the tokens the paths moved."""
+    moved[t] = 1 for the tokens the paths moved. ``lists``: the per-expert token lists
+    (lst, cnt, slotpos) of asg if the caller keeps them (they are updated in place)."""
     n, e = s.shape
-    lst, cnt, slotpos = _build_lists(asg, e, int(max(loads.max(), cap)) + 1)
+    if lists is None:
+        lst, cnt, slotpos = _build_lists(asg, e, int(max(loads.max(), cap)) + 1)
+    else:  # (lst, cnt, slotpos) of every token of asg, kept by the caller
+        lst, cnt, slotpos = lists[0], lists[1], lists[2][:n]
     # A longer candidate list costs O(M) per offer but runs empty (a rescan of all of the
     # expert's tokens) less often; the head of every list, the only entry a path reads, is
     # the same for any M.
@@ -873,11 +877,16 @@ def _solve_from(
 
 
 @compiled
-def _exact_gaps(s, p, x, tokens, gap):  # type: ignore[no-untyped-def]
-    """gap[t] = min over t's experts of s[t] + p minus max over the others, for t in tokens."""
+def _refresh_gaps(s, p, x, gap, g, moved, shift):  # type: ignore[no-untyped-def]
+    """After a prefix's repair at new prices p: a token offered to the graph (gap <= g) or
+    moved gets its exact gap (min over its experts of s[t] + p minus max over the others);
+    every other token kept its experts and its gap drops by ``shift`` (a lower bound)."""
+    n = moved.shape[0]
     e = s.shape[1]
-    for q in range(tokens.shape[0]):
-        t = tokens[q]
+    for t in range(n):
+        if gap[t] > g and moved[t] == 0:
+            gap[t] -= shift
+            continue
         lo_on = _INF
         hi_off = -_INF
         for j in range(e):
@@ -888,6 +897,18 @@ def _exact_gaps(s, p, x, tokens, gap):  # type: ignore[no-untyped-def]
             elif v > hi_off:
                 hi_off = v
         gap[t] = lo_on - hi_off
+
+
+@compiled
+def _extend_lists(asg, lst, cnt, slotpos, lo, hi):  # type: ignore[no-untyped-def]
+    """Append tokens lo <= t < hi to the per-expert token lists of their experts."""
+    k = asg.shape[1]
+    for t in range(lo, hi):
+        for m in range(k):
+            a = asg[t, m]
+            lst[a, cnt[a]] = t
+            slotpos[t, m] = cnt[a]
+            cnt[a] += 1
 
 
 def ssp_prefixes(
@@ -916,6 +937,16 @@ def ssp_prefixes(
     x = np.zeros((n_max, e), dtype=np.uint8)
     gap = np.empty(n_max)
     p = -s[:n_batch].mean(axis=0) if warm_start is None else np.array(warm_start, dtype=np.float64)
+    # per-expert token lists, kept across prefixes (the paths keep them current); an expert
+    # never holds more than max(its load after routing the new tokens, L) <= L_old + new
+    ns = np.asarray(lengths, dtype=np.int64) * n_batch
+    before = np.concatenate([[0], ns[:-1]])
+    width = int(np.max(before * k // e + (ns - before))) + 1  # a token adds 1 per expert at most
+    lists = (
+        np.empty((e, max(width, n_max * k // e + 1)), dtype=np.int32),
+        np.zeros(e, dtype=np.int64),
+        np.empty((n_max, k), dtype=np.int32),
+    )
     done = 0
     for t in lengths:
         n = int(t) * n_batch
@@ -925,19 +956,16 @@ def ssp_prefixes(
         _topk_rows(s[done:n], p, k, asg[done:n], x[done:n], new_loads, gap[done:n])
         loads = new_loads + (done * k // e)  # the earlier tokens fill every expert to L_old
         clock.append(time.perf_counter())
+        _extend_lists(asg, lists[0], lists[1], lists[2], done, n)
         pz, g, (stats, expansions, _, moved) = _repair(
-            s[:n], k, cap, True, p, asg[:n], x[:n], loads, gap[:n], clock
+            s[:n], k, cap, True, p, asg[:n], x[:n], loads, gap[:n], clock, lists
         )
         p_new = pz[:e].copy()
         step = p_new - p
         spread = float(step.max() - step.min())
         # tokens offered to the graph, or moved (a rescanned list may take any token): exact
-        # gaps at the new prices; every other token kept its experts
-        redo = (gap[:n] <= g) | moved.view(np.bool_)
-        offered = np.flatnonzero(redo).astype(np.int64)
-        rest = ~redo
-        gap[:n][rest] -= spread + 1e-12 * (1.0 + spread)  # a lower bound (rounding margin)
-        _exact_gaps(s, p_new, x, offered, gap)
+        # gaps at the new prices; every other token kept its experts (rounding margin added)
+        _refresh_gaps(s, p_new, x, gap, g, moved, spread + 1e-12 * (1.0 + spread))
         p = p_new
         done = n
         yield (
