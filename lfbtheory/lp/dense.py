@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from lfbtheory.kernels import compiled
+from lfbtheory.kernels import compiled, inline_compiled
 
 __all__ = ["dense_repair"]
 
 _INF = np.inf
 
 
-@compiled
+@inline_compiled
 def _rescan(s, x, lst, cnt, w, wt, a, j):  # type: ignore[no-untyped-def]
     """W[a, j] = min over tokens t on a and off j of s[t,a] - s[t,j] (first minimum kept)."""
     best = _INF
@@ -40,7 +40,7 @@ def _rescan(s, x, lst, cnt, w, wt, a, j):  # type: ignore[no-untyped-def]
     wt[a, j] = arg
 
 
-@compiled
+@inline_compiled
 def _offer(w, wt, a, j, v, t):  # type: ignore[no-untyped-def]
     if v < w[a, j]:
         w[a, j] = v
@@ -139,7 +139,7 @@ def dense_repair(s, cap, p, asg, x, loads):  # type: ignore[no-untyped-def]
     return paths
 
 
-@compiled
+@inline_compiled
 def _move(s, x, asg, lst, cnt, w, wt, t, a, b):  # type: ignore[no-untyped-def]
     """Move token t from expert a to expert b; keep every edge's best token exact."""
     e = s.shape[1]
