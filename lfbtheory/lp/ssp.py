@@ -48,7 +48,7 @@ import time
 import numpy as np
 from numpy.typing import NDArray
 
-from lfbtheory.kernels import HAVE_NUMBA, compiled, row_top
+from lfbtheory.kernels import HAVE_NUMBA, compiled, inline_compiled, row_top
 from lfbtheory.lp.dense import dense_repair
 from lfbtheory.lp.duality import _tally
 
@@ -202,7 +202,7 @@ def _build_lists(asg, e, cap):  # type: ignore[no-untyped-def]
     return lst, cnt, slotpos
 
 
-@compiled
+@inline_compiled
 def _insert(wv, wt, wn, wo, a, j, v, t):  # type: ignore[no-untyped-def]
     """Offer candidate (v, t) to edge (a, j)'s sorted list of at most M.
 
@@ -228,7 +228,7 @@ def _insert(wv, wt, wn, wo, a, j, v, t):  # type: ignore[no-untyped-def]
         wn[a, j] = c + 1
 
 
-@compiled
+@inline_compiled
 def _recompute(s, x, lst, cnt, wv, wt, wn, wo, a, j):  # type: ignore[no-untyped-def]
     """Rebuild edge (a, j)'s list from scratch: the M smallest s[t,a]-s[t,j], t on a, off j."""
     mm = wv.shape[0]
@@ -287,7 +287,7 @@ def _add_edges(s, p0, asg, x, wv, wt, wn, wo, tokens, glo, ghi):  # type: ignore
                 _insert(wv, wt, wn, wo, a, j, sa - s[t, j], t)
 
 
-@compiled
+@inline_compiled
 def _remove(wv, wt, wn, wo, a, j, t):  # type: ignore[no-untyped-def]
     """Drop token t (every copy: a token can be offered twice) from edge (a, j)'s list.
 
@@ -309,7 +309,7 @@ def _remove(wv, wt, wn, wo, a, j, t):  # type: ignore[no-untyped-def]
     return kept == 0 and wo[a, j] != 0
 
 
-@compiled
+@inline_compiled
 def _move(s, x, asg, lst, cnt, slotpos, wv, wt, wn, wo, t, a, b, todo):  # type: ignore[no-untyped-def]
     """Move token t from expert a to expert b and update every affected exchange-graph edge."""
     e = s.shape[1]
