@@ -41,6 +41,8 @@ def _positive(value: float, name: str, *, allow_zero: bool = False) -> float:
 
 
 def _step(t: int) -> int:
+    if type(t) is int and t >= 0:  # the common case, without the abstract-class check
+        return t
     if isinstance(t, bool) or not isinstance(t, numbers.Integral):
         raise TypeError(f"schedule step t must be an integer >= 0, got {t!r}")
     if t < 0:
