@@ -339,3 +339,201 @@ def test_the_compiled_sum_splits_like_numpy_at_every_boundary(n):
     rng = np.random.default_rng(n)
     a = rng.normal(size=n) * 10.0 ** rng.uniform(-8, 8, size=n)
     assert _same_bits(np.float64(_fused._numpy_sum(a)), a.sum())
+
+
+# ------------------------------------------------------------- several rules over one pass
+
+
+def _rule(draw, rate):
+    """A rule simulate fuses (any built-in direction, any schedule), or one it does not."""
+    kind = draw(st.sampled_from([*FUSED_RULES, "momentum", "adagrad", "impostor"]))
+    if kind == "impostor":
+        return _impostor(rate)
+    schedule = _schedule(
+        draw(st.sampled_from(["constant", "inverse_sqrt", "inverse", "deepseek_v3", "user"])),
+        rate,
+    )
+    if kind == "adagrad":
+        return updates.adagrad(schedule)
+    return make_rule(kind, schedule)
+
+
+@st.composite
+def _mixes(draw):
+    e = draw(st.integers(2, 64))
+    k = draw(st.integers(1, e))
+    n = draw(st.sampled_from([1, 3, 16, 40]))
+    t = draw(st.integers(1, 12))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    batches = _scores(
+        rng, draw(st.sampled_from(["normal", "integer", "float32", "zeros"])), (t, n, e)
+    )
+    n_rules = draw(st.integers(1, 6))
+    rules = [_rule(draw, draw(st.sampled_from([1e-3, 0.05, 0.5, 2.0]))) for _ in range(n_rules)]
+    if draw(st.booleans()):  # the same Rule object twice
+        rules.append(rules[0])
+    return batches, k, rules
+
+
+def _fusable(batches, rule):
+    return _fused.eligible(batches, rule, init_state(rule, batches.shape[2]).rule, False)
+
+
+@given(_mixes())
+def test_simulate_runs_equals_simulate_per_rule_bit_for_bit(case):
+    batches, k, rules = case
+    with mock.patch.object(_fused, "run_many", wraps=_fused.run_many) as spy:
+        got = lfb.online.simulate_runs(batches, k, rules)
+    fusable = [r for r in rules if _fusable(batches, r)]
+    assert spy.call_count == (1 if fusable else 0)  # one pass for every fusable rule
+    if fusable:
+        assert spy.call_args.args[2] == fusable
+    assert len(got) == len(rules)
+    for tr, rule in zip(got, rules, strict=True):
+        _assert_identical(tr, lfb.simulate(batches, k, rule))
+
+
+@given(_mixes(), st.integers(0, 11), st.integers(0, 6))
+@settings(max_examples=30)
+def test_a_run_handed_to_the_python_loop_leaves_every_result_exact(case, cut, which):
+    """One rule's fused part stops at batch ``cut`` (as a failing schedule would stop it): its
+    rest is the Python loop's, the other runs go on in the pass; all equal simulate's."""
+    batches, k, rules = case
+    cut = min(cut, batches.shape[0] - 1)
+    target = rules[which % len(rules)]
+    real = _fused.step_sizes
+
+    def stopping(rule, count, is_eval, t0, t1):
+        rec, app, stop = real(rule, count, is_eval, t0, t1)
+        return rec, app, (cut if rule is target and t0 <= cut < stop else stop)
+
+    seen = []
+    with mock.patch.object(_fused, "step_sizes", stopping):
+        got = lfb.online.simulate_runs(batches, k, rules, progress=seen.append)
+    for tr, rule in zip(got, rules, strict=True):
+        _assert_identical(tr, lfb.simulate(batches, k, rule))
+    total = len(rules) * batches.shape[0]
+    assert seen[-1] == total and all(0 < b - a for a, b in zip([0, *seen], seen, strict=False))
+
+
+def _overflowing(at):
+    """Proportional with u = 1e308 at count ``at``: on _skewed scores d_0 = -7, so it
+    overflows there."""
+    return updates.proportional(lambda c: 1e308 if c == at else 1e-3)
+
+
+def _skewed(t, seed=9):
+    """(t, 6, 8) scores whose expert 0 is every token's top choice (k = 1) throughout."""
+    batches = np.random.default_rng(seed).normal(size=(t, 6, 8))
+    batches[:, :, 0] += 50.0
+    return batches
+
+
+@pytest.mark.parametrize("at", [0, 3, _fused.CHUNK + 1])
+def test_a_run_that_overflows_stops_alone_in_the_pass(at):
+    batches = _skewed(at + 5)
+    rules = [updates.sign(1e-3), _overflowing(at), updates.centered(updates.proportional(0.01))]
+    states = [init_state(r, 8) for r in rules]
+    heads = _fused.run_many(
+        batches, 1, rules, [s.rule for s in states], [s.pending for s in states], set(), None
+    )
+    assert [h.stop for h in heads] == [at + 5, at, at + 5]
+    for head, rule, state in zip(heads, rules, states, strict=True):
+        alone = _fused.run(batches, 1, rule, state.rule, state.pending, set(), None)
+        assert head.stop == alone.stop
+        for name in ("bias", "loads", "reward", "step", "is_eval", "pending"):
+            assert _same_bits(getattr(head, name), getattr(alone, name)), name
+        assert _same_bits(head.rule_state.bias, alone.rule_state.bias)
+        assert head.rule_state.count == alone.rule_state.count
+
+
+def _list_of_simulates(batches, k, rules, progress=None):
+    return [lfb.simulate(batches, k, r) for r in rules]
+
+
+@pytest.mark.parametrize("position", [0, 1, 3])
+def test_an_overflowing_run_raises_the_error_simulate_raises(position):
+    """simulate_runs raises what [simulate(...) for rule in rules] raises: the error of the
+    first rule whose simulate raises (here the overflow, wherever that rule stands)."""
+    at = 4
+    batches = _skewed(12)
+    rules = [updates.sign(1e-3), updates.proportional(0.01), make_rule("momentum", 0.01)]
+    rules.insert(position, _overflowing(at))
+    err, seen = _outcome(lfb.online.simulate_runs, batches, 1, rules)
+    assert err == _outcome(_list_of_simulates, batches, 1, rules)[0]
+    assert err == _outcome(lfb.simulate, batches, 1, _overflowing(at))[0]
+    assert err is not None and "overflowed" in err[1] and f"count {at}" in err[1]
+    assert all(0 < b - a for a, b in zip([0, *seen], seen, strict=False))
+
+
+@pytest.mark.parametrize("first", ["sign", "momentum"])
+def test_a_score_outside_the_domain_raises_the_first_rules_error(first):
+    batches = np.random.default_rng(10).normal(size=(9, 5, 4))
+    batches[6, 2, 3] = np.inf
+    rules = [make_rule(first, 0.01), updates.proportional(0.1), updates.sign(0.1)]
+    err = _outcome(lfb.online.simulate_runs, batches, 2, rules)[0]
+    assert err == _outcome(_list_of_simulates, batches, 2, rules)[0]
+    assert err == _outcome(lfb.simulate, batches, 2, rules[0])[0]
+    assert err is not None and "batches[6]" in err[1]
+
+
+@pytest.mark.parametrize("k", [0, 5, 2.5])
+def test_a_bad_k_raises_what_simulate_raises(k):
+    batches = np.random.default_rng(11).normal(size=(3, 5, 4))
+    rules = [updates.sign(0.1), updates.proportional(0.1)]
+    err = _outcome(lfb.online.simulate_runs, batches, k, rules)[0]
+    assert err is not None and err == _outcome(lfb.simulate, batches, k, rules[0])[0]
+
+
+def test_progress_counts_batches_over_all_runs():
+    """The pass reports after each chunk, batch by batch (every fused run did it), then each
+    rule simulate computes alone reports its own batches."""
+    t = _fused.CHUNK + 10
+    batches = np.random.default_rng(12).normal(size=(t, 4, 6))
+    rules = [updates.sign(1e-3), make_rule("momentum", 0.01), updates.proportional(0.1)]
+    seen = []
+    lfb.online.simulate_runs(batches, 2, rules, progress=seen.append)
+    assert seen == [2 * b for b in range(1, t + 1)] + list(range(2 * t + 1, 3 * t + 1))
+
+
+def test_one_rule_reports_like_simulate_and_no_rule_gives_no_trajectory():
+    batches = np.random.default_rng(13).normal(size=(20, 4, 6))
+    seen = []
+    (tr,) = lfb.online.simulate_runs(batches, 2, [updates.sign(1e-3)], progress=seen.append)
+    _assert_identical(tr, lfb.simulate(batches, 2, updates.sign(1e-3)))
+    assert seen == list(range(1, 21))
+    assert lfb.online.simulate_runs(batches, 2, []) == []
+
+
+def test_a_one_shot_iterator_is_read_once_for_every_rule():
+    batches = np.random.default_rng(14).normal(size=(15, 4, 6))
+    rules = [updates.sign(1e-3), updates.proportional(0.1)]
+    got = lfb.online.simulate_runs(iter(list(batches)), 2, rules)
+    for tr, rule in zip(got, rules, strict=True):
+        _assert_identical(tr, lfb.simulate(batches, 2, rule))
+
+
+@pytest.mark.parametrize(
+    "rules, match",
+    [
+        (updates.sign(0.1), r"^rules must be an iterable of lfbtheory\.updates\.Rule, got Rule$"),
+        (3, r"^rules must be an iterable"),
+        ([updates.sign(0.1), "sign"], r"^rules\[1\] must be an lfbtheory\.updates\.Rule"),
+    ],
+)
+def test_rules_that_are_not_rules_raise_a_type_error_naming_them(rules, match):
+    with pytest.raises(TypeError, match=match):
+        lfb.online.simulate_runs(np.zeros((2, 3, 4)), 2, rules)
+
+
+def test_run_point_reports_progress_over_all_runs_and_times_each_run():
+    import dataclasses as dc
+
+    from lfbtheory.experiments.regret import RegretConfig, run_point
+
+    config = dc.replace(RegretConfig(), n=32, n_experts=8, steps=40, num_checkpoints=5)
+    seen = []
+    results, _ = run_point(config, progress=seen.append)
+    assert seen[-1] == len(config.runs) * config.steps
+    assert all(0 < b - a for a, b in zip([0, *seen], seen, strict=False))
+    assert all(r.seconds > 0 for r in results)

@@ -29,7 +29,7 @@ from lfbtheory.online.updates import Rule, step_value
 from lfbtheory.routing import RouteOptions, route_options, select_and_count
 from lfbtheory.validation import as_k, as_positive_int, as_scores, as_stream_indices
 
-__all__ = ["LoopState", "Trajectory", "simulate"]
+__all__ = ["LoopState", "Trajectory", "simulate", "simulate_runs"]
 
 LoopState = RouterState  # the loop's state is the router state (one format)
 
@@ -91,7 +91,8 @@ def simulate(
     A (T, n, E) float64 array routed by plain top-k, one element per optimizer step, with a
     built-in sign or proportional rule (or its ``centered`` form) on an unfrozen state runs as
     one compiled loop (:mod:`lfbtheory.online._fused`), bit-identical to the Python loop; its
-    step schedule is then called up to 256 elements ahead of ``progress``.
+    step schedule is then called up to 256 elements ahead of ``progress``. To run several
+    rules over one stream, :func:`simulate_runs` gives the same results reading it once.
     """
     if not isinstance(rule, Rule):
         raise TypeError(
@@ -146,6 +147,91 @@ def simulate(
     )
 
 
+def simulate_runs(
+    batches: Iterable[ArrayLike],
+    k: int,
+    rules: Iterable[Rule],
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> list[Trajectory]:
+    """``[simulate(batches, k, rule) for rule in rules]`` (bit for bit: the same bias, loads,
+    reward, step and final state per rule), with the stream read once for all fused rules.
+
+    On a (T, n, E) float64 array, the rules :func:`simulate` would fuse run together in one
+    compiled pass (:func:`lfbtheory.online._fused.run_many`, which says why that is faster:
+    batch t is routed and applied for every such rule before batch t + 1); every other rule
+    (every rule, on any other stream), and the rest of the stream of a run whose fused part
+    stops early (a schedule error, a score outside the domain, an overflowing update), is
+    then computed as :func:`simulate` computes it, rule by rule in order. An error is the
+    one ``simulate`` raises for the first rule (in order) whose ``simulate`` raises, at the
+    same batch; nothing is returned then. Each rule's schedule is called with the same
+    counts in the same order as by ``simulate``, but the fused rules' calls interleave chunk
+    by chunk (``_fused.CHUNK`` batches), and all are made before any error is raised.
+    ``progress(i)``: i = batches simulated so far over all rules, ending at len(rules) * T
+    (the fused pass reports after each chunk, then each remaining rule).
+    A one-shot iterator ``batches`` is read into a list first, so every rule sees the stream.
+    """
+    rules = _as_rules(rules)
+    if isinstance(batches, Iterator):
+        batches = list(batches)
+    arr = _float64_stream(batches)
+    fused: dict[int, tuple[int, RouteOptions, RouterState]] = {}
+    if arr is not None and arr.shape[0] >= 1 and bool(np.isfinite(arr[0]).all()):
+        for q, rule in enumerate(rules):
+            try:
+                kk, opts, state = _start(arr.shape[2], k, rule, None, None, None, None, 2)
+            except Exception:  # simulate raises it again, in its turn
+                continue
+            if not opts.group_limited and _fused.eligible(arr, rule, state.rule, state.frozen):
+                fused[q] = (kk, opts, state)
+    heads: dict[int, _fused.Prefix] = {}
+    if fused and arr is not None:
+        order = list(fused)
+        kk = fused[order[0]][0]  # as_k(k, E): the same for every rule
+        states = [fused[q][2] for q in order]
+        prefixes = _fused.run_many(
+            arr,
+            kk,
+            [rules[q] for q in order],
+            [s.rule for s in states],
+            [np.asarray(s.pending, dtype=np.int64) for s in states],
+            set(),
+            progress,
+        )
+        heads = dict(zip(order, prefixes, strict=True))
+    done = sum(h.stop for h in heads.values())  # what the fused pass reported
+    out = []
+    for q, rule in enumerate(rules):
+        head = heads.get(q)
+        skip = 0 if head is None else head.stop  # the Python loop's progress counts from here
+        tick = None if progress is None else (lambda t, d=done - skip: progress(d + t))
+        if head is None:
+            traj = simulate(batches, k, rule, progress=tick)
+        else:
+            assert arr is not None
+            kk, opts, _ = fused[q]
+            traj = _finish_fused(arr, kk, opts, rule, head, set(), tick)
+        done += len(traj) - skip
+        out.append(traj)
+    return out
+
+
+def _as_rules(rules: object) -> list[Rule]:
+    """``rules`` as a list, or TypeError naming the argument (or the entry) that is wrong."""
+    if isinstance(rules, (str, bytes, Rule)) or not isinstance(rules, Iterable):
+        raise TypeError(
+            f"rules must be an iterable of lfbtheory.updates.Rule, got {type(rules).__name__}"
+        )
+    out = list(rules)
+    for q, rule in enumerate(out):
+        if not isinstance(rule, Rule):
+            raise TypeError(
+                f"rules[{q}] must be an lfbtheory.updates.Rule (e.g. updates.sign(1e-3)), got "
+                f"{type(rule).__name__}"
+            )
+    return out
+
+
 def _start(
     n_experts: int,
     k: int,
@@ -177,13 +263,27 @@ def _simulate_fused(
     progress: Callable[[int], None] | None,
 ) -> Trajectory:
     """The loop compiled (:mod:`lfbtheory.online._fused`, bit-identical) over ``arr`` (whose
-    finiteness the kernel checks row by row, with the magnitude); from the first batch it
-    cannot do exactly (a schedule error, a score outside the domain, an overflow) the Python
-    loop takes over from the state reached, on the whole stream's validation path, so errors
-    are raised as :func:`_python_loop` raises them and at the same batch."""
+    finiteness the kernel checks row by row, with the magnitude), then :func:`_finish_fused`."""
     head = _fused.run(
         arr, kk, rule, state.rule, np.asarray(state.pending, dtype=np.int64), eval_set, progress
     )
+    return _finish_fused(arr, kk, opts, rule, head, eval_set, progress)
+
+
+def _finish_fused(
+    arr: NDArray[np.float64],
+    kk: int,
+    opts: RouteOptions,
+    rule: Rule,
+    head: _fused.Prefix,
+    eval_set: set[int],
+    progress: Callable[[int], None] | None,
+) -> Trajectory:
+    """The Trajectory of ``rule`` over ``arr`` from the fused path's ``head``: from the first
+    batch it could not do exactly (a schedule error, a score outside the domain, an overflow)
+    the Python loop takes over from the state reached, on the whole stream's validation path,
+    so errors are raised as :func:`_python_loop` raises them and at the same batch
+    (``progress`` then gets the stream index of each batch done, as in :func:`simulate`)."""
     state = RouterState(head.rule_state, head.pending, 0, False)
     parts = [(head.bias, head.loads, head.reward, head.step, head.is_eval)]
     stop = head.stop
