@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import lfbtheory as lfb
-from lfbtheory.kernels import _KK4_MAX_E, route_loads, row_top
+from lfbtheory.kernels import _REGISTER_MAX_E, route_loads, row_top
 from lfbtheory.testing.strategies import biases, instances
 
 
@@ -80,7 +80,7 @@ _TIES = [-np.inf, -1.0, -0.0, 0.0, 0.5, 1.0, np.inf]
 @settings(max_examples=300, deadline=None)
 @given(st.integers(1, 72), st.integers(1, 12), st.data())
 def test_row_top_equals_stable_argsort(e, n, data):
-    """Every path: kk = 1, the register paths (kk = 2, 3; 4 up to E = _KK4_MAX_E), the
+    """Every path: kk = 1, the register paths (kk = 2; 3 and 4 up to E = _REGISTER_MAX_E), the
     threshold path, kk = E; rows of heavy ties, signed zeros and infinities (which also upset
     the running threshold guess)."""
     kk = data.draw(st.one_of(st.integers(1, min(e, 6)), st.just(e)), label="kk")
@@ -95,11 +95,11 @@ def test_row_top_equals_stable_argsort(e, n, data):
 
 @pytest.mark.parametrize("kk", [1, 2, 3, 4, 5, 6])
 def test_row_top_at_the_path_edges(kk):
-    """E = kk .. kk + 9 (every remainder of the 4-wide kk = 1 scan) and E around _KK4_MAX_E on
+    """E = kk .. kk + 9 (every remainder of the 4-wide kk = 1 scan) and E around _REGISTER_MAX_E on
     all-equal, increasing, decreasing and seeded rows, the last with a shared state st over 200
     drifting rows."""
     rng = np.random.default_rng(kk)
-    for e in [*range(kk, kk + 10), _KK4_MAX_E, _KK4_MAX_E + 1]:
+    for e in [*range(kk, kk + 10), _REGISTER_MAX_E, _REGISTER_MAX_E + 1]:
         ramp = np.arange(e, dtype=np.float64)
         _row_top_rows(np.stack([np.full(e, 3.0), ramp, ramp[::-1], -ramp]), kk, np.int64)
         drift = rng.normal(size=(200, e)) * np.linspace(0.01, 100.0, 200)[:, None]
