@@ -18,8 +18,8 @@ float is produced by the same IEEE operations in the same order:
   without fastmath).
 
 The step sizes are user code and stay in Python (:func:`step_sizes`): each update's schedule
-is called twice with the same count, as the Python loop and ``Rule.advance`` each call it,
-the loop's value is recorded and ``advance``'s is applied. The run goes in chunks of
+is called once with its count, as the Python loop calls it (it hands the value to
+``Rule.advance``), and that value is recorded and applied. The run goes in chunks of
 ``CHUNK`` batches: the schedule is called for a chunk before it is routed, ``progress`` for
 each batch after it. Whatever the fused path cannot finish exactly -- a schedule that raises
 or returns a bad value, a score outside the numeric domain, an update that overflows -- stops
@@ -288,23 +288,20 @@ def eligible(batches: NDArray[np.float64], rule: Rule, rule_state: Any, frozen: 
 
 def step_sizes(
     rule: Rule, count: Any, is_eval: NDArray[np.bool_], t0: int, t1: int
-) -> tuple[NDArray[np.float64], NDArray[np.float64], int]:
-    """(recorded u, applied u, stop) for batches t0..t1-1 from update ``count`` on: per
-    non-eval batch ``step_value(rule.step(count), count)`` twice (the loop's call, then
-    ``advance``'s), count += 1; NaN for eval batches. ``stop`` < t1: the first batch whose
-    call raised."""
-    rec = np.full(t1 - t0, np.nan)
-    app = np.full(t1 - t0, np.nan)
+) -> tuple[NDArray[np.float64], int]:
+    """(u, stop) for batches t0..t1-1 from update ``count`` on: per non-eval batch
+    ``step_value(rule.step(count), count)`` (recorded and applied, as the Python loop does),
+    count += 1; NaN for eval batches. ``stop`` < t1: the first batch whose call raised."""
+    u = np.full(t1 - t0, np.nan)
     for t in range(t0, t1):
         if is_eval[t]:
             continue
         try:
-            rec[t - t0] = step_value(rule.step(count), count)
-            app[t - t0] = step_value(rule.step(count), count)
+            u[t - t0] = step_value(rule.step(count), count)
         except Exception:  # the Python loop re-raises it from this batch on
-            return rec, app, t
+            return u, t
         count = count + 1
-    return rec, app, t1
+    return u, t1
 
 
 def run(
@@ -366,7 +363,6 @@ def run_many(
     loads_out = np.empty((n_runs, n_batches, e), dtype=np.int64)
     reward_out = np.empty((n_runs, n_batches))
     step_out = np.full((n_runs, n_batches), np.nan)
-    u_app = np.full((n_runs, n_batches), np.nan)
     counts = [s.count for s in rule_states]
     updated = [False] * n_runs
     ends = [n_batches] * n_runs  # a run's first batch not done, once it has stopped
@@ -381,11 +377,10 @@ def run_many(
         for q in range(n_runs):
             stop[q] = t
             if going[q]:
-                rec, app, stop[q] = step_sizes(rules[q], counts[q], is_eval, t, t1)
-                step_out[q, t:t1] = rec
-                u_app[q, t:t1] = app
+                u, stop[q] = step_sizes(rules[q], counts[q], is_eval, t, t1)
+                step_out[q, t:t1] = u
         _run_chunk(
-            batches, t, MAGNITUDE_LIMIT, k, codes, is_eval, u_app, stop, bias, pend, st,
+            batches, t, MAGNITUDE_LIMIT, k, codes, is_eval, step_out, stop, bias, pend, st,
             bias_out, loads_out, reward_out, done, status,
         )  # fmt: skip
         for q in range(n_runs):

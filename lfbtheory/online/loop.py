@@ -390,7 +390,7 @@ def _python_loop(
             if n_pending >= micro_batches:
                 u = step_value(rule.step(rs.count), rs.count)
                 if not frozen:  # the arithmetic of optimizer_step on a state this loop built
-                    rs = rule.advance(pending.astype(np.float64), rs)
+                    rs = rule.advance(pending.astype(np.float64), rs, u)
                 pending = np.zeros_like(pending)
                 n_pending = 0
 

@@ -132,12 +132,14 @@ class Rule(NamedTuple):
         self.check_state(state)
         return self.advance(_as_loads(loads, state.bias.shape[0]), state)
 
-    def advance(self, loads: NDArray[np.float64], state: Any) -> Any:
+    def advance(self, loads: NDArray[np.float64], state: Any, u: float | None = None) -> Any:
         """The arithmetic of :meth:`update` on a valid state and float64 loads of shape (E,),
         without re-checking them (for loops that built both); the result is still checked
-        for overflow."""
+        for overflow. ``u``: the step the caller already took for ``state.count`` (so a loop
+        calls the schedule once per update), else taken here."""
         d, state = self.direction(loads, state)
-        u = step_value(self.step(state.count), state.count)
+        if u is None:
+            u = step_value(self.step(state.count), state.count)
         with np.errstate(over="ignore", invalid="ignore"):
             if self.bias_mode == "additive":
                 bias = state.bias + u * d
