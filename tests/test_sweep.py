@@ -157,7 +157,8 @@ def _children(pid):
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
 def test_a_killed_worker_loses_no_finished_point_and_a_rerun_completes(tmp_path):
     doc = json.loads(json.dumps(TINY))
-    doc["sweep"].update(horizon=60, seeds=[0, 1, 2], workers=1)
+    # long enough points (~0.05 s each) that the kill lands mid-sweep, not after the last one
+    doc["sweep"].update(horizon=1500, seeds=[0, 1, 2], workers=1)
     doc["grid"]["step_sizes"] = [1e-3, 3e-3, 1e-2, 3e-2]
     toml = "\n".join(
         f"[{table}]\n" + "\n".join(f"{k} = {json.dumps(v)}" for k, v in doc[table].items())
