@@ -19,7 +19,14 @@ from lfbtheory.lp import (
     solve_balanced,
 )
 from lfbtheory.metrics import expert_loads, maxvio, maxvio_global, tie_margin
-from lfbtheory.online import LoopState, Trajectory, schedules, simulate, updates
+from lfbtheory.online import (
+    LoopState,
+    Trajectory,
+    schedules,
+    simulate,
+    simulate_runs,
+    updates,
+)
 from lfbtheory.routing import Routing, route, select_experts, sigmoid, softmax, topk_indices
 
 try:
@@ -47,6 +54,7 @@ __all__ = [
     "select_experts",
     "sigmoid",
     "simulate",
+    "simulate_runs",
     "softmax",
     "solve_balanced",
     "tie_margin",
