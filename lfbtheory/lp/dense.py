@@ -29,13 +29,13 @@ def _rescan(s, x, lst, cnt, w, wt, a, j):  # type: ignore[no-untyped-def]
     """W[a, j] = min over tokens t on a and off j of s[t,a] - s[t,j] (first minimum kept)."""
     best = _INF
     arg = -1
-    for q in range(cnt[a]):
+    for q in range(cnt[a]):  # without data-dependent branches (they mispredict)
         t = lst[a, q]
-        if x[t, j] == 0:
-            v = s[t, a] - s[t, j]
-            if v < best:
-                best = v
-                arg = t
+        v = s[t, a] - s[t, j]
+        v = v if x[t, j] == 0 else _INF
+        better = np.int64(v < best)
+        arg += better * (t - arg)
+        best = min(best, v)
     w[a, j] = best
     wt[a, j] = arg
 
