@@ -599,10 +599,10 @@ def _repair(  # type: ignore[no-untyped-def]
 
 
 @compiled
-def _solve_core(s, k, cap, p, passes, h, mm, large_cap, q_large):  # type: ignore[no-untyped-def]
-    """The equality case of :func:`_solve_from` (passes, routing, :func:`_repair`) in one
-    compiled call, the same operations in the same order. Returns (asg, x, pz, status,
-    passes done, expansions, stats); status -1: no augmenting path (a bug)."""
+def _route_start(s, k, cap, equality, p, passes, h):  # type: ignore[no-untyped-def]
+    """Up to ``passes`` damped Newton steps on p in place (:func:`_newton_pass`; stop once the
+    top-k excess is <= max(2, E // 8)), then top-k routing at p (:func:`_reroute` after a
+    step, else :func:`_topk_rows`). Returns (asg, x, loads, gap, passes done)."""
     n, e = s.shape
     asg = np.empty((n, k), dtype=np.int32)
     x = np.zeros((n, e), dtype=np.uint8)
@@ -613,7 +613,7 @@ def _solve_core(s, k, cap, p, passes, h, mm, large_cap, q_large):  # type: ignor
         before = p.copy()
         for it in range(passes):
             before = p.copy()
-            excess = _newton_pass(s, p, k, cap, True, 1.0 if it == 0 else 0.7, h, asg, gap)
+            excess = _newton_pass(s, p, k, cap, equality, 1.0 if it == 0 else 0.7, h, asg, gap)
             done_passes += 1
             if excess <= max(2, e // 8):
                 break
@@ -621,6 +621,16 @@ def _solve_core(s, k, cap, p, passes, h, mm, large_cap, q_large):  # type: ignor
         _reroute(s, p, k, asg, x, loads, gap, step.max() - step.min())
     else:
         _topk_rows(s, p, k, asg, x, loads, gap)
+    return asg, x, loads, gap, done_passes
+
+
+@compiled
+def _solve_core(s, k, cap, p, passes, h, mm, large_cap, q_large):  # type: ignore[no-untyped-def]
+    """The equality case of :func:`_solve_from` (passes, routing, :func:`_repair`) in one
+    compiled call, the same operations in the same order. Returns (asg, x, pz, status,
+    passes done, expansions, stats); status -1: no augmenting path (a bug)."""
+    n, e = s.shape
+    asg, x, loads, gap, done_passes = _route_start(s, k, cap, True, p, passes, h)
     lst, cnt, slotpos = _build_lists(asg, e, max(loads.max(), cap) + 1)
     wv = np.full((mm, e, e), _INF)
     wt = np.full((mm, e, e), -1, dtype=np.int32)
@@ -673,24 +683,7 @@ def _dense_core(s, k, cap, p, passes, h):  # type: ignore[no-untyped-def]
     """The equality case on one batch: the Newton passes and routing of :func:`_solve_core`,
     then :func:`lfbtheory.lp.dense.dense_repair` (one best token per exchange edge, no bands).
     Returns (asg, x, status, passes done, augmenting paths); status -1: no path (a bug)."""
-    n, e = s.shape
-    asg = np.empty((n, k), dtype=np.int32)
-    x = np.zeros((n, e), dtype=np.uint8)
-    loads = np.zeros(e, dtype=np.int64)
-    gap = np.empty(n)
-    done_passes = 0
-    if passes > 0 and k < e:
-        before = p.copy()
-        for it in range(passes):
-            before = p.copy()
-            excess = _newton_pass(s, p, k, cap, True, 1.0 if it == 0 else 0.7, h, asg, gap)
-            done_passes += 1
-            if excess <= max(2, e // 8):
-                break
-        step = p - before
-        _reroute(s, p, k, asg, x, loads, gap, step.max() - step.min())
-    else:
-        _topk_rows(s, p, k, asg, x, loads, gap)
+    asg, x, loads, _, done_passes = _route_start(s, k, cap, True, p, passes, h)
     paths = dense_repair(s, cap, p, asg, x, loads)
     return asg, x, (0 if paths >= 0 else -1), done_passes, max(paths, 0)
 
@@ -825,34 +818,15 @@ def _solve_from(
                 "visits": int(st[3]),
             },
         )
+    # "<=": prices live in p <= 0
     p = np.minimum(p - p.max(), 0.0)
-    done_passes = 0
-    asg = np.empty((n, k), dtype=np.int32)
-    x = np.zeros((n, e), dtype=np.uint8)
-    loads = np.zeros(e, dtype=np.int64)
-    gap = np.empty(n)
-    if passes > 0 and k < e:
-        sig = float(np.std(s[:: max(1, n // 256)])) or 1.0
-        h = sig * _H_GRID
-        for it in range(passes):
-            before = p.copy()
-            excess = _newton_pass(s, p, k, cap, equality, 1.0 if it == 0 else 0.7, h, asg, gap)
-            done_passes += 1
-            if excess <= max(2, e // 8):
-                break
-        clock.append(time.perf_counter())
-        step = p - before
-        _reroute(s, p, k, asg, x, loads, gap, float(step.max() - step.min()))
-    else:
-        clock.append(time.perf_counter())
-        _topk_rows(s, p, k, asg, x, loads, gap)
-    pz, g, run = _repair(s, k, cap, equality, p, asg, x, loads, gap, clock)
+    h = _spread(s) * _H_GRID if passes > 0 and k < e else _H_GRID
+    asg, x, loads, gap, done_passes = _route_start(s, k, cap, False, p, passes, h)
+    clock.append(time.perf_counter())
+    pz, g, run = _repair(s, k, cap, False, p, asg, x, loads, gap, clock)
     stats, expansions, add_seconds, _ = run
     clock.append(time.perf_counter())
-    if equality:
-        bias = _centred(pz[:e])
-    else:
-        bias = np.minimum(pz[:e] - pz[e], 0.0)
+    bias = np.minimum(pz[:e] - pz[e], 0.0)
     secs = np.diff(clock)
     return (
         x,
@@ -860,8 +834,8 @@ def _solve_from(
         bias,
         {
             "seconds": {
-                "passes": secs[0],
-                "route": secs[1],
+                "passes and routing": secs[0],
+                "lists": secs[1],
                 "edges": secs[2],
                 "paths": secs[3] - add_seconds,
                 "offers": add_seconds,
