@@ -279,10 +279,15 @@ def _child_kernel(spec: dict) -> dict:
     }
 
 
-def _timed(fn: Any) -> tuple[Any, float, float]:
-    w0, c0 = time.perf_counter(), time.process_time()
-    out = fn()
-    return out, time.perf_counter() - w0, time.process_time() - c0
+def _timed(fn: Any, repeats: int = 1) -> tuple[Any, float, float]:
+    """(result, wall s, CPU s) of fn(); with repeats > 1 the medians over that many calls."""
+    walls, cpus = [], []
+    for _ in range(repeats):
+        w0, c0 = time.perf_counter(), time.process_time()
+        out = fn()
+        walls.append(time.perf_counter() - w0)
+        cpus.append(time.process_time() - c0)
+    return out, float(np.median(walls)), float(np.median(cpus))
 
 
 def _child_regret_legacy(spec: dict) -> dict:
@@ -330,7 +335,7 @@ def _child_regret_legacy(spec: dict) -> dict:
             out.append((rep.summary()["dual_regret"], float(np.sum(dual))))
         return out
 
-    old, wall, cpu = _timed(legacy)
+    old, wall, cpu = _timed(legacy, spec["repeats"])
     return {"legacy": [wall, cpu], "dual_regret": [a[0] for a in old], "library": lfb.__file__}
 
 
@@ -346,7 +351,7 @@ def _child_regret(spec: dict) -> dict:
 
     config = RegretConfig(steps=spec["steps"])
     run_point(dc.replace(config, steps=20, num_checkpoints=5))  # compile outside the timing
-    (new, _), new_wall, new_cpu = _timed(lambda: run_point(config))
+    (new, _), new_wall, new_cpu = _timed(lambda: run_point(config), spec["repeats"])
     # where run_point's time goes (CPU seconds of each part, run again one by one)
     from lfbtheory.analysis.regret import checkpoints
     from lfbtheory.experiments.regret import _materialise, _workload
@@ -630,6 +635,7 @@ def _target_regret(quick: bool, seed: int, log: Any) -> dict:
         "sweep_steps": [1e-3, 3e-3, 1e-2, 3e-2],
         "seed": seed,
         "loop_batches": 1000 if quick else 4000,
+        "repeats": 1 if quick else 3,  # one point: the median of 3 calls (each side)
     }
     title = "Target 5 - regret engine"
     with tempfile.TemporaryDirectory(prefix="lfb-baseline-") as tmp:
@@ -684,7 +690,7 @@ def _target_regret(quick: bool, seed: int, log: Any) -> dict:
     ]
     return {
         "title": f"Target 5 - regret point, defaults n=256 E=16 k=2 T={steps}, 5 runs "
-        "(speedup = CPU time of the pre-refactor path / this path; goal >= 8x; "
+        "(speedup = CPU time of the pre-refactor path / this path, medians of 3 calls; goal >= 8x; "
         "simulate within 2x of numpy at E >= 16); no files written",
         "rows": rows,
     }
