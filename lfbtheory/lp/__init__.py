@@ -7,8 +7,10 @@ assignment). Dualising the expert constraints gives D(p) = sum_t topk_i(s[t,i] +
 routing with bias p is the Lagrangian best response and the bias is the dual price
 (arXiv 2408.15664 Sec. 3). Modules: :mod:`~lfbtheory.lp.model` (capacity, result types, the
 numeric domain), :mod:`~lfbtheory.lp.duality` (D, its subgradient, the certificate, exact
-prices), :mod:`~lfbtheory.lp.solve` (the front door :func:`solve_balanced`), and the methods
-:mod:`~lfbtheory.lp.ssp`, :mod:`~lfbtheory.lp.flow`, :mod:`~lfbtheory.lp.oracle`.
+prices), :mod:`~lfbtheory.lp.solve` (the front door :func:`solve_balanced`; for streams
+:func:`solve_stream`, :func:`batch_optima`, :func:`solve_prefixes`, :func:`prefix_optima`),
+and the methods :mod:`~lfbtheory.lp.ssp` (with :mod:`~lfbtheory.lp.dense` for one batch),
+:mod:`~lfbtheory.lp.flow`, :mod:`~lfbtheory.lp.oracle`.
 """
 
 from lfbtheory.lp.duality import (
@@ -27,7 +29,13 @@ from lfbtheory.lp.model import (
     Method,
     resolve_capacity,
 )
-from lfbtheory.lp.solve import solve_balanced, solve_prefixes, solve_stream
+from lfbtheory.lp.solve import (
+    batch_optima,
+    prefix_optima,
+    solve_balanced,
+    solve_prefixes,
+    solve_stream,
+)
 
 __all__ = [
     "METHODS",
@@ -36,11 +44,13 @@ __all__ = [
     "Certificate",
     "CertificationError",
     "Method",
+    "batch_optima",
     "certify",
     "dual_objective",
     "dual_subgradient",
     "exchange_graph",
     "optimal_prices",
+    "prefix_optima",
     "resolve_capacity",
     "solve_balanced",
     "solve_prefixes",
