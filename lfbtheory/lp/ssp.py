@@ -24,6 +24,10 @@ The "<=" capacity case (E*L > n*k) adds a slack node Z holding the E*L - n*k unu
 (dummy units of score 0 that any expert can take); at the end the prices are shifted so that
 p[Z] = 0, which makes every p <= 0 and p = 0 on the experts with spare capacity.
 
+On one batch in the equality case (L <= _DENSE_MAX_CAP) step 3 runs on the dense exchange
+matrix of :mod:`lfbtheory.lp.dense` (every edge keeps its best token; no bands); the bands below
+pay on pooled instances.
+
 Edges are pruned and priced back in ("pricing out"): only exchange edges whose
 reduced cost at the starting prices is <= g are offered to the graph. Prices only rise during
 the repair, and a left-out edge's reduced cost is >= g - spread(p - p_start), so a shortest path
