@@ -629,62 +629,8 @@ def _route_start(s, k, cap, equality, p, passes, h):  # type: ignore[no-untyped-
 
 
 @compiled
-def _solve_core(s, k, cap, p, passes, h, mm, large_cap, q_large):  # type: ignore[no-untyped-def]
-    """The equality case of :func:`_solve_from` (passes, routing, :func:`_repair`) in one
-    compiled call, the same operations in the same order. Returns (asg, x, pz, status,
-    passes done, expansions, stats); status -1: no augmenting path (a bug)."""
-    n, e = s.shape
-    asg, x, loads, gap, done_passes = _route_start(s, k, cap, True, p, passes, h)
-    lst, cnt, slotpos = _build_lists(asg, e, max(loads.max(), cap) + 1)
-    wv = np.full((mm, e, e), _INF)
-    wt = np.full((mm, e, e), -1, dtype=np.int32)
-    wn = np.zeros((e, e), dtype=np.int64)
-    wo = np.zeros((e, e), dtype=np.uint8)
-    g = _INF
-    if n > 64 and k < e:
-        srt = np.sort(gap)
-        if cap > large_cap:
-            g = srt[int(q_large * (n - 1))]
-        else:
-            lo = (n - 1) // 2
-            if n % 2:
-                g = srt[lo]
-            else:
-                g = srt[lo + 1] - (srt[lo + 1] - srt[lo]) * 0.5  # np.quantile(gap, 0.5)
-    tokens = np.flatnonzero(gap <= g).astype(np.int64)
-    _add_edges(s, p, asg, x, wv, wt, wn, wo, tokens, -_INF, g)
-    pz = np.empty(e + 1)
-    pz[:e] = p
-    pz[e] = p.max()
-    dum = np.zeros(e, dtype=np.int64)
-    zsup = np.zeros(1, dtype=np.int64)
-    delta = np.zeros(e)
-    stats = np.zeros(4)
-    moved = np.zeros(n, dtype=np.uint8)
-    expansions = 0
-    gmax = gap.max()
-    status = 0
-    while True:
-        status = _ssp(
-            s, cap, pz, asg, x, lst, cnt, slotpos, wv, wt, wn, wo, dum, zsup, delta, g, stats, moved
-        )
-        if status == 0:
-            break
-        if status < 0 and g == _INF:
-            break
-        g_new = _INF if status < 0 else max(2.0 * g, 1.5 * stats[1])
-        if g_new >= gmax:
-            g_new = _INF
-        more = np.flatnonzero(gap <= g_new).astype(np.int64)
-        _add_edges(s, p, asg, x, wv, wt, wn, wo, more, g, g_new)
-        g = g_new
-        expansions += 1
-    return asg, x, pz, status, done_passes, expansions, stats
-
-
-@compiled
 def _dense_core(s, k, cap, p, passes, h):  # type: ignore[no-untyped-def]
-    """The equality case on one batch: the Newton passes and routing of :func:`_solve_core`,
+    """The equality case on one batch: the Newton passes and routing of :func:`_route_start`,
     then :func:`lfbtheory.lp.dense.dense_repair` (one best token per exchange edge, no bands).
     Returns (asg, x, status, passes done, augmenting paths); status -1: no path (a bug)."""
     asg, x, loads, _, done_passes = _route_start(s, k, cap, True, p, passes, h)
@@ -782,55 +728,30 @@ def _solve_from(
     n, e = s.shape
     clock = [time.perf_counter()]
     p = np.array(p0, dtype=np.float64)
-    if equality:
-        h = _H_GRID
-        if passes > 0 and k < e:
-            h = _spread(s) * _H_GRID
-        if cap <= _DENSE_MAX_CAP:
-            asg, x, status, done_passes, paths = _dense_core(s, k, cap, p, passes, h)
-            if status != 0:
-                raise RuntimeError("ssp: no augmenting path on a feasible instance (please report)")
-            bias = _centred(p)
-            return (
-                x,
-                asg,
-                bias,
-                {
-                    "seconds": {"total": time.perf_counter() - clock[0]},
-                    "augmentations": int(paths),
-                    "passes": done_passes,
-                    "repair": "dense",
-                },
-            )
-        mm = _M_LARGE if cap > _M_LARGE_CAP else _M
-        asg, x, pz, status, done_passes, expansions, st = _solve_core(
-            s, k, cap, p, passes, h, mm, _M_LARGE_CAP, _GAP_QUANTILE_LARGE
-        )
+    h = _spread(s) * _H_GRID if passes > 0 and k < e else _H_GRID
+    if equality and cap <= _DENSE_MAX_CAP:
+        asg, x, status, done_passes, paths = _dense_core(s, k, cap, p, passes, h)
         if status != 0:
             raise RuntimeError("ssp: no augmenting path on a feasible instance (please report)")
-        bias = _centred(pz[:e])
         return (
             x,
             asg,
-            bias,
+            _centred(p),
             {
                 "seconds": {"total": time.perf_counter() - clock[0]},
-                "augmentations": int(st[0]),
+                "augmentations": int(paths),
                 "passes": done_passes,
-                "expansions": expansions,
-                "rescans": int(st[2]),
-                "visits": int(st[3]),
+                "repair": "dense",
             },
         )
-    # "<=": prices live in p <= 0
-    p = np.minimum(p - p.max(), 0.0)
-    h = _spread(s) * _H_GRID if passes > 0 and k < e else _H_GRID
-    asg, x, loads, gap, done_passes = _route_start(s, k, cap, False, p, passes, h)
+    if not equality:  # "<=": prices live in p <= 0
+        p = np.minimum(p - p.max(), 0.0)
+    asg, x, loads, gap, done_passes = _route_start(s, k, cap, equality, p, passes, h)
     clock.append(time.perf_counter())
-    pz, g, run = _repair(s, k, cap, False, p, asg, x, loads, gap, clock)
+    pz, g, run = _repair(s, k, cap, equality, p, asg, x, loads, gap, clock)
     stats, expansions, add_seconds, _ = run
     clock.append(time.perf_counter())
-    bias = np.minimum(pz[:e] - pz[e], 0.0)
+    bias = _centred(pz[:e]) if equality else np.minimum(pz[:e] - pz[e], 0.0)
     secs = np.diff(clock)
     return (
         x,
