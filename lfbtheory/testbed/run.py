@@ -339,6 +339,23 @@ def welch(a: Sequence[float], b: Sequence[float]) -> dict[str, float]:
     }
 
 
+def one_sample(x: Sequence[float]) -> dict[str, float]:
+    """mean(x) (finite entries), its standard error s / sqrt(n), the two-sided 95% t quantile
+    and the resolvable effect, as :func:`welch` reports a difference (NaN for n < 2)."""
+    from scipy import stats
+
+    m, s, n = _ms(x)
+    se = s / math.sqrt(n) if n > 1 else float("nan")
+    tc = float(stats.t.ppf(0.975, n - 1)) if n > 1 else float("nan")
+    return {
+        "diff": m,
+        "se": se,
+        "t_crit": tc,
+        "resolvable": tc * se if n > 1 else float("nan"),
+        "resolved": bool(n > 1 and abs(m) > tc * se),
+    }
+
+
 def _late(x: np.ndarray, frac: float = 0.1) -> float:
     n = max(1, int(len(x) * frac))
     return float(np.mean(x[-n:]))
@@ -498,17 +515,12 @@ def verdicts(results: dict[str, Any]) -> list[dict[str, Any]]:
     # interference: the aux gradient on the router opposes the LM gradient (mean cosine < 0).
     # A positive cosine means descending the aux term also descends the LM loss on average;
     # |cos| < 1 always leaves a component that is not an LM direction (lemma 9(e)).
-    from scipy import stats
-
     for label in ("aux_batch_0.001", "aux_batch_0.01"):
         if label not in labels:
             continue
-        vals = _values(results, label, lambda r: float(np.mean(r["interference_cos"])))
-        m, s, n = _ms(vals)
-        se = s / math.sqrt(n) if n > 1 else float("nan")
-        tc = float(stats.t.ppf(0.975, n - 1)) if n > 1 else float("nan")
-        resolved = bool(n > 1 and abs(m) > tc * se)
-        if not resolved:
+        w = one_sample(_values(results, label, lambda r: float(np.mean(r["interference_cos"]))))
+        m = w["diff"]
+        if not w["resolved"]:
             v = "not resolvable at this scale"
         else:
             v = "reproduced" if m < 0 else "not reproduced (aligned on average)"
@@ -519,32 +531,22 @@ def verdicts(results: dict[str, Any]) -> list[dict[str, Any]]:
                 f"(orthogonal share sqrt(1 - cos^2) = {math.sqrt(max(0.0, 1 - m * m)):.3f})",
                 "paper": "2408.15664 Sec. 2 (interference gradients); proofs lemma 9(e)",
                 "verdict": v,
-                "diff": m,
-                "se": se,
-                "t_crit": tc,
-                "resolvable": tc * se if n > 1 else float("nan"),
-                "resolved": resolved,
+                **w,
             }
         )
     leak = leakage_table(results)
     if leak:
         smallest = leak[-1]
-        gaps = [
+        w = one_sample(
             _values(
                 results,
-                f"expert_choice_c{row['chunk']}",
+                f"expert_choice_c{smallest['chunk']}",
                 lambda r: r["val_causal"]["bpb"] - r["val"]["bpb"],
             )
-            for row in leak
-        ]
-        g = gaps[-1]
-        m, s, n = _ms(g)
-        se = s / math.sqrt(n) if n > 1 else float("nan")
-        tc = float(stats.t.ppf(0.975, n - 1)) if n > 1 else float("nan")
-        resolved = bool(n > 1 and abs(m) > tc * se)
+        )
         v = (
-            ("reproduced" if m > 0 else "not reproduced")
-            if resolved
+            ("reproduced" if w["diff"] > 0 else "not reproduced")
+            if w["resolved"]
             else "not resolvable at this scale"
         )
         out.append(
@@ -554,11 +556,7 @@ def verdicts(results: dict[str, Any]) -> list[dict[str, Any]]:
                 "compare": f"chunk {smallest['chunk']}: causal - non-causal bits/byte",
                 "paper": "2408.15664 App. D (abnormal loss drop)",
                 "verdict": v,
-                "diff": m,
-                "se": se,
-                "t_crit": tc,
-                "resolvable": tc * se if n > 1 else float("nan"),
-                "resolved": resolved,
+                **w,
             }
         )
         if len(leak) > 1:
