@@ -366,6 +366,17 @@ def _is_adaptive(wl: Any) -> bool:
     return bool(getattr(wl, "adaptive", False))
 
 
+def _comparators(config: RegretConfig, batches: Any, progress: Any) -> Any:
+    """The exact comparators of ``batches`` with the config's solver and checkpoint grid."""
+    return compute_comparators(
+        batches,
+        config.k,
+        solver=config.solver,
+        num_checkpoints=config.num_checkpoints,
+        progress=progress,
+    )
+
+
 def prepare_stream(
     config: RegretConfig,
     batches: Any = None,
@@ -387,13 +398,7 @@ def prepare_stream(
     if not _is_adaptive(wl):
         if batches is None:
             batches = _materialise(config, wl)
-        comp = compute_comparators(
-            batches,
-            config.k,
-            solver=config.solver,
-            num_checkpoints=config.num_checkpoints,
-            progress=progress,
-        )
+        comp = _comparators(config, batches, progress)
     seconds = {"calibration": t1 - t0, "comparators": time.perf_counter() - t1}
     return StreamContext(calib, comp, wl.config() if hasattr(wl, "config") else None, seconds)
 
@@ -439,13 +444,7 @@ def run_point(
             rec = _Recorder(wl.adaptive_batches(config.steps, _stream_seed(config)))
             traj = simulate(rec, config.k, rule, adaptive=True, progress=tick)
             run_batches: Any = rec.batches
-            comp = compute_comparators(
-                run_batches,
-                config.k,
-                solver=config.solver,
-                num_checkpoints=config.num_checkpoints,
-                progress=comparator_progress,
-            )
+            comp = _comparators(config, run_batches, comparator_progress)
         else:
             run_batches = batches
             comp = context.comparators
