@@ -510,8 +510,7 @@ def _experts_ranked(s, asg, bias):  # type: ignore[no-untyped-def]
     return out
 
 
-_GAP_QUANTILE = 0.5  # start with the half of tokens closest to a tie; more are added on demand
-_GAP_QUANTILE_LARGE = 0.03  # ... on instances with cap > _M_LARGE_CAP
+_GAP_QUANTILE_LARGE = 0.03  # first band on instances with cap > _M_LARGE_CAP (else: the median)
 _H_GRID = np.logspace(-5, -1, 9)  # Newton windows, in units of the scores' spread
 
 
@@ -555,7 +554,7 @@ def _repair(  # type: ignore[no-untyped-def]
             # shortest paths, ties aside, nor the optimum)
             q = int(_GAP_QUANTILE_LARGE * (n - 1))
             g = float(np.partition(gap, q)[q])
-        else:
+        else:  # the half of tokens closest to a tie; more are offered on demand
             g = _median(gap)
     else:
         g = _INF
