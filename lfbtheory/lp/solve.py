@@ -107,8 +107,7 @@ def solve_stream(
     recent: dict[bytes, list[tuple[NDArray[np.float64], BalancedAssignment]]] = {}
     for t, b in enumerate(batches):
         s = b if stacked else lp_scores(b, f"batches[{t}]")
-        # Cheap key (shape, first and last row); a hit is confirmed on the whole array.
-        key = repr(s.shape).encode() + s[0].tobytes() + s[-1].tobytes()
+        key = _batch_key(s)  # a hit is confirmed on the whole array
         hit = next((sol for old, sol in recent.get(key, ()) if np.array_equal(old, s)), None)
         if hit is not None:
             prev = hit.bias
@@ -165,8 +164,8 @@ def batch_optima(
         t_len, n, e = arr.shape
         kk = as_k(k, e)
         cap, equality = resolve_capacity(n, kk, e, None)
-        keys = {repr(s.shape).encode() + s[0].tobytes() + s[-1].tobytes() for s in arr}
-        fast = equality and cap <= ssp._DENSE_MAX_CAP and len(keys) == t_len
+        distinct = len({_batch_key(s) for s in arr}) == t_len  # repeats: solve_stream reuses
+        fast = equality and cap <= ssp._DENSE_MAX_CAP and distinct
         if fast:
             hi, lo = float(arr.max()), float(arr.min())
             fast = bool(np.isfinite(hi) and np.isfinite(lo) and max(hi, -lo) <= MAGNITUDE_LIMIT)
@@ -188,12 +187,12 @@ def batch_optima(
     opts = np.empty(t_len)
     grid = np.ascontiguousarray(ssp._H_GRID)
     t = 0
-    prev = None
     while t < t_len:
-        stop = t
-        if prev is not None:
+        end = min(t + chunk, t_len)
+        stop = t  # batch 0 (a cold start) goes the slow way below
+        if t > 0:
             stop = ssp.dense_stream(
-                arr, kk, cap, prev, t, min(t + chunk, t_len), grid, biases, loads, raw, smax
+                arr, kk, cap, biases[t - 1], t, end, grid, biases, loads, raw, smax
             )
         for u in range(t, stop):  # the compiled loop's answers, certified one by one
             bad, primal, wrong, viol, top = raw[u]
@@ -215,16 +214,20 @@ def batch_optima(
             opts[u] = cert.primal_objective
             if progress is not None:
                 progress(u + 1)
-        if stop < t_len and (stop == t or stop < min(t + chunk, t_len)):
+        if stop < end:  # handed back (or batch 0): solve_stream's path, which raises on failure
             start = biases[stop - 1] if stop > 0 else None
             sol = _solve_valid(arr[stop], kk, cap, True, method, start)
             opts[stop], biases[stop] = sol.objective, sol.bias
             if progress is not None:
                 progress(stop + 1)
             stop += 1
-        prev = biases[stop - 1]
         t = stop
     return opts, biases
+
+
+def _batch_key(s: NDArray[np.float64]) -> bytes:
+    """A cheap key of a batch (shape, first and last row) for spotting repeated batches."""
+    return repr(s.shape).encode() + s[0].tobytes() + s[-1].tobytes()
 
 
 def solve_prefixes(
