@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from lfbtheory.kernels import compiled, inline_compiled
+from lfbtheory.kernels import compiled, inline_compiled, row_top
 from lfbtheory.lp.model import (
     RTOL,
     Certificate,
@@ -90,11 +90,23 @@ def _as_assignment(assignment: ArrayLike, n: int, e: int) -> NDArray[np.generic]
     return x
 
 
+@compiled
+def _row_buffers(e, k):  # type: ignore[no-untyped-def]
+    """Scratch arrays of :func:`_row` (row values, top-k values and indices, row_top's own)."""
+    return (
+        np.empty(e),
+        np.empty(k),
+        np.empty(k, dtype=np.int64),
+        np.empty(e + 1, dtype=np.int64),
+        np.zeros(3),
+    )
+
+
 @inline_compiled
-def _row(s, w, x, t, k, vals):  # type: ignore[no-untyped-def]
+def _row(s, w, x, t, k, buf):  # type: ignore[no-untyped-def]
     """Row t of :func:`_tally`: (#entries outside {0, 1}, #ones, on-sum of s, (max off - min
     on) of s + w, its top-k term: the on-sum of s + w if the ones are a top-k set, else
-    topKsum(s + w))."""
+    topKsum(s + w) by :func:`lfbtheory.kernels.row_top`). ``buf``: its scratch arrays."""
     e = s.shape[1]
     c = 0
     bad = 0
@@ -117,18 +129,10 @@ def _row(s, w, x, t, k, vals):  # type: ignore[no-untyped-def]
             mx = max(mx, v)
     if c == k and mx - mn <= 0.0:
         return bad, c, ps, mx - mn, so
-    m = 0  # the k largest of s + w, by insertion into a sorted buffer
+    r, vals, idx, cand, st = buf
     for j in range(e):
-        v = s[t, j] + w[j]
-        if m == k and v <= vals[k - 1]:
-            continue
-        pos = m if m < k else k - 1
-        while pos > 0 and vals[pos - 1] < v:
-            vals[pos] = vals[pos - 1]
-            pos -= 1
-        vals[pos] = v
-        if m < k:
-            m += 1
+        r[j] = s[t, j] + w[j]
+    row_top(r, k, vals, idx, cand, st)
     top = 0.0
     for q in range(k):
         top += vals[q]
@@ -148,9 +152,9 @@ def _tally(s, w, x, k, loads):  # type: ignore[no-untyped-def]
     primal = 0.0
     viol = 0.0
     top = 0.0
-    vals = np.empty(max(k, 1))
+    buf = _row_buffers(s.shape[1], k)
     for t in range(n):
-        rb, c, ps, gap, rt = _row(s, w, x, t, k, vals)
+        rb, c, ps, gap, rt = _row(s, w, x, t, k, buf)
         for j in range(e):
             loads[j] += x[t, j] == 1
         bad += rb
@@ -181,7 +185,7 @@ def _tally_growing(s, w, x, k, loads, n_old, spread, guard, x_old, margins, sums
     viol = 0.0
     top = 0.0
     kept = 0.0
-    vals = np.empty(max(k, 1))
+    buf = _row_buffers(s.shape[1], k)
     fresh = np.zeros(e, dtype=np.int64)  # loads of the rows evaluated here
     for t in range(n):
         if t < n_old:
@@ -195,7 +199,7 @@ def _tally_growing(s, w, x, k, loads, n_old, spread, guard, x_old, margins, sums
                 continue
             for j in range(e):
                 loads[j] -= x_old[t, j] == 1
-        rb, c, ps, gap, rt = _row(s, w, x, t, k, vals)
+        rb, c, ps, gap, rt = _row(s, w, x, t, k, buf)
         for j in range(e):
             xv = x[t, j]
             x_old[t, j] = xv
