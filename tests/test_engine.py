@@ -134,12 +134,13 @@ def test_pooled_size_settings_of_ssp_return_the_same_prices(seed, monkeypatch):
 @given(
     st.integers(0, 10**6),
     st.sampled_from([(8, 4, 1), (32, 4, 3), (48, 8, 2), (40, 5, 5)]),
-    st.sampled_from(["plain", "ties", "repeat", "tiny", "huge"]),
+    st.sampled_from(["plain", "ties", "repeat", "tiny", "huge", "nan", "inf"]),
     st.integers(1, 4),
 )
 def test_batch_optima_are_solve_streams_objectives_and_prices(seed, shape, kind, chunk):
     """The compiled per-batch loop returns bit for bit what solve_stream yields -- including
-    streams it hands back (a batch outside its magnitude range mid-stream, repeated batches)."""
+    streams it hands back (a batch outside its magnitude range mid-stream, repeated batches) --
+    and raises as it does on a nan or inf mid-stream, naming the batch."""
     rng = np.random.default_rng(seed)
     n, e, k = shape
     arr = rng.normal(size=(9, n, e)) + 0.5 * rng.normal(size=e)
@@ -149,6 +150,12 @@ def test_batch_optima_are_solve_streams_objectives_and_prices(seed, shape, kind,
         arr[5] = arr[2]
     elif kind in ("tiny", "huge"):
         arr[4] *= 2.0**-90 if kind == "tiny" else 2.0**80
+    elif kind in ("nan", "inf"):
+        arr[4, n // 2, e - 1] = np.nan if kind == "nan" else -np.inf
+        for solver in (batch_optima, solve_stream):
+            with pytest.raises(ValueError, match=r"batches\[4\]"):
+                list(solver(arr, k))
+        return
     ticks = []
     opts, prices = batch_optima(arr, k, chunk=chunk, progress=ticks.append)
     sols = list(solve_stream(arr, k))
@@ -281,3 +288,52 @@ def test_growing_certificates_give_the_full_certificates_verdicts(seed, shape, e
         assert got.ok == ref.ok
         np.testing.assert_allclose(got.dual_objective, ref.dual_objective, rtol=1e-12, atol=1e-9)
         x_prev, bias_prev = x, bias
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.integers(0, 10**6),
+    st.sampled_from([(16, 4, 1), (24, 6, 2), (32, 8, 3), (20, 5, 5)]),
+    st.lists(st.sampled_from([*EDITS, "gap"]), min_size=6, max_size=6),
+)
+def test_the_vectorised_equality_verdict_is_judges(seed, shape, edits):
+    """batch_optima's verdict over a stream of tallies equals _judge's verdict batch by batch,
+    on optimal answers and on answers corrupted in each way a certificate must catch."""
+    from lfbtheory.lp.duality import _judge, _judge_equal_rows, _tally
+    from lfbtheory.lp.model import RTOL
+
+    rng = np.random.default_rng(seed)
+    n, e, k = shape
+    arr = rng.normal(size=(len(edits), n, e)) + 0.3 * rng.normal(size=e)
+    raws, prices, loads, smax = [], [], [], []
+    for s, edit in zip(arr, edits, strict=True):
+        sol = solve_balanced(s, k)
+        x, bias = sol.assignment.copy(), sol.bias.copy()
+        t = int(rng.integers(n))
+        if edit == "swap":
+            on, off = np.flatnonzero(x[t] == 1)[0], np.flatnonzero(x[t] == 0)
+            if off.size:
+                x[t, on], x[t, off[0]] = 0, 1
+        elif edit == "two":
+            x[t, 0] = 2
+        elif edit == "drop":
+            x[t, np.flatnonzero(x[t] == 1)[0]] = 0
+        elif edit in ("shift", "stale"):
+            bias = bias + rng.normal(scale=1e-3, size=e)
+        elif edit == "gap":  # prices off by a constant per expert change D but not the routing
+            bias = bias + 1e-6 * np.arange(e)
+        ld = np.zeros(e, dtype=np.int64)
+        raws.append(_tally(s, bias - bias.max(), x, k, ld))
+        prices.append(bias)
+        loads.append(ld)
+        smax.append(float(np.abs(s).max()))
+    cap = n * k // e
+    got = _judge_equal_rows(
+        np.array(raws), (n, e), k, np.array(prices), np.array(loads), cap, RTOL, np.array(smax)
+    )
+    want = [
+        _judge(r, (n, e), k, p, p - p.max(), ld, cap, True, RTOL, m).ok
+        for r, p, ld, m in zip(raws, prices, loads, smax, strict=True)
+    ]
+    assert got.tolist() == want
+    assert all(ok for ok, edit in zip(want, edits, strict=True) if edit == "optimal")

@@ -315,6 +315,24 @@ def _judge(raw, shape, k, p, w, loads, cap, equality, rtol, smax) -> Certificate
     )
 
 
+def _judge_equal_rows(raw, shape, k, p, loads, cap, rtol, smax):  # type: ignore[no-untyped-def]
+    """``_judge(raw[u], shape, k, p[u], w[u], loads[u], cap, True, rtol, smax[u]).ok`` for
+    every row u of a stream of equality-case tallies (raw (T, 5), p (T, E), loads (T, E),
+    smax (T,)), vectorised with the same float operations as :func:`_judge`."""
+    n, e = shape
+    w = p - p.max(axis=1, keepdims=True)
+    atol = rtol * (smax + (-w.min(axis=1)))
+    bad, primal, wrong, viol, top = raw.T
+    dual = top - float(cap) * w.sum(axis=1) + float(n * k - e * cap) * p.max(axis=1)
+    return (
+        (bad == 0)
+        & (wrong == 0)
+        & np.all(loads == cap, axis=1)
+        & (viol <= atol)
+        & (dual - primal <= atol * n * k)
+    )
+
+
 def certify(
     scores: ArrayLike,
     k: int,

@@ -14,7 +14,12 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from lfbtheory.lp.duality import GrowingCertificates, _certificate, _judge, optimal_prices
+from lfbtheory.lp.duality import (
+    GrowingCertificates,
+    _certificate,
+    _judge_equal_rows,
+    optimal_prices,
+)
 from lfbtheory.lp.model import (
     METHODS,
     RTOL,
@@ -166,9 +171,6 @@ def batch_optima(
         cap, equality = resolve_capacity(n, kk, e, None)
         distinct = len({_batch_key(s) for s in arr}) == t_len  # repeats: solve_stream reuses
         fast = equality and cap <= ssp._DENSE_MAX_CAP and distinct
-        if fast:
-            hi, lo = float(arr.max()), float(arr.min())
-            fast = bool(np.isfinite(hi) and np.isfinite(lo) and max(hi, -lo) <= MAGNITUDE_LIMIT)
     if not fast:
         opts, prices = [], []
         for sol in solve_stream(batches, k, method=method):  # type: ignore[arg-type]
@@ -194,29 +196,20 @@ def batch_optima(
             stop = ssp.dense_stream(
                 arr, kk, cap, biases[t - 1], t, end, grid, biases, loads, raw, smax
             )
-        for u in range(t, stop):  # the compiled loop's answers, certified one by one
-            bad, primal, wrong, viol, top = raw[u]
-            cert = _judge(
-                (int(bad), primal, int(wrong), viol, top),
-                (n, e),
-                kk,
-                biases[u],
-                biases[u] - biases[u].max(),
-                loads[u],
-                cap,
-                True,
-                RTOL,
-                float(smax[u]),
-            )
-            if not cert.ok:  # never expected: solve it the slow way (which raises)
-                stop = u
-                break
-            opts[u] = cert.primal_objective
-            if progress is not None:
+        # the compiled loop's answers, each certified (_judge's verdict, vectorised)
+        ok = _judge_equal_rows(
+            raw[t:stop], (n, e), kk, biases[t:stop], loads[t:stop], cap, RTOL, smax[t:stop]
+        )
+        if not ok.all():  # never expected: solve the first failure the slow way (which raises)
+            stop = t + int(np.argmin(ok))
+        opts[t:stop] = raw[t:stop, 1]
+        if progress is not None:
+            for u in range(t, stop):
                 progress(u + 1)
         if stop < end:  # handed back (or batch 0): solve_stream's path, which raises on failure
             start = biases[stop - 1] if stop > 0 else None
-            sol = _solve_valid(arr[stop], kk, cap, True, method, start)
+            s = lp_scores(arr[stop], f"batches[{stop}]")  # dense_stream hands back nan/inf too
+            sol = _solve_valid(s, kk, cap, True, method, start)
             opts[stop], biases[stop] = sol.objective, sol.bias
             if progress is not None:
                 progress(stop + 1)

@@ -672,7 +672,12 @@ def _centred(p):  # type: ignore[no-untyped-def]
 def recentre_equal(start, s):  # type: ignore[no-untyped-def]
     """A warm start in the equality gauge: start - median(start), clipped to +-(max s - min s)
     (0 if the scores are constant); the median of an even count is the mean of the middle two."""
-    r = s.max() - s.min()
+    return _recentre_range(start, s.max() - s.min())
+
+
+@compiled
+def _recentre_range(start, r):  # type: ignore[no-untyped-def]
+    """:func:`recentre_equal` given r = max s - min s."""
     if r == 0.0:
         return np.zeros_like(start)
     srt = np.sort(start)
@@ -680,6 +685,20 @@ def recentre_equal(start, s):  # type: ignore[no-untyped-def]
     h = e // 2
     med = srt[h] if e % 2 else (srt[h - 1] + srt[h]) / 2
     return np.minimum(np.maximum(start - med, -r), r)
+
+
+@inline_compiled
+def _max_min(s):  # type: ignore[no-untyped-def]
+    """(max, min) of a 2-D array in one pass; (nan, nan) if it holds a nan."""
+    hi = s[0, 0]
+    lo = hi
+    nan = False
+    for row in s:
+        for v in row:
+            hi = max(hi, v)
+            lo = min(lo, v)
+            nan |= v != v
+    return (np.nan, np.nan) if nan else (hi, lo)
 
 
 @compiled
@@ -694,11 +713,12 @@ def dense_stream(arr, k, cap, prev, t0, t1, grid, biases, loads, raw, smax):  # 
     e = arr.shape[2]
     for t in range(t0, t1):
         s = arr[t]
-        m = max(s.max(), -s.min())
+        hi, lo = _max_min(s)
+        m = max(hi, -lo)
         smax[t] = m
-        if m > 0.0 and not (2.0**-65 <= m < 2.0**64):
+        if not (m == 0.0 or 2.0**-65 <= m < 2.0**64):  # also nan (every comparison is False)
             return t
-        p = recentre_equal(prev, s)
+        p = _recentre_range(prev, hi - lo)
         h = _spread(s) * grid if k < e else grid
         asg, x, status, _, _ = _dense_core(s, k, cap, p, 1, h)
         if status != 0:
