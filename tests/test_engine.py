@@ -5,6 +5,8 @@
 - the comparators of a stacked stream equal those of the same stream as a list, and their
   objectives equal an independent LP solver's (scipy's HiGHS) to 1e-9 relative;
 - batch_optima's compiled loop gives solve_stream's objectives and prices bit for bit;
+- the column-wise Newton pass and rerouting (transposed scores, k + 1 <= 4) give the row-wise
+  ones' prices, routing and gaps bit for bit;
 - one batch repaired on the dense exchange matrix gives the banded solver's optimum (bit for
   bit in general position);
 - the ssp solver's settings for pooled-size instances (longer candidate lists, a thinner first
@@ -337,3 +339,53 @@ def test_the_vectorised_equality_verdict_is_judges(seed, shape, edits):
     ]
     assert got.tolist() == want
     assert all(ok for ok, edit in zip(want, edits, strict=True) if edit == "optimal")
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.integers(0, 10**6),
+    st.sampled_from([(24, 4, 1), (40, 5, 2), (64, 16, 2), (48, 8, 3), (30, 32, 3), (9, 4, 3)]),
+    st.sampled_from(["plain", "ties", "flat"]),
+    st.booleans(),
+)
+def test_column_wise_newton_and_reroute_equal_the_row_wise_ones(seed, shape, kind, equality):
+    """Two damped Newton passes and the rerouting at the final prices, on (n, E) scores and
+    on their transpose: the same prices, excess, top-k experts, gaps, 0/1 routing and loads."""
+    rng = np.random.default_rng(seed)
+    n, e, k = shape
+    s = rng.normal(size=(n, e)) + 0.5 * rng.normal(size=e)
+    if kind == "ties":
+        s = np.round(2 * s) / 2
+    elif kind == "flat":
+        s[:, : e // 2] = 0.25
+    cap = n * k // e if equality else max(1, n * k // e - 1)
+    h = np.std(s) * ssp_module._H_GRID if np.std(s) > 0 else ssp_module._H_GRID
+    p0 = np.round(rng.normal(scale=0.3, size=e), 1 if kind == "ties" else 12)
+    out = []
+    for cols in (False, True):
+        p = p0.copy()
+        asg = np.empty((n, k), dtype=np.int32)
+        gap = np.empty(n)
+        x = np.zeros((n, e), dtype=np.uint8)
+        loads = np.zeros(e, dtype=np.int64)
+        top, tidx, mm = np.empty((4, n)), np.empty((4, n), dtype=np.int32), np.empty(n)
+        sT = np.ascontiguousarray(s.T)
+        excess = []
+        before = p.copy()
+        for damp in (1.0, 0.7):
+            before = p.copy()
+            if cols:
+                ex = ssp_module._newton_pass_cols(
+                    sT, p, k, cap, equality, damp, h, asg, gap, top, tidx, mm
+                )
+            else:
+                ex = ssp_module._newton_pass(s, p, k, cap, equality, damp, h, asg, gap)
+            excess.append(ex)
+        spread = float((p - before).max() - (p - before).min())
+        if cols:
+            ssp_module._reroute_cols(sT, p, k, asg, x, loads, gap, spread, top, tidx)
+        else:
+            ssp_module._reroute(s, p, k, asg, x, loads, gap, spread)
+        out.append((p, excess, asg, gap, x, loads))
+    for a, b in zip(*out, strict=True):
+        np.testing.assert_array_equal(a, b)
