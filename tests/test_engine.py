@@ -344,7 +344,9 @@ def test_the_vectorised_equality_verdict_is_judges(seed, shape, edits):
 @settings(max_examples=40, deadline=None)
 @given(
     st.integers(0, 10**6),
-    st.sampled_from([(24, 4, 1), (40, 5, 2), (64, 16, 2), (48, 8, 3), (30, 32, 3), (9, 4, 3)]),
+    st.sampled_from(
+        [(24, 4, 1), (40, 5, 2), (64, 16, 2), (48, 8, 3), (30, 32, 3), (9, 4, 3), (64, 64, 2)]
+    ),
     st.sampled_from(["plain", "ties", "flat"]),
     st.booleans(),
 )
