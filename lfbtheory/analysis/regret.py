@@ -142,15 +142,19 @@ def _checked_stream(
     batches: Sequence[ArrayLike] | NDArray[np.float64],
 ) -> NDArray[np.float64] | list[NDArray[np.float64]]:
     """A finite (T, n, E) float64 array as it is (one check), else :func:`_stack`."""
-    if (
+    if _is_stack(batches) and bool(np.isfinite(batches).all()):
+        return batches  # type: ignore[return-value]
+    return _stack(batches)
+
+
+def _is_stack(batches: object) -> bool:
+    """True for a non-empty (T, n, E) float64 array (its values not yet checked)."""
+    return (
         isinstance(batches, np.ndarray)
         and batches.ndim == 3
         and batches.dtype == np.float64
         and batches.size > 0
-        and bool(np.isfinite(batches).all())
-    ):
-        return batches
-    return _stack(batches)
+    )
 
 
 def _as_stream(batches: Sequence[ArrayLike] | NDArray[np.float64]) -> NDArray[np.float64]:
@@ -291,7 +295,9 @@ def regret_report(
             "regret measures no dual descent; pass group_limited='label' to compute the ledger "
             "anyway, labelled"
         )
-    bs_all = _checked_stream(batches)
+    # A stacked stream's values are checked where they are read (compute_comparators,
+    # dual_objective); with comparators given, only its length and E are used here.
+    bs_all = batches if _is_stack(batches) else _stack(batches)
     if len(bs_all) != len(trajectory):
         raise ValueError(f"trajectory has {len(trajectory)} rows but batches has {len(bs_all)}")
     k = as_k(k, bs_all[0].shape[1])
