@@ -477,6 +477,34 @@ def test_a_score_outside_the_domain_raises_the_first_rules_error(first):
     assert err is not None and "batches[6]" in err[1]
 
 
+def _heads(batches, k, rules):
+    states = [init_state(r, batches.shape[2]) for r in rules]
+    return _fused.run_many(
+        batches, k, rules, [s.rule for s in states], [s.pending for s in states], set(), None
+    )
+
+
+@given(_mixes(), st.integers(0, 12), st.sampled_from([np.nan, np.inf, 2 * MAGNITUDE_LIMIT]))
+@settings(max_examples=60)
+def test_column_routing_and_row_routing_give_the_same_runs(case, at, bad):
+    """k <= 4 may be routed column-wise (each batch transposed and checked once for all runs)
+    or row by row: the two paths give the same bits and the same stops, also when a score of
+    batch ``at`` (if any) is outside the domain."""
+    batches, k, rules = case
+    rules = [r for r in rules if _fusable(batches, r)]
+    if at < batches.shape[0]:
+        batches[at, -1, at % batches.shape[2]] = bad
+    with mock.patch.object(_fused, "column_routing", lambda k, e, n_runs: k <= 4):
+        cols = _heads(batches, k, rules)
+    with mock.patch.object(_fused, "column_routing", lambda k, e, n_runs: False):
+        rows = _heads(batches, k, rules)
+    for a, b in zip(cols, rows, strict=True):
+        assert a.stop == b.stop == min(at, batches.shape[0])
+        for name in ("bias", "loads", "reward", "step", "pending"):
+            assert _same_bits(getattr(a, name), getattr(b, name)), name
+        assert _same_bits(a.rule_state.bias, b.rule_state.bias)
+
+
 @pytest.mark.parametrize("k", [0, 5, 2.5])
 def test_a_bad_k_raises_what_simulate_raises(k):
     batches = np.random.default_rng(11).normal(size=(3, 5, 4))

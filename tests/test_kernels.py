@@ -7,8 +7,15 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import lfbtheory as lfb
-from lfbtheory.kernels import _REGISTER_MAX_E, route_loads, row_top
+from lfbtheory.kernels import (
+    _REGISTER_MAX_E,
+    cols_top,
+    route_loads,
+    row_top,
+    transpose_checked,
+)
 from lfbtheory.testing.strategies import biases, instances
+from lfbtheory.validation import MAGNITUDE_LIMIT
 
 
 def _reference(s, k, bias=None, bias_mode="additive"):
@@ -105,6 +112,67 @@ def test_row_top_at_the_path_edges(kk):
         drift = rng.normal(size=(200, e)) * np.linspace(0.01, 100.0, 200)[:, None]
         drift[::5] = np.round(drift[::5])
         _row_top_rows(drift, kk, np.int64)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1, 72), st.integers(1, 40), st.data())
+def test_cols_top_equals_row_top_row_by_row(e, n, data):
+    """cols_top on the transposed batch selects, row by row, what row_top selects on s[i] + w:
+    the same indices and the same value bits, on scores and shifts from small sets (ties in
+    nearly every row, signed zeros, infinite scores) or wide floats; kk = 1..4 (and kk = E)."""
+    kk = data.draw(st.integers(1, min(e, 4)), label="kk")
+    elements = data.draw(
+        st.sampled_from(
+            [st.sampled_from(_TIES), st.sampled_from([-1.0, 0.0, 1.0]), st.floats(-1e6, 1e6)]
+        )
+    )
+    s = data.draw(hnp.arrays(np.float64, (n, e), elements=elements), label="s")
+    w = data.draw(
+        hnp.arrays(np.float64, e, elements=st.sampled_from([-0.5, -0.0, 0.0, 1.0])), label="w"
+    )
+    vals = np.full((kk, n), np.nan)  # whatever the scratch holds is overwritten
+    idx = np.full((kk, n), -1, dtype=np.int64)
+    cols_top(np.ascontiguousarray(s.T), w, kk, vals, idx)
+    rv = np.empty(kk)
+    ri = np.empty(kk, dtype=np.int64)
+    cand = np.empty(e + 1, dtype=np.int64)
+    st_ = np.zeros(3)
+    for i in range(n):
+        r = s[i] + w
+        row_top(r, kk, rv, ri, cand, st_)
+        np.testing.assert_array_equal(idx[:, i], ri)
+        np.testing.assert_array_equal(vals[:, i].view(np.uint64), rv.view(np.uint64))
+
+
+@pytest.mark.parametrize("kk", [1, 2, 3, 4])
+def test_cols_top_at_the_fill_edges(kk):
+    """E = kk .. kk + 3 (the forced fill alone, then one column past it) on all-equal,
+    increasing, decreasing and all -inf rows, against a stable argsort."""
+    for e in range(kk, kk + 4):
+        ramp = np.arange(e, dtype=np.float64)
+        s = np.stack([np.full(e, 3.0), ramp, ramp[::-1], -ramp, np.full(e, -np.inf)])
+        vals = np.empty((kk, s.shape[0]))
+        idx = np.empty((kk, s.shape[0]), dtype=np.int64)
+        cols_top(np.ascontiguousarray(s.T), np.zeros(e), kk, vals, idx)
+        for i, r in enumerate(s):
+            ref = np.argsort(-r, kind="stable")[:kk]
+            np.testing.assert_array_equal(idx[:, i], ref)
+            np.testing.assert_array_equal(vals[:, i], r[ref])
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    hnp.arrays(
+        np.float64,
+        hnp.array_shapes(min_dims=2, max_dims=2, max_side=20),
+        elements=st.sampled_from([0.0, -1.5, 2 * MAGNITUDE_LIMIT, -np.inf, np.nan, 1e150]),
+    )
+)
+def test_transpose_checked_transposes_and_checks_the_domain(s):
+    sT = np.empty(s.shape[::-1])
+    inside = transpose_checked(s, MAGNITUDE_LIMIT, sT)
+    assert inside == bool(np.all(np.abs(s) <= MAGNITUDE_LIMIT))
+    assert sT.tobytes() == np.ascontiguousarray(s.T).tobytes()
 
 
 def test_kernel_rejects_bad_input():

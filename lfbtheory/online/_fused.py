@@ -6,9 +6,12 @@ reward is the pairwise sum of the selected unbiased scores, and b_{t+1} = b_t + 
 all inside :func:`_run_chunk`. Results are bit-identical to the Python loop because every
 float is produced by the same IEEE operations in the same order:
 
-- routing: selection scores s + (b - max b) offered to ``kernels.row_top`` row by row, the
-  domain check |s| <= ``MAGNITUDE_LIMIT`` per row (False for nan and inf, so the stream needs
-  no separate finiteness scan), exactly as ``kernels._topk_kernel``;
+- routing: the top-k of the selection scores s + (b - max b) (desc, ties: lower index), by
+  ``kernels.row_top`` row by row as ``kernels._topk_kernel`` does, or for k <= 4 and E not too
+  large (:func:`column_routing`) by ``kernels.cols_top`` on the batch transposed once for all
+  runs, which selects the same experts from the same float sums; the domain check |s| <=
+  ``MAGNITUDE_LIMIT`` (False for nan and inf, so the stream needs no separate finiteness scan)
+  is made during the row pass or the transpose;
 - sums: :func:`_pairwise_sum` replays numpy's float64 ``add.reduce`` of a contiguous 1-D array
   (0 + pairwise sum: sequential below 8 entries, 8 interleaved accumulators up to 128, halves
   rounded to multiples of 8 above), so ``c.mean()``, ``d.mean()`` and the reward
@@ -39,7 +42,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from lfbtheory.kernels import compiled, row_top
+from lfbtheory.kernels import cols_top, compiled, row_top, transpose_checked
 from lfbtheory.online import updates
 from lfbtheory.online.updates import BiasState, Rule, step_value
 from lfbtheory.validation import MAGNITUDE_LIMIT
@@ -51,6 +54,22 @@ CHUNK = 256  # batches per compiled call (schedule ahead, progress after)
 SIGN, PROPORTIONAL, CENTERED_SIGN, CENTERED_PROPORTIONAL = 0, 1, 2, 3
 
 _OK = 0  # _run_chunk's status; 1: a score outside the domain, 2: an overflowing update
+
+# Column-wise routing (kernels.cols_top on each batch transposed once for all runs) up to these
+# E, row by row (kernels.row_top) beyond. Measured with run_many on 400 fresh 256 x E normal
+# batches, us per batch, rows / cols for k = 1, 2, 3, 4: one run, E = 16: 6.8/3.8, 9.0/5.0,
+# 14.3/5.4, 14.7/6.7; E = 48: 10.0/10.6, 19.9/13.0, 24.6/15.4, 28.4/16.9; E = 64: 11.3/21.6,
+# 21.8/24.6, 26.3/28.3, 30.3/28.4 (the transpose, ~18 us at E = 64, is no longer paid back).
+# Two runs, E = 64: 21.5/23.6, 38.6/28.3, 44.1/33.5, 51.2/37.1; E = 128: 33.3/46.9, 52.3/54.9,
+# 58.8/53.9, 66.3/68.5. Five runs, E = 96: 65.6/38.3, 95.5/46.6, 105.6/55.7, 119.7/99.9.
+_COLS_MAX_E = 48
+_COLS_MAX_E_RUNS = 96  # for two runs or more
+
+
+def column_routing(k: int, e: int, n_runs: int) -> bool:
+    """True when :func:`_run_chunk` routes column-wise: cols_top supports 1 <= k <= 4, and the
+    shared transpose pays for itself up to _COLS_MAX_E (one run) or _COLS_MAX_E_RUNS."""
+    return 1 <= k <= 4 and (e <= _COLS_MAX_E or (n_runs >= 2 and e <= _COLS_MAX_E_RUNS))
 
 
 def direction_code(rule: Rule) -> int | None:
@@ -172,7 +191,7 @@ def _direction(c, code, d):  # type: ignore[no-untyped-def]
 
 @compiled
 def _run_chunk(  # type: ignore[no-untyped-def]
-    batches, t0, lim, k, codes, is_eval, u_app, stop, bias, pend, st,
+    batches, t0, lim, k, cols, codes, is_eval, u_app, stop, bias, pend, st,
     bias_out, loads_out, reward_out, done, status,
 ):  # fmt: skip
     """Route and update R runs over batches t0.. in ONE pass: batch t for runs 0..R-1, then
@@ -184,7 +203,9 @@ def _run_chunk(  # type: ignore[no-untyped-def]
     and ``st`` (R, 3) (row_top's guess statistics, which never change results) is run r's
     state, advanced only by its completed batches; rows [r, t] of the outputs are written
     for them. R = 1 is :func:`simulate`'s own fused loop: there is no other copy of this
-    arithmetic."""
+    arithmetic. ``cols`` (1 <= k <= 4 only): batch t is transposed and domain-checked once, then
+    routed column-wise for each run (``kernels.cols_top``), which selects exactly what row_top
+    does row by row."""
     n_runs = bias.shape[0]
     n = batches.shape[1]
     e = batches.shape[2]
@@ -194,6 +215,10 @@ def _run_chunk(  # type: ignore[no-untyped-def]
     vals = np.empty(k)
     idx = np.empty(k, dtype=np.int64)
     picked = np.empty(n * k)
+    sT = np.empty((e, n) if cols else (0, 0))
+    cvals = np.empty((k, n) if cols else (0, 0))
+    cidx = np.empty((k, n) if cols else (0, 0), dtype=np.int64)
+    inside = True
     c = np.empty(e)
     d = np.empty(e)
     nb = np.empty(e)
@@ -203,6 +228,13 @@ def _run_chunk(  # type: ignore[no-untyped-def]
         status[q] = 0
         t1 = max(t1, stop[q])
     for t in range(t0, t1):
+        if cols:
+            going = False
+            for q in range(n_runs):
+                going |= done[q] == t and t < stop[q]
+            if not going:
+                break
+            inside = transpose_checked(batches[t], lim, sT)  # one check for every run
         going = False
         for q in range(n_runs):
             if done[q] != t or t >= stop[q]:  # stopped: a failure, or its schedule's stop
@@ -217,18 +249,26 @@ def _run_chunk(  # type: ignore[no-untyped-def]
                 w[j] = bias[q, j] - bmax
                 bias_out[q, t, j] = bias[q, j]
                 loads_out[q, t, j] = 0
-            inside = True
-            for i in range(n):
-                for j in range(e):
-                    x = batches[t, i, j]
-                    inside &= abs(x) <= lim  # False for nan, inf and |s| > lim
-                    r[j] = x + w[j]
-                if not inside:
-                    break
-                row_top(r, k, vals, idx, cand, stq)
-                for m in range(k):
-                    loads_out[q, t, idx[m]] += 1
-                    picked[i * k + m] = batches[t, i, idx[m]]
+            if cols:
+                if inside:
+                    cols_top(sT, w, k, cvals, cidx)
+                    for i in range(n):
+                        for m in range(k):
+                            loads_out[q, t, cidx[m, i]] += 1
+                            picked[i * k + m] = batches[t, i, cidx[m, i]]
+            else:
+                inside = True
+                for i in range(n):
+                    for j in range(e):
+                        x = batches[t, i, j]
+                        inside &= abs(x) <= lim  # False for nan, inf and |s| > lim
+                        r[j] = x + w[j]
+                    if not inside:
+                        break
+                    row_top(r, k, vals, idx, cand, stq)
+                    for m in range(k):
+                        loads_out[q, t, idx[m]] += 1
+                        picked[i * k + m] = batches[t, i, idx[m]]
             if not inside:
                 status[q] = 1
                 continue
@@ -337,11 +377,13 @@ def run_many(
     completed, i = batches completed over all runs (those of batches <= t in this chunk
     included).
 
-    Why one pass is faster (measured, 256 x 16, k = 2): routing is bound by row_top's
-    mispredicted branches (~13 us a batch on fresh data, ~2 us on a 65 MB stream of 8 batches
-    repeated, so not by memory); runs whose biases are close take nearly the same branches on
-    the same batch, and the predictor replays them when the runs follow one another on it.
-    Hence every run goes through the same code (a check skipped for later runs was slower)."""
+    Why one pass is faster: column-wise routing transposes and checks each batch once for
+    all runs (while it is in cache); row by row, routing was bound by mispredicted branches
+    (measured, 256 x 16, k = 2: ~13 us a batch on fresh data, ~2 us on a 65 MB stream of 8
+    batches repeated, so not by memory), and runs whose biases are close take nearly the same
+    branches on the same batch, which the predictor replays when the runs follow one another
+    on it. Hence every run goes through the same code (a check skipped for later runs was
+    slower)."""
     n_batches, _, e = batches.shape
     n_runs = len(rules)
     codes = np.empty(n_runs, dtype=np.int64)
@@ -368,6 +410,7 @@ def run_many(
     ends = [n_batches] * n_runs  # a run's first batch not done, once it has stopped
     going = [True] * n_runs
     stop = np.empty(n_runs, dtype=np.int64)
+    cols = column_routing(k, e, n_runs)
     done = np.empty(n_runs, dtype=np.int64)
     status = np.empty(n_runs, dtype=np.int64)
     total = 0
@@ -380,7 +423,7 @@ def run_many(
                 u, stop[q] = step_sizes(rules[q], counts[q], is_eval, t, t1)
                 step_out[q, t:t1] = u
         _run_chunk(
-            batches, t, MAGNITUDE_LIMIT, k, codes, is_eval, step_out, stop, bias, pend, st,
+            batches, t, MAGNITUDE_LIMIT, k, cols, codes, is_eval, step_out, stop, bias, pend, st,
             bias_out, loads_out, reward_out, done, status,
         )  # fmt: skip
         for q in range(n_runs):
