@@ -57,11 +57,13 @@ _OK = 0  # _run_chunk's status; 1: a score outside the domain, 2: an overflowing
 
 # Column-wise routing (kernels.cols_top on each batch transposed once for all runs) up to these
 # E, row by row (kernels.row_top) beyond. Measured with run_many on 400 fresh 256 x E normal
-# batches, us per batch, rows / cols for k = 1, 2, 3, 4: one run, E = 16: 6.8/3.8, 9.0/5.0,
-# 14.3/5.4, 14.7/6.7; E = 48: 10.0/10.6, 19.9/13.0, 24.6/15.4, 28.4/16.9; E = 64: 11.3/21.6,
-# 21.8/24.6, 26.3/28.3, 30.3/28.4 (the transpose, ~18 us at E = 64, is no longer paid back).
-# Two runs, E = 64: 21.5/23.6, 38.6/28.3, 44.1/33.5, 51.2/37.1; E = 128: 33.3/46.9, 52.3/54.9,
-# 58.8/53.9, 66.3/68.5. Five runs, E = 96: 65.6/38.3, 95.5/46.6, 105.6/55.7, 119.7/99.9.
+# batches, us per batch, rows / cols for k = 1, 2, 3, 4 (a shared 2-core machine: +-20%):
+# one run, E = 16: 6.8/3.6, 9.0/3.6, 14.7/4.8, 14.8/5.8; E = 48: 9.6/9.3, 20.4/10.7,
+# 25.2/12.0, 29.6/15.0; E = 64: 11.7/20.9, 22.3/24.1, 26.7/26.9, 31.4/35.4 (the transpose,
+# ~18 us at E = 64, is no longer paid back). Two runs, E = 64: 21.5/23.2, 38.7/29.8,
+# 46.5/35.8, 52.2/46.9; E = 96: 27.3/30.2, 44.1/33.0, 51.6/37.5, 59.0/56.0; E = 128 (gather
+# row by row then): 33.3/46.9, 52.3/54.9, 58.8/53.9, 66.3/68.5. Five runs, E = 96:
+# 63.3/37.8, 92.0/48.2, 104.1/56.6, k = 4 117/147 and 120/100 in two sweeps.
 _COLS_MAX_E = 48
 _COLS_MAX_E_RUNS = 96  # for two runs or more
 
