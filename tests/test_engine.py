@@ -370,7 +370,7 @@ def test_column_wise_newton_and_reroute_equal_the_row_wise_ones(seed, shape, kin
         gap = np.empty(n)
         x = np.zeros((n, e), dtype=np.uint8)
         loads = np.zeros(e, dtype=np.int64)
-        top, tidx, mm = np.empty((4, n)), np.empty((4, n), dtype=np.int32), np.empty(n)
+        top, tidx, mm = np.empty((4, n)), np.empty((4, n), dtype=np.int64), np.empty(n)
         sT = np.ascontiguousarray(s.T)
         excess = []
         before = p.copy()

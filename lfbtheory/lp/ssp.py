@@ -52,7 +52,7 @@ import time
 import numpy as np
 from numpy.typing import NDArray
 
-from lfbtheory.kernels import HAVE_NUMBA, compiled, inline_compiled, row_top
+from lfbtheory.kernels import HAVE_NUMBA, cols_top, compiled, inline_compiled, row_top
 from lfbtheory.lp.dense import dense_repair
 from lfbtheory.lp.duality import _tally
 
@@ -166,70 +166,6 @@ def _newton_pass(s, p, k, cap, equality, damp, h, asg, gap):  # type: ignore[no-
 _COLS_MAX_E = 64
 
 
-@inline_compiled
-def _cols_top(sT, p, kk, a1, a2, a3, a4, i1, i2, i3, i4):  # type: ignore[no-untyped-def]
-    """a_m[i], i_m[i] = the m-th largest of sT[:, i] + p and its index (m <= kk, 2 <= kk <= 4;
-    ties: lower index; slots beyond kk are scratch): ``kernels.row_top`` of every row at once,
-    expert by expert, with its register path's updates (a_m <- max(a_m, min(a_{m-1}, v))), so
-    the same values. Separate 1-D arrays (not rows of one 2-D array, which LLVM must assume
-    overlap): the token loops then vectorise (1 vs 24 us for 256 x 16, kk = 3)."""
-    e, n = sT.shape
-    for i in range(n):
-        a1[i] = sT[0, i] + p[0]
-        i1[i] = 0
-        a2[i] = -np.inf
-        a3[i] = -np.inf
-        a4[i] = -np.inf
-        i2[i] = 0
-        i3[i] = 0
-        i4[i] = 0
-    for j in range(1, e):
-        pj = p[j]
-        row = sT[j]
-        if kk == 2:
-            for i in range(n):
-                v = row[i] + pj
-                x1 = a1[i]
-                x2 = a2[i]
-                g1 = v > x1
-                i2[i] = i1[i] if g1 else (j if v > x2 else i2[i])
-                i1[i] = j if g1 else i1[i]
-                a2[i] = max(x2, min(x1, v))
-                a1[i] = max(x1, v)
-        elif kk == 3:
-            for i in range(n):
-                v = row[i] + pj
-                x1 = a1[i]
-                x2 = a2[i]
-                x3 = a3[i]
-                g1 = v > x1
-                g2 = v > x2
-                i3[i] = i2[i] if g2 else (j if v > x3 else i3[i])
-                i2[i] = i1[i] if g1 else (j if g2 else i2[i])
-                i1[i] = j if g1 else i1[i]
-                a3[i] = max(x3, min(x2, v))
-                a2[i] = max(x2, min(x1, v))
-                a1[i] = max(x1, v)
-        else:
-            for i in range(n):
-                v = row[i] + pj
-                x1 = a1[i]
-                x2 = a2[i]
-                x3 = a3[i]
-                x4 = a4[i]
-                g1 = v > x1
-                g2 = v > x2
-                g3 = v > x3
-                i4[i] = i3[i] if g3 else (j if v > x4 else i4[i])
-                i3[i] = i2[i] if g2 else (j if g3 else i3[i])
-                i2[i] = i1[i] if g1 else (j if g2 else i2[i])
-                i1[i] = j if g1 else i1[i]
-                a4[i] = max(x4, min(x3, v))
-                a3[i] = max(x3, min(x2, v))
-                a2[i] = max(x2, min(x1, v))
-                a1[i] = max(x1, v)
-
-
 @compiled
 def _newton_pass_cols(sT, p, k, cap, equality, damp, h, asg, gap, top, tidx, mm):  # type: ignore[no-untyped-def]
     """:func:`_newton_pass` on the transposed scores sT (E, n) (k + 1 <= 4), expert by expert:
@@ -240,7 +176,7 @@ def _newton_pass_cols(sT, p, k, cap, equality, damp, h, asg, gap, top, tidx, mm)
     e, n = sT.shape
     nh = h.shape[0]
     hmax = h[nh - 1]
-    _cols_top(sT, p, k + 1, top[0], top[1], top[2], top[3], tidx[0], tidx[1], tidx[2], tidx[3])
+    cols_top(sT, p, k + 1, top, tidx)
     for t in range(n):
         for m in range(k):
             asg[t, m] = tidx[m, t]
@@ -284,10 +220,10 @@ def _newton_pass_cols(sT, p, k, cap, equality, damp, h, asg, gap, top, tidx, mm)
 @compiled
 def _reroute_cols(sT, p, k, asg, x, loads, gap, spread, top, tidx):  # type: ignore[no-untyped-def]
     """:func:`_reroute` on the transposed scores (k + 1 <= 4): every token's top-(k+1) at p
-    by :func:`_cols_top` (cheaper than deciding which to redo), kept only where
+    by :func:`lfbtheory.kernels.cols_top` (cheaper than deciding which to redo), kept only where
     gap <= spread, so the same asg, gap, x and loads."""
     e, n = sT.shape
-    _cols_top(sT, p, k + 1, top[0], top[1], top[2], top[3], tidx[0], tidx[1], tidx[2], tidx[3])
+    cols_top(sT, p, k + 1, top, tidx)
     for t in range(n):
         if gap[t] > spread:
             gap[t] -= spread
@@ -756,7 +692,7 @@ def _route_start(s, k, cap, equality, p, passes, h):  # type: ignore[no-untyped-
     if passes > 0 and k < e and k + 1 <= 4 and e <= _COLS_MAX_E:  # column-wise, same results
         sT = s.T.copy()
         top = np.empty((4, n))
-        tidx = np.empty((4, n), dtype=np.int32)
+        tidx = np.empty((4, n), dtype=np.int64)
         mm = np.empty(n)
         before = p.copy()
         for it in range(passes):
