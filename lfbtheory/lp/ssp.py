@@ -161,8 +161,8 @@ def _newton_pass(s, p, k, cap, equality, damp, h, asg, gap):  # type: ignore[no-
 
 
 # Column-wise Newton pass + rerouting (k + 1 <= 4) up to this E. Measured, us per 256-token
-# batch, row-wise vs column-wise (k = 1, 2, 3): E=16 15/23/28 vs 7/8/10, E=32 27/45/55 vs
-# 16/18/21, E=64 43/55/65 vs 34/38/44, E=128 59/76/91 vs 67/72/89 (break-even).
+# batch (transpose included), row-wise vs column-wise (k = 1, 2, 3): E=16 14/22/28 vs 7/9/13,
+# E=32 26/45/53 vs 17/20/28, E=64 41/53/64 vs 36/41/58, E=128 57/75/91 vs 71/82/117.
 _COLS_MAX_E = 64
 
 
