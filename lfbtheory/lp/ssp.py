@@ -893,19 +893,29 @@ def _refresh_gaps(s, p, x, gap, g, moved, shift):  # type: ignore[no-untyped-def
     every other token kept its experts and its gap drops by ``shift`` (a lower bound)."""
     n = moved.shape[0]
     e = s.shape[1]
+    # one branch-free pass shifts the kept tokens and lists the others (a compress: every
+    # index is written, the count advances only for a listed token) ...
+    rows = np.empty(n, dtype=np.int64)
+    c = 0
     for t in range(n):
-        if gap[t] > g and moved[t] == 0:
-            gap[t] -= shift
-            continue
+        v = gap[t]
+        exact = (v <= g) | (moved[t] != 0)
+        rows[c] = t
+        c += exact
+        gap[t] = v if exact else v - shift
+    # ... then the listed tokens are read in full, without branches (a mispredicted branch
+    # per row would also stall the loads of the next rows, which miss the cache)
+    for q in range(c):
+        t = rows[q]
         lo_on = _INF
         hi_off = -_INF
         for j in range(e):
             v = s[t, j] + p[j]
-            if x[t, j] != 0:
-                if v < lo_on:
-                    lo_on = v
-            elif v > hi_off:
-                hi_off = v
+            on = x[t, j] != 0
+            von = v if on else _INF
+            voff = -_INF if on else v
+            lo_on = von if von < lo_on else lo_on
+            hi_off = voff if voff > hi_off else hi_off
         gap[t] = lo_on - hi_off
 
 
