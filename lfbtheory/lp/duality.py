@@ -165,54 +165,102 @@ def _tally(s, w, x, k, loads):  # type: ignore[no-untyped-def]
     return bad, primal, wrong, viol, top
 
 
-@compiled
-def _tally_growing(s, w, x, k, loads, n_old, spread, guard, x_old, margins, sums):  # type: ignore[no-untyped-def]
-    """:func:`_tally` of a prefix extending one tallied before (its first ``n_old`` rows, whose
-    0/1 rows are ``x_old``, whose loads ``loads`` holds on entry) at prices that moved by
-    ``spread`` (max - min of the change of w) since.
+_CHUNK = 1024  # rows of :func:`_tally_growing` screened before the listed ones are read
 
-    A row equal to its ``x_old`` row whose cached margin (min on - max off of s + w, a lower
-    bound after earlier moves) exceeds spread + guard is still strictly a top-k set: its
-    slackness term is 0 as a full pass would find, its on-sum of s is the cached ``sums[t]``
-    (the same additions, so the primal is :func:`_tally`'s bit for bit) and its on-sum of
-    s + w enters the dual as sums[t] + its ones' w. Every other row is evaluated in full and
+
+@compiled
+def _tally_growing(s, w, x, k, loads, n_old, xw, xw_old, x_old, keys, sums, total, guard):  # type: ignore[no-untyped-def]
+    """:func:`_tally` of a prefix extending one tallied before (its first ``n_old`` rows, whose
+    0/1 rows are ``x_old``, whose loads ``loads`` holds on entry); ``xw``/``xw_old``: x and
+    x_old read as words (or as x and x_old themselves) for comparing rows.
+
+    ``total`` bounds from above the sum of the price changes' spreads (max - min of the change
+    of w) so far; a row's key is its margin (min on - max off of s + w) plus ``total`` when it
+    was tallied, so key - total is a lower bound on its margin now. A row equal to its x_old
+    row with key - total > guard is still strictly a top-k set: its slackness term is 0 as a
+    full pass would find, its on-sum of s is the cached ``sums[t]`` (the same additions, so the
+    primal, summed in row order, is :func:`_tally`'s bit for bit) and its on-sum of s + w
+    enters the dual as sums[t] + its ones' w. Every other row is evaluated in full and
     re-cached. Loads, primal, rows off k, entries outside {0, 1} and slackness equal
     :func:`_tally`'s; the dual sum agrees to rounding."""
     n, e = s.shape
+    nw = xw.shape[1]
     bad = 0
     wrong = 0
     primal = 0.0
     viol = 0.0
     top = 0.0
     kept = 0.0
-    buf = _row_buffers(s.shape[1], k)
+    buf = _row_buffers(e, k)
     fresh = np.zeros(e, dtype=np.int64)  # loads of the rows evaluated here
-    for t in range(n):
-        if t < n_old:
-            diff = 0
+    rows = np.empty(_CHUNK, dtype=np.int64)
+    got = np.empty((_CHUNK, e))
+    for lo in range(0, n, _CHUNK):
+        hi = min(n, lo + _CHUNK)
+        # screen the chunk: list the rows to evaluate ...
+        m = 0
+        for t in range(lo, hi):
+            if t < n_old:
+                diff = 0
+                for j in range(nw):
+                    diff |= xw[t, j] ^ xw_old[t, j]
+                if diff == 0 and keys[t] - total > guard:
+                    kept += sums[t]
+                    continue
+                for j in range(e):
+                    loads[j] -= x_old[t, j] == 1
+            rows[m] = t
+            m += 1
+        # ... copy their scores in a loop short enough to keep many cache misses in flight ...
+        for q in range(m):
+            t = rows[q]
             for j in range(e):
-                diff |= x[t, j] ^ x_old[t, j]
-            if diff == 0 and margins[t] - spread > guard:
-                primal += sums[t]
-                kept += sums[t]
-                margins[t] -= spread
-                continue
+                got[q, j] = s[t, j]
+        # ... evaluate them: :func:`_row` without branches on x (a fresh row's ones sit
+        # anywhere, each branch would mispredict); adding 0.0 to a sum that starts at +0.0 and
+        # min/max against +-inf change nothing, so every value is _row's bit for bit ...
+        for q in range(m):
+            t = rows[q]
+            c = 0
+            rb = 0
+            so = 0.0
+            ps = 0.0
+            mn = np.inf
+            mx = -np.inf
             for j in range(e):
-                loads[j] -= x_old[t, j] == 1
-        rb, c, ps, gap, rt = _row(s, w, x, t, k, buf)
-        for j in range(e):
-            xv = x[t, j]
-            x_old[t, j] = xv
-            if xv == 1:
-                loads[j] += 1
-                fresh[j] += 1
-        bad += rb
-        wrong += c != k
-        primal += ps
-        viol = max(viol, max(gap, 0.0))
-        top += rt
-        margins[t] = -gap if (rb == 0 and c == k) else -np.inf
-        sums[t] = ps
+                sv = got[q, j]
+                v = sv + w[j]
+                xv = x[t, j]
+                on = xv == 1
+                c += on
+                rb += (xv != 0) & (xv != 1)
+                so += v if on else 0.0
+                ps += sv if on else 0.0
+                mn = min(mn, v if on else np.inf)
+                mx = max(mx, -np.inf if on else v)
+                x_old[t, j] = xv
+                loads[j] += on
+                fresh[j] += on
+            gap = mx - mn
+            if c == k and gap <= 0.0:
+                rt = so
+            else:
+                r, vals, idx, cand, st = buf
+                for j in range(e):
+                    r[j] = got[q, j] + w[j]
+                row_top(r, k, vals, idx, cand, st)
+                rt = 0.0
+                for j in range(k):
+                    rt += vals[j]
+            bad += rb
+            wrong += c != k
+            viol = max(viol, max(gap, 0.0))
+            top += rt
+            keys[t] = total - gap if (rb == 0 and c == k) else -np.inf
+            sums[t] = ps
+        # ... and add the chunk's on-sums in row order, as :func:`_tally` does
+        for t in range(lo, hi):
+            primal += sums[t]
     for j in range(e):
         kept += w[j] * (loads[j] - fresh[j])
     return bad, primal, wrong, viol, top + kept
@@ -221,33 +269,60 @@ def _tally_growing(s, w, x, k, loads, n_old, spread, guard, x_old, margins, sums
 class GrowingCertificates:
     """Certificates of the nested prefixes of one stream, each at its own prices: a row
     tallied for the previous prefix is re-read only if its 0/1 row changed or its cached
-    margin is within the price change (+ a rounding guard) of a tie (:func:`_tally_growing`).
-    Mutable: one instance per sequence of growing prefixes of the same scores."""
+    margin is within the price changes since (+ a rounding guard) of a tie
+    (:func:`_tally_growing`). Mutable: one instance per sequence of growing prefixes of the
+    same scores."""
 
     GUARD = 1e-12  # relative to max|s| + max|w|: >> the rounding of a margin (~1e-15)
+    # the running total of spreads is folded back into the keys (total = 0) once it exceeds
+    # this many units of max|s| + max|w|, so that key - total keeps a margin's precision
+    REBASE = 64.0
 
     def __init__(self, n_max: int, n_experts: int) -> None:
         self.x_old = np.zeros((n_max, n_experts), dtype=np.int8)
-        self.margins = np.full(n_max, -np.inf)
+        self.keys = np.full(n_max, -np.inf)
         self.sums = np.zeros(n_max)
         self.loads = np.zeros(n_experts, dtype=np.int64)
         self.n_old = 0
+        self.total = 0.0
         self.w_old: NDArray[np.float64] | None = None
 
     def certify(self, s, k, x, p, cap, rtol, smax):  # type: ignore[no-untyped-def]
         """(loads, Certificate) of the prefix scores s (int8 0/1 x, equality case), as
         :func:`_certificate` gives them."""
         w = selection_offsets(p, "additive")
-        spread = 0.0
+        scale = smax + float(-w.min())
+        total = self.total
         if self.w_old is not None:
             dw = w - self.w_old
-            spread = float(dw.max() - dw.min())
-        guard = self.GUARD * (smax + float(-w.min()))
+            total += float(dw.max() - dw.min())
+            total += total * 2.0**-52  # >= the exact sum (one rounding of at most half an ulp)
+        if total > self.REBASE * scale:
+            self.keys[: self.n_old] -= total  # -inf stays -inf
+            total = 0.0
+        guard = self.GUARD * scale
+        e = s.shape[1]
+        if x.dtype.itemsize == 1 and x.flags.c_contiguous and e % 8 == 0:
+            xw, xw_old = x.view(np.uint64), self.x_old.view(np.uint64)  # 8 entries a word
+        else:
+            xw, xw_old = x, self.x_old
         loads = self.loads
         raw = _tally_growing(
-            s, w, x, k, loads, self.n_old, spread, guard, self.x_old, self.margins, self.sums
+            s,
+            w,
+            x,
+            k,
+            loads,
+            self.n_old,
+            xw,
+            xw_old,
+            self.x_old,
+            self.keys,
+            self.sums,
+            total,
+            guard,
         )
-        self.n_old, self.w_old = s.shape[0], w
+        self.n_old, self.w_old, self.total = s.shape[0], w, total
         return loads.copy(), _judge(raw, s.shape, k, p, w, loads, cap, True, rtol, smax)
 
 
