@@ -399,3 +399,36 @@ def test_column_wise_newton_and_reroute_equal_the_row_wise_ones(seed, shape, kin
         out.append((p, excess, asg, gap, x, loads))
     for a, b in zip(*out, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(0, 10**6),
+    st.integers(1, 4),
+    st.sampled_from([2, 3, 4, 5, 8, 16, 32, 33]),
+    st.booleans(),
+)
+def test_routing_new_tokens_is_topk_with_ties_to_the_lower_index(seed, k, e, ties):
+    """ssp's _topk_rows (one select pass for k <= 2, kernels.row_top otherwise) routes every
+    row to the first k experts of s + p ordered by value desc, then index -- ties and signed
+    zeros included -- and its gaps are k-th minus (k+1)-th of those values bit for bit."""
+    k = min(k, e)
+    rng = np.random.default_rng(seed)
+    if ties:  # few distinct values, +0.0 and -0.0 among them, prices that cancel scores
+        s = rng.choice([-1.0, -0.0, 0.0, 0.5, 1.0], size=(64, e))
+        p = rng.choice([-0.5, -0.0, 0.0, 0.5], size=e)
+    else:
+        s, p = rng.normal(size=(64, e)), rng.normal(size=e)
+    asg = np.empty((64, k), dtype=np.int32)
+    x = np.zeros((64, e), dtype=np.uint8)
+    loads = np.zeros(e, dtype=np.int64)
+    gap = np.empty(64)
+    ssp_module._topk_rows(s, p, k, asg, x, loads, gap)
+    r = s + p
+    for t in range(64):
+        order = sorted(range(e), key=lambda j: (-r[t, j], j))
+        np.testing.assert_array_equal(asg[t], order[:k])
+        want = r[t, order[k - 1]] - r[t, order[k]] if k < e else np.inf
+        assert gap[t].tobytes() == np.float64(want).tobytes()
+    np.testing.assert_array_equal(x.sum(axis=1), k)
+    np.testing.assert_array_equal(loads, x.sum(axis=0))
