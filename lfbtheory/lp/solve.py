@@ -33,7 +33,7 @@ from lfbtheory.lp.model import (
     resolve_capacity,
 )
 from lfbtheory.routing import selection_offsets
-from lfbtheory.validation import MAGNITUDE_LIMIT, as_k, choice
+from lfbtheory.validation import MAGNITUDE_LIMIT, as_k, as_score_array, choice
 
 __all__ = ["batch_optima", "prefix_optima", "solve_balanced", "solve_prefixes", "solve_stream"]
 
@@ -291,15 +291,23 @@ def _prefixes(batches, k, lengths, method):  # type: ignore[no-untyped-def]
         raise ValueError(f"batches must be a non-empty (T, n, E) array, got shape {arr.shape}")
     e = arr.shape[2]
     kk = as_k(k, e)
-    arr = lp_scores(arr.reshape(-1, e), "batches").reshape(arr.shape)
+    shape = arr.shape
+    arr = np.asarray(as_score_array(arr.reshape(-1, e), "batches"), dtype=np.float64)
+    # per-batch max and min: lp_scores' domain check (one max and one min decide finiteness
+    # and magnitude) and the per-prefix max |s| (the certificate's scale) from one pair of
+    # passes over the stream
+    per = arr.reshape(shape[0], -1)
+    hi, lo = per.max(axis=1), per.min(axis=1)
+    big, small = float(hi.max()), float(lo.min())
+    if not (np.isfinite(big) and np.isfinite(small)) or max(big, -small) > MAGNITUDE_LIMIT:
+        lp_scores(arr, "batches")  # raises, naming the offending entry
+    arr = arr.reshape(shape)
     ts = np.asarray(lengths)
     if ts.ndim != 1 or ts.size == 0 or not np.issubdtype(ts.dtype, np.integer):
         raise TypeError("lengths must be a non-empty 1-D array of integers")
     if ts[0] < 1 or ts[-1] > arr.shape[0] or np.any(np.diff(ts) <= 0):
         raise ValueError(f"lengths must increase strictly within [1, T={arr.shape[0]}]")
-    # per-prefix max |s| from per-batch maxima (the certificate's scale)
-    flat = arr.reshape(arr.shape[0], -1)
-    smax = np.maximum.accumulate(np.maximum(flat.max(axis=1), -flat.min(axis=1)))
+    smax = np.maximum.accumulate(np.maximum(hi, -lo))
     incremental = method in ("auto", "ssp") and (
         2.0**-_SSP_RANGE <= float(smax[0]) and float(smax[-1]) < 2.0**_SSP_RANGE
     )
