@@ -655,6 +655,42 @@ def _median(v: NDArray[np.float64]) -> float:
     return b - (b - a) * 0.5  # numpy's lerp at gamma = 0.5
 
 
+@compiled
+def _below(gap, bound):  # type: ignore[no-untyped-def]
+    """(the t with gap[t] <= bound in increasing order, their gaps, max of gap), one pass."""
+    n = gap.shape[0]
+    rows = np.empty(n, dtype=np.int64)
+    c = 0
+    top = -_INF
+    for t in range(n):
+        v = gap[t]
+        rows[c] = t  # a branch-free compress: the count advances only for a listed token
+        c += v <= bound
+        top = v if v > top else top
+    rows = rows[:c].copy()
+    return rows, gap[rows], top
+
+
+def _near_band(gap: NDArray[np.float64], q: int):  # type: ignore[no-untyped-def]
+    """The tokens whose gap is at most a generous guess of the q-th smallest gap (the rank 4q
+    quantile of every 64th gap), their gaps and the max gap, with the guess -- or None when
+    they are not more than q (then the caller partitions every gap)."""
+    sample = gap[::64]
+    m = sample.shape[0]
+    qs = min(m - 1, (4 * q * m) // gap.shape[0])
+    bound = float(np.partition(sample, qs)[qs])
+    rows, vals, top = _below(gap, bound)
+    return (rows, vals, float(top), bound) if rows.shape[0] > q else None
+
+
+def _band(gap: NDArray[np.float64], g: float, near) -> NDArray[np.int64]:  # type: ignore[no-untyped-def]
+    """The tokens with gap <= g in increasing order; from ``near`` (:func:`_near_band`) when
+    g is within its bound: every token with gap <= bound is listed there."""
+    if near is not None and g <= near[3]:
+        return near[0][near[1] <= g]
+    return np.flatnonzero(gap <= g).astype(np.int64)
+
+
 def _repair(  # type: ignore[no-untyped-def]
     s, k, cap, equality, p, asg, x, loads, gap, clock, lists=None
 ):
@@ -677,18 +713,23 @@ def _repair(  # type: ignore[no-untyped-def]
     wt = np.full((mm, e, e), -1, dtype=np.int32)
     wn = np.zeros((e, e), dtype=np.int64)
     wo = np.zeros((e, e), dtype=np.uint8)  # 1: the edge has valid candidates beyond its list
+    near = None  # (tokens with gap <= bound in increasing order, their gaps, max gap, bound)
     if n > 64 and k < e:
         if cap > _M_LARGE_CAP:
             # large (pooled) instances start warm and need a thin band: offer the ~3% of
             # tokens closest to a tie (g decides which edges are offered first, never the
             # shortest paths, ties aside, nor the optimum)
             q = int(_GAP_QUANTILE_LARGE * (n - 1))
-            g = float(np.partition(gap, q)[q])
+            near = _near_band(gap, q)
+            if near is not None:
+                g = float(np.partition(near[1], q)[q])
+            else:
+                g = float(np.partition(gap, q)[q])
         else:  # the half of tokens closest to a tie; more are offered on demand
             g = _median(gap)
     else:
         g = _INF
-    tokens = np.flatnonzero(gap <= g).astype(np.int64)
+    tokens = _band(gap, g, near)
     clock.append(time.perf_counter())
     _add_edges(s, p, asg, x, wv, wt, wn, wo, tokens, -_INF, g)
     clock.append(time.perf_counter())
@@ -720,10 +761,10 @@ def _repair(  # type: ignore[no-untyped-def]
         if status < 0 and g == _INF:
             raise RuntimeError("ssp: no augmenting path on a feasible instance (please report)")
         g_new = _INF if status < 0 else max(2.0 * g, 1.5 * float(stats[1]))
-        if g_new >= float(gap.max()):
+        if g_new >= (near[2] if near is not None else float(gap.max())):
             g_new = _INF
         t_add = time.perf_counter()
-        more = np.flatnonzero(gap <= g_new).astype(np.int64)
+        more = _band(gap, g_new, near)
         _add_edges(s, p, asg, x, wv, wt, wn, wo, more, g, g_new)
         add_seconds += time.perf_counter() - t_add
         g = g_new
