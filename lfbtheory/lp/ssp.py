@@ -422,12 +422,15 @@ def _add_edges(s, p0, asg, x, wv, wt, wn, wo, tokens, glo, ghi):  # type: ignore
 
 
 @inline_compiled
-def _remove(wv, wt, wn, wo, a, j, t):  # type: ignore[no-untyped-def]
-    """Drop token t (every copy: a token can be offered twice) from edge (a, j)'s list.
+def _remove(wv, wt, wn, wo, a, j, t, v):  # type: ignore[no-untyped-def]
+    """Drop token t (every copy: a token can be offered twice) from edge (a, j)'s list; v is
+    its value s[t,a] - s[t,j] (the same subtraction as when it joined).
 
     Returns True if the list ran empty while candidates beyond it exist (wo): rescan it.
     """
     c = wn[a, j]
+    if c == 0 or v < wv[0, a, j] or v > wv[c - 1, a, j]:
+        return False  # the list is sorted: t is not in it (spares reading every entry)
     kept = 0
     for m in range(c):
         if wt[m, a, j] != t:
@@ -468,14 +471,15 @@ def _move(s, x, asg, lst, cnt, slotpos, wv, wt, wn, wo, t, a, b, todo):  # type:
     x[t, b] = 1
     nt = 0
     # t leaves row a (it was a candidate for (a, j), j off t) and column b (now on t)
+    sa = s[t, a]
     for j in range(e):
-        if _remove(wv, wt, wn, wo, a, j, t):
+        if _remove(wv, wt, wn, wo, a, j, t, sa - s[t, j]):
             todo[nt, 0] = a
             todo[nt, 1] = j
             nt += 1
     for m in range(k):
         i = asg[t, m]
-        if i != b and _remove(wv, wt, wn, wo, i, b, t):
+        if i != b and _remove(wv, wt, wn, wo, i, b, t, s[t, i] - s[t, b]):
             todo[nt, 0] = i
             todo[nt, 1] = b
             nt += 1
@@ -484,7 +488,6 @@ def _move(s, x, asg, lst, cnt, slotpos, wv, wt, wn, wo, t, a, b, todo):  # type:
     for j in range(e):
         if x[t, j] == 0:
             _insert(wv, wt, wn, wo, b, j, sb - s[t, j], t)
-    sa = s[t, a]
     for m in range(k):
         i = asg[t, m]
         if i != b:
