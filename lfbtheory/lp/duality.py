@@ -211,16 +211,21 @@ def _tally_growing(s, w, x, k, loads, n_old, xw, xw_old, x_old, keys, sums, tota
                     loads[j] -= x_old[t, j] == 1
             rows[m] = t
             m += 1
-        # ... copy their scores in a loop short enough to keep many cache misses in flight ...
-        for q in range(m):
-            t = rows[q]
-            for j in range(e):
-                got[q, j] = s[t, j]
+        # ... copy their scores in a loop short enough to keep many cache misses in flight
+        # (rows past the old prefix are all listed and read in order: no copy) ...
+        direct = lo >= n_old
+        src = s if direct else got
+        if not direct:
+            for q in range(m):
+                t = rows[q]
+                for j in range(e):
+                    got[q, j] = s[t, j]
         # ... evaluate them: :func:`_row` without branches on x (a fresh row's ones sit
         # anywhere, each branch would mispredict); adding 0.0 to a sum that starts at +0.0 and
         # min/max against +-inf change nothing, so every value is _row's bit for bit ...
         for q in range(m):
             t = rows[q]
+            i = t if direct else q
             c = 0
             rb = 0
             so = 0.0
@@ -228,7 +233,7 @@ def _tally_growing(s, w, x, k, loads, n_old, xw, xw_old, x_old, keys, sums, tota
             mn = np.inf
             mx = -np.inf
             for j in range(e):
-                sv = got[q, j]
+                sv = src[i, j]
                 v = sv + w[j]
                 xv = x[t, j]
                 on = xv == 1
@@ -247,7 +252,7 @@ def _tally_growing(s, w, x, k, loads, n_old, xw, xw_old, x_old, keys, sums, tota
             else:
                 r, vals, idx, cand, st = buf
                 for j in range(e):
-                    r[j] = got[q, j] + w[j]
+                    r[j] = src[i, j] + w[j]
                 row_top(r, k, vals, idx, cand, st)
                 rt = 0.0
                 for j in range(k):
@@ -308,7 +313,7 @@ class GrowingCertificates:
             xw, xw_old = x, self.x_old
         loads = self.loads
         raw = _tally_growing(
-            s,
+            np.ascontiguousarray(s),
             w,
             x,
             k,
