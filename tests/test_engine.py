@@ -243,6 +243,22 @@ def test_regret_report_of_a_stacked_stream_equals_that_of_the_list():
 EDITS = ["optimal", "swap", "two", "drop", "shift", "stale"]
 
 
+def _corrupt(x, bias, edit, t, rng):
+    """(x, bias) with one EDITS fault at token t: its experts swapped for one it is off, an
+    entry 2, an expert dropped, or all prices shifted at random (other edits: unchanged)."""
+    if edit == "swap":
+        on, off = np.flatnonzero(x[t] == 1)[0], np.flatnonzero(x[t] == 0)
+        if off.size:
+            x[t, on], x[t, off[0]] = 0, 1
+    elif edit == "two":
+        x[t, 0] = 2
+    elif edit == "drop":
+        x[t, np.flatnonzero(x[t] == 1)[0]] = 0
+    elif edit == "shift":
+        bias = bias + rng.normal(scale=1e-3, size=len(bias))
+    return x, bias
+
+
 @settings(max_examples=40, deadline=None)
 @given(
     st.integers(0, 10**6),
@@ -274,18 +290,8 @@ def test_growing_certificates_give_the_full_certificates_verdicts(seed, shape, e
         tokens = arr[: 3 * (j + 1)].reshape(-1, e)
         sol = solve_balanced(tokens, k)
         x, bias = sol.assignment.copy(), sol.bias.copy()
-        t = int(rng.integers(len(tokens)))
-        if edit == "swap":
-            on, off = np.flatnonzero(x[t] == 1)[0], np.flatnonzero(x[t] == 0)
-            if off.size:
-                x[t, on], x[t, off[0]] = 0, 1
-        elif edit == "two":
-            x[t, 0] = 2
-        elif edit == "drop":
-            x[t, np.flatnonzero(x[t] == 1)[0]] = 0
-        elif edit == "shift":
-            bias = bias + rng.normal(scale=1e-3, size=e)
-        elif edit == "stale" and x_prev is not None:
+        x, bias = _corrupt(x, bias, edit, int(rng.integers(len(tokens))), rng)
+        if edit == "stale" and x_prev is not None:
             x[: len(x_prev)], bias = x_prev, bias_prev  # the previous prefix's answer kept
         smax = float(np.abs(tokens).max())
         got_loads, got = growing.certify(tokens, k, x, bias, sol.capacity, RTOL, smax)
@@ -319,18 +325,8 @@ def test_the_vectorised_equality_verdict_is_judges(seed, shape, edits):
     for s, edit in zip(arr, edits, strict=True):
         sol = solve_balanced(s, k)
         x, bias = sol.assignment.copy(), sol.bias.copy()
-        t = int(rng.integers(n))
-        if edit == "swap":
-            on, off = np.flatnonzero(x[t] == 1)[0], np.flatnonzero(x[t] == 0)
-            if off.size:
-                x[t, on], x[t, off[0]] = 0, 1
-        elif edit == "two":
-            x[t, 0] = 2
-        elif edit == "drop":
-            x[t, np.flatnonzero(x[t] == 1)[0]] = 0
-        elif edit in ("shift", "stale"):
-            bias = bias + rng.normal(scale=1e-3, size=e)
-        elif edit == "gap":  # prices off by a constant per expert change D but not the routing
+        x, bias = _corrupt(x, bias, "shift" if edit == "stale" else edit, int(rng.integers(n)), rng)
+        if edit == "gap":  # prices off by a small ramp change D but not the routing
             bias = bias + 1e-6 * np.arange(e)
         ld = np.zeros(e, dtype=np.int64)
         raws.append(_tally(s, bias - bias.max(), x, k, ld))

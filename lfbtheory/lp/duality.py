@@ -129,14 +129,20 @@ def _row(s, w, x, t, k, buf):  # type: ignore[no-untyped-def]
             mx = max(mx, v)
     if c == k and mx - mn <= 0.0:
         return bad, c, ps, mx - mn, so
+    return bad, c, ps, mx - mn, _top_sum(s, w, t, k, buf)
+
+
+@inline_compiled
+def _top_sum(s, w, t, k, buf):  # type: ignore[no-untyped-def]
+    """topKsum(s[t] + w) by :func:`lfbtheory.kernels.row_top` (summed largest first)."""
     r, vals, idx, cand, st = buf
-    for j in range(e):
+    for j in range(s.shape[1]):
         r[j] = s[t, j] + w[j]
     row_top(r, k, vals, idx, cand, st)
     top = 0.0
     for q in range(k):
         top += vals[q]
-    return bad, c, ps, mx - mn, top
+    return top
 
 
 @compiled
@@ -247,16 +253,7 @@ def _tally_growing(s, w, x, k, loads, n_old, xw, xw_old, x_old, keys, sums, tota
                 loads[j] += on
                 fresh[j] += on
             gap = mx - mn
-            if c == k and gap <= 0.0:
-                rt = so
-            else:
-                r, vals, idx, cand, st = buf
-                for j in range(e):
-                    r[j] = src[i, j] + w[j]
-                row_top(r, k, vals, idx, cand, st)
-                rt = 0.0
-                for j in range(k):
-                    rt += vals[j]
+            rt = so if c == k and gap <= 0.0 else _top_sum(src, w, i, k, buf)
             bad += rb
             wrong += c != k
             viol = max(viol, max(gap, 0.0))
