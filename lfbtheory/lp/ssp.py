@@ -897,8 +897,8 @@ def dense_stream(arr, k, cap, prev, t0, t1, grid, biases, loads, raw, smax):  # 
     dense repair, mean-zero price), and tally each answer for its certificate
     (:func:`lfbtheory.lp.duality._tally`). Fills biases[t], loads[t], raw[t] (the tally) and
     smax[t] = max |s_t|; returns the first t it did not solve (t1 when all were): a batch whose
-    scores leave [2^-64, 2^64) in magnitude, or whose repair found no path, is left to the
-    caller."""
+    scores leave [2^-64, 2^64) in magnitude or hold a nan or inf, or whose repair found no
+    path, is left to the caller."""
     e = arr.shape[2]
     for t in range(t0, t1):
         s = arr[t]
