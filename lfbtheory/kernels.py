@@ -62,9 +62,11 @@ def inline_compiled(func):  # type: ignore[no-untyped-def]
 
 # kk = 2..4 in registers up to this E; beyond it the threshold path is faster. Measured on
 # fresh rows (256 x E sigmoid scores, a new bias per batch, so no branch history repeats), us
-# per batch, registers at E=32 vs threshold at E=33: kk=2 14.3 vs 18.5, kk=3 24.1 vs 21.6,
-# kk=4 26.6 vs 25.6; the former branching nest: kk=2 E=16 14.3, E=64 31.3; kk=3 E=64 44.9.
-_REGISTER_MAX_E = 32
+# per batch, registers vs threshold, kk = 2, 3, 4: E=32 8.9/16.2, 11.6/20.8, 15.4/24.9;
+# E=48 13.3/18.1, 17.2/22.7, 22.9/26.9; E=56 15.4/18.8, 19.5/23.1, 26.3/26.4; E=64 17.3/19.1,
+# 22.5/23.2, 29.6/26.9. The threshold path's guess suits these stationary rows; the register
+# path costs the same on any rows.
+_REGISTER_MAX_E = 48
 
 
 @inline_compiled
@@ -73,10 +75,10 @@ def row_top(r, kk, vals, idx, cand, st):  # type: ignore[no-untyped-def]
 
     Entries are offered in index order and one enters only if it beats the current kk-th
     strictly, so an equal value never displaces a lower index. kk = 1: four interleaved
-    running maxima, then the first index reaching the maximum. kk = 2 (any E) and kk = 3, 4
-    when E <= _REGISTER_MAX_E: the buffer lives in registers and is updated without branches
-    (a_m <- max(a_m, min(a_{m-1}, v)), indices by 0/1 arithmetic on the strict comparisons), so
-    a fresh row costs no mispredictions. Otherwise only entries >= theta, a guess of the kk-th
+    running maxima, then the first index reaching the maximum. kk = 2, 3, 4 when
+    E <= _REGISTER_MAX_E: the buffer lives in registers and is updated without branches
+    (a_m <- max(a_m, min(a_{m-1}, v)), indices by selects on the strict comparisons), so a
+    fresh row costs no mispredictions. Otherwise only entries >= theta, a guess of the kk-th
     largest from the running mean/sd st of earlier rows' kk-th values (st is read and updated
     only on this path), are offered to a sorted buffer; with fewer than kk such entries the row
     is redone with a lower guess and finally theta = -inf, so the guess never changes the result.
@@ -112,64 +114,88 @@ def row_top(r, kk, vals, idx, cand, st):  # type: ignore[no-untyped-def]
         idx[0] = j
         return
     if 2 <= kk <= 4 and e <= _REGISTER_MAX_E:
-        # The kk best in registers, updated without branches (a data-dependent branch per entry
-        # mispredicts on fresh rows): with g_m = [v > a_m], a_m <- max(a_m, min(a_{m-1}, v))
-        # and i_m <- i_{m-1} if g_{m-1}, j if only g_m, else i_m; strict >, so an equal value
-        # never displaces a lower index. Unused slots stay at -inf and index 0.
+        # The kk best in registers, one select per slot and condition (g_m = [v > a_m]: slot m
+        # takes slot m-1 if g_{m-1}, else v if g_m, else stays; strict >, so an equal value never
+        # displaces a lower index). Each select is a statement of its own: numba lowers a
+        # conditional expression to a branch diamond, which LLVM folds back into a select, but
+        # nested ones (i2 = i1 if g1 else (j if g2 else i2)) sharing conditions it jump-threads
+        # into branches that mispredict on fresh rows (kk = 3, E = 16: 19.1 us, 8.0 so). The
+        # values below slot 1 are kept by max/min (the same multiset, so the same comparisons),
+        # and vals are read back from r at the indices: the entries' own bits (max(+0.0, -0.0)
+        # may return either zero).
+        # Entry j < kk is forced into slot j+1 or above; unused slots stay at -inf, index 0.
+        # Measured on fresh rows (as for _REGISTER_MAX_E), us per 256-row batch, kk = 2, 3, 4:
+        # E=8 2.4, 3.5, 4.3; E=16 4.6, 6.3, 7.9; E=32 8.9, 11.7, 15.4. The former 0/1 index
+        # arithmetic (i2 = g1*i1 + (g2-g1)*j + (1-g2)*i2: products on every entry's chain):
+        # 4.3, 6.7, 6.8; 7.5, 13.1, 12.8; 13.0, 24.8, 25.4. Selects for the values too (each
+        # slot carried with its index, as cols_top): 2.7, 3.3, 4.0; 4.8, 6.5, 8.2; 9.9, 12.6,
+        # 16.8 -- a select costs a compare on the slot's chain, max/min does not.
         a1 = r[0]
-        i1 = 0
         a2 = -np.inf
         a3 = -np.inf
         a4 = -np.inf
+        i1 = 0
         i2 = 0
         i3 = 0
         i4 = 0
-        for j in range(1, kk):  # fill the slots: entry j enters at its rank among 0..j
+        for j in range(1, kk):
             v = r[j]
-            g1 = np.int64(v > a1)
-            g2 = np.int64(v > a2) | g1 | np.int64(j == 1)
-            g3 = np.int64(v > a3) | g2 | np.int64(j == 2)
-            g4 = np.int64(v > a4) | g3 | np.int64(j == 3)
-            i4 = g3 * i3 + (g4 - g3) * j + (1 - g4) * i4
-            i3 = g2 * i2 + (g3 - g2) * j + (1 - g3) * i3
-            i2 = g1 * i1 + (g2 - g1) * j + (1 - g2) * i2
-            i1 = g1 * j + (1 - g1) * i1
-            a4 = a3 if g3 else (v if g4 else a4)
-            a3 = a2 if g2 else (v if g3 else a3)
-            a2 = a1 if g1 else (v if g2 else a2)
+            g1 = v > a1
+            g2 = (v > a2) | (j == 1)
+            g3 = (v > a3) | (j == 2)
+            g4 = (v > a4) | (j == 3)
+            i4 = j if g4 else i4
+            i4 = i3 if g3 else i4
+            i3 = j if g3 else i3
+            i3 = i2 if g2 else i3
+            i2 = j if g2 else i2
+            i2 = i1 if g1 else i2
+            i1 = j if g1 else i1
+            a4 = v if g4 else a4
+            a4 = a3 if g3 else a4
+            a3 = v if g3 else a3
+            a3 = a2 if g2 else a3
+            a2 = v if g2 else a2
+            a2 = a1 if g1 else a2
             a1 = v if g1 else a1
         if kk == 2:
             for j in range(2, e):
                 v = r[j]
-                g1 = np.int64(v > a1)
-                g2 = np.int64(v > a2)
-                i2 = g1 * i1 + (g2 - g1) * j + (1 - g2) * i2
-                i1 = g1 * j + (1 - g1) * i1
+                g1 = v > a1
+                g2 = v > a2
+                i2 = j if g2 else i2
+                i2 = i1 if g1 else i2
+                i1 = j if g1 else i1
                 a2 = max(a2, min(a1, v))
-                a1 = max(a1, v)
+                a1 = v if g1 else a1
         elif kk == 3:
             for j in range(3, e):
                 v = r[j]
-                g1 = np.int64(v > a1)
-                g2 = np.int64(v > a2)
-                g3 = np.int64(v > a3)
-                i3 = g2 * i2 + (g3 - g2) * j + (1 - g3) * i3
-                i2 = g1 * i1 + (g2 - g1) * j + (1 - g2) * i2
-                i1 = g1 * j + (1 - g1) * i1
+                g1 = v > a1
+                g2 = v > a2
+                g3 = v > a3
+                i3 = j if g3 else i3
+                i3 = i2 if g2 else i3
+                i2 = j if g2 else i2
+                i2 = i1 if g1 else i2
+                i1 = j if g1 else i1
                 a3 = max(a3, min(a2, v))
                 a2 = max(a2, min(a1, v))
                 a1 = max(a1, v)
         else:
             for j in range(4, e):
                 v = r[j]
-                g1 = np.int64(v > a1)
-                g2 = np.int64(v > a2)
-                g3 = np.int64(v > a3)
-                g4 = np.int64(v > a4)
-                i4 = g3 * i3 + (g4 - g3) * j + (1 - g4) * i4
-                i3 = g2 * i2 + (g3 - g2) * j + (1 - g3) * i3
-                i2 = g1 * i1 + (g2 - g1) * j + (1 - g2) * i2
-                i1 = g1 * j + (1 - g1) * i1
+                g1 = v > a1
+                g2 = v > a2
+                g3 = v > a3
+                g4 = v > a4
+                i4 = j if g4 else i4
+                i4 = i3 if g3 else i4
+                i3 = j if g3 else i3
+                i3 = i2 if g2 else i3
+                i2 = j if g2 else i2
+                i2 = i1 if g1 else i2
+                i1 = j if g1 else i1
                 a4 = max(a4, min(a3, v))
                 a3 = max(a3, min(a2, v))
                 a2 = max(a2, min(a1, v))

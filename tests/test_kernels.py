@@ -114,6 +114,17 @@ def test_row_top_at_the_path_edges(kk):
         _row_top_rows(drift, kk, np.int64)
 
 
+@pytest.mark.parametrize("kk", [2, 3, 4])
+def test_row_top_register_path_on_every_row_of_signed_zeros(kk):
+    """Every row over {-inf, -0.0, +0.0, 1.0} of width kk .. kk + 3 (the forced fill alone, then
+    past it): the register path's indices are a stable argsort's and its values the indexed
+    entries' own bits, though +0.0 and -0.0 compare equal and -inf never beats an empty slot."""
+    alphabet = np.array([-np.inf, -0.0, 0.0, 1.0])
+    for e in range(kk, kk + 4):
+        codes = np.indices((alphabet.size,) * e).reshape(e, -1).T
+        _row_top_rows(alphabet[codes], kk, np.int64)
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.integers(1, 72), st.integers(1, 40), st.data())
 def test_cols_top_equals_row_top_row_by_row(e, n, data):
