@@ -405,9 +405,9 @@ def test_column_wise_newton_and_reroute_equal_the_row_wise_ones(seed, shape, kin
     st.booleans(),
 )
 def test_routing_new_tokens_is_topk_with_ties_to_the_lower_index(seed, k, e, ties):
-    """ssp's _topk_rows (one select pass for k <= 2, kernels.row_top otherwise) routes every
-    row to the first k experts of s + p ordered by value desc, then index -- ties and signed
-    zeros included -- and its gaps are k-th minus (k+1)-th of those values bit for bit."""
+    """ssp's _topk_rows (kernels.row_top at k + 1) routes every row to the first k experts of
+    s + p ordered by value desc, then index -- ties and signed zeros included -- and its gaps
+    are k-th minus (k+1)-th of those values bit for bit."""
     k = min(k, e)
     rng = np.random.default_rng(seed)
     if ties:  # few distinct values, +0.0 and -0.0 among them, prices that cancel scores

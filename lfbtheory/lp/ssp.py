@@ -66,9 +66,6 @@ _M_LARGE_CAP = 2048
 # 105 vs 202 us, 4096x64 k=6 3.8 vs 6.1 ms, 4096x256 k=8 29 vs 54 ms, 16384x64 k=6 (L=1536)
 # 14.9 vs 14.7 ms; larger (pooled) instances keep the banded candidate lists.
 _DENSE_MAX_CAP = 2048
-# k <= 2 new tokens are routed by one pass of selects up to this E (kernels.row_top's register
-# path has the same bound; beyond it its threshold path skips most entries)
-_TOP2_MAX_E = 32
 _INF = np.inf
 
 
@@ -80,20 +77,6 @@ def _topk_rows(s, p, k, asg, x, loads, gap):  # type: ignore[no-untyped-def]
     of token t has reduced cost >= gap[t] at these prices.
     """
     n, e = s.shape
-    if k <= 2 and k < e and e <= _TOP2_MAX_E:
-        for t in range(n):
-            i1, i2, a3 = _top2_third(s, p, t)
-            asg[t, 0] = i1
-            x[t, i1] = 1
-            loads[i1] += 1
-            if k == 1:
-                gap[t] = (s[t, i1] + p[i1]) - (s[t, i2] + p[i2])
-            else:
-                asg[t, 1] = i2
-                x[t, i2] = 1
-                loads[i2] += 1
-                gap[t] = (s[t, i2] + p[i2]) - a3
-        return
     kk = k + 1 if k < e else k
     vals = np.empty(kk)
     idx = np.empty(kk, dtype=np.int32)
@@ -110,42 +93,6 @@ def _topk_rows(s, p, k, asg, x, loads, gap):  # type: ignore[no-untyped-def]
             x[t, a] = 1
             loads[a] += 1
         gap[t] = vals[k - 1] - vals[k] if k < e else np.inf
-
-
-@inline_compiled
-def _top2_third(s, p, t):  # type: ignore[no-untyped-def]
-    """(i1, i2, v3): the best and second-best experts of r = s[t] + p (ties: lower index, as
-    :func:`lfbtheory.kernels.row_top`) and the third-largest value of r (E >= 3; r[i2] and
-    the second-largest value when E = 2 -- only k = 1 reads i2 then).
-
-    One pass in index order with selects, no branches: an entry displaces a slot only when
-    strictly larger (a tie keeps the lower index); the values a2, a3 are the 2nd and 3rd
-    largest as a multiset (a_m <- max(a_m, min(a_{m-1}, v))). Faster than row_top's index
-    arithmetic (its products lengthen the dependency chain of every entry).
-    """
-    e = s.shape[1]
-    a1 = -_INF
-    a2 = -_INF
-    a3 = -_INF
-    i1 = 0
-    i2 = 0
-    for j in range(e):
-        v = s[t, j] + p[j]
-        g1 = v > a1
-        g2 = v > a2
-        m2 = v if v < a2 else a2
-        a3 = m2 if m2 > a3 else a3
-        m1 = v if v < a1 else a1
-        a2 = m1 if m1 > a2 else a2
-        i2 = i1 if g1 else (j if g2 else i2)
-        i1 = j if g1 else i1
-        a1 = v if g1 else a1
-    if a3 == 0.0:  # +0.0 and -0.0 compare equal: take row_top's entry, the first one left
-        for j in range(e):
-            if j != i1 and j != i2 and s[t, j] + p[j] == 0.0:
-                a3 = s[t, j] + p[j]
-                break
-    return i1, i2, a3
 
 
 @compiled
