@@ -120,9 +120,9 @@ def row_top(r, kk, vals, idx, cand, st):  # type: ignore[no-untyped-def]
         # conditional expression to a branch diamond, which LLVM folds back into a select, but
         # nested ones (i2 = i1 if g1 else (j if g2 else i2)) sharing conditions it jump-threads
         # into branches that mispredict on fresh rows (kk = 3, E = 16: 19.1 us, 8.0 so). The
-        # values below slot 1 are kept by max/min (the same multiset, so the same comparisons),
-        # and vals are read back from r at the indices: the entries' own bits (max(+0.0, -0.0)
-        # may return either zero).
+        # values are kept by max/min after the fill (the same multiset, so the same
+        # comparisons), and vals are read back from r at the indices: the entries' own bits
+        # (max(+0.0, -0.0) may return either zero).
         # Entry j < kk is forced into slot j+1 or above; unused slots stay at -inf, index 0.
         # Measured on fresh rows (as for _REGISTER_MAX_E), us per 256-row batch, kk = 2, 3, 4:
         # E=8 2.4, 3.5, 4.3; E=16 4.6, 6.3, 7.9; E=32 8.9, 11.7, 15.4. The former 0/1 index
@@ -167,7 +167,7 @@ def row_top(r, kk, vals, idx, cand, st):  # type: ignore[no-untyped-def]
                 i2 = i1 if g1 else i2
                 i1 = j if g1 else i1
                 a2 = max(a2, min(a1, v))
-                a1 = v if g1 else a1
+                a1 = max(a1, v)
         elif kk == 3:
             for j in range(3, e):
                 v = r[j]
