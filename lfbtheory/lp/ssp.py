@@ -161,8 +161,9 @@ def _newton_pass(s, p, k, cap, equality, damp, h, asg, gap):  # type: ignore[no-
 
 
 # Column-wise Newton pass + rerouting (k + 1 <= 4) up to this E. Measured, us per 256-token
-# batch (transpose included), row-wise vs column-wise (k = 1, 2, 3): E=16 14/22/28 vs 7/9/13,
-# E=32 26/45/53 vs 17/20/28, E=64 41/53/64 vs 36/41/58, E=128 57/75/91 vs 71/82/117.
+# batch (transpose included), row-wise vs column-wise (k = 1, 2, 3): E=16 14/18/22 vs 6/7/10,
+# E=32 21/30/37 vs 15/17/27, E=64 37/49/60 vs 33/37/46, E=96 45/61/73 vs 46/56/79 (even),
+# E=128 52/69/85 vs 70/83/114.
 _COLS_MAX_E = 64
 
 
