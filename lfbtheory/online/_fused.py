@@ -57,13 +57,12 @@ _OK = 0  # _run_chunk's status; 1: a score outside the domain, 2: an overflowing
 
 # Column-wise routing (kernels.cols_top on each batch transposed once for all runs) up to these
 # E, row by row (kernels.row_top) beyond. Measured with run_many on 400 fresh 256 x E normal
-# batches, us per batch, rows / cols for k = 1, 2, 3, 4 (a shared 2-core machine: +-20%):
-# one run, E = 16: 6.8/3.6, 9.0/3.6, 14.7/4.8, 14.8/5.8; E = 48: 9.6/9.3, 20.4/10.7,
-# 25.2/12.0, 29.6/15.0; E = 64: 11.7/20.9, 22.3/24.1, 26.7/26.9, 31.4/35.4 (the transpose,
-# ~18 us at E = 64, is no longer paid back). Two runs, E = 64: 21.5/23.2, 38.7/29.8,
-# 46.5/35.8, 52.2/46.9; E = 96: 27.3/30.2, 44.1/33.0, 51.6/37.5, 59.0/56.0; E = 128 (gather
-# row by row then): 33.3/46.9, 52.3/54.9, 58.8/53.9, 66.3/68.5. Five runs, E = 96:
-# 63.3/37.8, 92.0/48.2, 104.1/56.6, k = 4 117/147 and 120/100 in two sweeps.
+# batches (a shared 2-core machine: +-20%), rows / cols in us per batch for k = 1, 2, 3, 4:
+# one run, E = 16: 6.5/2.8, 6.0/3.2, 7.9/4.3, 9.2/5.0; E = 32: 8.1/8.5, 10.0/10.3, 13.5/11.9,
+# 16.7/16.1; E = 48: 9.4/9.6, 14.6/12.2, 18.9/14.3, 24.0/20.3; E = 64: 10.8/20.2, 21.4/21.5,
+# 25.6/24.3, 29.8/28.9 (the transpose is no longer paid back). Two runs, E = 64: 20.1/21.7,
+# 36.3/25.7, 43.1/29.6, 49.7/42.3; E = 96: 26.4/27.9, 43.3/37.0, 49.6/41.7, 56.5/45.5. Five
+# runs, E = 96: 62.2/36.4, 91.1/45.5, 102.3/55.1, 114.5/81.0.
 _COLS_MAX_E = 48
 _COLS_MAX_E_RUNS = 96  # for two runs or more
 
