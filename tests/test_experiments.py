@@ -233,3 +233,22 @@ def test_replay_reads_e_and_k_from_the_trace_and_runs_each_layer_separately(tmp_
     saved = json.loads((tmp_path / "r" / "config.json").read_text())["config"]
     assert (saved["n_experts"], saved["k"]) == (info.n_experts, info.k)
     assert saved["workload_options"] == {"layer": int(layer)}
+
+
+def test_a_cold_kernel_cache_is_announced_and_compiled_before_the_progress_bar(monkeypatch):
+    """On a cold numba cache the user is told why the first run waits, and the compile happens
+    on a small point before the run (so the progress bar's ETA is not hours); on a warm cache
+    nothing is said or done."""
+    from lfbtheory.experiments import regret
+
+    assert isinstance(regret._kernels_uncompiled(), bool)
+    points = []
+    monkeypatch.setattr(regret, "run_point", lambda config: points.append(config))
+    said: list[str] = []
+    monkeypatch.setattr(regret, "_kernels_uncompiled", lambda: False)
+    regret._compile_first(said.append)
+    assert said == [] and points == []
+    monkeypatch.setattr(regret, "_kernels_uncompiled", lambda: True)
+    regret._compile_first(said.append)
+    assert len(points) == 1 and points[0].steps <= 20
+    assert "compiling" in said[0] and "cached" in said[0] and said[1].startswith("compiled in")
