@@ -354,7 +354,7 @@ def _col_step4(sT, w, j, f2, f3, f4, vals, idx):  # type: ignore[no-untyped-def]
         vals[0, i] = v if g1 else a1
 
 
-@inline_compiled
+@compiled
 def cols_top(sT, w, kk, vals, idx):  # type: ignore[no-untyped-def]
     """vals[m, i], idx[m, i] (m < kk) = the m-th largest of sT[:, i] + w and its index, sorted
     desc (ties: lower index first): :func:`row_top` of every row s[i] + w of the batch s = sT.T.
