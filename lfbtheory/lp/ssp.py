@@ -765,16 +765,6 @@ def _route_start(s, k, cap, equality, p, passes, h):  # type: ignore[no-untyped-
 
 
 @compiled
-def _dense_core(s, k, cap, p, passes, h):  # type: ignore[no-untyped-def]
-    """The equality case on one batch: the Newton passes and routing of :func:`_route_start`,
-    then :func:`lfbtheory.lp.dense.dense_repair` (one best token per exchange edge, no bands).
-    Returns (asg, x, status, passes done, augmenting paths); status -1: no path (a bug)."""
-    asg, x, loads, _, done_passes = _route_start(s, k, cap, True, p, passes, h)
-    paths = dense_repair(s, cap, p, asg, x, loads)
-    return asg, x, (0 if paths >= 0 else -1), done_passes, max(paths, 0)
-
-
-@compiled
 def _spread(s):  # type: ignore[no-untyped-def]
     """Standard deviation of the rows s[::max(1, n // 256)] (the Newton windows' unit), or 1.0
     when it is 0: mean, then mean squared deviation, summed in order."""
@@ -857,8 +847,10 @@ def dense_stream(arr, k, cap, prev, t0, t1, grid, biases, loads, raw, smax):  # 
             return t
         p = _recentre_range(prev, hi - lo)
         h = _spread(s) * grid if k < e else grid
-        asg, x, status, _, _ = _dense_core(s, k, cap, p, 1, h)
-        if status != 0:
+        # the equality case on one batch: Newton step and routing, then the repair on the
+        # dense exchange matrix
+        asg, x, ld, _, _ = _route_start(s, k, cap, True, p, 1, h)
+        if dense_repair(s, cap, p, asg, x, ld) < 0:
             return t
         bias = _centred(p)
         w = bias - bias.max()
@@ -886,8 +878,9 @@ def _solve_from(
     p = np.array(p0, dtype=np.float64)
     h = _spread(s) * _H_GRID if passes > 0 and k < e else _H_GRID
     if equality and cap <= _DENSE_MAX_CAP:
-        asg, x, status, done_passes, paths = _dense_core(s, k, cap, p, passes, h)
-        if status != 0:
+        asg, x, loads, _, done_passes = _route_start(s, k, cap, True, p, passes, h)
+        paths = dense_repair(s, cap, p, asg, x, loads)  # the dense exchange-matrix repair
+        if paths < 0:
             raise RuntimeError("ssp: no augmenting path on a feasible instance (please report)")
         return (
             x,
