@@ -284,7 +284,9 @@ def _col_step2(sT, w, j, f2, vals, idx):  # type: ignore[no-untyped-def]
     slot m-1 if g_{m-1}, else v if g_m, else stays. Selects, not max/min: a slot keeps the bits
     of the entry its index names (max(+0, -0) could return either zero). Every slot is read
     into a local before any select: a load inside a conditional stays a branch, and the loop
-    is no longer vectorised (measured, 256 x 16, kk = 2: 14.1 us a batch, 1.0 us so)."""
+    is no longer vectorised (measured, 256 x 16, kk = 2: 14.1 us a batch, 1.0 us so). One
+    function per slot count (2, 3, 4) keeps each update straight-line code; the three are
+    alike on purpose (a loop over the slots has not been shown to vectorise)."""
     n = sT.shape[1]
     wj = w[j]
     for i in range(n):
