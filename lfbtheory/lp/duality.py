@@ -103,10 +103,13 @@ def _row_buffers(e, k):  # type: ignore[no-untyped-def]
 
 
 @inline_compiled
-def _row(s, w, x, t, k, buf):  # type: ignore[no-untyped-def]
-    """Row t of :func:`_tally`: (#entries outside {0, 1}, #ones, on-sum of s, (max off - min
-    on) of s + w, its top-k term: the on-sum of s + w if the ones are a top-k set, else
-    topKsum(s + w) by :func:`lfbtheory.kernels.row_top`). ``buf``: its scratch arrays."""
+def _row(s, i, w, x, t, k, buf):  # type: ignore[no-untyped-def]
+    """Row t of :func:`_tally` with its scores in s[i]: (#entries outside {0, 1}, #ones, on-sum
+    of s, (max off - min on) of s + w, its top-k term: the on-sum of s + w if the ones are a
+    top-k set, else topKsum(s + w) by :func:`lfbtheory.kernels.row_top`). ``buf``: its
+    scratch arrays. No branches on x (a row's ones sit anywhere, each branch would
+    mispredict): adding 0.0 to a sum that starts at +0.0 and min/max against +-inf change
+    nothing, so the values are those of the branching loop bit for bit."""
     e = s.shape[1]
     c = 0
     bad = 0
@@ -115,21 +118,19 @@ def _row(s, w, x, t, k, buf):  # type: ignore[no-untyped-def]
     mn = np.inf
     mx = -np.inf
     for j in range(e):
-        v = s[t, j] + w[j]
+        sv = s[i, j]
+        v = sv + w[j]
         xv = x[t, j]
-        if xv == 0:
-            mx = max(mx, v)
-        elif xv == 1:
-            c += 1
-            so += v
-            ps += s[t, j]
-            mn = min(mn, v)
-        else:
-            bad += 1
-            mx = max(mx, v)
+        on = xv == 1
+        c += on
+        bad += (xv != 0) & (xv != 1)
+        so += v if on else 0.0
+        ps += sv if on else 0.0
+        mn = min(mn, v if on else np.inf)
+        mx = max(mx, -np.inf if on else v)
     if c == k and mx - mn <= 0.0:
         return bad, c, ps, mx - mn, so
-    return bad, c, ps, mx - mn, _top_sum(s, w, t, k, buf)
+    return bad, c, ps, mx - mn, _top_sum(s, w, i, k, buf)
 
 
 @inline_compiled
@@ -160,7 +161,7 @@ def _tally(s, w, x, k, loads):  # type: ignore[no-untyped-def]
     top = 0.0
     buf = _row_buffers(s.shape[1], k)
     for t in range(n):
-        rb, c, ps, gap, rt = _row(s, w, x, t, k, buf)
+        rb, c, ps, gap, rt = _row(s, t, w, x, t, k, buf)
         for j in range(e):
             loads[j] += x[t, j] == 1
         bad += rb
@@ -226,34 +227,16 @@ def _tally_growing(s, w, x, k, loads, n_old, xw, xw_old, x_old, keys, sums, tota
                 t = rows[q]
                 for j in range(e):
                     got[q, j] = s[t, j]
-        # ... evaluate them: :func:`_row` without branches on x (a fresh row's ones sit
-        # anywhere, each branch would mispredict); adding 0.0 to a sum that starts at +0.0 and
-        # min/max against +-inf change nothing, so every value is _row's bit for bit ...
+        # ... evaluate them (:func:`_row`) ...
         for q in range(m):
             t = rows[q]
-            i = t if direct else q
-            c = 0
-            rb = 0
-            so = 0.0
-            ps = 0.0
-            mn = np.inf
-            mx = -np.inf
+            rb, c, ps, gap, rt = _row(src, t if direct else q, w, x, t, k, buf)
             for j in range(e):
-                sv = src[i, j]
-                v = sv + w[j]
                 xv = x[t, j]
                 on = xv == 1
-                c += on
-                rb += (xv != 0) & (xv != 1)
-                so += v if on else 0.0
-                ps += sv if on else 0.0
-                mn = min(mn, v if on else np.inf)
-                mx = max(mx, -np.inf if on else v)
                 x_old[t, j] = xv
                 loads[j] += on
                 fresh[j] += on
-            gap = mx - mn
-            rt = so if c == k and gap <= 0.0 else _top_sum(src, w, i, k, buf)
             bad += rb
             wrong += c != k
             viol = max(viol, max(gap, 0.0))
