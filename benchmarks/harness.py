@@ -5,7 +5,7 @@
 2. streams: per-batch exact optimum, warm-started from the previous batch's prices, vs one
    numpy ``argpartition`` routing pass of the same batch;
 3. the pooled hindsight optimum (10^6 tokens x 64 experts, k = 6): time and peak memory;
-4. routing kernel: :func:`lfbtheory.kernels.route_loads` vs numpy ``argpartition`` and the read
+4. routing kernel: :func:`lfbtheory._engine.topk.route_loads` vs numpy ``argpartition`` and the read
    bound (time of ``scores.sum()``);
 5. (``--targets 5``) one regret point on the ``lfb regret`` defaults: the pre-refactor path
    (batch list, one ``dual_objective`` call per batch, run on the library at
@@ -231,7 +231,7 @@ def _median_time(fn: Any, repeats: int) -> float:
 
 def _child_kernel(spec: dict) -> dict:
     import lfbtheory as lfb
-    from lfbtheory.kernels import route_loads
+    from lfbtheory._engine.topk import route_loads
 
     n, e, k = spec["n"], spec["E"], spec["k"]
     rng = _rng(spec["seed"], n, e, k)

@@ -191,13 +191,13 @@ def select_and_count(
 ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     """(experts (n, k), loads (E,)) for already validated options and bias.
 
-    Plain top-k runs the compiled one-pass kernel (:mod:`lfbtheory.kernels`) on float32/float64
+    Plain top-k runs the compiled one-pass kernel (:mod:`lfbtheory._engine.topk`) on float32/float64
     scores in place, finiteness checked by the kernel; group-limited routing masks ineligible
     experts with -inf (never 0: a finite fill wins once biased scores go negative) and ranks with
     :func:`topk_indices`. Both rank by :func:`selection_scores` with the documented tie rule.
     """
     if not opts.group_limited:
-        from lfbtheory.kernels import topk_and_loads
+        from lfbtheory._engine.topk import topk_and_loads
 
         w = None if bias is None else selection_offsets(bias, opts.bias_mode)
         return topk_and_loads(scores, opts.k, w, opts.bias_mode)

@@ -23,7 +23,7 @@ import lfbtheory as lfb
 from lfbtheory.analysis import growth
 from lfbtheory.analysis.regret import compute_comparators
 from lfbtheory.lp import certify, solve_balanced
-from lfbtheory.lp import ssp as ssp_module
+from lfbtheory._engine import ssp as ssp_module
 from lfbtheory.lp.solve import batch_optima, solve_prefixes, solve_stream
 
 

@@ -180,7 +180,7 @@ def test_pure_python_fallback_is_exact():
         import numpy as np
         import lfbtheory as lfb
         from lfbtheory.lp import resolve_capacity
-        from lfbtheory.lp.ssp import ssp_solve
+        from lfbtheory._engine.ssp import ssp_solve
         rng = np.random.default_rng(3)
         for n, e, k, cap in [(40, 5, 2, None), (90, 6, 3, 50), (70, 7, 6, None)]:
             s = rng.integers(-2, 3, size=(n, e)).astype(float) + 0.1 * rng.normal(size=e)
@@ -203,7 +203,7 @@ def test_pure_python_fallback_is_exact():
 def test_a_wrong_answer_is_never_returned_as_optimal(monkeypatch):
     """If a method's assignment is feasible but not optimal, the front door's certificate
     refuses it with the measured duality gap instead of returning status 'optimal'."""
-    import lfbtheory.lp.ssp as ssp
+    import lfbtheory._engine.ssp as ssp
 
     s = np.random.default_rng(0).random((32, 8))
     good = ssp.ssp_solve

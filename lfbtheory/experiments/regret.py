@@ -568,7 +568,7 @@ def _kernels_uncompiled() -> bool:
     after install compiles the package's kernels). Reads numba's cache index path, a private
     attribute: anything unexpected (no numba, another numba layout) answers False."""
     try:
-        from lfbtheory.lp.ssp import dense_stream
+        from lfbtheory._engine.ssp import dense_stream
 
         index = Path(dense_stream._cache._cache_file._index_path)
     except Exception:  # noqa: BLE001 - a note for the user, never a failure

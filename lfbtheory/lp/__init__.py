@@ -9,7 +9,7 @@ routing with bias p is the Lagrangian best response and the bias is the dual pri
 numeric domain), :mod:`~lfbtheory.lp.duality` (D, its subgradient, the certificate, exact
 prices), :mod:`~lfbtheory.lp.solve` (the front door :func:`solve_balanced`; for streams
 :func:`solve_stream`, :func:`batch_optima`, :func:`solve_prefixes`, :func:`prefix_optima`),
-and the methods :mod:`~lfbtheory.lp.ssp` (with :mod:`~lfbtheory.lp.dense` for one batch),
+and the methods :mod:`~lfbtheory._engine.ssp` (with :mod:`~lfbtheory._engine.dense` for one batch),
 :mod:`~lfbtheory.lp.flow`, :mod:`~lfbtheory.lp.oracle`.
 """
 

@@ -19,7 +19,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from lfbtheory.kernels import compiled, inline_compiled, row_top
+from lfbtheory._engine.jit import compiled, inline_compiled
+from lfbtheory._engine.topk import row_top
 from lfbtheory.lp.model import (
     RTOL,
     Certificate,
@@ -106,7 +107,7 @@ def _row_buffers(e, k):  # type: ignore[no-untyped-def]
 def _row(s, i, w, x, t, k, buf):  # type: ignore[no-untyped-def]
     """Row t of :func:`_tally` with its scores in s[i]: (#entries outside {0, 1}, #ones, on-sum
     of s, (max off - min on) of s + w, its top-k term: the on-sum of s + w if the ones are a
-    top-k set, else topKsum(s + w) by :func:`lfbtheory.kernels.row_top`). ``buf``: its
+    top-k set, else topKsum(s + w) by :func:`lfbtheory._engine.topk.row_top`). ``buf``: its
     scratch arrays. No branches on x (a row's ones sit anywhere, each branch would
     mispredict): adding 0.0 to a sum that starts at +0.0 and min/max against +-inf change
     nothing, so the values are those of the branching loop bit for bit."""
@@ -135,7 +136,7 @@ def _row(s, i, w, x, t, k, buf):  # type: ignore[no-untyped-def]
 
 @inline_compiled
 def _top_sum(s, w, t, k, buf):  # type: ignore[no-untyped-def]
-    """topKsum(s[t] + w) by :func:`lfbtheory.kernels.row_top` (summed largest first)."""
+    """topKsum(s[t] + w) by :func:`lfbtheory._engine.topk.row_top` (summed largest first)."""
     r, vals, idx, cand, st = buf
     for j in range(s.shape[1]):
         r[j] = s[t, j] + w[j]

@@ -57,7 +57,7 @@ def solve_balanced(
 
     - ``"auto"``: the default, the same as ``"ssp"``;
     - ``"ssp"``: successive shortest paths on the E-node expert exchange graph, numba-compiled
-      (:mod:`lfbtheory.lp.ssp`); the only method that uses ``warm_start``;
+      (:mod:`lfbtheory._engine.ssp`); the only method that uses ``warm_start``;
     - ``"flow"``: OR-tools min-cost flow on the full bipartite graph (extra ``flow``), prices
       from :func:`lfbtheory.lp.optimal_prices`;
     - ``"linprog"``: scipy's HiGHS dual simplex on the LP, prices from its duals;
@@ -150,9 +150,9 @@ def batch_optima(
     ``(objective, bias)`` of each result of :func:`solve_stream`, each certified, without
     building the per-batch assignments. A (T, n, E) float64 stream in the equality case with
     L <= 2048 and no repeated batch runs in one compiled loop
-    (:func:`lfbtheory.lp.ssp.dense_stream`, ``chunk`` batches per call); anything else goes
+    (:func:`lfbtheory._engine.ssp.dense_stream`, ``chunk`` batches per call); anything else goes
     through :func:`solve_stream`. ``progress(t)``: batches done."""
-    from lfbtheory.lp import ssp
+    from lfbtheory._engine import ssp
 
     choice(method, "method", METHODS)
     arr = batches if isinstance(batches, np.ndarray) else None
@@ -238,7 +238,7 @@ def solve_prefixes(
     ``solve_balanced(batches[:t].reshape(-1, E), k, method=method)``.
 
     With ``method`` "auto"/"ssp" the prefixes are solved incrementally
-    (:func:`lfbtheory.lp.ssp.ssp_prefixes`: each prefix's optimal assignment is the start of
+    (:func:`lfbtheory._engine.ssp.ssp_prefixes`: each prefix's optimal assignment is the start of
     the next, only the new tokens are routed), so the work grows with the new tokens and the
     band of contested ones rather than with the prefix; the optimal value is the same, the
     optimal price returned may be another point of the optimal set (prices are not unique).
@@ -247,7 +247,7 @@ def solve_prefixes(
         if isinstance(item, BalancedAssignment):
             yield item
             continue
-        from lfbtheory.lp.ssp import _experts_ranked
+        from lfbtheory._engine.ssp import _experts_ranked
 
         experts = _experts_ranked(item.tokens, item.asg, item.bias - item.bias.max())
         cap = int(item.loads[0])  # every load is L in the equality case the chain solves
@@ -313,7 +313,7 @@ def _prefixes(batches, k, lengths, method):  # type: ignore[no-untyped-def]
     )
     chain = None
     if incremental:
-        from lfbtheory.lp.ssp import ssp_prefixes
+        from lfbtheory._engine.ssp import ssp_prefixes
 
         chain = ssp_prefixes(
             np.ascontiguousarray(arr.reshape(-1, e)), arr.shape[1], kk, ts.astype(np.int64)
@@ -357,7 +357,7 @@ def _solve_valid(
     sw = np.ldexp(s, -e2) if e2 else s
     cap_w = min(cap, n)  # an expert never holds more than n tokens
     if used == "ssp":
-        from lfbtheory.lp.ssp import ssp_solve
+        from lfbtheory._engine.ssp import ssp_solve
 
         p0 = None if start is None else np.ldexp(_recentre(start, s, equality), -e2)
         x, ranked, price, _ = ssp_solve(sw, k, cap_w, equality, p0)
@@ -397,14 +397,14 @@ def _recentre(
     if r == 0.0:
         return np.zeros_like(start)
     if equality:
-        from lfbtheory.lp.ssp import recentre_equal
+        from lfbtheory._engine.ssp import recentre_equal
 
         return recentre_equal(np.ascontiguousarray(start, dtype=np.float64), s)
     return np.clip(start - start.max(), -r, 0.0)
 
 
 def _certified(s, k, x, bias, cap, equality, method, smax, experts=None) -> BalancedAssignment:  # type: ignore[no-untyped-def]
-    from lfbtheory.lp.ssp import experts_ranked
+    from lfbtheory._engine.ssp import experts_ranked
 
     x8 = (
         x.view(np.int8)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from lfbtheory.online import _fused
+from lfbtheory._engine import loop as _fused
 from lfbtheory.online.state import RouterState, init_state
 from lfbtheory.online.updates import Rule, step_value
 from lfbtheory.routing import RouteOptions, route_options, select_and_count
@@ -90,7 +90,7 @@ def simulate(
 
     A (T, n, E) float64 array routed by plain top-k, one element per optimizer step, with a
     built-in sign or proportional rule (or its ``centered`` form) on an unfrozen state runs as
-    one compiled loop (:mod:`lfbtheory.online._fused`), bit-identical to the Python loop; its
+    one compiled loop (:mod:`lfbtheory._engine.loop`), bit-identical to the Python loop; its
     step schedule is then called up to 256 elements ahead of ``progress``. To run several
     rules over one stream, :func:`simulate_runs` gives the same results reading it once.
     """
@@ -158,7 +158,7 @@ def simulate_runs(
     reward, step and final state per rule), with the stream read once for all fused rules.
 
     On a (T, n, E) float64 array, the rules :func:`simulate` would fuse run together in one
-    compiled pass (:func:`lfbtheory.online._fused.run_many`, which says why that is faster:
+    compiled pass (:func:`lfbtheory._engine.loop.run_many`, which says why that is faster:
     batch t is routed and applied for every such rule before batch t + 1); every other rule
     (every rule, on any other stream), and the rest of the stream of a run whose fused part
     stops early (a schedule error, a score outside the domain, an overflowing update), is
@@ -262,7 +262,7 @@ def _simulate_fused(
     eval_set: set[int],
     progress: Callable[[int], None] | None,
 ) -> Trajectory:
-    """The loop compiled (:mod:`lfbtheory.online._fused`, bit-identical) over ``arr`` (whose
+    """The loop compiled (:mod:`lfbtheory._engine.loop`, bit-identical) over ``arr`` (whose
     finiteness the kernel checks row by row, with the magnitude), then :func:`_finish_fused`."""
     head = _fused.run(
         arr, kk, rule, state.rule, np.asarray(state.pending, dtype=np.int64), eval_set, progress

@@ -220,7 +220,7 @@ def _centered_direction(inner: Direction) -> Direction:
     return direction
 
 
-# The built-in directions, one object each: :mod:`lfbtheory.online._fused` recognises them by
+# The built-in directions, one object each: :mod:`lfbtheory._engine.loop` recognises them by
 # identity (never by a rule's name) and runs their rules' loop compiled, bit for bit.
 _SIGN_DIRECTION = _memoryless(_sign_error)
 _PROPORTIONAL_DIRECTION = _memoryless(load_error)

@@ -42,7 +42,8 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from lfbtheory.kernels import cols_top, compiled, row_top, transpose_checked
+from lfbtheory._engine.jit import compiled
+from lfbtheory._engine.topk import cols_top, row_top, transpose_checked
 from lfbtheory.online import updates
 from lfbtheory.online.updates import BiasState, Rule, step_value
 from lfbtheory.validation import MAGNITUDE_LIMIT

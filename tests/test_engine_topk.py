@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import lfbtheory as lfb
-from lfbtheory.kernels import (
+from lfbtheory._engine.topk import (
     _REGISTER_MAX_E,
     cols_top,
     route_loads,

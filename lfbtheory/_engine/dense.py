@@ -1,12 +1,12 @@
 """Successive shortest paths on a dense exchange matrix: the repair step for small batches.
 
-The batch LP's residual network contracts to the E experts (see :mod:`lfbtheory.lp.ssp`): with
+The batch LP's residual network contracts to the E experts (see :mod:`lfbtheory._engine.ssp`): with
 token t on expert a and off expert b, moving t from a to b costs s[t,a] - s[t,b], so the edge
 a -> b costs W[a,b] = min over such t, and prices p with W[a,b] + p[a] - p[b] >= 0 on every
 edge certify that every token's experts are a top-k set of s + p (complementary slackness;
 Ahuja, Magnanti & Orlin, *Network Flows*, 1993, Sec. 9.7).
 
-:mod:`lfbtheory.lp.ssp` keeps a few candidate tokens per edge and offers edges in bands, which
+:mod:`lfbtheory._engine.ssp` keeps a few candidate tokens per edge and offers edges in bands, which
 pays on pooled instances of 10^5 - 10^6 tokens. On one batch (a few hundred to a few thousand
 tokens) that bookkeeping costs more than it saves: here every edge keeps exactly its best token,
 all n k (E - k) exchanges are scanned once, and an edge whose best token leaves is rescanned
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lfbtheory.kernels import compiled, inline_compiled
+from lfbtheory._engine.jit import compiled, inline_compiled
 
 __all__ = ["dense_repair"]
 

@@ -1,4 +1,4 @@
-"""The fused compiled loop (lfbtheory.online._fused) equals the Python loop bit for bit.
+"""The fused compiled loop (lfbtheory._engine.loop) equals the Python loop bit for bit.
 
 Every property runs ``simulate`` (which takes the fused path when it applies, checked with a
 spy on ``_fused.run``) against ``loop._python_loop`` (the Python loop, called directly) on the
@@ -14,7 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import lfbtheory as lfb
-from lfbtheory.online import _fused, loop, schedules, updates
+from lfbtheory._engine import loop as _fused
+from lfbtheory.online import loop, schedules, updates
 from lfbtheory.online.state import RouterState, freeze, init_state
 from lfbtheory.online.updates import BiasState, Rule, make_rule
 from lfbtheory.validation import MAGNITUDE_LIMIT

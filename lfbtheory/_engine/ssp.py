@@ -25,7 +25,7 @@ The "<=" capacity case (E*L > n*k) adds a slack node Z holding the E*L - n*k unu
 p[Z] = 0, which makes every p <= 0 and p = 0 on the experts with spare capacity.
 
 On one batch in the equality case (L <= _DENSE_MAX_CAP) step 3 runs on the dense exchange
-matrix of :mod:`lfbtheory.lp.dense` (every edge keeps its best token; no bands); the bands below
+matrix of :mod:`lfbtheory._engine.dense` (every edge keeps its best token; no bands); the bands below
 pay on pooled instances.
 
 Edges are pruned and priced back in ("pricing out"): only exchange edges whose
@@ -52,8 +52,9 @@ import time
 import numpy as np
 from numpy.typing import NDArray
 
-from lfbtheory.kernels import HAVE_NUMBA, cols_top, compiled, inline_compiled, row_top
-from lfbtheory.lp.dense import dense_repair
+from lfbtheory._engine.jit import HAVE_NUMBA, compiled, inline_compiled
+from lfbtheory._engine.topk import cols_top, row_top
+from lfbtheory._engine.dense import dense_repair
 from lfbtheory.lp.duality import _tally
 
 __all__ = ["HAVE_NUMBA", "experts_ranked", "ssp_prefixes", "ssp_solve"]
@@ -62,7 +63,7 @@ _M = 4  # candidate tokens kept per exchange-graph edge
 _M_LARGE = 32  # ... when an expert holds more than _M_LARGE_CAP tokens
 _M_LARGE_CAP = 2048
 # One batch (L <= _DENSE_MAX_CAP) is repaired on the dense exchange matrix of
-# :mod:`lfbtheory.lp.dense`; measured per warm-started batch (median, 2 cores): 256x16 k=2
+# :mod:`lfbtheory._engine.dense`; measured per warm-started batch (median, 2 cores): 256x16 k=2
 # 105 vs 202 us, 4096x64 k=6 3.8 vs 6.1 ms, 4096x256 k=8 29 vs 54 ms, 16384x64 k=6 (L=1536)
 # 14.9 vs 14.7 ms; larger (pooled) instances keep the banded candidate lists.
 _DENSE_MAX_CAP = 2048
@@ -221,7 +222,7 @@ def _newton_pass_cols(sT, p, k, cap, equality, damp, h, asg, gap, top, tidx, mm)
 @compiled
 def _reroute_cols(sT, p, k, asg, x, loads, gap, spread, top, tidx):  # type: ignore[no-untyped-def]
     """:func:`_reroute` on the transposed scores (k + 1 <= 4): every token's top-(k+1) at p
-    by :func:`lfbtheory.kernels.cols_top` (cheaper than deciding which to redo), kept only where
+    by :func:`lfbtheory._engine.topk.cols_top` (cheaper than deciding which to redo), kept only where
     gap <= spread, so the same asg, gap, x and loads."""
     e, n = sT.shape
     cols_top(sT, p, k + 1, top, tidx)

@@ -19,45 +19,15 @@ from numpy.typing import ArrayLike, NDArray
 
 from lfbtheory.validation import MAGNITUDE_LIMIT, as_bias, as_k, check_magnitude, choice
 
-try:
-    import numba
-
-    HAVE_NUMBA = True
-except ImportError:  # pragma: no cover - exercised only without numba
-    numba = None
-    HAVE_NUMBA = False
+from lfbtheory._engine.jit import HAVE_NUMBA, compiled, inline_compiled
 
 __all__ = [
-    "HAVE_NUMBA",
     "cols_top",
-    "compiled",
-    "inline_compiled",
     "row_top",
     "route_loads",
     "topk_and_loads",
     "transpose_checked",
 ]
-
-_MODES = {"none": 0, "additive": 1, "multiplicative": 2}
-
-
-def compiled(func):  # type: ignore[no-untyped-def]
-    """numba.njit(cache=True, nogil=True)(func) when numba is importable, else func itself
-    (the same code then runs as plain Python: exact, slow). Used by the LP kernels too."""
-    if HAVE_NUMBA:
-        return numba.njit(cache=True, nogil=True)(func)
-    return func
-
-
-def inline_compiled(func):  # type: ignore[no-untyped-def]
-    """:func:`compiled`, inlined by LLVM into every numba caller (``forceinline``) and without
-    numba's reference counting in ``func`` (``_nrt=False``): for a row routine that allocates
-    nothing and only touches arrays its caller owns. A plain compiled call costs an incref and
-    a decref per array argument per row, more than a 16-wide row itself. Both options exist
-    in every numba this package supports (>= 0.59); ``_nrt`` is numba's own private spelling."""
-    if HAVE_NUMBA:
-        return numba.njit(cache=True, nogil=True, forceinline=True, _nrt=False)(func)
-    return func
 
 
 # kk = 2..4 in registers up to this E; beyond it the threshold path is faster. Measured on
@@ -440,8 +410,7 @@ def _topk_kernel(s, lim, k, w, mode, experts, loads):  # type: ignore[no-untyped
     return bad
 
 
-if HAVE_NUMBA:
-    _topk_kernel = numba.njit(cache=True, nogil=True)(_topk_kernel)
+_topk_kernel = compiled(_topk_kernel)
 
 
 def topk_and_loads(
