@@ -270,19 +270,18 @@ def _corrupt(x, bias, edit, t, rng):
 )
 def test_growing_certificates_give_the_full_certificates_verdicts(seed, shape, edits, rebase):
     """Certifying nested prefixes incrementally (re-reading only changed rows and rows near a
-    tie) gives every verdict-relevant value of a full certificate of each prefix: loads, the
-    primal objective and the slackness violation bit for bit, the same pass/fail checks; the
-    dual agrees to rounding. Rows are compared 8 entries a word when E is a multiple of 8
-    (E = 8, 16, 24); 192-row batches span several screening chunks; ``rebase`` folds the
-    running total of price changes back into the cached keys at every prefix instead of
+    tie) gives the full certificate of each prefix: the primal objective and the slackness
+    violation bit for bit, the same checks, tolerance and verdict; the gap to rounding. Rows
+    are compared 8 entries a word when E is a multiple of 8 (E = 8, 16, 24); ``rebase`` folds
+    the running total of price changes back into the cached keys at every prefix instead of
     (almost) never."""
-    from lfbtheory.lp.duality import GrowingCertificates, _certificate
+    from lfbtheory.lp.certificate import GrowingVerdicts, verdict
     from lfbtheory.lp.model import RTOL
 
     rng = np.random.default_rng(seed)
     n, e, k = shape
     arr = rng.normal(size=(len(edits) * 3, n, e)) + 0.3 * rng.normal(size=e)
-    growing = GrowingCertificates(arr.shape[0] * n, e)
+    growing = GrowingVerdicts(arr.shape[0] * n, e)
     if rebase:
         growing.REBASE = 0.0
     x_prev = bias_prev = None
@@ -294,15 +293,20 @@ def test_growing_certificates_give_the_full_certificates_verdicts(seed, shape, e
         if edit == "stale" and x_prev is not None:
             x[: len(x_prev)], bias = x_prev, bias_prev  # the previous prefix's answer kept
         smax = float(np.abs(tokens).max())
-        got_loads, got = growing.certify(tokens, k, x, bias, sol.capacity, RTOL, smax)
-        ref_loads, ref = _certificate(tokens, k, x, bias, sol.capacity, True, RTOL, smax)
-        np.testing.assert_array_equal(got_loads, ref_loads)
+        x8 = np.ascontiguousarray(x, dtype=np.uint8)
+        got = growing.certify(tokens, k, x8, bias, sol.capacity, smax)
+        ref = verdict(tokens, k, x8, bias, sol.capacity, True, RTOL)
         assert got.primal_objective == ref.primal_objective
         assert got.max_slackness_violation == ref.max_slackness_violation
+        assert got.tolerance == ref.tolerance
         for name in ("primal_feasible", "integral", "dual_feasible", "complementary_slackness"):
             assert getattr(got, name) == getattr(ref, name)
         assert got.ok == ref.ok
-        np.testing.assert_allclose(got.dual_objective, ref.dual_objective, rtol=1e-12, atol=1e-9)
+        if edit == "optimal":
+            assert ref.ok
+        elif edit in ("two", "drop") or (edit == "swap" and k < e):  # infeasible answers
+            assert not ref.ok
+        np.testing.assert_allclose(got.duality_gap, ref.duality_gap, rtol=1e-9, atol=1e-12)
         x_prev, bias_prev = x, bias
 
 
@@ -312,37 +316,31 @@ def test_growing_certificates_give_the_full_certificates_verdicts(seed, shape, e
     st.sampled_from([(16, 4, 1), (24, 6, 2), (32, 8, 3), (20, 5, 5)]),
     st.lists(st.sampled_from([*EDITS, "gap"]), min_size=6, max_size=6),
 )
-def test_the_vectorised_equality_verdict_is_judges(seed, shape, edits):
-    """batch_optima's verdict over a stream of tallies equals _judge's verdict batch by batch,
-    on optimal answers and on answers corrupted in each way a certificate must catch."""
-    from lfbtheory.lp.duality import _judge, _judge_equal_rows, _tally
+def test_the_stream_verdict_is_the_one_batch_verdict(seed, shape, edits):
+    """batch_optima's verdict over a stream of answers equals the one-batch verdict batch by
+    batch (and its objective bit for bit), on optimal answers and on answers corrupted in
+    each way a certificate must catch."""
+    from lfbtheory.lp.certificate import stream_verdicts, verdict
     from lfbtheory.lp.model import RTOL
 
     rng = np.random.default_rng(seed)
     n, e, k = shape
     arr = rng.normal(size=(len(edits), n, e)) + 0.3 * rng.normal(size=e)
-    raws, prices, loads, smax = [], [], [], []
+    xs, prices = [], []
     for s, edit in zip(arr, edits, strict=True):
         sol = solve_balanced(s, k)
         x, bias = sol.assignment.copy(), sol.bias.copy()
         x, bias = _corrupt(x, bias, "shift" if edit == "stale" else edit, int(rng.integers(n)), rng)
         if edit == "gap":  # prices off by a small ramp change D but not the routing
             bias = bias + 1e-6 * np.arange(e)
-        ld = np.zeros(e, dtype=np.int64)
-        raws.append(_tally(s, bias - bias.max(), x, k, ld))
+        xs.append(np.asarray(x, dtype=np.uint8))
         prices.append(bias)
-        loads.append(ld)
-        smax.append(float(np.abs(s).max()))
     cap = n * k // e
-    got = _judge_equal_rows(
-        np.array(raws), (n, e), k, np.array(prices), np.array(loads), cap, RTOL, np.array(smax)
-    )
-    want = [
-        _judge(r, (n, e), k, p, p - p.max(), ld, cap, True, RTOL, m).ok
-        for r, p, ld, m in zip(raws, prices, loads, smax, strict=True)
-    ]
-    assert got.tolist() == want
-    assert all(ok for ok, edit in zip(want, edits, strict=True) if edit == "optimal")
+    ok, objective = stream_verdicts(arr, np.array(xs), np.array(prices), k, cap)
+    want = [verdict(s, k, x, p, cap, True, RTOL) for s, x, p in zip(arr, xs, prices, strict=True)]
+    assert ok.tolist() == [c.ok for c in want]
+    assert [float(v) for v in objective] == [c.primal_objective for c in want]
+    assert all(c.ok for c, edit in zip(want, edits, strict=True) if edit == "optimal")
 
 
 @settings(max_examples=40, deadline=None)

@@ -55,7 +55,6 @@ from numpy.typing import NDArray
 from lfbtheory._engine.jit import HAVE_NUMBA, compiled, inline_compiled
 from lfbtheory._engine.topk import cols_top, row_top
 from lfbtheory._engine.dense import dense_repair
-from lfbtheory.lp.duality import _tally
 
 __all__ = ["HAVE_NUMBA", "experts_ranked", "ssp_prefixes", "ssp_solve"]
 
@@ -830,20 +829,18 @@ def _max_min(s):  # type: ignore[no-untyped-def]
 
 
 @compiled
-def dense_stream(arr, k, cap, prev, t0, t1, grid, biases, loads, raw, smax):  # type: ignore[no-untyped-def]
+def dense_stream(arr, k, cap, prev, t0, t1, grid, biases, xs):  # type: ignore[no-untyped-def]
     """Solve batches t0 <= t < t1 of a (T, n, E) stream (equality, L = cap <= _DENSE_MAX_CAP)
     as :func:`ssp_solve` does with the previous batch's price as warm start (one Newton pass,
-    dense repair, mean-zero price), and tally each answer for its certificate
-    (:func:`lfbtheory.lp.duality._tally`). Fills biases[t], loads[t], raw[t] (the tally) and
-    smax[t] = max |s_t|; returns the first t it did not solve (t1 when all were): a batch whose
-    scores leave [2^-64, 2^64) in magnitude or hold a nan or inf, or whose repair found no
-    path, is left to the caller."""
+    dense repair, mean-zero price). Fills biases[t] and xs[t - t0] (the 0/1 assignment, for
+    the caller's certificate); returns the first t it did not solve (t1 when all were): a
+    batch whose scores leave [2^-64, 2^64) in magnitude or hold a nan or inf, or whose repair
+    found no path, is left to the caller."""
     e = arr.shape[2]
     for t in range(t0, t1):
         s = arr[t]
         hi, lo = _max_min(s)
         m = max(hi, -lo)
-        smax[t] = m
         if not (m == 0.0 or 2.0**-65 <= m < 2.0**64):  # also nan (every comparison is False)
             return t
         p = _recentre_range(prev, hi - lo)
@@ -854,13 +851,7 @@ def dense_stream(arr, k, cap, prev, t0, t1, grid, biases, loads, raw, smax):  # 
         if dense_repair(s, cap, p, asg, x, ld) < 0:
             return t
         bias = _centred(p)
-        w = bias - bias.max()
-        bad, primal, wrong, viol, top = _tally(s, w, x, k, loads[t])
-        raw[t, 0] = bad
-        raw[t, 1] = primal
-        raw[t, 2] = wrong
-        raw[t, 3] = viol
-        raw[t, 4] = top
+        xs[t - t0] = x
         biases[t] = bias
         prev = bias
     return t1

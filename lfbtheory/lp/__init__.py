@@ -13,13 +13,8 @@ and the methods :mod:`~lfbtheory._engine.ssp` (with :mod:`~lfbtheory._engine.den
 :mod:`~lfbtheory.lp.flow`, :mod:`~lfbtheory.lp.oracle`.
 """
 
-from lfbtheory.lp.duality import (
-    certify,
-    dual_objective,
-    dual_subgradient,
-    exchange_graph,
-    optimal_prices,
-)
+from lfbtheory.lp.certificate import certify, exchange_graph, optimal_prices
+from lfbtheory.lp.duality import dual_objective, dual_subgradient
 from lfbtheory.lp.model import (
     METHODS,
     RTOL,

@@ -46,10 +46,11 @@ Method = Literal["auto", "ssp", "flow", "linprog", "cvxpy"]
 METHODS: tuple[str, ...] = ("auto", "ssp", "flow", "linprog", "cvxpy")
 
 RTOL = 1e-9
-"""Default relative tolerance of :func:`certify` (times the scale max|s| + spread of p). Chosen
-above HiGHS' feasibility tolerances (1e-10 on scores rescaled to max |s| < 1, used by the
-"cvxpy" and "linprog" methods) and the 2^-40 integer scaling of "flow", and far below any score
-difference that matters."""
+"""Default relative tolerance of :func:`certify`: rtol times (max |s| over the assigned entries
++ spread of the prices), :mod:`lfbtheory.lp.certificate`. Chosen above HiGHS' feasibility
+tolerances (1e-10 on scores rescaled to max |s| < 1, used by the "cvxpy" and "linprog"
+methods) and the 2^-40 integer scaling of "flow", and far below any score difference that
+matters."""
 
 
 class CertificationError(RuntimeError):
@@ -108,11 +109,12 @@ def resolve_capacity(n: int, k: int, n_experts: int, capacity: object = None) ->
 
 @dataclass(frozen=True)
 class Certificate:
-    """What :func:`lfbtheory.lp.certify` found. ``ok`` iff every check passed within ``tolerance``.
+    """What :func:`lfbtheory.lp.certify` found. ``ok`` iff every check passed.
 
-    duality_gap = D(p) - s.x >= 0 up to rounding, zero iff x and p are both optimal;
-    max_slackness_violation = max over tokens of (best off-expert - worst on-expert) of s + p
-    (and -p on "<=" experts with room); tolerance = rtol * scale (absolute, per token).
+    duality_gap = D(p) - s.x >= 0, zero iff x and p are both optimal; dual_objective = D(p);
+    max_slackness_violation = max over tokens of (best unassigned - worst assigned entry) of
+    s + p (and -p on "<=" experts with room); tolerance = the objective resolution: ``ok``
+    implies s.x >= OPT - tolerance (:mod:`lfbtheory.lp.certificate`).
     """
 
     primal_feasible: bool
