@@ -829,11 +829,11 @@ def _max_min(s):  # type: ignore[no-untyped-def]
 
 
 @compiled
-def dense_stream(arr, k, cap, prev, t0, t1, grid, biases, xs):  # type: ignore[no-untyped-def]
+def dense_stream(arr, k, cap, prev, t0, t1, grid, biases, lists):  # type: ignore[no-untyped-def]
     """Solve batches t0 <= t < t1 of a (T, n, E) stream (equality, L = cap <= _DENSE_MAX_CAP)
     as :func:`ssp_solve` does with the previous batch's price as warm start (one Newton pass,
-    dense repair, mean-zero price). Fills biases[t] and xs[t - t0] (the 0/1 assignment, for
-    the caller's certificate); returns the first t it did not solve (t1 when all were): a
+    dense repair, mean-zero price). Fills biases[t] and lists[t - t0] (each token's experts,
+    for the caller's certificate); returns the first t it did not solve (t1 when all were): a
     batch whose scores leave [2^-64, 2^64) in magnitude or hold a nan or inf, or whose repair
     found no path, is left to the caller."""
     e = arr.shape[2]
@@ -851,7 +851,7 @@ def dense_stream(arr, k, cap, prev, t0, t1, grid, biases, xs):  # type: ignore[n
         if dense_repair(s, cap, p, asg, x, ld) < 0:
             return t
         bias = _centred(p)
-        xs[t - t0] = x
+        lists[t - t0] = asg
         biases[t] = bias
         prev = bias
     return t1

@@ -32,6 +32,8 @@ entries are checked exactly (integers).
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
@@ -99,39 +101,109 @@ def _as_assignment(assignment: ArrayLike, n: int, e: int) -> NDArray[np.generic]
     return x
 
 
-def token_checks(
-    s: NDArray[np.float64], on: NDArray[np.bool_], w: NDArray[np.float64]
-) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """(viol, term) per token of scores s (..., n, E), assigned entries ``on`` and offsets
-    w (..., E): viol_t = max off r - min on r of r = s + w (-inf for a token with no entry
-    on or every entry on) and term_t = topKsum(r_t) - (sum of r_t over on_t) >= 0, the
-    token's share of the duality gap (0, exactly, where viol_t <= 0)."""
-    r = s + w[..., None, :]
-    both = on.any(axis=-1) & ~on.all(axis=-1)
-    lo = np.where(on, r, np.inf).min(axis=-1)
-    hi = np.where(on, -np.inf, r).max(axis=-1)
-    viol = np.where(both, hi - lo, -np.inf)
-    term = np.zeros(viol.shape)
+ROWS_PER_PASS = 8192  # tokens per vectorised pass: the temporaries stay in cache
+
+
+class TokenFacts(NamedTuple):
+    """Per-token facts of assignments given as expert lists (arrays of shape (c, n)).
+
+    viol: max over unassigned experts - min over assigned of r = s + w (-inf when k = E);
+    sums: sum of s over the token's experts, in ascending expert order (every objective here is
+    the sum of these over the tokens, so all verdicts agree bit for bit); size: max |s| over
+    them; term: topKsum(r_t) - (sum of r_t over its experts) >= 0, its share of the duality
+    gap (exactly 0 where viol <= 0).
+    """
+
+    viol: NDArray[np.float64]
+    sums: NDArray[np.float64]
+    size: NDArray[np.float64]
+    term: NDArray[np.float64]
+
+
+def sorted_experts(
+    experts: NDArray[np.integer], n_experts: int
+) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
+    """(the expert lists (..., k) sorted ascending as int64, valid (...)): valid iff a token's
+    k experts are distinct and in [0, E)."""
+    ex = np.asarray(experts, dtype=np.int64)
+    k = ex.shape[-1]
+    if 1 < k <= 8:  # a sorting network on columns (numpy sorts short rows one by one)
+        cols = [ex[..., j].copy() for j in range(k)]
+        for rnd in range(k):
+            for i in range(rnd % 2, k - 1, 2):
+                lo = np.minimum(cols[i], cols[i + 1])
+                cols[i + 1] = np.maximum(cols[i], cols[i + 1])
+                cols[i] = lo
+        ex = np.stack(cols, axis=-1)
+    elif k > 8:
+        ex = np.sort(ex, axis=-1)
+    valid = (ex[..., 0] >= 0) & (ex[..., -1] < n_experts)
+    for j in range(1, k):
+        valid &= ex[..., j] > ex[..., j - 1]
+    return ex, valid
+
+
+def token_facts(
+    s: NDArray[np.float64], experts: NDArray[np.int64], w: NDArray[np.float64]
+) -> TokenFacts:
+    """:class:`TokenFacts` of scores s (c, n, E) with valid sorted expert lists (c, n, k) and
+    offsets w (c, E), in passes of about :data:`ROWS_PER_PASS` tokens."""
+    c, n, e = s.shape
+    out = TokenFacts(*(np.empty((c, n)) for _ in range(4)))
+    step = max(1, ROWS_PER_PASS // max(n, 1))
+    if n > ROWS_PER_PASS:  # one long batch (a pooled prefix): passes over its rows
+        for b in range(c):
+            for lo in range(0, n, ROWS_PER_PASS):
+                hi = min(n, lo + ROWS_PER_PASS)
+                part = _facts(s[b : b + 1, lo:hi], experts[b : b + 1, lo:hi], w[b : b + 1])
+                for mine, theirs in zip(out, part, strict=True):
+                    mine[b, lo:hi] = theirs[0]
+        return out
+    for b in range(0, c, step):
+        part = _facts(s[b : b + step], experts[b : b + step], w[b : b + step])
+        for mine, theirs in zip(out, part, strict=True):
+            mine[b : b + step] = theirs
+    return out
+
+
+def _facts(s, experts, w):  # type: ignore[no-untyped-def]
+    """:func:`token_facts` of one pass. Reductions over a token's E (or k) entries are taken
+    column by column, as elementwise operations across the tokens: numpy reduces a short
+    row one row at a time, which costs more than the row itself (measured: E = 16)."""
+    c, n, e = s.shape
+    k = experts.shape[2]
+    r = np.add(s, w[:, None, :], order="C")  # written in place below: a C-ordered copy
+    flat = experts + (np.arange(c * n) * e).reshape(c, n, 1)  # index of each assigned entry
+    r_flat = r.reshape(-1)
+    r_on = r_flat[flat]
+    s_on = np.ascontiguousarray(s).reshape(-1)[flat]
+    r_flat[flat] = -np.inf
+    lo, total, size = r_on[..., 0].copy(), s_on[..., 0].copy(), np.abs(s_on[..., 0])
+    for j in range(1, k):  # ascending expert order: the objective's order of addition
+        np.minimum(lo, r_on[..., j], out=lo)
+        total += s_on[..., j]
+        np.maximum(size, np.abs(s_on[..., j]), out=size)
+    if k == e:
+        viol = np.full((c, n), -np.inf)
+    elif e <= 32:
+        hi = r[..., 0].copy()
+        for j in range(1, e):
+            np.maximum(hi, r[..., j], out=hi)
+        viol = hi - lo
+    else:
+        viol = r.max(axis=2) - lo
+    term = np.zeros((c, n))
     bad = viol > 0
-    if bad.any():
-        rows = r[bad]
-        kk = on[bad].sum(axis=-1)
-        cum = np.cumsum(-np.sort(-rows, axis=-1), axis=-1)
-        best = np.take_along_axis(cum, np.maximum(kk - 1, 0)[:, None], axis=-1)[:, 0]
-        term[bad] = np.maximum(best - np.where(on[bad], rows, 0.0).sum(axis=-1), 0.0)
-    return viol, term
+    if bad.any():  # a top-k sum only where the experts are not a top-k set
+        rows = s[bad] + np.broadcast_to(w[:, None, :], s.shape)[bad]
+        top = np.cumsum(-np.sort(-rows, axis=1), axis=1)[:, k - 1]
+        term[bad] = np.maximum(top - r_on[bad].sum(axis=1), 0.0)
+    return viol, total, size, term
 
 
-def assigned_size(s: NDArray[np.float64], on: NDArray[np.bool_]) -> NDArray[np.float64]:
-    """max |s| over each token's assigned entries (..., n); S is their max (module docstring)."""
-    return np.where(on, np.abs(s), 0.0).max(axis=-1)
-
-
-def row_sums(s: NDArray[np.float64], on: NDArray[np.bool_]) -> NDArray[np.float64]:
-    """Sum of s over the assigned entries of each token (..., n): the objective is the sum of
-    these over the tokens, in token order, by every verdict here (one batch, a stream of
-    batches, growing prefixes), so they agree bit for bit."""
-    return np.where(on, s, 0.0).sum(axis=-1)
+def slackness_tolerance(size: NDArray[np.float64], w: NDArray[np.float64], rtol: float) -> float:
+    """rtol (S + max w - min w) with S = max |s| over the assigned entries (module docstring)."""
+    return rtol * (float(size.max(initial=0.0)) + float(w.max() - w.min()))
 
 
 def verdict(
@@ -145,17 +217,48 @@ def verdict(
 ) -> Certificate:
     """:func:`certify` on validated scores, prices and capacity (x not yet checked)."""
     n, e = s.shape
-    integral = bool(np.all((x == 0) | (x == 1)))
     problems: list[str] = []
+    zero_one = (x == 0) | (x == 1)
+    integral = bool(zero_one.all())
     if not integral:
-        problems.append(f"assignment has {int(np.sum((x != 0) & (x != 1)))} entries outside {{0, 1}}")
+        problems.append(f"assignment has {int(np.sum(~zero_one))} entries outside {{0, 1}}")
     on = x == 1
-    rows = on.sum(axis=1)
-    loads = on.sum(axis=0)
-    wrong_rows = int(np.sum(rows != k))
-    feasible = integral and wrong_rows == 0
-    if integral and wrong_rows:
-        problems.append(f"token rows must sum to k={k}; {wrong_rows} do not")
+    counts = on.sum(axis=1)
+    good = zero_one.all(axis=1) & (counts == k)
+    if integral and not good.all():
+        problems.append(f"token rows must sum to k={k}; {int(np.sum(~good))} do not")
+    experts = np.zeros((n, k), dtype=np.int64)
+    experts[good] = np.nonzero(on[good])[1].reshape(-1, k)  # ascending within each token
+    return _judge(s, k, experts, good, on.sum(axis=0), p, cap, equality, rtol, problems)
+
+
+def verdict_of_experts(
+    s: NDArray[np.float64],
+    k: int,
+    experts: NDArray[np.integer],
+    p: NDArray[np.float64],
+    cap: int,
+    equality: bool,
+    rtol: float,
+) -> Certificate:
+    """:func:`certify` of the assignment given as expert lists (n, k) (validated here)."""
+    n, e = s.shape
+    ex, valid = sorted_experts(experts, e)
+    problems: list[str] = []
+    if not valid.all():
+        problems.append(
+            f"{int(np.sum(~valid))} tokens do not list k={k} distinct experts in [0, {e})"
+        )
+    loads = np.bincount(ex[valid].ravel(), minlength=e)
+    ex[~valid] = 0
+    return _judge(s, k, ex, valid, loads, p, cap, equality, rtol, problems)
+
+
+def _judge(s, k, experts, valid, loads, p, cap, equality, rtol, problems) -> Certificate:  # type: ignore[no-untyped-def]
+    """The verdict from the scores s (n, E), the sorted expert lists (n, k) of the ``valid``
+    tokens (the others' are ignored), the loads and the problems found so far."""
+    n = s.shape[0]
+    feasible = not problems
     bad_cols = (loads != cap) if equality else (loads > cap)
     if np.any(bad_cols):
         feasible = False
@@ -164,26 +267,27 @@ def verdict(
             f"{int(bad_cols.sum())} experts violate it (max load {int(loads.max())})"
         )
     w = p - p.max()
-    viol, term = token_checks(s, on, w)
-    tol = rtol * (float(assigned_size(s, on).max(initial=0.0)) + float(w.max() - w.min()))
-    primal = float(np.sum(row_sums(s, on)))
+    facts = token_facts(s[None], experts[None], w[None])
+    viol = np.where(valid, facts.viol[0], -np.inf)
+    tol = slackness_tolerance(np.where(valid, facts.size[0], 0.0), w, rtol)
+    primal = float(np.sum(np.where(valid, facts.sums[0], 0.0)))
     worst = float(viol.max(initial=-np.inf))
     cs = bool(np.all(viol <= tol))
     if not cs:
         t = int(np.argmax(viol))
         problems.append(
-            f"complementary slackness violated at token {t}: an unassigned expert beats an "
+            f"complementary slackness violated at a token: an unassigned expert beats an "
             f"assigned one by {viol[t]:.3g} (tolerance {tol:.3g})"
         )
-    gap = float(term.sum())
+    gap = float(facts.term[0][valid].sum())
     tolerance = n * k * tol
     dual_ok = True
     if not equality:
-        # "<=": prices live in p <= 0, and an expert with room must have price 0
+        # "<=": prices live in p <= 0, and an expert with room must have price 0; an expert
+        # never holds more than n tokens, so capacity min(L, n) is the same LP
         dual_ok = bool(np.all(p <= tol))
         if not dual_ok:
             problems.append(f"bias must be <= 0 in the '<=' case; max is {p.max():.3g}")
-        # an expert never holds more than n tokens, so capacity min(L, n) is the same LP
         room = np.maximum(min(cap, n) - loads, 0)
         priced = np.where(room > 0, -np.minimum(p, 0.0), 0.0)
         if np.any(priced > tol):
@@ -198,7 +302,7 @@ def verdict(
         worst = max(worst, float(priced.max(initial=0.0)))
     return Certificate(
         primal_feasible=feasible,
-        integral=integral,
+        integral=not any(q.startswith("assignment has") for q in problems),
         dual_feasible=dual_ok,
         complementary_slackness=cs,
         primal_objective=primal,
@@ -303,39 +407,42 @@ def optimal_prices(
 
 def stream_verdicts(
     s: NDArray[np.float64],
-    x: NDArray[np.uint8],
+    experts: NDArray[np.integer],
     p: NDArray[np.float64],
     k: int,
     cap: int,
     rtol: float = RTOL,
 ) -> tuple[NDArray[np.bool_], NDArray[np.float64]]:
-    """(ok (T,), objective (T,)) of the equality-case answers (x (T, n, E) 0/1, p (T, E)) for
-    the batches s (T, n, E): ``verdict(s[t], k, x[t], p[t], cap, True, rtol).ok`` and its
-    ``primal_objective`` for every t, vectorised (the same float operations per batch)."""
-    on = x == 1
-    integral = np.all((x == 0) | (x == 1), axis=(1, 2))
-    rows_ok = np.all(on.sum(axis=2) == k, axis=1)
-    loads_ok = np.all(on.sum(axis=1) == cap, axis=1)
+    """(ok (T,), objective (T,)) of equality-case answers given as expert lists (T, n, k) with
+    prices p (T, E) for the batches s (T, n, E): ``verdict_of_experts(s[t], k, experts[t],
+    p[t], cap, True, rtol)`` for every t, vectorised (the same float operations per batch)."""
+    t_len, n, e = s.shape
+    ex, valid = sorted_experts(experts, e)
+    ok = valid.all(axis=1)
+    flat = ex + (np.arange(t_len) * e)[:, None, None]
+    loads = np.bincount(flat[ok].ravel(), minlength=t_len * e).reshape(t_len, e)
+    ok &= np.all(loads == cap, axis=1)
     w = p - p.max(axis=1, keepdims=True)
-    viol, _ = token_checks(s, on, w)
-    tol = rtol * (assigned_size(s, on).max(axis=1) + (w.max(axis=1) - w.min(axis=1)))
-    cs = np.all(viol <= tol[:, None], axis=1)
-    objective = row_sums(s, on).sum(axis=1)
-    return integral & rows_ok & loads_ok & cs, objective
+    facts = token_facts(s, np.where(valid[..., None], ex, 0), w)
+    tol = rtol * (facts.size.max(axis=1) + (w.max(axis=1) - w.min(axis=1)))
+    ok &= np.all(facts.viol <= tol[:, None], axis=1)
+    return ok, facts.sums.sum(axis=1)
 
 
 class GrowingVerdicts:
     """Certificates of the nested prefixes s[:n_1] ⊂ s[:n_2] ⊂ ... of one stream, each with
-    its own assignment and prices, at the cost of the tokens that can have changed.
+    its own assignment (expert lists) and prices, at the cost of the tokens that can have
+    changed.
 
-    A token checked for an earlier prefix is checked again only if its 0/1 row differs from
-    the one checked then, or if its margin then (min on - max off of s + w, w = p - max p),
-    less the spread of every price change since, is within a rounding guard of a tie: a token
-    whose row is unchanged and whose margin stays positive under the price change is still
-    strictly a top-k set (its slackness term is 0), so its verdict, its objective share
-    (:func:`row_sums`) and its scale are those cached. The verdict of each prefix is the one
-    :func:`verdict` gives (``ok``, objective bit for bit, loads, gap). Mutable: one instance
-    per sequence of growing prefixes of the same scores.
+    A token checked for an earlier prefix is checked again only if its expert list differs
+    from the one checked then (entry by entry: a reordered list counts as changed), or if its
+    margin then (min assigned - max unassigned of s + w, w = p - max p), less the spread of
+    every price change since, is within a rounding guard of a tie: a token whose list is
+    unchanged and whose margin stays positive under the price change is still strictly a
+    top-k set (its slackness term is 0), so its verdict and :class:`TokenFacts` are those
+    cached. Each prefix gets the verdict :func:`verdict_of_experts` gives (``ok``, the
+    objective bit for bit, the tolerance, the gap). Mutable: one instance per sequence of
+    growing prefixes of the same scores.
     """
 
     GUARD = 1e-12  # relative to max|s| + max|w|: >> the rounding of a margin (~1e-15)
@@ -343,11 +450,13 @@ class GrowingVerdicts:
     # units of max|s| + max|w|, so that key - total keeps a margin's precision
     REBASE = 64.0
 
-    def __init__(self, n_max: int, n_experts: int) -> None:
-        self.x_old = np.zeros((n_max, n_experts), dtype=np.uint8)
+    def __init__(self, n_max: int, n_experts: int, k: int) -> None:
+        self.e = n_experts
+        self.lists = np.zeros((n_max, k), dtype=np.int32)  # the lists as checked
+        self.counted = np.zeros(n_max, dtype=bool)  # ... and valid (in the loads)
         self.keys = np.full(n_max, -np.inf)  # margin + total when checked (-inf: recheck)
-        self.sums = np.zeros(n_max)  # row_sums when checked
-        self.size = np.zeros(n_max)  # assigned_size when checked
+        self.sums = np.zeros(n_max)
+        self.size = np.zeros(n_max)
         self.loads = np.zeros(n_experts, dtype=np.int64)
         self.n_old = 0
         self.total = 0.0
@@ -356,16 +465,16 @@ class GrowingVerdicts:
     def certify(
         self,
         s: NDArray[np.float64],
-        k: int,
-        x: NDArray[np.uint8],
+        experts: NDArray[np.integer],
         p: NDArray[np.float64],
         cap: int,
         smax: float,
         rtol: float = RTOL,
     ) -> Certificate:
-        """The :func:`verdict` of the prefix s (n, E) with assignment x (0/1) and prices p
-        (equality case), where s[:n_old] is the previous prefix; smax = max |s|."""
+        """The verdict of the prefix s (n, E) with expert lists (n, k) and prices p (equality
+        case), where s[:n_old] is the previous prefix; smax = max |s| (the guard's scale)."""
         n, e = s.shape
+        k = experts.shape[1]
         w = p - p.max()
         scale = smax + float(-w.min())
         total = self.total
@@ -376,33 +485,35 @@ class GrowingVerdicts:
         if total > self.REBASE * scale:
             self.keys[: self.n_old] -= total  # -inf stays -inf
             total = 0.0
-        guard = self.GUARD * scale
         m = self.n_old
-        redo = self.keys[:m] - total <= guard
-        redo |= _rows_differ(x[:m], self.x_old[:m])
-        rows = np.concatenate([np.flatnonzero(redo), np.arange(m, n)])
-        xs = x[rows]
-        old_on = self.x_old[rows[rows < m]] == 1
-        self.loads -= old_on.sum(axis=0)
-        on = xs == 1
-        zero_one = np.all((xs == 0) | (xs == 1), axis=1)
-        integral = bool(zero_one.all())
-        wrong = int(np.sum(on.sum(axis=1) != k))
-        self.loads += on.sum(axis=0)
-        sub = s[rows]
-        viol, term = token_checks(sub, on, w)
-        self.x_old[rows] = xs
-        valid = (on.sum(axis=1) == k) & zero_one  # a cached row is a valid 0/1 row
-        self.keys[rows] = np.where(valid, total - viol, -np.inf)
-        self.sums[rows] = row_sums(sub, on)
-        self.size[rows] = assigned_size(sub, on)
+        redo = self.keys[:m] <= total + self.GUARD * scale
+        lists = np.asarray(experts).astype(np.int32, copy=False)
+        for j in range(k):
+            redo |= lists[:m, j] != self.lists[:m, j]
+        again = np.flatnonzero(redo)
+        got = np.concatenate([lists[again], lists[m:n]])  # tokens to check: again, then new
+        old = self.lists[again]
+        old = old[self.counted[again]]
+        ex, valid = sorted_experts(got, e)
+        self.loads -= np.bincount(old.ravel(), minlength=e)
+        self.loads += np.bincount(ex[valid].ravel(), minlength=e)
+        ex[~valid] = 0
+        sub = np.concatenate([s[again], s[m:n]])
+        facts = token_facts(sub[None], ex[None], w[None])
+        viol = np.where(valid, facts.viol[0], -np.inf)
+        for rows, part in ((again, slice(0, again.size)), (slice(m, n), slice(again.size, None))):
+            self.lists[rows] = got[part]
+            self.counted[rows] = valid[part]
+            self.keys[rows] = np.where(valid[part], total - viol[part], -np.inf)  # -inf: again
+            self.sums[rows] = np.where(valid[part], facts.sums[0][part], 0.0)
+            self.size[rows] = np.where(valid[part], facts.size[0][part], 0.0)
         self.n_old, self.w_old, self.total = n, w, total
-        loads = self.loads.copy()
         problems: list[str] = []
-        if not integral:
-            problems.append("assignment has entries outside {0, 1}")
-        if wrong:
-            problems.append(f"token rows must sum to k={k}; {wrong} do not")
+        if not valid.all():
+            problems.append(
+                f"{int(np.sum(~valid))} tokens do not list k={k} distinct experts in [0, {e})"
+            )
+        loads = self.loads
         if np.any(loads != cap):
             problems.append(f"expert loads must be == L={cap}; max load {int(loads.max())}")
         tol = rtol * (float(self.size[:n].max(initial=0.0)) + float(w.max() - w.min()))
@@ -410,10 +521,10 @@ class GrowingVerdicts:
         if not cs:
             problems.append("complementary slackness violated")
         primal = float(np.sum(self.sums[:n]))
-        gap = float(term.sum())
+        gap = float(facts.term[0][valid].sum())
         return Certificate(
-            primal_feasible=integral and not wrong and not np.any(loads != cap),
-            integral=integral,
+            primal_feasible=bool(valid.all()) and not np.any(loads != cap),
+            integral=True,
             dual_feasible=True,
             complementary_slackness=cs,
             primal_objective=primal,
@@ -423,15 +534,3 @@ class GrowingVerdicts:
             tolerance=n * k * tol,
             problems=tuple(problems),
         )
-
-
-def _rows_differ(x: NDArray[np.uint8], y: NDArray[np.uint8]) -> NDArray[np.bool_]:
-    """x[t] != y[t] row by row, reading rows of whole 8-byte words where the width allows."""
-    e = x.shape[1]
-    if e % 8 == 0 and x.flags.c_contiguous and y.flags.c_contiguous:
-        xw, yw = x.view(np.uint64), y.view(np.uint64)
-        out = xw[:, 0] != yw[:, 0]
-        for j in range(1, e // 8):
-            out |= xw[:, j] != yw[:, j]
-        return out
-    return np.any(x != y, axis=1)

@@ -178,7 +178,7 @@ def batch_optima(
         return np.array(opts, dtype=np.float64), np.array(prices)
     arr = np.ascontiguousarray(arr)
     biases = np.empty((t_len, e))
-    xs = np.empty((chunk, n, e), dtype=np.uint8)
+    lists = np.empty((chunk, n, kk), dtype=np.int32)
     opts = np.empty(t_len)
     grid = np.ascontiguousarray(ssp._H_GRID)
     t = 0
@@ -186,9 +186,9 @@ def batch_optima(
         end = min(t + chunk, t_len)
         stop = t  # batch 0 (a cold start) goes the slow way below
         if t > 0:
-            stop = ssp.dense_stream(arr, kk, cap, biases[t - 1], t, end, grid, biases, xs)
+            stop = ssp.dense_stream(arr, kk, cap, biases[t - 1], t, end, grid, biases, lists)
         # the compiled loop's answers, each certified (lp.certificate, independent of it)
-        ok, objective = stream_verdicts(arr[t:stop], xs[: stop - t], biases[t:stop], kk, cap)
+        ok, objective = stream_verdicts(arr[t:stop], lists[: stop - t], biases[t:stop], kk, cap)
         if not ok.all():  # never expected: solve the first failure the slow way (which raises)
             stop = t + int(np.argmin(ok))
         opts[t:stop] = objective[: stop - t]
@@ -240,7 +240,9 @@ def solve_prefixes(
 
         experts = _experts_ranked(item.tokens, item.asg, item.bias - item.bias.max())
         cap = int(item.loads[0])  # every load is L in the equality case the chain solves
-        yield _assignment(item.x.copy(), experts, item.bias, item.loads, cap, "ssp", item.cert)
+        x = np.zeros(item.tokens.shape, dtype=np.int8)  # the certified lists, as a 0/1 matrix
+        np.put_along_axis(x, experts, 1, axis=1)
+        yield _assignment(x, experts, item.bias, item.loads, cap, "ssp", item.cert)
 
 
 def prefix_optima(
@@ -260,11 +262,11 @@ def prefix_optima(
 
 
 class _PrefixView(NamedTuple):
-    """A certified pooled prefix from the incremental chain; x (int8) and asg are views of
-    buffers the next prefix overwrites (use them before advancing)."""
+    """A certified pooled prefix from the incremental chain; asg (each token's experts, the
+    lists the certificate checked) is a view of a buffer the next prefix overwrites (use it
+    before advancing)."""
 
     tokens: NDArray[np.float64]
-    x: NDArray[np.int8]
     asg: NDArray[np.int32]
     bias: NDArray[np.float64]
     loads: NDArray[np.int64]
@@ -307,7 +309,7 @@ def _prefixes(batches, k, lengths, method):  # type: ignore[no-untyped-def]
         chain = ssp_prefixes(
             np.ascontiguousarray(arr.reshape(-1, e)), arr.shape[1], kk, ts.astype(np.int64)
         )
-        growing = GrowingVerdicts(int(ts[-1]) * arr.shape[1], e)
+        growing = GrowingVerdicts(int(ts[-1]) * arr.shape[1], e, kk)
     prev = None
     for t in ts.tolist():
         tokens = arr[:t].reshape(-1, e)
@@ -315,11 +317,11 @@ def _prefixes(batches, k, lengths, method):  # type: ignore[no-untyped-def]
         if chain is not None:
             x, asg, bias, _ = next(chain)
             # re-reads only the rows that changed or sit near a tie
-            cert = growing.certify(tokens, kk, x, bias, cap, float(smax[t - 1]))
+            cert = growing.certify(tokens, asg, bias, cap, float(smax[t - 1]))
             if cert.ok:
                 prev = bias
                 loads = np.full(e, cap, dtype=np.int64)  # checked by the certificate
-                yield _PrefixView(tokens, x.view(np.int8), asg, bias, loads, cert)
+                yield _PrefixView(tokens, asg, bias, loads, cert)
                 continue
             chain = None  # never expected: solve this and later prefixes anew
         sol = _solve_valid(tokens, kk, cap, equality, method, prev)
