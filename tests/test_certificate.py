@@ -94,8 +94,8 @@ def test_the_corrupted_answer_battery_accepts_nothing_wrong(scale):
     """Batches with 0-30 masked entries (and the whole batch scaled by a power of two, so
     every value stays exact): every load-preserving swap, every single-token change and
     every answer that puts a token on a masked expert is refused when it is worse than the
-    optimum by more than the stated tolerance (an infeasible one always), with the optimal prices, with zero prices,
-    with perturbed prices and with the prices optimal_prices finds for it (None)."""
+    optimum by more than the stated tolerance (an infeasible one always), with the optimal
+    prices, zero prices, perturbed prices and the prices optimal_prices finds (None)."""
     rng = np.random.default_rng(1)
     tried = accepted_wrong = 0
     for seed in range(12):
