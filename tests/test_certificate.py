@@ -191,3 +191,35 @@ def test_masked_batches_are_solved_and_certified_by_every_method():
             except lfb.lp.CertificationError:
                 refused += 1  # HiGHS' absolute tolerances next to 1e9: refused, never wrong
     assert refused <= 6
+
+
+def test_expert_lists_that_repeat_an_expert_are_refused_even_with_balanced_loads():
+    """Tokens listing [a, a] and [b, b] instead of [a, b] twice keep every load; the lists
+    are still not an assignment (an expert twice for one token) and are refused."""
+    from lfbtheory.lp.certificate import verdict_of_experts
+
+    s = np.array(
+        [[3.0, 2.0, 0.0, 0.0], [2.0, 3.0, 0.0, 0.0], [0.0, 0.0, 3.0, 2.0], [0.0, 0.0, 2.0, 3.0]]
+    )
+    opt = lfb.solve_balanced(s, 2)
+    lists = opt.experts.copy()
+    ok = verdict_of_experts(s, 2, lists, opt.bias, 2, True, 1e-9)
+    assert ok.ok
+    lists[0], lists[1] = [0, 0], [1, 1]  # was {0, 1} and {0, 1}: the same loads
+    bad = verdict_of_experts(s, 2, lists, opt.bias, 2, True, 1e-9)
+    assert not bad.ok and "distinct" in " ".join(bad.problems)
+
+
+def test_a_negative_price_on_an_expert_with_room_is_refused():
+    """The "<=" case: an expert below capacity must have price 0 (complementary slackness);
+    a price of -0.5 there breaks the certificate even though every token is top-k."""
+    s = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 0.0, 0.5]])
+    opt = lfb.solve_balanced(s, 1, capacity=2)
+    assert opt.certificate.ok
+    room = np.flatnonzero(opt.loads < 2)
+    assert room.size
+    p = opt.bias.copy()
+    p[room[0]] = -0.5
+    x = opt.assignment
+    cert = lfb.certify(s, 1, x, p, capacity=2)
+    assert not cert.ok and "room" in " ".join(cert.problems)
