@@ -197,10 +197,10 @@ def select_and_count(
     :func:`topk_indices`. Both rank by :func:`selection_scores` with the documented tie rule.
     """
     if not opts.group_limited:
-        from lfbtheory._engine.topk import topk_and_loads
+        from lfbtheory import _engine
 
         w = None if bias is None else selection_offsets(bias, opts.bias_mode)
-        return topk_and_loads(scores, opts.k, w, opts.bias_mode)
+        return _engine.route(scores, opts.k, w, opts.bias_mode)
     s = check_magnitude(as_scores(scores), "scores")
     sel = selection_scores(s, bias, opts.bias_mode)
     mask = eligible_experts(sel, opts.n_groups, opts.topk_groups, opts.group_score_topk)  # type: ignore[arg-type]

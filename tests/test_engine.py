@@ -174,7 +174,7 @@ def test_batch_optima_are_solve_streams_objectives_and_prices(seed, shape, kind,
     st.booleans(),
 )
 def test_dense_repair_of_one_batch_finds_the_banded_solvers_optimum(seed, shape, ties, warm):
-    """Batches (L <= _DENSE_MAX_CAP) are repaired on the dense exchange matrix: the same
+    """Batches are repaired on the dense exchange matrix (path "dense"): the same
     certified optimum as the banded candidate lists; in general position (no ties) the same
     shortest paths, hence bit for bit the same assignment and prices."""
     rng = np.random.default_rng(seed)
@@ -183,7 +183,7 @@ def test_dense_repair_of_one_batch_finds_the_banded_solvers_optimum(seed, shape,
     if ties:
         s = np.round(2 * s)
     start = rng.normal(scale=0.3, size=e) if warm else None
-    dense = solve_balanced(s, k, warm_start=start)
+    dense = solve_balanced(s, k, warm_start=start, _path="dense")
     banded = _banded(s, k, start)
     assert dense.certificate.ok and banded.certificate.ok
     np.testing.assert_allclose(dense.objective, banded.objective, rtol=1e-12, atol=1e-12)
@@ -192,12 +192,7 @@ def test_dense_repair_of_one_batch_finds_the_banded_solvers_optimum(seed, shape,
 
 
 def _banded(s, k, start):
-    old = ssp_module._DENSE_MAX_CAP
-    ssp_module._DENSE_MAX_CAP = -1
-    try:
-        return solve_balanced(s, k, warm_start=start)
-    finally:
-        ssp_module._DENSE_MAX_CAP = old
+    return solve_balanced(s, k, warm_start=start, _path="banded")
 
 
 @settings(max_examples=40, deadline=None)
@@ -398,13 +393,13 @@ def test_column_wise_newton_and_reroute_equal_the_row_wise_ones(seed, shape, kin
                     sT, p, k, cap, equality, damp, h, asg, gap, top, tidx, mm
                 )
             else:
-                ex = ssp_module._newton_pass(s, p, k, cap, equality, damp, h, asg, gap)
+                ex = ssp_module._newton_pass(s, p, k, cap, equality, damp, h, asg, gap, e <= 48)
             excess.append(ex)
         spread = float((p - before).max() - (p - before).min())
         if cols:
             ssp_module._reroute_cols(sT, p, k, asg, x, loads, gap, spread, top, tidx)
         else:
-            ssp_module._reroute(s, p, k, asg, x, loads, gap, spread)
+            ssp_module._reroute(s, p, k, asg, x, loads, gap, spread, e <= 48)
         out.append((p, excess, asg, gap, x, loads))
     for a, b in zip(*out, strict=True):
         np.testing.assert_array_equal(a, b)
@@ -432,7 +427,7 @@ def test_routing_new_tokens_is_topk_with_ties_to_the_lower_index(seed, k, e, tie
     x = np.zeros((64, e), dtype=np.uint8)
     loads = np.zeros(e, dtype=np.int64)
     gap = np.empty(64)
-    ssp_module._topk_rows(s, p, k, asg, x, loads, gap)
+    ssp_module._topk_rows(s, p, k, asg, x, loads, gap, e <= 48)
     r = s + p
     for t in range(64):
         order = sorted(range(e), key=lambda j: (-r[t, j], j))

@@ -8,12 +8,15 @@ from hypothesis.extra import numpy as hnp
 
 import lfbtheory as lfb
 from lfbtheory._engine.topk import (
-    _REGISTER_MAX_E,
     cols_top,
     route_loads,
     row_top,
+    threshold_guess,
     transpose_checked,
 )
+from lfbtheory._engine.tuning import TUNING
+
+_REGISTER_MAX_E = TUNING.knobs.row_registers_max_e
 from lfbtheory.testing.strategies import biases, instances
 from lfbtheory.validation import MAGNITUDE_LIMIT
 
@@ -67,18 +70,23 @@ def test_kernel_on_seeded_workloads_with_drifting_rows(n, e, k):
 
 
 def _row_top_rows(rows, kk, idx_dtype):
-    """row_top over the rows in order, one shared running state st (as every caller keeps)."""
+    """row_top on every row, on each of its paths (registers on or off) and with guesses of
+    the kk-th value that are right, too high (no entry passes: the row is redone), too low,
+    and the one threshold_guess makes from the rows: the choice of path never changes the
+    result, which is a stable argsort's (values: the row's own entries, bit for bit)."""
     e = rows.shape[1]
     vals = np.empty(kk)
     idx = np.empty(kk, dtype=idx_dtype)
     cand = np.empty(e + 1, dtype=np.int64)
-    st_ = np.zeros(3)
+    guess = threshold_guess(np.ascontiguousarray(rows), np.zeros(e), 0, kk) if kk < e else -np.inf
     for r in rows:
-        row_top(r, kk, vals, idx, cand, st_)
         ref = np.argsort(-r, kind="stable")[:kk]  # desc, ties: lower index first
-        np.testing.assert_array_equal(idx, ref)
-        # the values are the row's own entries, bit for bit (signed zeros included)
-        np.testing.assert_array_equal(vals.view(np.uint64), r[ref].view(np.uint64))
+        kth = r[ref[-1]]
+        for regs in (True, False):
+            for theta in (-np.inf, kth, np.inf, -1e300, guess):
+                row_top(r, kk, vals, idx, cand, theta, regs)
+                np.testing.assert_array_equal(idx, ref)
+                np.testing.assert_array_equal(vals.view(np.uint64), r[ref].view(np.uint64))
 
 
 _TIES = [-np.inf, -1.0, -0.0, 0.0, 0.5, 1.0, np.inf]
@@ -87,9 +95,8 @@ _TIES = [-np.inf, -1.0, -0.0, 0.0, 0.5, 1.0, np.inf]
 @settings(max_examples=300, deadline=None)
 @given(st.integers(1, 72), st.integers(1, 12), st.data())
 def test_row_top_equals_stable_argsort(e, n, data):
-    """Every path: kk = 1, the register paths (kk = 2; 3 and 4 up to E = _REGISTER_MAX_E), the
-    threshold path, kk = E; rows of heavy ties, signed zeros and infinities (which also upset
-    the running threshold guess)."""
+    """Every path: kk = 1, the register paths (kk = 2, 3, 4), the threshold path, kk = E; rows
+    of heavy ties, signed zeros and infinities (which also upset the threshold guess)."""
     kk = data.draw(st.one_of(st.integers(1, min(e, 6)), st.just(e)), label="kk")
     elements = data.draw(
         st.sampled_from(
@@ -102,9 +109,9 @@ def test_row_top_equals_stable_argsort(e, n, data):
 
 @pytest.mark.parametrize("kk", [1, 2, 3, 4, 5, 6])
 def test_row_top_at_the_path_edges(kk):
-    """E = kk .. kk + 9 (every remainder of the 4-wide kk = 1 scan) and E around _REGISTER_MAX_E on
-    all-equal, increasing, decreasing and seeded rows, the last with a shared state st over 200
-    drifting rows."""
+    """E = kk .. kk + 9 (every remainder of the 4-wide kk = 1 scan) and E around the tuning's
+    register limit on all-equal, increasing, decreasing and seeded rows, the last 200 rows of
+    drifting scale (a guess from some rows misses others)."""
     rng = np.random.default_rng(kk)
     for e in [*range(kk, kk + 10), _REGISTER_MAX_E, _REGISTER_MAX_E + 1]:
         ramp = np.arange(e, dtype=np.float64)
@@ -147,10 +154,9 @@ def test_cols_top_equals_row_top_row_by_row(e, n, data):
     rv = np.empty(kk)
     ri = np.empty(kk, dtype=np.int64)
     cand = np.empty(e + 1, dtype=np.int64)
-    st_ = np.zeros(3)
     for i in range(n):
         r = s[i] + w
-        row_top(r, kk, rv, ri, cand, st_)
+        row_top(r, kk, rv, ri, cand, -np.inf, e <= _REGISTER_MAX_E)
         np.testing.assert_array_equal(idx[:, i], ri)
         np.testing.assert_array_equal(vals[:, i].view(np.uint64), rv.view(np.uint64))
 

@@ -43,7 +43,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from lfbtheory._engine.jit import compiled
-from lfbtheory._engine.topk import cols_top, row_top, transpose_checked
+from lfbtheory._engine.topk import cols_top, row_theta, row_top, transpose_checked
+from lfbtheory._engine.tuning import TUNING
 from lfbtheory.online import updates
 from lfbtheory.online.updates import BiasState, Rule, step_value
 from lfbtheory.validation import MAGNITUDE_LIMIT
@@ -56,22 +57,13 @@ SIGN, PROPORTIONAL, CENTERED_SIGN, CENTERED_PROPORTIONAL = 0, 1, 2, 3
 
 _OK = 0  # _run_chunk's status; 1: a score outside the domain, 2: an overflowing update
 
-# Column-wise routing (kernels.cols_top on each batch transposed once for all runs) up to these
-# E, row by row (kernels.row_top) beyond. Measured with run_many on 400 fresh 256 x E normal
-# batches (a shared 2-core machine: +-20%), rows / cols in us per batch for k = 1, 2, 3, 4:
-# one run, E = 16: 6.5/2.8, 6.0/3.2, 7.9/4.3, 9.2/5.0; E = 32: 8.1/8.5, 10.0/10.3, 13.5/11.9,
-# 16.7/16.1; E = 48: 9.4/9.6, 14.6/12.2, 18.9/14.3, 24.0/20.3; E = 64: 10.8/20.2, 21.4/21.5,
-# 25.6/24.3, 29.8/28.9 (the transpose is no longer paid back). Two runs, E = 64: 20.1/21.7,
-# 36.3/25.7, 43.1/29.6, 49.7/42.3; E = 96: 26.4/27.9, 43.3/37.0, 49.6/41.7, 56.5/45.5. Five
-# runs, E = 96: 62.2/36.4, 91.1/45.5, 102.3/55.1, 114.5/81.0.
-_COLS_MAX_E = 48
-_COLS_MAX_E_RUNS = 96  # for two runs or more
-
 
 def column_routing(k: int, e: int, n_runs: int) -> bool:
     """True when :func:`_run_chunk` routes column-wise: cols_top supports 1 <= k <= 4, and the
-    shared transpose pays for itself up to _COLS_MAX_E (one run) or _COLS_MAX_E_RUNS."""
-    return 1 <= k <= 4 and (e <= _COLS_MAX_E or (n_runs >= 2 and e <= _COLS_MAX_E_RUNS))
+    shared transpose pays for itself up to the tuning's E for one run or for several."""
+    knobs = TUNING.knobs
+    limit = knobs.loop_columns_max_e_runs if n_runs >= 2 else knobs.loop_columns_max_e
+    return 1 <= k <= 4 and e <= limit
 
 
 def direction_code(rule: Rule) -> int | None:
@@ -193,7 +185,7 @@ def _direction(c, code, d):  # type: ignore[no-untyped-def]
 
 @compiled
 def _run_chunk(  # type: ignore[no-untyped-def]
-    batches, t0, lim, k, cols, codes, is_eval, u_app, stop, bias, pend, st,
+    batches, t0, lim, k, cols, regs, codes, is_eval, u_app, stop, bias, pend,
     bias_out, loads_out, reward_out, done, status,
 ):  # fmt: skip
     """Route and update R runs over batches t0.. in ONE pass: batch t for runs 0..R-1, then
@@ -242,7 +234,6 @@ def _run_chunk(  # type: ignore[no-untyped-def]
             if done[q] != t or t >= stop[q]:  # stopped: a failure, or its schedule's stop
                 continue
             going = True
-            stq = st[q]
             bmax = bias[q, 0]
             for j in range(1, e):
                 if bias[q, j] > bmax:
@@ -263,6 +254,7 @@ def _run_chunk(  # type: ignore[no-untyped-def]
                             picked[i * k + m] = sT[jj, i]
             else:
                 inside = True
+                theta = row_theta(batches[t], w, 1, k, regs)
                 for i in range(n):
                     for j in range(e):
                         x = batches[t, i, j]
@@ -270,7 +262,7 @@ def _run_chunk(  # type: ignore[no-untyped-def]
                         r[j] = x + w[j]
                     if not inside:
                         break
-                    row_top(r, k, vals, idx, cand, stq)
+                    row_top(r, k, vals, idx, cand, theta, regs)
                     for m in range(k):
                         loads_out[q, t, idx[m]] += 1
                         picked[i * k + m] = batches[t, i, idx[m]]
@@ -405,7 +397,6 @@ def run_many(
     for q in range(n_runs):
         bias[q] = rule_states[q].bias
         pend[q] = pendings[q]
-    st = np.zeros((n_runs, 3))
     bias_out = np.empty((n_runs, n_batches, e))
     loads_out = np.empty((n_runs, n_batches, e), dtype=np.int64)
     reward_out = np.empty((n_runs, n_batches))
@@ -428,8 +419,8 @@ def run_many(
                 u, stop[q] = step_sizes(rules[q], counts[q], is_eval, t, t1)
                 step_out[q, t:t1] = u
         _run_chunk(
-            batches, t, MAGNITUDE_LIMIT, k, cols, codes, is_eval, step_out, stop, bias, pend, st,
-            bias_out, loads_out, reward_out, done, status,
+            batches, t, MAGNITUDE_LIMIT, k, cols, e <= TUNING.knobs.row_registers_max_e, codes,
+            is_eval, step_out, stop, bias, pend, bias_out, loads_out, reward_out, done, status,
         )  # fmt: skip
         for q in range(n_runs):
             if not going[q]:

@@ -24,7 +24,7 @@ The "<=" capacity case (E*L > n*k) adds a slack node Z holding the E*L - n*k unu
 (dummy units of score 0 that any expert can take); at the end the prices are shifted so that
 p[Z] = 0, which makes every p <= 0 and p = 0 on the experts with spare capacity.
 
-On one batch in the equality case (L <= _DENSE_MAX_CAP) step 3 runs on the dense exchange
+On one batch in the equality case (L <= the tuning's dense_repair_max_cap) step 3 runs on the dense exchange
 matrix of :mod:`lfbtheory._engine.dense` (every edge keeps its best token; no bands); the bands below
 pay on pooled instances.
 
@@ -53,7 +53,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from lfbtheory._engine.jit import HAVE_NUMBA, compiled, inline_compiled
-from lfbtheory._engine.topk import cols_top, row_top
+from lfbtheory._engine.topk import cols_top, row_theta, row_top
+from lfbtheory._engine.tuning import TUNING, Knobs
 from lfbtheory._engine.dense import dense_repair
 
 __all__ = ["HAVE_NUMBA", "experts_ranked", "ssp_prefixes", "ssp_solve"]
@@ -61,16 +62,11 @@ __all__ = ["HAVE_NUMBA", "experts_ranked", "ssp_prefixes", "ssp_solve"]
 _M = 4  # candidate tokens kept per exchange-graph edge
 _M_LARGE = 32  # ... when an expert holds more than _M_LARGE_CAP tokens
 _M_LARGE_CAP = 2048
-# One batch (L <= _DENSE_MAX_CAP) is repaired on the dense exchange matrix of
-# :mod:`lfbtheory._engine.dense`; measured per warm-started batch (median, 2 cores): 256x16 k=2
-# 105 vs 202 us, 4096x64 k=6 3.8 vs 6.1 ms, 4096x256 k=8 29 vs 54 ms, 16384x64 k=6 (L=1536)
-# 14.9 vs 14.7 ms; larger (pooled) instances keep the banded candidate lists.
-_DENSE_MAX_CAP = 2048
 _INF = np.inf
 
 
 @compiled
-def _topk_rows(s, p, k, asg, x, loads, gap):  # type: ignore[no-untyped-def]
+def _topk_rows(s, p, k, asg, x, loads, gap, regs):  # type: ignore[no-untyped-def]
     """asg[t] = top-k experts of s[t] + p (ties: lower index); x, loads filled to match.
 
     gap[t] = (k-th best) - ((k+1)-th best) of s[t] + p (inf when k = E): every exchange edge
@@ -82,11 +78,11 @@ def _topk_rows(s, p, k, asg, x, loads, gap):  # type: ignore[no-untyped-def]
     idx = np.empty(kk, dtype=np.int32)
     r = np.empty(e)
     cand = np.empty(e + 1, dtype=np.int64)
-    st = np.zeros(3)
+    theta = row_theta(s, p, 1, kk, regs)
     for t in range(n):
         for j in range(e):
             r[j] = s[t, j] + p[j]
-        row_top(r, kk, vals, idx, cand, st)
+        row_top(r, kk, vals, idx, cand, theta, regs)
         for m in range(k):
             a = idx[m]
             asg[t, m] = a
@@ -96,7 +92,7 @@ def _topk_rows(s, p, k, asg, x, loads, gap):  # type: ignore[no-untyped-def]
 
 
 @compiled
-def _newton_pass(s, p, k, cap, equality, damp, h, asg, gap):  # type: ignore[no-untyped-def]
+def _newton_pass(s, p, k, cap, equality, damp, h, asg, gap, regs):  # type: ignore[no-untyped-def]
     """One damped per-expert Newton step on the dual D(p); returns the top-k excess at p.
 
     D's partial subgradient is load_i(p) - cap; its slope in p_i is the number of tokens whose
@@ -114,13 +110,13 @@ def _newton_pass(s, p, k, cap, equality, damp, h, asg, gap):  # type: ignore[no-
     tidx = np.empty(k + 1, dtype=np.int32)
     r = np.empty(e)
     cand = np.empty(e + 1, dtype=np.int64)
-    st = np.zeros(3)
+    theta = row_theta(s, p, 1, k + 1, regs)
     loads = np.zeros(e, dtype=np.int64)
     near = np.zeros((e, nh), dtype=np.int64)
     for t in range(n):
         for j in range(e):
             r[j] = s[t, j] + p[j]
-        row_top(r, k + 1, top, tidx, cand, st)
+        row_top(r, k + 1, top, tidx, cand, theta, regs)
         vk = top[k - 1]
         vk1 = top[k]
         for m in range(k):
@@ -158,13 +154,6 @@ def _newton_pass(s, p, k, cap, equality, damp, h, asg, gap):  # type: ignore[no-
         if not equality and p[j] > 0.0:
             p[j] = 0.0
     return excess
-
-
-# Column-wise Newton pass + rerouting (k + 1 <= 4) up to this E. Measured, us per 256-token
-# batch (transpose included), row-wise vs column-wise (k = 1, 2, 3): E=16 14/18/22 vs 6/7/10,
-# E=32 21/30/37 vs 15/17/27, E=64 37/49/60 vs 33/37/46, E=96 45/61/73 vs 46/56/79 (even),
-# E=128 52/69/85 vs 70/83/114.
-_COLS_MAX_E = 64
 
 
 @compiled
@@ -239,7 +228,7 @@ def _reroute_cols(sT, p, k, asg, x, loads, gap, spread, top, tidx):  # type: ign
 
 
 @compiled
-def _reroute(s, p, k, asg, x, loads, gap, spread):  # type: ignore[no-untyped-def]
+def _reroute(s, p, k, asg, x, loads, gap, spread, regs):  # type: ignore[no-untyped-def]
     """Top-k at p from the top-k at prices that differ from p by at most ``spread`` (max - min).
 
     A token whose recorded gap exceeds spread keeps its experts (every on-off difference moved
@@ -252,14 +241,14 @@ def _reroute(s, p, k, asg, x, loads, gap, spread):  # type: ignore[no-untyped-de
     idx = np.empty(kk, dtype=np.int32)
     r = np.empty(e)
     cand = np.empty(e + 1, dtype=np.int64)
-    st = np.zeros(3)
+    theta = row_theta(s, p, 1, kk, regs)
     for t in range(n):
         if gap[t] > spread:
             gap[t] -= spread
         else:
             for j in range(e):
                 r[j] = s[t, j] + p[j]
-            row_top(r, kk, vals, idx, cand, st)
+            row_top(r, kk, vals, idx, cand, theta, regs)
             for m in range(k):
                 asg[t, m] = idx[m]
             gap[t] = vals[k - 1] - vals[k]
@@ -570,24 +559,31 @@ def _ssp(s, cap, p, asg, x, lst, cnt, slotpos, wv, wt, wn, wo, dum, zsup, delta,
 
 @compiled
 def _experts_ranked(s, asg, bias):  # type: ignore[no-untyped-def]
-    """Each token's assigned experts ranked by s + bias desc, ties to the lower index.
+    """Each token's assigned experts ranked by s + bias desc, ties to the lower index
+    (:func:`lfbtheory._engine.topk.row_top` over its k values, listed in expert order).
 
     Called with the selection offsets w = b - max b, s + w is exactly
     :func:`lfbtheory.routing.selection_scores` (the same float64 additions)."""
     n, k = asg.shape
     out = np.empty((n, k), dtype=np.int64)
+    ids = np.empty(k, dtype=np.int64)
+    r = np.empty(k)
     vals = np.empty(k)
+    idx = np.empty(k, dtype=np.int64)
+    cand = np.empty(k + 1, dtype=np.int64)
     for t in range(n):
-        for m in range(k):
+        for m in range(k):  # the experts in ascending order (k is small: insertion)
             a = asg[t, m]
-            v = s[t, a] + bias[a]
             pos = m
-            while pos > 0 and (vals[pos - 1] < v or (vals[pos - 1] == v and out[t, pos - 1] > a)):
-                vals[pos] = vals[pos - 1]
-                out[t, pos] = out[t, pos - 1]
+            while pos > 0 and ids[pos - 1] > a:
+                ids[pos] = ids[pos - 1]
                 pos -= 1
-            vals[pos] = v
-            out[t, pos] = a
+            ids[pos] = a
+        for m in range(k):
+            r[m] = s[t, ids[m]] + bias[ids[m]]
+        row_top(r, k, vals, idx, cand, -np.inf, True)
+        for m in range(k):
+            out[t, m] = ids[idx[m]]
     return out
 
 
@@ -724,7 +720,7 @@ def _repair(  # type: ignore[no-untyped-def]
 
 
 @compiled
-def _route_start(s, k, cap, equality, p, passes, h):  # type: ignore[no-untyped-def]
+def _route_start(s, k, cap, equality, p, passes, h, knobs):  # type: ignore[no-untyped-def]
     """Up to ``passes`` damped Newton steps on p in place (:func:`_newton_pass`; stop once the
     top-k excess is <= max(2, E // 8)), then top-k routing at p (:func:`_reroute` after a
     step, else :func:`_topk_rows`). Returns (asg, x, loads, gap, passes done)."""
@@ -734,7 +730,8 @@ def _route_start(s, k, cap, equality, p, passes, h):  # type: ignore[no-untyped-
     loads = np.zeros(e, dtype=np.int64)
     gap = np.empty(n)
     done_passes = 0
-    if passes > 0 and k < e and k + 1 <= 4 and e <= _COLS_MAX_E:  # column-wise, same results
+    regs = e <= knobs.row_registers_max_e
+    if passes > 0 and k < e and k + 1 <= 4 and e <= knobs.newton_columns_max_e:  # same results
         sT = s.T.copy()
         top = np.empty((4, n))
         tidx = np.empty((4, n), dtype=np.int64)
@@ -753,14 +750,15 @@ def _route_start(s, k, cap, equality, p, passes, h):  # type: ignore[no-untyped-
         before = p.copy()
         for it in range(passes):
             before = p.copy()
-            excess = _newton_pass(s, p, k, cap, equality, 1.0 if it == 0 else 0.7, h, asg, gap)
+            damp = 1.0 if it == 0 else 0.7
+            excess = _newton_pass(s, p, k, cap, equality, damp, h, asg, gap, regs)
             done_passes += 1
             if excess <= max(2, e // 8):
                 break
         step = p - before
-        _reroute(s, p, k, asg, x, loads, gap, step.max() - step.min())
+        _reroute(s, p, k, asg, x, loads, gap, step.max() - step.min(), regs)
     else:
-        _topk_rows(s, p, k, asg, x, loads, gap)
+        _topk_rows(s, p, k, asg, x, loads, gap, regs)
     return asg, x, loads, gap, done_passes
 
 
@@ -829,8 +827,9 @@ def _max_min(s):  # type: ignore[no-untyped-def]
 
 
 @compiled
-def dense_stream(arr, k, cap, prev, t0, t1, grid, biases, lists):  # type: ignore[no-untyped-def]
-    """Solve batches t0 <= t < t1 of a (T, n, E) stream (equality, L = cap <= _DENSE_MAX_CAP)
+def dense_stream(arr, k, cap, prev, t0, t1, grid, biases, lists, knobs):  # type: ignore[no-untyped-def]
+    """Solve batches t0 <= t < t1 of a (T, n, E) stream (equality, L = cap <= the tuning's
+    dense_repair_max_cap)
     as :func:`ssp_solve` does with the previous batch's price as warm start (one Newton pass,
     dense repair, mean-zero price). Fills biases[t] and lists[t - t0] (each token's experts,
     for the caller's certificate); returns the first t it did not solve (t1 when all were): a
@@ -847,7 +846,7 @@ def dense_stream(arr, k, cap, prev, t0, t1, grid, biases, lists):  # type: ignor
         h = _spread(s) * grid if k < e else grid
         # the equality case on one batch: Newton step and routing, then the repair on the
         # dense exchange matrix
-        asg, x, ld, _, _ = _route_start(s, k, cap, True, p, 1, h)
+        asg, x, ld, _, _ = _route_start(s, k, cap, True, p, 1, h, knobs)
         if dense_repair(s, cap, p, asg, x, ld) < 0:
             return t
         bias = _centred(p)
@@ -864,13 +863,14 @@ def _solve_from(
     equality: bool,
     p0: NDArray[np.float64],
     passes: int,
+    knobs: Knobs,
 ) -> tuple[NDArray[np.uint8], NDArray[np.int32], NDArray[np.float64], dict]:
     n, e = s.shape
     clock = [time.perf_counter()]
     p = np.array(p0, dtype=np.float64)
     h = _spread(s) * _H_GRID if passes > 0 and k < e else _H_GRID
-    if equality and cap <= _DENSE_MAX_CAP:
-        asg, x, loads, _, done_passes = _route_start(s, k, cap, True, p, passes, h)
+    if equality and cap <= knobs.dense_repair_max_cap:
+        asg, x, loads, _, done_passes = _route_start(s, k, cap, True, p, passes, h, knobs)
         paths = dense_repair(s, cap, p, asg, x, loads)  # the dense exchange-matrix repair
         if paths < 0:
             raise RuntimeError("ssp: no augmenting path on a feasible instance (please report)")
@@ -887,7 +887,7 @@ def _solve_from(
         )
     if not equality:  # "<=": prices live in p <= 0
         p = np.minimum(p - p.max(), 0.0)
-    asg, x, loads, gap, done_passes = _route_start(s, k, cap, equality, p, passes, h)
+    asg, x, loads, gap, done_passes = _route_start(s, k, cap, equality, p, passes, h, knobs)
     clock.append(time.perf_counter())
     pz, g, run = _repair(s, k, cap, equality, p, asg, x, loads, gap, clock)
     stats, expansions, add_seconds, _ = run
@@ -967,6 +967,7 @@ def ssp_prefixes(
     k: int,
     lengths: NDArray[np.int64],
     warm_start: NDArray[np.float64] | None = None,
+    knobs: Knobs = TUNING.knobs,
 ):  # type: ignore[no-untyped-def]
     """Exact balanced assignments of the pooled prefixes s[:t n_batch] (L = t n_batch k / E,
     equality) for the increasing batch counts t in ``lengths``, incrementally (inputs
@@ -982,6 +983,7 @@ def ssp_prefixes(
     per prefix; the caller certifies each.
     """
     total, e = s.shape
+    regs = e <= knobs.row_registers_max_e
     n_max = int(lengths[-1]) * n_batch
     asg = np.empty((n_max, k), dtype=np.int32)
     x = np.zeros((n_max, e), dtype=np.uint8)
@@ -1003,7 +1005,7 @@ def ssp_prefixes(
         cap = n * k // e
         clock = [time.perf_counter()]
         new_loads = np.zeros(e, dtype=np.int64)
-        _topk_rows(s[done:n], p, k, asg[done:n], x[done:n], new_loads, gap[done:n])
+        _topk_rows(s[done:n], p, k, asg[done:n], x[done:n], new_loads, gap[done:n], regs)
         loads = new_loads + (done * k // e)  # the earlier tokens fill every expert to L_old
         clock.append(time.perf_counter())
         _extend_lists(asg, lists[0], lists[1], lists[2], done, n)
@@ -1049,6 +1051,7 @@ def ssp_solve(
     warm_start: NDArray[np.float64] | None = None,
     *,
     passes: int | None = None,
+    knobs: Knobs = TUNING.knobs,
 ) -> tuple[NDArray[np.uint8], NDArray[np.int64], NDArray[np.float64], dict]:
     """Exact balanced assignment by successive shortest paths (inputs already validated).
 
@@ -1064,7 +1067,7 @@ def ssp_solve(
     else:
         p0 = np.array(warm_start, dtype=np.float64)
         passes = 1 if passes is None else passes
-    x, asg, bias, stats = _solve_from(s, k, cap, equality, p0, passes)
+    x, asg, bias, stats = _solve_from(s, k, cap, equality, p0, passes, knobs)
     experts = _experts_ranked(s, asg, bias - bias.max())  # routing's gauge: s + (b - max b)
     loads = np.bincount(experts.ravel(), minlength=s.shape[1])
     if np.any(loads != cap) if equality else np.any(loads > cap):

@@ -20,6 +20,7 @@ from numpy.typing import ArrayLike, NDArray
 from lfbtheory.validation import MAGNITUDE_LIMIT, as_bias, as_k, check_magnitude, choice
 
 from lfbtheory._engine.jit import HAVE_NUMBA, compiled, inline_compiled
+from lfbtheory._engine.tuning import TUNING, Knobs
 
 __all__ = [
     "cols_top",
@@ -30,28 +31,19 @@ __all__ = [
 ]
 
 
-# kk = 2..4 in registers up to this E; beyond it the threshold path is faster. Measured on
-# fresh rows (256 x E sigmoid scores, a new bias per batch, so no branch history repeats), us
-# per batch, registers vs threshold, kk = 2, 3, 4: E=32 8.9/16.2, 11.6/20.8, 15.4/24.9;
-# E=48 13.3/18.1, 17.2/22.7, 22.9/26.9; E=56 15.4/18.8, 19.5/23.1, 26.3/26.4; E=64 17.3/19.1,
-# 22.5/23.2, 29.6/26.9. The threshold path's guess suits these stationary rows; the register
-# path costs the same on any rows.
-_REGISTER_MAX_E = 48
-
-
 @inline_compiled
-def row_top(r, kk, vals, idx, cand, st):  # type: ignore[no-untyped-def]
+def row_top(r, kk, vals, idx, cand, theta, regs):  # type: ignore[no-untyped-def]
     """vals/idx = the kk largest entries of r, sorted desc (ties: lower index first).
 
-    Entries are offered in index order and one enters only if it beats the current kk-th
-    strictly, so an equal value never displaces a lower index. kk = 1: four interleaved
-    running maxima, then the first index reaching the maximum. kk = 2, 3, 4 when
-    E <= _REGISTER_MAX_E: the buffer lives in registers and is updated without branches
-    (a_m <- max(a_m, min(a_{m-1}, v)), indices by selects on the strict comparisons), so a
-    fresh row costs no mispredictions. Otherwise only entries >= theta, a guess of the kk-th
-    largest from the running mean/sd st of earlier rows' kk-th values (st is read and updated
-    only on this path), are offered to a sorted buffer; with fewer than kk such entries the row
-    is redone with a lower guess and finally theta = -inf, so the guess never changes the result.
+    A pure function of (r, kk): ``theta`` and ``regs`` choose how, never what. Entries are
+    offered in index order and one enters only if it beats the current kk-th strictly, so an
+    equal value never displaces a lower index. kk = 1: four interleaved running maxima, then
+    the first index reaching the maximum. ``regs`` (2 <= kk <= 4): the buffer lives in
+    registers and is updated without branches (a_m <- max(a_m, min(a_{m-1}, v)), indices by
+    selects on the strict comparisons), so a fresh row costs no mispredictions. Otherwise only
+    entries >= theta (a guess of the kk-th largest, :func:`threshold_guess`; -inf offers every
+    entry) are offered to a sorted buffer; with fewer than kk of them the row is redone with
+    theta = -inf, so the guess never changes the result.
     """
     e = r.shape[0]
     if kk == 1:
@@ -83,23 +75,17 @@ def row_top(r, kk, vals, idx, cand, st):  # type: ignore[no-untyped-def]
         vals[0] = r[j]
         idx[0] = j
         return
-    if 2 <= kk <= 4 and e <= _REGISTER_MAX_E:
+    if regs and 2 <= kk <= 4:
         # The kk best in registers, one select per slot and condition (g_m = [v > a_m]: slot m
         # takes slot m-1 if g_{m-1}, else v if g_m, else stays; strict >, so an equal value never
         # displaces a lower index). Each select is a statement of its own: numba lowers a
         # conditional expression to a branch diamond, which LLVM folds back into a select, but
         # nested ones (i2 = i1 if g1 else (j if g2 else i2)) sharing conditions it jump-threads
-        # into branches that mispredict on fresh rows (kk = 3, E = 16: 19.1 us, 8.0 so). The
+        # into branches that mispredict on fresh rows. The
         # values are kept by max/min after the fill (the same multiset, so the same
         # comparisons), and vals are read back from r at the indices: the entries' own bits
         # (max(+0.0, -0.0) may return either zero).
         # Entry j < kk is forced into slot j+1 or above; unused slots stay at -inf, index 0.
-        # Measured on fresh rows (as for _REGISTER_MAX_E), us per 256-row batch, kk = 2, 3, 4:
-        # E=8 2.4, 3.5, 4.3; E=16 4.6, 6.3, 7.9; E=32 8.9, 11.7, 15.4. The former 0/1 index
-        # arithmetic (i2 = g1*i1 + (g2-g1)*j + (1-g2)*i2: products on every entry's chain):
-        # 4.3, 6.7, 6.8; 7.5, 13.1, 12.8; 13.0, 24.8, 25.4. Selects for the values too (each
-        # slot carried with its index, as cols_top): 2.7, 3.3, 4.0; 4.8, 6.5, 8.2; 9.9, 12.6,
-        # 16.8 -- a select costs a compare on the slot's chain, max/min does not.
         a1 = r[0]
         a2 = -np.inf
         a3 = -np.inf
@@ -179,17 +165,13 @@ def row_top(r, kk, vals, idx, cand, st):  # type: ignore[no-untyped-def]
         for m in range(kk):
             vals[m] = r[idx[m]]
         return
-    sd = np.sqrt(st[1])
     nc = 0
-    for attempt in range(3):
-        if st[2] < 8 or attempt == 2:
-            theta = -np.inf
-        else:
-            theta = st[0] - (1.5 if attempt == 0 else 4.0) * sd
+    for attempt in range(2):
+        guess = theta if attempt == 0 else -np.inf
         nc = 0
         for j in range(e):
             cand[nc] = j
-            nc += r[j] >= theta
+            nc += r[j] >= guess
         if nc >= kk:
             break
     c = 0
@@ -209,12 +191,52 @@ def row_top(r, kk, vals, idx, cand, st):  # type: ignore[no-untyped-def]
             pos -= 1
         vals[pos] = v
         idx[pos] = j
-    if st[2] < 64:
-        st[2] += 1
-    a = 1.0 / st[2]
-    d = vals[kk - 1] - st[0]
-    st[0] += a * d
-    st[1] = (1.0 - a) * (st[1] + a * d * d)
+
+
+_SAMPLE = 32  # rows whose exact kk-th value :func:`threshold_guess` measures
+
+
+@compiled
+def row_theta(s, w, mode, kk, regs):  # type: ignore[no-untyped-def]
+    """The ``theta`` to route the rows of the batch s (n, E) with: -inf where :func:`row_top`
+    takes no threshold (kk = 1, or registers), else :func:`threshold_guess`."""
+    if kk == 1 or (regs and 2 <= kk <= 4):
+        return -np.inf
+    return threshold_guess(s, w, mode, kk)
+
+
+@compiled
+def threshold_guess(s, w, mode, kk):  # type: ignore[no-untyped-def]
+    """A guess of the kk-th largest selection score of a row of the batch s (n, E): the mean
+    minus two standard deviations of the exact kk-th values of up to _SAMPLE evenly spaced
+    rows (selection s, s + w or s * w for mode 0, 1, 2; -inf if a sampled row is not finite).
+    Only :func:`row_top`'s speed depends on it: a row with fewer than kk entries above the
+    guess is redone without one. Computed from the batch alone, before any row is routed."""
+    n, e = s.shape
+    if kk >= e or n == 0:
+        return -np.inf
+    step = max(1, n // _SAMPLE)
+    r = np.empty(e)
+    vals = np.empty(kk)
+    idx = np.empty(kk, dtype=np.int64)
+    cand = np.empty(e + 1, dtype=np.int64)
+    total = 0.0
+    sq = 0.0
+    m = 0
+    for t in range(0, n, step):
+        for j in range(e):
+            x = np.float64(s[t, j])
+            r[j] = x if mode == 0 else (x + w[j] if mode == 1 else x * w[j])
+        row_top(r, kk, vals, idx, cand, -np.inf, False)
+        v = vals[kk - 1]
+        if not np.isfinite(v):
+            return -np.inf
+        total += v
+        sq += v * v
+        m += 1
+    mean = total / m
+    var = max(sq / m - mean * mean, 0.0)
+    return mean - 2.0 * np.sqrt(var)
 
 
 @inline_compiled
@@ -367,7 +389,7 @@ def cols_top(sT, w, kk, vals, idx):  # type: ignore[no-untyped-def]
             _col_step4(sT, w, j, False, False, False, vals, idx)
 
 
-def _topk_kernel(s, lim, k, w, mode, experts, loads):  # type: ignore[no-untyped-def]
+def _topk_kernel(s, lim, k, w, mode, regs, experts, loads):  # type: ignore[no-untyped-def]
     """experts[t] = top-k of the selection scores of row t (desc, ties: lower index); loads.
 
     Per row, in one vectorised pass: the selection scores r and a domain check of the raw
@@ -380,7 +402,7 @@ def _topk_kernel(s, lim, k, w, mode, experts, loads):  # type: ignore[no-untyped
     vals = np.empty(k)
     idx = np.empty(k, dtype=np.int64)
     bad = -1
-    st = np.zeros(3)  # running mean and variance of earlier rows' k-th values, rows seen
+    theta = row_theta(s, w, mode, k, regs)
     for t in range(n):
         inside = True  # stays True iff every |s| <= lim (False for nan and inf)
         if mode == 0:
@@ -403,7 +425,7 @@ def _topk_kernel(s, lim, k, w, mode, experts, loads):  # type: ignore[no-untyped
             for m in range(k):
                 experts[t, m] = m
             continue
-        row_top(r, k, vals, idx, cand, st)
+        row_top(r, k, vals, idx, cand, theta, regs)
         for m in range(k):
             experts[t, m] = idx[m]
             loads[idx[m]] += 1
@@ -418,6 +440,7 @@ def topk_and_loads(
     k: int,
     offsets: NDArray[np.float64] | None,
     bias_mode: str = "additive",
+    knobs: Knobs = TUNING.knobs,
 ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     """(experts (n, k), loads (E,)) for validated k and offsets w (``routing.selection_offsets``):
     top-k of s + w (additive), s * w (multiplicative) or s (w None), float32/float64 read in
@@ -444,7 +467,8 @@ def topk_and_loads(
     s = np.ascontiguousarray(s)
     experts = np.empty((n, k), dtype=np.int64)
     loads = np.zeros(e, dtype=np.int64)
-    bad = _topk_kernel(s, MAGNITUDE_LIMIT, k, w, mode, experts, loads)
+    regs = e <= knobs.row_registers_max_e
+    bad = _topk_kernel(s, MAGNITUDE_LIMIT, k, w, mode, regs, experts, loads)
     if bad >= 0:
         _raise_outside_domain(s[bad], bad)
     return experts, loads

@@ -14,6 +14,8 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from lfbtheory import _engine
+from lfbtheory._engine.tuning import TUNING
 from lfbtheory.lp.certificate import GrowingVerdicts, optimal_prices, stream_verdicts, verdict
 from lfbtheory.lp.model import (
     METHODS,
@@ -43,6 +45,7 @@ def solve_balanced(
     capacity: int | None = None,
     method: Method = "auto",
     warm_start: ArrayLike | None = None,
+    _path: str | None = None,
 ) -> BalancedAssignment:
     """Solve the balanced assignment LP of one batch exactly and return it with its prices.
 
@@ -65,7 +68,8 @@ def solve_balanced(
     The scores are rescaled by a power of two internally (the numeric domain in
     :mod:`lfbtheory.lp.model`); results are in the original units. Raises ValueError/TypeError
     for bad input (naming the argument), CertificationError if a method's answer fails
-    :func:`lfbtheory.lp.certify`.
+    :func:`lfbtheory.lp.certify`. ``_path`` is internal: it forces one compiled path of
+    "ssp" (:mod:`lfbtheory._engine`), which the tests use to check that all paths agree.
     """
     s = lp_scores(scores)
     n, e = s.shape
@@ -73,7 +77,7 @@ def solve_balanced(
     cap, equality = resolve_capacity(n, k, e, capacity)
     choice(method, "method", METHODS)
     start = None if warm_start is None else lp_bias(warm_start, e, "warm_start")
-    return _solve_valid(s, k, cap, equality, method, start)
+    return _solve_valid(s, k, cap, equality, method, start, _path)
 
 
 def solve_stream(
@@ -165,7 +169,7 @@ def batch_optima(
         kk = as_k(k, e)
         cap, equality = resolve_capacity(n, kk, e, None)
         distinct = len({_batch_key(s) for s in arr}) == t_len  # repeats: solve_stream reuses
-        fast = equality and cap <= ssp._DENSE_MAX_CAP and distinct
+        fast = equality and cap <= TUNING.knobs.dense_repair_max_cap and distinct
     if not fast:
         opts, prices = [], []
         for sol in solve_stream(batches, k, method=method):  # type: ignore[arg-type]
@@ -186,7 +190,9 @@ def batch_optima(
         end = min(t + chunk, t_len)
         stop = t  # batch 0 (a cold start) goes the slow way below
         if t > 0:
-            stop = ssp.dense_stream(arr, kk, cap, biases[t - 1], t, end, grid, biases, lists)
+            stop = ssp.dense_stream(
+                arr, kk, cap, biases[t - 1], t, end, grid, biases, lists, TUNING.knobs
+            )
         # the compiled loop's answers, each certified (lp.certificate, independent of it)
         ok, objective = stream_verdicts(arr[t:stop], lists[: stop - t], biases[t:stop], kk, cap)
         if not ok.all():  # never expected: solve the first failure the slow way (which raises)
@@ -336,8 +342,10 @@ def _solve_valid(
     equality: bool,
     method: str,
     start: NDArray[np.float64] | None,
+    path: str | None = None,
 ) -> BalancedAssignment:
-    """:func:`solve_balanced` on validated scores, capacity and warm start (certified)."""
+    """:func:`solve_balanced` on validated scores, capacity and warm start (certified);
+    ``path``: the engine path to force (:mod:`lfbtheory._engine`; tests)."""
     n, e = s.shape
     used = "ssp" if method == "auto" else method
     smax = absmax(s)
@@ -347,10 +355,8 @@ def _solve_valid(
     sw = np.ldexp(s, -e2) if e2 else s
     cap_w = min(cap, n)  # an expert never holds more than n tokens
     if used == "ssp":
-        from lfbtheory._engine.ssp import ssp_solve
-
         p0 = None if start is None else np.ldexp(_recentre(start, s, equality), -e2)
-        x, ranked, price, _ = ssp_solve(sw, k, cap_w, equality, p0)
+        x, ranked, price, _ = _engine.solve(sw, k, cap_w, equality, p0, path=path)
     elif used == "flow":
         from lfbtheory.lp.flow import flow_assignment
 
