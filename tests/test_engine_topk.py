@@ -15,10 +15,10 @@ from lfbtheory._engine.topk import (
     transpose_checked,
 )
 from lfbtheory._engine.tuning import TUNING
-
-_REGISTER_MAX_E = TUNING.knobs.row_registers_max_e
 from lfbtheory.testing.strategies import biases, instances
 from lfbtheory.validation import MAGNITUDE_LIMIT
+
+_REGISTER_MAX_E = TUNING.knobs.row_registers_max_e
 
 
 def _reference(s, k, bias=None, bias_mode="additive"):

@@ -24,9 +24,9 @@ The "<=" capacity case (E*L > n*k) adds a slack node Z holding the E*L - n*k unu
 (dummy units of score 0 that any expert can take); at the end the prices are shifted so that
 p[Z] = 0, which makes every p <= 0 and p = 0 on the experts with spare capacity.
 
-On one batch in the equality case (L <= the tuning's dense_repair_max_cap) step 3 runs on the dense exchange
-matrix of :mod:`lfbtheory._engine.dense` (every edge keeps its best token; no bands); the bands below
-pay on pooled instances.
+On one batch in the equality case (L <= the tuning's dense_repair_max_cap) step 3 runs on the
+dense exchange matrix of :mod:`lfbtheory._engine.dense` (every edge keeps its best token; no
+bands); the bands below pay on pooled instances.
 
 Edges are pruned and priced back in ("pricing out"): only exchange edges whose
 reduced cost at the starting prices is <= g are offered to the graph. Prices only rise during
@@ -52,10 +52,10 @@ import time
 import numpy as np
 from numpy.typing import NDArray
 
+from lfbtheory._engine.dense import dense_repair
 from lfbtheory._engine.jit import HAVE_NUMBA, compiled, inline_compiled
 from lfbtheory._engine.topk import cols_top, row_theta, row_top
 from lfbtheory._engine.tuning import TUNING, Knobs
-from lfbtheory._engine.dense import dense_repair
 
 __all__ = ["HAVE_NUMBA", "experts_ranked", "ssp_prefixes", "ssp_solve"]
 
@@ -210,8 +210,8 @@ def _newton_pass_cols(sT, p, k, cap, equality, damp, h, asg, gap, top, tidx, mm)
 @compiled
 def _reroute_cols(sT, p, k, asg, x, loads, gap, spread, top, tidx):  # type: ignore[no-untyped-def]
     """:func:`_reroute` on the transposed scores (k + 1 <= 4): every token's top-(k+1) at p
-    by :func:`lfbtheory._engine.topk.cols_top` (cheaper than deciding which to redo), kept only where
-    gap <= spread, so the same asg, gap, x and loads."""
+    by :func:`lfbtheory._engine.topk.cols_top` (cheaper than deciding which to redo), kept
+    only where gap <= spread, so the same asg, gap, x and loads."""
     e, n = sT.shape
     cols_top(sT, p, k + 1, top, tidx)
     for t in range(n):

@@ -17,10 +17,9 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from lfbtheory.validation import MAGNITUDE_LIMIT, as_bias, as_k, check_magnitude, choice
-
 from lfbtheory._engine.jit import HAVE_NUMBA, compiled, inline_compiled
 from lfbtheory._engine.tuning import TUNING, Knobs
+from lfbtheory.validation import MAGNITUDE_LIMIT, as_bias, as_k, check_magnitude, choice
 
 __all__ = [
     "cols_top",
