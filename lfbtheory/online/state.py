@@ -18,7 +18,6 @@ so they share one checkpoint format (``FORMAT_VERSION``), validated field by fie
 
 from __future__ import annotations
 
-import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -26,6 +25,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from lfbtheory import fileio
 from lfbtheory.online.updates import Rule
 
 __all__ = [
@@ -209,11 +209,19 @@ def load_state_dict(
     return RouterState(rs, np.array(pending, dtype=np.int64), n_pending, bool(frozen))
 
 
+CHECKPOINT_MAX_BYTES = 2**28  # 256 MiB: a checkpoint holds a few (E,) arrays
+
+
 def save_state(
     path: str | Path, rule: Rule, state: RouterState, micro_batches: int | None = None
 ) -> None:
-    """Write :func:`state_dict` to an .npz file (bit-exact round trip)."""
-    np.savez(Path(path), **state_dict(rule, state, micro_batches))
+    """Write :func:`state_dict` to an .npz file (bit-exact round trip), atomically: an
+    interrupted save or a full disk leaves the previous checkpoint intact
+    (:func:`lfbtheory.fileio.write_npz`). ".npz" is appended to a path without it."""
+    p = Path(path)
+    if p.suffix != ".npz":
+        p = p.with_name(p.name + ".npz")
+    fileio.write_npz(p, state_dict(rule, state, micro_batches))
 
 
 def load_state(
@@ -224,13 +232,12 @@ def load_state(
     micro_batches: int | None = None,
 ) -> RouterState:
     """Read a checkpoint written by :func:`save_state`; any unreadable or mismatched file
-    raises :class:`CheckpointError` naming the problem."""
+    raises :class:`CheckpointError` naming the problem. The file is read with
+    :func:`lfbtheory.fileio.read_npz` (no pickles; every member's shape and dtype checked
+    against the file and a 256 MiB limit before it is read)."""
     p = Path(path)
     try:
-        with np.load(p, allow_pickle=False) as f:
-            d = {key: f[key] for key in f.files}
-    except FileNotFoundError:
-        raise CheckpointError(f"checkpoint {str(p)!r} does not exist") from None
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise CheckpointError(f"checkpoint {str(p)!r} is not a readable .npz file: {exc}") from None
+        d = fileio.read_npz(p, what="checkpoint", max_bytes=CHECKPOINT_MAX_BYTES)
+    except fileio.FileFormatError as exc:
+        raise CheckpointError(str(exc)) from None
     return load_state_dict(rule, d, n_experts=n_experts, micro_batches=micro_batches)
