@@ -41,7 +41,8 @@ Thresholds are conventions stated in :class:`Thresholds`, not fitted to any run.
 from __future__ import annotations
 
 import csv
-import json
+import io
+import itertools
 import math
 import os
 from collections.abc import Sequence
@@ -52,6 +53,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from lfbtheory import fileio
 from lfbtheory.lp.solve import solve_balanced
 from lfbtheory.metrics import maxvio, maxvio_global
 from lfbtheory.routing import route
@@ -118,21 +120,45 @@ def _layer_index(names: list[str]) -> dict[str, int]:
     return {n: i for i, n in enumerate(names)}
 
 
-def _from_records(rows: list[tuple[int, str, int, float, float | None]], where: str) -> LoadLog:
+def _from_records(rows: list[tuple[int, str, int, float, float | None]]) -> LoadLog:
+    """The dense log of long-format rows; every (step, layer, expert) exactly once. The dense
+    size is checked against the rows before it is allocated (a row naming expert 10^12 must
+    not allocate 10^12 entries)."""
     if not rows:
-        raise ValueError(f"{where} holds no rows")
+        raise ValueError("holds no rows")
     steps = sorted({r[0] for r in rows})
     layers = list(dict.fromkeys(r[1] for r in rows))
+    if min(r[2] for r in rows) < 0:
+        bad = next(r for r in rows if r[2] < 0)
+        raise ValueError(f"expert must be >= 0, got {bad[2]}")
     e = max(r[2] for r in rows) + 1
     has_bias = rows[0][4] is not None
+    if len(steps) * len(layers) * e != len(rows):
+        seen: set[tuple[int, str, int]] = set()
+        for step, layer, expert, _, _ in rows:
+            if (step, layer, expert) in seen:
+                raise ValueError(
+                    f"two rows for step {step}, layer {layer!r}, expert {expert} "
+                    "(every step needs every layer and expert exactly once)"
+                )
+            seen.add((step, layer, expert))
+        if len(steps) * len(layers) * e <= 16 * len(rows):  # small enough to name the hole
+            for step, layer, expert in itertools.product(steps, layers, range(e)):
+                if (step, layer, expert) not in seen:
+                    raise ValueError(
+                        f"no row for step {step}, layer {layer!r}, expert {expert} (every "
+                        "step needs every layer and expert)"
+                    )
+        raise ValueError(
+            f"{len(rows)} rows for {len(steps)} steps x {len(layers)} layers x "
+            f"E={e} experts (every step needs every layer and expert exactly once)"
+        )
     s_idx, l_idx = _layer_index([str(s) for s in steps]), _layer_index(layers)
     loads = np.full((len(steps), len(layers), e), np.nan)
     bias = np.full_like(loads, np.nan) if has_bias else None
     for step, layer, expert, load, b in rows:
-        if expert < 0:
-            raise ValueError(f"{where}: expert must be >= 0, got {expert}")
         if (b is None) == has_bias:
-            raise ValueError(f"{where}: bias must be given on every row or on none")
+            raise ValueError("bias must be given on every row or on none")
         ti, li = s_idx[str(step)], l_idx[layer]
         loads[ti, li, expert] = load
         if bias is not None:
@@ -141,17 +167,120 @@ def _from_records(rows: list[tuple[int, str, int, float, float | None]], where: 
     if missing.size:
         t, lay, ex = missing[0]
         raise ValueError(
-            f"{where}: no row for step {steps[t]}, layer {layers[lay]!r}, expert "
+            f"no row for step {steps[t]}, layer {layers[lay]!r}, expert "
             f"{ex} (every step needs every layer and expert)"
         )
     return LoadLog(loads, np.asarray(steps), tuple(layers), bias)
 
 
+LOG_FIELDS = {
+    "loads": fileio.NpzField("iuf", (2, 3)),
+    "bias": fileio.NpzField("iuf", (2, 3), False),
+    "step": fileio.NpzField("iuf", (1,), False),
+    "layer_names": fileio.NpzField("US", (1,), False),
+}
+
+
+def _npz_log(p: Path) -> LoadLog:
+    info = fileio.inspect_npz(p, what="load log")
+    dense = sum(math.prod(info[k].shape) * 8 for k in ("loads", "bias") if k in info)
+    if dense > fileio.MAX_NPZ_BYTES:  # read as float64 below
+        raise fileio.FileFormatError(
+            p,
+            f"declares loads/bias of {dense} bytes as float64, more than the "
+            f"{fileio.MAX_NPZ_BYTES} read at most",
+            what="load log",
+            field="loads",
+        )
+    d = fileio.read_npz(p, LOG_FIELDS, what="load log")
+    loads = np.asarray(d["loads"], dtype=np.float64)
+    if loads.ndim == 2:
+        loads = loads[:, None, :]
+    if "step" in d:
+        s = d["step"]
+        if s.dtype.kind == "f" and not np.all(np.isfinite(s) & (s == np.round(s))):
+            raise fileio.FileFormatError(
+                p, "must hold integer step numbers", what="load log", field="step"
+            )
+        if s.size and (float(s.min()) < -(2**63) or float(s.max()) >= 2**63):
+            raise fileio.FileFormatError(
+                p, "step numbers must fit int64", what="load log", field="step"
+            )
+        steps = s.astype(np.int64)
+    else:
+        steps = np.arange(loads.shape[0])
+    names_arr = d.get("layer_names")
+    if names_arr is None:
+        names = tuple(str(i) for i in range(loads.shape[1]))
+    elif names_arr.dtype.kind == "S":
+        names = tuple(v.decode("utf-8", "replace") for v in names_arr.tolist())
+    else:
+        names = tuple(str(v) for v in names_arr.tolist())
+    bias = None
+    if "bias" in d:
+        bias = np.asarray(d["bias"], dtype=np.float64)
+        if bias.ndim == 2:
+            bias = bias[:, None, :]
+    return LoadLog(loads, steps, names, bias)
+
+
+def _csv_rows(p: Path, text: str) -> list[tuple[int, str, int, float, float | None]]:
+    rows: list[tuple[int, str, int, float, float | None]] = []
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    need = {"step", "layer", "expert", "load"}
+    try:
+        fields = reader.fieldnames
+        if fields is None or not need <= set(fields):
+            raise ValueError(
+                f"CSV header must contain step,layer,expert,load [,bias]; got {fields}"
+            )
+        has_bias = "bias" in fields
+        for r in reader:
+            try:
+                rows.append(
+                    (
+                        int(r["step"]),
+                        str(r["layer"]),
+                        int(r["expert"]),
+                        float(r["load"]),
+                        float(r["bias"]) if has_bias else None,
+                    )
+                )
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"line {reader.line_num}: {exc}") from None
+    except csv.Error as exc:
+        raise ValueError(f"line {reader.line_num}: not CSV: {exc}") from None
+    return rows
+
+
+def _jsonl_rows(p: Path, text: str) -> list[tuple[int, str, int, float, float | None]]:
+    rows: list[tuple[int, str, int, float, float | None]] = []
+    for i, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        obj = fileio.loads_json(line, where=f"line {i}")
+        try:
+            if not isinstance(obj, dict):
+                raise TypeError(f"a line must be a JSON object, got {type(obj).__name__}")
+            loads = [float(v) for v in obj["loads"]]
+            bias = None if obj.get("bias") is None else [float(v) for v in obj["bias"]]
+            step, layer = int(obj["step"]), str(obj.get("layer", 0))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"line {i}: needs step, loads [, layer, bias]: {exc}") from None
+        if bias is not None and len(bias) != len(loads):
+            raise ValueError(f"line {i}: bias and loads differ in length")
+        for ex, c in enumerate(loads):
+            rows.append((step, layer, ex, c, None if bias is None else bias[ex]))
+    return rows
+
+
 def read_load_log(path: str | os.PathLike[str], fmt: str | None = None) -> LoadLog:
-    """Read a load log in one of the layouts of the module docstring (by suffix or ``fmt``)."""
+    """Read a load log in one of the layouts of the module docstring (by suffix or ``fmt``).
+
+    The file is read with :mod:`lfbtheory.fileio` (regular files only; npz headers, dtypes
+    and sizes checked before anything is allocated; text logs at most 1 GiB); every problem
+    is a :class:`lfbtheory.fileio.FileFormatError` (a ValueError) naming the file."""
     p = Path(path)
-    if not p.is_file():
-        raise ValueError(f"log must be an existing file (.csv, .npz, .jsonl), got {str(p)!r}")
     kind = fmt or {".csv": "csv", ".npz": "npz", ".jsonl": "jsonl", ".json": "jsonl"}.get(
         p.suffix.lower()
     )
@@ -160,70 +289,18 @@ def read_load_log(path: str | os.PathLike[str], fmt: str | None = None) -> LoadL
             f"log format must be one of 'csv', 'npz', 'jsonl' (from the suffix or "
             f"fmt=); got {p.suffix!r}"
         )
-    if kind == "npz":
-        with np.load(p, allow_pickle=False) as d:
-            if "loads" not in d.files:
-                raise ValueError(
-                    f"{p.name} must hold 'loads' (steps, layers, E); it holds {', '.join(d.files)}"
-                )
-            loads = np.asarray(d["loads"], dtype=np.float64)
-            if loads.ndim == 2:
-                loads = loads[:, None, :]
-            steps = np.asarray(d["step"]) if "step" in d.files else np.arange(loads.shape[0])
-            names = (
-                tuple(str(v) for v in d["layer_names"].tolist())
-                if "layer_names" in d.files
-                else tuple(str(i) for i in range(loads.shape[1]))
-            )
-            bias = None
-            if "bias" in d.files:
-                bias = np.asarray(d["bias"], dtype=np.float64)
-                if bias.ndim == 2:
-                    bias = bias[:, None, :]
-            return LoadLog(loads, steps, names, bias)
-    rows: list[tuple[int, str, int, float, float | None]] = []
-    if kind == "csv":
-        with open(p, newline="") as f:
-            reader = csv.DictReader(f)
-            need = {"step", "layer", "expert", "load"}
-            if reader.fieldnames is None or not need <= set(reader.fieldnames):
-                raise ValueError(
-                    f"{p.name}: CSV header must contain step,layer,expert,load "
-                    f"[,bias]; got {reader.fieldnames}"
-                )
-            has_bias = "bias" in reader.fieldnames
-            for i, r in enumerate(reader, start=2):
-                try:
-                    rows.append(
-                        (
-                            int(r["step"]),
-                            str(r["layer"]),
-                            int(r["expert"]),
-                            float(r["load"]),
-                            float(r["bias"]) if has_bias else None,
-                        )
-                    )
-                except (TypeError, ValueError) as exc:
-                    raise ValueError(f"{p.name} line {i}: {exc}") from None
-        return _from_records(rows, p.name)
-    with open(p) as f:
-        for i, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-                loads = [float(v) for v in obj["loads"]]
-                bias = None if obj.get("bias") is None else [float(v) for v in obj["bias"]]
-                step, layer = int(obj["step"]), str(obj.get("layer", 0))
-            except (KeyError, TypeError, ValueError) as exc:
-                raise ValueError(
-                    f"{p.name} line {i}: needs step, loads [, layer, bias]: {exc}"
-                ) from None
-            if bias is not None and len(bias) != len(loads):
-                raise ValueError(f"{p.name} line {i}: bias and loads differ in length")
-            for ex, c in enumerate(loads):
-                rows.append((step, layer, ex, c, None if bias is None else bias[ex]))
-    return _from_records(rows, p.name)
+    try:
+        if kind == "npz":
+            return _npz_log(p)
+        text = fileio.read_text(p, what="load log")
+        rows = _csv_rows(p, text) if kind == "csv" else _jsonl_rows(p, text)
+        return _from_records(rows)
+    except fileio.FileFormatError as exc:
+        if exc.path == str(p):
+            raise
+        raise fileio.FileFormatError(p, str(exc), what="load log") from None
+    except (ValueError, TypeError) as exc:
+        raise fileio.FileFormatError(p, str(exc), what="load log") from None
 
 
 @dataclass(frozen=True)
@@ -709,7 +786,8 @@ def _plot(
         f"layer {d.name}: " + ("; ".join(sorted({f.kind for f in d.findings})) or "healthy")
     )
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    with fileio.atomic_open(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=100)
 
 
 def write_report(
@@ -729,8 +807,8 @@ def write_report(
         "healthy": not any(d.findings for d in diags),
         "layers": [d.summary() for d in diags],
     }
-    (root / "summary.json").write_text(json.dumps(payload, indent=2, default=float))
-    (root / "summary.txt").write_text(text + "\n")
+    fileio.write_json(root / "summary.json", payload)  # NaN -> null (fileio)
+    fileio.write_text(root / "summary.txt", text + "\n")
     if plots:
         for j, d in enumerate(diags):
             slug = "".join(c if c.isalnum() else "_" for c in d.name)
