@@ -32,8 +32,8 @@ import itertools
 import json
 import math
 import os
+import re
 import time
-import tomllib
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,6 +42,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from lfbtheory import fileio
 from lfbtheory.analysis.regret import Comparators
 from lfbtheory.experiments.executors import Executor, make_executor
 from lfbtheory.experiments.regret import (
@@ -50,19 +51,22 @@ from lfbtheory.experiments.regret import (
     RegretConfig,
     RunSpec,
     StreamContext,
-    _lock,
     package_versions,
     prepare_stream,
-    read_user_file,
     run_point,
     summary_rows,
 )
+from lfbtheory.lp.model import METHODS
 
 __all__ = [
     "SweepSpec",
     "Point",
     "SweepResult",
+    "SweepError",
+    "Estimate",
     "load_sweep",
+    "parse_sweep",
+    "estimate",
     "expand",
     "run_sweep",
     "stream_seed",
@@ -97,6 +101,7 @@ SWEEP_KEYS = {
     "cycle_steps",
     "scheduler",
     "workers",
+    "allow_large",
 }
 GRID_KEYS = {"workloads", "n", "n_experts", "k", "rules", "schedules", "step_sizes"}
 
@@ -131,6 +136,7 @@ class SweepSpec:
     out: str | None = None
     scheduler: str | None = None
     workers: int | None = None
+    allow_large: bool = field(default=False, compare=False)
     source: str = field(default="", compare=False)
 
     def to_json(self) -> dict[str, Any]:
@@ -166,15 +172,37 @@ def _list(table: dict[str, Any], key: str, default: Any, where: str) -> list[Any
     return v
 
 
-def _ints(values: list[Any], name: str) -> tuple[int, ...]:
+def _ints(values: list[Any], name: str, lo: int = 0) -> tuple[int, ...]:
     for v in values:
-        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-            raise ValueError(f"{name} entries must be non-negative integers, got {v!r}")
+        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+            raise ValueError(f"{name} entries must be integers >= {lo}, got {v!r}")
     return tuple(values)
 
 
-def parse_sweep(doc: dict[str, Any], source: str = "") -> SweepSpec:
-    """A :class:`SweepSpec` from a parsed sweep file; ValueError naming the bad key."""
+def _int_option(run: dict[str, Any], key: str, default: int | None, lo: int) -> int | None:
+    v = run.get(key, default)
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+        raise ValueError(f"sweep.{key} must be an integer >= {lo}, got {v!r}")
+    return v
+
+
+def _str_option(run: dict[str, Any], key: str, default: str | None) -> str | None:
+    v = run.get(key, default)
+    if v is not None and (not isinstance(v, str) or not v):
+        raise ValueError(f"sweep.{key} must be a non-empty string, got {v!r}")
+    return v
+
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def parse_sweep(doc: dict[str, Any], source: str = "", *, allow_large: bool = False) -> SweepSpec:
+    """A :class:`SweepSpec` from a parsed sweep file: every option type-checked and the size
+    checked against :func:`estimate` before anything runs; ValueError naming the bad key.
+    ``allow_large`` (or ``allow_large = true`` in [sweep]) runs a sweep that
+    :func:`check_size` would refuse."""
     if not isinstance(doc, dict):
         raise ValueError("a sweep file must be a TOML document with [sweep] and [grid] tables")
     unknown = sorted(set(doc) - {"sweep", "grid"})
@@ -217,35 +245,52 @@ def parse_sweep(doc: dict[str, Any], source: str = "") -> SweepSpec:
                 f"grid.schedules entries must be one of {', '.join(SCHEDULE_CHOICES)}; got {s!r}"
             )
     rules = _list(grid, "rules", ["sign"], "grid")
-    if len(set(rules)) != len(rules) or not all(isinstance(r, str) for r in rules):
+    if not all(isinstance(r, str) for r in rules) or len(set(rules)) != len(rules):
         raise ValueError(f"grid.rules must be distinct rule names, got {rules!r}")
     horizon = run.get("horizon", 2000)
     if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 10:
         raise ValueError(f"sweep.horizon must be an integer >= 10 (batches T), got {horizon!r}")
-    scheduler = run.get("scheduler") or None
-    if scheduler is not None and not isinstance(scheduler, str):
-        raise ValueError(f"sweep.scheduler must be a string tcp://HOST:PORT, got {scheduler!r}")
+    solver = run.get("solver", "auto")
+    if solver not in METHODS:
+        raise ValueError(f"sweep.solver must be one of {', '.join(METHODS)}; got {solver!r}")
+    burn_in = _int_option(run, "burn_in", None, 0)
+    if burn_in is not None and burn_in >= horizon:
+        raise ValueError(f"sweep.burn_in must be in [0, horizon={horizon}), got {burn_in}")
+    name = run.get("name", "sweep")
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise ValueError(
+            f"sweep.name must be 1-64 letters, digits, '.', '_' or '-' (it names the results "
+            f"folder), got {name!r}"
+        )
+    scheduler = _str_option(run, "scheduler", None)
+    if scheduler is not None and "://" not in scheduler:
+        raise ValueError(f"sweep.scheduler must look like tcp://HOST:PORT, got {scheduler!r}")
+    large = run.get("allow_large", False)
+    if not isinstance(large, bool):
+        raise ValueError(f"sweep.allow_large must be true or false, got {large!r}")
     spec = SweepSpec(
         workloads=tuple(workloads),
         rules=tuple(rules),
         schedules=tuple(schedules),
         step_sizes=tuple(dict.fromkeys(steps)),
-        n=_ints(_list(grid, "n", [256], "grid"), "grid.n"),
-        n_experts=_ints(_list(grid, "n_experts", [16], "grid"), "grid.n_experts"),
-        k=_ints(_list(grid, "k", [2], "grid"), "grid.k"),
+        n=_ints(_list(grid, "n", [256], "grid"), "grid.n", 1),
+        n_experts=_ints(_list(grid, "n_experts", [16], "grid"), "grid.n_experts", 1),
+        k=_ints(_list(grid, "k", [2], "grid"), "grid.k", 1),
         seeds=_ints(_list(run, "seeds", [0], "sweep"), "sweep.seeds"),
         horizon=horizon,
-        num_checkpoints=run.get("num_checkpoints", 40),
-        calibration_batches=run.get("calibration_batches", 8),
-        solver=run.get("solver", "auto"),
-        burn_in=run.get("burn_in"),
-        cycle_steps=run.get("cycle_steps", 20000),
-        name=str(run.get("name", "sweep")),
-        out=run.get("out"),
+        num_checkpoints=_int_option(run, "num_checkpoints", 40, 1),  # type: ignore[arg-type]
+        calibration_batches=_int_option(run, "calibration_batches", 8, 1),  # type: ignore[arg-type]
+        solver=solver,
+        burn_in=burn_in,
+        cycle_steps=_int_option(run, "cycle_steps", 20000, 1),  # type: ignore[arg-type]
+        name=name,
+        out=_str_option(run, "out", None),
         scheduler=scheduler,
-        workers=run.get("workers"),
+        workers=_int_option(run, "workers", None, 1),
+        allow_large=large or allow_large,
         source=source,
     )
+    check_size(spec)  # before expanding: a grid of 10^12 points must not hang here
     expand(spec)  # validates every point's config (RegretConfig's checks)
     from lfbtheory.workloads import make_workload
 
@@ -254,15 +299,113 @@ def parse_sweep(doc: dict[str, Any], source: str = "") -> SweepSpec:
     return spec
 
 
-def load_sweep(path: str | Path) -> SweepSpec:
-    """Read and check a sweep file (TOML)."""
+def load_sweep(path: str | Path, *, allow_large: bool = False) -> SweepSpec:
+    """Read and check a sweep file (TOML, at most 1 MiB; :func:`parse_sweep`)."""
     p = Path(path)
-    text = read_user_file(p, "sweep file", "a .toml file")
     try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"sweep file {p} is not valid TOML: {exc}") from None
-    return parse_sweep(doc, str(p))
+        doc = fileio.read_toml(p, what="sweep file")
+    except fileio.FileFormatError as exc:
+        raise ValueError(str(exc)) from None
+    return parse_sweep(doc, str(p), allow_large=allow_large)
+
+
+# ------------------------------------------------------------------------------- size
+
+MAX_POINTS = 100_000
+MAX_TASK_SECONDS = 24 * 3600.0
+# Cost model (docs/sweeps.md): seconds per score entry T*n*E of a stream task (calibration
+# and exact comparators) and of one rule in a point task; order-of-magnitude constants,
+# measured by benchmarks/sweep_cost.py and rounded to a power of ten. They only decide what
+# is refused as too large (MAX_TASK_SECONDS) and the estimate printed at the start.
+STREAM_SECONDS_PER_ENTRY = 1e-7
+RULE_SECONDS_PER_ENTRY = 1e-8
+
+
+class Estimate(NamedTuple):
+    """What a sweep will cost, before anything runs (the cost model of docs/sweeps.md).
+
+    points, streams: grid points and distinct streams; task_bytes: memory of the largest task
+    (a lower bound: its float64 stream T x n x E, materialised once, one working copy of it
+    for the pooled optimum, and the per-batch arrays of the comparators and of every rule);
+    task_seconds: time of the largest task on one core; total_seconds: every task, one core.
+    """
+
+    points: int
+    streams: int
+    task_bytes: int
+    task_seconds: float
+    total_seconds: float
+
+
+def estimate(spec: SweepSpec) -> Estimate:
+    """The :class:`Estimate` of ``spec`` from its grid sizes alone (no point is expanded)."""
+    t, r = spec.horizon, len(spec.rules)
+    steps = len(spec.step_sizes)
+    per_setting = sum(1 if s == "published" else steps for s in spec.schedules)
+    settings = len(spec.workloads) * len(spec.k) * len(spec.seeds)
+    points = streams = 0
+    task_bytes, task_seconds, total = 0, 0.0, 0.0
+    for n, e in itertools.product(spec.n, spec.n_experts):
+        entries = t * n * e
+        nbytes = 8 * (2 * entries + t * e * (1 + 2 * r) + t * (4 + 4 * r))
+        stream_s = STREAM_SECONDS_PER_ENTRY * entries
+        point_s = RULE_SECONDS_PER_ENTRY * entries * r
+        points += settings * per_setting
+        streams += len(spec.workloads) * len(spec.seeds)
+        task_bytes = max(task_bytes, nbytes)
+        task_seconds = max(task_seconds, stream_s, point_s)
+        total += len(spec.workloads) * len(spec.seeds) * stream_s
+        total += settings * per_setting * point_s
+    return Estimate(points, streams, task_bytes, task_seconds, total)
+
+
+def _memory() -> int:
+    """Physical memory of this machine (16 GiB if the platform does not say)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, OSError, ValueError):
+        return 16 * 2**30
+
+
+def _bytes(n: int) -> str:
+    for unit, scale in (("PiB", 2**50), ("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20)):
+        if n >= scale:
+            return f"{n / scale:.3g} {unit}"
+    return f"{n} bytes"
+
+
+def _human(seconds: float) -> str:
+    for unit, scale in (("years", 365.25 * 86400), ("days", 86400), ("hours", 3600)):
+        if seconds >= scale:
+            return f"{seconds / scale:.3g} {unit}"
+    return f"{seconds:.3g} s"
+
+
+def check_size(spec: SweepSpec) -> Estimate:
+    """ValueError if ``spec`` is larger than this machine or a day per task can take
+    (:func:`estimate`: more than MAX_POINTS points, a task needing more memory than this
+    machine has, or more than MAX_TASK_SECONDS on one core), unless ``spec.allow_large``."""
+    est = estimate(spec)
+    if spec.allow_large:
+        return est
+    how = "set allow_large = true in [sweep] or pass --allow-large to run it anyway"
+    if est.points > MAX_POINTS:
+        raise ValueError(f"the grid has {est.points} points (more than {MAX_POINTS}); {how}")
+    t, n, e = spec.horizon, max(spec.n), max(spec.n_experts)
+    shape = f"horizon={t} x n={n} x E={e}"
+    mem = _memory()
+    if est.task_bytes > mem:
+        raise ValueError(
+            f"one task needs at least {_bytes(est.task_bytes)} of memory ({shape} float64 "
+            f"scores, materialised once, plus a working copy) and this machine has "
+            f"{_bytes(mem)}; {how}"
+        )
+    if est.task_seconds > MAX_TASK_SECONDS:
+        raise ValueError(
+            f"one task would take about {_human(est.task_seconds)} on one core ({shape}; cost "
+            f"model in docs/sweeps.md), more than {_human(MAX_TASK_SECONDS)}; {how}"
+        )
+    return est
 
 
 def stream_seed(workload: str, options: dict[str, Any], n: int, n_experts: int, seed: int) -> int:
@@ -345,8 +488,8 @@ def _context_arrays(ctx: StreamContext) -> dict[str, Any]:
         "calibration": np.array(
             [ctx.calibration.D, ctx.calibration.G, ctx.calibration.mu, ctx.calibration.t0]
         ),
-        "workload": np.array(json.dumps(ctx.workload)),
-        "seconds": np.array(json.dumps(ctx.seconds)),
+        "workload": np.array(fileio.dumps_json(ctx.workload, indent=None)),
+        "seconds": np.array(fileio.dumps_json(ctx.seconds, indent=None)),
     }
     if c is not None:
         out.update(
@@ -374,7 +517,10 @@ def _context_from(arrays: Any) -> StreamContext:
             np.asarray(arrays["batch_prices"]) if "batch_prices" in arrays else None,
         )
     return StreamContext(
-        cal, comp, json.loads(str(arrays["workload"])), json.loads(str(arrays["seconds"]))
+        cal,
+        comp,
+        fileio.loads_json(str(arrays["workload"]), where="stream workload"),
+        fileio.loads_json(str(arrays["seconds"]), where="stream seconds"),
     )
 
 
@@ -402,35 +548,99 @@ def point_task(config_json: dict[str, Any], context: dict[str, Any]) -> dict[str
 
 
 # ------------------------------------------------------------------------------- storage
+# A cache hit must be the point it claims to be: a record is used only if its key, version
+# and config are the point's and the digest of its rows matches (an edited or truncated file
+# is recomputed, and the sweep says so); a stream file only if its key and the digest of its
+# arrays match. Every file is written atomically (lfbtheory.fileio).
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+def _canonical(obj: Any) -> bytes:
+    return json.dumps(fileio.to_json(obj), sort_keys=True, allow_nan=False).encode()
 
 
-def _atomic_npz(path: Path, arrays: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
+def _arrays_digest(arrays: dict[str, Any]) -> str:
+    h = hashlib.sha256()
+    for k in sorted(arrays):
+        if k in ("key", "sha256"):
+            continue
+        a = np.ascontiguousarray(arrays[k])
+        h.update(f"{k}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
 
 
-def _read_point(path: Path, key: str) -> dict[str, Any] | None:
-    """A finished point's record, or None if absent or unreadable (then it is recomputed)."""
+def _store_point(root: Path, p: Point, res: dict[str, Any]) -> None:
+    fileio.write_json(root / "points" / f"{p.key}.timings.json", res["seconds"])
+    fileio.write_json(
+        root / "points" / f"{p.key}.json",
+        {
+            "key": p.key,
+            "params": p.params,
+            "config": p.config.to_json(),
+            "version": _version(),
+            "rows": res["rows"],
+            "rows_sha256": hashlib.sha256(_canonical(res["rows"])).hexdigest(),
+        },
+    )
+
+
+def _read_point(path: Path, p: Point) -> tuple[dict[str, Any] | None, str | None]:
+    """A stored point's record, or (None, why it cannot be used); (None, None) if absent."""
+    if not path.exists() and not path.is_symlink():
+        return None, None
     try:
-        rec = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return rec if isinstance(rec, dict) and rec.get("key") == key and "rows" in rec else None
+        rec = fileio.read_json(path, what="stored point")
+    except fileio.FileFormatError as exc:
+        return None, str(exc)
+    why = None
+    if not isinstance(rec, dict) or rec.get("key") != p.key:
+        why = "not this point's record"
+    elif rec.get("version") != _version():
+        why = f"written by lfbtheory {rec.get('version')!r}"
+    elif rec.get("config") != json.loads(_canonical(p.config.to_json())):
+        why = "its config is not this point's"
+    elif not isinstance(rec.get("rows"), list) or not all(
+        isinstance(r, dict) and isinstance(r.get("rule"), str) for r in rec["rows"]
+    ):
+        why = "its rows are not a list of per-rule summaries"
+    elif hashlib.sha256(_canonical(rec["rows"])).hexdigest() != rec.get("rows_sha256"):
+        why = "its rows do not match their digest (edited or damaged)"
+    return (None, f"stored point {path}: {why}") if why else (rec, None)
 
 
-def _read_stream(path: Path) -> dict[str, Any] | None:
+STREAM_FIELDS = {
+    "key": fileio.NpzField("U", (0,)),
+    "sha256": fileio.NpzField("U", (0,)),
+    "calibration": fileio.NpzField("f", (1,)),
+    "workload": fileio.NpzField("U", (0,)),
+    "seconds": fileio.NpzField("U", (0,)),
+    "batch_optimum": fileio.NpzField("f", (1,), False),
+    "t": fileio.NpzField("iu", (1,), False),
+    "pooled_optimum": fileio.NpzField("f", (1,), False),
+    "hindsight_bias": fileio.NpzField("f", (1,), False),
+    "capacity": fileio.NpzField("iu", (0,), False),
+    "batch_prices": fileio.NpzField("f", (2,), False),
+}
+
+
+def _store_stream(path: Path, key: str, arrays: dict[str, Any]) -> dict[str, Any]:
+    out = {**arrays, "key": np.array(key), "sha256": np.array(_arrays_digest(arrays))}
+    fileio.write_npz(path, out)
+    return out
+
+
+def _read_stream(path: Path, key: str) -> tuple[dict[str, Any] | None, str | None]:
+    if not path.exists() and not path.is_symlink():
+        return None, None
     try:
-        with np.load(path, allow_pickle=False) as f:
-            return {k: f[k] for k in f.files}
-    except (OSError, ValueError, EOFError):
-        return None
+        arrays = fileio.read_npz(path, STREAM_FIELDS, what="stored stream")
+    except fileio.FileFormatError as exc:
+        return None, str(exc)
+    if str(arrays["key"]) != key or str(arrays["sha256"]) != _arrays_digest(arrays):
+        return None, f"stored stream {path}: its key or digest does not match (edited or damaged)"
+    if arrays["calibration"].shape != (4,):
+        return None, f"stored stream {path}: calibration must hold D, G, mu, t0"
+    return arrays, None
 
 
 # ------------------------------------------------------------------------------- driver
@@ -462,12 +672,17 @@ def run_sweep(
     progress: bool = True,
     plots: bool = True,
     log: Callable[[str], None] = print,
+    on_stored: Callable[[int], None] | None = None,
 ) -> SweepResult:
     """Run every point of ``spec`` not already stored in the sweep folder, then write the
     table and plots. ``executor`` defaults to :func:`make_executor` of the spec's scheduler /
-    workers. Raises :class:`SweepError` listing failed points after storing all others."""
+    workers (closed at the end; its workers killed if the sweep is interrupted). The size is
+    checked first (:func:`check_size`). ``on_stored(m)`` is called after the m-th point of
+    this call is stored (progress; fault injection in tests). Raises :class:`SweepError`
+    listing failed points after storing all others."""
     from tqdm.auto import tqdm
 
+    est = check_size(spec)
     root = Path(out) if out is not None else spec.out_dir()
     if root.exists() and not root.is_dir():
         raise ValueError(f"--out {root} is an existing file; give a folder path")
@@ -476,37 +691,50 @@ def run_sweep(
     (root / "points").mkdir(exist_ok=True)
     (root / "streams").mkdir(exist_ok=True)
     own = executor is None
-    with _lock(root):
-        _atomic_write(
+    with fileio.folder_lock(root):
+        fileio.write_json(
             root / "sweep.json",
-            json.dumps(
-                {
-                    "spec": spec.to_json(),
-                    "version": _version(),
-                    "points": [{"key": p.key, "stream": p.stream, **p.params} for p in points],
-                },
-                indent=2,
-            ),
+            {
+                "spec": spec.to_json(),
+                "version": _version(),
+                "points": [{"key": p.key, "stream": p.stream, **p.params} for p in points],
+            },
         )
-        todo = [p for p in points if _read_point(root / "points" / f"{p.key}.json", p.key) is None]
+        todo, unusable = [], []
+        for p in points:
+            rec, why = _read_point(root / "points" / f"{p.key}.json", p)
+            if rec is None:
+                todo.append(p)
+                unusable += [why] if why else []
         by_stream: dict[str, list[Point]] = defaultdict(list)
         for p in todo:
             by_stream[p.stream].append(p)
-        contexts = {s: _read_stream(root / "streams" / f"{s}.npz") for s in by_stream}
+        contexts: dict[str, Any] = {}
+        for skey in by_stream:
+            contexts[skey], why = _read_stream(root / "streams" / f"{skey}.npz", skey)
+            unusable += [why] if why else []
         need = [s for s, c in contexts.items() if c is None]
         log(
             f"sweep {spec.name}: {len(points)} points ({len(points) - len(todo)} done), "
             f"{len(by_stream)} streams to use ({len(need)} to compute) -> {root}"
+            + (f"; about {_human(est.total_seconds)} on one core" if todo else "")
         )
+        if unusable:
+            log(f"{len(unusable)} stored file(s) cannot be used and are recomputed: {unusable[0]}")
         failures: list[str] = []
         computed = 0
         if todo:
             ex = executor if executor is not None else make_executor(spec.scheduler, spec.workers)
             try:
-                computed = _drive(ex, root, by_stream, contexts, need, failures, progress, tqdm)
-            finally:
+                computed = _drive(
+                    ex, root, by_stream, contexts, need, failures, progress, tqdm, on_stored
+                )
+            except BaseException:
                 if own:
-                    ex.close()
+                    ex.close(cancel=True)
+                raise
+            if own:
+                ex.close()
         table = write_table(root, points)
         figs: tuple[Path, ...] = ()
         if plots and not failures:
@@ -516,10 +744,13 @@ def run_sweep(
                 log(f"summary plots skipped: they need pandas ({exc}); pip install pandas")
         timings = {}
         for p in points:
-            tp = root / "points" / f"{p.key}.timings.json"
-            if tp.exists():
-                timings[p.key] = json.loads(tp.read_text())
-        _atomic_write(root / "timings.json", json.dumps(timings, indent=2))
+            try:
+                timings[p.key] = fileio.read_json(
+                    root / "points" / f"{p.key}.timings.json", what="timings"
+                )
+            except fileio.FileFormatError:
+                continue
+        fileio.write_json(root / "timings.json", timings)
     result = SweepResult(
         root,
         table,
@@ -548,6 +779,7 @@ def _drive(
     failures: list[str],
     progress: bool,
     tqdm: Any,
+    on_stored: Callable[[int], None] | None,
 ) -> int:
     total = len(need) + sum(len(v) for v in by_stream.values())
     meta: dict[Any, tuple[str, str]] = {}
@@ -588,29 +820,13 @@ def _drive(
                     bar.update(1)
                     continue
                 if kind == "stream":
-                    _atomic_npz(root / "streams" / f"{key}.npz", res)
-                    contexts[key] = res
+                    contexts[key] = _store_stream(root / "streams" / f"{key}.npz", key, res)
                     submit_points(key)
                 else:
-                    p = points[key]
-                    _atomic_write(
-                        root / "points" / f"{key}.timings.json",
-                        json.dumps(res["seconds"], indent=2),
-                    )
-                    _atomic_write(
-                        root / "points" / f"{key}.json",
-                        json.dumps(
-                            {
-                                "key": key,
-                                "params": p.params,
-                                "config": p.config.to_json(),
-                                "version": _version(),
-                                "rows": res["rows"],
-                            },
-                            indent=2,
-                        ),
-                    )
+                    _store_point(root, points[key], res)
                     computed += 1
+                    if on_stored is not None:
+                        on_stored(computed)
                 bar.update(1)
     return computed
 
@@ -632,7 +848,7 @@ def write_table(root: Path, points: list[Point]) -> Path:
     """results.csv: one row per stored point and rule (TABLE_PARAMS, then summary fields)."""
     rows = []
     for p in points:
-        rec = _read_point(root / "points" / f"{p.key}.json", p.key)
+        rec, _ = _read_point(root / "points" / f"{p.key}.json", p)
         if rec is None:
             continue
         for r in rec["rows"]:
@@ -651,12 +867,10 @@ def write_table(root: Path, points: list[Point]) -> Path:
     for r in rows:
         extra.extend(k for k in r if k not in TABLE_PARAMS and k not in extra)
     path = root / "results.csv"
-    tmp = path.with_name(f".results.csv.tmp-{os.getpid()}")
-    with open(tmp, "w", newline="") as f:
+    with fileio.atomic_open(path, "w") as f:
         w = csv.DictWriter(f, fieldnames=[*TABLE_PARAMS, *extra], restval="")
         w.writeheader()
         w.writerows(rows)
-    os.replace(tmp, path)
     return path
 
 
@@ -665,6 +879,11 @@ def _yscale(values: Any) -> str:
     v = np.asarray(values, dtype=np.float64)
     v = v[np.isfinite(v)]
     return "log" if v.size and np.all(v > 0) else "symlog"
+
+
+def _save(fig: Any, path: Path) -> None:
+    with fileio.atomic_open(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=110)
 
 
 _GROWTH_ORDER = ("bounded", "decreasing", "logarithmic", "sqrt-like", "linear", "undetermined")
@@ -689,6 +908,12 @@ def write_plots(root: Path, table: Path) -> tuple[Path, ...]:
         + " k="
         + df["k"].astype(str)
     )
+    # a point's growth class is absent when its curve has fewer than 4 checkpoints after
+    # the burn-in (analysis.regret.regret_report): then it is undetermined
+    if "dual_regret_growth" in df:
+        df["growth"] = df["dual_regret_growth"].fillna("undetermined")
+    else:
+        df["growth"] = "undetermined"
     settings = sorted(df["setting"].unique())
     out = []
 
@@ -738,7 +963,7 @@ def write_plots(root: Path, table: Path) -> tuple[Path, ...]:
         hspace=0.45, wspace=0.25, left=0.08, right=0.98, top=1 - 0.45 / h, bottom=0.5 / h
     )
     out.append(root / "regret_vs_step.png")
-    fig.savefig(out[-1], dpi=110)
+    _save(fig, out[-1])
 
     from matplotlib.colors import ListedColormap
 
@@ -756,7 +981,7 @@ def write_plots(root: Path, table: Path) -> tuple[Path, ...]:
         grid = np.full((len(ylabels), len(xlabels)), np.nan)
         text = [["" for _ in xlabels] for _ in ylabels]
         for (s, r, st), g in sub.groupby(["schedule", "rule", sub["step"].astype(str)]):
-            counts = Counter(g["dual_regret_growth"].fillna("undetermined"))
+            counts = Counter(g["growth"])
             cls, c = counts.most_common(1)[0]
             i, j = ylabels.index((s, r)), xlabels.index(st)
             grid[i, j] = classes.index(cls) if cls in classes else classes.index("undetermined")
@@ -775,7 +1000,7 @@ def write_plots(root: Path, table: Path) -> tuple[Path, ...]:
     h = 3.2 * len(settings)
     fig.subplots_adjust(hspace=0.5, left=0.22, right=0.98, top=1 - 0.4 / h, bottom=0.5 / h)
     out.append(root / "growth_map.png")
-    fig.savefig(out[-1], dpi=110)
+    _save(fig, out[-1])
 
     fig = Figure(figsize=(7.5, 5.5))
     ax = fig.subplots()
@@ -813,5 +1038,5 @@ def write_plots(root: Path, table: Path) -> tuple[Path, ...]:
     ax.legend(fontsize=6, ncol=2)
     fig.subplots_adjust(left=0.12, right=0.97, top=0.93, bottom=0.1)
     out.append(root / "pareto.png")
-    fig.savefig(out[-1], dpi=110)
+    _save(fig, out[-1])
     return tuple(out)
