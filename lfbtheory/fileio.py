@@ -317,7 +317,9 @@ def _zip(
             OverflowError,
         ):
             raise FileFormatError(
-                path, "is not an .npz file (not a zip archive, or a truncated one)", what=what
+                path,
+                "is not a readable .npz file (not a zip archive, or a truncated one)",
+                what=what,
             ) from None
         with zf:
             infos = zf.infolist()
