@@ -187,8 +187,10 @@ def _read_limited(path: str | os.PathLike[str], what: str, max_bytes: int) -> by
             raise FileFormatError(
                 path, f"is {_size(size)}, more than the {_size(max_bytes)} allowed", what=what
             )
-        data = f.read(max_bytes + 1)
-    if len(data) > max_bytes:  # grew while being read
+        data = f.read(size + 1)  # not max_bytes + 1: read(n) allocates n bytes up front
+        if len(data) > size:  # grew while being read
+            data += f.read(max_bytes + 1 - len(data))
+    if len(data) > max_bytes:
         raise FileFormatError(path, f"is more than the {_size(max_bytes)} allowed", what=what)
     return data
 
