@@ -240,4 +240,7 @@ def load_state(
         d = fileio.read_npz(p, what="checkpoint", max_bytes=CHECKPOINT_MAX_BYTES)
     except fileio.FileFormatError as exc:
         raise CheckpointError(str(exc)) from None
-    return load_state_dict(rule, d, n_experts=n_experts, micro_batches=micro_batches)
+    try:
+        return load_state_dict(rule, d, n_experts=n_experts, micro_batches=micro_batches)
+    except CheckpointError as exc:
+        raise CheckpointError(f"checkpoint {p}: {exc}") from None
