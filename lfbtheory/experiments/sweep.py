@@ -302,11 +302,11 @@ def parse_sweep(doc: dict[str, Any], source: str = "", *, allow_large: bool = Fa
 def load_sweep(path: str | Path, *, allow_large: bool = False) -> SweepSpec:
     """Read and check a sweep file (TOML, at most 1 MiB; :func:`parse_sweep`)."""
     p = Path(path)
+    doc = fileio.read_toml(p, what="sweep file")
     try:
-        doc = fileio.read_toml(p, what="sweep file")
-    except fileio.FileFormatError as exc:
-        raise ValueError(str(exc)) from None
-    return parse_sweep(doc, str(p), allow_large=allow_large)
+        return parse_sweep(doc, str(p), allow_large=allow_large)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"sweep file {p}: {exc}") from None
 
 
 # ------------------------------------------------------------------------------- size
@@ -314,19 +314,19 @@ def load_sweep(path: str | Path, *, allow_large: bool = False) -> SweepSpec:
 MAX_POINTS = 100_000
 MAX_TASK_SECONDS = 24 * 3600.0
 # Cost model (docs/sweeps.md): seconds per score entry T*n*E of a stream task (calibration
-# and exact comparators) and of one rule in a point task; order-of-magnitude constants,
-# measured by benchmarks/sweep_cost.py and rounded to a power of ten. They only decide what
-# is refused as too large (MAX_TASK_SECONDS) and the estimate printed at the start.
-STREAM_SECONDS_PER_ENTRY = 1e-7
-RULE_SECONDS_PER_ENTRY = 1e-8
+# and exact comparators) and of one rule in a point task, as benchmarks/sweep_cost.py
+# measures them on one core, to one significant digit. They decide only what is refused as
+# too long (MAX_TASK_SECONDS) and the estimate printed at the start.
+STREAM_SECONDS_PER_ENTRY = 2e-7
+RULE_SECONDS_PER_ENTRY = 3e-8
 
 
 class Estimate(NamedTuple):
     """What a sweep will cost, before anything runs (the cost model of docs/sweeps.md).
 
     points, streams: grid points and distinct streams; task_bytes: memory of the largest task
-    (a lower bound: its float64 stream T x n x E, materialised once, one working copy of it
-    for the pooled optimum, and the per-batch arrays of the comparators and of every rule);
+    (a lower bound: its float64 stream T x n x E, materialised once, and the per-batch arrays
+    of the comparators and of every rule);
     task_seconds: time of the largest task on one core; total_seconds: every task, one core.
     """
 
@@ -347,7 +347,7 @@ def estimate(spec: SweepSpec) -> Estimate:
     task_bytes, task_seconds, total = 0, 0.0, 0.0
     for n, e in itertools.product(spec.n, spec.n_experts):
         entries = t * n * e
-        nbytes = 8 * (2 * entries + t * e * (1 + 2 * r) + t * (4 + 4 * r))
+        nbytes = 8 * (entries + t * e * (1 + 2 * r) + t * (4 + 4 * r))
         stream_s = STREAM_SECONDS_PER_ENTRY * entries
         point_s = RULE_SECONDS_PER_ENTRY * entries * r
         points += settings * per_setting
@@ -397,7 +397,7 @@ def check_size(spec: SweepSpec) -> Estimate:
     if est.task_bytes > mem:
         raise ValueError(
             f"one task needs at least {_bytes(est.task_bytes)} of memory ({shape} float64 "
-            f"scores, materialised once, plus a working copy) and this machine has "
+            f"scores, materialised once) and this machine has "
             f"{_bytes(mem)}; {how}"
         )
     if est.task_seconds > MAX_TASK_SECONDS:
