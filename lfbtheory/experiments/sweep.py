@@ -403,7 +403,7 @@ def check_size(spec: SweepSpec) -> Estimate:
     if est.task_seconds > MAX_TASK_SECONDS:
         raise ValueError(
             f"one task would take about {_human(est.task_seconds)} on one core ({shape}; cost "
-            f"model in docs/sweeps.md), more than {_human(MAX_TASK_SECONDS)}; {how}"
+            f"model in docs/sweeps.md), more than {MAX_TASK_SECONDS / 3600:.0f} hours; {how}"
         )
     return est
 
