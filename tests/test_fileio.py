@@ -117,11 +117,26 @@ def test_fields_are_checked_for_presence_kind_and_dimensions(tmp_path):
     assert set(fileio.read_npz(path, {"n": NpzField("i")})) == {"n"}  # x is not read
 
 
+@pytest.mark.parametrize(
+    "array",
+    [
+        np.zeros(3, "M8[s]"),
+        np.zeros(3, "m8[s]"),
+        np.zeros(3, [("a", "<f8"), ("b", "<i4")]),
+        np.zeros(3, "V8"),
+    ],
+)
+def test_only_plain_dtypes_are_read_even_without_fields(tmp_path, array):
+    np.savez(tmp_path / "a.npz", x=array)
+    with pytest.raises(FileFormatError, match="x: (has dtype|declares a structured dtype)"):
+        fileio.read_npz(tmp_path / "a.npz")
+
+
 def test_object_arrays_and_pickles_are_never_loaded(tmp_path):
     marker = tmp_path / "ran"
     payload = np.array([None, {"x": 1}], dtype=object)
     np.savez(tmp_path / "obj.npz", o=payload, allow_pickle=True)
-    with pytest.raises(FileFormatError, match="pickle"):
+    with pytest.raises(FileFormatError, match="an object array is a pickle; never loaded"):
         fileio.read_npz(tmp_path / "obj.npz")
     import pickle
 
