@@ -235,3 +235,26 @@ def test_gap_to_the_exact_optima_on_a_trace(tmp_path):
 def test_thresholds_are_checked():
     with pytest.raises(ValueError, match=r"thresholds.late must be in \(0, 1\]"):
         diagnose(synthetic_log(steps=20), thresholds=Thresholds(late=0.0))
+
+
+def test_a_full_disk_keeps_the_earlier_report_and_says_so(tmp_path, monkeypatch, capsys):
+    import errno
+    import os
+
+    log = synthetic_log(seed=0, steps=200)
+    path = tmp_path / "log.npz"
+    np.savez(path, loads=log.loads, bias=log.bias)
+    out = tmp_path / "out"
+    assert main(["diagnose", str(path), "--out", str(out), "--no-plots"]) == 1
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def no_space(fd, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "write", no_space)
+    assert main(["diagnose", str(path), "--out", str(out), "--no-plots"]) == 2
+    monkeypatch.undo()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("lfb diagnose: error: cannot write the results folder")
+    assert "No space left on device" in err[-1]
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # nothing lost or left

@@ -39,7 +39,10 @@ def _command(args: Any) -> int:
         "n": args.n,
         "thresholds": dataclasses.asdict(th),
     }
-    text = write_report(log, diags, out, config=config, plots=not args.no_plots)
+    try:  # every file is written atomically: a failed write leaves the earlier one
+        text = write_report(log, diags, out, config=config, plots=not args.no_plots)
+    except OSError as exc:  # a full disk, an --out that is a file, no permission, ...
+        raise ValueError(f"cannot write the results folder {out}: {exc}") from None
     print(
         f"{args.log}: {log.loads.shape[0]} steps x {log.loads.shape[1]} layer(s) x "
         f"E={log.loads.shape[2]}" + (" with bias" if log.bias is not None else " (no bias)")
