@@ -28,6 +28,11 @@ selection_valid            ids in [0, E), no expert twice per token (or a bool m
 gate_weights_bias_free     weights of a fixed selected set do not depend on the bias
 bias_shift_invariance      b -> b + c selects the same (dyadic c, |c| <= 1024, negative included)
 selected_in_selected_groups group-limited routing picks experts only in the top groups
+steering_monotonicity      raising b_i never drops i, lowering never adds it; a bias raised past
+                           the score range sends every token to i (every expert)
+steering_factor            the measured factor a of s + a b (s * b^a) contains the declared 1
+closed_loop_balance        the router's own forward/step balances a skewed stationary stream
+                           within twice the steps the declared rule needs
 update_oracle              the bias follows the declared rule exactly for deterministic loads
 no_update_when_balanced    balanced loads leave the bias unchanged
 count_scale_invariance     counts m*c (double counting, m = 2, 3) give the update of c
@@ -58,7 +63,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from lfbtheory.metrics import expert_loads
+from lfbtheory.metrics import expert_loads, maxvio
 from lfbtheory.online import updates
 from lfbtheory.routers import TokenChoice, selection_mask
 from lfbtheory.routing import selection_scores
@@ -77,6 +82,9 @@ __all__ = [
     "has_bias",
     "tie_bounds",
     "BIAS_PROPERTIES",
+    "router_scores",
+    "score_scale",
+    "resolution",
 ]
 
 LIFECYCLE = ("init", "select", "forward", "step", "bias", "counts", "state_dict", "load_state_dict")
@@ -156,7 +164,14 @@ class PropertyResult:
         return self.status == "pass"
 
 
-BIAS_PROPERTIES = ("gate_weights_bias_free", "bias_shift_invariance", "selected_in_selected_groups")
+BIAS_PROPERTIES = (
+    "gate_weights_bias_free",
+    "bias_shift_invariance",
+    "selected_in_selected_groups",
+    "steering_monotonicity",
+    "steering_factor",
+    "closed_loop_balance",
+)
 
 
 @dataclass(frozen=True)
@@ -165,8 +180,9 @@ class ConformanceReport:
 
     ``ok`` iff no property failed and coverage is complete: a router with a bias
     (``has_bias``) must have been checked by every requested bias property
-    (:data:`BIAS_PROPERTIES`; the group property only when group-limited) -- a skipped bias
-    property is a ``coverage_gap``. ``strict_ok`` also requires no ``missing`` skip (a
+    (:data:`BIAS_PROPERTIES`; the group property only when group-limited, the closed loop
+    only when the router has a training lifecycle) -- a skipped bias property is a
+    ``coverage_gap``. ``strict_ok`` also requires no ``missing`` skip (a
     property that applies to this kind of router but could not run); properties that do not
     apply to the router's declared design are ``not_applicable`` and never count against it.
     """
@@ -175,6 +191,7 @@ class ConformanceReport:
     results: tuple[PropertyResult, ...]
     has_bias: bool = False
     group_limited: bool = False
+    lifecycle: bool = False
 
     @property
     def ok(self) -> bool:
@@ -212,7 +229,11 @@ class ConformanceReport:
     def coverage_gaps(self) -> tuple[str, ...]:
         if not self.has_bias:
             return ()
-        need = set(BIAS_PROPERTIES) - (set() if self.group_limited else {BIAS_PROPERTIES[2]})
+        need = set(BIAS_PROPERTIES)
+        if not self.group_limited:
+            need.discard("selected_in_selected_groups")
+        if not self.lifecycle:
+            need.discard("closed_loop_balance")
         return tuple(r.name for r in self.results if r.status == "skip" and r.name in need)
 
     def __getitem__(self, name: str) -> PropertyResult:
@@ -272,14 +293,16 @@ class ConformanceReport:
 
 @dataclass(frozen=True)
 class Config:
-    """Suite knobs: seed (every instance is drawn from np.random.default_rng(seed + i)),
-    Hypothesis budget of the causality search, length of the drift run, bias offsets probed."""
+    """Suite knobs: seed (every instance is drawn from np.random.default_rng([seed, i])),
+    Hypothesis budget of the causality search, length of the drift run, bias offsets probed,
+    E of a bare router function, and the horizon of the closed-loop reference run."""
 
     seed: int = 0
     causality_examples: int = 100
     drift_steps: int = 200
     drift_offsets: tuple[float, ...] = (0.0, 8.0, 32.0)
     n_experts: int = 8
+    closed_loop_steps: int = 1000
 
 
 class _Fail(Exception):
@@ -375,6 +398,43 @@ def _warm(r: Any, rng: np.random.Generator, steps: int = 2, n: int = 64) -> Any:
     return st
 
 
+def router_scores(r: Any, scores: ArrayLike) -> NDArray[np.float64]:
+    """The scores the router adds its bias to when it is fed the suite's ``scores``: its
+    ``gate_scores(scores)`` when it has one (an adapter feeding logits to a softmax gate
+    declares softmax(logit(s)) there), else ``scores`` themselves. Every oracle of the suite
+    works in this space."""
+    s = np.asarray(scores, dtype=np.float64)
+    fn = getattr(r, "gate_scores", None)
+    return s if not callable(fn) else np.asarray(fn(s), dtype=np.float64)
+
+
+def score_scale(p: ArrayLike) -> float:
+    """The router's score scale: the power of two nearest the median spread (max - min) of a
+    token's scores. Perturbations and tolerances are relative to it, so a softmax gate at
+    E = 256 (scores ~ 1/E) is probed as finely as a sigmoid gate (scores ~ 0.5). A power of two
+    keeps dyadic instances dyadic."""
+    x = np.asarray(p, dtype=np.float64)
+    spread = float(np.median(np.ptp(x, axis=1))) if x.size else 1.0
+    return float(2.0 ** np.round(np.log2(spread))) if spread > 0 else 1.0
+
+
+def resolution(r: Any, magnitude: float) -> float:
+    """The round-off a router may make on selection values of size ``magnitude``: four units
+    in the last place of its ``selection_dtype`` (default float64) at that size, plus the error
+    of the scores it computes itself (``score_error``, e.g. a float32 sigmoid of logit(s): ~1e-7).
+    Values closer than this count as tied (:func:`tie_bounds`)."""
+    dt = np.dtype(getattr(r, "selection_dtype", None) or np.float64)
+    eps = float(np.finfo(dt).eps) if np.issubdtype(dt, np.floating) else 0.0
+    return 4.0 * eps * max(1.0, float(magnitude)) + float(getattr(r, "score_error", 0.0) or 0.0)
+
+
+def _k(r: Any, sel: NDArray[np.bool_] | None = None) -> int:
+    k = int(getattr(r, "k", 0) or 0)
+    if not k and sel is not None:
+        k = int(sel.sum(axis=1).max())
+    return k
+
+
 def _bias_close(a: ArrayLike, b: ArrayLike, step: float) -> tuple[bool, float]:
     a64, b64 = np.asarray(a, np.float64), np.asarray(b, np.float64)
     err = float(np.max(np.abs(a64 - b64))) if a64.size else 0.0
@@ -412,36 +472,56 @@ def selection_valid(r: Any, rng: np.random.Generator, cfg: Config) -> str:
     return f"{'mask' if sel.dtype == bool else 'ids'} of shape {sel.shape}, deterministic"
 
 
+GATE_WEIGHT_SIGMAS = (0.03, 0.01, 0.003, 0.001)  # the bias change b' - b, in units of the scale
+
+
 def gate_weights_bias_free(r: Any, rng: np.random.Generator, cfg: Config) -> str:
     """For every token whose selected set is the same under biases b and b', the gate weights are
-    equal (rtol 1e-5): weights come from the unbiased scores (arXiv 2408.15664 Sec. 3)."""
+    equal (rtol 1e-5): weights come from the unbiased scores (arXiv 2408.15664 Sec. 3).
+
+    b ~ N(0, 0.05 S) and b' - b ~ N(0, sigma S) with S the router's score scale
+    (:func:`score_scale`; multiplicative biases: 1 + N(0, 0.05) and a relative change sigma),
+    so a softmax gate at E = 256 is perturbed as gently as a sigmoid gate. When no token keeps
+    its set (inconclusive), sigma is retried smaller along GATE_WEIGHT_SIGMAS; if it stays
+    inconclusive the property is skipped with that reason, never passed or failed."""
     _need_select(r)
     e = r.n_experts
-    compared = 0
-    for _ in range(4):
-        s = _gate_scores(rng, 64, e)
-        b1 = rng.normal(0, 0.05, e) + (1.0 if _bias_mode(r) == "multiplicative" else 0.0)
-        b2 = b1 + rng.normal(0, 0.03, e)
-        e1, w1 = r.select(s, b1)
-        e2, w2 = r.select(s, b2)
-        e1, e2, w1, w2 = map(np.asarray, (e1, e2, w1, w2))
-        same = np.all(_sets(e1, e) == _sets(e2, e), axis=1)
-        o1, o2 = np.argsort(e1, axis=1), np.argsort(e2, axis=1)
-        v1 = np.take_along_axis(w1, o1, axis=1)[same].astype(np.float64)
-        v2 = np.take_along_axis(w2, o2, axis=1)[same].astype(np.float64)
-        compared += int(same.sum())
-        bad = ~np.all(np.isclose(v1, v2, rtol=1e-5, atol=1e-7), axis=1)
-        if bad.any():
-            t = int(np.flatnonzero(same)[np.argmax(bad)])
-            i = int(np.argmax(bad))
-            raise _Fail(
-                f"token {t} keeps experts {sorted(e1[t].tolist())} under biases b and b' but its "
-                f"gate weights change {_f(v1[i])} -> {_f(v2[i])}: the bias leaked into the "
-                "weights (weights must come from the unbiased scores)"
+    mult = _bias_mode(r) == "multiplicative"
+    batches = [_gate_scores(rng, 64, e) for _ in range(4)]
+    scale = 1.0 if mult else score_scale(router_scores(r, batches[0]))
+    base = [rng.normal(0, 0.05 * scale, e) + (1.0 if mult else 0.0) for _ in batches]
+    noise = [rng.normal(0, 1.0, e) for _ in batches]
+    for sigma in GATE_WEIGHT_SIGMAS:
+        compared = 0
+        for s, b1, z in zip(batches, base, noise, strict=True):
+            b2 = b1 * (1 + sigma * z) if mult else b1 + sigma * scale * z
+            e1, w1 = r.select(s, b1)
+            e2, w2 = r.select(s, b2)
+            e1, e2, w1, w2 = map(np.asarray, (e1, e2, w1, w2))
+            same = np.all(_sets(e1, e) == _sets(e2, e), axis=1)
+            o1, o2 = np.argsort(e1, axis=1), np.argsort(e2, axis=1)
+            v1 = np.take_along_axis(w1, o1, axis=1)[same].astype(np.float64)
+            v2 = np.take_along_axis(w2, o2, axis=1)[same].astype(np.float64)
+            compared += int(same.sum())
+            bad = ~np.all(np.isclose(v1, v2, rtol=1e-5, atol=1e-7), axis=1)
+            if bad.any():
+                t = int(np.flatnonzero(same)[np.argmax(bad)])
+                i = int(np.argmax(bad))
+                raise _Fail(
+                    f"token {t} keeps experts {sorted(e1[t].tolist())} under biases b and b' "
+                    f"but its gate weights change {_f(v1[i])} -> {_f(v2[i])}: the bias leaked "
+                    "into the weights (weights must come from the unbiased scores)"
+                )
+        if compared:
+            return (
+                f"weights equal for {compared} tokens with an unchanged selected set "
+                f"(bias change sigma = {sigma:g} x score scale {scale:g})"
             )
-    if compared == 0:
-        raise _Fail("inconclusive: no token kept its selected set under a small bias change")
-    return f"weights equal for {compared} tokens with an unchanged selected set"
+    raise _Skip(
+        "inconclusive: no token kept its selected set under bias changes down to "
+        f"{GATE_WEIGHT_SIGMAS[-1]:g} x the score scale {scale:g}, so the weights could not be "
+        "compared"
+    )
 
 
 SHIFTS = (-1024.0, -37.5, -1.0, -(2.0**-8), 2.0**-8, 3.0, 64.0, 1024.0)
@@ -464,19 +544,24 @@ def _kth(x: NDArray[np.float64], k: int) -> NDArray[np.float64]:
 
 
 def tie_bounds(
-    sel: ArrayLike, k: int, groups: tuple[int, int, int] | None = None
+    sel: ArrayLike,
+    k: int,
+    groups: tuple[int, int, int] | None = None,
+    tol: float = 0.0,
 ) -> tuple[NDArray[np.bool_], NDArray[np.bool_], NDArray[np.bool_], NDArray[np.bool_]]:
-    """Tie-aware oracle of top-k routing (optionally DeepSeek-V3 group-limited) on *exact*
-    selection scores ``sel`` (the suite's own float64 arithmetic, exact on its dyadic grids).
+    """Tie-aware oracle of top-k routing (optionally DeepSeek-V3 group-limited) on selection
+    scores ``sel`` computed by the suite in float64.
 
     Returns (must, may, group_must, group_may), (n, E) bool: every valid tie-break selects all
     of ``must`` and only experts of ``may``; group_must / group_may mark the experts whose
     group is in every / some valid choice of the ``topk_groups`` groups of highest group score
-    (arXiv 2412.19437 Sec. 2.1.2). With v_j the j-th largest value: an item above v_{m+1} is
-    always among the top m, an item below v_m never, so a token is tied exactly when
-    v_m == v_{m+1} at the group boundary (m = topk_groups) or at the k-th place. Then any
-    selection S with must <= S <= may is correct -- torch.topk promises no order among equal
-    values.
+    (arXiv 2412.19437 Sec. 2.1.2). With v_j the j-th largest value: an item above
+    v_{m+1} + tol is always among the top m, an item below v_m - tol never, so a token is tied
+    when v_m - v_{m+1} <= tol at the group boundary (m = topk_groups) or at the k-th place.
+    Then any selection S with must <= S <= may is correct -- torch.topk promises no order among
+    equal values. ``tol`` = 0 on the suite's exact grids; a router that computes its scores or
+    adds a shift in lower precision gets the round-off it can make (:func:`resolution`), so
+    values closer than that count as tied (group scores: ``group_score_topk`` times ``tol``).
     """
     x = np.asarray(sel, dtype=np.float64)
     n, e = x.shape
@@ -485,12 +570,13 @@ def tie_bounds(
     else:
         ng, tg, gtop = groups
         g = e // ng
-        grouped = -np.sort(-x.reshape(n, ng, g), axis=2)[:, :, : min(gtop, g)].sum(axis=2)
-        gmust = np.repeat(grouped > _kth(grouped, tg + 1), g, axis=1)
-        gmay = np.repeat(grouped >= _kth(grouped, tg), g, axis=1)
+        gt = min(gtop, g)
+        grouped = -np.sort(-x.reshape(n, ng, g), axis=2)[:, :, :gt].sum(axis=2)
+        gmust = np.repeat(grouped > _kth(grouped, tg + 1) + gt * tol, g, axis=1)
+        gmay = np.repeat(grouped >= _kth(grouped, tg) - gt * tol, g, axis=1)
     # The chosen eligible set E' satisfies gmust <= E' <= gmay.
-    must = gmust & (x > _kth(np.where(gmay, x, -np.inf), k + 1))
-    may = gmay & (x >= _kth(np.where(gmust, x, -np.inf), k))
+    must = gmust & (x > _kth(np.where(gmay, x, -np.inf), k + 1) + tol)
+    may = gmay & (x >= _kth(np.where(gmust, x, -np.inf), k) - tol)
     return must, may, gmust, gmay
 
 
@@ -498,52 +584,81 @@ def _tied(must: NDArray[np.bool_], may: NDArray[np.bool_]) -> NDArray[np.bool_]:
     return np.any(must != may, axis=1)
 
 
-def bias_shift_invariance(r: Any, rng: np.random.Generator, cfg: Config) -> str:
-    """Additive bias: b and b + c select the same experts for c in SHIFTS (large negative
-    included). Scores lie on the grid {1..256}/256 and biases on the grid Z/256 within [-2, 2],
-    so s + b + c is exact in float32 for |c| <= 1024 (19 significant bits): a correct router
-    must pass in float32 or float64 without re-centering its bias. With group-limited routing
-    this also catches masked groups filled with 0 instead of -inf. Multiplicative bias:
-    b -> 2^m b (exact) instead.
+def _c_max(r: Any, scale: float, magnitude: float) -> float:
+    c_max = 1024.0
+    while c_max > scale and resolution(r, magnitude + c_max) > scale / 64:
+        c_max /= 2
+    return c_max
 
-    Tie-aware: a token tied at the k-th place or at the group boundary in the suite's exact
-    arithmetic (:func:`tie_bounds`) may break the tie differently at each shift, but must stay
-    within its tie (must <= S <= may; checked when the router's untied tokens follow the
-    declared routing); untied tokens must select identically."""
+
+def _shifts(r: Any, scale: float, magnitude: float) -> tuple[float, ...]:
+    """SHIFTS (times the score scale for the small ones) up to c_max, the largest power of two
+    at which the router's dtype still resolves 1/64 of its score scale
+    (``resolution(r, magnitude + c_max) <= scale / 64``), plus +-c_max itself: a float64
+    router gets every shift up to +-1024, a float32 softmax gate at E = 256 the shifts its
+    arithmetic can represent."""
+    c_max = _c_max(r, scale, magnitude)
+    small = {c * scale for c in SHIFTS if abs(c) < 1}
+    large = {c for c in SHIFTS if 1 <= abs(c) <= c_max} | {c_max, -c_max}
+    return tuple(sorted(small | large))
+
+
+def bias_shift_invariance(r: Any, rng: np.random.Generator, cfg: Config) -> str:
+    """Additive bias: b and b + c select the same experts for every shift c (negative
+    included; :func:`_shifts`). Scores lie on the grid {1..256}/256 and biases on the grid
+    (Z/256) S within [-2 S, 2 S], S the router's score scale, so for a router that biases the
+    suite's scores s + b + c is exact in float32 for |c| <= 1024 (19 significant bits): a
+    correct router must pass without re-centering its bias. With group-limited routing this
+    also catches masked groups filled with 0 instead of -inf. Multiplicative bias: b -> 2^m b
+    (exact) instead.
+
+    Tie-aware: a token tied at the k-th place or at the group boundary (:func:`tie_bounds`,
+    within the router's :func:`resolution` at the shifted magnitude) may break the tie
+    differently at each shift, but must stay within its tie (must <= S <= may; checked when
+    the router's untied tokens follow the declared routing); untied tokens must select
+    identically."""
     _need_select(r)
-    e, k = r.n_experts, int(getattr(r, "k", 0) or 0)
+    e = r.n_experts
     mult = _bias_mode(r) == "multiplicative"
-    consts = SCALES if mult else SHIFTS
     groups = _groups(r)
-    n_tied = 0
+    mode = "multiplicative" if mult else "additive"
+    n_tied, consts = 0, SCALES
     for _ in range(3):
         s = _grid_scores(rng, 32, e)
-        b = 2.0 ** rng.integers(-2, 3, e) if mult else rng.integers(-512, 513, e) / 256
+        p = router_scores(r, s)
+        scale = 1.0 if mult else score_scale(p)
+        b = 2.0 ** rng.integers(-2, 3, e) if mult else rng.integers(-512, 513, e) / 256 * scale
+        x = selection_scores(p, b, mode)
+        mag = float(np.max(np.abs(p))) + float(np.max(np.abs(b)))
+        consts = SCALES if mult else _shifts(r, scale, mag)
         base = _sets(r.select(s, b)[0], e)
-        kk = k or int(base.sum(axis=1).max())
-        mode = "multiplicative" if mult else "additive"
-        must, may, _, _ = tie_bounds(selection_scores(s, b, mode), kk, groups)
+        kk = _k(r, base)
+        must, may, _, _ = tie_bounds(x, kk, groups, resolution(r, mag))
         tied = _tied(must, may)
         n_tied += int(tied.sum())
         # Hold tied tokens to their tie only when the router routes as declared (its untied
         # tokens match the oracle); a router with undeclared rules gets invariance only.
         as_declared = bool(np.all(base[~tied] == must[~tied]))
         for c in consts:
+            tol = resolution(r, mag * (2.0**6 if mult else 1.0) + (0 if mult else abs(c)))
+            must_c, may_c, _, _ = tie_bounds(x, kk, groups, tol)
+            tied_c = _tied(must_c, may_c)
             got = _sets(r.select(s, b * c if mult else b + c)[0], e)
-            outside = np.any((must & ~got) | (got & ~may), axis=1) & as_declared
-            diff = np.flatnonzero(np.any(got != base, axis=1) & (~tied | outside))
+            outside = np.any((must_c & ~got) | (got & ~may_c), axis=1) & as_declared
+            diff = np.flatnonzero(np.any(got != base, axis=1) & (~tied_c | outside))
             if diff.size:
                 t = int(diff[0])
                 op = "multiplying every bias by" if mult else "adding"
                 raise _Fail(
                     f"{op} c={c:g} {'' if mult else 'to every bias '}changed the experts of "
                     f"{diff.size}/{s.shape[0]} tokens (token {t}: {_ids(base[t])} -> "
-                    f"{_ids(got[t])}{', not a tie' if not tied[t] else ', outside its tie'}); "
-                    "selection must depend on the bias only up to a constant shift"
+                    f"{_ids(got[t])}{', not a tie' if not tied_c[t] else ', outside its tie'}"
+                    f"); selection must depend on the bias only up to a constant shift"
                 )
+    what = "scales" if mult else f"shifts (|c| <= {max(abs(c) for c in consts):g})"
     return (
-        f"{len(consts)} {'scales' if mult else 'shifts'} x 3 batches select identically "
-        f"({n_tied} tokens tied in exact arithmetic: any tie-break accepted)"
+        f"{len(consts)} {what} x 3 batches select identically "
+        f"({n_tied} tokens tied within the router's resolution: any tie-break accepted)"
     )
 
 
@@ -551,7 +666,9 @@ def selected_in_selected_groups(r: Any, rng: np.random.Generator, cfg: Config) -
     """Group-limited routing (DeepSeek-V3, arXiv 2412.19437 Sec. 2.1.2): every selected expert
     lies in one of the ``topk_groups`` groups with the highest group score (sum of the
     ``group_score_topk`` largest biased scores of the group), also when the biased scores are
-    negative. Tie-aware: groups tied at the boundary may be chosen in any order, but at most
+    negative (bias offsets 0, -(max s + 3 S) and -c_max, S the score scale, c_max the largest
+    shift the router's dtype resolves: :func:`_shifts`). Tie-aware: groups tied at the
+    boundary (within the router's :func:`resolution`) may be chosen in any order, but at most
     ``topk_groups`` groups are used and every group strictly better than the boundary wins
     before a tied one (:func:`tie_bounds`)."""
     _need_select(r)
@@ -566,13 +683,21 @@ def selected_in_selected_groups(r: Any, rng: np.random.Generator, cfg: Config) -
     k = int(getattr(r, "k", 1) or 1)
     mode = _bias_mode(r)
     n_tied = 0
-    for offset in (0.0, -3.0, -1024.0):
-        s = _grid_scores(rng, 32, e)
+    s0 = _grid_scores(rng, 32, e)
+    p0 = router_scores(r, s0)
+    scale = score_scale(p0)
+    top = float(2.0 ** np.ceil(np.log2(np.max(p0) + 3 * scale)))
+    offsets = (0.0, -top, -_c_max(r, scale, top + 2 * scale))
+    for j, offset in enumerate(offsets):
+        s = s0 if j == 0 else _grid_scores(rng, 32, e)
+        p = router_scores(r, s)
         if mode == "multiplicative":
             b = 2.0 ** rng.integers(-2, 3, e)
         else:
-            b = rng.integers(-512, 513, e) / 256 + offset
-        _, _, gmust, gmay = tie_bounds(selection_scores(s, b, mode), k, groups)
+            b = rng.integers(-512, 513, e) / 256 * scale + offset
+        mag = float(np.max(np.abs(p))) + float(np.max(np.abs(b)))
+        tol = resolution(r, mag)
+        _, _, gmust, gmay = tie_bounds(selection_scores(p, b, mode), k, groups, tol)
         n_tied += int(np.any(gmust != gmay, axis=1).sum())
         got = _sets(r.select(s, b)[0], e)
         used = got.reshape(-1, ng, g).any(axis=2)
@@ -590,8 +715,318 @@ def selected_in_selected_groups(r: Any, rng: np.random.Generator, cfg: Config) -
                 "the declared rule"
             )
     return (
-        "all selected experts lie in the selected groups (offsets 0, -3, -1024; "
-        f"{n_tied} tokens with a tie at the group boundary: any tie-break accepted)"
+        "all selected experts lie in the selected groups (offsets "
+        + ", ".join(f"{o:g}" for o in offsets)
+        + f"; {n_tied} tokens with a tie at the group boundary: any tie-break accepted)"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# steering: the bias moves the selection the declared way
+
+
+def _moved(b0: NDArray[np.float64], i: int, beta: float, mult: bool) -> NDArray[np.float64]:
+    """b0 with expert i's bias raised by ``beta``: b_i + beta (additive), b_i 2^beta (mult.)."""
+    b = np.array(b0, dtype=np.float64, copy=True)
+    b[i] = b[i] * 2.0**beta if mult else b[i] + beta
+    return b
+
+
+def _steering_instance(
+    r: Any, rng: np.random.Generator, n: int
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], float, float]:
+    """(s, p = router_scores(s), base bias b0, score scale S, dominating increment D): raising
+    one bias by D (additive; by 2^D multiplicative) makes that expert every token's best."""
+    e = r.n_experts
+    s = _grid_scores(rng, n, e)
+    p = router_scores(r, s)
+    if _bias_mode(r) == "multiplicative":
+        b0 = 2.0 ** (rng.integers(-2, 3, e) / 4)
+        ratio = np.max(p * b0) / max(float(np.min(p * b0)), 1e-300)
+        return s, p, b0, 1.0, float(np.ceil(np.log2(ratio))) + 2
+    scale = score_scale(p)
+    b0 = rng.integers(-64, 65, e) / 256 * scale
+    span = float(np.ptp(p) + np.ptp(b0))
+    return s, p, b0, scale, float(2.0 ** np.ceil(np.log2(span + scale)))
+
+
+def _avoidable(r: Any) -> bool:
+    """Whether a token can always avoid one expert: k < E, and k < the eligible experts of a
+    group-limited router (else a kept group is selected whole)."""
+    e, k, groups = r.n_experts, _k(r), _groups(r)
+    return k < (groups[1] * (e // groups[0]) if groups else e)
+
+
+def steering_monotonicity(r: Any, rng: np.random.Generator, cfg: Config) -> str:
+    """The bias steers each expert's load the declared way, for every expert i, on a fixed
+    batch: raising b_i (by S/8, S the score scale; multiplicative: b_i 2^(1/4)) never drops i
+    from a token that selected it, lowering b_i never adds it, and raising b_i past the whole
+    score range sends every token to i (lowering it that far: no token, when i is avoidable).
+    Top-k of s + b, also group-limited, is monotone this way token by token (raising b_i only
+    raises i's score and its group's score); tokens tied within the router's resolution are
+    excused. Catches a bias that is ignored, negated, added after the top-k, or added to some
+    experts only."""
+    _need_select(r)
+    e = r.n_experts
+    mult = _bias_mode(r) == "multiplicative"
+    groups, kk = _groups(r), _k(r)
+    s, p, b0, scale, big = _steering_instance(r, rng, 32)
+    small = 0.25 if mult else scale / 8
+    mode = "multiplicative" if mult else "additive"
+    base = _sets(r.select(s, b0)[0], e)
+    kk = kk or int(base.sum(axis=1).max())
+
+    def tied_on(b: NDArray[np.float64], i: int) -> NDArray[np.bool_]:
+        x = selection_scores(p, b, mode)
+        must, may, _, _ = tie_bounds(x, kk, groups, resolution(r, float(np.max(np.abs(x)))))
+        return may[:, i] & ~must[:, i]
+
+    n = s.shape[0]
+    for i in range(e):
+        for sign in (1.0, -1.0):
+            b = _moved(b0, i, sign * small, mult)
+            got = _sets(r.select(s, b)[0], e)
+            wrong = (base[:, i] & ~got[:, i]) if sign > 0 else (~base[:, i] & got[:, i])
+            wrong &= ~(tied_on(b0, i) | tied_on(b, i))
+            if wrong.any():
+                t = int(np.flatnonzero(wrong)[0])
+                verb, how = ("raising", "dropped") if sign > 0 else ("lowering", "gained")
+                step = f"x 2^{sign * small:g}" if mult else f"by {sign * small:+g}"
+                raise _Fail(
+                    f"{verb} the bias of expert {i} ({step}) {how} expert {i} for "
+                    f"{int(wrong.sum())}/{n} tokens (token {t}: {_ids(base[t])} -> "
+                    f"{_ids(got[t])}; load {int(base[:, i].sum())} -> {int(got[:, i].sum())}):"
+                    f" the bias steers against its declared direction ({mode} s "
+                    f"{'*' if mult else '+'} b)"
+                )
+        up = _sets(r.select(s, _moved(b0, i, big, mult))[0], e)[:, i]
+        if not up.all():
+            raise _Fail(
+                f"raising the bias of expert {i} past the score range ({'x 2^' if mult else '+'}"
+                f"{big:g}) sent only {int(up.sum())}/{n} tokens to it (expected all): the bias "
+                f"of expert {i} does not reach its selection"
+            )
+        down = _sets(r.select(s, _moved(b0, i, -big, mult))[0], e)[:, i]
+        if _avoidable(r) and down.any():
+            raise _Fail(
+                f"lowering the bias of expert {i} past the score range still sends "
+                f"{int(down.sum())}/{n} tokens to it (expected none): the bias of expert {i} "
+                "does not reach its selection"
+            )
+    return (
+        f"all {e} experts: load monotone in their own bias (step {small:g}) and every token "
+        f"follows a bias raised past the score range ({big:g})"
+    )
+
+
+def _thresholds(
+    p: NDArray[np.float64],
+    b0: NDArray[np.float64],
+    i: int,
+    k: int,
+    groups: tuple[int, int, int] | None,
+    mult: bool,
+    tol: float,
+    big: float,
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Per token, the increments theta_may <= theta_must of b_i (as in :func:`_moved`) above
+    which expert i is in ``may`` / in ``must`` of the exact oracle (:func:`tie_bounds`);
+    +-inf beyond +-2 big. Membership is monotone in the increment (see
+    :func:`steering_monotonicity`), so 48 bisection steps on [-2 big, 2 big] find both."""
+    n = p.shape[0]
+
+    def member(inc: NDArray[np.float64], which: int) -> NDArray[np.bool_]:
+        b = np.repeat(b0[None, :], n, axis=0)
+        b[:, i] = b[:, i] * 2.0**inc if mult else b[:, i] + inc
+        x = p * b if mult else p + b
+        return tie_bounds(x, k, groups, tol)[which][:, i]
+
+    out = []
+    for which in (1, 0):  # may, must
+        lo, hi = np.full(n, -2.0 * big), np.full(n, 2.0 * big)
+        at_lo, at_hi = member(lo, which), member(hi, which)
+        for _ in range(48):
+            mid = (lo + hi) / 2
+            m = member(mid, which)
+            hi, lo = np.where(m, mid, hi), np.where(m, lo, mid)
+        th = np.where(at_lo, -np.inf, np.where(at_hi, hi, np.inf))
+        out.append(th)
+    return out[0], out[1]
+
+
+def _factor_bounds(
+    obs: list[tuple[float, NDArray[np.bool_]]],
+    th_may: NDArray[np.float64],
+    th_must: NDArray[np.float64],
+) -> tuple[float, float]:
+    """The interval [lo, hi] of factors a for which routing on (the bias with b_i raised by
+    a beta) is consistent with every observation (beta, selected): a selected token needs
+    a beta >= theta_may, an unselected one a beta <= theta_must."""
+    lo, hi = -np.inf, np.inf
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for beta, sel in obs:
+            if beta == 0:
+                continue
+            a_may, a_must = th_may / beta, th_must / beta
+            if beta > 0:
+                lo = max(lo, float(np.max(a_may[sel], initial=-np.inf)))
+                hi = min(hi, float(np.min(a_must[~sel], initial=np.inf)))
+            else:
+                hi = min(hi, float(np.min(a_may[sel], initial=np.inf)))
+                lo = max(lo, float(np.max(a_must[~sel], initial=-np.inf)))
+    return lo, hi
+
+
+FACTOR_EXPERTS = 16  # experts whose steering factor is measured (all when E <= 16)
+
+
+def steering_factor(r: Any, rng: np.random.Generator, cfg: Config) -> str:
+    """The declared bias maps to the selection the router makes: measured, for up to
+    FACTOR_EXPERTS experts i, the factor a for which the router's choices under b_i raised or
+    lowered by beta match top-k of s + a beta e_i (multiplicative: s * b_i^a), must contain 1.
+
+    From a zero bias (multiplicative: ones), the exact oracle (:func:`tie_bounds`,
+    group-limited when declared) gives each token the increment theta_t above which i is
+    selected; a router routing on s + a b selects i at
+    increment beta iff a beta > theta_t, so each observation bounds a, and the increments
+    beta (the quartiles of theta_t on either side of 0) pin it from both sides. A router
+    selecting on s + 2 b measures a ~ 2, on s - b a < 0, on the raw scores a ~ 0; no a at all
+    means its selection is not top-k of s + a b in the declared space."""
+    _need_select(r)
+    e = r.n_experts
+    mult = _bias_mode(r) == "multiplicative"
+    groups = _groups(r)
+    s, p, b0, scale, big = _steering_instance(r, rng, 64)
+    b0 = np.ones(e) if mult else np.zeros(e)  # a factor scales the whole bias: start from none
+    base = _sets(r.select(s, b0)[0], e)
+    kk = _k(r, base)
+    mode = "multiplicative" if mult else "additive"
+    tol = resolution(r, float(np.max(np.abs(selection_scores(p, b0, mode)))) + big)
+    experts = np.arange(e) if e <= FACTOR_EXPERTS else rng.choice(e, FACTOR_EXPERTS, False)
+    los, his = [], []
+    for i in (int(x) for x in experts):
+        th_may, th_must = _thresholds(p, b0, i, kk, groups, mult, tol, big)
+        mid = (th_may + th_must) / 2
+        obs = [(0.0, base[:, i])]
+        pos = mid[np.isfinite(mid) & (mid > 0)]
+        neg = mid[np.isfinite(mid) & (mid < 0)]
+        for side in (pos, neg):
+            for beta in np.quantile(side, [0.25, 0.5, 0.75]) if side.size else ():
+                got = _sets(r.select(s, _moved(b0, i, float(beta), mult))[0], e)
+                obs.append((float(beta), got[:, i]))
+        lo, hi = _factor_bounds(obs, th_may, th_must)
+        los.append(lo)
+        his.append(hi)
+        if not (lo <= 1.0 + 1e-9 and hi >= 1.0 - 1e-9):
+            what = (
+                f"in [{lo:.3g}, {hi:.3g}]"
+                if lo <= hi
+                else f"none: no factor reproduces its choices (bounds {lo:.3g} > {hi:.3g})"
+            )
+            decl = "s * b^a" if mult else "s + a b"
+            raise _Fail(
+                f"expert {i}: the router's selections under {len(obs) - 1} bias changes "
+                f"measure the factor a of {decl} {what}; declared a = 1 ({mode} bias"
+                f"{', group-limited' if groups else ''}). "
+                + (
+                    "the selection is not top-k of the declared biased scores"
+                    if lo > hi
+                    else "a ~ 0: the bias does not reach the selection"
+                    if lo <= 0 <= hi
+                    else "a < 0: the bias is subtracted"
+                    if hi < 0
+                    else "the bias is scaled"
+                )
+            )
+    return (
+        f"measured steering factor a in [{max(los):.3g}, {min(his):.3g}] over "
+        f"{len(experts)} experts (declared 1)"
+    )
+
+
+CLOSED_LOOP_WINDOW = 16  # batches averaged into one MaxVio reading
+CLOSED_LOOP_MEAN_LOAD = 32  # tokens per expert per batch (n = 32 E / k)
+
+
+def _stream(seed: Any, e: int, n: int) -> Any:
+    """The skewed stationary stream: scores sigmoid(N(0, 1) + pop_i), pop linear in [-1, 1]."""
+    rng = np.random.default_rng(seed)
+    while True:
+        yield _gate_scores(rng, n, e, skew=1.0)
+
+
+def closed_loop_balance(r: Any, rng: np.random.Generator, cfg: Config) -> str:
+    """The router's own lifecycle (forward, then one optimizer step per batch) balances a skewed
+    stationary stream: within T steps its MaxVio_batch (window mean of CLOSED_LOOP_WINDOW
+    batches, (max load - mean) / mean, arXiv 2408.15664 Sec. 4.1) falls to the target, half
+    way from the plain top-k level V0 to the level V* the declared rule reaches.
+
+    Bound and its derivation: the reference (the exact numpy router of the declared design --
+    scores, bias mode, groups -- updated by the declared rule, on the same stream) is run
+    first; V* is its window MaxVio after ``closed_loop_steps`` steps and T_ref the first step
+    at which its window mean is at the target. A router that routes and updates as declared
+    follows the same trajectory up to tie-breaks, so T = 2 T_ref + CLOSED_LOOP_WINDOW is
+    generous; for the sign rule with step u, T_ref is about the time a bias moving u per step
+    needs to cover half the balancing price's spread. Constants (not tuned): batches of
+    CLOSED_LOOP_MEAN_LOAD tokens per expert, popularity skew +-1 in logit space, window 16.
+    A router whose bias steers the wrong way, not at all, or is updated with the wrong sign
+    stays at or above V0. If the reference itself does not reach the target (V0 - V* too small
+    for the window's noise, 3 standard errors), the property is skipped with the reason."""
+    rule = _need_rule(r)
+    e, k = r.n_experts, _k(r)
+    if not k:
+        raise _Skip("needs the router's k (attribute `k`)")
+    n = max(-(-CLOSED_LOOP_MEAN_LOAD * e // k), 2 * e)
+    w, t_max = CLOSED_LOOP_WINDOW, cfg.closed_loop_steps
+    seed = int(rng.integers(2**31))
+    mode, groups = rule.bias_mode, _groups(r)
+    gkw = (
+        {}
+        if groups is None
+        else dict(zip(("n_groups", "topk_groups", "group_score_topk"), groups, strict=True))
+    )
+    # the reference on the same stream
+    from lfbtheory.routing import route
+
+    st_ref = rule.init(e, None)
+    plain, ref = [], []
+    for t, x in zip(range(t_max), _stream(seed, e, n), strict=False):
+        p = router_scores(r, x)
+        if t < w:
+            plain.append(maxvio(expert_loads(route(p, k, None, normalize=False, **gkw).experts, e)))
+        ex = route(p, k, st_ref.bias, bias_mode=mode, normalize=False, **gkw).experts
+        c = expert_loads(ex, e)
+        ref.append(maxvio(c))
+        st_ref = rule.update(c, st_ref)
+    v0 = float(np.mean(plain))
+    roll = np.convolve(ref, np.ones(w) / w, mode="valid")  # roll[j] = mean of ref[j : j + w]
+    v_star = float(roll[-1])
+    target = (v0 + v_star) / 2
+    noise = 3 * float(np.std(ref[-w:])) / np.sqrt(w)
+    if v0 - v_star <= 2 * noise:
+        raise _Skip(
+            f"inconclusive: the declared rule {rule.name!r} itself does not balance this stream "
+            f"within {t_max} steps (plain MaxVio {v0:.3g}, reference {v_star:.3g})"
+        )
+    t_ref = int(np.flatnonzero(roll <= target)[0]) + w
+    bound = min(2 * t_ref + w, t_max)
+    st = r.init()
+    own = []
+    for t, x in zip(range(bound), _stream(seed, e, n), strict=False):
+        ex, _, st = r.forward(x, st)
+        own.append(maxvio(expert_loads(np.asarray(ex), e)))
+        (st,) = r.step([st])
+        if t + 1 >= w and np.mean(own[-w:]) <= target:
+            return (
+                f"MaxVio_batch {np.mean(own[-w:]):.3g} <= target {target:.3g} after {t + 1} "
+                f"steps (bound {bound} = 2 x {t_ref} + {w}; plain top-k {v0:.3g}, "
+                f"declared rule {rule.name!r} reaches {v_star:.3g})"
+            )
+    raise _Fail(
+        f"after {bound} steps (2 x the {t_ref} the declared rule {rule.name!r} needs, + {w}) "
+        f"MaxVio_batch is {np.mean(own[-w:]):.3g}, not below the target {target:.3g} (plain "
+        f"top-k {v0:.3g}, declared rule {v_star:.3g}): the router's own forward/step does not "
+        "balance a skewed stream"
     )
 
 
@@ -1049,6 +1484,9 @@ PROPERTIES: dict[str, Callable[[Any, np.random.Generator, Config], str]] = {
         gate_weights_bias_free,
         bias_shift_invariance,
         selected_in_selected_groups,
+        steering_monotonicity,
+        steering_factor,
+        closed_loop_balance,
         update_oracle,
         no_update_when_balanced,
         count_scale_invariance,
@@ -1104,6 +1542,7 @@ def run_conformance(
         tuple(results),
         has_bias=has_bias(router) or callable(getattr(router, "bias", None)),
         group_limited=_groups(router) is not None,
+        lifecycle=is_bias_router(router),
     )
 
 

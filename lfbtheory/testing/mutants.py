@@ -35,6 +35,15 @@ mutant -> bug -> caught by [also fails, as a side effect]
   zeros -> checkpoint_roundtrip
 - padding_counted: valid mask ignored -> padding_excluded
 - bf16_bias: bias stored in bfloat16 -> bias_drift
+- bias_ignored: selection on the raw scores -> steering_monotonicity, steering_factor,
+  closed_loop_balance
+- bias_negated: selection on s - b -> steering_monotonicity, steering_factor,
+  closed_loop_balance
+- bias_scaled: selection on s + 2 b -> steering_factor
+- bias_subset: the bias added to half of the experts -> steering_monotonicity
+- bias_after_topk: top-k of s, then the bias added to the weights -> gate_weights_bias_free,
+  steering_monotonicity, steering_factor
+- update_wrong_sign: b -= u sign(mean - load) -> update_oracle, closed_loop_balance
 
 ``MUTANTS`` maps each name to (factory, the properties expected to catch it).
 :func:`detection_rates` measures, per mutant and property, the fraction of seeds on which the
@@ -272,6 +281,73 @@ class _Bf16Bias(TokenChoice):
         return st._replace(rule=self._round(st.rule))
 
 
+@dataclass(frozen=True)
+class _SteerAs(TokenChoice):
+    """Selection on s + factor * b (on the first ``subset`` experts only, when set) or, with
+    ``after_topk``, plain top-k of s with the bias added to the selected weights."""
+
+    factor: float = 1.0
+    subset: int | None = None
+    after_topk: bool = False
+
+    def select(
+        self, scores: ArrayLike, bias: ArrayLike
+    ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+        s = check_batch(scores, self.n_experts)
+        b = self.factor * np.asarray(bias, np.float64)
+        if self.subset is not None:
+            b[self.subset :] = 0.0  # BUG: the bias reaches only some experts
+        if self.after_topk:  # BUG: top-k first, the bias only touches the selected weights
+            experts = topk_indices(s, self.k)
+            w = np.take_along_axis(s, experts, axis=1) + b[experts]
+            return experts, w / w.sum(axis=1, keepdims=True)
+        sel = s + b
+        mask = eligible_experts(sel, self.n_groups, self.topk_groups, self.group_score_topk)  # type: ignore[arg-type]
+        experts = topk_indices(np.where(mask, sel, -np.inf), self.k)
+        w = np.take_along_axis(s, experts, axis=1)
+        return experts, w / w.sum(axis=1, keepdims=True)
+
+
+@dataclass(frozen=True)
+class _WrongSignUpdate(TokenChoice):
+    def step(self, states: Sequence[TokenChoiceState]) -> tuple[TokenChoiceState, ...]:
+        out = []
+        for old, new in zip(states, super().step(states), strict=True):
+            bias = 2 * old.rule.bias - new.rule.bias  # BUG: b -= u sign(mean - load)
+            out.append(new._replace(rule=new.rule._replace(bias=bias)))
+        return tuple(out)
+
+
+def bias_ignored() -> TokenChoice:
+    """The bias is computed and updated but selection runs on the raw scores."""
+    return _SteerAs(**_kw(), factor=0.0)
+
+
+def bias_negated() -> TokenChoice:
+    """Selection on s - b."""
+    return _SteerAs(**_kw(), factor=-1.0)
+
+
+def bias_scaled() -> TokenChoice:
+    """Selection on s + 2 b."""
+    return _SteerAs(**_kw(), factor=2.0)
+
+
+def bias_subset() -> TokenChoice:
+    """The bias is added to the first half of the experts only (a slicing bug)."""
+    return _SteerAs(**_kw(), subset=_CONFIG["n_experts"] // 2)
+
+
+def bias_after_topk() -> TokenChoice:
+    """Top-k of the raw scores; the bias is added afterwards (to the selected weights)."""
+    return _SteerAs(**_kw(), after_topk=True)
+
+
+def update_wrong_sign() -> TokenChoice:
+    """b -= u sign(mean - load): overloaded experts get more attractive."""
+    return _WrongSignUpdate(**_kw())
+
+
 def bias_in_gate_weights() -> TokenChoice:
     """Gate weights normalised from s + b instead of s."""
     return _BiasInWeights(**_kw())
@@ -363,6 +439,21 @@ MUTANTS: dict[str, tuple[Callable[[], TokenChoice], tuple[str, ...]]] = {
     "out_of_place_checkpoint": (out_of_place_checkpoint, ("checkpoint_roundtrip",)),
     "padding_counted": (padding_counted, ("padding_excluded",)),
     "bf16_bias": (bf16_bias, ("bias_drift",)),
+    "bias_ignored": (
+        bias_ignored,
+        ("steering_monotonicity", "steering_factor", "closed_loop_balance"),
+    ),
+    "bias_negated": (
+        bias_negated,
+        ("steering_monotonicity", "steering_factor", "closed_loop_balance"),
+    ),
+    "bias_scaled": (bias_scaled, ("steering_factor",)),
+    "bias_subset": (bias_subset, ("steering_monotonicity",)),
+    "bias_after_topk": (
+        bias_after_topk,
+        ("gate_weights_bias_free", "steering_monotonicity", "steering_factor"),
+    ),
+    "update_wrong_sign": (update_wrong_sign, ("update_oracle", "closed_loop_balance")),
 }
 __all__ += list(MUTANTS)
 
