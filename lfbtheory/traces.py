@@ -3,21 +3,31 @@
 A trace holds, for every recorded MoE layer of a model, the router output of the same seeded
 subsample of N tokens: ``values`` (L, N, E) are either the gate *scores* s[t, i] (the numbers
 Loss-Free Balancing adds its bias to, arXiv 2408.15664 Sec. 3) or the gate *logits* x[t, i],
-with ``gate`` naming the map logits -> scores ("softmax" for Mixtral / Qwen-MoE / OLMoE,
-"sigmoid" for DeepSeek-V3, arXiv 2412.19437 Sec. 2.1.2). :meth:`Trace.scores` always returns
-scores in float64. Routing that the recorded scores reproduce: TopK_i(s[t, i] + b[i]) with the
-recorded ``bias`` (zeros when absent), restricted to the best ``topk_groups`` of ``n_groups``
-expert groups when group-limited (group score: sum of the top ``group_score_topk`` biased
-scores), i.e. :func:`lfbtheory.route` with those keywords.
+with ``gate`` naming the score function f, logits -> scores (:data:`SCORE_FUNCTIONS`: "softmax"
+for Mixtral / Qwen-MoE / OLMoE, "sigmoid" for DeepSeek-V3, arXiv 2412.19437 Sec. 2.1.2,
+"sqrt_softplus", "identity" for gates that select on the logits), applied after the soft-cap
+c tanh(x / c) when ``logit_softcap`` c > 0. :meth:`Trace.scores` always returns scores in
+float64. Routing that the recorded values reproduce: TopK_i(v[t, i] + b[i]) with v = s
+(``bias_on="scores"``) or v = the (capped) logits (``bias_on="logits"``), b the recorded
+``bias`` of the layer (zeros for layers without one, ``bias_layers``), restricted to the best
+``topk_groups`` of ``n_groups`` expert groups when group-limited (group score: sum of the top
+``group_score_topk`` biased values), i.e. :func:`lfbtheory.route` with those keywords.
+A router that is not of this form (a hash router, a learned skip class) cannot be recorded:
+:func:`lfbtheory.adapters.recording.record_router_scores` refuses it and says why.
 
-File layout (format ``lfbtheory.trace``, ``format_version`` 1; every entry a plain array, so
-``np.load(path, allow_pickle=False)`` reads it; the text entry ``description`` repeats this):
+File layout (format ``lfbtheory.trace``, ``format_version`` 2; version 1 files, without the
+entries marked v2, read as soft-cap 0, bias on scores, every layer biased; every entry a plain
+array, so ``np.load(path, allow_pickle=False)`` reads it; the text entry ``description``
+repeats this):
 
     format            str   "lfbtheory.trace"
     format_version    int   1
     values            (L, N, E) float32/float64   scores or logits, see ``kind``
     kind              str   "scores" | "logits"
-    gate              str   "softmax" | "sigmoid" | "none" (scores given directly)
+    gate              str   "softmax" | "sigmoid" | "sqrt_softplus" | "identity" | "none"
+                            (scores given directly)
+    logit_softcap     float c of c tanh(x / c) applied to the logits first; 0 = none (v2)
+    bias_on           str   "scores" | "logits": what the bias is added to (v2)
     k                 int   experts per token;   num_experts  int  E
     n_groups, topk_groups, group_score_topk   int   0, 0, 2 when routing is not group-limited
     layer_names       (L,) str   module names of the recorded gates
@@ -28,6 +38,7 @@ File layout (format ``lfbtheory.trace``, ``format_version`` 1; every entry a pla
                             (-1 = unknown); the same tokens for every layer
     seed, max_tokens  int   the subsample's seed and cap
     bias              (L, E) float64   optional: the model's selection bias at recording time
+    bias_layers       (L,) bool   which layers have a bias (rows of the others are 0) (v2)
     experts           (L, N, k) int64  optional: the experts the model itself chose
 
 Top-k-only traces (``topk_scores``/``topk_ids``, e.g. the shipped FLAME-MoE file) are a
@@ -51,6 +62,8 @@ __all__ = [
     "FORMAT_VERSION",
     "GATES",
     "KINDS",
+    "SCORE_FUNCTIONS",
+    "BIAS_ON",
     "Trace",
     "TraceInfo",
     "inspect_trace",
@@ -60,8 +73,10 @@ __all__ = [
 ]
 
 FORMAT = "lfbtheory.trace"
-FORMAT_VERSION = 1
-GATES = ("softmax", "sigmoid", "none")
+FORMAT_VERSION = 2
+SCORE_FUNCTIONS = ("softmax", "sigmoid", "sqrt_softplus", "identity")
+GATES = (*SCORE_FUNCTIONS, "none")
+BIAS_ON = ("scores", "logits")
 KINDS = ("scores", "logits")
 _DESCRIPTION = __doc__.split("File layout", 1)[1] if __doc__ else ""
 
@@ -90,6 +105,9 @@ class Trace:
     max_tokens: int = 0
     bias: NDArray[np.float64] | None = None
     experts: NDArray[np.int64] | None = None
+    logit_softcap: float = 0.0
+    bias_on: str = "scores"
+    bias_layers: NDArray[np.bool_] | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
@@ -140,23 +158,53 @@ class Trace:
         x = np.asarray(self.values[self.layer(layer)], dtype=np.float64)
         if self.kind == "scores" or self.gate == "none":
             return x
-        return sigmoid(x) if self.gate == "sigmoid" else softmax(x, axis=1)
+        if self.logit_softcap:
+            x = self.logit_softcap * np.tanh(x / self.logit_softcap)
+        if self.gate == "sigmoid":
+            return sigmoid(x)
+        if self.gate == "softmax":
+            return softmax(x, axis=1)
+        if self.gate == "sqrt_softplus":
+            return np.sqrt(np.logaddexp(0.0, x))
+        return x
+
+    def selection_values(self, layer: int | str) -> NDArray[np.float64]:
+        """(N, E) the values the recorded bias is added to: the scores, or the (capped)
+        logits when ``bias_on='logits'``."""
+        if self.bias_on == "scores" or self.kind == "scores":
+            return self.scores(layer)
+        x = np.asarray(self.values[self.layer(layer)], dtype=np.float64)
+        return self.logit_softcap * np.tanh(x / self.logit_softcap) if self.logit_softcap else x
 
     def layer_bias(self, layer: int | str) -> NDArray[np.float64] | None:
-        return None if self.bias is None else np.asarray(self.bias[self.layer(layer)], np.float64)
+        """The layer's recorded bias, None when it has none."""
+        j = self.layer(layer)
+        if self.bias is None or (self.bias_layers is not None and not self.bias_layers[j]):
+            return None
+        return np.asarray(self.bias[j], np.float64)
 
     def routed_experts(self, layer: int | str) -> NDArray[np.int64]:
-        """(N, k) experts that top-k of the recorded scores (+ recorded bias) selects."""
+        """(N, k) experts that top-k of the recorded values (+ recorded bias) selects."""
         return select_experts(
-            self.scores(layer), self.k, self.layer_bias(layer), **self.group_kwargs
+            self.selection_values(layer), self.k, self.layer_bias(layer), **self.group_kwargs
         )
 
     def describe(self) -> str:
-        grp = f", group-limited {self.topk_groups}/{self.n_groups} groups" if self.n_groups else ""
+        grp = (
+            f", group-limited {self.topk_groups}/{self.n_groups} groups (group score: top-"
+            f"{self.group_score_topk} sum)"
+            if self.n_groups
+            else ""
+        )
+        cap = f" after soft-cap {self.logit_softcap:g}" if self.logit_softcap else ""
+        biased = ""
+        if self.bias is not None:
+            m = self.n_layers if self.bias_layers is None else int(np.sum(self.bias_layers))
+            biased = f", bias on the {self.bias_on} recorded for {m}/{self.n_layers} layer(s)"
         return (
             f"{self.model or 'model'}: {self.n_layers} layer(s) x {self.n_tokens} tokens, "
-            f"E={self.n_experts}, k={self.k}, {self.gate} gate, {self.kind} stored "
-            f"({self.dtype}){grp}" + (", bias recorded" if self.bias is not None else "")
+            f"E={self.n_experts}, k={self.k}, {self.gate} gate{cap}, {self.kind} stored "
+            f"({self.dtype}){grp}{biased}"
         )
 
 
@@ -185,7 +233,16 @@ def validate_trace(trace: Trace) -> None:
     if trace.gate not in GATES:
         raise ValueError(f"gate must be one of {GATES}; got {trace.gate!r}")
     if trace.kind == "logits" and trace.gate == "none":
-        raise ValueError("gate must be 'softmax' or 'sigmoid' when kind='logits'")
+        raise ValueError(f"gate must be one of {SCORE_FUNCTIONS} when kind='logits'")
+    if trace.bias_on not in BIAS_ON:
+        raise ValueError(f"bias_on must be one of {BIAS_ON}; got {trace.bias_on!r}")
+    cap = trace.logit_softcap
+    if (
+        isinstance(cap, bool)
+        or not isinstance(cap, (int, float, np.floating))
+        or not (np.isfinite(cap) and cap >= 0)
+    ):
+        raise ValueError(f"logit_softcap must be a finite float >= 0 (0 = none), got {cap!r}")
     if (
         isinstance(trace.k, bool)
         or not isinstance(trace.k, (int, np.integer))
@@ -218,6 +275,12 @@ def validate_trace(trace: Trace) -> None:
             raise ValueError(
                 f"bias must be finite with shape (L, E) = ({n_layers}, {e}), got {b.shape}"
             )
+    if trace.bias_layers is not None:
+        m = np.asarray(trace.bias_layers)
+        if m.shape != (n_layers,) or m.dtype != bool:
+            raise ValueError(f"bias_layers must be a bool array of shape (L,) = ({n_layers},)")
+        if trace.bias is None:
+            raise ValueError("bias_layers needs bias (the rows of the biased layers)")
     if trace.experts is not None:
         x = np.asarray(trace.experts)
         if (
@@ -237,6 +300,9 @@ def validate_trace(trace: Trace) -> None:
         object.__setattr__(trace, name, None if a is None else _ro(np.asarray(a, np.int64)))
     if trace.bias is not None:
         object.__setattr__(trace, "bias", _ro(np.asarray(trace.bias, np.float64)))
+    if trace.bias_layers is not None:
+        object.__setattr__(trace, "bias_layers", _ro(np.asarray(trace.bias_layers, bool)))
+    object.__setattr__(trace, "logit_softcap", float(cap))
 
 
 def write_trace(trace: Trace, path: str | os.PathLike[str]) -> Path:
@@ -266,9 +332,14 @@ def write_trace(trace: Trace, path: str | os.PathLike[str]) -> Path:
         "position": minus if trace.position is None else trace.position,
         "seed": np.array(trace.seed),
         "max_tokens": np.array(trace.max_tokens),
+        "logit_softcap": np.array(trace.logit_softcap),
+        "bias_on": np.array(trace.bias_on),
     }
     if trace.bias is not None:
         out["bias"] = trace.bias
+        out["bias_layers"] = (
+            np.ones(trace.n_layers, bool) if trace.bias_layers is None else trace.bias_layers
+        )
     if trace.experts is not None:
         out["experts"] = trace.experts
     p.parent.mkdir(parents=True, exist_ok=True)
@@ -330,6 +401,9 @@ def read_trace(path: str | os.PathLike[str]) -> Trace:
             max_tokens=get("max_tokens", 0),
             bias=np.asarray(data["bias"]) if "bias" in files else None,
             experts=np.asarray(data["experts"]) if "experts" in files else None,
+            logit_softcap=float(data["logit_softcap"]) if "logit_softcap" in files else 0.0,
+            bias_on=_str(data, "bias_on") if "bias_on" in files else "scores",
+            bias_layers=np.asarray(data["bias_layers"]) if "bias_layers" in files else None,
             **idx,
         )
 

@@ -143,7 +143,7 @@ def _base(**kw):
     [
         (dict(kind="probs"), "kind must be one of"),
         (dict(gate="relu"), "gate must be one of"),
-        (dict(kind="logits", gate="none"), "gate must be 'softmax' or 'sigmoid'"),
+        (dict(kind="logits", gate="none"), "gate must be one of"),
         (dict(k=4), r"k must be an integer in \[1, E=4\)"),
         (dict(layer_names=("a", "b")), "layer_names must name all L=1"),
         (dict(values=np.zeros((1, 3))), r"values must have shape \(L, N, E\)"),

@@ -163,40 +163,23 @@ class CheckpointDict(dict):  # type: ignore[type-arg]
     storage_dtypes: dict[str, str] = {}  # replaced per instance by _BiasRouterProxy.state_dict
 
 
-_ALIASES: dict[str, tuple[str, ...]] = {
-    "n_experts": ("n_experts", "num_experts", "n_routed_experts", "num_local_experts"),
-    "k": ("k", "top_k", "topk", "router_topk", "num_experts_per_tok", "n_activated_experts"),
-    "n_groups": ("n_groups", "n_group", "n_expert_groups", "num_groups"),
-    "topk_groups": ("topk_groups", "topk_group", "n_limited_groups"),
-    "group_score_topk": ("group_score_topk",),
-    "rule": ("rule",),
-}
-_BIAS_NAMES = (
-    "e_score_correction_bias",
-    "expert_bias",
-    "expert_biases",
-    "score_correction_bias",
-    "router_bias",
-)
 INPUTS = ("scores", "logits", "hidden")
 EPS = 2.0**-20
+SCORE_ERROR = 2.0**-20  # bound on |f(float32 logit(s)) - f(logit(s))| for the gates' f
 
 
-def _declared(obj: Any, overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """The router attributes the suite reads, from keywords first, then the object's aliases."""
+def _declared(design: Any, rule: Any) -> dict[str, Any]:
+    """The router attributes the suite reads, from a :class:`discovery.Design`."""
     out: dict[str, Any] = {}
-    for key, names in _ALIASES.items():
-        if overrides.get(key) is not None:
-            out[key] = overrides[key]
-            continue
-        for name in names:
-            v = getattr(obj, name, None)
-            if v is not None and not callable(v) or (key == "rule" and v is not None):
-                out[key] = v
-                break
-    for key in ("n_experts", "k", "n_groups", "topk_groups", "group_score_topk"):
-        if key in out:
-            out[key] = int(out[key])
+    for key in ("n_experts", "k"):
+        if getattr(design, key) is not None:
+            out[key] = int(getattr(design, key))
+    if design.group_limited:
+        out["n_groups"], out["topk_groups"] = int(design.n_groups), int(design.topk_groups)
+        if design.group_score_topk is not None:
+            out["group_score_topk"] = int(design.group_score_topk)
+    if rule is not None:
+        out["rule"] = rule
     return out
 
 
@@ -353,6 +336,12 @@ class _Inputs:
             z = np.concatenate([z, np.zeros((z.shape[0], self.hidden - z.shape[1]))], axis=1)
         return to_torch(z, self.dtype, self.device)
 
+    def logits_seen(self, scores: Any) -> np.ndarray:
+        """The logits the gate computes from the suite's scores (inputs "logits" / "hidden"):
+        z = logit(clip(s)) as the gate receives it (rounded to the input dtype)."""
+        z = _logits(np.asarray(scores, np.float64), self.eps)
+        return np.asarray(to_numpy(to_torch(z, self.dtype)), np.float64)
+
     def describe(self) -> str:
         m, ex = math.frexp(self.eps)
         eps = f"2^{ex - 1}" if m == 0.5 else f"{self.eps:g}"
@@ -467,48 +456,69 @@ def _mode(module: Any, mode: str) -> Any:
 class GateState(NamedTuple):
     """State of a wrapped gate module: ``buffers`` (its router state tensors), ``pending``
     (int64 tokens per expert counted by the adapter since the last step; None when the module
-    counts itself), updates applied, frozen flag."""
+    counts itself), updates applied, frozen flag, the bias (``bias``: held by the adapter when
+    the gate takes it as a forward argument, else None) and the declared rule's state when the
+    adapter applies the rule itself (``update="rule"``)."""
 
     buffers: dict[str, Any]
     pending: Any
     n_updates: int = 0
     frozen: bool = False
+    bias: Any = None
+    rule_state: Any = None
 
 
 class _GateModule:
     """numpy router (select, and with an update the full BiasRouter lifecycle) around a torch
-    gate module holding its bias in a buffer (module docstring (b))."""
+    gate module holding its bias in a buffer or taking it as a forward argument (module
+    docstring (b)); its design comes from :mod:`lfbtheory.adapters.discovery`."""
 
     def __init__(
         self,
         module: Any,
-        bias_name: str,
+        design: Any,
         inputs: _Inputs,
         declared: Mapping[str, Any],
         pick: Any,
         update: Any,
-        counts_name: str | None,
     ) -> None:
         torch = require_torch()
-        self.module, self.bias_name, self.inputs, self.pick = module, bias_name, inputs, pick
-        self.counts_name = counts_name
+        self.module, self.design, self.inputs, self.pick = module, design, inputs, pick
+        self._torch = torch
+        kind, _, path = design.bias.partition(":")
+        self.bias_arg = path if kind == "argument" else None
+        self.bias_name = None if kind == "argument" else path
+        self.counts_name = design.counts
         self.original_projection = inputs.original_projection
         tensors = _state_tensors(module)
-        if bias_name not in tensors:
+        if self.bias_name is not None and self.bias_name not in tensors:
             raise ValueError(
-                f"bias {bias_name!r} is not a buffer (or grad-free parameter) of "
+                f"bias {self.bias_name!r} is not a buffer (or grad-free parameter) of "
                 f"{type(module).__name__}; it has {sorted(tensors)}"
             )
-        if counts_name is not None and counts_name not in tensors:
-            raise ValueError(f"counts {counts_name!r} is not a buffer of {type(module).__name__}")
+        if self.counts_name is not None and self.counts_name not in tensors:
+            raise ValueError(
+                f"counts {self.counts_name!r} is not a buffer of {type(module).__name__}"
+            )
         self.initial = _snapshot(module)
         _set_attrs(self, declared)
         if "n_experts" not in declared:
-            self.n_experts = int(tensors[bias_name].numel())
+            if self.bias_name is None:
+                raise ValueError("n_experts could not be read: pass from_torch(..., n_experts=)")
+            self.n_experts = int(tensors[self.bias_name].numel())
+        e = self.n_experts
+        self.initial_bias = (
+            torch.zeros(e, dtype=torch.float32) if self.bias_arg is not None else None
+        )
+        self.rule_applied = isinstance(update, str) and update == "rule"
         if update is None:
             for m in _LIFECYCLE:
                 if m != "select":
                     setattr(self, m, None)  # no update: the lifecycle properties report it missing
+            self.update = None
+        elif self.rule_applied:
+            if not hasattr(getattr(self, "rule", None), "update"):
+                raise ValueError('update="rule" needs the declared rule: from_torch(..., rule=)')
             self.update = None
         elif isinstance(update, str):
             fn = getattr(module, update, None)
@@ -518,53 +528,146 @@ class _GateModule:
         elif callable(update):
             self.update = lambda loads: update(module, loads)
         else:
-            raise TypeError(f"update must be a method name or a callable, got {update!r}")
-        if "k" not in declared:
-            sel, _ = self._route(np.full((2, self.n_experts), 0.5), self.initial, "eval")
-            self.k = int(sel.shape[1]) if sel.dtype != bool else int(sel.sum(axis=1).max())
+            raise TypeError(f'update must be a method name, "rule" or a callable, got {update!r}')
         self.__name__ = type(module).__name__
-        self._torch = torch
+        self.selection_dtype = str(inputs.dtype).removeprefix("torch.")
+        self.score_error = SCORE_ERROR if inputs.inputs != "scores" else 0.0
+        self.design_gaps: tuple[str, ...] = ()
+        if inputs.inputs != "scores":
+            self._measure()
+        if "k" not in declared and getattr(self, "k", None) is None:
+            sel, _ = self._route(np.full((2, e), 0.5), self._buffers(None), "eval")
+            self.k = int(sel.shape[1]) if sel.dtype != bool else int(sel.sum(axis=1).max())
+
+    # -- design ----------------------------------------------------------------------------
+    def _measure(self) -> None:
+        """Settle the gate's score function, bias placement and group rule by measurement
+        (:func:`lfbtheory.adapters.discovery.fit_design`): route 256 tokens with logits
+        z ~ N(0, 1.5^2) and a bias ~ N(0, (0.5 / sqrt(E))^2) (seed 0), compare with each
+        hypothesis. Refused or unsettled designs become coverage gaps."""
+        from lfbtheory.adapters.discovery import fit_design
+
+        rng = np.random.default_rng(0)
+        e = self.n_experts
+        z = rng.normal(0.0, 1.5, (256, e))
+        s = 1.0 / (1.0 + np.exp(-z))
+        b = rng.normal(0.0, 0.5 / np.sqrt(e), e)
+        sel, w = self._route(s, self._buffers(b), "eval")
+        if sel.dtype == bool:
+            self.design_gaps = ("the gate returns a routing map with varying experts per token",)
+            return
+        zin = self.inputs.logits_seen(s)
+        d = fit_design(self.design, zin, sel, b, w, tol=4 * SCORE_ERROR)
+        self.design = d
+        if d.refused:
+            self.design_gaps = (f"design: {d.refused}",)
+        else:
+            self.design_gaps = tuple(f"design: {g}" for g in d.gaps)
+        if d.k is not None:
+            self.k = int(d.k)
+        if d.group_limited and d.group_score_topk is not None:
+            self.group_score_topk = int(d.group_score_topk)
+
+    def gate_scores(self, scores: Any) -> Any:
+        """The values the gate adds its bias to when fed the suite's scores (its f(logit(s)),
+        or logit(s) for a bias on the logits; the scores themselves for inputs='scores')."""
+        s = np.asarray(scores, np.float64)
+        if self.inputs.inputs == "scores":
+            return s
+        return self.design.scores(self.inputs.logits_seen(s))
 
     def describe(self) -> str:
+        where = (
+            f"bias passed as forward argument {self.bias_arg!r} (held by the adapter)"
+            if self.bias_arg is not None
+            else f"bias buffer {self.bias_name!r}"
+        )
         how = (
             "adapter counts selected experts of real tokens"
             if self.counts_name is None
             else (f"module counts in buffer {self.counts_name!r}")
         )
-        return f"bias buffer {self.bias_name!r}; {how}; {self.inputs.describe()}"
+        return f"{where}; {how}; {self.inputs.describe()}; design: {self.design.describe()}"
+
+    @property
+    def provenance(self) -> dict[str, str]:
+        """Who each lifecycle piece exercises: the user's module or the adapter."""
+        upd = (
+            "the adapter applies the declared rule to the bias (the module has no update "
+            "of its own)"
+            if self.rule_applied
+            else "your update"
+            if self.update is not None
+            else "nothing (no update: inference only)"
+        )
+        counts = (
+            "the adapter counts the selected experts"
+            if self.counts_name is None
+            else f"your module's counts buffer {self.counts_name!r}"
+        )
+        return {
+            "select": "your module's forward (selection and weights)",
+            "forward": f"your module's forward; {counts}",
+            "step": f"the adapter sums counts over replicas and calls {upd}",
+            "state_dict": "your module's state_dict (+ the adapter's counters)",
+        }
 
     # -- plumbing --------------------------------------------------------------------------
-    def _call(self, scores: Any, valid: Any) -> Any:
+    def _buffers(self, bias: Any) -> dict[str, Any]:
+        if bias is None or self.bias_name is None:
+            return dict(self.initial)
+        return dict(self.initial, **{self.bias_name: self._bias_tensor(bias)})
+
+    def _call(self, scores: Any, valid: Any, arg_bias: Any = None) -> Any:
         x = self.inputs(scores)
+        kw = {}
+        if self.bias_arg is not None:
+            kw[self.bias_arg] = arg_bias if arg_bias is not None else self.initial_bias
         if valid is None or self.counts_name is None:
-            return self.module(x)
+            return self.module(x, **kw)
         params = inspect.signature(self.module.forward).parameters
         v = to_torch(np.asarray(valid, dtype=bool), device=self.inputs.device)
         if "valid" in params:
-            return self.module(x, valid=v)
+            return self.module(x, valid=v, **kw)
         if "padding_mask" in params:
-            return self.module(x, padding_mask=~v)
+            return self.module(x, padding_mask=~v, **kw)
         if np.all(valid):
-            return self.module(x)
+            return self.module(x, **kw)
         raise ValueError(
             f"{type(self.module).__name__} counts its own tokens but forward() takes no "
             "valid= or padding_mask= argument, so padding cannot be excluded from its counts"
         )
 
-    def _route(self, scores: Any, buffers: Mapping[str, Any], mode: str, valid: Any = None):
+    def _route(
+        self,
+        scores: Any,
+        buffers: Mapping[str, Any],
+        mode: str,
+        valid: Any = None,
+        arg_bias: Any = None,
+    ):
         _restore(self.module, buffers)
+        if arg_bias is None and self.bias_arg is not None and self.bias_name is None:
+            arg_bias = buffers.get("__bias__")
         with _mode(self.module, mode):
-            out = self._call(scores, valid)
+            out = self._call(scores, valid, arg_bias)
         return self.pick(out)
 
     def _bias_tensor(self, bias: Any) -> Any:
-        ref = self.initial[self.bias_name]
+        ref = self.initial[self.bias_name] if self.bias_name else self.initial_bias
         return self._torch.as_tensor(np.asarray(bias, np.float64)).to(ref.dtype).reshape(ref.shape)
+
+    def _state_buffers(self, state: GateState) -> dict[str, Any]:
+        if self.bias_arg is None:
+            return state.buffers
+        return dict(state.buffers, __bias__=state.bias)
 
     # -- pure routing ------------------------------------------------------------------------
     def select(self, scores: Any, bias: Any) -> tuple[Any, Any]:
-        buffers = dict(self.initial, **{self.bias_name: self._bias_tensor(bias)})
-        sel, w = self._route(scores, buffers, "eval")
+        if self.bias_arg is not None:
+            sel, w = self._route(scores, self.initial, "eval", arg_bias=self._bias_tensor(bias))
+        else:
+            sel, w = self._route(scores, self._buffers(bias), "eval")
         if w is None:
             raise ValueError(
                 "the gate's output holds no weights aligned with the selection: name them "
@@ -573,17 +676,27 @@ class _GateModule:
         return sel, w
 
     # -- lifecycle (with update=) -------------------------------------------------------------
+    def _live_bias(self, buffers: Mapping[str, Any], bias: Any) -> np.ndarray:
+        t = bias if self.bias_arg is not None else buffers[self.bias_name]
+        return np.asarray(to_numpy(t), np.float64).reshape(-1)
+
     def init(self, bias0: Any = None) -> GateState:
         buffers = dict(self.initial)
-        if bias0 is not None:
+        held = None
+        if self.bias_arg is not None:
+            held = self._bias_tensor(np.zeros(self.n_experts) if bias0 is None else bias0)
+        elif bias0 is not None:
             buffers[self.bias_name] = self._bias_tensor(bias0)
         pending = None if self.counts_name else np.zeros(self.n_experts, dtype=np.int64)
-        return GateState(buffers, pending)
+        rs = None
+        if self.rule_applied:
+            rs = self.rule.init(self.n_experts, self._live_bias(buffers, held))
+        return GateState(buffers, pending, bias=held, rule_state=rs)
 
     def forward(
         self, scores: Any, state: GateState, *, mode: str = "train", valid: Any = None
     ) -> tuple[Any, Any, GateState]:
-        sel, w = self._route(scores, state.buffers, mode, valid)
+        sel, w = self._route(scores, state.buffers, mode, valid, arg_bias=state.bias)
         pending = state.pending
         if self.counts_name is None and mode == "train":
             from lfbtheory.metrics import expert_loads
@@ -602,18 +715,35 @@ class _GateModule:
         out = []
         for s in states:
             _restore(self.module, s.buffers)
+            held, rs = s.bias, s.rule_state
             with torch.no_grad():
-                if not s.frozen:
+                if not s.frozen and self.rule_applied:
+                    rs = self.rule.update(total, rs)
+                    new = self._bias_tensor(rs.bias)
+                    if self.bias_arg is not None:
+                        held = new
+                    else:
+                        _state_tensors(self.module)[self.bias_name].copy_(new)
+                elif not s.frozen:
                     self.update(torch.as_tensor(total, dtype=torch.float32))
                 if self.counts_name is not None:
                     _state_tensors(self.module)[self.counts_name].zero_()
             pending = None if self.counts_name else np.zeros(self.n_experts, dtype=np.int64)
             out.append(
-                GateState(_snapshot(self.module), pending, s.n_updates + (not s.frozen), s.frozen)
+                GateState(
+                    _snapshot(self.module),
+                    pending,
+                    s.n_updates + (not s.frozen),
+                    s.frozen,
+                    held,
+                    rs,
+                )
             )
         return tuple(out)
 
     def bias(self, state: GateState) -> Any:
+        if self.bias_arg is not None:
+            return to_numpy(state.bias)
         return to_numpy(state.buffers[self.bias_name])
 
     def counts(self, state: GateState) -> Any:
@@ -625,12 +755,17 @@ class _GateModule:
     def state_dict(self, state: GateState) -> Any:
         _restore(self.module, state.buffers)
         raw = {key: v.detach().clone() for key, v in self.module.state_dict().items()}
+        if self.bias_arg is not None:
+            raw[f"lfb_adapter.{self.bias_arg}"] = state.bias.detach().clone()
         d = CheckpointDict(to_numpy(raw))
         d.storage_dtypes = {key: str(v.dtype).removeprefix("torch.") for key, v in raw.items()}
         if state.pending is not None:
             d["lfb_adapter.pending"] = np.array(state.pending, copy=True)
         d["lfb_adapter.n_updates"] = np.int64(state.n_updates)
         d["lfb_adapter.frozen"] = np.bool_(state.frozen)
+        if state.rule_state is not None:
+            for key, v in state.rule_state._asdict().items():
+                d[f"lfb_adapter.rule.{key}"] = np.array(v, copy=True)
         return d
 
     def load_state_dict(self, d: Mapping[str, Any]) -> GateState:
@@ -638,15 +773,26 @@ class _GateModule:
         own = {key: _exact_tensor(v) for key, v in d.items() if not key.startswith("lfb_adapter.")}
         self.module.load_state_dict(own)
         pending = d.get("lfb_adapter.pending")
+        held = None
+        if self.bias_arg is not None:
+            held = _exact_tensor(d[f"lfb_adapter.{self.bias_arg}"])
+        rs = None
+        if self.rule_applied:
+            fields = type(self.rule.init(self.n_experts))._fields
+            vals = [np.array(d[f"lfb_adapter.rule.{f}"], copy=True) for f in fields]
+            vals = [v.item() if v.ndim == 0 else v for v in vals]
+            rs = type(self.rule.init(self.n_experts))(*vals)
         return GateState(
             _snapshot(self.module),
             None if pending is None else np.asarray(pending, np.int64).copy(),
             int(d["lfb_adapter.n_updates"]),
             bool(d["lfb_adapter.frozen"]),
+            held,
+            rs,
         )
 
     def __call__(self, scores: Any, state: Any) -> tuple[Any, Any]:
-        if self.update is None:  # a select-only gate: route with its bias as wrapped
+        if self.update is None and not self.rule_applied:  # select-only: route as wrapped
             sel, _ = self._route(scores, self.initial, "eval")
             return sel, state
         state = self.init() if state is None else state
@@ -744,16 +890,6 @@ def _exact_tensor(x: Any) -> Any:
     return a if a.dtype.kind in "US" else torch.as_tensor(a)
 
 
-def _find_bias(module: Any, name: str | None) -> str | None:
-    if name is not None:
-        return name
-    tensors = _state_tensors(module)
-    found = [n for n in tensors if n.rsplit(".", 1)[-1] in _BIAS_NAMES]
-    if len(found) > 1:
-        raise ValueError(f"several bias buffers {found}: name one with from_torch(..., bias=)")
-    return found[0] if found else None
-
-
 def from_torch(
     obj: Any,
     *,
@@ -769,6 +905,8 @@ def from_torch(
     n_groups: int | None = None,
     topk_groups: int | None = None,
     group_score_topk: int | None = None,
+    score_function: str | None = None,
+    bias_on: str | None = None,
     projection: str | None = None,
     dtype: Any = "float32",
     device: str = "cpu",
@@ -776,19 +914,58 @@ def from_torch(
 ) -> Any:
     """Wrap a torch router (function, module, gate with a bias buffer, or BiasRouter-like
     object; see the module docstring) as a numpy router for the conformance suite."""
+    from lfbtheory.adapters.discovery import read_design
+
     torch = require_torch()
     dt = _torch_dtype(torch, dtype)
-    declared = _declared(
-        obj,
-        {
-            "n_experts": n_experts,
-            "k": k,
-            "n_groups": n_groups,
-            "topk_groups": topk_groups,
-            "group_score_topk": group_score_topk,
-            "rule": rule,
-        },
+    module = obj if isinstance(obj, torch.nn.Module) else None
+    design = (
+        read_design(
+            obj,
+            overrides={
+                "n_experts": n_experts,
+                "k": k,
+                "n_groups": n_groups,
+                "topk_groups": topk_groups,
+                "group_score_topk": group_score_topk,
+                "score_function": score_function,
+                "bias_on": bias_on,
+                "bias": bias,
+                "counts": counts,
+                "bias_mode": getattr(rule, "bias_mode", None),
+            },
+        )
+        if module is not None
+        else None
     )
+    if design is not None and design.gaps and design.bias is None:
+        raise ValueError(f"{type(obj).__name__}: {'; '.join(design.gaps)}")
+    declared = (
+        _declared(design, rule)
+        if design is not None
+        else {
+            key: v
+            for key, v in (
+                ("n_experts", n_experts),
+                ("k", k),
+                ("n_groups", n_groups),
+                ("topk_groups", topk_groups),
+                ("group_score_topk", group_score_topk),
+                ("rule", rule),
+            )
+            if v is not None
+        }
+    )
+    if module is None:
+        for key, names in (("n_experts", ("n_experts", "num_experts")), ("k", ("k", "top_k"))):
+            for name in names:
+                if key not in declared and isinstance(getattr(obj, name, None), int):
+                    declared[key] = int(getattr(obj, name))
+        if "rule" not in declared and getattr(obj, "rule", None) is not None:
+            declared["rule"] = obj.rule
+        for key in ("n_groups", "topk_groups", "group_score_topk"):
+            if key not in declared and isinstance(getattr(obj, key, None), int):
+                declared[key] = int(getattr(obj, key))
     if callable(getattr(obj, "select", None)):
         return _BiasRouterProxy(obj, dt, device, declared)
     if not callable(obj):
@@ -798,7 +975,6 @@ def from_torch(
         )
     if not (isinstance(eps, float) and 0 < eps < 0.5):
         raise ValueError(f"eps must be a float in (0, 0.5), got {eps!r}")
-    module = obj if isinstance(obj, torch.nn.Module) else None
     inp = _Inputs(module, inputs, dt, device, eps, declared.get("n_experts"), projection)
     kk = declared.get("k")
 
@@ -806,10 +982,12 @@ def from_torch(
         return extract(out, indices=indices, weights=weights, k=kk)
 
     if module is not None:
-        bname = _find_bias(module, bias)
-        if bname is not None:
-            return _GateModule(module, bname, inp, declared, pick, update, counts)
+        if design.bias is not None:
+            return _GateModule(module, design, inp, declared, pick, update)
         if update is not None or counts is not None:
-            raise ValueError("update= and counts= need the module's bias buffer (bias=...)")
+            raise ValueError(
+                "update= and counts= need the module's bias (bias=...: a buffer, a grad-free "
+                "parameter or a forward argument)"
+            )
         return _ModuleRouter(module, inp, declared, pick)
     return _FunctionRouter(obj, inp, declared, pick)
