@@ -106,12 +106,13 @@ NAMES: dict[str, tuple[str, ...]] = {
 BIAS_NAMES = (
     "e_score_correction_bias",
     "expert_bias",
+    "expert_bias_E",
     "expert_biases",
     "score_correction_bias",
     "balancing_biases",
 )
 #: tensor names of a module's own tokens-per-expert counts
-COUNT_NAMES = ("local_tokens_per_expert", "tokens_per_expert")
+COUNT_NAMES = ("local_tokens_per_expert", "tokens_per_expert", "tokens_per_expert_E")
 SCORE_ALIASES = {
     "sigmoid": "sigmoid",
     "softmax": "softmax",

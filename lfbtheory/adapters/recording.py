@@ -55,6 +55,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from lfbtheory.adapters.discovery import BIAS_NAMES, COUNT_NAMES
 from lfbtheory.adapters.torch import require_torch
 from lfbtheory.metrics import tie_margin
 from lfbtheory.traces import Trace, write_trace
@@ -158,24 +159,28 @@ class _Gate:
     chain: list[Any]
     logits: list[NDArray[np.float32]] = field(default_factory=list)
     chosen: list[NDArray[np.int64] | None] = field(default_factory=list)
+    weights: list[NDArray[np.float64] | None] = field(default_factory=list)
     dtype: str = ""
     n_experts: int = 0
+    design: Any = None
+    arg_bias: NDArray[np.float64] | None = None
 
 
 def _extract(
     gate: _Gate, inputs: Any, output: Any, extract: Callable[..., Any] | None, torch: Any
-) -> tuple[Any, Any]:
+) -> tuple[Any, Any, Any]:
+    """(logits, chosen experts or None, their gate weights or None) of one gate call."""
     if extract is not None:
         res = extract(gate.module, inputs, output)
-        return res if isinstance(res, tuple) else (res, None)
+        res = res if isinstance(res, tuple) else (res, None)
+        return res[0], res[1], None
     mod = gate.module
     x = inputs[0] if isinstance(inputs, tuple) and inputs else None
-    e_known = _int_or(_attr([mod], _E_ATTRS), None)
+    e_known = gate.design.n_experts if gate.design is not None else None
     w = getattr(mod, "weight", None)
-    # Megatron-core's TopKRouter returns (probs, routing_map): recompute its logits (rule 4)
+    # Megatron-core's TopKRouter returns (probs, routing_map): recompute its logits (rule 5)
     megatron = hasattr(mod, "score_function") and isinstance(w, torch.Tensor) and w.ndim == 2
-    chosen = None
-    first = None
+    chosen, weights, first = None, None, None
     if isinstance(output, (tuple, list)) and output:
         for extra in output[1:]:
             if not isinstance(extra, torch.Tensor) or extra.is_floating_point() or extra.ndim < 2:
@@ -187,6 +192,17 @@ def _extract(
                 if per_row.numel() and bool((per_row == per_row[0]).all()) and per_row[0] > 0:
                     flat_map = extra.reshape(-1, extra.shape[-1])
                     chosen = flat_map.nonzero()[:, 1].view(flat_map.shape[0], int(per_row[0]))
+            break
+        if chosen is not None:
+            floats = [
+                t
+                for t in output
+                if isinstance(t, torch.Tensor)
+                and t.is_floating_point()
+                and t.shape[-1] == chosen.shape[-1]
+                and t.numel() == chosen.numel()
+            ]
+            weights = floats[0] if len(floats) == 1 else None
         first = output[0]
     elif isinstance(output, torch.Tensor):
         first = output
@@ -195,22 +211,23 @@ def _extract(
         and isinstance(first, torch.Tensor)
         and first.is_floating_point()
         and (e_known is None or first.shape[-1] == e_known)
+        and (chosen is None or first.shape[-1] != chosen.shape[-1] or e_known is not None)
     ):
-        return first, chosen
+        return first, chosen, weights
     sub = getattr(mod, "gate", None)  # torchtitan: router.gate = nn.Linear(dim, E)
     if (
         isinstance(sub, torch.nn.Linear)
         and isinstance(x, torch.Tensor)
         and x.shape[-1] == sub.in_features
     ):
-        return sub(x), chosen
+        return sub(x), chosen, weights
     if (
         isinstance(w, torch.Tensor)
         and w.ndim == 2
         and isinstance(x, torch.Tensor)
         and x.shape[-1] == w.shape[1]
     ):
-        return torch.nn.functional.linear(x.float(), w.float()), chosen
+        return torch.nn.functional.linear(x.float(), w.float()), chosen, weights
     raise ValueError(
         f"gate {gate.name!r} ({type(mod).__name__}) output is neither logits nor a tuple "
         "starting with logits, and it has no (E, hidden) weight; pass extract=fn(module, inputs, "
@@ -257,6 +274,72 @@ def _int_or(value: Any, default: int | None) -> int | None:
     return int(value)
 
 
+def _bound_argument(module: Any, name: str, args: Any, kwargs: Any) -> Any:
+    """The value of ``module.forward``'s parameter ``name`` in one call."""
+    import inspect
+
+    try:
+        bound = inspect.signature(module.forward).bind(*args, **kwargs)
+    except TypeError:
+        return None
+    return bound.arguments.get(name)
+
+
+def _tensor_at(chain: list[Any], where: str) -> Any:
+    kind, _, path = where.partition(":")
+    mods = chain[:1] if kind == "buffer" else chain[1:]
+    for mod in mods:
+        obj = mod
+        for part in path.split("."):
+            obj = getattr(obj, part, None)
+            if obj is None:
+                break
+        if obj is not None:
+            return obj
+    return None
+
+
+def _settle(g: _Gate, e: int) -> tuple[Any, NDArray[np.float64] | None]:
+    """The gate's measured design and the bias it routed with (:mod:`.discovery`)."""
+    from lfbtheory.adapters.discovery import fit_design
+
+    d = g.design
+    b = None
+    if d.bias is not None:
+        t = g.arg_bias if d.bias.startswith("argument:") else _tensor_at(g.chain, d.bias)
+        if t is not None:
+            b = np.asarray(t.detach().float().cpu().numpy() if hasattr(t, "detach") else t)
+            b = np.asarray(b, np.float64).reshape(-1)
+            if b.size != e:
+                b = None
+    z = np.concatenate(g.logits).astype(np.float64)
+    if any(c is None for c in g.chosen):
+        if d.score_function is None:
+            raise ValueError(
+                f"gate {g.name!r} returns no chosen experts, so its score function cannot be "
+                "measured and no attribute names it; pass gate= (one of "
+                "'softmax', 'sigmoid', 'sqrt_softplus', 'identity')"
+            )
+        return d, b
+    chosen = np.concatenate(g.chosen)
+    w = None if any(x is None for x in g.weights) else np.concatenate(g.weights)
+    first = fit_design(d, z, chosen, b, w, softcap_applied=bool(d.logit_softcap))
+    if d.logit_softcap and (first.refused or first.gaps):  # the logits were not capped yet
+        again = fit_design(d, z, chosen, b, w)
+        fitted = again if not again.refused else first
+    else:
+        fitted = first
+        if d.logit_softcap and not first.refused:
+            from dataclasses import replace
+
+            fitted = replace(first, logit_softcap=0.0)  # recorded logits are already capped
+    if fitted.refused:
+        raise ValueError(f"gate {g.name!r} ({type(g.module).__name__}): {fitted.refused}")
+    if fitted.gaps:
+        raise ValueError(f"gate {g.name!r} ({type(g.module).__name__}): {'; '.join(fitted.gaps)}")
+    return fitted, b
+
+
 def record_router_scores(
     model: Any,
     batches: Iterable[Any],
@@ -269,6 +352,9 @@ def record_router_scores(
     gate: str | None = None,
     n_groups: int | None = None,
     topk_groups: int | None = None,
+    group_score_topk: int | None = None,
+    bias: str | None = None,
+    bias_on: str | None = None,
     extract: Callable[..., Any] | None = None,
     call: Callable[[Any, Any], Any] | None = None,
     progress: bool = False,
@@ -283,15 +369,36 @@ def record_router_scores(
     (default: ``model(**batch)`` for a dict, ``model(*batch)`` for a tuple, else
     ``model(batch)``). The model is put in eval mode for the recording and restored after.
     Hooks are always removed, also on error. Returns the :class:`Trace` (written to ``path``).
+
+    The design of every gate (E, k, score function ``gate``, bias tensor ``bias`` and where it
+    is added ``bias_on``, groups and group score) is read and measured by
+    :mod:`lfbtheory.adapters.discovery`, the same code :func:`lfbtheory.adapters.torch.from_torch`
+    uses; keywords override it. A gate whose choices no design reproduces (a hash router, a
+    skip class) is refused with the reason, and so is a design the recording cannot settle
+    (the message names the keyword that does).
     """
+    from lfbtheory.adapters.discovery import read_design
+    from lfbtheory.traces import SCORE_FUNCTIONS
+
     torch = require_torch()
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
         raise ValueError(f"max_tokens must be a positive integer, got {max_tokens!r}")
-    if gate is not None and gate not in ("softmax", "sigmoid"):
-        raise ValueError(f"gate must be 'softmax' or 'sigmoid' (or None: inferred); got {gate!r}")
+    if gate is not None and gate not in SCORE_FUNCTIONS:
+        raise ValueError(f"gate must be one of {SCORE_FUNCTIONS} (or None: inferred); got {gate!r}")
     rng = np.random.default_rng(seed)
     by_name = _parents(model)
     found = [_Gate(n, m, _chain(n, m, by_name)) for n, m in find_gates(model, gates)]
+    overrides = {
+        "k": k,
+        "score_function": gate,
+        "n_groups": n_groups,
+        "topk_groups": topk_groups,
+        "group_score_topk": group_score_topk,
+        "bias": bias,
+        "bias_on": bias_on,
+    }
+    for g in found:
+        g.design = read_design(g.module, g.chain[1:], overrides)
     batch_list = batches if isinstance(batches, (list, tuple)) else None
     per_batch = -(-max_tokens // max(1, len(batch_list))) if batch_list is not None else max_tokens
     state: dict[str, Any] = {"rows": None, "pick": None, "kept": 0}
@@ -315,8 +422,8 @@ def record_router_scores(
         return state["pick"]  # type: ignore[no-any-return]
 
     def make_hook(g: _Gate) -> Callable[..., None]:
-        def hook(module: Any, inputs: Any, output: Any) -> None:
-            logits, chosen = _extract(g, inputs, output, extract, torch)
+        def hook(module: Any, inputs: Any, kwargs: Any, output: Any) -> None:
+            logits, chosen, weights = _extract(g, inputs, output, extract, torch)
             e = int(logits.shape[-1])
             flat = logits.detach().reshape(-1, e)
             sel = pick(int(flat.shape[0]))
@@ -327,12 +434,23 @@ def record_router_scores(
             if chosen is not None:
                 c = chosen.detach().reshape(flat.shape[0], -1).index_select(0, t)
                 g.chosen.append(c.cpu().numpy().astype(np.int64))
+                if weights is not None:
+                    wt = weights.detach().reshape(flat.shape[0], -1).index_select(0, t)
+                    g.weights.append(wt.float().cpu().numpy().astype(np.float64))
+                else:
+                    g.weights.append(None)
             else:
                 g.chosen.append(None)
+                g.weights.append(None)
+            where = g.design.bias or ""
+            if where.startswith("argument:"):
+                b = _bound_argument(module, where.split(":", 1)[1], inputs, kwargs)
+                if b is not None:
+                    g.arg_bias = np.asarray(b.detach().float().cpu().numpy(), np.float64)
 
         return hook
 
-    handles = [g.module.register_forward_hook(make_hook(g)) for g in found]
+    handles = [g.module.register_forward_hook(make_hook(g), with_kwargs=True) for g in found]
     was_training = bool(model.training)
     model.eval()
     try:
@@ -381,38 +499,33 @@ def record_router_scores(
             f"({[(g.name, g.n_experts) for g in found]}); narrow gates="
         )
     e = es.pop()
-    ks = {_int_or(_attr(g.chain, _K_ATTRS), None) for g in found} if k is None else {k}
+    designs, biases = [], []
+    for g in found:
+        d, b = _settle(g, e)
+        designs.append(d)
+        biases.append(b)
+    ks = {d.k for d in designs}
     if None in ks or len(ks) != 1:
         raise ValueError(
             "k could not be inferred from the gates' attributes (top_k, "
             f"num_experts_per_tok, topk): found {sorted(ks, key=str)}; pass k="
         )
     kk = int(ks.pop())
-    gates_fn = gate
-    if gates_fn is None:
-        g0 = found[0].chain
-        named = _attr(g0, _GATE_ATTRS)
-        if named is not None:
-            gates_fn = str(named)
-        elif _attr(g0, ("e_score_correction_bias",)) is not None:
-            gates_fn = "sigmoid"
-        else:
-            gates_fn = "softmax"
-    if gates_fn not in ("softmax", "sigmoid"):
-        raise ValueError(
-            f"gate function {gates_fn!r} of the model is not softmax/sigmoid; pass gate="
-        )
-    biases = []
-    for g in found:
-        b = _attr(g.chain, _BIAS_ATTRS)
-        biases.append(
-            None if b is None else np.asarray(b.detach().float().cpu().numpy(), np.float64)
-        )
-    bias = np.stack(biases) if all(b is not None for b in biases) else None
-    ng = _int_or(_attr(found[0].chain, _GROUP_ATTRS[0]), 0) if n_groups is None else n_groups
-    tg = _int_or(_attr(found[0].chain, _GROUP_ATTRS[1]), 0) if topk_groups is None else topk_groups
-    if not ng or not tg or ng == 1 or tg >= (ng or 0):
-        ng, tg = 0, 0
+    for field_name in ("score_function", "logit_softcap", "bias_on", "group_limited"):
+        vals = {getattr(d, field_name) for d in designs}
+        if len(vals) != 1:
+            raise ValueError(
+                f"the gates differ in {field_name} ({sorted(vals, key=str)}); record them "
+                "separately (gates=...)"
+            )
+    d0 = designs[0]
+    gates_fn = d0.score_function
+    grouped = d0.group_limited
+    rules = {d.group_score_topk for d in designs}
+    if grouped and len(rules) != 1:
+        raise ValueError(f"the gates differ in their group score ({sorted(rules)}); pass gates=")
+    has = np.array([b is not None for b in biases])
+    bias_arr = np.stack([np.zeros(e) if b is None else b for b in biases]) if has.any() else None
     chosen = None
     if all(c is not None for g in found for c in g.chosen):
         chosen = np.stack([np.concatenate(g.chosen) for g in found])  # type: ignore[arg-type]
@@ -426,14 +539,18 @@ def record_router_scores(
         layer_names=tuple(g.name for g in found),
         model=_model_identity(model),
         dtype=found[0].dtype,
-        n_groups=int(ng or 0),
-        topk_groups=int(tg or 0),
+        n_groups=int(d0.n_groups) if grouped else 0,
+        topk_groups=int(d0.topk_groups) if grouped else 0,
+        group_score_topk=int(d0.group_score_topk or 2) if grouped else 2,
+        logit_softcap=float(d0.logit_softcap),
+        bias_on=d0.bias_on,
+        bias_layers=None if bias_arr is None or has.all() else has,
         batch_index=np.concatenate(idx["batch"]),
         sequence_index=np.concatenate(idx["seq"]),
         position=np.concatenate(idx["pos"]),
         seed=int(seed) if isinstance(seed, (int, np.integer)) else 0,
         max_tokens=max_tokens,
-        bias=bias,
+        bias=bias_arr,
         experts=chosen,
     )
     if e != trace.n_experts:  # pragma: no cover - stacking guarantees it
@@ -483,9 +600,10 @@ class LoadLogger:
 
     Call :meth:`log` once per optimizer step *before* the framework resets its counters.
     ``loads`` / ``bias`` name buffers found on the modules ``gates`` selects (default: modules
-    that own one of the ``loads`` buffers): torchtitan's MoE keeps ``tokens_per_expert`` and
-    ``expert_bias``; Megatron-core's TopKRouter ``local_tokens_per_expert`` and ``expert_bias``
-    (buffer names from their public sources; not run here). :meth:`save` writes the npz layout
+    that own one of the ``loads`` buffers; the names are :data:`.discovery.COUNT_NAMES` and
+    :data:`.discovery.BIAS_NAMES`): torchtitan 0.3's MoE keeps ``tokens_per_expert_E`` and
+    ``expert_bias_E`` (earlier releases without the ``_E``); Megatron-core's TopKRouter
+    ``local_tokens_per_expert`` and ``expert_bias``. :meth:`save` writes the npz layout
     of :mod:`lfbtheory.analysis.diagnose` (loads (steps, layers, E) [+ bias]).
     """
 
@@ -494,8 +612,8 @@ class LoadLogger:
         model: Any,
         *,
         gates: Any = None,
-        loads: tuple[str, ...] = ("tokens_per_expert", "local_tokens_per_expert"),
-        bias: tuple[str, ...] = ("expert_bias", "e_score_correction_bias"),
+        loads: tuple[str, ...] = COUNT_NAMES,
+        bias: tuple[str, ...] = BIAS_NAMES,
     ) -> None:
         if gates is None:
 
