@@ -8,7 +8,8 @@ and the traces see the same router. A design is:
 - sizes: E and k;
 - the score function f mapping logits z to the scores the bias is added to (``sigmoid``,
   ``softmax``, ``sqrt_softplus``, ``identity``), with an optional logit soft-cap
-  c tanh(z / c) applied first (:data:`lfbtheory.traces.SCORE_FUNCTIONS`);
+  c tanh(z / c) applied first (:data:`lfbtheory.traces.SCORE_FUNCTIONS`) and a constant
+  logit multiplier (MuseSpark's ``output_multiplier``) before that;
 - the bias: which tensor holds it (a buffer or grad-free parameter of the gate or of a
   sub-module, e.g. ERNIE's ``moe_statics.e_score_correction_bias``; a buffer of a parent
   block; or a ``forward`` argument the parent passes in, as in AFMoE and MiniMax-M2), where it
@@ -100,6 +101,7 @@ NAMES: dict[str, tuple[str, ...]] = {
         "expert_selection_fn",
     ),
     "logit_softcap": ("router_logit_softcapping", "moe_router_logit_softcapping"),
+    "logit_scale": ("output_multiplier", "router_logit_scale"),
     "topk_method": ("topk_method",),
 }
 #: tensor names a routing bias is found under (buffers, grad-free parameters, forward args)
@@ -161,6 +163,7 @@ class Design:
     k: int | None = None
     score_function: str | None = None
     logit_softcap: float = 0.0
+    logit_scale: float = 1.0
     bias: str | None = None
     bias_on: str = "scores"
     bias_mode: str = "additive"
@@ -278,10 +281,11 @@ def read_design(
         hit = _lookup(chain, NAMES[key])
         if hit is not None and _int(hit[0]) is not None:
             got[key], src[key] = _int(hit[0]), hit[1]
-    if "n_experts" not in got:
-        w = _projection_weight(module)
-        if w is not None:
-            got["n_experts"], src["n_experts"] = int(w.shape[0]), "projection weight rows"
+    w = _projection_weight(module)
+    if w is not None and "n_experts" not in over and got.get("n_experts") != int(w.shape[0]):
+        # the gate scores its projection's rows (LongCat's zero-computation experts add rows)
+        named = f" ({src['n_experts']} says {got['n_experts']})" if "n_experts" in got else ""
+        got["n_experts"], src["n_experts"] = int(w.shape[0]), f"projection weight rows{named}"
     e = got.get("n_experts")
     fn, softcap = over.get("score_function"), float(over.get("logit_softcap", 0.0) or 0.0)
     if fn is not None:
@@ -290,6 +294,10 @@ def read_design(
         hit = _lookup(chain, NAMES["score_function"])
         if hit is not None and str(hit[0]).lower().replace("-", "_") in SCORE_ALIASES:
             fn, src["score_function"] = SCORE_ALIASES[str(hit[0]).lower().replace("-", "_")], hit[1]
+    scale = 1.0
+    hit = _lookup(chain[:1], NAMES["logit_scale"])
+    if hit is not None and isinstance(hit[0], (int, float)) and hit[0] > 0:
+        scale, src["logit_scale"] = float(hit[0]), hit[1]
     if not softcap:
         hit = _lookup(chain[:1], NAMES["logit_softcap"])
         if hit is not None and isinstance(hit[0], (int, float)) and hit[0] > 0:
@@ -339,6 +347,7 @@ def read_design(
         k=got.get("k"),
         score_function=fn,
         logit_softcap=softcap,
+        logit_scale=scale,
         bias=bias,
         bias_on=bias_on,
         bias_mode=str(over.get("bias_mode", "additive")),

@@ -204,6 +204,19 @@ def _extract(
             ]
             weights = floats[0] if len(floats) == 1 else None
         first = output[0]
+        sparse = _sparse_weights(first, torch)
+        if chosen is None and sparse is not None:
+            # a dense map holding the k gate weights of each token (Llama-4 returns
+            # (sigmoid of the top-k logits scattered into zeros, logits)): not logits
+            chosen, weights = sparse
+            rest = [
+                t
+                for t in output[1:]
+                if isinstance(t, torch.Tensor) and t.is_floating_point() and t.shape == first.shape
+            ]
+            if len(rest) == 1:
+                return rest[0], chosen, weights
+            first = None
     elif isinstance(output, torch.Tensor):
         first = output
     if (
@@ -233,6 +246,23 @@ def _extract(
         "starting with logits, and it has no (E, hidden) weight; pass extract=fn(module, inputs, "
         "output) returning the (tokens, E) logits"
     )
+
+
+def _sparse_weights(x: Any, torch: Any) -> tuple[Any, Any] | None:
+    """(chosen ids, their values) when ``x`` (..., E) holds the same number k < E of non-zero
+    entries in every row, else None."""
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.ndim < 2:
+        return None
+    flat = x.detach().reshape(-1, x.shape[-1])
+    nz = flat != 0
+    per_row = nz.sum(-1)
+    if not per_row.numel() or not bool((per_row == per_row[0]).all()):
+        return None
+    kk = int(per_row[0])
+    if not 0 < kk < flat.shape[1]:
+        return None
+    ids = nz.nonzero()[:, 1].view(flat.shape[0], kk)
+    return ids, flat.gather(1, ids)
 
 
 def _batch_shape(batch: Any, torch: Any) -> tuple[int, int] | None:

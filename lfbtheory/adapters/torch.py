@@ -18,7 +18,10 @@ coming back are converted to numpy. What ``obj`` may be:
     suite's bias into the buffer, so every bias property applies (``select(scores, bias)``).
     With ``update=`` (a method name, called ``module.<update>(loads)``, or a callable
     ``update(module, loads)`` that moves the bias in place from the summed tokens per expert
-    of an optimizer step) and ``rule=`` (the declared :class:`lfbtheory.updates.Rule`), the
+    of an optimizer step, or ``"rule"``: the adapter applies the declared rule itself, for
+    inference-only gates such as the Hugging Face routers, whose update lives in a trainer;
+    the run then starts from the rule's initial bias, and the report says the update was the
+    adapter's) and ``rule=`` (the declared :class:`lfbtheory.updates.Rule`), the
     adapter also plays the trainer: it routes micro-batches (counting the selected experts of
     real tokens in train mode, or reading the module's own counts buffer ``counts=``), sums
     the counts over data-parallel replicas, calls the update once per optimizer step and
@@ -209,6 +212,19 @@ def _describe_out(out: Any) -> str:
     return "; ".join(parts)
 
 
+def _sparse(x: Any) -> tuple[Any, Any] | None:
+    """(ids, values) when every row of the (n, E) float ``x`` has the same k < E non-zeros."""
+    nz = x != 0
+    per_row = nz.sum(-1)
+    if not per_row.numel() or not bool((per_row == per_row[0]).all()):
+        return None
+    kk = int(per_row[0])
+    if not 0 < kk < x.shape[1]:
+        return None
+    ids = nz.nonzero()[:, 1].view(x.shape[0], kk)
+    return ids, x.gather(1, ids)
+
+
 def extract(
     out: Any, *, indices: Any = None, weights: Any = None, k: int | None = None
 ) -> tuple[Any, Any]:
@@ -229,6 +245,11 @@ def extract(
         cands = [v for _, v in tensors if v.ndim == 2 and not v.is_floating_point()]
         ints = [v for v in cands if v.dtype != torch.bool]
         cands = ints or cands
+        sparse = [_sparse(v) for _, v in tensors if v.ndim == 2 and v.is_floating_point()]
+        sparse = [x for x in sparse if x is not None and (k is None or x[0].shape[1] == k)]
+        if not cands and len(sparse) == 1 and weights is None:
+            # a dense (n, E) map holding the k gate weights of each token (Llama-4 style)
+            return to_numpy(sparse[0][0]), np.asarray(to_numpy(sparse[0][1]), np.float64)
         if len(cands) != 1:
             raise ValueError(
                 "cannot tell which router output holds the selected experts "
@@ -552,11 +573,11 @@ class _GateModule:
         z = rng.normal(0.0, 1.5, (256, e))
         s = 1.0 / (1.0 + np.exp(-z))
         b = rng.normal(0.0, 0.5 / np.sqrt(e), e)
-        sel, w = self._route(s, self._buffers(b), "eval")
+        sel, w = self.select(s, b)
         if sel.dtype == bool:
             self.design_gaps = ("the gate returns a routing map with varying experts per token",)
             return
-        zin = self.inputs.logits_seen(s)
+        zin = self.inputs.logits_seen(s) * self.design.logit_scale
         d = fit_design(self.design, zin, sel, b, w, tol=4 * SCORE_ERROR)
         self.design = d
         if d.refused:
@@ -574,7 +595,7 @@ class _GateModule:
         s = np.asarray(scores, np.float64)
         if self.inputs.inputs == "scores":
             return s
-        return self.design.scores(self.inputs.logits_seen(s))
+        return self.design.scores(self.inputs.logits_seen(s) * self.design.logit_scale)
 
     def describe(self) -> str:
         where = (
@@ -682,6 +703,8 @@ class _GateModule:
 
     def init(self, bias0: Any = None) -> GateState:
         buffers = dict(self.initial)
+        if bias0 is None and self.rule_applied:
+            bias0 = self.rule.init(self.n_experts).bias  # a fresh run starts at the rule's init
         held = None
         if self.bias_arg is not None:
             held = self._bias_tensor(np.zeros(self.n_experts) if bias0 is None else bias0)
