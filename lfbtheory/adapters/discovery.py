@@ -310,6 +310,11 @@ def read_design(
         elif src.get("n_groups", "").endswith("moe_router_num_groups") and got.get("k"):
             got["group_score_topk"] = max(1, got["k"] // got["topk_groups"])
             src["group_score_topk"] = "Megatron-core convention: top-(k // kept groups) sum"
+        else:
+            got["group_score_topk"] = 2
+            src["group_score_topk"] = (
+                f"DeepSeek-V3 convention for {src['n_groups']}: top-2 sum (HF, torchtitan)"
+            )
     # the bias: keyword, a tensor of the gate, a forward argument, a parent's tensor
     bias = over.get("bias")
     if bias is not None:
@@ -461,6 +466,29 @@ def fit_design(
                 mag = float(np.max(np.abs(x))) if x.size else 1.0
                 if _consistent(x, mask, k, groups, tol * max(1.0, mag)) == 0:
                     alive.append((fn, place, rule))
+    if not alive and (design.score_function or "bias_on" in design.sources or len(rules) == 1):
+        free = replace(
+            design,
+            score_function=None,
+            group_score_topk=None,
+            sources={k: v for k, v in design.sources.items() if k != "bias_on"},
+        )
+        measured = fit_design(
+            free, z, chosen, bias, weights, tol=tol, softcap_applied=softcap_applied
+        )
+        if not measured.refused:
+            declared = design.describe()
+            return replace(
+                design,  # keep the declared design; take what names did not state from measurement
+                score_function=design.score_function or measured.score_function,
+                bias_on=design.bias_on if "bias_on" in design.sources else measured.bias_on,
+                refused=(
+                    f"its choices do not follow the design read from its names ({declared}; "
+                    f"{', '.join(f'{k}: {v}' for k, v in design.sources.items())}) but "
+                    f"{measured.describe()}: a bug, or pass the keywords (score_function=, "
+                    "bias_on=, group_score_topk=) that state its real design"
+                ),
+            )
     if not alive:
         what = "top-k of f(z) + b" if b is not None else "top-k of f(z)"
         return replace(

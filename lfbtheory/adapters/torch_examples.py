@@ -13,6 +13,8 @@ Written from the papers' equations (not copied from any code base), at any shape
   in a float32 buffer (only ``if self.training and torch.is_grad_enabled()``, padding
   excluded), and the optimizer-step hook :func:`megatron_update` replaces the float32 bias by
   :func:`get_updated_expert_bias` of the summed tokens per expert (arXiv 2408.15664 eq. 3).
+- :class:`SoftmaxBiasGate` -- ERNIE 4.5 / LongCat-Flash: softmax scores with a selection
+  bias, weights from the unbiased softmax (scores ~1/E).
 - :class:`SoftmaxTopKRouter` -- Mixtral / Qwen-MoE: p = softmax(u W^T), the top-k of p, its
   weights renormalised to sum 1 (Mixtral, arXiv 2401.04088 Sec. 2.1: softmax over the top-k
   logits, the same numbers); no bias. Returns (logits, weights, indices).
@@ -47,6 +49,8 @@ __all__ = [
     "DeepSeekV3Gate",
     "MegatronRouter",
     "SoftmaxTopKRouter",
+    "SoftmaxBiasGate",
+    "softmax_bias",
     "get_updated_expert_bias",
     "megatron_update",
     "deepseek_v3",
@@ -200,6 +204,30 @@ class SoftmaxTopKRouter(nn.Module):
         return router_logits, weights.type_as(x), indices
 
 
+class SoftmaxBiasGate(nn.Module):
+    """Softmax gate with a selection bias (ERNIE 4.5 / LongCat-Flash design): p = softmax(u W^T),
+    experts = TopK(p + b), weights = p / sum(p) over the selected experts (from the unbiased
+    softmax); b moved in place by the sign rule. Scores are ~1/E, so every perturbation of
+    the suite must be relative to the score scale."""
+
+    def __init__(self, dim: int, n_experts: int, k: int, update_speed: float, seed: int = 0):
+        super().__init__()
+        self.n_experts, self.k, self.update_speed = n_experts, k, update_speed
+        self.weight = _projection(n_experts, dim, seed)
+        self.register_buffer("e_score_correction_bias", torch.zeros(n_experts))
+
+    def forward(self, x: Any) -> tuple[Any, Any]:
+        p = torch.softmax(nn.functional.linear(x.float(), self.weight.float()), dim=-1)
+        indices = torch.topk(p + self.e_score_correction_bias, self.k, dim=-1)[1]
+        weights = p.gather(1, indices)
+        return weights / weights.sum(dim=-1, keepdim=True), indices
+
+    @torch.no_grad()
+    def update_bias(self, tokens_per_expert: Any) -> None:
+        load = tokens_per_expert.float()
+        self.e_score_correction_bias += self.update_speed * torch.sign(load.mean() - load)
+
+
 def _shape(n_experts: int) -> tuple[int, int, int]:
     if n_experts not in SHAPES:
         raise ValueError(f"n_experts must be one of {sorted(SHAPES)}, got {n_experts}")
@@ -228,6 +256,15 @@ def megatron(n_experts: int = 256, seed: int = 0) -> Any:
     )
 
 
+def softmax_bias(n_experts: int = 64, seed: int = 0) -> Any:
+    """The softmax + selection-bias gate at SHAPES[n_experts] (no groups), wrapped; the sign
+    rule's step is 2^-8 / E (the scores are ~1/E; 1e-3 at E = 4): a stated rule, not tuned."""
+    k, _, _ = _shape(n_experts)
+    u = 2.0**-8 / n_experts
+    gate = SoftmaxBiasGate(n_experts + 8, n_experts, k, u, seed=seed)
+    return from_torch(gate, inputs="hidden", update="update_bias", rule=updates.sign(u))
+
+
 def softmax_topk(n_experts: int = 8, seed: int = 0) -> Any:
     """The Mixtral/Qwen softmax top-k router at SHAPES[n_experts] (no bias), wrapped; the
     weights and indices are read from its (logits, weights, indices) output by name."""
@@ -239,6 +276,7 @@ def softmax_topk(n_experts: int = 8, seed: int = 0) -> Any:
 EXAMPLES: dict[str, Callable[..., Any]] = {
     "deepseek_v3": deepseek_v3,
     "megatron": megatron,
+    "softmax_bias": softmax_bias,
     "softmax_topk": softmax_topk,
 }
 
