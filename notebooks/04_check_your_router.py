@@ -93,7 +93,8 @@ class MyGate(torch.nn.Module):
 #
 # `from_torch` finds the bias buffer by name, reads (weights, indices) from the output by
 # dtype and shape, and with `update=` and `rule=` plays the trainer (counts, one update per
-# optimizer step, replicas summed), so all 17 properties apply.
+# optimizer step, replicas summed), so all 20 properties apply. Under each property the
+# report says whose code it ran (`exercised:`): your forward, your update, or the adapter's.
 
 
 # %%
@@ -162,6 +163,32 @@ assert report.strict_ok and not report.skipped
 small = wrap(MyGate(16, 8, 2, 4, 2, fill=float("-inf")))  # `violates` now checks the fix
 print("fixed gate picks:", sorted(small.select(s, b)[0][0].tolist()))
 assert not violates((s_min, b_min))
+
+# %% [markdown]
+# ## Does the bias steer at all?
+#
+# A second slip, as common and worse: the bias is computed and updated, but the selection
+# subtracts it. Every bias-invariance property still passes (a constant shift of $-b$ is still
+# a constant shift); the steering properties measure the factor $a$ in top-$K$ of $s + a\,b$
+# and run the gate's own forward/update loop on a skewed stream.
+
+
+# %%
+class MinusGate(MyGate):
+    def forward(self, x):
+        self.e_score_correction_bias.neg_()  # the slip: the choice sees -b
+        try:
+            return super().forward(x)
+        finally:
+            self.e_score_correction_bias.neg_()
+
+
+minus = wrap(MinusGate(E + 8, E, K, GROUPS, KEPT, fill=float("-inf")))
+steer = run_conformance(
+    minus, only=["bias_shift_invariance", "steering_factor", "closed_loop_balance"], config=CFG
+)
+print(steer)
+assert steer.failed == ("steering_factor", "closed_loop_balance")
 
 # %% [markdown]
 # In your CI: `lfb check mymodule:make --strict --json` (exit 1 names the failing property,

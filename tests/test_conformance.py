@@ -293,3 +293,36 @@ def test_the_suite_runs_without_pytest_installed():
         "assert rep.passed == ('bias_shift_invariance', 'causality'), str(rep)\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_the_steering_factor_is_measured_not_just_flagged():
+    rep = run_conformance(MUTANTS["bias_scaled"][0](), only=["steering_factor"])
+    msg = rep["steering_factor"].message
+    lo, hi = (float(x) for x in msg.split("in [")[1].split("]")[0].split(", "))
+    assert 1.9 < lo <= 2.0 <= hi < 2.1, msg  # s + 2 b measures a = 2
+    ok = run_conformance(reference_router(), only=["steering_factor"])["steering_factor"]
+    assert ok.passed and "a in [1, 1]" in ok.message
+
+
+@pytest.mark.parametrize("e", [8, 64])
+def test_a_router_that_never_adds_its_bias_fails_steering_at_any_e(e):
+    class Ignores(R.TokenChoice):
+        def select(self, scores, bias):
+            return super().select(scores, np.zeros(self.n_experts))
+
+    rep = run_conformance(Ignores(e, 2), only=["steering_monotonicity", "closed_loop_balance"])
+    assert rep.failed == ("steering_monotonicity", "closed_loop_balance"), str(rep)
+
+
+def test_a_design_the_router_cannot_state_is_a_coverage_gap(capsys):
+    class Unread(R.TokenChoice):
+        design_gaps = ("design: score function unknown; pass score_function=",)
+
+    rep = run_conformance(Unread(8, 2), only=["selection_valid"])
+    assert not rep.ok and "pass score_function=" in str(rep)
+
+
+def test_the_report_says_whose_code_each_property_ran():
+    rep = run_conformance(reference_router(), only=["steering_factor", "update_oracle"])
+    assert rep["steering_factor"].exercised == "the router's own select"
+    assert rep["update_oracle"].exercised == "the router's own forward, step"

@@ -321,3 +321,35 @@ def test_dataclass_outputs_by_name_and_the_report_says_how_inputs_were_built():
     r = from_torch(gate, inputs="logits", indices="experts", weights="gates", n_experts=8)
     rep = run_conformance(r, only=["selection_valid"])
     assert rep.passed == ("selection_valid",) and "inputs: logits z = logit(" in rep.router
+
+
+def test_a_gate_whose_bias_buffer_is_never_added_fails_steering():
+    from lfbtheory.adapters import torch_examples as X
+
+    class NeverAdded(X.DeepSeekV3Gate):
+        def forward(self, x):
+            saved = self.e_score_correction_bias.clone()
+            self.e_score_correction_bias.zero_()  # BUG: routes as if the bias were 0
+            try:
+                return super().forward(x)
+            finally:
+                self.e_score_correction_bias.copy_(saved)
+
+    rep = run_conformance(
+        X.deepseek_v3(8, gate_cls=NeverAdded),
+        only=["steering_monotonicity", "steering_factor", "closed_loop_balance"],
+    )
+    assert set(rep.failed) == {"steering_monotonicity", "steering_factor", "closed_loop_balance"}
+    assert not rep.ok
+
+
+def test_inference_only_gates_get_the_adapters_lifecycle_and_the_report_says_so():
+    from lfbtheory.adapters import torch_examples as X
+
+    gate = X.DeepSeekV3Gate(16, 8, 2, 4, 2)
+    r = from_torch(gate, inputs="hidden", update="rule", rule=updates.sign(1e-3))
+    rep = run_conformance(r, only=["update_oracle", "steering_factor"])
+    assert rep.ok, str(rep)
+    assert "the adapter applies the declared rule" in rep["update_oracle"].exercised
+    assert "no update of its own" in rep["update_oracle"].exercised
+    assert rep["steering_factor"].exercised == "your module's forward (selection and weights)"

@@ -88,3 +88,36 @@ def test_a_hash_router_is_refused_by_the_recording():
 
     with pytest.raises(ValueError, match="cannot be expressed"):
         record_router_scores(Block(), [ids], max_tokens=64, gates=lambda n, mod: mod is router)
+
+
+def test_a_group_score_bug_in_an_hf_router_is_caught():
+    """DeepSeek-V3's router read under its HF names (num_group, topk_group) with the group
+    score taken as the max instead of the top-2 sum: a failure and a design gap, never a
+    PASS with the group property N/A."""
+    import torch.nn.functional as F
+    from transformers.models.deepseek_v3 import modeling_deepseek_v3 as m
+
+    from lfbtheory.adapters.torch import from_torch
+    from lfbtheory.testing.conformance import run_conformance
+
+    class MaxGroup(m.DeepseekV3TopkRouter):
+        def forward(self, h):
+            h = h.view(-1, self.hidden_dim)
+            logits = F.linear(h.float(), self.weight.float())
+            s = logits.sigmoid()
+            c = s + self.e_score_correction_bias
+            g = c.view(-1, self.num_group, self.num_experts // self.num_group)
+            keep = torch.topk(g.max(-1).values, self.topk_group, dim=-1)[1]  # BUG: max
+            mask = torch.zeros(g.shape[:2]).scatter_(1, keep, 1).bool()
+            c = g.masked_fill(~mask[..., None], float("-inf")).flatten(1)
+            idx = torch.topk(c, self.top_k, dim=-1)[1]
+            w = s.gather(1, idx)
+            return logits, w / w.sum(-1, keepdim=True), idx
+
+    router = MaxGroup(zoo._tiny_config("deepseek_v3"))
+    with torch.no_grad():
+        router.weight.normal_()
+        router.e_score_correction_bias.normal_(0, 0.1)
+    rep = run_conformance(from_torch(router, inputs="hidden"), only=["selected_in_selected_groups"])
+    assert rep.failed == ("selected_in_selected_groups",) and not rep.ok, str(rep)
+    assert any("groups 2/4 (max)" in g for g in rep.design_gaps)

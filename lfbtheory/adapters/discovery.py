@@ -491,8 +491,14 @@ def fit_design(
             )
     if not alive:
         what = "top-k of f(z) + b" if b is not None else "top-k of f(z)"
+        fn = design.score_function
+        if fn is None and weights is not None:  # keep a score function for the oracles
+            w = np.asarray(weights, dtype=np.float64)
+            by_w = [f for f in CANDIDATES if _weights_match(f, z, ids, w, cap)]
+            fn = by_w[0] if len(by_w) == 1 else None
         return replace(
             design,
+            score_function=fn,
             refused=(
                 f"its choices are not {what} for any score function f in {CANDIDATES}, bias "
                 "on scores or logits, and group rule (a hash router, a skip class, or scores "

@@ -256,7 +256,7 @@ def megatron(n_experts: int = 256, seed: int = 0) -> Any:
     )
 
 
-def softmax_bias(n_experts: int = 64, seed: int = 0) -> Any:
+def softmax_bias(n_experts: int = 256, seed: int = 0) -> Any:
     """The softmax + selection-bias gate at SHAPES[n_experts] (no groups), wrapped; the sign
     rule's step is 2^-8 / E (the scores are ~1/E; 1e-3 at E = 4): a stated rule, not tuned."""
     k, _, _ = _shape(n_experts)

@@ -7,12 +7,18 @@ factory returning one (every parameter has a default), or a bare router function
 
 The report lists every property as PASS, FAIL, SKIP (it applies to this kind of router but a
 capability is missing, with the reason) or N/A (it does not apply to the router's declared
-design). Exit status: 0 when no property failed and coverage is complete; 1 when a property
-failed, or when a router with a bias was not checked by every bias property (coverage gap:
-gate_weights_bias_free, bias_shift_invariance and, if group-limited,
-selected_in_selected_groups), or, with --strict, when any property was skipped for a missing
+design), and under each property that ran, whose code it exercised: the router's own methods,
+or -- for a torch module wrapped by ``from_torch`` -- "your module's forward" versus the
+adapter's counting and update (an inference-only gate such as a Hugging Face router has no
+update of its own; with ``update="rule"`` the report says the adapter applied the declared
+rule). Exit status: 0 when no property failed and coverage is complete; 1 when a property
+failed, when a router with a bias was not checked by every bias property (coverage gap:
+gate_weights_bias_free, bias_shift_invariance, steering_monotonicity, steering_factor, and
+selected_in_selected_groups if group-limited, closed_loop_balance if it has a training
+lifecycle), when the adapter could not read or measure the router's design (the message names
+the keyword that supplies it), or, with --strict, when any property was skipped for a missing
 capability; 2 for a bad specification or a module that cannot be imported. --json prints the
-report as JSON (same exit status).
+report as JSON (same exit status; each result carries "exercised").
 """
 
 from __future__ import annotations

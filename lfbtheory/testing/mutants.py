@@ -3,7 +3,8 @@
 The bug classes and their public sources are tabulated in docs/design.md (Sec. 4).
 
 Each is a zero-argument factory returning a :class:`lfbtheory.routers.TokenChoice` subclass
-(E = 8, k = 2, sign rule u = 1e-3, DeepSeek-V3 groups: 4 groups of 2, top 2 kept) that differs
+(E = 8, k = 2, sign rule u = 1e-3, DeepSeek-V3 groups: 4 groups of 2, top 2 kept; the
+steering mutants without groups) that differs
 from the reference router (:func:`lfbtheory.testing.conformance.reference_router`) in exactly
 one place. The conformance suite must fail each one on the named property (tests assert it;
 ``lfb check lfbtheory.testing.mutants:<name>`` exits 1 naming it):
@@ -302,8 +303,10 @@ class _SteerAs(TokenChoice):
             w = np.take_along_axis(s, experts, axis=1) + b[experts]
             return experts, w / w.sum(axis=1, keepdims=True)
         sel = s + b
-        mask = eligible_experts(sel, self.n_groups, self.topk_groups, self.group_score_topk)  # type: ignore[arg-type]
-        experts = topk_indices(np.where(mask, sel, -np.inf), self.k)
+        if self.n_groups is not None:
+            mask = eligible_experts(sel, self.n_groups, self.topk_groups, self.group_score_topk)  # type: ignore[arg-type]
+            sel = np.where(mask, sel, -np.inf)
+        experts = topk_indices(sel, self.k)
         w = np.take_along_axis(s, experts, axis=1)
         return experts, w / w.sum(axis=1, keepdims=True)
 
@@ -318,34 +321,40 @@ class _WrongSignUpdate(TokenChoice):
         return tuple(out)
 
 
+def _plain() -> dict[str, Any]:
+    """The steering mutants are not group-limited: the group property cannot catch them
+    incidentally, so each is caught by the steering property named for it (or by nothing)."""
+    return dict(_kw(), n_groups=None, topk_groups=None)
+
+
 def bias_ignored() -> TokenChoice:
     """The bias is computed and updated but selection runs on the raw scores."""
-    return _SteerAs(**_kw(), factor=0.0)
+    return _SteerAs(**_plain(), factor=0.0)
 
 
 def bias_negated() -> TokenChoice:
     """Selection on s - b."""
-    return _SteerAs(**_kw(), factor=-1.0)
+    return _SteerAs(**_plain(), factor=-1.0)
 
 
 def bias_scaled() -> TokenChoice:
     """Selection on s + 2 b."""
-    return _SteerAs(**_kw(), factor=2.0)
+    return _SteerAs(**_plain(), factor=2.0)
 
 
 def bias_subset() -> TokenChoice:
     """The bias is added to the first half of the experts only (a slicing bug)."""
-    return _SteerAs(**_kw(), subset=_CONFIG["n_experts"] // 2)
+    return _SteerAs(**_plain(), subset=_CONFIG["n_experts"] // 2)
 
 
 def bias_after_topk() -> TokenChoice:
     """Top-k of the raw scores; the bias is added afterwards (to the selected weights)."""
-    return _SteerAs(**_kw(), after_topk=True)
+    return _SteerAs(**_plain(), after_topk=True)
 
 
 def update_wrong_sign() -> TokenChoice:
     """b -= u sign(mean - load): overloaded experts get more attractive."""
-    return _WrongSignUpdate(**_kw())
+    return _WrongSignUpdate(**_plain())
 
 
 def bias_in_gate_weights() -> TokenChoice:
