@@ -466,7 +466,12 @@ def fit_design(
                 mag = float(np.max(np.abs(x))) if x.size else 1.0
                 if _consistent(x, mask, k, groups, tol * max(1.0, mag)) == 0:
                     alive.append((fn, place, rule))
-    if not alive and (design.score_function or "bias_on" in design.sources or len(rules) == 1):
+    constrained = (
+        bool(design.score_function)
+        or "bias_on" in design.sources
+        or (rules != (0,) and design.group_score_topk is not None)
+    )
+    if not alive and constrained:
         free = replace(
             design,
             score_function=None,

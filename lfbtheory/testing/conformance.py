@@ -237,7 +237,9 @@ class ConformanceReport:
             need.discard("selected_in_selected_groups")
         if not self.lifecycle:
             need.discard("closed_loop_balance")
-        return tuple(r.name for r in self.results if r.status == "skip" and r.name in need)
+        return tuple(
+            r.name for r in self.results if r.status == "skip" and r.applicable and r.name in need
+        )
 
     def __getitem__(self, name: str) -> PropertyResult:
         for r in self.results:
@@ -989,8 +991,9 @@ def closed_loop_balance(r: Any, rng: np.random.Generator, cfg: Config) -> str:
     CLOSED_LOOP_MEAN_LOAD tokens per expert, popularity skew +-1 in logit space, window 16.
     A router whose bias steers the wrong way, not at all, or is updated with the wrong sign
     stays at or above V0. If the reference itself does not get clear of the plain level
-    (V0 - V* within 3 standard errors of a window mean), the property is skipped with the
-    reason."""
+    (V0 - V* within 3 standard errors of a window mean: the declared rule does not balance
+    this stream, e.g. a rule that stops updating), the property is N/A with that reason.
+    The closed loop is part of the bias coverage otherwise."""
     rule = _need_rule(r)
     e, k = r.n_experts, _k(r)
     if not k:
@@ -1027,9 +1030,10 @@ def closed_loop_balance(r: Any, rng: np.random.Generator, cfg: Config) -> str:
     target = (v0 + v_star) / 2
     noise = 3 * float(np.std(ref[-w:])) / np.sqrt(w)  # 3 standard errors of a window mean
     if v0 - v_star <= noise:
-        raise _Skip(
-            f"inconclusive: the declared rule {rule.name!r} itself does not balance this stream "
-            f"within {len(ref)} steps (plain MaxVio {v0:.3g}, reference {v_star:.3g})"
+        raise _NotApplicable(
+            f"the declared rule {rule.name!r} itself does not balance this stream within "
+            f"{len(ref)} steps (plain MaxVio {v0:.3g}, exact reference {v_star:.3g}): there is "
+            "no balance to hold the router to (update_oracle checks it follows that rule)"
         )
     t_ref = int(np.flatnonzero(roll <= target)[0]) + w
     bound = min(2 * t_ref + w, t_max)
