@@ -5,7 +5,8 @@ LP  P = max s.x  s.t.  sum_i x_ti = k,  sum_t x_ti = L,  0 <= x <= 1  has, after
 expert constraints with prices p, the dual function
     D(p) = max_{x: rows = k, 0<=x<=1} s.x + sum_i p_i (sum_t x_ti - L)
          = sum_t topKsum_i(s_ti + p_i) - L sum_i p_i,
-(a) max{r.x : sum x = k, 0 <= x <= 1} = topKsum(r)  [certificate, symbolic for E <= 6, k <= E];
+(a) max{r.x : sum x = k, 0 <= x <= 1} = topKsum(r)  [a chain for every E and k: the sum over the
+    top-k set S and over its complement of per-coordinate certificates];
 (b) weak duality s.x <= D(p) for every feasible x and every p  [Lagrangian certificate, symbolic
     for n = 2, E = 3, k in {1, 2}; the certificate is the sum of the per-token certificates of
     (a), so the same identity holds for every n, E, k];
@@ -17,9 +18,9 @@ expert constraints with prices p, the dual function
     minor is in {-1, 0, 1}, checked EXHAUSTIVELY for (n, E) in {(2,2),(2,3),(3,2),(3,3),(2,4),
     (4,2)}; the general argument (below) holds for every n, E.
 
-Hypotheses (the equalities the certificates use). row: sum_i x_ti = k for every token t;
-col: sum_t x_ti = L for every expert i. Non-negative: the gaps d, e to the k-th entry, x >= 0
-and y = 1 - x >= 0 (the box).
+Hypotheses (named in the chains). row: sum_i x_ti = k for every token t; col: sum_t x_ti = L
+for every expert i; box: x_i <= 1 (and x_i >= 0, a registered sign). Non-negative by
+definition: the gaps d, e of the entries of r to its k-th largest entry theta.
 
 Assumptions. Real scores; L = nk/E an integer (equality case of lfbtheory.lp.solve).
 Source. Lagrangian duality (Boyd & Vandenberghe, Convex Optimization, Ch. 5); the bias-as-dual
@@ -47,38 +48,66 @@ import itertools
 
 import numpy as np
 import sympy as sp
-from _certify import Lemma, check, identity
+from _certify import Lemma, assumed, identity
 
 from lfbtheory import dual_objective, optimal_prices
 
-LEM = Lemma(__doc__)
+K_ = sp.Symbol("k", positive=True, integer=True)
+E_ = sp.Symbol("E", positive=True, integer=True)
+TOPK, RX = sp.symbols("topK rx", real=True)  # topKsum(r) and r.x
 
 
-def topk_certificate(n_experts: int, k: int) -> None:
-    """(a): topKsum(r) - r.x = sum d_i y_i + sum e_i x_i - theta (sum x - k)."""
+def topk_chain(lem: Lemma) -> None:
+    """(a) for every E and k: per coordinate of the top-k set S, r - r x = theta (1 - x) +
+    d (1 - x) with r = theta + d; off S, -r x = -theta x + e x with r = theta - e; summed over S
+    (k coordinates) and its complement (E - k), with sum_i x_i = k."""
+    lem.assume(K_, E_, meaning="k experts per token, E experts")
+    lem.coordinate_set("S", K_)
+    lem.coordinate_set("not S", E_ - K_)
     theta = sp.Symbol("theta", real=True)
-    d = sp.symbols(f"d0:{k}", nonnegative=True)
-    e = sp.symbols(f"e0:{n_experts - k}", nonnegative=True)
-    y = sp.symbols(f"y0:{k}", nonnegative=True)  # x_i = 1 - y_i on S (x_i <= 1)
-    xo = sp.symbols(f"x{k}:{n_experts}", nonnegative=True)  # x_i >= 0 off S
-    LEM.assume(*d, *e, meaning="gaps of r to its k-th largest entry theta")
-    LEM.assume(*y, *xo, meaning="the box 0 <= x <= 1: x off S, y = 1 - x on S")
-    r = [theta + di for di in d] + [theta - ei for ei in e]
-    x = [1 - yi for yi in y] + list(xo)
-    topk = sum(r[:k])
-    gap = topk - sum(ri * xi for ri, xi in zip(r, x, strict=True))
-    terms = [di * yi for di, yi in zip(d, y, strict=True)] + [
-        ei * xi for ei, xi in zip(e, xo, strict=True)
-    ]
-    row = LEM.hypothesis(f"row [E={n_experts}, k={k}]", sum(x) - k)
-    LEM.certify_nonneg(
-        gap, terms, f"topKsum(r) >= r.x (E={n_experts}, k={k})", equalities=[(-theta, row)]
+    d = lem.coordinate("d", "d_i = r_i - theta >= 0 on the top-k set S", "nonneg", indexed=False, over="S")
+    x = lem.coordinate("x", "x_i >= 0 on S", "nonneg", indexed=False, over="S")
+    e = lem.coordinate("e", "e_i = theta - r_i >= 0 off S", "nonneg", indexed=False, over="not S")
+    xo = lem.coordinate("xo", "x_i >= 0 off S", "nonneg", indexed=False, over="not S")
+    sd, rxs, xs, dx, rxn, xn, ex = sp.symbols("SD RX_S X_S DX RX_N X_N EX", real=True)
+    lem.sum_of(sd, d)
+    lem.sum_of(rxs, (theta + d) * x)
+    lem.sum_of(xs, x)
+    lem.sum_of(dx, d * (1 - x))
+    lem.sum_of(rxn, (theta - e) * xo)
+    lem.sum_of(xn, xo)
+    lem.sum_of(ex, e * xo)
+    lem.define("topK", TOPK, K_ * theta + sd)
+    lem.define("r.x", RX, rxs + rxn)
+    lem.hypothesis("box", x, "<=", 1, status=assumed("the box x <= 1 of the LP"))
+    lem.hypothesis("row", xs + xn, "==", K_, status=assumed("sum_i x_i = k, the row constraint"))
+    lem.identity("(a) on S", (theta + d) - (theta + d) * x, theta - theta * x + d * (1 - x))
+    lem.summed("(a) summed on S", "(a) on S", {d: sd, (theta + d) * x: rxs, x: xs, d * (1 - x): dx}, K_)
+    lem.identity("(a) off S", -(theta - e) * xo, -theta * xo + e * xo)
+    lem.summed("(a) summed off S", "(a) off S", {(theta - e) * xo: rxn, xo: xn, e * xo: ex}, E_ - K_)
+    lem.certify("(a) d (1 - x) >= 0", 0, "<=", d * (1 - x), using=[(d, "box")])
+    lem.summed("(a) DX >= 0", "(a) d (1 - x) >= 0", {d * (1 - x): dx}, K_)
+    lem.certify("(a) e x >= 0", 0, "<=", e * xo, terms=[e * xo])
+    lem.summed("(a) EX >= 0", "(a) e x >= 0", {e * xo: ex}, E_ - K_)
+    fact = lem.certify(
+        "(a)",
+        RX,
+        "<=",
+        TOPK,
+        using=[
+            (-1, "(a) summed on S"),
+            (-1, "(a) summed off S"),
+            (theta, "row"),
+            (1, "(a) DX >= 0"),
+            (1, "(a) EX >= 0"),
+        ],
+        subs=["topK", "r.x"],
     )
-    # x = 1_S attains the bound, so the maximum is exactly topKsum(r).
-    identity(sum(ri for ri in r[:k]) - topk, 0, "x = 1_S attains topKsum")
+    lem.theorem("(a)", fact, RX, "<=", TOPK)
+    # x = 1_S attains it (r.1_S = topKsum(r)), so the maximum is exactly topKsum(r)
 
 
-def lagrangian_and_weak_duality(n: int, n_experts: int, k: int) -> None:
+def lagrangian_and_weak_duality(lem: Lemma, n: int, n_experts: int, k: int) -> None:
     """(b): the Lagrangian identity and the weak-duality certificate, fully symbolic."""
     p = sp.symbols(f"p0:{n_experts}", real=True)
     cap = sp.Rational(n * k, n_experts)
@@ -106,7 +135,7 @@ def lagrangian_and_weak_duality(n: int, n_experts: int, k: int) -> None:
                     sp.Symbol(f"d{t}{i}", nonnegative=True),
                     sp.Symbol(f"y{t}{i}", nonnegative=True),
                 )
-                LEM.assume(di, yi, meaning="gap to theta_t; box slack y = 1 - x")
+                lem.assume(di, yi, meaning="gap to theta_t; box slack y = 1 - x")
                 r_t[i], x_t[i] = theta + di, 1 - yi
                 terms.append(di * yi)
             else:
@@ -114,12 +143,15 @@ def lagrangian_and_weak_duality(n: int, n_experts: int, k: int) -> None:
                     sp.Symbol(f"e{t}{i}", nonnegative=True),
                     sp.Symbol(f"xo{t}{i}", nonnegative=True),
                 )
-                LEM.assume(ei, xi, meaning="gap to theta_t; x >= 0")
+                lem.assume(ei, xi, meaning="gap to theta_t; x >= 0")
                 r_t[i], x_t[i] = theta - ei, xi
                 terms.append(ei * xi)
-        equalities.append(
-            (-theta, LEM.hypothesis(f"row [t={t}, n={n}, E={n_experts}, k={k}]", sum(x_t) - k))
+        row = lem.hypothesis(
+            f"row [t={t}, n={n}, E={n_experts}, k={k}]",
+            sum(x_t) - k,
+            status=assumed("sum_i x_ti = k, the row constraint"),
         )
+        equalities.append((-theta, row))
         pieces.append((r_t, x_t, sum(r_t[i] for i in order[:k])))
     sub = {}
     for t, (r_t, x_t, _) in enumerate(pieces):
@@ -129,34 +161,31 @@ def lagrangian_and_weak_duality(n: int, n_experts: int, k: int) -> None:
     dual = sum(topk for _, _, topk in pieces) - cap * sum(p)
     primal = sx.subs(sub)
     cols_sub = [c.subs(sub) for c in cols]
-    equalities += [
-        (p[i], LEM.hypothesis(f"col [i={i}, n={n}, E={n_experts}, k={k}]", cols_sub[i] - cap))
-        for i in range(n_experts)
-    ]
-    LEM.certify_nonneg(
-        dual - primal,
-        terms,
-        f"weak duality D(p) >= s.x (n={n}, E={n_experts}, k={k})",
-        equalities=equalities,
-    )
+    for i in range(n_experts):
+        col = lem.hypothesis(
+            f"col [i={i}, n={n}, E={n_experts}, k={k}]",
+            cols_sub[i] - cap,
+            status=assumed("sum_t x_ti = L, the column constraint"),
+        )
+        equalities.append((p[i], col))
+    label = f"(b) [n={n}, E={n_experts}, k={k}]"
+    fact = lem.certify(label, primal, "<=", dual, using=equalities, terms=terms)
+    lem.theorem(label, fact, primal, "<=", dual)
 
 
-def strong_duality_symbolic() -> None:
-    """(c) n = E = 2, k = 1: an explicit p with D(p) = P, in both cases of the primal max."""
+def strong_duality_symbolic(lem: Lemma) -> None:
+    """(c) n = E = 2, k = 1: an explicit p with D(p) = P, in the case where the diagonal is the
+    primal maximum (the other case is the same after swapping the two experts)."""
     s11, s12, s21 = sp.symbols("s11 s12 s21", real=True)
-    delta = sp.Symbol("delta", nonnegative=True)
-    # Case s11 + s22 >= s12 + s21 (the diagonal is optimal); the other case is the same after
-    # swapping the two experts (columns).
-    LEM.assume(delta, meaning="the case s11 + s22 >= s12 + s21 (delta is the excess)")
+    delta = lem.var("delta", "the excess s11 + s22 - (s12 + s21) >= 0 of the diagonal case")
     s22 = s12 + s21 - s11 + delta
-    q = s12 - s11  # p = (q, 0)
-    # max(s11 + q, s12): both arguments are equal.
-    identity(s11 + q, s12, "token 1: s11 + q == s12 (tie, max = s12)")
-    # max(s21 + q, s22) = s22 because s22 - (s21 + q) = delta >= 0.
-    LEM.certify_nonneg(s22 - (s21 + q), [delta], "token 2: s22 >= s21 + q")
-    dual = s12 + s22 - 1 * (q + 0)
-    identity(dual, s11 + s22, "D(p) equals the diagonal value P")
-    LEM.certify_nonneg((s11 + s22) - (s12 + s21), [delta], "the diagonal is the primal maximum")
+    q = s12 - s11  # p = (q, 0): token 1 is tied, max(s11 + q, s12) = s12
+    lem.identity("(c) token 1 tied", s11 + q, s12)
+    lem.certify("(c) token 2 prefers expert 2", s21 + q, "<=", s22, terms=[delta])
+    value = lem.identity("(c) D(p) = P", s12 + s22 - (q + 0), s11 + s22)
+    lem.theorem("(c) D(p) = P", value, s12 + s22 - (q + 0), "==", s11 + s22)
+    opt = lem.certify("(c) the diagonal is optimal", s12 + s21, "<=", s11 + s22, terms=[delta])
+    lem.theorem("(c) the diagonal is optimal", opt, s12 + s21, "<=", s11 + s22)
 
 
 def _assignments(n: int, n_experts: int, k: int, cap: int):
@@ -169,9 +198,9 @@ def _assignments(n: int, n_experts: int, k: int, cap: int):
             yield x
 
 
-def strong_duality_exhaustive() -> int:
+def strong_duality_exhaustive(lem: Lemma) -> None:
     """(c) every small integer instance: max over assignments == D(p) for an integral p."""
-    checked = 0
+    count, ok = 0, True
     for n, n_experts, k, values in ((2, 2, 1, 3), (2, 4, 2, 3), (4, 2, 1, 3), (3, 3, 1, 2)):
         cap = n * k // n_experts
         feas = np.array(list(_assignments(n, n_experts, k, cap)))  # (m, n, E)
@@ -181,14 +210,20 @@ def strong_duality_exhaustive() -> int:
             best = int(np.argmax(objs))
             primal = float(objs[best])
             p = optimal_prices(s, k, feas[best])
-            check(p is not None, f"the best assignment has certifying prices (s={flat})")
+            ok &= p is not None  # the best assignment has certifying prices
             # Prices are shortest-path distances over integer edge weights: integral after a shift.
             q = p - p.min()
             qi = np.round(q)
-            check(np.max(np.abs(q - qi)) < 1e-9, "optimal prices are integral up to a shift")
-            check(dual_objective(s, k=k, bias=qi) == primal, f"D(p*) == P exactly (s={flat})")
-            checked += 1
-    return checked
+            ok &= bool(np.max(np.abs(q - qi)) < 1e-9)  # integral up to a shift
+            ok &= dual_objective(s, k=k, bias=qi) == primal  # D(p*) == P exactly
+            count += 1
+    f = lem.checked(
+        "(c) exhaustive",
+        f"D(p*) = P exactly with integral shortest-path prices on all {count} integer instances "
+        "(n, E, k) in {(2,2,1), (2,4,2), (4,2,1)} {0,1,2} and (3,3,1) {0,1}",
+        ok,
+    )
+    lem.theorem_checked("(c) exhaustive", f)
 
 
 def _det(m: list[list[int]]) -> int:
@@ -216,17 +251,14 @@ def constraint_matrix(n: int, n_experts: int) -> np.ndarray:
     return np.vstack([tok, exp])
 
 
-def total_unimodularity() -> int:
+def total_unimodularity(lem: Lemma) -> None:
     """(d) every square minor in {-1, 0, 1}, exhaustively, plus the column structure."""
-    minors = 0
+    minors, ok = 0, True
     for n, n_experts in ((2, 2), (2, 3), (3, 2), (3, 3), (2, 4), (4, 2)):
         a = constraint_matrix(n, n_experts)
         signed = a.copy()
         signed[n:] *= -1
-        check(
-            np.all(signed.sum(axis=0) == 0) and np.all((a != 0).sum(axis=0) == 2),
-            "each column: one +1 token entry and one expert entry (negated: -1)",
-        )
+        ok &= bool(np.all(signed.sum(axis=0) == 0) and np.all((a != 0).sum(axis=0) == 2))
         rows, cols = a.shape
         al = a.tolist()
         for size in range(1, min(rows, cols) + 1):
@@ -234,21 +266,31 @@ def total_unimodularity() -> int:
                 sub_rows = [al[r] for r in rsel]
                 for csel in itertools.combinations(range(cols), size):
                     d = _det([[row[c] for c in csel] for row in sub_rows])
-                    check(d in (-1, 0, 1), f"minor {rsel} x {csel} of ({n},{n_experts}) is {d}")
+                    ok &= d in (-1, 0, 1)
                     minors += 1
-    return minors
+    f = lem.checked(
+        "(d)",
+        f"all {minors} square minors of the constraint matrices (n, E) in {{(2,2), (2,3), (3,2), "
+        "(3,3), (2,4), (4,2)} are in {-1, 0, 1}; every column has one token and one expert entry",
+        ok,
+    )
+    lem.theorem_checked("(d)", f)
 
 
-def main() -> None:
-    for n_experts in range(2, 7):
-        for k in range(1, n_experts + 1):
-            topk_certificate(n_experts, k)
+def derive() -> Lemma:
+    lem = Lemma(__doc__)
+    topk_chain(lem)
     for k in (1, 2):
-        lagrangian_and_weak_duality(2, 3, k)
-    strong_duality_symbolic()
-    inst = strong_duality_exhaustive()
-    minors = total_unimodularity()
-    print(f"strong duality on {inst} exhaustive instances; {minors} minors in {{-1,0,1}}")
+        lagrangian_and_weak_duality(lem, 2, 3, k)
+    strong_duality_symbolic(lem)
+    return lem
+
+
+def main() -> Lemma:
+    lem = derive()
+    strong_duality_exhaustive(lem)
+    total_unimodularity(lem)
+    return lem
 
 
 def test_claim() -> None:

@@ -9,11 +9,15 @@ Claim. With D(p) = sum_t topKsum(s_t + p) - L sum p (Lemma 1):
     p* gives every token with a unique top-k set (tie margin > 0) its x* experts, and
     max_i |load_i(p*) - L| <= #tied tokens,  sum_i |load_i(p*) - L| <= 2 k #tied tokens
     (so loads are exactly L when no token is tied).
-(c) is checked EXHAUSTIVELY on all integer score matrices with entries in {0,1,2} for
-(n, E, k) = (2,2,1) and in {0,1} for (4,2,1), (2,4,2), (3,3,1); (b) is proved symbolically
-(the identity below) and, with (a), checked exhaustively on the instances (2,2,1) {0,1,2},
-(4,2,1) and (3,3,1) {0,1} for every pair p, q of the grid {0} x {-1,0,1}^(E-1) plus the point
-(0, 1/2, ..., 1/2).
+(b) is a chain for every n, E, k from (a) and the maximum property of D (Lemma 1 (a)); (a) and
+(b) are also checked exhaustively on the package on the instances (2,2,1) {0,1,2}, (4,2,1) and
+(3,3,1) {0,1} for every pair p, q of the grid {0} x {-1,0,1}^(E-1) plus the point
+(0, 1/2, ..., 1/2); (c) is checked EXHAUSTIVELY on all integer score matrices with entries in
+{0,1,2} for (n, E, k) = (2,2,1) and in {0,1} for (4,2,1), (2,4,2), (3,3,1).
+
+Hypotheses (named in the chain). maximum: L(x, q) <= D(q) for every x in the box with rows k
+(D(q) is the maximum of the Lagrangian, Lemma 1 (a)); best-response: L(x(p), p) = D(p) (a)
+(checked on the package in this file).
 
 Assumptions. Real scores, integer L = nk/E; ties in route go to the lower index (any tie rule
 gives a best response).
@@ -37,12 +41,13 @@ import itertools
 
 import numpy as np
 import sympy as sp
-from _certify import check, identity
+from _certify import Lemma, checked, cited
 
 from lfbtheory import dual_objective, dual_subgradient, optimal_prices, route, tie_margin
 
 INSTANCES = ((2, 2, 1, 3), (4, 2, 1, 2), (2, 4, 2, 2), (3, 3, 1, 2))
 SUBGRADIENT_INSTANCES = ((2, 2, 1, 3), (4, 2, 1, 2), (3, 3, 1, 2))
+D_P, D_Q, GD = sp.symbols("D_p D_q gdot", real=True)  # D(p), D(q), (load(p) - L).(q - p)
 
 
 def _instances(configs=INSTANCES):
@@ -51,30 +56,39 @@ def _instances(configs=INSTANCES):
             yield n, n_experts, k, np.array(flat, dtype=np.float64).reshape(n, n_experts)
 
 
-def lagrangian_affine_in_prices(n: int = 2, n_experts: int = 3, k: int = 1) -> None:
-    """(b) symbolic: L(x, q) - L(x, p) = (cols(x) - L).(q - p)."""
-    p = sp.symbols(f"p0:{n_experts}", real=True)
-    q = sp.symbols(f"q0:{n_experts}", real=True)
-    cap = sp.Rational(n * k, n_experts)
-    x = sp.Matrix(n, n_experts, lambda t, i: sp.Symbol(f"x{t}{i}", real=True))
-    s = sp.Matrix(n, n_experts, lambda t, i: sp.Symbol(f"s{t}{i}", real=True))
-
-    def lagr(prices):
-        return sum(
-            (s[t, i] + prices[i]) * x[t, i] for t in range(n) for i in range(n_experts)
-        ) - cap * sum(prices)
-
-    g = [sum(x[t, i] for t in range(n)) - cap for i in range(n_experts)]
-    identity(
-        lagr(q) - lagr(p),
-        sum(g[i] * (q[i] - p[i]) for i in range(n_experts)),
-        "L(x,q) - L(x,p) = (load - L).(q - p)",
+def subgradient_chain(lem: Lemma, best_response) -> None:
+    """(b) for every n, E, k: the Lagrangian is affine in the prices (summed over experts),
+    D(q) >= L(x(p), q) and L(x(p), p) = D(p)."""
+    e_, n_, k_ = sp.symbols("E n k", positive=True)
+    lem.assume(e_, n_, k_, meaning="experts, tokens, experts per token")
+    cap = n_ * k_ / e_
+    q = lem.coordinate("q", "q_i, a price", indexed=False)
+    p = lem.coordinate("p", "p_i, a price", indexed=False)
+    col = lem.coordinate("col", "col_i = sum_t x_ti, the load of expert i under x(p)", indexed=False)
+    sx, lq, lp, lag_q, lag_p = sp.symbols("SX LQ LP Lag_q Lag_p", real=True)
+    lem.sum_of(lq, q * (col - cap))
+    lem.sum_of(lp, p * (col - cap))
+    lem.sum_of(GD, (col - cap) * (q - p))
+    lem.define("Lagrangian at q", lag_q, sx + lq)
+    lem.define("Lagrangian at p", lag_p, sx + lp)
+    lem.identity("affine, one expert", q * (col - cap) - p * (col - cap), (col - cap) * (q - p))
+    lem.summed("affine", "affine, one expert", {q * (col - cap): lq, p * (col - cap): lp, (col - cap) * (q - p): GD}, e_)
+    lem.hypothesis("maximum", lag_q, "<=", D_Q, status=cited("Lemma 1 (a)"))
+    lem.hypothesis("best-response", lag_p, "==", D_P, status=checked(best_response))
+    fact = lem.certify(
+        "(b)",
+        D_P + GD,
+        "<=",
+        D_Q,
+        using=[(1, "maximum"), (-1, "best-response"), (-1, "affine")],
+        subs=["Lagrangian at q", "Lagrangian at p"],
     )
+    lem.theorem("(b)", fact, D_P + GD, "<=", D_Q)
 
 
-def best_response_and_subgradient() -> int:
+def best_response_and_subgradient(lem: Lemma):
     """(a) route attains D(p); (b) D(q) >= D(p) + g(p).(q - p) for every p, q on a grid."""
-    pairs = 0
+    pairs, ok_a, ok_b = 0, True, True
     for n, n_experts, k, s in _instances(SUBGRADIENT_INSTANCES):
         cap = n * k // n_experts
         # p_0 = 0 on the grid (D and load are invariant under p + c 1, Lemma 3), the others in
@@ -88,19 +102,30 @@ def best_response_and_subgradient() -> int:
         for j, p in enumerate(grid):
             r = route(s, k, p, normalize=False)
             lag = float(np.take_along_axis(s + p, r.experts, axis=1).sum() - cap * p.sum())
-            check(lag == dvals[j], "L(x(p), p) == D(p): route is a best response")
-            check(np.array_equal(r.loads - cap, subg[j]), "dual_subgradient == load(route) - L")
+            ok_a &= lag == dvals[j]  # L(x(p), p) == D(p): route is a best response
+            ok_a &= np.array_equal(r.loads - cap, subg[j])  # dual_subgradient == load - L
         gp = np.stack(grid)
         # lhs[a, b] = D(q_b) - D(p_a) - g(p_a).(q_b - p_a), exact on this dyadic grid
         lhs = dvals[None, :] - dvals[:, None] - (subg @ gp.T - np.sum(subg * gp, axis=1)[:, None])
-        check(np.all(lhs >= 0), f"subgradient inequality on s={s.tolist()}")
+        ok_b &= bool(np.all(lhs >= 0))
         pairs += lhs.size
-    return pairs
+    a = lem.checked(
+        "(a) on the package",
+        "route(s, k, p) attains D(p) and dual_subgradient = load - L, exhaustively on small "
+        "integer instances and a price grid",
+        ok_a,
+    )
+    lem.theorem_checked("(a)", a)
+    b = lem.checked(
+        "(b) on the package", f"D(q) >= D(p) + g(p).(q - p) on {pairs} grid pairs (p, q)", ok_b
+    )
+    lem.theorem_checked("(b) on the package", b)
+    return a
 
 
-def complementary_slackness() -> int:
+def complementary_slackness(lem: Lemma) -> None:
     """(c) exhaustively: x*_t is a top-k set of s_t + p*; route(p*) loads within the tie bounds."""
-    checked = 0
+    count, ok = 0, True
     for n, n_experts, k, s in _instances():
         cap = n * k // n_experts
         opts = []
@@ -112,34 +137,45 @@ def complementary_slackness() -> int:
                 opts.append(x)
         best = max(opts, key=lambda x: float(np.sum(s * x)))
         p = optimal_prices(s, k, best)
-        check(p is not None, "optimal assignment has prices")
+        ok &= bool(p is not None)
         p = np.round(p - p.min())  # integral shortest-path prices (exact; see Lemma 1)
         r = s + p
         worst_on = np.where(best == 1, r, np.inf).min(axis=1)
         best_off = np.where(best == 1, -np.inf, r).max(axis=1, initial=-np.inf)
-        check(np.all(worst_on >= best_off), "every x*_t is a top-k set of s_t + p*")
-        check(
-            dual_objective(s, k=k, bias=p) == float(np.sum(s * best)), "p* minimises D (D(p*) == P)"
-        )
+        ok &= bool(np.all(worst_on >= best_off))
+        ok &= dual_objective(s, k=k, bias=p) == float(np.sum(s * best))  # D(p*) == P
         routed = route(s, k, p, normalize=False)
         tied = tie_margin(s, k, p) == 0
         untied_same = all(
             set(routed.experts[t]) == set(np.flatnonzero(best[t])) for t in range(n) if not tied[t]
         )
-        check(untied_same, "untied tokens are routed to their x* experts")
+        ok &= bool(untied_same)
         dev = np.abs(routed.loads - cap)
-        check(dev.max() <= tied.sum(), "max |load - L| <= #tied")
-        check(dev.sum() <= 2 * k * tied.sum(), "sum |load - L| <= 2k #tied")
-        checked += 1
-    return checked
+        ok &= bool(dev.max() <= tied.sum())
+        ok &= bool(dev.sum() <= 2 * k * tied.sum())
+        count += 1
+    f = lem.checked(
+        "(c)",
+        f"on all {count} small integer instances: every x*_t is a top-k set of s_t + p*, "
+        "D(p*) = P, untied tokens are routed to x*, max |load - L| <= #tied, "
+        "sum |load - L| <= 2k #tied",
+        ok,
+    )
+    lem.theorem_checked("(c)", f)
 
 
-def main() -> None:
-    lagrangian_affine_in_prices()
-    lagrangian_affine_in_prices(2, 2, 1)
-    pairs = best_response_and_subgradient()
-    inst = complementary_slackness()
-    print(f"subgradient inequality on {pairs} (p, q) pairs; slackness on {inst} instances")
+def derive() -> Lemma:
+    """(a) on the package (the hypothesis of the chain) and the chain of (b)."""
+    lem = Lemma(__doc__)
+    a = best_response_and_subgradient(lem)
+    subgradient_chain(lem, a)
+    return lem
+
+
+def main() -> Lemma:
+    lem = derive()
+    complementary_slackness(lem)
+    return lem
 
 
 def test_claim() -> None:

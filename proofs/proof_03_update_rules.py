@@ -12,9 +12,13 @@ and g = c - L the subgradient of D at b (Lemma 2).
 (e) multiplicative bias (select on s * b, s > 0, b > 0) is additive bias log b on log s; it is
     invariant under b -> lambda b (lambda > 0); b *= exp(u e) is the proportional step on log b,
     so it preserves prod(b).
-(a)-(e) are proved symbolically (E = 2..8 where E appears); the package's rules are checked
-against them EXHAUSTIVELY on every load vector of small batches ((n, E, k) with n <= 4, E <= 4)
-and on seeded random instances.
+(a)-(e) are chains for every n, E, k (sums over experts by coordinates); the package's rules are
+checked against them EXHAUSTIVELY on every load vector of small batches ((n, E, k) with n <= 4,
+E <= 4) and on seeded random instances.
+
+Hypotheses (named in the chains). total: sum_i c_i = nk (each token takes k experts);
+shifted: the entries of r + t 1 on a top-k set S of r (still a top-k set: the shift keeps
+the order).
 
 Assumptions. Loads come from routing n tokens to k distinct experts each (sum c = nk); scores
 real (positive for (e)).
@@ -36,73 +40,70 @@ import itertools
 
 import numpy as np
 import sympy as sp
-from _certify import check, identity
+from _certify import Lemma, assumed, check
 
 from lfbtheory import dual_objective, dual_subgradient, route
 from lfbtheory.online import updates as U
 
+n_, k_, E_ = sp.symbols("n k E", positive=True)
+u_ = sp.Symbol("u", positive=True)
 
-def symbolic_steps() -> None:
-    u = sp.Symbol("u", nonnegative=True)
-    n, k = sp.symbols("n k", positive=True, integer=True)
-    for n_experts in range(2, 9):
-        c = list(sp.symbols(f"c0:{n_experts - 1}", nonnegative=True))
-        c.append(n * k - sum(c))  # sum c = nk
-        b = sp.symbols(f"b0:{n_experts}", real=True)
-        cbar = sum(c) / n_experts
-        cap = n * k / n_experts
-        identity(cbar, cap, f"c_bar == L (E={n_experts})")
-        g = [ci - cap for ci in c]
-        for i in range(n_experts):
-            identity(
-                b[i] + u * (cbar - c[i]) / cbar,
-                b[i] - (u / cap) * g[i],
-                "(a) proportional step == -(u/L) g",
-            )
-        identity(
-            sum(u * (cbar - ci) / cbar for ci in c),
-            0,
-            f"(c) proportional step sums to 0 (E={n_experts})",
-        )
-        # (d) D(b + t1) - D(b) = n k t - L E t = 0
-        t = sp.Symbol("t", real=True)
-        identity(n * k * t - cap * n_experts * t, 0, f"(d) D is flat along 1 (E={n_experts})")
-    # (b) sign step as a per-expert subgradient step, both signs of g_i.
-    pos = sp.Symbol("gpos", positive=True)
+
+def symbolic_steps(lem: Lemma) -> None:
+    lem.assume(n_, k_, E_, u_, meaning="tokens, experts per token, experts, the step u > 0")
+    cap = n_ * k_ / E_
+    load = lem.coordinate("c", "c_i, the load of expert i", "nonneg", indexed=False)
+    b = lem.coordinate("b", "b_i, the bias of expert i", indexed=False)
+    step = lem.coordinate("Delta", "Delta_i, the proportional step of expert i", indexed=False)
+    total, cbar, sum_step = sp.symbols("C c_bar Sum_Delta", real=True)
+    lem.sum_of(total, load)
+    lem.sum_of(sum_step, step)
+    lem.hypothesis("total", total, "==", n_ * k_, status=assumed("each token takes k experts"))
+    lem.define("mean load", cbar, total / E_)
+    lem.certify("(a) c_bar = L", cbar, "==", cap, using=[(1 / E_, "total")], subs=["mean load"])
+    a = lem.identity(
+        "(a)", b + u_ * (cbar - load) / cbar, b - (u_ / cap) * (load - cap), subs=["(a) c_bar = L"]
+    )
+    lem.theorem("(a)", a, b + u_ * (cbar - load) / cbar, "==", b - (u_ / cap) * (load - cap))
+    # (c) the proportional step sums to zero
+    lem.define("proportional step", step, u_ * (cbar - load) / cbar)
+    lem.identity("(c) step, one expert", step, u_ - u_ * load / cbar, subs=["proportional step"])
+    lem.summed("(c) summed", "(c) step, one expert", {step: sum_step, load: total}, E_)
+    c = lem.identity("(c)", sum_step, 0, using=[(1, "(c) summed")], subs=["mean load"])
+    lem.theorem("(c)", c, sum_step, "==", 0)
+    # (b) sign step as a per-expert subgradient step, both signs of g_i
+    gpos = lem.var("gpos", "|g_i| > 0", positive=True)
     bi = sp.Symbol("bi", real=True)
-    for gi in (pos, -pos):
-        identity(bi + u * sp.sign(-gi), bi - (u / sp.Abs(gi)) * gi, f"(b) sign step, g_i = {gi}")
-    # (d) top-k sum of a shifted row, for each top-k set (order preserved by the shift).
+    for gi, tag in ((gpos, "g_i > 0"), (-gpos, "g_i < 0")):
+        f = lem.identity(f"(b) {tag}", bi + u_ * sp.sign(-gi), bi - (u_ / sp.Abs(gi)) * gi)
+        lem.theorem(f"(b) {tag}", f, bi + u_ * sp.sign(-gi), "==", bi - (u_ / sp.Abs(gi)) * gi)
+    # (d) topKsum(r + t 1) = topKsum(r) + k t (sum over a top-k set of k coordinates, whose
+    # order the shift keeps), then D(b + t 1) - D(b) = n k t - L E t = 0
     t = sp.Symbol("t", real=True)
-    r = sp.symbols("r0:5", real=True)
-    for k_ in range(1, 6):
-        identity(
-            sum(ri + t for ri in r[:k_]),
-            sum(r[:k_]) + k_ * t,
-            "(d) topKsum(r + t1) = topKsum(r) + k t",
-        )
-    # (e) multiplicative = additive on logs; scale and the update on log b.
-    s_, b_, lam, e_ = sp.symbols("s b lambda e", positive=True)
-    identity(
-        sp.expand_log(sp.log(s_ * b_)), sp.log(s_) + sp.log(b_), "(e) log(s b) = log s + log b"
-    )
-    identity(
-        sp.expand_log(sp.log(s_ * lam * b_)),
-        sp.log(s_) + sp.log(b_) + sp.log(lam),
-        "(e) lambda b shifts every log-score by log lambda",
-    )
+    lem.coordinate_set("S", k_)
+    r = lem.coordinate("r", "r_i, an entry of a top-k set of s_t + b", indexed=False, over="S")
+    rs = lem.coordinate("r_t", "r_i + t, the same entry of the shifted row", indexed=False, over="S")
+    top, top_shift = sp.symbols("topK topK_shift", real=True)
+    lem.sum_of(top, r)
+    lem.sum_of(top_shift, rs)
+    lem.hypothesis("shifted", rs, "==", r + t, status=assumed("the row shifted by t 1 (same order)"))
+    lem.summed("(d) topKsum(r + t1)", "shifted", {rs: top_shift, r: top}, k_)
+    shift = lem.identity("(d) per token", top_shift, top + k_ * t, using=[(1, "(d) topKsum(r + t1)")])
+    lem.theorem("(d) per token", shift, top_shift, "==", top + k_ * t)
+    bsum, dsum = sp.symbols("B topK_all", real=True)
+    d_shift = dsum + n_ * k_ * t - cap * (bsum + E_ * t)
+    d_zero = lem.identity("(d)", d_shift, dsum - cap * bsum)
+    lem.theorem("(d)", d_zero, d_shift, "==", dsum - cap * bsum)
+    # (e) multiplicative = additive on logs; scale and the update on log b
+    s_, bb, lam = sp.symbols("s b lambda", positive=True)
     ue = sp.Symbol("ue", real=True)
-    identity(
-        sp.expand_log(sp.log(b_ * sp.exp(ue)), force=True),
-        sp.log(b_) + ue,
-        "(e) log(b exp(u e)) = log b + u e",
-    )
-    es = sp.symbols("e0:4", real=True)
-    identity(
-        sp.exp(sum(es[:3]) - sum(es[:3])),
-        1,
-        "(e) prod exp(u e_i) = exp(u sum e_i) = 1 when sum e = 0",
-    )
+    for label, lhs, rhs in (
+        ("(e) log(s b)", sp.log(s_ * bb), sp.log(s_) + sp.log(bb)),
+        ("(e) lambda b", sp.log(s_ * lam * bb), sp.log(s_) + sp.log(bb) + sp.log(lam)),
+        ("(e) log(b exp(u e))", sp.log(bb * sp.exp(ue)), sp.log(bb) + ue),
+    ):
+        f = lem.identity(label, lhs, rhs)
+        lem.theorem(label, f, lhs, "==", rhs)
 
 
 def _load_vectors(n: int, n_experts: int, k: int):
@@ -184,11 +185,31 @@ def package_invariances(rng: np.random.Generator) -> None:
             check(abs(np.log(st.bias).sum() - np.log(bm).sum()) < 1e-12, "(e) prod(b) preserved")
 
 
-def main() -> None:
-    symbolic_steps()
-    n = package_rules_exhaustive()
-    package_invariances(np.random.default_rng(3))
-    print(f"update rules checked on {n} exhaustive load vectors")
+def derive() -> Lemma:
+    lem = Lemma(__doc__)
+    symbolic_steps(lem)
+    return lem
+
+
+def main() -> Lemma:
+    lem = derive()
+    n = package_rules_exhaustive()  # raises ProofError at the first failing vector
+    f = lem.checked(
+        "(a)-(c) on the package",
+        f"proportional and sign rules of lfbtheory.online.updates on all {n} load vectors of "
+        "small batches: the steps (a), (b), sum(b) preserved / changed by u(#under - #over)",
+        True,
+    )
+    lem.theorem_checked("(a)-(c) on the package", f)
+    package_invariances(np.random.default_rng(3))  # raises at the first failing instance
+    f = lem.checked(
+        "(d)-(e) on the package",
+        "routing, D and its subgradient invariant under b + t1 (t up to 2^30); multiplicative "
+        "bias = additive log-bias, invariant under b -> lambda b, prod(b) preserved",
+        True,
+    )
+    lem.theorem_checked("(d)-(e) on the package", f)
+    return lem
 
 
 def test_claim() -> None:

@@ -17,8 +17,10 @@ and let m_t >= 0 be its tie margin before the update (k-th minus (k+1)-th larges
 package (lfbtheory.route + lfbtheory.online.updates) on 1132 seeded random small batches with
 dyadic scores, biases and steps (so float64 arithmetic is exact).
 
-Hypotheses (the equalities the certificates use). after: A = r'_j - r'_i (j beats i after
-the update, A >= 0); before: B = r_i - r_j (i beat j before, B >= 0).
+Hypotheses (named in the chains). after: r'_i <= r'_j (j beats i after the update, r' = r +
+Delta); before: r_j <= r_i (i beat j before); margin: r_i - r_j >= m_t (i in the top-k set, j
+not); small-sign: u < m_t; small-prop: u V < m_t with V = max_l |c_l - L|/L; v-bound:
+V >= (c_i - L)/L and V >= (L - c_j)/L; case-j: c_j >= L (resp. case-i: c_i <= L).
 
 Assumptions. k distinct experts per token, real scores, route's tie rule; one update from
 the loads of the same batch (a deterministic setting, as arXiv 2512.03915 calls it).
@@ -41,74 +43,47 @@ from __future__ import annotations
 
 import numpy as np
 import sympy as sp
-from _certify import Lemma, check
+from _certify import Lemma, assumed, check
 
 from lfbtheory import route, tie_margin
 from lfbtheory.online import updates as U
 
-LEM = Lemma(__doc__)
+u_ = sp.Symbol("u", positive=True)
+R_I, R_J, D_I, D_J, M_ = sp.symbols("r_i r_j Delta_i Delta_j m", real=True)
 
 
-def symbolic_cases() -> None:
-    u = sp.Symbol("u", positive=True)
-    a_after = sp.Symbol("A", nonnegative=True)  # r'_j - r'_i >= 0 (j beats i after)
-    b_before = sp.Symbol("B", nonnegative=True)  # r_i - r_j >= 0 (i beat j before)
-    ri, rj = sp.symbols("r_i r_j", real=True)
-    LEM.assume(u, meaning="the step size u > 0")
-    LEM.assume(a_after, b_before, meaning="the two comparisons, after and before the update")
-    di, dj = sp.symbols("Delta_i Delta_j", real=True)
-    # (i): Delta_j - Delta_i = (r'_j - r'_i) + (r_i - r_j) with r' = r + Delta; the equalities
-    # define A = r'_j - r'_i and B = r_i - r_j.
-    LEM.certify_nonneg(
-        dj - di,
-        [a_after, b_before],
-        "(i) Delta_j - Delta_i >= r_i - r_j >= 0",
-        equalities=[
-            (1, LEM.hypothesis("after", (rj + dj) - (ri + di) - a_after)),
-            (1, LEM.hypothesis("before", (ri - rj) - b_before)),
-        ],
-    )
-
-    # (ii) sign rule: margin m = u + gamma with gamma > 0 (u < m); B >= m.
-    gamma = sp.Symbol("gamma", positive=True)
-    LEM.assume(gamma, meaning="u < m_t: gamma = m_t - u")
-    m = u + gamma
+def symbolic_cases(lem: Lemma) -> None:
+    lem.assume(u_, meaning="the step size u > 0")
+    lem.hypothesis("after", R_I + D_I, "<=", R_J + D_J, status=assumed("the token gained j, dropped i"))
+    lem.hypothesis("before", R_J, "<=", R_I, status=assumed("i was in the token's top-k set, j not"))
+    i = lem.certify("(i)", D_I, "<=", D_J, using=[(1, "after"), (1, "before")])
+    lem.theorem("(i)", i, D_I, "<=", D_J)
+    lem.hypothesis("margin", M_, "<=", R_I - R_J, status=assumed("m_t is the token's tie margin"))
+    need = lem.certify("(ii) a move needs Delta_j - Delta_i >= m", M_, "<=", D_J - D_I, using=[(1, "after"), (1, "margin")])
+    lem.theorem("(ii) a move needs Delta_j - Delta_i >= m", need, M_, "<=", D_J - D_I)
+    # sign rule: Delta = u sigma; every pair but (-1, +1) has u (sigma_j - sigma_i) <= u < m
+    lem.hypothesis("small-sign", u_, "<", M_, status=assumed("the small-step condition u < m_t"))
     for sig_i in (-1, 0, 1):
         for sig_j in (-1, 0, 1):
-            diff = u * (sig_j - sig_i)
             if (sig_i, sig_j) == (-1, 1):
                 continue  # the allowed move: overloaded -> underloaded
-            # m - diff > 0 contradicts diff = Delta_j - Delta_i >= B >= m.
-            LEM.certify_pos(
-                m - diff,
-                [gamma, u * (1 - (sig_j - sig_i))],
-                f"(ii) sign: pair ({sig_i}, {sig_j}) needs Delta_j - Delta_i < m",
-            )
-
-    # (ii) proportional: L > 0, V = max_l |c_l - L| / L, m = u V + gamma.
-    cap = sp.Symbol("L", positive=True)
-    v_slack = sp.Symbol("v", nonnegative=True)
-    a_ = sp.Symbol("a", nonnegative=True)
-    ci, cj = sp.symbols("c_i c_j", real=True)
-    LEM.assume(cap, meaning="L = nk/E > 0")
-    LEM.assume(v_slack, meaning="V = max_l |c_l - L|/L is at least each |c_l - L|/L")
-    LEM.assume(a_, meaning="the case: a = c_j - L >= 0 (resp. L - c_i)")
-    # case c_j >= L: c_j = L + a, V = (c_i - L)/L + v (V >= (c_i - L)/L).
-    big_v = (ci - cap) / cap + v_slack
-    diff = u * (ci - (cap + a_)) / cap
-    LEM.certify_pos(
-        (u * big_v + gamma) - diff,
-        [gamma, u * v_slack, u * a_ / cap],
-        "(ii) proportional, c_j >= L: Delta_j - Delta_i < m",
-    )
-    # case c_i <= L: c_i = L - a, V = (L - c_j)/L + v.
-    big_v = (cap - cj) / cap + v_slack
-    diff = u * ((cap - a_) - cj) / cap
-    LEM.certify_pos(
-        (u * big_v + gamma) - diff,
-        [gamma, u * v_slack, u * a_ / cap],
-        "(ii) proportional, c_i <= L: Delta_j - Delta_i < m",
-    )
+            label = f"(ii) sign, pair ({sig_i}, {sig_j}): Delta_j - Delta_i < m"
+            diff = u_ * (sig_j - sig_i)
+            f = lem.certify(label, diff, "<", M_, using=[(1, "small-sign")], terms=[u_ * (1 - (sig_j - sig_i))])
+            lem.theorem(label, f, diff, "<", M_)
+    # proportional rule: Delta_j - Delta_i = u (c_i - c_j)/L
+    cap = lem.var("L", "L = nk/E > 0", positive=True)
+    ci, cj, big_v = sp.symbols("c_i c_j V", real=True)
+    lem.hypothesis("small-prop", u_ * big_v, "<", M_, status=assumed("the small-step condition u V < m_t"))
+    lem.hypothesis("v-bound [i]", (ci - cap) / cap, "<=", big_v, status=assumed("V = max_l |c_l - L|/L"))
+    lem.hypothesis("v-bound [j]", (cap - cj) / cap, "<=", big_v, status=assumed("V = max_l |c_l - L|/L"))
+    lem.hypothesis("case-j", cap, "<=", cj, status=assumed("the case c_j >= L"))
+    lem.hypothesis("case-i", ci, "<=", cap, status=assumed("the case c_i <= L"))
+    diff = u_ * (ci - cj) / cap
+    for case, vb in (("case-j", "v-bound [i]"), ("case-i", "v-bound [j]")):
+        label = f"(ii) proportional, {case}: Delta_j - Delta_i < m"
+        f = lem.certify(label, diff, "<", M_, using=[(1, "small-prop"), (u_, vb), (u_ / cap, case)])
+        lem.theorem(label, f, diff, "<", M_)
 
 
 def _moves(s, k, b0, make_rule, u):
@@ -179,15 +154,31 @@ def sharp_instance() -> None:
     )
 
 
-def main() -> None:
-    symbolic_cases()
-    stats = package_check(np.random.default_rng(4))
+def derive() -> Lemma:
+    lem = Lemma(__doc__)
+    symbolic_cases(lem)
+    return lem
+
+
+def main() -> Lemma:
+    lem = derive()
+    stats = package_check(np.random.default_rng(4))  # raises at the first failing move
     check(
         stats["small_step_moves"] > 0 and stats["sharpness_examples"] > 0,
         "both regimes occur in the random instances (the check is not vacuous)",
     )
+    f = lem.checked(
+        "(i)-(iii) on the package",
+        f"{stats['moves']} moves on {stats['batches']} random dyadic batches: Delta_j > Delta_i "
+        f"always; {stats['small_step_moves']} under the small-step condition go overloaded -> "
+        f"underloaded; {stats['sharpness_examples']} outside it do not",
+        True,
+    )
+    lem.theorem_checked("(i)-(iii) on the package", f)
     sharp_instance()
-    print(f"preference rule: {stats}")
+    f = lem.checked("(iii)", "u > m_t: a token moves from an overloaded to a balanced expert", True)
+    lem.theorem_checked("(iii)", f)
+    return lem
 
 
 def test_claim() -> None:

@@ -15,10 +15,13 @@ n tokens, L = n/E. With a = theta + p and pi = softmax(a / beta):
     F(p*) = n beta (log E + gamma) + L sum theta (for p* = -theta);
 (f) a single batch's D is piecewise linear, hence not strongly convex for any mu > 0: an
     explicit batch and direction with D affine on a segment (checked on the package).
-Symbolic for E = 3 (E = 2..4 for (d)); the general-E argument is the same algebra.
+(a)-(c), (e) are identities for E = 3; (d) is a chain for every E (sums over experts by
+coordinates); (f) is checked on the package.
 
-Hypotheses (the equalities the certificates use). mean-zero: sum_i v_i = 0 (v in 1-perp);
-ratio: z_j = e^{(a_j - a_i)/beta} = e^Delta - y_j with y_j >= 0 (the spread is at most beta Delta).
+Hypotheses (named in the chains). simplex: sum_i pi_i = 1; mean-zero: sum_i v_i = 0 (v in
+1-perp); ratio: z_j = e^{(a_j - a_i)/beta} <= e^Delta for the E - 1 experts j != i (the spread
+of a = theta + p is at most beta Delta); argmin: pi_min = 1/(1 + sum_{j != i} z_j) for the
+expert i of least probability; above-min: pi_i >= pi_min for every i; experts: E >= 2.
 
 Assumptions. Gumbel noise (the tractable family: the max of Gumbels is Gumbel); k = 1.
 Along the proportional rule sum(p_t) is constant, so p_t - p* stays in 1-perp when p* is chosen
@@ -43,13 +46,18 @@ from __future__ import annotations
 
 import numpy as np
 import sympy as sp
-from _certify import Lemma, check, identity
+from _certify import Lemma, assumed, check
 
 from lfbtheory import dual_objective
 
-LEM = Lemma(__doc__)
-
 beta, n_, Delta = sp.symbols("beta n Delta", positive=True)
+E_ = sp.Symbol("E", positive=True)
+
+
+def _identity(lem: Lemma, lhs, rhs, label: str) -> None:
+    """An identity stated as a theorem (the check is the kernel's identity rule)."""
+    f = lem.identity(label, lhs, rhs)
+    lem.theorem(label, f, lhs, "==", rhs, text="an identity of explicit E = 3 expressions")
 
 
 def expected_dual(n_experts: int):
@@ -63,12 +71,12 @@ def expected_dual(n_experts: int):
     return f, theta, p
 
 
-def gumbel_max(n_experts: int = 3) -> None:
+def gumbel_max(lem: Lemma, n_experts: int = 3) -> None:
     """(a) the law of the max, its mean, and the argmax probabilities."""
     x = sp.Symbol("x", real=True)
     a = sp.symbols(f"a0:{n_experts}", real=True)
     big_a = beta * sp.log(sum(sp.exp(ai / beta) for ai in a))
-    identity(
+    _identity(lem, 
         sum(sp.exp(-(x - ai) / beta) for ai in a),
         sp.exp(-(x - big_a) / beta),
         "(a) sum_i e^{-(x-a_i)/beta} = e^{-(x-A)/beta}: the max is Gumbel(A, beta)",
@@ -77,14 +85,14 @@ def gumbel_max(n_experts: int = 3) -> None:
     v, z = sp.Symbol("v", positive=True), sp.Symbol("z", positive=True)
     xs = sp.Symbol("xs", real=True)
     dens = xs * sp.exp(-xs) * sp.exp(-sp.exp(-xs))
-    identity(
+    _identity(lem, 
         sp.expand_log(dens.subs(xs, -sp.log(v)) / v, force=True),
         -sp.log(v) * sp.exp(-v),
         "(a) substitution v = e^{-x}",
     )
     # int log(v) v^{z-1} e^{-v} dv = Gamma'(z) (differentiate Gamma under the integral); at z = 1:
-    identity(sp.diff(sp.gamma(z), z).subs(z, 1), -sp.EulerGamma, "(a) Gamma'(1) = -gamma")
-    identity(sp.integrate(sp.exp(-v), (v, 0, sp.oo)), 1, "(a) the Gumbel density integrates to 1")
+    _identity(lem, sp.diff(sp.gamma(z), z).subs(z, 1), -sp.EulerGamma, "(a) Gamma'(1) = -gamma")
+    _identity(lem, sp.integrate(sp.exp(-v), (v, 0, sp.oo)), 1, "(a) the Gumbel density integrates to 1")
     # argmax: f_i(x) prod_{j != i} F_j(x) = e^{(a_i - A)/beta} * Gumbel(A, beta) density
     cdf = [sp.exp(-sp.exp(-(x - ai) / beta)) for ai in a]
     for i in range(n_experts):
@@ -92,10 +100,10 @@ def gumbel_max(n_experts: int = 3) -> None:
         gumbel_a = sp.exp(-(x - big_a) / beta) / beta * sp.exp(-sp.exp(-(x - big_a) / beta))
         ratio = sp.simplify(sp.powsimp(sp.expand(integrand / gumbel_a), combine="exp"))
         soft = sp.exp(a[i] / beta) / sum(sp.exp(aj / beta) for aj in a)
-        identity(ratio, soft, f"(a) P(argmax = {i}) = softmax(a/beta)_{i}")
+        _identity(lem, ratio, soft, f"(a) P(argmax = {i}) = softmax(a/beta)_{i}")
 
 
-def gradient_hessian(n_experts: int = 3) -> None:
+def gradient_hessian(lem: Lemma, n_experts: int = 3) -> None:
     """(b), (c), (d) quadratic-form identity, (e) at the optimum."""
     f, theta, p = expected_dual(n_experts)
     a = [th + pi for th, pi in zip(theta, p, strict=True)]
@@ -104,30 +112,30 @@ def gradient_hessian(n_experts: int = 3) -> None:
     cap = n_ / n_experts
     grad = [sp.diff(f, pj) for pj in p]
     for i in range(n_experts):
-        identity(grad[i], n_ * pi[i] - cap, f"(b) dF/dp_{i} = n pi_{i} - L")
+        _identity(lem, grad[i], n_ * pi[i] - cap, f"(b) dF/dp_{i} = n pi_{i} - L")
     hess = sp.Matrix(n_experts, n_experts, lambda i, j: sp.diff(grad[i], p[j]))
     target = (n_ / beta) * (sp.diag(*pi) - sp.Matrix(pi) * sp.Matrix(pi).T)
     for i in range(n_experts):
         for j in range(n_experts):
-            identity(hess[i, j], target[i, j], f"(b) Hessian entry ({i},{j})")
+            _identity(lem, hess[i, j], target[i, j], f"(b) Hessian entry ({i},{j})")
     cshift = sp.Symbol("c", real=True)
-    identity(f.subs({pj: pj + cshift for pj in p}, simultaneous=True), f, "(c) F(p + c1) = F(p)")
+    _identity(lem, f.subs({pj: pj + cshift for pj in p}, simultaneous=True), f, "(c) F(p + c1) = F(p)")
     ones = sp.Matrix([1] * n_experts)
     for i, hi in enumerate(target * ones):
-        identity(hi, 0, f"(c) (H 1)_{i} = 0")
+        _identity(lem, hi, 0, f"(c) (H 1)_{i} = 0")
     # (d) v^T (diag pi - pi pi^T) v = sum pi_i (v_i - m)^2, m = pi.v, for generic pi with sum pi = 1
     q = sp.symbols(f"q0:{n_experts}", positive=True)
     qs = list(q[:-1]) + [1 - sum(q[:-1])]
     vv = sp.symbols(f"v0:{n_experts}", real=True)
     m = sum(qi * vi for qi, vi in zip(qs, vv, strict=True))
     quad = sum(qs[i] * vv[i] ** 2 for i in range(n_experts)) - m**2
-    identity(quad, sum(qs[i] * (vv[i] - m) ** 2 for i in range(n_experts)), "(d) quadratic form")
+    _identity(lem, quad, sum(qs[i] * (vv[i] - m) ** 2 for i in range(n_experts)), "(d) quadratic form")
     # (e) at a = 0 (p* = -theta): pi = 1/E, F(p*) closed form, Hessian on 1-perp = n/(beta E)
     at_opt = {pj: -th for pj, th in zip(p, theta, strict=True)}
     for i in range(n_experts):
-        identity(pi[i].subs(at_opt), sp.Rational(1, n_experts), f"(e) pi_{i}(p*) = 1/E")
-        identity(grad[i].subs(at_opt), 0, f"(e) grad F(p*)_{i} = 0")
-    identity(
+        _identity(lem, pi[i].subs(at_opt), sp.Rational(1, n_experts), f"(e) pi_{i}(p*) = 1/E")
+        _identity(lem, grad[i].subs(at_opt), 0, f"(e) grad F(p*)_{i} = 0")
+    _identity(lem, 
         f.subs(at_opt),
         n_ * beta * (sp.log(n_experts) + sp.EulerGamma) + cap * sum(theta),
         "(e) F(p*) = n beta (log E + gamma) + L sum theta",
@@ -135,85 +143,129 @@ def gradient_hessian(n_experts: int = 3) -> None:
     v0 = list(vv[:-1]) + [-sum(vv[:-1])]  # v in 1-perp
     h_opt = target.subs(at_opt)
     vm = sp.Matrix(v0)
-    identity(
+    _identity(lem, 
         (vm.T * h_opt * vm)[0, 0],
         n_ / (beta * n_experts) * vm.dot(vm),
         "(e) H(p*) = n/(beta E) I on 1-perp",
     )
 
 
-def strong_convexity_constant(n_experts: int) -> None:
-    """(d) sum pi_i (v_i - m)^2 >= pi_min ||v||^2 on sum v = 0; pi_min >= 1/(1 + (E-1)e^Delta)."""
-    pmin = sp.Symbol("pi_min", positive=True)
-    d = sp.symbols(f"d0:{n_experts}", nonnegative=True)
-    vv = sp.symbols(f"v0:{n_experts}", real=True)
-    m = sp.Symbol("m", real=True)
-    LEM.assume(pmin, meaning="pi_min > 0, the smallest softmax probability")
-    LEM.assume(*d, meaning="d_i = pi_i - pi_min >= 0")
-    lhs = sum((pmin + di) * (vi - m) ** 2 for di, vi in zip(d, vv, strict=True)) - pmin * sum(
-        vi**2 for vi in vv
-    )
-    terms = [di * (vi - m) ** 2 for di, vi in zip(d, vv, strict=True)] + [pmin * n_experts * m**2]
-    LEM.certify_nonneg(
-        lhs,
-        terms,
-        f"(d) Var_pi(v) >= pi_min ||v||^2 (E={n_experts})",
-        equalities=[(-2 * pmin * m, LEM.hypothesis(f"mean-zero [E={n_experts}]", sum(vv)))],
-    )
-    # pi_i = 1/(1 + sum_{j != i} z_j), z_j = e^{(a_j - a_i)/beta} <= e^Delta =: M, z_j = M - y_j
-    big_m = sp.exp(Delta)
-    y = sp.symbols(f"y0:{n_experts - 1}", nonnegative=True)
-    zz = sp.symbols(f"z0:{n_experts - 1}", positive=True)
-    LEM.assume(*y, meaning="y_j = e^Delta - z_j >= 0")
-    LEM.assume(*zz, meaning="z_j = exp(.) > 0")
-    gap = 1 / (1 + sum(zz)) - 1 / (1 + (n_experts - 1) * big_m)
-    den = (1 + sum(zz)) * (1 + (n_experts - 1) * big_m)
-    LEM.certify_nonneg(
-        gap,
-        [yj / den for yj in y],
-        f"(d) pi_min >= 1/(1 + (E-1) e^Delta) (E={n_experts})",
-        equalities=[
-            (-1 / den, LEM.hypothesis(f"ratio [j={j}, E={n_experts}]", zj - big_m + yj))
-            for j, (zj, yj) in enumerate(zip(zz, y, strict=True))
-        ],
-    )
-    # mu(Delta) is positive and equals the optimum value n/(beta E) at Delta = 0
-    LEM.assume(n_, beta, meaning="n tokens and the Gumbel scale beta are > 0")
-    mu = strong_convexity_bound().subs(sp.Symbol("E", positive=True), n_experts)
-    # the claimed mu(Delta) is exactly n/beta times the pi_min lower bound certified above
-    identity(
-        mu,
-        n_ / beta / (1 + (n_experts - 1) * big_m),
-        "(d) mu(Delta) = (n/beta) / (1 + (E-1) e^Delta)",
-    )
-    LEM.certify_pos(mu, [mu], "(d) mu > 0")
-    identity(mu.subs(Delta, 0), n_ / (beta * n_experts), "(d) mu(0) = n/(beta E)")
-
-
 def strong_convexity_bound() -> sp.Expr:
     """mu(Delta) = n / (beta (1 + (E - 1) e^Delta)) (exported for the numerical test)."""
-    e_ = sp.Symbol("E", positive=True)
-    return n_ / (beta * (1 + (e_ - 1) * sp.exp(Delta)))
+    return n_ / (beta * (1 + (E_ - 1) * sp.exp(Delta)))
 
 
-def batch_dual_not_strongly_convex() -> None:
+def strong_convexity_chain(lem: Lemma) -> None:
+    """(d) for every E: v^T H v = (n/beta) sum pi_i (v_i - m)^2 >= mu(Delta) ||v||^2 on 1-perp."""
+    lem.assume(n_, beta, Delta, E_, meaning="n tokens, Gumbel scale, spread bound, E experts")
+    pi = lem.coordinate("pi", "pi_i = softmax((theta + p)/beta)_i > 0", "pos", indexed=False)
+    v = lem.coordinate("v", "v_i, a direction", indexed=False)
+    one, m, vv, quad, var, dvar = sp.symbols("Pi_sum m VV Q Var DV", real=True)
+    pmin = lem.var("pi_min", "the smallest probability pi_min > 0", positive=True)
+    lem.sum_of(one, pi)
+    lem.sum_of(m, pi * v)
+    lem.sum_of(vv, v**2)
+    lem.sum_of(quad, pi * v**2)
+    lem.sum_of(var, pi * (v - m) ** 2)
+    lem.sum_of(dvar, (pi - pmin) * (v - m) ** 2)
+    vsum = sp.Symbol("V1", real=True)
+    lem.sum_of(vsum, v)
+    lem.hypothesis("simplex", one, "==", 1, status=assumed("softmax probabilities sum to 1"))
+    lem.hypothesis("mean-zero", vsum, "==", 0, status=assumed("v in 1-perp"))
+    lem.hypothesis("above-min", pmin, "<=", pi, status=assumed("pi_min is the least probability"))
+    # v^T (diag pi - pi pi^T) v = sum pi v^2 - m^2 = sum pi (v - m)^2 (Hessian (b) times beta/n)
+    lem.identity("(d) one coordinate", pi * (v - m) ** 2, pi * v**2 - 2 * m * pi * v + m**2 * pi)
+    lem.summed("(d) summed", "(d) one coordinate", {pi * (v - m) ** 2: var, pi * v**2: quad, pi * v: m, pi: one}, E_)
+    form = lem.identity("(d) Hessian form, every E", quad - m**2, var, using=[(-1, "(d) summed"), (-(m**2), "simplex")])
+    lem.theorem("(d) Hessian form, every E", form, quad - m**2, "==", var)
+    # sum pi (v - m)^2 >= pi_min ||v||^2 on sum v = 0
+    lem.certify("(d) (pi - pi_min)(v - m)^2 >= 0", 0, "<=", (pi - pmin) * (v - m) ** 2, using=[((v - m) ** 2, "above-min")])
+    lem.summed("(d) DV >= 0", "(d) (pi - pi_min)(v - m)^2 >= 0", {(pi - pmin) * (v - m) ** 2: dvar}, E_)
+    lem.identity(
+        "(d) split, one coordinate",
+        pi * (v - m) ** 2,
+        (pi - pmin) * (v - m) ** 2 + pmin * v**2 - 2 * pmin * m * v + pmin * m**2,
+    )
+    lem.summed("(d) split", "(d) split, one coordinate", {pi * (v - m) ** 2: var, (pi - pmin) * (v - m) ** 2: dvar, v**2: vv, v: vsum}, E_)
+    lem.certify(
+        "(d) Var_pi(v) >= pi_min ||v||^2",
+        pmin * vv,
+        "<=",
+        var,
+        using=[(-1, "(d) split"), (1, "(d) DV >= 0"), (2 * pmin * m, "mean-zero")],
+        terms=[pmin * E_ * m**2],
+    )
+    # pi_min = 1/(1 + Z) with Z = sum_{j != i} z_j <= (E - 1) e^Delta
+    others = sp.Symbol("J", real=True)
+    lem.define("others", others, E_ - 1)
+    lem.hypothesis("experts", 2, "<=", E_, status=assumed("at least two experts"))
+    lem.certify("(d) J >= 1", 1, "<=", others, using=[(1, "experts")], subs=["others"])
+    lem.certify("(d) J > 0", 0, "<", others, using=[(1, "(d) J >= 1")], terms=[sp.Integer(1)])
+    lem.nonneg(others, "(d) J > 0")
+    lem.coordinate_set("others", others)
+    z = lem.coordinate("z", "z_j = exp((a_j - a_i)/beta) > 0, j != i", "pos", indexed=False, over="others")
+    big_z = sp.Symbol("Z", real=True)
+    lem.sum_of(big_z, z)
+    lem.hypothesis("ratio", z, "<=", sp.exp(Delta), status=assumed("the spread of theta + p is <= beta Delta"))
+    lem.summed("(d) Z <= (E - 1) e^Delta", "ratio", {z: big_z}, others)
+    lem.certify("(d) z > 0", 0, "<", z, terms=[z])
+    lem.summed("(d) Z > 0", "(d) z > 0", {z: big_z}, others)
+    lem.nonneg(big_z, "(d) Z > 0")
+    lem.hypothesis("argmin", pmin, "==", 1 / (1 + big_z), status=assumed("pi_min = pi_i = 1/(1 + sum_{j != i} z_j) for the least likely i"))
+    den = (1 + big_z) * (1 + others * sp.exp(Delta))
+    lem.certify(
+        "(d) pi_min >= 1/(1 + (E - 1) e^Delta)",
+        1 / (1 + (E_ - 1) * sp.exp(Delta)),
+        "<=",
+        pmin,
+        using=[(1 / den, "(d) Z <= (E - 1) e^Delta")],
+        subs=["argmin", "others"],
+    )
+    lem.certify("(d) ||v||^2 >= 0, one coordinate", 0, "<=", v**2, terms=[v**2])
+    lem.summed("(d) ||v||^2 >= 0", "(d) ||v||^2 >= 0, one coordinate", {v**2: vv}, E_)
+    lem.nonneg(vv, "(d) ||v||^2 >= 0")
+    mu = n_ / (beta * (1 + (E_ - 1) * sp.exp(Delta)))
+    fact = lem.certify(
+        "(d)",
+        mu * vv,
+        "<=",
+        n_ / beta * var,
+        using=[(n_ / beta, "(d) Var_pi(v) >= pi_min ||v||^2"), (n_ / beta * vv, "(d) pi_min >= 1/(1 + (E - 1) e^Delta)")],
+    )
+    lem.theorem("(d)", fact, strong_convexity_bound() * vv, "<=", n_ / beta * var, bound=strong_convexity_bound)
+    at0 = lem.identity("(d) mu(0) = n/(beta E)", mu.subs(Delta, 0), n_ / (beta * E_))
+    lem.theorem("(d) mu(0) = n/(beta E)", at0, mu.subs(Delta, 0), "==", n_ / (beta * E_))
+
+
+def batch_dual_not_strongly_convex(lem: Lemma) -> None:
     """(f) D of one batch is affine on a segment: midpoint gap exactly 0 on the package."""
     s = np.array([[0.5, 0.25, 0.0], [0.0, 0.75, 0.25], [0.25, 0.0, 1.0]])
     p = np.zeros(3)
     v = np.array([1.0, -0.5, -0.5])  # in 1-perp
     eps = 1.0 / 16.0
     d0, d1, d2 = (dual_objective(s, k=1, bias=p + j * eps * v) for j in (0, 1, 2))
-    check(d1 - (d0 + d2) / 2 == 0.0, "(f) D(p + eps v) == midpoint of D(p), D(p + 2 eps v)")
     # strong convexity with any mu > 0 would need the midpoint gap >= mu eps^2 ||v||^2 / 2 > 0
-    check(float(eps**2 * v @ v) > 0, "(f) the required gap would be positive")
+    f = lem.checked(
+        "(f)",
+        "a batch's D is affine on a segment in 1-perp (midpoint gap exactly 0 on the package), "
+        "so D_t is not mu-strongly convex for any mu > 0",
+        d1 - (d0 + d2) / 2 == 0.0 and float(eps**2 * v @ v) > 0,
+    )
+    lem.theorem_checked("(f)", f)
 
 
-def main() -> None:
-    gumbel_max(3)
-    gradient_hessian(3)
-    for e in (2, 3, 4):
-        strong_convexity_constant(e)
-    batch_dual_not_strongly_convex()
+def derive() -> Lemma:
+    lem = Lemma(__doc__)
+    gumbel_max(lem, 3)
+    gradient_hessian(lem, 3)
+    strong_convexity_chain(lem)
+    return lem
+
+
+def main() -> Lemma:
+    lem = derive()
+    batch_dual_not_strongly_convex(lem)
+    return lem
 
 
 def test_claim() -> None:

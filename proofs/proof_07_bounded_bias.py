@@ -16,14 +16,19 @@ top-k of s + b (any n, any sequence of batches). Then for all t and all experts 
     drift, delta in u Z); likewise for the proportional rule on the lattice (u/L) Z^E.
 So the commonly quoted bound (b - a) + 2u is correct for the sign rule (from a start of
 spread <= it) and attained; the proportional rule needs (b - a) + u E/k instead.
-(a), (b) are proved for every n, E, k, T (certificates; the top-k monotonicity of step (ii) is
-also checked exhaustively for E <= 5); the point count of (d) is checked exactly against
-every offset on a grid (and the on-lattice formula is shown to undercount off the lattice);
-(c), (d) are checked on the package.
+(a), (b) are chains for every n, E, k and every t (induction on t with a case split on
+d_t <= w); step (ii), the top-k monotonicity, is checked exhaustively for E <= 5 (the general
+argument is below), and so is the monotonicity of the sign step; the point count of (d) is
+checked exactly against every offset on a grid (and the on-lattice formula is shown to
+undercount off the lattice); (c), (d) are checked on the package.
 
-Hypotheses (named equalities of the certificates). gap: d = b_i - b_j = w + z with z > 0;
-cap: w_j = n - c_j >= 0; below: d_t = w - sigma (the case d_t <= w); within: Bmax = d_t + r
-(the induction hypothesis d_t <= Bmax).
+Hypotheses (named in the chains). range: every score lies in [a, b] (s_i = a + x, s_j = b - y
+with x, y >= 0); start: d_1 <= B0; step-size: u_t <= u; update-prop: d_{t+1} - d_t = u_t (c_j - c_i)/L (the
+proportional rule with step u_t; c = loads at t); update-sign: d_{t+1} - d_t =
+u_t (sigma_i - sigma_j) with
+sigma = sign(L - c); cap: 0 <= c_i and c_j <= n; sign-range: sigma_i <= 1 and -1 <= sigma_j;
+prefers: if d_t > w then c_j <= c_i (every token strictly prefers i, (i), and then top-k
+monotonicity (ii)); sign-monotone: if c_j <= c_i then sigma_i <= sigma_j; kL: L = nk/E.
 
 Assumptions. Additive bias; k < E (else every load is n = L and nothing moves); the rules of
 lfbtheory.online.updates with c_bar = L (sum of loads = nk).
@@ -47,13 +52,12 @@ from fractions import Fraction
 
 import numpy as np
 import sympy as sp
-from _certify import Lemma, check, identity
+from _certify import Lemma, assumed, check, checked
 
 from lfbtheory import route, topk_indices
 from lfbtheory.online import updates as U
 
 a_, b_, u_ = sp.symbols("a b u", real=True)
-LEM = Lemma(__doc__)
 
 
 def bias_spread_bound(rule: str) -> sp.Expr:
@@ -68,83 +72,122 @@ def kappa(rule: str) -> sp.Expr:
     return sp.diff(bias_spread_bound(rule), u_)
 
 
-def steps_symbolic() -> None:
-    a, b = sp.symbols("a b", real=True)
-    u = sp.Symbol("u", positive=True)
-    # (i) d > w => strict preference; s_i = a + x, s_j = b - y with x, y >= 0, d = w + z, z > 0
+def preference(lem: Lemma) -> None:
+    """(i) d > w => every token strictly prefers i to j."""
     x, y = sp.symbols("x y", nonnegative=True)
-    z = sp.Symbol("z", positive=True)
+    lem.assume(x, y, meaning="scores in [a, b]: s_i = a + x, s_j = b - y")
     bi, bj = sp.symbols("b_i b_j", real=True)
-    LEM.assume(u, meaning="step u > 0")
-    LEM.assume(x, y, meaning="scores in [a, b]: s_i = a + x, s_j = b - y")
-    LEM.assume(z, meaning="the case d > w: z = d - w > 0")
-    s_i, s_j = a + x, b - y
-    LEM.certify_pos(
-        (s_i + bi) - (s_j + bj),
-        [x, y, z],
-        "(i) d > w => s_i + b_i > s_j + b_j",
-        equalities=[(1, LEM.hypothesis("gap", (bi - bj) - (b - a) - z))],
-    )
-    # (iii) proportional: c_i = c_j + e (e >= 0) => Delta_j - Delta_i = u e / L >= 0
-    cap = sp.Symbol("L", positive=True)
-    cj = sp.Symbol("c_j", nonnegative=True)
-    e = sp.Symbol("e", nonnegative=True)
-    LEM.assume(cap, cj, e, meaning="L > 0, a load, e = c_i - c_j >= 0")
-    ci = cj + e
-    LEM.certify_nonneg(
-        u * (cap - cj) / cap - u * (cap - ci) / cap,
-        [u * e / cap],
-        "(iii) proportional: c_i >= c_j => Delta_i <= Delta_j",
-    )
-    # (iv) proportional: Delta_i - Delta_j = u (c_j - c_i)/L <= u n / L = u E / k  (0 <= c <= n)
-    n, k, big_e = sp.symbols("n k E", positive=True)
-    ci2, cj2, wj = sp.symbols("c_i c_j w_j", nonnegative=True)  # w_j = n - c_j
-    LEM.assume(n, k, big_e, ci2, cj2, wj, meaning="n, k, E; loads; w_j = n - c_j >= 0")
-    incr = u * (cj2 - ci2) / cap
-    LEM.certify_nonneg(
-        u * n / cap - incr,
-        [u * ci2 / cap, u * wj / cap],
-        "(iv) proportional step <= u n/L",
-        equalities=[(-u / cap, LEM.hypothesis("cap", cj2 + wj - n))],
-    )
-    identity(
-        u * n / (n * k / big_e),
-        kappa("proportional").subs(
-            {sp.Symbol("E", positive=True): big_e, sp.Symbol("k", positive=True): k}
-        )
-        * u,
-        "(iv) u n/L == kappa_proportional u",
-    )
-    # (v) induction for kappa in {2, E/k}: d_t <= w => d_{t+1} <= d_t + kappa u <= w + kappa u
-    for kap in (kappa("sign"), kappa("proportional")):
-        d_t, slack, grow = (
-            sp.Symbol("d_t", real=True),
-            sp.Symbol("sigma", nonnegative=True),
-            sp.Symbol("g", nonnegative=True),
-        )
-        LEM.assume(slack, grow, meaning="w - d_t >= 0 (the case); the shortfall of the growth")
-        d_next = d_t + kap * u - grow  # at most kappa u more
-        LEM.certify_nonneg(
-            (b - a) + kap * u - d_next,
-            [slack, grow],
-            f"(v) case d_t <= w, kappa = {kap}",
-            equalities=[(1, LEM.hypothesis(f"below [kappa={kap}]", (b - a) - d_t - slack))],
-        )
-        bound, drop, under = (
-            sp.Symbol("Bmax", real=True),
-            sp.Symbol("h", nonnegative=True),
-            sp.Symbol("r", nonnegative=True),
-        )
-        LEM.assume(drop, under, meaning="the decrease h >= 0 of d; r = Bmax - d_t >= 0")
-        LEM.certify_nonneg(
-            bound - (d_t - drop),
-            [under, drop],
-            f"(v) case d_t > w: no increase, kappa = {kap}",
-            equalities=[(1, LEM.hypothesis(f"within [kappa={kap}]", bound - d_t - under))],
-        )
+    w = b_ - a_
+    case = lem.case_hypothesis("(i) d > w", w, "<", bi - bj)
+    s_i, s_j = a_ + x, b_ - y
+    f = lem.certify("(i)", 0, "<", (s_i + bi) - (s_j + bj), using=[(1, case)], terms=[x, y])
+    del f
 
 
-def sign_rule_cases(n_max: int = 6) -> None:
+def spread_chain(lem: Lemma, rule: str, ok_topk, ok_sign) -> None:
+    """(a) or (b): d_t <= Max(B0, w + kappa u) for every t, by induction with two cases."""
+    tag = "(a)" if rule == "sign" else "(b)"
+    t = lem.index(f"t_{rule}", "a step")
+    d = lem.sequence(f"d_{rule}", "d(t) = b_i(t) - b_j(t) for a fixed pair i, j")
+    ci = lem.sequence(f"ci_{rule}", "c_i(t), the load of expert i", "nonneg")
+    cj = lem.sequence(f"cj_{rule}", "c_j(t), the load of expert j", "nonneg")
+    e_, k_ = sp.symbols("E k", positive=True)
+    n_, cap = sp.symbols("n L", positive=True)
+    b0 = sp.Symbol("B0", real=True)
+    uu = sp.Symbol("u", positive=True)
+    lem.assume(e_, k_, n_, cap, uu, meaning="E, k, n, L = nk/E, the step u > 0")
+    w = b_ - a_
+    bound = bias_spread_bound(rule).subs(u_, uu)
+    m = sp.Max(b0, bound)
+    lem.max_bounds(f"{tag} max", b0, bound)
+    lem.hypothesis(f"start [{rule}]", d(1), "<=", b0, status=assumed("the start spread B0"))
+    ut = lem.sequence(f"u_{rule}", "the step u_t > 0", "pos")
+    lem.hypothesis(f"step-size [{rule}]", ut(t), "<=", uu, status=assumed("every step u_t <= u"))
+    # one step grows d by at most kappa u
+    if rule == "proportional":
+        lem.hypothesis(
+            "update-prop", d(t + 1) - d(t), "==", ut(t) * (cj(t) - ci(t)) / cap,
+            status=assumed("the proportional rule b += u (L - c)/L"),
+        )
+        lem.hypothesis(f"cap", cj(t), "<=", n_, status=assumed("an expert takes each token at most once"))
+        lem.hypothesis("kL", cap, "==", n_ * k_ / e_, status=assumed("L = nk/E"))
+        grow = lem.certify(
+            f"{tag} one step grows d by at most u n/L",
+            d(t + 1) - d(t),
+            "<=",
+            uu * n_ / cap,
+            using=[(1, "update-prop"), (ut(t) / cap, "cap"), (n_ / cap, f"step-size [{rule}]")],
+            terms=[ut(t) * ci(t) / cap],
+        )
+        grow = lem.certify(
+            f"{tag} one step",
+            d(t + 1),
+            "<=",
+            d(t) + e_ / k_ * uu,
+            using=[(1, grow)],
+            subs=["kL"],
+        )
+    else:
+        sig_i = lem.sequence("sigma_i", "sign(L - c_i(t))")
+        sig_j = lem.sequence("sigma_j", "sign(L - c_j(t))")
+        lem.hypothesis(
+            "update-sign", d(t + 1) - d(t), "==", ut(t) * (sig_i(t) - sig_j(t)),
+            status=assumed("the sign rule b += u sign(L - c)"),
+        )
+        lem.hypothesis("sign-range [i]", sig_i(t), "<=", 1, status=assumed("a sign"))
+        lem.hypothesis("sign-range [j]", -1, "<=", sig_j(t), status=assumed("a sign"))
+        grow = lem.certify(
+            f"{tag} one step",
+            d(t + 1),
+            "<=",
+            d(t) + 2 * uu,
+            using=[
+                (1, "update-sign"),
+                (ut(t), "sign-range [i]"),
+                (ut(t), "sign-range [j]"),
+                (2, f"step-size [{rule}]"),
+            ],
+        )
+    lem.implication(
+        f"prefers [{rule}]",
+        (w, "<", d(t)),
+        (cj(t), "<=", ci(t)),
+        status=checked(ok_topk),
+    )
+    # induction on t with the cases d_t <= w and w < d_t
+    ih = lem.induction_hypothesis(f"{tag} spread", d(t), "<=", m, t)
+    ca = lem.case_hypothesis(f"{tag} d_t <= w", d(t), "<=", w)
+    cb = lem.case_hypothesis(f"{tag} d_t > w", w, "<", d(t))
+    kap = kappa(rule).subs(u_, uu)
+    in_a = lem.certify(
+        f"{tag} case d_t <= w",
+        d(t + 1),
+        "<=",
+        m,
+        using=[(1, grow), (1, ca), (1, f"{tag} max [1]")],
+    )
+    shrink = lem.modus_ponens(f"{tag} the pair is ordered", f"prefers [{rule}]", cb)
+    if rule == "proportional":
+        no_up = lem.certify(
+            f"{tag} no increase", d(t + 1), "<=", d(t), using=[(1, "update-prop"), (ut(t) / cap, shrink)]
+        )
+    else:
+        lem.implication(
+            "sign-monotone", (cj(t), "<=", ci(t)), (sig_i(t), "<=", sig_j(t)), status=checked(ok_sign)
+        )
+        order = lem.modus_ponens(f"{tag} signs ordered", "sign-monotone", shrink)
+        no_up = lem.certify(
+            f"{tag} no increase", d(t + 1), "<=", d(t), using=[(1, "update-sign"), (ut(t), order)]
+        )
+    in_b = lem.certify(f"{tag} case d_t > w", d(t + 1), "<=", m, using=[(1, no_up), (1, ih)])
+    step = lem.cases(f"{tag} step", ca, cb, in_a, in_b)
+    base = lem.certify(f"{tag} base", d(1), "<=", m, using=[(1, f"start [{rule}]"), (1, f"{tag} max [0]")])
+    fact = lem.induction(f"{tag}", ih, base, step)
+    lem.theorem(tag, fact, d(t), "<=", sp.Max(b0, bound), rule, bound=bias_spread_bound)
+    del kap
+
+
+def sign_rule_cases(lem: Lemma, n_max: int = 6):
     """(iii) + (iv) for sign, exhaustively: c_i >= c_j => Delta_i <= Delta_j; |.| <= 2u."""
     kap = float(kappa("sign"))
     for n in range(1, n_max + 1):
@@ -154,9 +197,15 @@ def sign_rule_cases(n_max: int = 6) -> None:
                 if ci >= cj:
                     check(di <= dj, "(iii) sign: c_i >= c_j => Delta_i <= Delta_j")
                 check(abs(di - dj) <= kap, "(iv) sign step of a difference <= kappa_sign u")
+    return lem.checked(
+        "sign steps",
+        f"sign(L - c) is non-increasing in c and |sign(L - c_i) - sign(L - c_j)| <= 2, on every "
+        f"integer load pair with n <= {n_max}",
+        True,
+    )
 
 
-def topk_monotone(max_e: int = 5) -> None:
+def topk_monotone(lem: Lemma, max_e: int = 5):
     """(ii) exhaustively: r_i > r_j => (j in topk => i in topk), on the package's topk_indices."""
     for n_experts in range(2, max_e + 1):
         perms = np.array(list(itertools.permutations(range(n_experts))), dtype=np.float64)
@@ -167,6 +216,12 @@ def topk_monotone(max_e: int = 5) -> None:
             for i, j in itertools.permutations(range(n_experts), 2):
                 pref = perms[:, i] > perms[:, j]
                 check(np.all(~pref | ~member[:, j] | member[:, i]), f"(ii) E={n_experts} k={k}")
+    return lem.checked(
+        "(ii) top-k monotone",
+        f"on lfbtheory.topk_indices, every row with r_i > r_j and j in the top-k set has i in it, "
+        f"for every order of E <= {max_e} distinct entries and every k",
+        True,
+    )
 
 
 def tight_instance() -> None:
@@ -263,13 +318,32 @@ def periodic_fixed_batch(rng: np.random.Generator, trials: int = 8) -> None:
         )
 
 
-def main() -> None:
-    steps_symbolic()
-    sign_rule_cases()
-    topk_monotone()
-    tight_instance()
+def derive() -> Lemma:
+    lem = Lemma(__doc__)
+    preference(lem)
+    ok_sign = sign_rule_cases(lem)
+    ok_topk = topk_monotone(lem)
+    for rule in ("sign", "proportional"):
+        spread_chain(lem, rule, ok_topk, ok_sign)
+    return lem
+
+
+def main() -> Lemma:
+    lem = derive()
+    tight_instance()  # each raises ProofError at the first failing check
+    f = lem.checked("(c)", "the sign rule from b = 0 reaches w + 2u exactly (n = E = 2, u = 1/4)", True)
+    lem.theorem_checked("(c)", f)
     count_is_exact()
     periodic_fixed_batch(np.random.default_rng(7))
+    f = lem.checked(
+        "(d)",
+        "the state count (floor(2B/u) + 1)^(E-1) is exact for every offset on a grid (the "
+        "on-lattice count undercounts off it); on 8 fixed batches the differences stay on their "
+        "coset, repeat within N states, and b drifts by a common multiple of u per period",
+        True,
+    )
+    lem.theorem_checked("(d)", f)
+    return lem
 
 
 def test_claim() -> None:

@@ -10,7 +10,12 @@ about the whole batch (including tokens later in the sequence). For 1 <= K < E:
 the second being the bound of arXiv 2408.15664 App. D (so that bound holds, and the first is
 stronger by K log2(1/(1 - R)) >= K R / ln 2). The pattern count is checked EXHAUSTIVELY on the
 package (all 0/1 score matrices, (T, E, K) in {(2,2,1), (4,2,1), (3,3,1), (2,4,2), (6,2,1)});
-the inequality is proved for all T, E, K.
+the inequality is a chain for all T, E, K (a sum over the m factors of C(T, m)).
+
+Hypotheses (named in the chains). binomial: log C(T, m) = sum_{j=1..m} log((T - m + j)/j)
+(checked exactly for T <= 24 in this file); index: 1 <= j <= m for each factor index j;
+fewer: m <= T; capacity: m = KT/E; ratio: R = K/E; interior: R = r/(1 + r) with
+r = R/(1 - R) > 0 (as 0 < R < 1).
 
 Assumptions. m = KT/E an integer; 0 < R < 1.
 Source. Expert Choice routing, arXiv 2202.09368; the leakage count and the bound
@@ -18,8 +23,8 @@ K log2((1-R)/R) from arXiv 2408.15664 App. D (implemented as lfbtheory.analysis.
 expert_choice_leakage); the stronger bound K log2(1/R) is derived here.
 
 Proof. Realisability: give expert e score 1 on its chosen m tokens and 0 elsewhere. Count:
-C(T, m) = prod_{i=0}^{m-1} (T - i)/(m - i) and each factor is >= T/m because
-(T - i) m - T (m - i) = i (T - m) >= 0; so C(T, m) >= (T/m)^m = R^{-m} and
+C(T, m) = prod_{j=1}^{m} (T - m + j)/j and each factor is >= T/m (ln of the ratio is
+ln(1 + z) with z = (T - m)(m - j)/(jT) >= 0); so C(T, m) >= (T/m)^m = R^{-m} and
 (E/T) log2 C(T, m) >= (E m / T) log2(1/R) = K log2(1/R). Finally K log2(1/R) -
 K log2((1-R)/R) = -K log2(1 - R) and -ln(1 - R) = R + int_0^R t/(1 - t) dt >= R > 0.
 """
@@ -31,12 +36,10 @@ import math
 
 import numpy as np
 import sympy as sp
-from _certify import Lemma, check, identity
+from _certify import Lemma, assumed, check, checked
 
 from lfbtheory.analysis.causality import expert_choice_leakage
 from lfbtheory.routers import ExpertChoice
-
-LEM = Lemma(__doc__)
 
 T_, E_, K_, R_ = sp.symbols("T E K R", positive=True)
 
@@ -59,51 +62,76 @@ def bound_app_d() -> sp.Expr:
     return K_ * sp.log((1 - R_) / R_, 2)
 
 
-def factor_bound() -> None:
-    i = sp.Symbol("i", nonnegative=True)
-    m = sp.Symbol("m", positive=True)
-    gap = sp.Symbol("g", nonnegative=True)  # T - m >= 0
-    LEM.assume(i, meaning="the factor index i >= 0")
-    LEM.assume(m, meaning="m = KT/E >= 1")
-    LEM.assume(gap, meaning="T - m >= 0")
-    tt = m + gap
-    LEM.certify_nonneg((tt - i) * m - tt * (m - i), [i * gap], "(T - i) m >= T (m - i)")
-    # exact product identity and the bound C(T, m) >= (T/m)^m for T <= 24
+def product_check(lem: Lemma):
+    ok = True
     for T in range(1, 25):
         for mm in range(1, T + 1):
-            prod = sp.prod([sp.Rational(T - j, mm - j) for j in range(mm)])
-            identity(prod, sp.binomial(T, mm), f"C({T},{mm}) as a product")
-            check(sp.binomial(T, mm) >= sp.Rational(T, mm) ** mm, f"C({T},{mm}) >= (T/m)^m")
+            prod = sp.prod([sp.Rational(T - mm + j, j) for j in range(1, mm + 1)])
+            ok &= prod == sp.binomial(T, mm)
+    text = "C(T, m) = prod_{j=1..m} (T - m + j)/j exactly, for every T <= 24 and m <= T"
+    return lem.checked("binomial product", text, ok)
 
 
-def log_steps() -> None:
-    m_expr = K_ * T_ / E_
-    identity(E_ * m_expr / T_, K_, "E m / T = K")
-    identity(
-        sp.expand_log(bound_strong() - bound_app_d(), force=True),
-        -K_ * sp.log(1 - R_) / sp.log(2),
-        "strong - app_d = -K log2(1 - R)",
+def leakage_chain(lem: Lemma, product) -> None:
+    """I >= K log2(1/R): each factor (T - m + j)/j of C(T, m) is >= T/m; logs summed over the m
+    factors; then K log2(1/R) > K log2((1 - R)/R)."""
+    m = sp.Symbol("m", positive=True)
+    lem.assume(m, meaning="m = KT/E >= 1")
+    lem.assume(T_, E_, K_, R_, meaning="T tokens, E experts, K per token, R = K/E")
+    lem.hypothesis("fewer", m, "<=", T_, status=assumed("m <= T (R <= 1)"))
+    g = sp.Symbol("g", real=True)
+    lem.define("g", g, T_ - m)
+    lem.certify("g >= 0", 0, "<=", g, using=[(1, "fewer")], subs=["g"])
+    lem.nonneg(g, "g >= 0")
+    lem.coordinate_set("factors", m)
+    j = lem.coordinate("j", "j = 1..m, the factor (T - m + j)/j of C(T, m)", "pos", indexed=False, over="factors")
+    lem.hypothesis("index", j, "<=", m, status=assumed("the factor indices are j = 1, ..., m"))
+    # ln(1 + z) >= 0 for z >= 0, at z = g (m - j)/(j T): then ln((T - m + j)/j) >= ln(T/m)
+    z = sp.Symbol("z", nonnegative=True)
+    lem.assume(z, meaning="z >= 0")
+    lem.certify("d/dz ln(1 + z) >= 0", 0, "<=", 1 / (1 + z), terms=[1 / (1 + z)])
+    lem.monotone("ln(1 + z) >= 0", sp.log(1 + z), z, "d/dz ln(1 + z) >= 0")
+    zj = g * (m - j) / (j * T_)
+    lem.certify("z_j >= 0", 0, "<=", zj, using=[(g / (j * T_), "index")])
+    lem.instance("ln(1 + z_j) >= 0", "ln(1 + z) >= 0", {z: zj}, signs={z: "z_j >= 0"})
+    factor = sp.log((T_ - m + j) / j)
+    lem.certify("one factor", sp.log(T_ / m), "<=", factor, using=[(1, "ln(1 + z_j) >= 0")], subs=["g"])
+    lc = sp.Symbol("LC", real=True)
+    lem.sum_of(lc, factor)
+    lem.summed("all factors", "one factor", {factor: lc}, m)
+    c = sp.Symbol("C", positive=True)
+    leak = sp.Symbol("I", real=True)
+    lem.define("leakage", leak, E_ / T_ * sp.log(c) / sp.log(2))
+    lem.hypothesis("binomial", sp.log(c), "==", lc, status=checked(product))
+    step = lem.certify(
+        "I >= (E m/T) log2(T/m)",
+        E_ * m / T_ * sp.log(T_ / m) / sp.log(2),
+        "<=",
+        leak,
+        using=[(E_ / (T_ * sp.log(2)), "all factors"), (-E_ / (T_ * sp.log(2)), "binomial")],
+        subs=["leakage"],
     )
-    # -ln(1 - R) - R = int_0^R t/(1 - t) dt with 0 < R < 1
-    t = sp.Symbol("t", positive=True)
-    r = sp.Symbol("r", positive=True)
-    rr = r / (1 + r)  # any R in (0, 1) is r/(1 + r) with r > 0
-    identity(sp.integrate(t / (1 - t), (t, 0, rr)), -sp.log(1 - rr) - rr, "int_0^R t/(1-t) dt")
-    q = sp.Symbol("q", positive=True)  # 1 - t >= 1 - R > 0 on [0, R]
-    tau = sp.Symbol("tau", nonnegative=True)
-    LEM.assume(q, meaning="1 - t >= 1 - R > 0 on [0, R]")
-    LEM.assume(tau, meaning="the integration variable t >= 0")
-    LEM.assume(r, meaning="R = r/(1 + r) with r > 0")
-    LEM.certify_nonneg(tau / q, [tau / q], "integrand t/(1 - t) >= 0 on [0, R]")
-    LEM.certify_pos(rr, [rr], "R > 0")
-    # hence K log2(1/R) - K log2((1-R)/R) >= K R / ln 2 > 0
-    ln2 = sp.log(2)
-    integral = sp.Symbol("J", nonnegative=True)
-    LEM.assume(integral, meaning="J = int_0^R t/(1-t) dt >= 0: its integrand is certified >= 0")
-    LEM.assume(K_, meaning="K >= 1 experts per token")
-    LEM.certify_pos(
-        K_ * (rr + integral) / ln2, [K_ * rr / ln2, K_ * integral / ln2], "strict gap > 0"
+    lem.hypothesis("capacity", m, "==", K_ * T_ / E_, status=assumed("m = KT/E"))
+    lem.hypothesis("ratio", R_, "==", K_ / E_, status=assumed("R = K/E"))
+    strong = lem.certify(
+        "I >= K log2(1/R)", K_ * sp.log(1 / R_, 2), "<=", leak, using=[(1, step)], subs=["capacity", "ratio"]
     )
+    lem.theorem("I >= K log2(1/R)", strong, bound_strong, "<=", leak)
+    # K log2(1/R) - K log2((1 - R)/R) = K ln(1 + r)/ln 2 >= K R/ln 2 > 0 with R = r/(1 + r)
+    r = lem.var("r", "r = R/(1 - R) > 0", positive=True)
+    lem.certify("d/dr [ln(1+r) - r/(1+r)] >= 0", 0, "<=", r / (1 + r) ** 2, terms=[r / (1 + r) ** 2])
+    lem.monotone("ln(1+r) >= r/(1+r)", sp.log(1 + r) - r / (1 + r), r, "d/dr [ln(1+r) - r/(1+r)] >= 0")
+    lem.hypothesis("interior", R_, "==", r / (1 + r), status=assumed("0 < R < 1, so R = r/(1 + r), r > 0"))
+    gap = lem.certify(
+        "K log2((1-R)/R) < K log2(1/R)",
+        K_ * sp.log((1 - R_) / R_, 2),
+        "<",
+        K_ * sp.log(1 / R_, 2),
+        using=[(K_ / sp.log(2), "ln(1+r) >= r/(1+r)")],
+        terms=[K_ * r / ((1 + r) * sp.log(2))],
+        subs=["interior"],
+    )
+    lem.theorem("K log2((1-R)/R) < K log2(1/R)", gap, bound_app_d, "<", bound_strong(), bound=(bound_strong,))
 
 
 def mask_cols(router, T: int, n_experts: int) -> np.ndarray:
@@ -129,22 +157,37 @@ def pattern_count() -> None:
         )
 
 
-def main() -> None:
-    factor_bound()
-    log_steps()
-    pattern_count()
+def derive() -> Lemma:
+    lem = Lemma(__doc__)
+    leakage_chain(lem, product_check(lem))
+    return lem
+
+
+def main() -> Lemma:
+    lem = derive()
+    pattern_count()  # raises ProofError at the first failing count
+    f = lem.checked(
+        "pattern count",
+        "on the package's ExpertChoice router, all 0/1 score matrices give exactly C(T, m)^E "
+        "routings, (T, E, K) in {(2,2,1), (4,2,1), (3,3,1), (2,4,2), (6,2,1)}",
+        True,
+    )
+    lem.theorem_checked("pattern count", f)
     strong, app_d = sp.lambdify((K_, R_), bound_strong()), sp.lambdify((K_, R_), bound_app_d())
+    ok = True
     for T, e, k in ((8, 4, 1), (64, 8, 2), (1024, 64, 8)):
         val = leakage_exact(T, e, k)
-        check(
-            val >= strong(k, k / e) > app_d(k, k / e),
-            f"I >= K log2(1/R) > App. D bound at {(T, e, k)}",
-        )
+        ok &= val >= strong(k, k / e) > app_d(k, k / e)
         pkg = expert_choice_leakage(T, e, k)
-        check(
-            abs(pkg.exact - val) <= 1e-9 * val and abs(pkg.lower - app_d(k, k / e)) <= 1e-12,
-            "causality.expert_choice_leakage agrees (exact value and App. D bound)",
-        )
+        ok &= abs(pkg.exact - val) <= 1e-9 * val and abs(pkg.lower - app_d(k, k / e)) <= 1e-12
+    f = lem.checked(
+        "values",
+        "I >= K log2(1/R) > App. D bound at (T, E, K) = (8, 4, 1), (64, 8, 2), (1024, 64, 8); "
+        "lfbtheory.analysis.causality.expert_choice_leakage agrees",
+        ok,
+    )
+    lem.theorem_checked("values on the package", f)
+    return lem
 
 
 def test_claim() -> None:

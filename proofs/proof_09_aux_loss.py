@@ -17,10 +17,12 @@ and l_aux = alpha E sum_i f_i P_i.
     gate weights are computed from the unbiased scores, so every loss has zero gradient in b
     wherever the choice is locally constant (all b off the tie set): checked on the package
     (route's weights are bit-identical under bias perturbations smaller than the tie margin).
-Symbolic for E = 3; (f) on 200 seeded random batches.
+(b), (c), (e) are identities for E = 3; (d) is a chain for every E (its strict form for E = 3);
+(f) is checked on 200 seeded random batches.
 
-Hypotheses (the equality the certificates use). simplex: sum_i pi_i = 1 (softmax / normalised
-gate probabilities).
+Hypotheses (named in the chains). simplex: sum_i pi_i = 1 (softmax / normalised gate
+probabilities); below-max: f_i <= f_max for every expert i; argmax-gap: f_0 = f_max - h with
+h > 0 (f is not uniform; expert 0 is one below the maximum).
 
 Assumptions. f detached (non-differentiable counts); softmax or normalised sigmoid gates.
 Source. Switch Transformer, arXiv 2101.03961 Sec. 2.2 (the loss alpha N sum f_i P_i);
@@ -37,14 +39,17 @@ from __future__ import annotations
 
 import numpy as np
 import sympy as sp
-from _certify import Lemma, check, identity
+from _certify import Lemma, assumed, check
 
 from lfbtheory import route, tie_margin
 
-LEM = Lemma(__doc__)
-
 alpha, n_ = sp.symbols("alpha n", positive=True)
 E3 = 3
+
+
+def _identity(lem: Lemma, label: str, lhs, rhs, text: str = "") -> None:
+    f = lem.identity(label, lhs, rhs)
+    lem.theorem(label, f, lhs, "==", rhs, text=text)
 
 
 def _softmax(z):
@@ -59,12 +64,12 @@ def aux_loss_softmax_token(z, f, n_tokens_other_p):
     return alpha * len(z) * sum(fi * pi_ for fi, pi_ in zip(f, big_p, strict=True))
 
 
-def uniform_value() -> None:
+def uniform_value(lem: Lemma) -> None:
     e = sp.Symbol("E", positive=True, integer=True)
-    identity(alpha * e * e * (1 / e) * (1 / e), alpha, "(a) l_aux = alpha at uniform routing")
+    _identity(lem, "(a)", alpha * e * e * (1 / e) * (1 / e), alpha)
 
 
-def softmax_gradient() -> None:
+def softmax_gradient(lem: Lemma) -> None:
     z = sp.symbols(f"z0:{E3}", real=True)
     f = sp.symbols(f"f0:{E3}", nonnegative=True)
     other = sp.symbols(f"P0:{E3}", nonnegative=True)
@@ -72,14 +77,16 @@ def softmax_gradient() -> None:
     pi = _softmax(z)
     fbar = sum(fi * pii for fi, pii in zip(f, pi, strict=True))
     for j in range(E3):
-        identity(
+        _identity(
+            lem,
+            f"(b) softmax gradient, j={j}",
             sp.diff(loss, z[j]),
             alpha * E3 / n_ * pi[j] * (f[j] - fbar),
-            f"(b) softmax gradient, j={j}",
+            text=f"d l_aux/d z_t{j} = (alpha E/n) pi_t{j} (f_{j} - fbar_t) (E = 3)",
         )
 
 
-def sigmoid_gradient() -> None:
+def sigmoid_gradient(lem: Lemma) -> None:
     z = sp.symbols(f"z0:{E3}", real=True)
     f = sp.symbols(f"f0:{E3}", nonnegative=True)
     sig = [1 / (1 + sp.exp(-zi)) for zi in z]
@@ -89,45 +96,54 @@ def sigmoid_gradient() -> None:
     qbar = sum(fi * qi for fi, qi in zip(f, q, strict=True))
     for j in range(E3):
         dsig = sp.diff(sig[j], z[j])
-        identity(dsig, sig[j] * (1 - sig[j]), "(c) sigma' = sigma (1 - sigma)")
-        identity(
+        if j == 0:
+            _identity(lem, "(c) sigma' = sigma (1 - sigma)", dsig, sig[j] * (1 - sig[j]))
+        _identity(
+            lem,
+            f"(c) sigmoid gradient, j={j}",
             sp.diff(loss, z[j]),
             alpha * E3 / n_ * dsig / big_s * (f[j] - qbar),
-            f"(c) sigmoid gradient, j={j}",
+            text=f"d l_aux/d z_t{j} = (alpha E/n) (sigma'_{j}/S_t) (f_{j} - sum_i f_i q_ti) (E = 3)",
         )
 
 
-def nonzero_unless_uniform() -> None:
-    """(d) f_max - fbar = sum_i pi_i (f_max - f_i) >= pi_min (f_max - f_min) > 0."""
-    pi = sp.symbols(f"pi0:{E3}", positive=True)
+def nonzero_unless_uniform(lem: Lemma) -> None:
+    """(d) f_max - fbar = sum_i pi_i (f_max - f_i) >= 0 for every E; > 0 if f is not uniform."""
+    e_ = sp.Symbol("E", positive=True)
+    lem.assume(e_, meaning="E experts")
+    pi = lem.coordinate("pi", "pi_i > 0, a gate probability", "pos", indexed=False)
+    f = lem.coordinate("f", "f_i, the load fraction of expert i", indexed=False)
     fmax = sp.Symbol("f_max", real=True)
-    gaps = sp.symbols(f"h0:{E3}", nonnegative=True)  # f_i = f_max - h_i
-    LEM.assume(*pi, meaning="gate probabilities > 0")
-    LEM.assume(*gaps, meaning="h_i = f_max - f_i >= 0")
-    simplex = LEM.hypothesis("simplex", 1 - sum(pi))
-    f = [fmax - h for h in gaps]
-    fbar = sum(p * fi for p, fi in zip(pi, f, strict=True))
-    # on sum pi = 1
-    LEM.certify_nonneg(
-        fmax - fbar,
-        [p * h for p, h in zip(pi, gaps, strict=True)],
-        "(d) f_max - fbar >= 0",
-        equalities=[(fmax, simplex)],
+    one, fbar = sp.symbols("Pi_sum fbar", real=True)
+    lem.sum_of(one, pi)
+    lem.sum_of(fbar, pi * f)
+    lem.hypothesis("simplex", one, "==", 1, status=assumed("gate probabilities sum to 1"))
+    lem.hypothesis("below-max", f, "<=", fmax, status=assumed("f_max is the largest f_i"))
+    lem.certify("(d) one expert", 0, "<=", pi * (fmax - f), using=[(pi, "below-max")])
+    lem.summed("(d) summed", "(d) one expert", {pi: one, pi * f: fbar}, e_)
+    d = lem.certify("(d)", fbar, "<=", fmax, using=[(1, "(d) summed"), (fmax, "simplex")])
+    lem.theorem("(d)", d, fbar, "<=", fmax)
+    # strict, E = 3: expert 0 sits h > 0 below the maximum
+    p = sp.symbols(f"pi0:{E3}", positive=True)
+    gaps = sp.symbols(f"h1:{E3}", nonnegative=True)
+    hpos = sp.Symbol("h", positive=True)
+    lem.assume(*p, meaning="gate probabilities > 0 (E = 3)")
+    lem.assume(*gaps, hpos, meaning="h_i = f_max - f_i >= 0; h = f_max - f_0 > 0 (f not uniform)")
+    fs = [fmax - hpos] + [fmax - h for h in gaps]
+    lem.hypothesis("simplex [E=3]", sum(p), "==", 1, status=assumed("gate probabilities sum to 1"))
+    fbar3 = sum(pi_ * fi for pi_, fi in zip(p, fs, strict=True))
+    strict = lem.certify(
+        "(d) strict, E = 3",
+        fbar3,
+        "<",
+        fmax,
+        using=[(fmax, "simplex [E=3]")],
+        terms=[p[0] * hpos] + [pi_ * h for pi_, h in zip(p[1:], gaps, strict=True)],
     )
-    # strictly: if some h_i > 0 (f not uniform), the term pi_i h_i > 0
-    hpos = sp.Symbol("h_pos", positive=True)
-    LEM.assume(hpos, meaning="f non-uniform: some h_i > 0")
-    f2 = [fmax - hpos] + [fmax - h for h in gaps[1:]]
-    fbar2 = sum(p * fi for p, fi in zip(pi, f2, strict=True))
-    LEM.certify_pos(
-        fmax - fbar2,
-        [pi[0] * hpos] + [p * h for p, h in zip(pi[1:], gaps[1:], strict=True)],
-        "(d) f non-uniform => f_max - fbar > 0",
-        equalities=[(fmax, simplex)],
-    )
+    lem.theorem("(d) strict, E = 3", strict, fbar3, "<", fmax)
 
 
-def interference_example() -> None:
+def interference_example(lem: Lemma) -> None:
     """(e) Switch layer at z = (log 2, 0, 0): <grad aux, grad task> = (3/32) alpha E delta / n."""
     z = sp.symbols(f"z0:{E3}", real=True)
     delta = sp.Symbol("delta", real=True)
@@ -138,15 +154,13 @@ def interference_example() -> None:
     g_aux = [sp.simplify(sp.diff(loss, zj).subs(point)) for zj in z]
     # task: l_task(y), y = pi_0(z) h_0, dl/dy . h_0 = delta  =>  grad_z = delta * grad pi_0
     g_task = [sp.simplify(delta * sp.diff(pi[0], zj).subs(point)) for zj in z]
-    identity(pi[0].subs(point), sp.Rational(1, 2), "(e) pi_0 = 1/2 at the point")
+    _identity(lem, "(e) pi_0 = 1/2 at the point", pi[0].subs(point), sp.Rational(1, 2))
     inner = sp.expand(sum(a * b for a, b in zip(g_aux, g_task, strict=True)))
-    identity(inner, sp.Rational(3, 32) * alpha * E3 * delta / n_, "(e) inner product")
-    LEM.assume(alpha, n_, meaning="the loss weight alpha > 0 and n tokens")
-    LEM.certify_pos(
-        sp.Rational(3, 32) * alpha * E3 / n_,
-        [sp.Rational(3, 32) * alpha * E3 / n_],
-        "(e) its coefficient is > 0, so the product is 0 only if delta = 0",
-    )
+    _identity(lem, "(e) inner product", inner, sp.Rational(3, 32) * alpha * E3 * delta / n_)
+    lem.assume(alpha, n_, meaning="the loss weight alpha > 0 and n tokens")
+    coef = sp.Rational(3, 32) * alpha * E3 / n_
+    pos = lem.certify("(e) coefficient > 0", 0, "<", coef, terms=[coef])
+    lem.theorem("(e) coefficient > 0", pos, 0, "<", coef)
 
 
 def _by_expert(r, n_experts: int) -> np.ndarray:
@@ -155,14 +169,14 @@ def _by_expert(r, n_experts: int) -> np.ndarray:
     return dense
 
 
-def bias_gets_no_gradient(rng: np.random.Generator, trials: int = 200) -> None:
+def bias_gets_no_gradient(lem: Lemma, rng: np.random.Generator, trials: int = 200) -> None:
     """(f) symbolic: weights do not contain b; package: weights unchanged by small bias moves."""
     s = sp.symbols("s0:3", positive=True)
     b = sp.symbols("b0:3", real=True)
     w = [s[0] / (s[0] + s[1]), s[1] / (s[0] + s[1])]  # selection {0, 1} fixed
-    for wi in w:
-        for bj in b:
-            identity(sp.diff(wi, bj), 0, "(f) dw/db = 0 at a fixed selection")
+    for a_, wi in enumerate(w):
+        for j_, bj in enumerate(b):
+            _identity(lem, f"(f) dw_{a_}/db_{j_} = 0", sp.diff(wi, bj), 0)
     moved = 0
     for _ in range(trials):
         n, e, k = 16, 6, 2
@@ -184,15 +198,29 @@ def bias_gets_no_gradient(rng: np.random.Generator, trials: int = 200) -> None:
         big[int(np.argmin(base.loads))] += 1.0
         moved += not np.array_equal(route(scores, k, big).experts, base.experts)
     check(moved > 0, "(f) large bias moves do change the choice (the test is not vacuous)")
+    f = lem.checked(
+        "(f)",
+        f"route's weights bit-identical under bias moves below the tie margin on {trials} random "
+        "batches; large moves change the choice",
+        True,
+    )
+    lem.theorem_checked("(f) on the package", f)
 
 
-def main() -> None:
-    uniform_value()
-    softmax_gradient()
-    sigmoid_gradient()
-    nonzero_unless_uniform()
-    interference_example()
-    bias_gets_no_gradient(np.random.default_rng(9))
+def derive() -> Lemma:
+    lem = Lemma(__doc__)
+    uniform_value(lem)
+    softmax_gradient(lem)
+    sigmoid_gradient(lem)
+    nonzero_unless_uniform(lem)
+    interference_example(lem)
+    return lem
+
+
+def main() -> Lemma:
+    lem = derive()
+    bias_gets_no_gradient(lem, np.random.default_rng(9))
+    return lem
 
 
 def test_claim() -> None:
