@@ -248,7 +248,7 @@ def _zero(expr: sp.Expr) -> bool:
 def _short(e: sp.Expr, limit: int = 60) -> str:
     """``e`` as text for an error message, or its size when printing it would be slow."""
     e = sp.sympify(e)
-    n = sum(1 for _ in zip(range(limit), sp.preorder_traversal(e)))
+    n = sum(1 for _ in zip(range(limit), sp.preorder_traversal(e), strict=False))
     return sp.sstr(e) if n < limit else f"(an expression of more than {limit} nodes)"
 
 
@@ -404,7 +404,13 @@ class Lemma:
         argument (e.g. squared distances, step sizes)."""
         if sign not in ("real", "nonneg", "pos"):
             _fail(f"sequence sign must be real, nonneg or pos, got {sign!r}")
-        kw = {"positive": True} if sign == "pos" else {"nonnegative": True} if sign == "nonneg" else {}
+        kw = (
+            {"positive": True}
+            if sign == "pos"
+            else {"nonnegative": True}
+            if sign == "nonneg"
+            else {}
+        )
         f = sp.Function(name, real=True, **kw)
         if sign != "real":
             self._sign[f] = sign
@@ -489,12 +495,12 @@ class Lemma:
             parts = [match(t) for t in sp.Add.make_args(form)]
             if all(p is not None for p in parts):
                 return sum(parts, sp.Integer(0))
-        _fail(f"summed: {e} is not a linear combination of {list(mapping)} and coordinate-free terms")
+        _fail(
+            f"summed: {e} is not a linear combination of {list(mapping)} and coordinate-free terms"
+        )
         return e
 
-    def summed(
-        self, name: str, fact: Fact | str, mapping: dict, count: sp.Expr
-    ) -> Fact:
+    def summed(self, name: str, fact: Fact | str, mapping: dict, count: sp.Expr) -> Fact:
         """Sum a per-coordinate fact over the ``count`` coordinates: each key of ``mapping``
         (an expression in coordinates) becomes the registered sum it maps to (checked against
         :meth:`sum_of`), a coordinate-free term c becomes count * c; the relation is kept."""
@@ -510,7 +516,9 @@ class Lemma:
             _fail(f"summed {name!r}: coordinates of different sets {sorted(sets)}")
         (cset,) = sets or {""}
         if cset and not _zero(self._sets[cset] - sp.sympify(count)):
-            _fail(f"summed {name!r}: the set {cset!r} has {self._sets[cset]} coordinates, not {count}")
+            _fail(
+                f"summed {name!r}: the set {cset!r} has {self._sets[cset]} coordinates, not {count}"
+            )
         for key, total in mapping.items():
             head = total.func if isinstance(total, AppliedUndef) else total
             if head not in self._sums:
@@ -579,7 +587,7 @@ class Lemma:
         quantified. ``name`` is ``tag`` or ``tag [instance]`` and the docstring's "Hypotheses"
         paragraph must define ``tag:``. Returns the name."""
         self._named_in_doc(name)
-        if not status.split(":")[0] in ("assumed", "checked", "cited"):
+        if status.split(":")[0] not in ("assumed", "checked", "cited"):
             _fail(f"hypothesis {name!r} needs a status: assumed(...), checked(...) or cited(...)")
         if len(statement) == 1:
             lhs, rel, rhs = sp.Integer(0), "==", sp.sympify(statement[0])
@@ -637,7 +645,13 @@ class Lemma:
         self._sign[sym] = "pos" if positive else "nonneg"
         key = f"{name} := {definition}"
         fact = Fact(
-            key, sp.Integer(0), "==", definition - sym, "slack", (src.name,), open=src.open,
+            key,
+            sp.Integer(0),
+            "==",
+            definition - sym,
+            "slack",
+            (src.name,),
+            open=src.open,
             just=(sym,),
         )
         self._add(fact)
@@ -711,7 +725,8 @@ class Lemma:
         residual, strict = self._certify_residual(lhs, rel, rhs, using, terms, subs)
         if not _zero(residual):
             _fail(
-                f"certificate fails: {name}: rhs - lhs - sum(m*gap) - sum(terms) = {_short(residual)}"
+                f"certificate fails: {name}: rhs - lhs - sum(m*gap) - sum(terms) = "
+                f"{_short(residual)}"
             )
         if rel == "<" and not strict:
             _fail(f"{name}: a strict inequality needs a manifestly positive ingredient")
@@ -755,7 +770,9 @@ class Lemma:
     def _roots(self, name: str) -> list[Fact]:
         return [f for f in self._closure(name) if f.rule in ("hypothesis", "definition", "slack")]
 
-    def instance(self, name: str, fact: Fact | str, mapping: dict, signs: dict | None = None) -> Fact:
+    def instance(
+        self, name: str, fact: Fact | str, mapping: dict, signs: dict | None = None
+    ) -> Fact:
         """Substitute values for universally quantified symbols of a closed fact: an index may
         become another index expression (t -> T + 1, t -> 1); any other symbol a value of its
         sign, provided no hypothesis, definition or slack of the fact's chain mentions it."""
@@ -870,7 +887,9 @@ class Lemma:
                 _fail(f"product {name!r}: {f.name!r} is not an inequality")
         rel = "<" if a.rel == b.rel == "<" else "<="
         opened = a.open | b.open
-        fact = Fact(name, sp.Integer(0), rel, a.gap * b.gap, "product", (a.name, b.name), open=opened)
+        fact = Fact(
+            name, sp.Integer(0), rel, a.gap * b.gap, "product", (a.name, b.name), open=opened
+        )
         return self._add(fact)
 
     def abs_bounds(self, name: str, x: sp.Expr) -> tuple[Fact, Fact]:
@@ -886,12 +905,17 @@ class Lemma:
         """A named hypothesis "premise => conclusion" (each (lhs, rel, rhs)), with a status as
         for :meth:`hypothesis`; use it with :meth:`modus_ponens`."""
         self._named_in_doc(name)
-        if not status.split(":")[0] in ("assumed", "checked", "cited"):
+        if status.split(":")[0] not in ("assumed", "checked", "cited"):
             _fail(f"implication {name!r} needs a status")
         pl, pr, pp = premise
         cl, cr, cc = conclusion
         f = Fact(
-            name, sp.sympify(cl), _rel(cr), sp.sympify(cc), "hypothesis", status=status,
+            name,
+            sp.sympify(cl),
+            _rel(cr),
+            sp.sympify(cc),
+            "hypothesis",
+            status=status,
             premise=(sp.sympify(pl), _rel(pr), sp.sympify(pp)),
         )
         self._add(f)
@@ -905,7 +929,9 @@ class Lemma:
         pl, pr, pp = imp.premise
         if not self._same_statement(pl, pr, pp, pre):
             _fail(f"modus_ponens {name!r}: {pre} is not the premise {pl} {pr} {pp}")
-        fact = Fact(name, imp.lhs, imp.rel, imp.rhs, "mp", (imp.name, pre.name), open=pre.open | imp.open)
+        fact = Fact(
+            name, imp.lhs, imp.rel, imp.rhs, "mp", (imp.name, pre.name), open=pre.open | imp.open
+        )
         return self._add(fact)
 
     def case_hypothesis(self, name: str, lhs, rel, rhs) -> Fact:
@@ -913,19 +939,25 @@ class Lemma:
         f = Fact(f"{name} [case]", sp.sympify(lhs), _rel(rel), sp.sympify(rhs), "case")
         return self._add(replace(f, open=frozenset({f.name})))
 
-    def cases(self, name: str, first: Fact | str, second: Fact | str, a: Fact | str, b: Fact | str) -> Fact:
+    def cases(
+        self, name: str, first: Fact | str, second: Fact | str, a: Fact | str, b: Fact | str
+    ) -> Fact:
         """The common statement of ``a`` (derived under case ``first``: x <= y) and ``b``
         (under ``second``: y < x, its complement)."""
         c1, c2, fa, fb = (self._get(x) for x in (first, second, a, b))
         if c1.rule != "case" or c2.rule != "case":
             _fail(f"cases {name!r}: the cases must be case hypotheses")
-        if not (c1.rel == "<=" and c2.rel == "<" and _zero(c1.lhs - c2.rhs) and _zero(c1.rhs - c2.lhs)):
+        if not (
+            c1.rel == "<=" and c2.rel == "<" and _zero(c1.lhs - c2.rhs) and _zero(c1.rhs - c2.lhs)
+        ):
             _fail(f"cases {name!r}: {c1} and {c2} are not complementary (x <= y, y < x)")
         if not self._same_statement(fa.lhs, fa.rel, fa.rhs, fb):
             _fail(f"cases {name!r}: the two cases prove different statements")
         opened = (fa.open - {c1.name}) | (fb.open - {c2.name})
         just = (c1.name, c2.name)
-        fact = Fact(name, fa.lhs, fa.rel, fa.rhs, "cases", (fa.name, fb.name), open=opened, just=just)
+        fact = Fact(
+            name, fa.lhs, fa.rel, fa.rhs, "cases", (fa.name, fb.name), open=opened, just=just
+        )
         return self._add(fact)
 
     def max_bounds(self, name: str, *args: sp.Expr) -> list[Fact]:
@@ -1028,7 +1060,9 @@ class Lemma:
     def ledger(self) -> dict[str, list[str]]:
         """What the proof assumed and derived (for a reader)."""
         return {
-            "hypotheses": [f"{f.name}: {f} [{f.status}]" for f in self.facts.values() if f.rule == "hypothesis"],
+            "hypotheses": [
+                f"{f.name}: {f} [{f.status}]" for f in self.facts.values() if f.rule == "hypothesis"
+            ],
             "variables": [f"{n}: {m}" for n, m in self._vars],
             "theorems": [f"{t.label}: {t.statement()}" for t in self.theorems],
         }
@@ -1087,8 +1121,10 @@ class Lemma:
             if src.premise is not None:
                 pl, pr, pp = src.premise
                 ql, qr, qq = f.premise
-                if pr != qr or not _zero(pl.subs(m, simultaneous=True) - ql) or not _zero(
-                    pp.subs(m, simultaneous=True) - qq
+                if (
+                    pr != qr
+                    or not _zero(pl.subs(m, simultaneous=True) - ql)
+                    or not _zero(pp.subs(m, simultaneous=True) - qq)
                 ):
                     _fail(f"instance {f.name!r}: premise does not match")
             return
@@ -1115,8 +1151,12 @@ class Lemma:
         if f.rule == "product":
             a, b = self.facts[f.uses[0]], self.facts[f.uses[1]]
             rel = "<" if a.rel == b.rel == "<" else "<="
-            if a.rel == "==" or b.rel == "==" or f.rel != rel or not _zero(f.lhs) or not _zero(
-                f.rhs - a.gap * b.gap
+            if (
+                a.rel == "=="
+                or b.rel == "=="
+                or f.rel != rel
+                or not _zero(f.lhs)
+                or not _zero(f.rhs - a.gap * b.gap)
             ):
                 _fail(f"product {f.name!r} does not match")
             return

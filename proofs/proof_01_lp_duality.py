@@ -65,7 +65,9 @@ def topk_chain(lem: Lemma) -> None:
     lem.coordinate_set("S", K_)
     lem.coordinate_set("not S", E_ - K_)
     theta = sp.Symbol("theta", real=True)
-    d = lem.coordinate("d", "d_i = r_i - theta >= 0 on the top-k set S", "nonneg", indexed=False, over="S")
+    d = lem.coordinate(
+        "d", "d_i = r_i - theta >= 0 on the top-k set S", "nonneg", indexed=False, over="S"
+    )
     x = lem.coordinate("x", "x_i >= 0 on S", "nonneg", indexed=False, over="S")
     e = lem.coordinate("e", "e_i = theta - r_i >= 0 off S", "nonneg", indexed=False, over="not S")
     xo = lem.coordinate("xo", "x_i >= 0 off S", "nonneg", indexed=False, over="not S")
@@ -82,9 +84,13 @@ def topk_chain(lem: Lemma) -> None:
     lem.hypothesis("box", x, "<=", 1, status=assumed("the box x <= 1 of the LP"))
     lem.hypothesis("row", xs + xn, "==", K_, status=assumed("sum_i x_i = k, the row constraint"))
     lem.identity("(a) on S", (theta + d) - (theta + d) * x, theta - theta * x + d * (1 - x))
-    lem.summed("(a) summed on S", "(a) on S", {d: sd, (theta + d) * x: rxs, x: xs, d * (1 - x): dx}, K_)
+    lem.summed(
+        "(a) summed on S", "(a) on S", {d: sd, (theta + d) * x: rxs, x: xs, d * (1 - x): dx}, K_
+    )
     lem.identity("(a) off S", -(theta - e) * xo, -theta * xo + e * xo)
-    lem.summed("(a) summed off S", "(a) off S", {(theta - e) * xo: rxn, xo: xn, e * xo: ex}, E_ - K_)
+    lem.summed(
+        "(a) summed off S", "(a) off S", {(theta - e) * xo: rxn, xo: xn, e * xo: ex}, E_ - K_
+    )
     lem.certify("(a) d (1 - x) >= 0", 0, "<=", d * (1 - x), using=[(d, "box")])
     lem.summed("(a) DX >= 0", "(a) d (1 - x) >= 0", {d * (1 - x): dx}, K_)
     lem.certify("(a) e x >= 0", 0, "<=", e * xo, terms=[e * xo])

@@ -64,7 +64,9 @@ def subgradient_chain(lem: Lemma, best_response) -> None:
     cap = n_ * k_ / e_
     q = lem.coordinate("q", "q_i, a price", indexed=False)
     p = lem.coordinate("p", "p_i, a price", indexed=False)
-    col = lem.coordinate("col", "col_i = sum_t x_ti, the load of expert i under x(p)", indexed=False)
+    col = lem.coordinate(
+        "col", "col_i = sum_t x_ti, the load of expert i under x(p)", indexed=False
+    )
     sx, lq, lp, lag_q, lag_p = sp.symbols("SX LQ LP Lag_q Lag_p", real=True)
     lem.sum_of(lq, q * (col - cap))
     lem.sum_of(lp, p * (col - cap))
@@ -72,7 +74,12 @@ def subgradient_chain(lem: Lemma, best_response) -> None:
     lem.define("Lagrangian at q", lag_q, sx + lq)
     lem.define("Lagrangian at p", lag_p, sx + lp)
     lem.identity("affine, one expert", q * (col - cap) - p * (col - cap), (col - cap) * (q - p))
-    lem.summed("affine", "affine, one expert", {q * (col - cap): lq, p * (col - cap): lp, (col - cap) * (q - p): GD}, e_)
+    lem.summed(
+        "affine",
+        "affine, one expert",
+        {q * (col - cap): lq, p * (col - cap): lp, (col - cap) * (q - p): GD},
+        e_,
+    )
     lem.hypothesis("maximum", lag_q, "<=", D_Q, status=cited("Lemma 1 (a)"))
     lem.hypothesis("best-response", lag_p, "==", D_P, status=checked(best_response))
     fact = lem.certify(

@@ -82,13 +82,19 @@ def symbolic_steps(lem: Lemma) -> None:
     t = sp.Symbol("t", real=True)
     lem.coordinate_set("S", k_)
     r = lem.coordinate("r", "r_i, an entry of a top-k set of s_t + b", indexed=False, over="S")
-    rs = lem.coordinate("r_t", "r_i + t, the same entry of the shifted row", indexed=False, over="S")
+    rs = lem.coordinate(
+        "r_t", "r_i + t, the same entry of the shifted row", indexed=False, over="S"
+    )
     top, top_shift = sp.symbols("topK topK_shift", real=True)
     lem.sum_of(top, r)
     lem.sum_of(top_shift, rs)
-    lem.hypothesis("shifted", rs, "==", r + t, status=assumed("the row shifted by t 1 (same order)"))
+    lem.hypothesis(
+        "shifted", rs, "==", r + t, status=assumed("the row shifted by t 1 (same order)")
+    )
     lem.summed("(d) topKsum(r + t1)", "shifted", {rs: top_shift, r: top}, k_)
-    shift = lem.identity("(d) per token", top_shift, top + k_ * t, using=[(1, "(d) topKsum(r + t1)")])
+    shift = lem.identity(
+        "(d) per token", top_shift, top + k_ * t, using=[(1, "(d) topKsum(r + t1)")]
+    )
     lem.theorem("(d) per token", shift, top_shift, "==", top + k_ * t)
     bsum, dsum = sp.symbols("B topK_all", real=True)
     d_shift = dsum + n_ * k_ * t - cap * (bsum + E_ * t)

@@ -54,12 +54,22 @@ R_I, R_J, D_I, D_J, M_ = sp.symbols("r_i r_j Delta_i Delta_j m", real=True)
 
 def symbolic_cases(lem: Lemma) -> None:
     lem.assume(u_, meaning="the step size u > 0")
-    lem.hypothesis("after", R_I + D_I, "<=", R_J + D_J, status=assumed("the token gained j, dropped i"))
-    lem.hypothesis("before", R_J, "<=", R_I, status=assumed("i was in the token's top-k set, j not"))
+    lem.hypothesis(
+        "after", R_I + D_I, "<=", R_J + D_J, status=assumed("the token gained j, dropped i")
+    )
+    lem.hypothesis(
+        "before", R_J, "<=", R_I, status=assumed("i was in the token's top-k set, j not")
+    )
     i = lem.certify("(i)", D_I, "<=", D_J, using=[(1, "after"), (1, "before")])
     lem.theorem("(i)", i, D_I, "<=", D_J)
     lem.hypothesis("margin", M_, "<=", R_I - R_J, status=assumed("m_t is the token's tie margin"))
-    need = lem.certify("(ii) a move needs Delta_j - Delta_i >= m", M_, "<=", D_J - D_I, using=[(1, "after"), (1, "margin")])
+    need = lem.certify(
+        "(ii) a move needs Delta_j - Delta_i >= m",
+        M_,
+        "<=",
+        D_J - D_I,
+        using=[(1, "after"), (1, "margin")],
+    )
     lem.theorem("(ii) a move needs Delta_j - Delta_i >= m", need, M_, "<=", D_J - D_I)
     # sign rule: Delta = u sigma; every pair but (-1, +1) has u (sigma_j - sigma_i) <= u < m
     lem.hypothesis("small-sign", u_, "<", M_, status=assumed("the small-step condition u < m_t"))
@@ -69,14 +79,22 @@ def symbolic_cases(lem: Lemma) -> None:
                 continue  # the allowed move: overloaded -> underloaded
             label = f"(ii) sign, pair ({sig_i}, {sig_j}): Delta_j - Delta_i < m"
             diff = u_ * (sig_j - sig_i)
-            f = lem.certify(label, diff, "<", M_, using=[(1, "small-sign")], terms=[u_ * (1 - (sig_j - sig_i))])
+            f = lem.certify(
+                label, diff, "<", M_, using=[(1, "small-sign")], terms=[u_ * (1 - (sig_j - sig_i))]
+            )
             lem.theorem(label, f, diff, "<", M_)
     # proportional rule: Delta_j - Delta_i = u (c_i - c_j)/L
     cap = lem.var("L", "L = nk/E > 0", positive=True)
     ci, cj, big_v = sp.symbols("c_i c_j V", real=True)
-    lem.hypothesis("small-prop", u_ * big_v, "<", M_, status=assumed("the small-step condition u V < m_t"))
-    lem.hypothesis("v-bound [i]", (ci - cap) / cap, "<=", big_v, status=assumed("V = max_l |c_l - L|/L"))
-    lem.hypothesis("v-bound [j]", (cap - cj) / cap, "<=", big_v, status=assumed("V = max_l |c_l - L|/L"))
+    lem.hypothesis(
+        "small-prop", u_ * big_v, "<", M_, status=assumed("the small-step condition u V < m_t")
+    )
+    lem.hypothesis(
+        "v-bound [i]", (ci - cap) / cap, "<=", big_v, status=assumed("V = max_l |c_l - L|/L")
+    )
+    lem.hypothesis(
+        "v-bound [j]", (cap - cj) / cap, "<=", big_v, status=assumed("V = max_l |c_l - L|/L")
+    )
     lem.hypothesis("case-j", cap, "<=", cj, status=assumed("the case c_j >= L"))
     lem.hypothesis("case-i", ci, "<=", cap, status=assumed("the case c_i <= L"))
     diff = u_ * (ci - cj) / cap

@@ -116,7 +116,9 @@ def one_step(lem: Lemma, s: Setting):
         X(t + 1),
         "==",
         X(t) - e(t) * g(t),
-        status=assumed("the algorithm p_{t+1} = p_t - eta_t g_t (Lemma 3 (a): the proportional rule)"),
+        status=assumed(
+            "the algorithm p_{t+1} = p_t - eta_t g_t (Lemma 3 (a): the proportional rule)"
+        ),
     )
     lem.identity(
         "(a) one coordinate",
@@ -130,17 +132,23 @@ def one_step(lem: Lemma, s: Setting):
         {X(t) * g(t): s.lin(t), X(t) ** 2: s.a(t), X(t + 1) ** 2: s.a(t + 1), g(t) ** 2: s.g2(t)},
         E_,
     )
-    lem.hypothesis(
-        "subgradient", s.r(t), "<=", s.lin(t), status=cited("Lemma 2 (b)")
-    )
+    lem.hypothesis("subgradient", s.r(t), "<=", s.lin(t), status=cited("Lemma 2 (b)"))
     rhs = (s.a(t) - s.a(t + 1)) / (2 * e(t)) + e(t) * s.g2(t) / 2
     fact = lem.certify("(a)", s.r(t), "<=", rhs, using=[(1, "subgradient"), (1, onestep)])
     lem.theorem("(a)", fact, s.r(t), "<=", rhs)
-    lem.hypothesis("gradient", s.g2(t), "<=", G**2, status=assumed("||g_t|| <= G (by (f) for any G^2 >= n^2 k (1 - k/E))"))
+    lem.hypothesis(
+        "gradient",
+        s.g2(t),
+        "<=",
+        G**2,
+        status=assumed("||g_t|| <= G (by (f) for any G^2 >= n^2 k (1 - k/E))"),
+    )
     return onestep
 
 
-def _sum_by_induction(lem: Lemma, s: Setting, tag: str, per_step: str, template, extra_first, extra_step):
+def _sum_by_induction(
+    lem: Lemma, s: Setting, tag: str, per_step: str, template, extra_first, extra_step
+):
     """S(T) <= template(T) by induction from the per-step bound ``per_step`` (a fact in t):
     base from per_step at t = 1, step from the hypothesis at T and per_step at T + 1; the
     ``extra_*`` lists add facts (multiplier, name) and substitutions to each."""
@@ -181,8 +189,13 @@ def constant_step(lem: Lemma, s: Setting) -> None:
         subs=["constant"],
     )
     summed = _sum_by_induction(
-        lem, s, "(b) sum", per.name, (a(1) - a(T + 1)) / (2 * eta) + eta * G**2 * T / 2,
-        ([], []), ([], []),
+        lem,
+        s,
+        "(b) sum",
+        per.name,
+        (a(1) - a(T + 1)) / (2 * eta) + eta * G**2 * T / 2,
+        ([], []),
+        ([], []),
     )
     lem.hypothesis("start", a(1), "<=", R**2, status=assumed("R >= ||p_1 - p*||"))
     final = lem.certify(
@@ -204,9 +217,18 @@ def constant_step(lem: Lemma, s: Setting) -> None:
     lem.theorem("(b) at least R G sqrt T", lower, R * G * sp.sqrt(T), "<=", bound_constant)
     star = R / (G * sp.sqrt(T))
     value = lem.identity(
-        "(b) value at eta*", (R**2 / (2 * eta) + eta * G**2 * T / 2).subs(eta, star), R * G * sp.sqrt(T)
+        "(b) value at eta*",
+        (R**2 / (2 * eta) + eta * G**2 * T / 2).subs(eta, star),
+        R * G * sp.sqrt(T),
     )
-    lem.theorem("(b) value at eta*", value, bound_constant().subs(eta, star), "==", R * G * sp.sqrt(T), bound=bound_constant)
+    lem.theorem(
+        "(b) value at eta*",
+        value,
+        bound_constant().subs(eta, star),
+        "==",
+        R * G * sp.sqrt(T),
+        bound=bound_constant,
+    )
 
 
 def linear_regret_instance(lem: Lemma, u: float = 0.125, horizon: int = 41) -> None:
@@ -239,7 +261,9 @@ def summation_bounds(lem: Lemma, s: Setting) -> tuple[sp.Function, sp.Function]:
     lem.sequence_recursion("rootsum", Q, t, sp.Integer(1), Q(t) + 1 / sp.sqrt(t + 1))
     # ln(1 + x) >= x/(1 + x) for x > 0, then x = 1/T
     x = lem.var("x", "a positive real", positive=True)
-    deriv = lem.certify("(e) d/dx [ln(1+x) - x/(1+x)] >= 0", 0, "<=", x / (1 + x) ** 2, terms=[x / (1 + x) ** 2])
+    deriv = lem.certify(
+        "(e) d/dx [ln(1+x) - x/(1+x)] >= 0", 0, "<=", x / (1 + x) ** 2, terms=[x / (1 + x) ** 2]
+    )
     lem.monotone("(e) ln(1+x) >= x/(1+x)", sp.log(1 + x) - x / (1 + x), x, deriv)
     lem.instance("(e) at x = 1/T", "(e) ln(1+x) >= x/(1+x)", {x: 1 / T})
     inc = lem.certify(
@@ -265,7 +289,9 @@ def summation_bounds(lem: Lemma, s: Setting) -> tuple[sp.Function, sp.Function]:
     # 2 sqrt(T+1) - 2 sqrt T - 1/sqrt(T+1) = 1/(b (a + b)^2), a = sqrt T, b = sqrt(T + 1)
     a = lem.var("alpha", "a positive real", positive=True)
     b = sp.sqrt(a**2 + 1)
-    lem.certify("(e) root increment in a", 0, "<=", 2 * b - 2 * a - 1 / b, terms=[1 / (b * (a + b) ** 2)])
+    lem.certify(
+        "(e) root increment in a", 0, "<=", 2 * b - 2 * a - 1 / b, terms=[1 / (b * (a + b) ** 2)]
+    )
     rinc = lem.instance("(e) root increment", "(e) root increment in a", {a: sp.sqrt(T)})
     lem.instance("rootsum T+1", "rootsum [t+1]", {t: T})
     base = lem.certify("(e) root base", Q(1), "<=", 2 * sp.sqrt(1) - 1, subs=["rootsum [1]"])
@@ -286,7 +312,13 @@ def summation_bounds(lem: Lemma, s: Setting) -> tuple[sp.Function, sp.Function]:
 def inverse_sqrt_steps(lem: Lemma, s: Setting, Q) -> None:
     """(c): induction with the radius term, then (e)."""
     t, a = s.t, s.a
-    lem.hypothesis("schedule-sqrt", s.eta(t), "==", c / sp.sqrt(t), status=assumed("the schedule eta_t = c/sqrt(t)"))
+    lem.hypothesis(
+        "schedule-sqrt",
+        s.eta(t),
+        "==",
+        c / sp.sqrt(t),
+        status=assumed("the schedule eta_t = c/sqrt(t)"),
+    )
     lem.hypothesis(
         "radius",
         a(t),
@@ -350,7 +382,9 @@ def inverse_sqrt_steps(lem: Lemma, s: Setting, Q) -> None:
         simple,
         terms=[(R - sp.sqrt(2) * c * G) ** 2 / (2 * c) * sp.sqrt(T)],
     )
-    lem.theorem("(c) at least sqrt2 R G sqrt T", lower, sp.sqrt(2) * R * G * sp.sqrt(T), "<=", simple)
+    lem.theorem(
+        "(c) at least sqrt2 R G sqrt T", lower, sp.sqrt(2) * R * G * sp.sqrt(T), "<=", simple
+    )
 
 
 def strongly_convex_steps(lem: Lemma, s: Setting, H, onestep) -> None:
@@ -366,7 +400,13 @@ def strongly_convex_steps(lem: Lemma, s: Setting, H, onestep) -> None:
             "expected dual, locally; Lemmas 6, 14)"
         ),
     )
-    lem.hypothesis("schedule-inv", s.eta(t), "==", 1 / (mu * t), status=assumed("the schedule eta_t = 1/(mu t)"))
+    lem.hypothesis(
+        "schedule-inv",
+        s.eta(t),
+        "==",
+        1 / (mu * t),
+        status=assumed("the schedule eta_t = 1/(mu t)"),
+    )
     per = lem.certify(
         "(d) per step",
         s.r(t),
@@ -418,7 +458,10 @@ def gradient_bound(lem: Lemma) -> None:
     lem.summed("(f) n sum c - sum c^2 >= 0", "(f) c (n - c) >= 0", {load: c1, load**2: c2}, E_)
     lem.identity("(f) square, one coordinate", (load - cap) ** 2, load**2 - 2 * cap * load + cap**2)
     lem.summed(
-        "(f) ||c - L||^2", "(f) square, one coordinate", {(load - cap) ** 2: v, load**2: c2, load: c1}, E_
+        "(f) ||c - L||^2",
+        "(f) square, one coordinate",
+        {(load - cap) ** 2: v, load**2: c2, load: c1},
+        E_,
     )
     fact = lem.certify(
         "(f)",
@@ -433,12 +476,23 @@ def gradient_bound(lem: Lemma) -> None:
     for e in range(2, 9):
         for kk in range(1, e + 1):
             tight = [n_] * kk + [0] * (e - kk)
-            gap = sum((ci - n_ * kk / e) ** 2 for ci in tight) - gradient_norm_sq_bound().subs({k_: kk, E_: e})
+            gap = sum((ci - n_ * kk / e) ** 2 for ci in tight) - gradient_norm_sq_bound().subs(
+                {k_: kk, E_: e}
+            )
             ok &= sp.simplify(gap) == 0
-    eq = lem.checked("(f) equality", "k experts taking every token attain n^2 k (1 - k/E), E <= 8", ok)
+    eq = lem.checked(
+        "(f) equality", "k experts taking every token attain n^2 k (1 - k/E), E <= 8", ok
+    )
     lem.theorem_checked("(f) equality", eq)
     norm = lem.identity("(f) normalised", n_**2 * k_ * (1 - k_ / E_) / cap**2, E_ * (E_ - k_) / k_)
-    lem.theorem("(f) normalised", norm, gradient_norm_sq_bound() / cap**2, "==", E_ * (E_ - k_) / k_, bound=gradient_norm_sq_bound)
+    lem.theorem(
+        "(f) normalised",
+        norm,
+        gradient_norm_sq_bound() / cap**2,
+        "==",
+        E_ * (E_ - k_) / k_,
+        bound=gradient_norm_sq_bound,
+    )
 
 
 def derive() -> Lemma:

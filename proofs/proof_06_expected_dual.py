@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import numpy as np
 import sympy as sp
-from _certify import Lemma, assumed, check
+from _certify import Lemma, assumed
 
 from lfbtheory import dual_objective
 
@@ -76,7 +76,8 @@ def gumbel_max(lem: Lemma, n_experts: int = 3) -> None:
     x = sp.Symbol("x", real=True)
     a = sp.symbols(f"a0:{n_experts}", real=True)
     big_a = beta * sp.log(sum(sp.exp(ai / beta) for ai in a))
-    _identity(lem, 
+    _identity(
+        lem,
         sum(sp.exp(-(x - ai) / beta) for ai in a),
         sp.exp(-(x - big_a) / beta),
         "(a) sum_i e^{-(x-a_i)/beta} = e^{-(x-A)/beta}: the max is Gumbel(A, beta)",
@@ -85,14 +86,17 @@ def gumbel_max(lem: Lemma, n_experts: int = 3) -> None:
     v, z = sp.Symbol("v", positive=True), sp.Symbol("z", positive=True)
     xs = sp.Symbol("xs", real=True)
     dens = xs * sp.exp(-xs) * sp.exp(-sp.exp(-xs))
-    _identity(lem, 
+    _identity(
+        lem,
         sp.expand_log(dens.subs(xs, -sp.log(v)) / v, force=True),
         -sp.log(v) * sp.exp(-v),
         "(a) substitution v = e^{-x}",
     )
     # int log(v) v^{z-1} e^{-v} dv = Gamma'(z) (differentiate Gamma under the integral); at z = 1:
     _identity(lem, sp.diff(sp.gamma(z), z).subs(z, 1), -sp.EulerGamma, "(a) Gamma'(1) = -gamma")
-    _identity(lem, sp.integrate(sp.exp(-v), (v, 0, sp.oo)), 1, "(a) the Gumbel density integrates to 1")
+    _identity(
+        lem, sp.integrate(sp.exp(-v), (v, 0, sp.oo)), 1, "(a) the Gumbel density integrates to 1"
+    )
     # argmax: f_i(x) prod_{j != i} F_j(x) = e^{(a_i - A)/beta} * Gumbel(A, beta) density
     cdf = [sp.exp(-sp.exp(-(x - ai) / beta)) for ai in a]
     for i in range(n_experts):
@@ -119,7 +123,9 @@ def gradient_hessian(lem: Lemma, n_experts: int = 3) -> None:
         for j in range(n_experts):
             _identity(lem, hess[i, j], target[i, j], f"(b) Hessian entry ({i},{j})")
     cshift = sp.Symbol("c", real=True)
-    _identity(lem, f.subs({pj: pj + cshift for pj in p}, simultaneous=True), f, "(c) F(p + c1) = F(p)")
+    _identity(
+        lem, f.subs({pj: pj + cshift for pj in p}, simultaneous=True), f, "(c) F(p + c1) = F(p)"
+    )
     ones = sp.Matrix([1] * n_experts)
     for i, hi in enumerate(target * ones):
         _identity(lem, hi, 0, f"(c) (H 1)_{i} = 0")
@@ -129,13 +135,16 @@ def gradient_hessian(lem: Lemma, n_experts: int = 3) -> None:
     vv = sp.symbols(f"v0:{n_experts}", real=True)
     m = sum(qi * vi for qi, vi in zip(qs, vv, strict=True))
     quad = sum(qs[i] * vv[i] ** 2 for i in range(n_experts)) - m**2
-    _identity(lem, quad, sum(qs[i] * (vv[i] - m) ** 2 for i in range(n_experts)), "(d) quadratic form")
+    _identity(
+        lem, quad, sum(qs[i] * (vv[i] - m) ** 2 for i in range(n_experts)), "(d) quadratic form"
+    )
     # (e) at a = 0 (p* = -theta): pi = 1/E, F(p*) closed form, Hessian on 1-perp = n/(beta E)
     at_opt = {pj: -th for pj, th in zip(p, theta, strict=True)}
     for i in range(n_experts):
         _identity(lem, pi[i].subs(at_opt), sp.Rational(1, n_experts), f"(e) pi_{i}(p*) = 1/E")
         _identity(lem, grad[i].subs(at_opt), 0, f"(e) grad F(p*)_{i} = 0")
-    _identity(lem, 
+    _identity(
+        lem,
         f.subs(at_opt),
         n_ * beta * (sp.log(n_experts) + sp.EulerGamma) + cap * sum(theta),
         "(e) F(p*) = n beta (log E + gamma) + L sum theta",
@@ -143,7 +152,8 @@ def gradient_hessian(lem: Lemma, n_experts: int = 3) -> None:
     v0 = list(vv[:-1]) + [-sum(vv[:-1])]  # v in 1-perp
     h_opt = target.subs(at_opt)
     vm = sp.Matrix(v0)
-    _identity(lem, 
+    _identity(
+        lem,
         (vm.T * h_opt * vm)[0, 0],
         n_ / (beta * n_experts) * vm.dot(vm),
         "(e) H(p*) = n/(beta E) I on 1-perp",
@@ -175,18 +185,41 @@ def strong_convexity_chain(lem: Lemma) -> None:
     lem.hypothesis("above-min", pmin, "<=", pi, status=assumed("pi_min is the least probability"))
     # v^T (diag pi - pi pi^T) v = sum pi v^2 - m^2 = sum pi (v - m)^2 (Hessian (b) times beta/n)
     lem.identity("(d) one coordinate", pi * (v - m) ** 2, pi * v**2 - 2 * m * pi * v + m**2 * pi)
-    lem.summed("(d) summed", "(d) one coordinate", {pi * (v - m) ** 2: var, pi * v**2: quad, pi * v: m, pi: one}, E_)
-    form = lem.identity("(d) Hessian form, every E", quad - m**2, var, using=[(-1, "(d) summed"), (-(m**2), "simplex")])
+    lem.summed(
+        "(d) summed",
+        "(d) one coordinate",
+        {pi * (v - m) ** 2: var, pi * v**2: quad, pi * v: m, pi: one},
+        E_,
+    )
+    form = lem.identity(
+        "(d) Hessian form, every E",
+        quad - m**2,
+        var,
+        using=[(-1, "(d) summed"), (-(m**2), "simplex")],
+    )
     lem.theorem("(d) Hessian form, every E", form, quad - m**2, "==", var)
     # sum pi (v - m)^2 >= pi_min ||v||^2 on sum v = 0
-    lem.certify("(d) (pi - pi_min)(v - m)^2 >= 0", 0, "<=", (pi - pmin) * (v - m) ** 2, using=[((v - m) ** 2, "above-min")])
-    lem.summed("(d) DV >= 0", "(d) (pi - pi_min)(v - m)^2 >= 0", {(pi - pmin) * (v - m) ** 2: dvar}, E_)
+    lem.certify(
+        "(d) (pi - pi_min)(v - m)^2 >= 0",
+        0,
+        "<=",
+        (pi - pmin) * (v - m) ** 2,
+        using=[((v - m) ** 2, "above-min")],
+    )
+    lem.summed(
+        "(d) DV >= 0", "(d) (pi - pi_min)(v - m)^2 >= 0", {(pi - pmin) * (v - m) ** 2: dvar}, E_
+    )
     lem.identity(
         "(d) split, one coordinate",
         pi * (v - m) ** 2,
         (pi - pmin) * (v - m) ** 2 + pmin * v**2 - 2 * pmin * m * v + pmin * m**2,
     )
-    lem.summed("(d) split", "(d) split, one coordinate", {pi * (v - m) ** 2: var, (pi - pmin) * (v - m) ** 2: dvar, v**2: vv, v: vsum}, E_)
+    lem.summed(
+        "(d) split",
+        "(d) split, one coordinate",
+        {pi * (v - m) ** 2: var, (pi - pmin) * (v - m) ** 2: dvar, v**2: vv, v: vsum},
+        E_,
+    )
     lem.certify(
         "(d) Var_pi(v) >= pi_min ||v||^2",
         pmin * vv,
@@ -203,15 +236,25 @@ def strong_convexity_chain(lem: Lemma) -> None:
     lem.certify("(d) J > 0", 0, "<", others, using=[(1, "(d) J >= 1")], terms=[sp.Integer(1)])
     lem.nonneg(others, "(d) J > 0")
     lem.coordinate_set("others", others)
-    z = lem.coordinate("z", "z_j = exp((a_j - a_i)/beta) > 0, j != i", "pos", indexed=False, over="others")
+    z = lem.coordinate(
+        "z", "z_j = exp((a_j - a_i)/beta) > 0, j != i", "pos", indexed=False, over="others"
+    )
     big_z = sp.Symbol("Z", real=True)
     lem.sum_of(big_z, z)
-    lem.hypothesis("ratio", z, "<=", sp.exp(Delta), status=assumed("the spread of theta + p is <= beta Delta"))
+    lem.hypothesis(
+        "ratio", z, "<=", sp.exp(Delta), status=assumed("the spread of theta + p is <= beta Delta")
+    )
     lem.summed("(d) Z <= (E - 1) e^Delta", "ratio", {z: big_z}, others)
     lem.certify("(d) z > 0", 0, "<", z, terms=[z])
     lem.summed("(d) Z > 0", "(d) z > 0", {z: big_z}, others)
     lem.nonneg(big_z, "(d) Z > 0")
-    lem.hypothesis("argmin", pmin, "==", 1 / (1 + big_z), status=assumed("pi_min = pi_i = 1/(1 + sum_{j != i} z_j) for the least likely i"))
+    lem.hypothesis(
+        "argmin",
+        pmin,
+        "==",
+        1 / (1 + big_z),
+        status=assumed("pi_min = pi_i = 1/(1 + sum_{j != i} z_j) for the least likely i"),
+    )
     den = (1 + big_z) * (1 + others * sp.exp(Delta))
     lem.certify(
         "(d) pi_min >= 1/(1 + (E - 1) e^Delta)",
@@ -230,9 +273,19 @@ def strong_convexity_chain(lem: Lemma) -> None:
         mu * vv,
         "<=",
         n_ / beta * var,
-        using=[(n_ / beta, "(d) Var_pi(v) >= pi_min ||v||^2"), (n_ / beta * vv, "(d) pi_min >= 1/(1 + (E - 1) e^Delta)")],
+        using=[
+            (n_ / beta, "(d) Var_pi(v) >= pi_min ||v||^2"),
+            (n_ / beta * vv, "(d) pi_min >= 1/(1 + (E - 1) e^Delta)"),
+        ],
     )
-    lem.theorem("(d)", fact, strong_convexity_bound() * vv, "<=", n_ / beta * var, bound=strong_convexity_bound)
+    lem.theorem(
+        "(d)",
+        fact,
+        strong_convexity_bound() * vv,
+        "<=",
+        n_ / beta * var,
+        bound=strong_convexity_bound,
+    )
     at0 = lem.identity("(d) mu(0) = n/(beta E)", mu.subs(Delta, 0), n_ / (beta * E_))
     lem.theorem("(d) mu(0) = n/(beta E)", at0, mu.subs(Delta, 0), "==", n_ / (beta * E_))
 

@@ -23,7 +23,8 @@ checked exactly against every offset on a grid (and the on-lattice formula is sh
 undercount off the lattice); (c), (d) are checked on the package.
 
 Hypotheses (named in the chains). range: every score lies in [a, b] (s_i = a + x, s_j = b - y
-with x, y >= 0); start: d_1 <= B0; step-size: u_t <= u; update-prop: d_{t+1} - d_t = u_t (c_j - c_i)/L (the
+with x, y >= 0); start: d_1 <= B0; step-size: u_t <= u; update-prop: d_{t+1} - d_t =
+u_t (c_j - c_i)/L (the
 proportional rule with step u_t; c = loads at t); update-sign: d_{t+1} - d_t =
 u_t (sigma_i - sigma_j) with
 sigma = sign(L - c); cap: 0 <= c_i and c_j <= n; sign-range: sigma_i <= 1 and -1 <= sigma_j;
@@ -106,10 +107,15 @@ def spread_chain(lem: Lemma, rule: str, ok_topk, ok_sign) -> None:
     # one step grows d by at most kappa u
     if rule == "proportional":
         lem.hypothesis(
-            "update-prop", d(t + 1) - d(t), "==", ut(t) * (cj(t) - ci(t)) / cap,
+            "update-prop",
+            d(t + 1) - d(t),
+            "==",
+            ut(t) * (cj(t) - ci(t)) / cap,
             status=assumed("the proportional rule b += u (L - c)/L"),
         )
-        lem.hypothesis(f"cap", cj(t), "<=", n_, status=assumed("an expert takes each token at most once"))
+        lem.hypothesis(
+            "cap", cj(t), "<=", n_, status=assumed("an expert takes each token at most once")
+        )
         lem.hypothesis("kL", cap, "==", n_ * k_ / e_, status=assumed("L = nk/E"))
         grow = lem.certify(
             f"{tag} one step grows d by at most u n/L",
@@ -131,7 +137,10 @@ def spread_chain(lem: Lemma, rule: str, ok_topk, ok_sign) -> None:
         sig_i = lem.sequence("sigma_i", "sign(L - c_i(t))")
         sig_j = lem.sequence("sigma_j", "sign(L - c_j(t))")
         lem.hypothesis(
-            "update-sign", d(t + 1) - d(t), "==", ut(t) * (sig_i(t) - sig_j(t)),
+            "update-sign",
+            d(t + 1) - d(t),
+            "==",
+            ut(t) * (sig_i(t) - sig_j(t)),
             status=assumed("the sign rule b += u sign(L - c)"),
         )
         lem.hypothesis("sign-range [i]", sig_i(t), "<=", 1, status=assumed("a sign"))
@@ -169,11 +178,18 @@ def spread_chain(lem: Lemma, rule: str, ok_topk, ok_sign) -> None:
     shrink = lem.modus_ponens(f"{tag} the pair is ordered", f"prefers [{rule}]", cb)
     if rule == "proportional":
         no_up = lem.certify(
-            f"{tag} no increase", d(t + 1), "<=", d(t), using=[(1, "update-prop"), (ut(t) / cap, shrink)]
+            f"{tag} no increase",
+            d(t + 1),
+            "<=",
+            d(t),
+            using=[(1, "update-prop"), (ut(t) / cap, shrink)],
         )
     else:
         lem.implication(
-            "sign-monotone", (cj(t), "<=", ci(t)), (sig_i(t), "<=", sig_j(t)), status=checked(ok_sign)
+            "sign-monotone",
+            (cj(t), "<=", ci(t)),
+            (sig_i(t), "<=", sig_j(t)),
+            status=checked(ok_sign),
         )
         order = lem.modus_ponens(f"{tag} signs ordered", "sign-monotone", shrink)
         no_up = lem.certify(
@@ -181,7 +197,9 @@ def spread_chain(lem: Lemma, rule: str, ok_topk, ok_sign) -> None:
         )
     in_b = lem.certify(f"{tag} case d_t > w", d(t + 1), "<=", m, using=[(1, no_up), (1, ih)])
     step = lem.cases(f"{tag} step", ca, cb, in_a, in_b)
-    base = lem.certify(f"{tag} base", d(1), "<=", m, using=[(1, f"start [{rule}]"), (1, f"{tag} max [0]")])
+    base = lem.certify(
+        f"{tag} base", d(1), "<=", m, using=[(1, f"start [{rule}]"), (1, f"{tag} max [0]")]
+    )
     fact = lem.induction(f"{tag}", ih, base, step)
     lem.theorem(tag, fact, d(t), "<=", sp.Max(b0, bound), rule, bound=bias_spread_bound)
     del kap
@@ -331,7 +349,9 @@ def derive() -> Lemma:
 def main() -> Lemma:
     lem = derive()
     tight_instance()  # each raises ProofError at the first failing check
-    f = lem.checked("(c)", "the sign rule from b = 0 reaches w + 2u exactly (n = E = 2, u = 1/4)", True)
+    f = lem.checked(
+        "(c)", "the sign rule from b = 0 reaches w + 2u exactly (n = E = 2, u = 1/4)", True
+    )
     lem.theorem_checked("(c)", f)
     count_is_exact()
     periodic_fixed_batch(np.random.default_rng(7))

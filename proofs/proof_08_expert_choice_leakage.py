@@ -84,7 +84,9 @@ def leakage_chain(lem: Lemma, product) -> None:
     lem.certify("g >= 0", 0, "<=", g, using=[(1, "fewer")], subs=["g"])
     lem.nonneg(g, "g >= 0")
     lem.coordinate_set("factors", m)
-    j = lem.coordinate("j", "j = 1..m, the factor (T - m + j)/j of C(T, m)", "pos", indexed=False, over="factors")
+    j = lem.coordinate(
+        "j", "j = 1..m, the factor (T - m + j)/j of C(T, m)", "pos", indexed=False, over="factors"
+    )
     lem.hypothesis("index", j, "<=", m, status=assumed("the factor indices are j = 1, ..., m"))
     # ln(1 + z) >= 0 for z >= 0, at z = g (m - j)/(j T): then ln((T - m + j)/j) >= ln(T/m)
     z = sp.Symbol("z", nonnegative=True)
@@ -95,7 +97,9 @@ def leakage_chain(lem: Lemma, product) -> None:
     lem.certify("z_j >= 0", 0, "<=", zj, using=[(g / (j * T_), "index")])
     lem.instance("ln(1 + z_j) >= 0", "ln(1 + z) >= 0", {z: zj}, signs={z: "z_j >= 0"})
     factor = sp.log((T_ - m + j) / j)
-    lem.certify("one factor", sp.log(T_ / m), "<=", factor, using=[(1, "ln(1 + z_j) >= 0")], subs=["g"])
+    lem.certify(
+        "one factor", sp.log(T_ / m), "<=", factor, using=[(1, "ln(1 + z_j) >= 0")], subs=["g"]
+    )
     lc = sp.Symbol("LC", real=True)
     lem.sum_of(lc, factor)
     lem.summed("all factors", "one factor", {factor: lc}, m)
@@ -114,14 +118,25 @@ def leakage_chain(lem: Lemma, product) -> None:
     lem.hypothesis("capacity", m, "==", K_ * T_ / E_, status=assumed("m = KT/E"))
     lem.hypothesis("ratio", R_, "==", K_ / E_, status=assumed("R = K/E"))
     strong = lem.certify(
-        "I >= K log2(1/R)", K_ * sp.log(1 / R_, 2), "<=", leak, using=[(1, step)], subs=["capacity", "ratio"]
+        "I >= K log2(1/R)",
+        K_ * sp.log(1 / R_, 2),
+        "<=",
+        leak,
+        using=[(1, step)],
+        subs=["capacity", "ratio"],
     )
     lem.theorem("I >= K log2(1/R)", strong, bound_strong, "<=", leak)
     # K log2(1/R) - K log2((1 - R)/R) = K ln(1 + r)/ln 2 >= K R/ln 2 > 0 with R = r/(1 + r)
     r = lem.var("r", "r = R/(1 - R) > 0", positive=True)
-    lem.certify("d/dr [ln(1+r) - r/(1+r)] >= 0", 0, "<=", r / (1 + r) ** 2, terms=[r / (1 + r) ** 2])
-    lem.monotone("ln(1+r) >= r/(1+r)", sp.log(1 + r) - r / (1 + r), r, "d/dr [ln(1+r) - r/(1+r)] >= 0")
-    lem.hypothesis("interior", R_, "==", r / (1 + r), status=assumed("0 < R < 1, so R = r/(1 + r), r > 0"))
+    lem.certify(
+        "d/dr [ln(1+r) - r/(1+r)] >= 0", 0, "<=", r / (1 + r) ** 2, terms=[r / (1 + r) ** 2]
+    )
+    lem.monotone(
+        "ln(1+r) >= r/(1+r)", sp.log(1 + r) - r / (1 + r), r, "d/dr [ln(1+r) - r/(1+r)] >= 0"
+    )
+    lem.hypothesis(
+        "interior", R_, "==", r / (1 + r), status=assumed("0 < R < 1, so R = r/(1 + r), r > 0")
+    )
     gap = lem.certify(
         "K log2((1-R)/R) < K log2(1/R)",
         K_ * sp.log((1 - R_) / R_, 2),
@@ -131,7 +146,14 @@ def leakage_chain(lem: Lemma, product) -> None:
         terms=[K_ * r / ((1 + r) * sp.log(2))],
         subs=["interior"],
     )
-    lem.theorem("K log2((1-R)/R) < K log2(1/R)", gap, bound_app_d, "<", bound_strong(), bound=(bound_strong,))
+    lem.theorem(
+        "K log2((1-R)/R) < K log2(1/R)",
+        gap,
+        bound_app_d,
+        "<",
+        bound_strong(),
+        bound=(bound_strong,),
+    )
 
 
 def mask_cols(router, T: int, n_experts: int) -> np.ndarray:

@@ -103,7 +103,7 @@ def sigmoid_gradient(lem: Lemma) -> None:
             f"(c) sigmoid gradient, j={j}",
             sp.diff(loss, z[j]),
             alpha * E3 / n_ * dsig / big_s * (f[j] - qbar),
-            text=f"d l_aux/d z_t{j} = (alpha E/n) (sigma'_{j}/S_t) (f_{j} - sum_i f_i q_ti) (E = 3)",
+            text=f"d l_aux/d z_t{j} = (alpha E/n)(sigma'_{j}/S_t)(f_{j} - sum_i f_i q_ti), E = 3",
         )
 
 

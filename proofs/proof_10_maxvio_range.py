@@ -52,14 +52,22 @@ def symbolic(lem: Lemma) -> None:
     lem.define("maxvio", MAXVIO, (CMAX - cap) / cap)
     lem.summed("(a) summed", "below-max", {load: total}, E_)
     a = lem.certify(
-        "(a)", 0, "<=", MAXVIO, using=[(1 / (E_ * cap), "(a) summed"), (-1 / (E_ * cap), "total")],
+        "(a)",
+        0,
+        "<=",
+        MAXVIO,
+        using=[(1 / (E_ * cap), "(a) summed"), (-1 / (E_ * cap), "total")],
         subs=["maxvio"],
     )
     lem.theorem("(a)", a, 0, "<=", MAXVIO)
     b = lem.certify("(b)", MAXVIO, "<=", E_ / k_ - 1, using=[(1 / cap, "top")], subs=["maxvio"])
     lem.theorem("(b)", b, MAXVIO, "<=", maxvio_upper)
-    eq_b = lem.identity("(b) equality at max c = n", ((CMAX - cap) / cap).subs(CMAX, n_), E_ / k_ - 1)
-    lem.theorem("(b) equality at max c = n", eq_b, ((CMAX - cap) / cap).subs(CMAX, n_), "==", E_ / k_ - 1)
+    eq_b = lem.identity(
+        "(b) equality at max c = n", ((CMAX - cap) / cap).subs(CMAX, n_), E_ / k_ - 1
+    )
+    lem.theorem(
+        "(b) equality at max c = n", eq_b, ((CMAX - cap) / cap).subs(CMAX, n_), "==", E_ / k_ - 1
+    )
 
 
 def exhaustive(lem: Lemma) -> None:
@@ -96,7 +104,9 @@ def extremes(lem: Lemma, rng: np.random.Generator) -> None:
         )
         g = maxvio_global(hist)
         ok &= bool(np.all((g >= 0) & (g <= n_experts / k - 1 + 1e-12)))
-    f = lem.checked("extremes", "same k experts for all tokens: E/k - 1; MaxVio_global in range", ok)
+    f = lem.checked(
+        "extremes", "same k experts for all tokens: E/k - 1; MaxVio_global in range", ok
+    )
     lem.theorem_checked("(b), (c) at the extremes", f)
 
 

@@ -101,7 +101,9 @@ def tradeoff_bound() -> sp.Expr:
 def _setting(lem: Lemma):
     t = lem.index("t", "a batch")
     lem.index(T_, "the horizon")
-    lem.assume(L_, w_, u_, n_, E_, k_, M_, uT_, u1_, B_, meaning="sizes, score range, steps, bounds")
+    lem.assume(
+        L_, w_, u_, n_, E_, k_, M_, uT_, u1_, B_, meaning="sizes, score range, steps, bounds"
+    )
     return t
 
 
@@ -111,14 +113,28 @@ def telescoping(lem: Lemma, t) -> None:
     p = lem.sequence("p", "p_i(t), the price of expert i")
     gs = lem.sequence("Gs", "C_i(T) - T L = g_i(1) + ... + g_i(T)")
     lem.sequence_recursion("cumulative", gs, t, g(1), gs(t) + g(t + 1))
-    lem.hypothesis("telescope-const", g(t), "==", (L_ / u_) * (p(t) - p(t + 1)), status=assumed("the proportional rule with constant u"))
+    lem.hypothesis(
+        "telescope-const",
+        g(t),
+        "==",
+        (L_ / u_) * (p(t) - p(t + 1)),
+        status=assumed("the proportional rule with constant u"),
+    )
     tmpl = (L_ / u_) * (p(1) - p(T_ + 1))
     lem.instance("(a) step 1", "telescope-const", {t: 1})
     lem.instance("(a) step T+1", "telescope-const", {t: T_ + 1})
     lem.instance("cumulative T+1", "cumulative [t+1]", {t: T_})
-    base = lem.identity("(a) base", gs(1), tmpl.subs(T_, 1), using=[(1, "(a) step 1")], subs=["cumulative [1]"])
+    base = lem.identity(
+        "(a) base", gs(1), tmpl.subs(T_, 1), using=[(1, "(a) step 1")], subs=["cumulative [1]"]
+    )
     ih = lem.induction_hypothesis("(a)", gs(T_), "==", tmpl, T_)
-    step = lem.identity("(a) step", gs(T_ + 1), tmpl.subs(T_, T_ + 1), using=[(1, ih), (1, "(a) step T+1")], subs=["cumulative T+1"])
+    step = lem.identity(
+        "(a) step",
+        gs(T_ + 1),
+        tmpl.subs(T_, T_ + 1),
+        using=[(1, ih), (1, "(a) step T+1")],
+        subs=["cumulative T+1"],
+    )
     fact = lem.induction("(a)", ih, base, step)
     lem.theorem("(a)", fact, gs(T_), "==", tmpl)
 
@@ -129,19 +145,47 @@ def balance_chain(lem: Lemma) -> None:
     others = sp.Symbol("J", real=True)
     lem.define("others", others, E_ - 1)
     lem.hypothesis("experts", 2, "<=", E_, status=assumed("at least two experts"))
-    lem.certify("(b) J >= 0", 0, "<=", others, using=[(1, "experts")], terms=[sp.Integer(1)], subs=["others"])
+    lem.certify(
+        "(b) J >= 0",
+        0,
+        "<=",
+        others,
+        using=[(1, "experts")],
+        terms=[sp.Integer(1)],
+        subs=["others"],
+    )
     lem.nonneg(others, "(b) J >= 0")
     lem.coordinate_set("others of the max", others)
     lem.coordinate_set("others of the min", others)
-    pj = lem.coordinate("p_j", "p_j(T+1), j not the argmax", indexed=False, over="others of the max")
-    pl = lem.coordinate("p_l", "p_l(T+1), l not the argmin", indexed=False, over="others of the min")
+    pj = lem.coordinate(
+        "p_j", "p_j(T+1), j not the argmax", indexed=False, over="others of the max"
+    )
+    pl = lem.coordinate(
+        "p_l", "p_l(T+1), l not the argmin", indexed=False, over="others of the min"
+    )
     tot_j, tot_l = sp.symbols("P_j P_l", real=True)
     lem.sum_of(tot_j, pj)
     lem.sum_of(tot_l, pl)
-    lem.hypothesis("mean [max]", mean, "==", (pmax + tot_j) / E_, status=assumed("the mean of p_T+1, split at its argmax"))
-    lem.hypothesis("mean [min]", mean, "==", (pmin + tot_l) / E_, status=assumed("the mean of p_T+1, split at its argmin"))
-    lem.hypothesis("extremes [j]", pmin, "<=", pj, status=assumed("p_min is the smallest price of p_T+1"))
-    lem.hypothesis("extremes [l]", pl, "<=", pmax, status=assumed("p_max is the largest price of p_T+1"))
+    lem.hypothesis(
+        "mean [max]",
+        mean,
+        "==",
+        (pmax + tot_j) / E_,
+        status=assumed("the mean of p_T+1, split at its argmax"),
+    )
+    lem.hypothesis(
+        "mean [min]",
+        mean,
+        "==",
+        (pmin + tot_l) / E_,
+        status=assumed("the mean of p_T+1, split at its argmin"),
+    )
+    lem.hypothesis(
+        "extremes [j]", pmin, "<=", pj, status=assumed("p_min is the smallest price of p_T+1")
+    )
+    lem.hypothesis(
+        "extremes [l]", pl, "<=", pmax, status=assumed("p_max is the largest price of p_T+1")
+    )
     lem.certify("(b) gap below the max", pmax - pj, "<=", pmax - pmin, using=[(1, "extremes [j]")])
     lem.summed("(b) gaps below the max", "(b) gap below the max", {pj: tot_j}, others)
     lem.certify("(b) gap above the min", pl - pmin, "<=", pmax - pmin, using=[(1, "extremes [l]")])
@@ -169,8 +213,12 @@ def balance_chain(lem: Lemma) -> None:
     pt = next(x for x in apps if x.args != (1,))
     lem.hypothesis("start", p1, "==", 0, status=assumed("p_1 = 0"))
     lem.hypothesis("mean-zero", mean, "==", 0, status=cited("Lemma 3 (c)"))
-    lem.hypothesis("extremes [i]", pt, "<=", pmax, status=assumed("p_max is the largest price of p_T+1"))
-    lem.hypothesis("extremes [i min]", pmin, "<=", pt, status=assumed("p_min is the smallest price of p_T+1"))
+    lem.hypothesis(
+        "extremes [i]", pt, "<=", pmax, status=assumed("p_max is the largest price of p_T+1")
+    )
+    lem.hypothesis(
+        "extremes [i min]", pmin, "<=", pt, status=assumed("p_min is the smallest price of p_T+1")
+    )
     lem.hypothesis("spread", pmax - pmin, "<=", w_ + u_ * E_ / k_, status=cited("Lemma 7 (b)"))
     lu = L_ / u_
     cap = lu * (1 - 1 / E_) * (w_ + u_ * E_ / k_)
@@ -179,7 +227,13 @@ def balance_chain(lem: Lemma) -> None:
         a.lhs,
         "<=",
         cap,
-        using=[(1, "(a)"), (lu, "extremes [i min]"), (lu, cmin), (-lu, "mean-zero"), (lu * others / E_, "spread")],
+        using=[
+            (1, "(a)"),
+            (lu, "extremes [i min]"),
+            (lu, cmin),
+            (-lu, "mean-zero"),
+            (lu * others / E_, "spread"),
+        ],
         subs=["start", "others"],
     )
     lo = lem.certify(
@@ -187,7 +241,13 @@ def balance_chain(lem: Lemma) -> None:
         -a.lhs,
         "<=",
         cap,
-        using=[(-1, "(a)"), (lu, "extremes [i]"), (lu, cmax), (lu, "mean-zero"), (lu * others / E_, "spread")],
+        using=[
+            (-1, "(a)"),
+            (lu, "extremes [i]"),
+            (lu, cmax),
+            (lu, "mean-zero"),
+            (lu * others / E_, "spread"),
+        ],
         subs=["start", "others"],
     )
     lem.hypothesis("capacity", n_, "==", L_ * E_ / k_, status=assumed("L = nk/E"))
@@ -212,7 +272,9 @@ def balance_chain(lem: Lemma) -> None:
         subs=["capacity"],
     )
     lem.theorem("(b) MaxVio_global", mv, a.lhs / (T_ * L_), "<=", maxvio_global_bound)
-    lem.hypothesis("spread [u_1]", pmax - pmin, "<=", w_ + u1_ * E_ / k_, status=cited("Lemma 7 (b)"))
+    lem.hypothesis(
+        "spread [u_1]", pmax - pmin, "<=", w_ + u1_ * E_ / k_, status=cited("Lemma 7 (b)")
+    )
     m = lem.certify(
         "(b), (c) centred price",
         pmax - mean,
@@ -233,11 +295,25 @@ def abel(lem: Lemma, t) -> None:
     gs = lem.sequence("Gq", "C_i(T) - T L")
     a = lem.sequence("A", "A(T) = sum_{t<=T} w_t (q_t - q_{t+1})")
     lem.sequence_recursion("cumulative (c)", gs, t, gq(1), gs(t) + gq(t + 1))
-    lem.sequence_recursion("Abel", a, t, wv(1) * (q(1) - q(2)), a(t) + wv(t + 1) * (q(t + 1) - q(t + 2)))
-    lem.hypothesis("telescope", gq(t), "==", L_ * wv(t) * (q(t) - q(t + 1)), status=assumed("the proportional rule with steps u_t, centred"))
+    lem.sequence_recursion(
+        "Abel", a, t, wv(1) * (q(1) - q(2)), a(t) + wv(t + 1) * (q(t + 1) - q(t + 2))
+    )
+    lem.hypothesis(
+        "telescope",
+        gq(t),
+        "==",
+        L_ * wv(t) * (q(t) - q(t + 1)),
+        status=assumed("the proportional rule with steps u_t, centred"),
+    )
     lem.hypothesis("steps", wv(t), "<=", wv(t + 1), status=assumed("u_t is non-increasing"))
     lem.hypothesis("step size", wv(t), "==", 1 / us(t), status=assumed("w_t = 1/u_t"))
-    lem.hypothesis("bounded [hi]", q(t), "<=", M_, status=assumed("M = max_{t<=T+1} |q_t| (bounded by (b), (c) centred price)"))
+    lem.hypothesis(
+        "bounded [hi]",
+        q(t),
+        "<=",
+        M_,
+        status=assumed("M = max_{t<=T+1} |q_t| (bounded by (b), (c) centred price)"),
+    )
     lem.hypothesis("bounded [lo]", -M_, "<=", q(t), status=assumed("M = max_{t<=T+1} |q_t|"))
     for name, fact, mapping in (
         ("telescope 1", "telescope", {t: 1}),
@@ -252,30 +328,68 @@ def abel(lem: Lemma, t) -> None:
         ("step size T", "step size", {t: T_}),
     ):
         lem.instance(name, fact, mapping)
-    base = lem.identity("(c) sum base", gs(1), L_ * a(1), using=[(1, "telescope 1")], subs=["cumulative (c) [1]", "Abel [1]"])
+    base = lem.identity(
+        "(c) sum base",
+        gs(1),
+        L_ * a(1),
+        using=[(1, "telescope 1")],
+        subs=["cumulative (c) [1]", "Abel [1]"],
+    )
     ih = lem.induction_hypothesis("(c) sum = L A", gs(T_), "==", L_ * a(T_), T_)
     step = lem.identity(
-        "(c) sum step", gs(T_ + 1), L_ * a(T_ + 1), using=[(1, ih), (1, "telescope T+1")], subs=["cumulative (c) T+1", "Abel T+1"]
+        "(c) sum step",
+        gs(T_ + 1),
+        L_ * a(T_ + 1),
+        using=[(1, ih), (1, "telescope T+1")],
+        subs=["cumulative (c) T+1", "Abel T+1"],
     )
     total = lem.induction("(c) sum = L A", ih, base, step)
     outs = {}
     for sign, hi, lo in ((1, "hi", "lo"), (-1, "lo", "hi")):
         tmpl = sign * (a(T_) + q(T_ + 1) * wv(T_))
-        base = lem.certify(f"(c) Abel base [{hi}]", tmpl.subs(T_, 1), "<=", M_ * wv(1), using=[(wv(1), f"bounded {hi} 1")], subs=["Abel [1]"])
+        base = lem.certify(
+            f"(c) Abel base [{hi}]",
+            tmpl.subs(T_, 1),
+            "<=",
+            M_ * wv(1),
+            using=[(wv(1), f"bounded {hi} 1")],
+            subs=["Abel [1]"],
+        )
         ih = lem.induction_hypothesis(f"(c) Abel [{hi}]", tmpl, "<=", M_ * wv(T_), T_)
         prod = lem.product(f"(c) Abel product [{hi}]", f"bounded {hi} T+1", "steps T")
         step = lem.certify(
-            f"(c) Abel step [{hi}]", tmpl.subs(T_, T_ + 1), "<=", M_ * wv(T_ + 1), using=[(1, ih), (1, prod)], subs=["Abel T+1"]
+            f"(c) Abel step [{hi}]",
+            tmpl.subs(T_, T_ + 1),
+            "<=",
+            M_ * wv(T_ + 1),
+            using=[(1, ih), (1, prod)],
+            subs=["Abel T+1"],
         )
         ind = lem.induction(f"(c) Abel [{hi}]", ih, base, step)
         outs[sign] = lem.certify(
-            f"(c) |A| [{hi}]", sign * a(T_), "<=", 2 * M_ * wv(T_), using=[(1, ind), (wv(T_), f"bounded {lo} T+1")]
+            f"(c) |A| [{hi}]",
+            sign * a(T_),
+            "<=",
+            2 * M_ * wv(T_),
+            using=[(1, ind), (wv(T_), f"bounded {lo} T+1")],
         )
     for sign, label in ((1, "(c) upper"), (-1, "(c) lower")):
         f = lem.certify(
-            label, sign * gs(T_), "<=", 2 * L_ * M_ / us(T_), using=[(sign, total), (L_, outs[sign])], subs=["step size T"]
+            label,
+            sign * gs(T_),
+            "<=",
+            2 * L_ * M_ / us(T_),
+            using=[(sign, total), (L_, outs[sign])],
+            subs=["step size T"],
         )
-        lem.theorem(label, f, sign * gs(T_), "<=", balance_bound_decreasing().subs(uT_, us(T_)), bound=balance_bound_decreasing)
+        lem.theorem(
+            label,
+            f,
+            sign * gs(T_),
+            "<=",
+            balance_bound_decreasing().subs(uT_, us(T_)),
+            bound=balance_bound_decreasing,
+        )
 
 
 def bridge_and_tradeoff(lem: Lemma, t) -> None:
@@ -291,7 +405,15 @@ def bridge_and_tradeoff(lem: Lemma, t) -> None:
     lem.sum_of(g2, g(t) ** 2, t)
     dv = lem.sequence("Dv", "D_t(p_t)")
     rew = lem.sequence("rew", "reward_t")
-    sd, sr, spg, sg2 = (lem.sequence(x, y) for x, y in (("SD", "sum D_s(p_s)"), ("SR", "sum reward_s"), ("SPG", "sum p_s.g_s"), ("SG2", "sum ||g_s||^2")))
+    sd, sr, spg, sg2 = (
+        lem.sequence(x, y)
+        for x, y in (
+            ("SD", "sum D_s(p_s)"),
+            ("SR", "sum reward_s"),
+            ("SPG", "sum p_s.g_s"),
+            ("SG2", "sum ||g_s||^2"),
+        )
+    )
     for name, seq, first, nxt in (
         ("SD", sd, dv(1), sd(t) + dv(t + 1)),
         ("SR", sr, rew(1), sr(t) + rew(t + 1)),
@@ -304,27 +426,67 @@ def bridge_and_tradeoff(lem: Lemma, t) -> None:
     lem.hypothesis("best-response", dv(t), "==", rew(t) + pg(t), status=cited("Lemma 2 (a)"))
     lem.instance("best-response 1", "best-response", {t: 1})
     lem.instance("best-response T+1", "best-response", {t: T_ + 1})
-    base = lem.identity("(d) base", sd(1), sr(1) + spg(1), using=[(1, "best-response 1")], subs=["SD [1]", "SR [1]", "SPG [1]"])
+    base = lem.identity(
+        "(d) base",
+        sd(1),
+        sr(1) + spg(1),
+        using=[(1, "best-response 1")],
+        subs=["SD [1]", "SR [1]", "SPG [1]"],
+    )
     ih = lem.induction_hypothesis("(d) sums", sd(T_), "==", sr(T_) + spg(T_), T_)
     step = lem.identity(
-        "(d) step", sd(T_ + 1), sr(T_ + 1) + spg(T_ + 1), using=[(1, ih), (1, "best-response T+1")], subs=["SD T+1", "SR T+1", "SPG T+1"]
+        "(d) step",
+        sd(T_ + 1),
+        sr(T_ + 1) + spg(T_ + 1),
+        using=[(1, ih), (1, "best-response T+1")],
+        subs=["SD T+1", "SR T+1", "SPG T+1"],
     )
     sums = lem.induction("(d) sums", ih, base, step)
     opt, rd, rp = sp.symbols("OPT_pool R_D R_P", real=True)
     lem.define("dual regret", rd, sd(T_) - opt)
     lem.define("primal regret", rp, opt - sr(T_))
-    d = lem.identity("(d)", rd + rp, spg(T_), using=[(1, sums)], subs=["dual regret", "primal regret"])
+    d = lem.identity(
+        "(d)", rd + rp, spg(T_), using=[(1, sums)], subs=["dual regret", "primal regret"]
+    )
     lem.theorem("(d)", d, rd + rp, "==", spg(T_))
     # (e) per coordinate p.g = (L/2u)(p^2 - p'^2) + (u/2L) g^2, summed; telescoped from p_1 = 0
-    lem.hypothesis("update", P(t + 1), "==", P(t) - (u_ / L_) * g(t), status=assumed("the proportional rule, constant u"))
-    lem.identity("(e) one coordinate", P(t) * g(t), (L_ / (2 * u_)) * (P(t) ** 2 - P(t + 1) ** 2) + (u_ / (2 * L_)) * g(t) ** 2, subs=["update"])
-    lem.summed("(e) one step", "(e) one coordinate", {P(t) * g(t): pg(t), P(t) ** 2: pp(t), P(t + 1) ** 2: pp(t + 1), g(t) ** 2: g2(t)}, e_)
+    lem.hypothesis(
+        "update",
+        P(t + 1),
+        "==",
+        P(t) - (u_ / L_) * g(t),
+        status=assumed("the proportional rule, constant u"),
+    )
+    lem.identity(
+        "(e) one coordinate",
+        P(t) * g(t),
+        (L_ / (2 * u_)) * (P(t) ** 2 - P(t + 1) ** 2) + (u_ / (2 * L_)) * g(t) ** 2,
+        subs=["update"],
+    )
+    lem.summed(
+        "(e) one step",
+        "(e) one coordinate",
+        {P(t) * g(t): pg(t), P(t) ** 2: pp(t), P(t + 1) ** 2: pp(t + 1), g(t) ** 2: g2(t)},
+        e_,
+    )
     lem.instance("(e) one step 1", "(e) one step", {t: 1})
     lem.instance("(e) one step T+1", "(e) one step", {t: T_ + 1})
     tmpl = (L_ / (2 * u_)) * (pp(1) - pp(T_ + 1)) + (u_ / (2 * L_)) * sg2(T_)
-    base = lem.identity("(e) base", spg(1), tmpl.subs(T_, 1), using=[(1, "(e) one step 1")], subs=["SPG [1]", "SG2 [1]"])
+    base = lem.identity(
+        "(e) base",
+        spg(1),
+        tmpl.subs(T_, 1),
+        using=[(1, "(e) one step 1")],
+        subs=["SPG [1]", "SG2 [1]"],
+    )
     ih = lem.induction_hypothesis("(e) telescoped", spg(T_), "==", tmpl, T_)
-    step = lem.identity("(e) step", spg(T_ + 1), tmpl.subs(T_, T_ + 1), using=[(1, ih), (1, "(e) one step T+1")], subs=["SPG T+1", "SG2 T+1"])
+    step = lem.identity(
+        "(e) step",
+        spg(T_ + 1),
+        tmpl.subs(T_, T_ + 1),
+        using=[(1, ih), (1, "(e) one step T+1")],
+        subs=["SPG T+1", "SG2 T+1"],
+    )
     tele = lem.induction("(e) telescoped", ih, base, step)
     lem.theorem("(e) telescoped", tele, spg(T_), "==", tmpl)
     # sum ||g||^2 <= T n^2 k (1 - k/E), by induction
@@ -332,9 +494,18 @@ def bridge_and_tradeoff(lem: Lemma, t) -> None:
     lem.hypothesis("gradient", g2(t), "<=", gmax, status=cited("Lemma 5 (f)"))
     lem.instance("gradient 1", "gradient", {t: 1})
     lem.instance("gradient T+1", "gradient", {t: T_ + 1})
-    base = lem.certify("(e) gradients base", sg2(1), "<=", gmax, using=[(1, "gradient 1")], subs=["SG2 [1]"])
+    base = lem.certify(
+        "(e) gradients base", sg2(1), "<=", gmax, using=[(1, "gradient 1")], subs=["SG2 [1]"]
+    )
     ih = lem.induction_hypothesis("(e) gradients", sg2(T_), "<=", T_ * gmax, T_)
-    step = lem.certify("(e) gradients step", sg2(T_ + 1), "<=", (T_ + 1) * gmax, using=[(1, ih), (1, "gradient T+1")], subs=["SG2 T+1"])
+    step = lem.certify(
+        "(e) gradients step",
+        sg2(T_ + 1),
+        "<=",
+        (T_ + 1) * gmax,
+        using=[(1, ih), (1, "gradient T+1")],
+        subs=["SG2 T+1"],
+    )
     gsum = lem.induction("(e) gradients", ih, base, step)
     lem.hypothesis("start [e]", pp(1), "==", 0, status=assumed("p_1 = 0"))
     lem.hypothesis("capacity [e]", L_, "==", n_ * k_ / E_, status=assumed("L = nk/E"))
@@ -348,8 +519,16 @@ def bridge_and_tradeoff(lem: Lemma, t) -> None:
         subs=["start [e]", "capacity [e]"],
     )
     lem.theorem("(e)", e, rd + rp, "<=", tradeoff_bound)
-    lem.hypothesis("dual-floor", -B_, "<=", rd, status=assumed("R_D(T) >= -B (B = 0 in expectation under i.i.d. batches, Lemma 15)"))
-    f = lem.certify("(f)", rp, "<=", u_ * n_ * (E_ - k_) * T_ / 2 + B_, using=[(1, e), (1, "dual-floor")])
+    lem.hypothesis(
+        "dual-floor",
+        -B_,
+        "<=",
+        rd,
+        status=assumed("R_D(T) >= -B (B = 0 in expectation under i.i.d. batches, Lemma 15)"),
+    )
+    f = lem.certify(
+        "(f)", rp, "<=", u_ * n_ * (E_ - k_) * T_ / 2 + B_, using=[(1, e), (1, "dual-floor")]
+    )
     lem.theorem("(f)", f, rp, "<=", tradeoff_bound() + B_, bound=tradeoff_bound)
 
 

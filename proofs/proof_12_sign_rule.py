@@ -55,7 +55,8 @@ cycle: X_j = 2 + 8u once j > K = 1/u; proportional-cycle: the proportional rule'
 excess is 6u; admissible: K = 1/u is an even integer >= 4 (1/(2u) an integer >= 2);
 optimum: F3(p) >= min F3 = 120 (the period's dual at its minimiser); subgradient:
 D_A(p + 2u) - D_A(p) >= (c_A(p) - L) 2u >= -4u (Lemma 2, c_A >= 2); margin: r*_i - r*_j >=
-m for i in the top-k set at p*, j not; shift: |p_l - p*_l| <= delta; wide: 2 delta < m; lattice: K = 1/u.
+m for i in the top-k set at p*, j not; shift: |p_l - p*_l| <= delta; wide: 2 delta < m;
+lattice: K = 1/u.
 
 Assumptions. Additive bias; ties to the lower index (lfbtheory.route); (e) and (f) for the
 deterministic batches given.
@@ -149,15 +150,27 @@ def sign_counts(lem: Lemma, t, tt) -> None:
         sig = lem.sequence(f"sigma_{x}", f"sign(L - c_{x}(t))")
         net = lem.sequence(f"N_{x}", f"N_{x}(T) = U_{x}(T) - O_{x}(T)")
         lem.sequence_recursion(f"count [{x}]", net, t, sig(1), net(t) + sig(t + 1))
-        lem.hypothesis(f"update [{x}]", b(t + 1), "==", b(t) + u_ * sig(t), status=assumed("the sign rule"))
+        lem.hypothesis(
+            f"update [{x}]", b(t + 1), "==", b(t) + u_ * sig(t), status=assumed("the sign rule")
+        )
         lem.instance(f"update [{x}] 1", f"update [{x}]", {t: 1})
         lem.instance(f"update [{x}] T+1", f"update [{x}]", {t: tt + 1})
         lem.instance(f"count [{x}] T+1", f"count [{x}] [t+1]", {t: tt})
         tmpl = u_ * net(tt)
-        base = lem.identity(f"(a) base [{x}]", b(2) - b(1), tmpl.subs(tt, 1), using=[(1, f"update [{x}] 1")], subs=[f"count [{x}] [1]"])
+        base = lem.identity(
+            f"(a) base [{x}]",
+            b(2) - b(1),
+            tmpl.subs(tt, 1),
+            using=[(1, f"update [{x}] 1")],
+            subs=[f"count [{x}] [1]"],
+        )
         ih = lem.induction_hypothesis(f"(a) [{x}]", b(tt + 1) - b(1), "==", tmpl, tt)
         step = lem.identity(
-            f"(a) step [{x}]", b(tt + 2) - b(1), tmpl.subs(tt, tt + 1), using=[(1, ih), (1, f"update [{x}] T+1")], subs=[f"count [{x}] T+1"]
+            f"(a) step [{x}]",
+            b(tt + 2) - b(1),
+            tmpl.subs(tt, tt + 1),
+            using=[(1, ih), (1, f"update [{x}] T+1")],
+            subs=[f"count [{x}] T+1"],
         )
         facts[x] = (lem.induction(f"(a) [{x}]", ih, base, step), b, net)
         if x == "i":
@@ -165,7 +178,9 @@ def sign_counts(lem: Lemma, t, tt) -> None:
     (fi, bi, ni), (fj, bj, nj) = facts["i"], facts["j"]
     for x, bb in (("i", bi), ("j", bj)):
         lem.hypothesis(f"start [{x}]", bb(1), "==", 0, status=assumed("b_1 = 0"))
-    lem.hypothesis("spread", bi(tt + 1) - bj(tt + 1), "<=", w_ + 2 * u_, status=cited("Lemma 7 (a)"))
+    lem.hypothesis(
+        "spread", bi(tt + 1) - bj(tt + 1), "<=", w_ + 2 * u_, status=cited("Lemma 7 (a)")
+    )
     pair = lem.certify(
         "(b) pairwise",
         ni(tt) - nj(tt),
@@ -177,20 +192,40 @@ def sign_counts(lem: Lemma, t, tt) -> None:
     lem.theorem("(b) pairwise", pair, ni(tt) - nj(tt), "<=", median_balance_bound)
     # E = 2: sigma_0 = -sigma_1, so N_j = -N_i and |N_i| <= (w/u + 2)/2
     lem.hypothesis("two-experts", nj(tt), "==", -ni(tt), status=checked(lem._get("E = 2 signs")))
-    e2 = lem.certify("(b) E = 2", ni(tt), "<=", (w_ / u_ + 2) / 2, using=[(sp.Rational(1, 2), pair), (sp.Rational(1, 2), "two-experts")])
-    lem.theorem("(b) E = 2", e2, ni(tt), "<=", median_balance_bound() / 2, bound=median_balance_bound)
+    e2 = lem.certify(
+        "(b) E = 2",
+        ni(tt),
+        "<=",
+        (w_ / u_ + 2) / 2,
+        using=[(sp.Rational(1, 2), pair), (sp.Rational(1, 2), "two-experts")],
+    )
+    lem.theorem(
+        "(b) E = 2", e2, ni(tt), "<=", median_balance_bound() / 2, bound=median_balance_bound
+    )
     # every E: N_i - Nbar <= (1 - 1/E)(w/u + 2), Nbar the mean of N over the experts
     others = sp.Symbol("J", real=True)
     lem.define("others", others, E_ - 1)
     lem.hypothesis("experts", 2, "<=", E_, status=assumed("at least two experts"))
-    lem.certify("(b) J >= 0", 0, "<=", others, using=[(1, "experts")], terms=[sp.Integer(1)], subs=["others"])
+    lem.certify(
+        "(b) J >= 0",
+        0,
+        "<=",
+        others,
+        using=[(1, "experts")],
+        terms=[sp.Integer(1)],
+        subs=["others"],
+    )
     lem.nonneg(others, "(b) J >= 0")
     lem.coordinate_set("other experts", others)
-    nl = lem.coordinate("N_l", "N_l(T) for the E - 1 experts l != i", indexed=False, over="other experts")
+    nl = lem.coordinate(
+        "N_l", "N_l(T) for the E - 1 experts l != i", indexed=False, over="other experts"
+    )
     tot, nbar = sp.symbols("N_others Nbar", real=True)
     lem.sum_of(tot, nl)
     lem.define("offset", nbar, (ni(tt) + tot) / E_)
-    lem.hypothesis("pairwise [l]", ni(tt) - nl, "<=", w_ / u_ + 2, status=cited("Lemma 12 (b) pairwise"))
+    lem.hypothesis(
+        "pairwise [l]", ni(tt) - nl, "<=", w_ / u_ + 2, status=cited("Lemma 12 (b) pairwise")
+    )
     lem.summed("(b) pairwise, summed", "pairwise [l]", {nl: tot}, others)
     off = lem.certify(
         "(b) common offset",
@@ -200,7 +235,14 @@ def sign_counts(lem: Lemma, t, tt) -> None:
         using=[(1 / E_, "(b) pairwise, summed")],
         subs=["offset", "others"],
     )
-    lem.theorem("(b) common offset", off, ni(tt) - nbar, "<=", (1 - 1 / E_) * median_balance_bound(), bound=median_balance_bound)
+    lem.theorem(
+        "(b) common offset",
+        off,
+        ni(tt) - nbar,
+        "<=",
+        (1 - 1 / E_) * median_balance_bound(),
+        bound=median_balance_bound,
+    )
 
 
 def e2_signs(lem: Lemma) -> None:
@@ -209,7 +251,9 @@ def e2_signs(lem: Lemma) -> None:
         cap = n // 2
         for c1 in range(n + 1):
             ok &= np.sign(cap - (n - c1)) == -np.sign(cap - c1)
-    lem.checked("E = 2 signs", "sign(L - (2L - c)) = -sign(L - c) for every integer load, n <= 16", ok)
+    lem.checked(
+        "E = 2 signs", "sign(L - (2L - c)) = -sign(L - c) for every integer load, n <= 16", ok
+    )
 
 
 def median_counterexample(lem: Lemma, u: float = 2.0**-6, periods: int = 50) -> None:
@@ -268,7 +312,13 @@ def cauchy_schwarz(lem: Lemma) -> None:
     lem.hypothesis("meanabs", s1, "==", tn * big_a, status=assumed("A = (1/T) sum_t a_t"))
     lem.certify("(d) one sample", 0, "<=", (at - big_a) ** 2, terms=[(at - big_a) ** 2])
     lem.summed("(d) summed", "(d) one sample", {at**2: s2, at: s1}, tn)
-    f = lem.certify("(d) sd^2 >= A^2", big_a**2, "<=", s2 / tn, using=[(1 / tn, "(d) summed"), (-2 * big_a / tn, "meanabs")])
+    f = lem.certify(
+        "(d) sd^2 >= A^2",
+        big_a**2,
+        "<=",
+        s2 / tn,
+        using=[(1 / tn, "(d) summed"), (-2 * big_a / tn, "meanabs")],
+    )
     lem.theorem("(d) sd^2 >= A^2", f, big_a**2, "<=", s2 / tn)
 
 
@@ -328,14 +378,30 @@ def counterexample_symbolic(lem: Lemma, excess_checked) -> None:
             at = lo + (hi - lo) * frac
             lem.identity(f"(e) D_A on [{lo}, {hi}] at {at}", _d_a(at), piece.subs(u_, at))
     lem.identity("(e) D_B(0) = 80", _d_b(sp.Integer(0)), 80)
-    lem.identity("(e) D_B slope 4", _d_b(sp.Rational(7, 3)) - _d_b(sp.Integer(0)), 4 * sp.Rational(7, 3))
-    sign_x = lem.identity("(e) sign cycle excess", 17 + 17 + (80 + 4 * (2 + 2 * u_)) - 120, 2 + 8 * u_)
-    lem.theorem("(e) sign cycle excess", sign_x, 17 + 17 + (80 + 4 * (2 + 2 * u_)) - 120, "==", 2 + 8 * u_)
-    prop_x = lem.identity("(e) proportional excess", 20 + (20 - 2 * u_) + (80 + 4 * (2 * u_)) - 120, 6 * u_)
-    lem.theorem("(e) proportional excess", prop_x, 20 + (20 - 2 * u_) + (80 + 4 * (2 * u_)) - 120, "==", 6 * u_)
+    lem.identity(
+        "(e) D_B slope 4", _d_b(sp.Rational(7, 3)) - _d_b(sp.Integer(0)), 4 * sp.Rational(7, 3)
+    )
+    sign_x = lem.identity(
+        "(e) sign cycle excess", 17 + 17 + (80 + 4 * (2 + 2 * u_)) - 120, 2 + 8 * u_
+    )
+    lem.theorem(
+        "(e) sign cycle excess", sign_x, 17 + 17 + (80 + 4 * (2 + 2 * u_)) - 120, "==", 2 + 8 * u_
+    )
+    prop_x = lem.identity(
+        "(e) proportional excess", 20 + (20 - 2 * u_) + (80 + 4 * (2 * u_)) - 120, 6 * u_
+    )
+    lem.theorem(
+        "(e) proportional excess",
+        prop_x,
+        20 + (20 - 2 * u_) + (80 + 4 * (2 * u_)) - 120,
+        "==",
+        6 * u_,
+    )
     # a transient period has positive excess: optimum + subgradient + D_B's slope
     f3p, dda = sp.symbols("F3p dDA", real=True)  # F3(p) and D_A(p + 2u) - D_A(p)
-    lem.hypothesis("optimum", 120, "<=", f3p, status=assumed("min F3 = 120, by the pieces of D_A and D_B"))
+    lem.hypothesis(
+        "optimum", 120, "<=", f3p, status=assumed("min F3 = 120, by the pieces of D_A and D_B")
+    )
     lem.hypothesis("subgradient", -4 * u_, "<=", dda, status=cited("Lemma 2 (b)"))
     trans = lem.certify(
         "(e) a transient period has excess > 0",
@@ -359,7 +425,9 @@ def counterexample_symbolic(lem: Lemma, excess_checked) -> None:
     lem.sequence_recursion("sign regret", r, j, x(1), r(j) + x(j + 1))
     lem.sequence_recursion("proportional regret", rp, j, y(1), rp(j) + y(j + 1))
     lem.hypothesis("excess", 0, "<=", x(j), status=checked(excess_checked))
-    lem.implication("cycle", (big_k, "<", j), (x(j), "==", 2 + 8 * u_), status=checked(excess_checked))
+    lem.implication(
+        "cycle", (big_k, "<", j), (x(j), "==", 2 + 8 * u_), status=checked(excess_checked)
+    )
     lem.hypothesis("proportional-cycle", y(j), "==", 6 * u_, status=checked(excess_checked))
     lem.hypothesis("admissible", 4, "<=", big_k, status=assumed("1/(2u) is an integer >= 2"))
     for name, src, mp in (
@@ -372,38 +440,92 @@ def counterexample_symbolic(lem: Lemma, excess_checked) -> None:
         ("proportional regret N+1", "proportional regret [t+1]", {j: big_n}),
     ):
         lem.instance(name, src, mp)
-    base = lem.certify("(e) R >= 0 base", 0, "<=", r(1), using=[(1, "excess 1")], subs=["sign regret [1]"])
+    base = lem.certify(
+        "(e) R >= 0 base", 0, "<=", r(1), using=[(1, "excess 1")], subs=["sign regret [1]"]
+    )
     ih = lem.induction_hypothesis("(e) R >= 0", 0, "<=", r(big_n), big_n)
-    step = lem.certify("(e) R >= 0 step", 0, "<=", r(big_n + 1), using=[(1, ih), (1, "excess N+1")], subs=["sign regret N+1"])
+    step = lem.certify(
+        "(e) R >= 0 step",
+        0,
+        "<=",
+        r(big_n + 1),
+        using=[(1, ih), (1, "excess N+1")],
+        subs=["sign regret N+1"],
+    )
     nonneg = lem.induction("(e) R >= 0", ih, base, step)
     lem.instance("(e) R >= 0 at N+1", nonneg, {big_n: big_n + 1})
     tmpl = (2 + 8 * u_) * (big_n - big_k)
     base = lem.certify(
-        "(e) count base", tmpl.subs(big_n, 1), "<=", r(1), using=[(1, base), ((2 + 8 * u_), "admissible")], terms=[3 * (2 + 8 * u_)]
+        "(e) count base",
+        tmpl.subs(big_n, 1),
+        "<=",
+        r(1),
+        using=[(1, base), ((2 + 8 * u_), "admissible")],
+        terms=[3 * (2 + 8 * u_)],
     )
     ih = lem.induction_hypothesis("(e) count", tmpl, "<=", r(big_n), big_n)
     ca = lem.case_hypothesis("(e) still climbing", big_n + 1, "<=", big_k)
     cb = lem.case_hypothesis("(e) cycling", big_k, "<", big_n + 1)
     in_a = lem.certify(
-        "(e) count, climbing", tmpl.subs(big_n, big_n + 1), "<=", r(big_n + 1), using=[((2 + 8 * u_), ca), (1, "(e) R >= 0 at N+1")]
+        "(e) count, climbing",
+        tmpl.subs(big_n, big_n + 1),
+        "<=",
+        r(big_n + 1),
+        using=[((2 + 8 * u_), ca), (1, "(e) R >= 0 at N+1")],
     )
     cyc = lem.modus_ponens("(e) a cycle period", "cycle N+1", cb)
     in_b = lem.certify(
-        "(e) count, cycling", tmpl.subs(big_n, big_n + 1), "<=", r(big_n + 1), using=[(1, ih), (-1, cyc)], subs=["sign regret N+1"]
+        "(e) count, cycling",
+        tmpl.subs(big_n, big_n + 1),
+        "<=",
+        r(big_n + 1),
+        using=[(1, ih), (-1, cyc)],
+        subs=["sign regret N+1"],
     )
     step = lem.cases("(e) count step", ca, cb, in_a, in_b)
     count = lem.induction("(e) count", ih, base, step)
     lem.hypothesis("lattice", big_k, "==", 1 / u_, status=assumed("K = 1/u"))
-    low = lem.certify("(e) sign", (2 + 8 * u_) * (big_n - 1 / u_), "<=", r(big_n), using=[(1, count)], subs=["lattice"])
-    lem.theorem("(e) sign", low, sign_regret_lower_bound().subs(N_, big_n), "<=", r(big_n), bound=sign_regret_lower_bound)
+    low = lem.certify(
+        "(e) sign",
+        (2 + 8 * u_) * (big_n - 1 / u_),
+        "<=",
+        r(big_n),
+        using=[(1, count)],
+        subs=["lattice"],
+    )
+    lem.theorem(
+        "(e) sign",
+        low,
+        sign_regret_lower_bound().subs(N_, big_n),
+        "<=",
+        r(big_n),
+        bound=sign_regret_lower_bound,
+    )
     tmpl = 6 * u_ * big_n
-    base = lem.identity("(e) proportional base", rp(1), tmpl.subs(big_n, 1), using=[(1, "proportional 1")], subs=["proportional regret [1]"])
+    base = lem.identity(
+        "(e) proportional base",
+        rp(1),
+        tmpl.subs(big_n, 1),
+        using=[(1, "proportional 1")],
+        subs=["proportional regret [1]"],
+    )
     ih = lem.induction_hypothesis("(e) proportional", rp(big_n), "==", tmpl, big_n)
     step = lem.identity(
-        "(e) proportional step", rp(big_n + 1), tmpl.subs(big_n, big_n + 1), using=[(1, ih), (1, "proportional N+1")], subs=["proportional regret N+1"]
+        "(e) proportional step",
+        rp(big_n + 1),
+        tmpl.subs(big_n, big_n + 1),
+        using=[(1, ih), (1, "proportional N+1")],
+        subs=["proportional regret N+1"],
     )
     prop = lem.induction("(e) proportional", ih, base, step)
-    lem.theorem("(e) proportional", prop, rp(big_n), "==", proportional_regret().subs(N_, big_n), bound=proportional_regret)
+    lem.theorem(
+        "(e) proportional",
+        prop,
+        rp(big_n),
+        "==",
+        proportional_regret().subs(N_, big_n),
+        bound=proportional_regret,
+    )
 
 
 def counterexample_package(lem: Lemma, ms: tuple[int, ...] = (2, 4, 8, 16, 64)):
@@ -455,7 +577,9 @@ def tie_margin_bound(lem: Lemma, rng: np.random.Generator, trials: int = 40) -> 
     """(f) the margin certificate, and the bound on the package with the solver's prices."""
     m, delta = sp.Symbol("m", real=True), sp.Symbol("delta", real=True)
     ri, rj, pi, pj, qi, qj = sp.symbols("rs_i rs_j p_i p_j q_i q_j", real=True)  # q = p*
-    lem.hypothesis("margin", m, "<=", ri - rj, status=assumed("i in the top-k set of s + p*, j not"))
+    lem.hypothesis(
+        "margin", m, "<=", ri - rj, status=assumed("i in the top-k set of s + p*, j not")
+    )
     lem.hypothesis("shift [i]", -delta, "<=", pi - qi, status=assumed("delta = ||p - p*||_inf"))
     lem.hypothesis("shift [j]", pj - qj, "<=", delta, status=assumed("delta = ||p - p*||_inf"))
     lem.hypothesis("wide", 2 * delta, "<", m, status=assumed("the token's margin exceeds 2 delta"))

@@ -87,33 +87,83 @@ def chain(lem: Lemma) -> None:
     r = lem.sequence("r", "f_t(p_t) - f_t(q_t)")
     S = lem.sequence("S", "the dynamic regret up to T")
     path = lem.sequence("P", "P(T) = nd_1 + ... + nd_T")
-    for total, pattern in ((a, X(t) ** 2), (b, Y(t) ** 2), (dd, D(t) ** 2), (xd, X(t + 1) * D(t)), (lin, X(t) * g(t)), (g2, g(t) ** 2)):
+    for total, pattern in (
+        (a, X(t) ** 2),
+        (b, Y(t) ** 2),
+        (dd, D(t) ** 2),
+        (xd, X(t + 1) * D(t)),
+        (lin, X(t) * g(t)),
+        (g2, g(t) ** 2),
+    ):
         lem.sum_of(total, pattern, t)
     lem.sequence_recursion("regret", S, t, r(1), S(t) + r(t + 1))
     lem.sequence_recursion("path", path, t, nd(1), path(t) + nd(t + 1))
-    lem.hypothesis("update", Y(t), "==", X(t) - eta * g(t), status=assumed("the algorithm with constant eta"))
-    lem.hypothesis("move", X(t + 1), "==", Y(t) - D(t), status=assumed("the definitions of X, Y, D"))
+    lem.hypothesis(
+        "update", Y(t), "==", X(t) - eta * g(t), status=assumed("the algorithm with constant eta")
+    )
+    lem.hypothesis(
+        "move", X(t + 1), "==", Y(t) - D(t), status=assumed("the definitions of X, Y, D")
+    )
     # (a)
-    lem.identity("(a) one coordinate", X(t) * g(t), (X(t) ** 2 - Y(t) ** 2) / (2 * eta) + eta * g(t) ** 2 / 2, subs=["update"])
-    a_sum = lem.summed("(a)", "(a) one coordinate", {X(t) * g(t): lin(t), X(t) ** 2: a(t), Y(t) ** 2: b(t), g(t) ** 2: g2(t)}, sp.Symbol("E", positive=True))
+    lem.identity(
+        "(a) one coordinate",
+        X(t) * g(t),
+        (X(t) ** 2 - Y(t) ** 2) / (2 * eta) + eta * g(t) ** 2 / 2,
+        subs=["update"],
+    )
+    a_sum = lem.summed(
+        "(a)",
+        "(a) one coordinate",
+        {X(t) * g(t): lin(t), X(t) ** 2: a(t), Y(t) ** 2: b(t), g(t) ** 2: g2(t)},
+        sp.Symbol("E", positive=True),
+    )
     lem.theorem("(a)", a_sum, lin(t), "==", (a(t) - b(t)) / (2 * eta) + eta * g2(t) / 2)
     # (b) ||p' - q||^2 = ||p' - q'||^2 + 2 (p' - q').(q' - q) + ||q' - q||^2 and Cauchy-Schwarz
     e_ = sp.Symbol("E", positive=True)
-    lem.identity("(b) expansion, one coordinate", Y(t) ** 2, X(t + 1) ** 2 + 2 * X(t + 1) * D(t) + D(t) ** 2, subs=["move"])
-    lem.summed("(b) expansion", "(b) expansion, one coordinate", {Y(t) ** 2: b(t), X(t + 1) ** 2: a(t + 1), X(t + 1) * D(t): xd(t), D(t) ** 2: dd(t)}, e_)
+    lem.identity(
+        "(b) expansion, one coordinate",
+        Y(t) ** 2,
+        X(t + 1) ** 2 + 2 * X(t + 1) * D(t) + D(t) ** 2,
+        subs=["move"],
+    )
+    lem.summed(
+        "(b) expansion",
+        "(b) expansion, one coordinate",
+        {Y(t) ** 2: b(t), X(t + 1) ** 2: a(t + 1), X(t + 1) * D(t): xd(t), D(t) ** 2: dd(t)},
+        e_,
+    )
     unit = (X(t + 1) / nx(t) + D(t) / nd(t)) ** 2
     lem.certify("(b) square, one coordinate", 0, "<=", unit, terms=[unit])
-    lem.summed("(b) square", "(b) square, one coordinate", {X(t + 1) ** 2: a(t + 1), X(t + 1) * D(t): xd(t), D(t) ** 2: dd(t)}, e_)
-    lem.hypothesis("norm-x", a(t + 1), "<=", nx(t) ** 2, status=assumed("nx_t >= ||p_{t+1} - q_{t+1}||"))
+    lem.summed(
+        "(b) square",
+        "(b) square, one coordinate",
+        {X(t + 1) ** 2: a(t + 1), X(t + 1) * D(t): xd(t), D(t) ** 2: dd(t)},
+        e_,
+    )
+    lem.hypothesis(
+        "norm-x", a(t + 1), "<=", nx(t) ** 2, status=assumed("nx_t >= ||p_{t+1} - q_{t+1}||")
+    )
     lem.hypothesis("norm-d", dd(t), "<=", nd(t) ** 2, status=assumed("nd_t >= ||q_{t+1} - q_t||"))
     cs = lem.certify(
         "(b) Cauchy-Schwarz",
         -nx(t) * nd(t),
         "<=",
         xd(t),
-        using=[(nx(t) * nd(t) / 2, "(b) square"), (nd(t) / (2 * nx(t)), "norm-x"), (nx(t) / (2 * nd(t)), "norm-d")],
+        using=[
+            (nx(t) * nd(t) / 2, "(b) square"),
+            (nd(t) / (2 * nx(t)), "norm-x"),
+            (nx(t) / (2 * nd(t)), "norm-d"),
+        ],
     )
-    lem.hypothesis("radius", nx(t), "<=", R, status=checked("tests/test_theory_drift.py::test_dynamic_regret_below_the_path_length_bound_and_the_bound_optimal_step"))
+    lem.hypothesis(
+        "radius",
+        nx(t),
+        "<=",
+        R,
+        status=checked(
+            "tests/test_theory_drift.py::test_dynamic_regret_below_the_path_length_bound_and_the_bound_optimal_step"
+        ),
+    )
     bstep = lem.certify(
         "(b)",
         -b(t),
@@ -138,10 +188,22 @@ def chain(lem: Lemma) -> None:
     lem.instance("(c) step T+1", per, {t: T + 1})
     lem.instance("regret T+1", "regret [t+1]", {t: T})
     lem.instance("path T+1", "path [t+1]", {t: T})
-    base = lem.certify("(c) base", S(1), "<=", template.subs(T, 1), using=[(1, "(c) step 1")], subs=["regret [1]", "path [1]"])
+    base = lem.certify(
+        "(c) base",
+        S(1),
+        "<=",
+        template.subs(T, 1),
+        using=[(1, "(c) step 1")],
+        subs=["regret [1]", "path [1]"],
+    )
     ih = lem.induction_hypothesis("(c) sum", S(T), "<=", template, T)
     step = lem.certify(
-        "(c) step", S(T + 1), "<=", template.subs(T, T + 1), using=[(1, ih), (1, "(c) step T+1")], subs=["regret T+1", "path T+1"]
+        "(c) step",
+        S(T + 1),
+        "<=",
+        template.subs(T, T + 1),
+        using=[(1, ih), (1, "(c) step T+1")],
+        subs=["regret T+1", "path T+1"],
     )
     total = lem.induction("(c) sum", ih, base, step)
     lem.hypothesis("start", a(1), "<=", R**2, status=assumed("||p_1 - q_1|| <= R"))
@@ -163,11 +225,42 @@ def chain(lem: Lemma) -> None:
         R**2 / (2 * eta) + R * P / eta + eta * G**2 * T / 2,
         terms=[(sp.sqrt(big_x) - eta * G * sp.sqrt(T)) ** 2 / (2 * eta)],
     )
-    lem.theorem("(d) bound >= G sqrt((R^2 + 2RP) T)", amgm, optimal_value(), "<=", dynamic_bound, bound=(optimal_value,))
-    value = lem.identity("(d) value at eta*", (R**2 / (2 * eta) + R * P / eta + eta * G**2 * T / 2).subs(eta, sp.sqrt(big_x / (G**2 * T))), G * sp.sqrt(big_x * T))
-    lem.theorem("(d) value at eta*", value, dynamic_bound().subs(eta, optimal_step()), "==", optimal_value(), bound=(optimal_step, dynamic_bound, optimal_value))
-    zero = lem.identity("P = 0: Lemma 5 (b)", (R**2 / (2 * eta) + R * P / eta + eta * G**2 * T / 2).subs(P, 0), R**2 / (2 * eta) + eta * G**2 * T / 2)
-    lem.theorem("P = 0: Lemma 5 (b)", zero, dynamic_bound().subs(P, 0), "==", R**2 / (2 * eta) + eta * G**2 * T / 2, bound=dynamic_bound)
+    lem.theorem(
+        "(d) bound >= G sqrt((R^2 + 2RP) T)",
+        amgm,
+        optimal_value(),
+        "<=",
+        dynamic_bound,
+        bound=(optimal_value,),
+    )
+    value = lem.identity(
+        "(d) value at eta*",
+        (R**2 / (2 * eta) + R * P / eta + eta * G**2 * T / 2).subs(
+            eta, sp.sqrt(big_x / (G**2 * T))
+        ),
+        G * sp.sqrt(big_x * T),
+    )
+    lem.theorem(
+        "(d) value at eta*",
+        value,
+        dynamic_bound().subs(eta, optimal_step()),
+        "==",
+        optimal_value(),
+        bound=(optimal_step, dynamic_bound, optimal_value),
+    )
+    zero = lem.identity(
+        "P = 0: Lemma 5 (b)",
+        (R**2 / (2 * eta) + R * P / eta + eta * G**2 * T / 2).subs(P, 0),
+        R**2 / (2 * eta) + eta * G**2 * T / 2,
+    )
+    lem.theorem(
+        "P = 0: Lemma 5 (b)",
+        zero,
+        dynamic_bound().subs(P, 0),
+        "==",
+        R**2 / (2 * eta) + eta * G**2 * T / 2,
+        bound=dynamic_bound,
+    )
 
 
 def package(rng: np.random.Generator) -> None:

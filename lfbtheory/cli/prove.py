@@ -77,7 +77,7 @@ class ProofResult:
 
     @property
     def lemma(self) -> str | None:
-        """"Lemma k" from the claim, or None."""
+        """ "Lemma k" from the claim, or None."""
         m = re.match(r"(Lemma \d+)", self.claim)
         return m.group(1) if m else None
 
@@ -144,7 +144,9 @@ def _theorem_lines(lem: Any, root: Path) -> tuple[TheoremLine, ...]:
             if h.status.startswith("checked: "):
                 ref = h.status[len("checked: ") :]
                 if not ref.startswith("in this file") and not _test_exists(root, ref):
-                    raise LookupError(f"hypothesis {h.name!r} is checked by {ref}, which does not exist")
+                    raise LookupError(
+                        f"hypothesis {h.name!r} is checked by {ref}, which does not exist"
+                    )
             hyps.append((h.name, h.status))
         for d in lem.definitions_of(th):
             hyps.append(("", f"defined: {d}"))
@@ -156,7 +158,11 @@ def _theorem_lines(lem: Any, root: Path) -> tuple[TheoremLine, ...]:
 def _where(exc: BaseException, path: Path) -> str:
     tb = traceback.extract_tb(exc.__traceback__)
     return next(
-        (f"{path.name}:{f.lineno}" for f in reversed(tb) if Path(f.filename).resolve() == path.resolve()),
+        (
+            f"{path.name}:{f.lineno}"
+            for f in reversed(tb)
+            if Path(f.filename).resolve() == path.resolve()
+        ),
         "",
     )
 
@@ -257,7 +263,9 @@ def _derive_counting(module: ModuleType) -> tuple[Any, dict[str, int]]:
     originals = {
         name: f
         for name, f in vars(module).items()
-        if callable(f) and getattr(f, "__module__", None) == module.__name__ and name not in ("derive", "main")
+        if callable(f)
+        and getattr(f, "__module__", None) == module.__name__
+        and name not in ("derive", "main")
         and not isinstance(f, type)
     }
 
@@ -376,7 +384,9 @@ def _print_result(r: ProofResult, quiet: bool, verbose: bool = False) -> None:
             if kind == "defined" and not verbose:
                 continue
             short = kind in ("assumed", "defined")
-            groups.setdefault(kind, []).append(detail if kind == "defined" else name if short else f"{name} ({detail})")
+            groups.setdefault(kind, []).append(
+                detail if kind == "defined" else name if short else f"{name} ({detail})"
+            )
         if groups:
             parts = [f"{k}: {', '.join(v)}" for k, v in groups.items()]
             print(f"          rests on -- {'; '.join(parts)}")
