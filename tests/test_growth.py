@@ -1,7 +1,11 @@
-"""The growth classifier: each class on curves of known growth, and "undetermined" (or the
-right class) on the curves that misled the R^2-only classifier."""
+"""The growth classifier: each class on curves of known growth; never a confident wrong class on
+the calibration battery (transients, periodic and random-walk noise, heavy tails, saturation,
+growth between the classes); stable in T; and the published sign rule never reads bounded."""
 
 from __future__ import annotations
+
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -114,3 +118,55 @@ def test_too_few_points_are_undetermined_and_bad_input_is_rejected():
         classify_growth(t, t[:-1], 1)
     with pytest.raises(ValueError, match="r2_floor"):
         classify_growth(t, t, 1, r2_floor=1.5)
+
+
+# ------------------------------------- the calibration battery (proofs/growth_battery.py)
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "proofs"))
+import growth_battery as B  # noqa: E402
+
+SMALL = B.confusion(range(5), (400, 6000))
+
+
+@pytest.mark.parametrize("family", sorted(B.FAMILIES))
+def test_no_family_gets_a_confident_wrong_class(family):
+    # the calibration rule: at most 5% confident wrong answers per family; with 10 curves per
+    # family here that means none (the full battery, 80 per family: docs/theory/growth.md)
+    truth, _ = B.FAMILIES[family]
+    counts = SMALL["counts"][family]
+    wrong = {c: n for c, n in counts.items() if n and c not in (truth, "undetermined")}
+    assert not wrong, (family, counts)
+
+
+def test_clean_curves_of_each_class_are_still_classified():
+    # abstaining is allowed, but not everywhere: the noise-free members of each class are read
+    for family in (
+        "linear + cycle (period 3)",
+        "linear after a T/100 transient",
+        "bounded sawtooth",
+        "decreasing",
+    ):
+        assert SMALL["right_rate"][family] >= 0.8, (family, SMALL["counts"][family])
+    exact = {name: _on_grid(a * BASES[name](TT)).cls for name, a in BASES_EXAMPLES}
+    assert exact == {name: name for name, _ in BASES_EXAMPLES}
+
+
+BASES_EXAMPLES = [("linear", 3.0), ("sqrt-like", 2.0), ("logarithmic", 5.0), ("bounded", 1.0)]
+
+
+def test_a_confident_class_does_not_flip_between_bounded_log_and_linear_as_T_grows():
+    flips = B.confusion(range(3), (400, 2000, 6000, 20000))["class_flips"]
+    assert not any(flips.values()), flips
+
+
+def test_the_published_sign_rule_never_reads_bounded_or_logarithmic():
+    # lfb regret's default stream (n = 256, E = 16, k = 2, stationary, seed 0), the published
+    # u = 1e-3 (transient ~ 1/u batches), burn-in T // 10, at every horizon a user might run
+    from lfbtheory.experiments.regret import RegretConfig, RunSpec, run_point
+
+    seen = {}
+    for steps in (50, 200, 400, 500, 700, 1000, 1500, 2000, 3000):
+        config = RegretConfig(steps=steps, runs=(RunSpec("sign", "sign", "published"),))
+        (result,), _ = run_point(config)
+        seen[steps] = result.report.growth["dual_regret"].cls
+    assert set(seen.values()) <= {"linear", "undetermined"}, seen
