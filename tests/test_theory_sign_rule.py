@@ -134,3 +134,33 @@ def test_median_balance_holds_on_any_stream(e, u_exp, seed):
     assert np.all(net.max(axis=1) - net.min(axis=1) <= MEDIAN(width, u))
     if e == 2:
         assert np.all(np.abs(net) <= MEDIAN(width, u) / 2)
+
+
+def test_for_E_4_the_sign_rule_balances_sign_counts_only_up_to_a_common_offset():
+    # Lemma 12 (b): every expert over capacity 1/4 of the time, under 3/4: N_i = T/2 for all
+    # i (the common offset), median load 1 < L = 2, mean load L. Median balance is E = 2 only.
+    batches = P12.median_counterexample_batches(100)
+    tr = simulate(batches, 1, U.sign(2.0**-6))
+    c = tr.loads.astype(np.float64)
+    net = (c < 2).sum(0) - (c > 2).sum(0)
+    np.testing.assert_array_equal(net, len(batches) // 2)
+    np.testing.assert_array_equal(np.median(c, axis=0), 1.0)
+    np.testing.assert_array_equal(c.mean(axis=0), 2.0)
+    offset = net.mean()
+    w = 1.0
+    assert np.all(np.abs(net - offset) <= (1 - 1 / 4) * MEDIAN(w, 2.0**-6))  # trivially 0 here
+
+
+@settings(max_examples=25, deadline=None)
+@given(e=st.integers(3, 6), u_exp=st.integers(2, 8), seed=st.integers(0, 2**32 - 1))
+def test_sign_counts_stay_within_the_common_offset_bound_for_every_E(e, u_exp, seed):
+    # Lemma 12 (b) common offset: |N_i - Nbar| <= (1 - 1/E)(w/u + 2) at every T, any stream
+    n, k, u = 4 * e, 1, 2.0**-u_exp
+    cap = n * k / e
+    rng = np.random.default_rng(seed)
+    batches = [rng.integers(0, 8, size=(n, e)) / 8.0 for _ in range(80)]
+    tr = simulate(batches, k, U.sign(u))
+    net = np.cumsum(tr.loads < cap, axis=0) - np.cumsum(tr.loads > cap, axis=0)
+    width = float(max(b.max() for b in batches) - min(b.min() for b in batches))
+    dev = np.abs(net - net.mean(axis=1, keepdims=True))
+    assert np.all(dev <= (1 - 1 / e) * MEDIAN(width, u) + 1e-12)
