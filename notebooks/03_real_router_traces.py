@@ -205,17 +205,23 @@ plt.show()
 #   batch (the ratios printed above), and the summed loads become almost perfectly balanced
 #   (MaxVio_g).
 # - The published sign rule with $u = 10^{-3}$ stays above the floor on every layer, and on
-#   the layer(s) printed above it leaves batches less balanced than no bias at all. The reason
+#   the layer(s) printed above it leaves batches less balanced than no bias at all. Our reading
 #   is scale: these are softmax probabilities over 64 experts, the whole range of the exact
-#   prices is only a few steps $u$ on those layers, and the median 6th-to-7th score gap is
-#   smaller than $u$. Every sign step moves every expert by $u$, so the bias keeps jumping
-#   across the prices. $u = 10^{-3}$ was chosen for DeepSeek-V3's sigmoid gates
+#   prices is only a few steps $u$ on those layers, and the median 6th-to-7th score gap of the
+#   replay is smaller than $u$, so every sign step moves every expert across the prices. That
+#   gap is not recorded: the trace holds only the top 6 of the 64 probabilities per token, the
+#   7th and later scores (and so the gap and, partly, the prices) come from the replay's
+#   synthetic completion, and the median 6th-7th gap differs by up to 19x between the
+#   package's three completion rules (layer 2: 0.0003 for the default log-normal tail, 0.006
+#   for the uniform one; `proofs/measurements.py`, completion_gap). So this is a statement
+#   about the trace *with this completion*, not a measured fact about FLAME-MoE's routers. $u = 10^{-3}$ was chosen for DeepSeek-V3's sigmoid gates
 #   (arXiv 2412.19437 Sec. 4.2).
 # - The sign rule with the calibrated step (printed per layer; it shrinks like $1/\sqrt T$ with
 #   the horizon) stays closer to the floor than the published step on the worst layers (the
 #   ratio ranges printed above), but its summed loads stay further from balance than the
-#   proportional rule's: the sign rule balances each expert's *median* load,
-#   not its mean (notebook 07 measures this).
+#   proportional rule's: the sign rule balances each expert's over/under *sign counts*, and
+#   only up to an offset common to all experts (for $E = 64$ this is neither a median nor a
+#   mean balance), while the proportional rule balances the mean (Lemma 12; notebook 07).
 
 # %% [markdown]
 # ## The OLMoE-matched workload against the measured histogram
@@ -320,5 +326,7 @@ plt.show()
 # **What to take away.** On real router scores plain top-6 is markedly unbalanced in every
 # layer. A bias from past batches stays causal and, with a step on the right scale, balances
 # the summed loads almost exactly and each batch about as well as any fixed bias can — but not
-# each batch exactly. The published step $u = 10^{-3}$ is on the wrong scale for these softmax
-# scores; measure the scale (calibrate) before choosing the step.
+# each batch exactly. On this trace with its synthetic completion (only the top 6 of 64 scores
+# per token are recorded) the published step $u = 10^{-3}$ is too coarse; the gap that sets the
+# scale depends on the unrecorded scores, so measure it on your own full router scores
+# (calibrate) before choosing the step.

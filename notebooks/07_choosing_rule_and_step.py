@@ -436,19 +436,27 @@ for setting, st in streams.items():
         print(f"{setting:<14}{name:<44}{mb:>9.3f}{mb / st['floor']:>8.2f}{mg:>10.4f}")
 
 # %% [markdown]
-# ### The sign rule balances the median, not the mean
+# ### The sign rule balances sign counts, not loads
 #
 # The sign rule moves $b_i$ up when expert $i$ is under capacity and down when over, by the same
-# amount either way. It is at rest on average when expert $i$ is over capacity in as many
-# batches as it is under: when $L$ is the *median* of its per-batch load. The proportional rule
-# is at rest on average when the *mean* error is zero: when $L$ is the mean load. If the
-# per-batch load of an expert is skewed, the two differ — and a bias that balances medians
+# amount either way. Its bias therefore counts signs, and because every pairwise difference of
+# the bias stays bounded (Lemma 7), every expert's net count "batches under minus batches over"
+# stays within a bounded distance of one *common* offset, the drift of the mean bias (Lemma 12
+# (b)). For $E = 2$ that offset is 0 (one expert is under exactly when the other is over), so
+# each expert is over capacity in as many batches as it is under: $L$ is the *median* of its
+# per-batch load. For $E > 2$ the offset need not vanish, and the median need not be balanced:
+# on an $E = 4$ stream every expert is over capacity in 1/4 of the batches and under in 3/4, its
+# median load is below $L$ and its mean load is exactly $L$ (Lemma 12 (b), tested in
+# `tests/test_theory_sign_rule.py`). The proportional rule is at rest on average when the
+# *mean* error is zero: when $L$ is the mean load. Where the sign counts do balance and the
+# per-batch load of an expert is skewed, the two rules differ — and a bias that balances signs
 # leaves the summed loads (MaxVio_global) unbalanced.
 #
 # For each expert, after the burn-in: the fraction of batches in which it is over capacity
 # minus the fraction in which it is under, $P(c_i > L) - P(c_i < L)$, against its mean load
-# minus $L$ (relative to $L$). A median-balancing rule puts the experts near the horizontal
-# line at 0; a mean-balancing rule puts them near the vertical line at 0. The two runs compared
+# minus $L$ (relative to $L$). A rule that balances sign counts puts the experts near one
+# horizontal line (at 0 when the common offset vanishes); a mean-balancing rule puts them near
+# the vertical line at 0. The two runs compared
 # are the sign and the proportional rule with the *same* calibrated constant step, so that both
 # have finished their transient (the published $u = 10^{-3}$ has not, on the synthetic
 # workloads: see the previous figure).
@@ -547,10 +555,12 @@ for setting in settings:
 #   single price cannot follow the drift, so there it is a weak comparator, not a floor.
 # - **For the summed loads (MaxVio_global), prefer the proportional rule.** On the FLAME trace
 #   no sign setting of the grid gets MaxVio_global near the proportional rule's (the "min
-#   MaxVio_g" column): the sign rule balances each expert's median load, the proportional
-#   rule its mean — the FLAME scatter is the cross predicted in section 3. Where the
-#   per-batch loads are nearly symmetric (the synthetic streams) median and mean nearly
-#   coincide and the gap between the rules is much smaller.
+#   MaxVio_g" column): the sign rule balances each expert's sign counts (up to a common
+#   offset; for $E = 2$ its median load), the proportional rule its mean load — the FLAME
+#   scatter is the cross predicted in section 3. Where the per-batch loads are nearly
+#   symmetric (the synthetic streams) the two nearly coincide and the gap between the rules is
+#   much smaller. (The FLAME replay routes on completed scores: only the top 6 of 64 scores per
+#   token are recorded, the rest are a synthetic completion, see notebook 03.)
 # - **Constant or decreasing?** On the stationary stream the decreasing step
 #   $u_0/\sqrt{t+1}$ with the calibrated $u_0$ gives the lowest MaxVio_global and MaxVio_batch
 #   at the floor. On the drifting stream the lowest MaxVio_global came from a constant step

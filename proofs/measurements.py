@@ -17,6 +17,8 @@ seeds, with:
 - primal_drift: Lemma 11 (f) / Lemma 15 (c): the proportional rule with u = c/sqrt(T) on a
   stationary (i.i.d.) and a drifting stream, R_P(T)/sqrt(T) against the i.i.d. bound;
 - median_e4: Lemma 12 (b)'s E = 4 stream: sign counts, over/under frequencies, median and mean;
+- completion_gap: the FLAME replay's median 6th-7th score gap under each completion rule (only
+  the top 6 of 64 scores are recorded, the gap comes from the completion);
 - modulus: Lemma 14: the local modulus lambda_2 of the expected dual's tie Laplacian for
   sigmoid scores (by quadrature) and softmax scores (Monte Carlo, a kernel estimate of the tie
   densities) at the optimum and along a ray away from it;
@@ -50,7 +52,7 @@ import proof_11_balance as P11  # noqa: E402
 import proof_12_sign_rule as P12  # noqa: E402
 import sympy as sp  # noqa: E402
 
-from lfbtheory import dual_objective, simulate  # noqa: E402
+from lfbtheory import dual_objective, simulate, tie_margin  # noqa: E402
 from lfbtheory import softmax as lfb_softmax  # noqa: E402
 from lfbtheory.analysis import drift as DR  # noqa: E402
 from lfbtheory.analysis.regret import regret_report  # noqa: E402
@@ -102,6 +104,15 @@ CONFIG = {
         "horizons": [500, 2000, 8000],
     },
     "median_e4": {"u": 2.0**-6, "periods": 250},
+    "completion_gap": {
+        "layers": [2, 5, 9],
+        "seed": 0,
+        "rules": {
+            "lognormal": {"tail": "lognormal"},
+            "dirichlet": {"tail": "dirichlet"},
+            "uniform": {"tail": "uniform"},
+        },
+    },
     "modulus": {
         "E": 8,
         "seed": 0,
@@ -428,6 +439,26 @@ def online_lp(cfg: dict, bar: tqdm) -> dict:
     return out
 
 
+# ---------------------------------------------------------------- the FLAME completion
+
+
+def completion_gap(cfg: dict, bar: tqdm) -> dict:
+    """The median 6th-7th score gap (tie margin at zero bias, k = 6) of the FLAME replay under
+    each completion rule: the trace records only the top 6 of 64 scores per token, so this gap
+    is a property of the completion, not of the recording."""
+    out = {}
+    for layer in cfg["layers"]:
+        row = {}
+        for name, kw in cfg["rules"].items():
+            w = make_workload("replay", n=256, n_experts=64, layer=layer, **kw)
+            b = np.concatenate(list(materialize(w, 8, cfg["seed"])))
+            row[name] = float(np.median(tie_margin(b, 6)))
+            bar.update()
+        row["max/min"] = max(row.values()) / min(row.values())
+        out[str(layer)] = row
+    return out
+
+
 # ---------------------------------------------------------------- Lemma 12 (b), E = 4
 
 
@@ -648,6 +679,7 @@ def main(argv: list[str] | None = None) -> int:
             "flame": flame(cfg["flame"], bar),
             "primal_drift": primal_drift(cfg["primal_drift"], bar),
             "median_e4": median_e4(cfg["median_e4"], bar),
+            "completion_gap": completion_gap(cfg["completion_gap"], bar),
             "modulus": (mod := modulus(cfg["modulus"], bar)),
             "inverse_step": inverse_step(cfg["inverse_step"], mod, bar),
             "online_lp": online_lp(cfg["online_lp"], bar),
