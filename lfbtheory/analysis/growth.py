@@ -93,7 +93,8 @@ class Growth:
     """Growth of a regret curve's increments after burn-in ``t0``.
 
     cls: one of GROWTH_CLASSES; coef: b of the deciding fit (drift per step for a periodic
-    curve; the linear trend when the constant model wins); interval: its 95% interval;
+    curve; for "undetermined", of the best-BIC model -- evidence, not a class coefficient);
+    interval: its 95% interval;
     r2: R^2 per class ("bounded" = the inverse model's) and r2[cls] = R^2 of the deciding fit
     (NaN if none); fits: every model's :class:`Fit`;
     exponent: alpha of the best power law; period: of a periodic per-step curve; reason: why
@@ -410,17 +411,19 @@ def classify_growth(t: ArrayLike, regret: ArrayLike, t0: int, *, r2_floor: float
             reason=f"periodic with period {p}, drift {drift:.4g} per step",
             **common,
         )
-    if len(x) < _MIN_POINTS:
-        return Growth(
-            "undetermined",
-            nan,
-            {"undetermined": nan},
-            reason=f"only {len(x)} checkpoints after t0 (at least {_MIN_POINTS} needed)",
-            **common,
-        )
     fits = {name: fit_model(x, y, name) for name in GROWTH_MODELS}
     power = _best_power(x, y)
-    v = _verdict(x, y, fits, r2_floor)
+    if len(x) < _MIN_POINTS:
+        v = _Verdict(
+            "undetermined",
+            None,
+            f"only {len(x)} checkpoints after t0 (at least {_MIN_POINTS} needed)",
+            float("nan"),
+            (nan, nan),
+            1.0,
+        )
+    else:
+        v = _verdict(x, y, fits, r2_floor)
     cls, reason = v.cls, v.reason
     late = np.log(x) >= (np.log(x[0]) + np.log(x[-1])) / 2
     if cls == "logarithmic" and late.sum() < _MIN_LATE:
@@ -446,7 +449,9 @@ def classify_growth(t: ArrayLike, regret: ArrayLike, t0: int, *, r2_floor: float
             if not blo - _LATE_TOL <= lv.alpha <= bhi + _LATE_TOL:  # a transient still bending
                 reason = f"{reason}, but the later half's best exponent is {lv.alpha:.2f}"
                 cls = "undetermined"
-    deciding = v.deciding if cls != "undetermined" else None
+    # the evidence shown for "undetermined": the best-BIC model's fit (not a class coefficient)
+    best = min(fits.values(), key=lambda f: f.bic)
+    deciding = v.deciding if cls != "undetermined" else best
     r2 = {name: fits[name].r2 for name in ("logarithmic", "sqrt-like", "linear")}
     r2["bounded"] = fits["inverse"].r2
     r2[cls] = deciding.r2 if deciding is not None else nan
