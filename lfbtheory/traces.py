@@ -55,6 +55,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from lfbtheory import fileio
 from lfbtheory.routing import select_experts, sigmoid, softmax
 
 __all__ = [
@@ -343,69 +344,115 @@ def write_trace(trace: Trace, path: str | os.PathLike[str]) -> Path:
     if trace.experts is not None:
         out["experts"] = trace.experts
     p.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(p, **out)
-    return p
+    return fileio.write_npz(p, out, compress=True)  # atomically: an old trace survives a failure
 
 
-def _str(data: Any, key: str) -> str:
-    return str(np.asarray(data[key]).item())
+_F, _INT, _U, _B = "f", "iu", "U", "b"
+# The arrays of a trace file as fileio.read_npz checks them (dtype kinds, dimensions, whether
+# required) before reading any data: a hostile file is refused, never allocated.
+TRACE_FIELDS = {
+    "format": fileio.NpzField(_U, (0,)),
+    "format_version": fileio.NpzField(_INT, (0,)),
+    "values": fileio.NpzField(_F, (3,)),
+    "kind": fileio.NpzField(_U, (0,)),
+    "gate": fileio.NpzField(_U, (0,)),
+    "k": fileio.NpzField(_INT, (0,)),
+    "layer_names": fileio.NpzField(_U, (1,)),
+    **{
+        key: fileio.NpzField(_INT, (0,), False)
+        for key in ("num_experts", "n_groups", "topk_groups", "group_score_topk", "seed")
+    },
+    "max_tokens": fileio.NpzField(_INT, (0,), False),
+    **{key: fileio.NpzField(_U, (0,), False) for key in ("model", "dtype", "description")},
+    **{
+        key: fileio.NpzField(_INT, (1,), False)
+        for key in ("batch_index", "sequence_index", "position")
+    },
+    "bias": fileio.NpzField(_F, (2,), False),
+    "experts": fileio.NpzField(_INT, (3,), False),
+    "logit_softcap": fileio.NpzField(_F, (0,), False),
+    "bias_on": fileio.NpzField(_U, (0,), False),
+    "bias_layers": fileio.NpzField(_B, (1,), False),
+}
 
 
 def read_trace(path: str | os.PathLike[str]) -> Trace:
-    """Read a trace written by :func:`write_trace` (numpy only, no pickle); validate it."""
+    """Read a trace written by :func:`write_trace` (numpy only, no pickle); validate it.
+
+    Every array's declared shape and dtype is checked against :data:`TRACE_FIELDS` and the
+    file's size before anything is read (:func:`lfbtheory.fileio.read_npz`); a malformed or
+    hostile file raises :class:`lfbtheory.fileio.FileFormatError` naming the file and field.
+    """
     p = Path(path)
-    if not p.is_file():
-        raise ValueError(f"path must be an existing trace file (.npz), got {str(p)!r}")
-    try:
-        data = np.load(p, allow_pickle=False)
-    except Exception as exc:  # not a zip / not numpy
-        raise ValueError(f"path {p.name!r} is not a readable .npz file: {exc}") from None
-    with data:
-        files = set(data.files)
-        if "format" not in files or _str(data, "format") != FORMAT:
-            if {"topk_scores", "topk_ids"} <= files:
-                raise ValueError(
-                    f"{p.name} is a top-k-only trace (topk_scores/topk_ids); read it "
-                    "with inspect_trace() or replay it with the 'trace' workload"
-                )
-            raise ValueError(f"{p.name} is not an {FORMAT} file (no 'format' entry)")
-        version = int(data["format_version"])
-        if version > FORMAT_VERSION:
-            raise ValueError(
-                f"format_version must be <= {FORMAT_VERSION} (this lfbtheory), got "
-                f"{version}: upgrade lfbtheory to read this file"
+    names = fileio.inspect_npz(p, what="trace")
+    if "format" not in names:
+        if {"topk_scores", "topk_ids"} <= set(names):
+            raise fileio.FileFormatError(
+                p,
+                "is a top-k-only trace (topk_scores/topk_ids); read it with inspect_trace() "
+                "or replay it with the 'trace' workload",
+                what="trace",
             )
-        missing = {"values", "kind", "gate", "k", "layer_names"} - files
-        if missing:
-            raise ValueError(f"{p.name} lacks required entries: {', '.join(sorted(missing))}")
+        raise fileio.FileFormatError(
+            p, f"is not an {FORMAT} file (no 'format' entry)", what="trace"
+        )
+    data = fileio.read_npz(p, TRACE_FIELDS, what="trace")
+    if str(data["format"]) != FORMAT:
+        bad = str(data["format"])
+        raise fileio.FileFormatError(
+            p, f"must be {FORMAT!r}, got {bad!r}", what="trace", field="format"
+        )
+    version = int(data["format_version"])
+    if version > FORMAT_VERSION:
+        raise fileio.FileFormatError(
+            p,
+            f"must be <= {FORMAT_VERSION} (this lfbtheory), got {version}: upgrade lfbtheory "
+            "to read this file",
+            what="trace",
+            field="format_version",
+        )
 
-        def get(key: str, default: int) -> int:
-            return int(data[key]) if key in files else default
+    def get(key: str, default: int) -> int:
+        return int(data[key]) if key in data else default
 
-        idx = {
-            key: (np.asarray(data[key]) if key in files else None)
-            for key in ("batch_index", "sequence_index", "position")
-        }
+    def text(key: str, default: str = "") -> str:
+        return str(data[key]) if key in data else default
+
+    try:
         return Trace(
-            values=np.asarray(data["values"]),
-            kind=_str(data, "kind"),
-            gate=_str(data, "gate"),
+            values=data["values"],
+            kind=text("kind"),
+            gate=text("gate"),
             k=int(data["k"]),
-            layer_names=tuple(str(s) for s in np.asarray(data["layer_names"]).tolist()),
-            model=_str(data, "model") if "model" in files else "",
-            dtype=_str(data, "dtype") if "dtype" in files else "",
+            layer_names=tuple(str(s) for s in data["layer_names"].tolist()),
+            model=text("model"),
+            dtype=text("dtype"),
             n_groups=get("n_groups", 0),
             topk_groups=get("topk_groups", 0),
             group_score_topk=get("group_score_topk", 2),
             seed=get("seed", 0),
             max_tokens=get("max_tokens", 0),
-            bias=np.asarray(data["bias"]) if "bias" in files else None,
-            experts=np.asarray(data["experts"]) if "experts" in files else None,
-            logit_softcap=float(data["logit_softcap"]) if "logit_softcap" in files else 0.0,
-            bias_on=_str(data, "bias_on") if "bias_on" in files else "scores",
-            bias_layers=np.asarray(data["bias_layers"]) if "bias_layers" in files else None,
-            **idx,
+            bias=data.get("bias"),
+            experts=data.get("experts"),
+            logit_softcap=float(data["logit_softcap"]) if "logit_softcap" in data else 0.0,
+            bias_on=text("bias_on", "scores"),
+            bias_layers=data.get("bias_layers"),
+            batch_index=data.get("batch_index"),
+            sequence_index=data.get("sequence_index"),
+            position=data.get("position"),
         )
+    except (TypeError, ValueError) as exc:  # the validation of the trace's content
+        if isinstance(exc, fileio.FileFormatError):
+            raise
+        raise fileio.FileFormatError(p, str(exc), what="trace") from None
+
+
+_TOPK_FIELDS = {
+    "topk_scores": fileio.NpzField(_F, (3,)),
+    "topk_ids": fileio.NpzField(_INT, (3,)),
+    "num_experts": fileio.NpzField(_INT, (0,), False),
+    "layers": fileio.NpzField(_INT, (1,), False),
+}
 
 
 @dataclass(frozen=True)
@@ -431,30 +478,28 @@ def inspect_trace(path: str | os.PathLike[str]) -> TraceInfo:
     probabilities; the completion in :mod:`lfbtheory.workloads` keeps rows summing to 1).
     """
     p = Path(path)
-    if not p.is_file():
-        raise ValueError(f"path must be an existing trace file (.npz), got {str(p)!r}")
-    with np.load(p, allow_pickle=False) as data:
-        files = set(data.files)
-        if {"topk_scores", "topk_ids"} <= files and "format" not in files:
-            shape = data["topk_scores"].shape
-            if len(shape) != 3:
-                raise ValueError(f"topk_scores must be (L, N, k), got {shape}")
-            if "num_experts" not in files:
-                raise ValueError(f"{p.name} has no num_experts entry: E cannot be inferred")
-            names = (
-                tuple(str(int(v)) for v in data["layers"])
-                if "layers" in files
-                else tuple(str(i) for i in range(shape[0]))
+    names = fileio.inspect_npz(p, what="trace")
+    if {"topk_scores", "topk_ids"} <= set(names) and "format" not in names:
+        shape = names["topk_scores"].shape
+        if len(shape) != 3:
+            raise fileio.FileFormatError(
+                p, f"must be (L, N, k), got {shape}", what="trace", field="topk_scores"
             )
-            return TraceInfo(
-                "topk",
-                int(data["num_experts"]),
-                int(shape[2]),
-                "softmax",
-                int(shape[1]),
-                names,
-                False,
+        if "num_experts" not in names:
+            raise fileio.FileFormatError(
+                p, "is missing: E cannot be inferred", what="trace", field="num_experts"
             )
+        small = {key: _TOPK_FIELDS[key] for key in ("num_experts", "layers")}
+        data = fileio.read_npz(p, small, what="trace")  # the small entries only
+        layers = data.get("layers")
+        names_ = (
+            tuple(str(int(v)) for v in layers)
+            if layers is not None
+            else tuple(str(i) for i in range(shape[0]))
+        )
+        return TraceInfo(
+            "topk", int(data["num_experts"]), int(shape[2]), "softmax", int(shape[1]), names_, False
+        )
     t = read_trace(p)
     return TraceInfo(
         FORMAT,

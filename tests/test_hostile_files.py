@@ -28,7 +28,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lfbtheory import fileio
 from lfbtheory.analysis.diagnose import read_load_log
 from lfbtheory.experiments import sweep
 from lfbtheory.online import load_state
@@ -37,7 +36,6 @@ from lfbtheory.online.updates import sign
 from lfbtheory.traces import Trace, read_trace, write_trace
 
 LIMIT_BYTES = 64 * 2**20
-TRACE_XFAIL = "fixed at merge: traces.py switches to fileio"
 
 # ------------------------------------------------------------------------------- building
 
@@ -133,32 +131,6 @@ def _read_stream(path):
     return arrays
 
 
-# The fields of an lfbtheory.trace file (traces.py's layout) as fileio.read_npz checks them:
-# what read_trace passes once it reads through fileio.
-F, INT, U = "f", "iu", "U"
-TRACE_FIELDS = {
-    "format": fileio.NpzField(U, (0,)),
-    "format_version": fileio.NpzField(INT, (0,)),
-    "values": fileio.NpzField(F, (3,)),
-    "kind": fileio.NpzField(U, (0,)),
-    "gate": fileio.NpzField(U, (0,)),
-    "k": fileio.NpzField(INT, (0,)),
-    "layer_names": fileio.NpzField(U, (1,)),
-    **{
-        key: fileio.NpzField(INT, (0,), False)
-        for key in ("num_experts", "n_groups", "topk_groups", "group_score_topk", "seed")
-    },
-    "max_tokens": fileio.NpzField(INT, (0,), False),
-    **{key: fileio.NpzField(U, (0,), False) for key in ("model", "dtype", "description")},
-    **{
-        key: fileio.NpzField(INT, (1,), False)
-        for key in ("batch_index", "sequence_index", "position")
-    },
-    "bias": fileio.NpzField(F, (2,), False),
-    "experts": fileio.NpzField(INT, (3,), False),
-}
-
-
 def _point():
     spec = sweep.parse_sweep(
         {
@@ -193,12 +165,6 @@ def _read_point(path):
 
 NPZ_READERS = {
     "trace": (read_trace, _base_trace, "values", "format_version"),
-    "trace via fileio": (
-        lambda p: fileio.read_npz(p, TRACE_FIELDS, what="trace"),
-        _base_trace,
-        "values",
-        "format_version",
-    ),
     "load log npz": (read_load_log, _base_log, "loads", "loads"),
     "checkpoint": (lambda p: load_state(p, RULE), _base_checkpoint, "bias", "format_version"),
     "sweep stream": (_read_stream, _base_stream, "batch_optimum", "sha256"),
@@ -443,58 +409,14 @@ def _fs_cases():
     }
 
 
-# Which trace cases read_trace (traces.py, another stream's file) does not yet refuse cleanly:
-# measured by running this battery against it.
-TRACE_FAILS = {
-    ("declared shape", "1 GiB (within max_bytes)"),
-    ("declared shape", "6 GiB"),
-    ("declared shape", "233 TiB"),
-    ("declared shape", "14 PiB (2000, 999999999998)"),
-    ("declared shape", "one element too many"),
-    ("declared shape", "negative dimension"),
-    ("declared shape", "40 dimensions"),
-    ("OverflowError", "shape (2**64, 2)"),
-    ("OverflowError", "itemsize 2**40"),
-    ("bad zip", "one data byte flipped (CRC)"),
-    ("bad zip", "zip header claims 2 GiB"),
-    ("bad zip", "duplicate member"),
-    ("bad zip", "non-.npy member"),
-    ("bad zip", "bzip2 member"),
-    ("bad zip", "encrypted flag"),
-    ("bad zip", "a .npy, not an .npz"),
-    ("EOFError", "deflate stream ends early"),
-    ("bad .npy header", "70 kB header"),
-    ("bad .npy header", "not a dict"),
-    ("bad .npy header", "code in header"),
-    ("bad .npy header", "missing shape"),
-    ("bad .npy header", "bad descr"),
-    ("object arrays / pickles", "object member"),
-    ("wrong dtype", "strings"),
-    ("wrong dtype", "complex"),
-    ("wrong dtype", "structured"),
-    ("wrong dtype", "datetime"),
-    ("missing key", "no format_version"),
-}
-
-
 def _params():
     out = []
     for reader, (_, _, member, required) in NPZ_READERS.items():
         for cls, cases in npz_cases(member, required).items():
             for name, make in cases.items():
-                marks = ()
-                if reader == "trace" and (cls, name) in TRACE_FAILS:
-                    marks = pytest.mark.xfail(reason=TRACE_XFAIL, strict=True)
-                out.append(
-                    pytest.param(reader, cls, name, make, marks=marks, id=f"{reader}-{cls}-{name}")
-                )
+                out.append(pytest.param(reader, cls, name, make, id=f"{reader}-{cls}-{name}"))
         for name, make in _fs_cases().items():
-            marks = ()
-            if reader == "trace" and ("fs", name) in TRACE_FAILS:
-                marks = pytest.mark.xfail(reason=TRACE_XFAIL, strict=True)
-            out.append(
-                pytest.param(reader, "fs", name, make, marks=marks, id=f"{reader}-fs-{name}")
-            )
+            out.append(pytest.param(reader, "fs", name, make, id=f"{reader}-fs-{name}"))
     return out
 
 

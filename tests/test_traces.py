@@ -159,7 +159,7 @@ def test_invalid_traces_name_the_field(kw, match):
 
 
 def test_reading_rejects_other_files_and_newer_versions(tmp_path):
-    with pytest.raises(ValueError, match="existing trace file"):
+    with pytest.raises(ValueError, match="missing.npz: does not exist"):
         read_trace(tmp_path / "missing.npz")
     np.savez(tmp_path / "other.npz", x=np.zeros(3))
     with pytest.raises(ValueError, match="not an lfbtheory.trace file"):
