@@ -24,7 +24,6 @@ from lfbtheory.online import (
     Trajectory,
     schedules,
     simulate,
-    simulate_runs,
     updates,
 )
 from lfbtheory.routing import Routing, route, select_experts, sigmoid, softmax, topk_indices
@@ -54,7 +53,6 @@ __all__ = [
     "select_experts",
     "sigmoid",
     "simulate",
-    "simulate_runs",
     "softmax",
     "solve_balanced",
     "tie_margin",

@@ -423,8 +423,6 @@ def run_point(
         batches = _materialise(config, wl)
     if context is None:
         context = prepare_stream(config, batches, progress=comparator_progress)
-    from lfbtheory.online.loop import simulate_runs
-
     rules = [
         make_rule(spec.rule, context.calibration.schedule(spec.schedule, config.steps, spec.step))
         for spec in config.runs
@@ -434,7 +432,7 @@ def run_point(
         # Every run in one pass over the stream; each run's ``seconds`` is an even share of
         # this simulation time plus its own report (and limit cycle) time.
         t0 = time.perf_counter()
-        trajs = simulate_runs(batches, config.k, rules, progress=progress)
+        trajs = simulate(batches, config.k, rules, progress=progress)
         shared = (time.perf_counter() - t0) / len(rules)
     results = []
     for i, (spec, rule) in enumerate(zip(config.runs, rules, strict=True)):

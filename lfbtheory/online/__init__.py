@@ -1,7 +1,7 @@
 """The online bias loop: update rules, step-size schedules, the router-state machine, the loop."""
 
 from lfbtheory.online import schedules, updates
-from lfbtheory.online.loop import LoopState, Trajectory, simulate, simulate_runs
+from lfbtheory.online.loop import LoopState, Trajectory, simulate
 from lfbtheory.online.state import CheckpointError, RouterState, load_state, save_state
 
 __all__ = [
@@ -13,6 +13,5 @@ __all__ = [
     "save_state",
     "schedules",
     "simulate",
-    "simulate_runs",
     "updates",
 ]

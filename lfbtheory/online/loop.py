@@ -17,19 +17,20 @@ against real routers by the conformance suite's ``data_parallel_reduction`` prop
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from lfbtheory._engine import loop as _fused
+from lfbtheory._engine import loop as _engine_loop
+from lfbtheory._engine.arith import total
 from lfbtheory.online.state import RouterState, init_state
 from lfbtheory.online.updates import Rule, step_value
 from lfbtheory.routing import RouteOptions, route_options, select_and_count
 from lfbtheory.validation import as_k, as_positive_int, as_scores, as_stream_indices
 
-__all__ = ["LoopState", "Trajectory", "simulate", "simulate_runs"]
+__all__ = ["LoopState", "Trajectory", "simulate"]
 
 LoopState = RouterState  # the loop's state is the router state (one format)
 
@@ -68,7 +69,7 @@ class Trajectory:
 def simulate(
     batches: Iterable[ArrayLike],
     k: int,
-    rule: Rule,
+    rule: Rule | Sequence[Rule],
     *,
     init_bias: ArrayLike | None = None,
     state: RouterState | None = None,
@@ -79,154 +80,113 @@ def simulate(
     topk_groups: int | None = None,
     group_score_topk: int = 2,
     progress: Callable[[int], None] | None = None,
-) -> Trajectory:
+    _path: str | None = None,
+) -> Trajectory | list[Trajectory]:
     """Run the bias-update ``rule`` (which owns its step size) over a stream of score batches.
 
-    The bias routing element t depends on elements < t only. ``batches`` is any iterable of
-    (n, E) arrays (same E; n may vary). With ``adaptive=True``, ``batches`` must be a generator
-    (e.g. ``Adversarial.adaptive_batches``): it is sent the bias used for each element before
-    it yields the next (an adversary that sees only past biases). ``progress`` is called with
-    the number of elements done after each one.
+    The bias routing element t depends on elements < t only (online dual descent on
+    D_t(p) = sum_tokens topk(s + p) - L sum(p), arXiv 2512.03915 Sec. 3). ``batches`` is any
+    iterable of (n, E) arrays (same E; n may vary). ``rule`` may also be a sequence of rules:
+    then every rule runs over the same stream (read once) and a list of Trajectories comes
+    back, each what ``simulate`` gives for that rule alone. With ``adaptive=True``,
+    ``batches`` must be a generator (e.g. ``Adversarial.adaptive_batches``): it is sent the
+    bias used for each element before it yields the next (an adversary that sees only past
+    biases); one rule only. ``progress`` is called with the number of elements done (over
+    all rules) after each one, or after each chunk of a compiled pass.
 
-    A (T, n, E) float64 array routed by plain top-k, one element per optimizer step, with a
-    built-in sign or proportional rule (or its ``centered`` form) on an unfrozen state runs as
-    one compiled loop (:mod:`lfbtheory._engine.loop`), bit-identical to the Python loop; its
-    step schedule is then called up to 256 elements ahead of ``progress``. To run several
-    rules over one stream, :func:`simulate_runs` gives the same results reading it once.
+    Every rule the :mod:`~lfbtheory.online.updates` constructors build runs compiled on a
+    (T, n, E) float64 array (:mod:`lfbtheory._engine.loop`) and in the reference loop
+    otherwise, bit for bit the same; ``_path`` is internal ("python", "rows", "columns":
+    force a path, for the tests that check it).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import lfbtheory as lfb
+    >>> rng = np.random.default_rng(0)
+    >>> batches = lfb.sigmoid(rng.normal(size=(50, 64, 8)) + rng.normal(size=8))
+    >>> traj = lfb.simulate(batches, 2, lfb.updates.sign(1e-2))
+    >>> traj.bias.shape, traj.loads.shape
+    ((50, 8), (50, 8))
+    >>> rules = [lfb.updates.sign(1e-2), lfb.updates.proportional(0.05)]
+    >>> [t.rule for t in lfb.simulate(batches, 2, rules)]
+    ['sign', 'proportional']
     """
-    if not isinstance(rule, Rule):
-        raise TypeError(
-            f"rule must be an lfbtheory.updates.Rule (e.g. updates.sign(1e-3)), got "
-            f"{type(rule).__name__}"
-        )
+    many = not isinstance(rule, Rule)
+    rules = _as_rules(rule) if many else [rule]
     micro_batches = as_positive_int(micro_batches, "micro_batches")
     eval_set = set(as_stream_indices(eval_batches, "eval_batches"))
     if init_bias is not None and state is not None:
         raise ValueError("give init_bias or state, not both")
-    if adaptive and not hasattr(batches, "send"):
-        raise TypeError(
-            "adaptive=True needs a generator that accepts the bias via send() (e.g. "
-            f"Adversarial.adaptive_batches), got {type(batches).__name__}"
-        )
+    if _path not in (None, "python", "rows", "columns"):
+        raise ValueError(f"_path must be None, 'python', 'rows' or 'columns', got {_path!r}")
+    if adaptive:
+        if many:
+            raise ValueError("adaptive=True runs one rule (the adversary answers one bias)")
+        if not hasattr(batches, "send"):
+            raise TypeError(
+                "adaptive=True needs a generator that accepts the bias via send() (e.g. "
+                f"Adversarial.adaptive_batches), got {type(batches).__name__}"
+            )
     if state is not None:
         if not isinstance(state, RouterState):
             raise TypeError(f"state must be a RouterState, got {type(state).__name__}")
-        rule.check_state(state.rule)
+        for r in rules:
+            r.check_state(state.rule)
         if state.n_pending >= micro_batches:
             raise ValueError(
                 f"state has {state.n_pending} pending micro-batches, which is not fewer than "
                 f"micro_batches={micro_batches}: resume with the micro_batches it was saved with"
             )
-
-    arr = _float64_stream(batches) if not adaptive else None
-    if (
-        arr is not None
-        and micro_batches == 1
-        and arr.shape[0] >= 1
-        and bool(np.isfinite(arr[0]).all())  # else batch 0's check comes before _start's
-    ):
-        kk, opts, state = _start(
-            arr.shape[2], k, rule, state, init_bias, n_groups, topk_groups, group_score_topk
-        )
-        init_bias = None
-        if not opts.group_limited and _fused.eligible(arr, rule, state.rule, state.frozen):
-            return _simulate_fused(arr, kk, opts, rule, state, eval_set, progress)
-    pre = _prevalidated(batches) if not adaptive else None
-    return _python_loop(
-        batches if pre is None else pre,
-        pre is not None,
-        k,
-        rule,
-        state,
-        init_bias,
-        micro_batches,
-        eval_set,
-        adaptive,
-        (n_groups, topk_groups, group_score_topk),
-        progress,
-    )
-
-
-def simulate_runs(
-    batches: Iterable[ArrayLike],
-    k: int,
-    rules: Iterable[Rule],
-    *,
-    progress: Callable[[int], None] | None = None,
-) -> list[Trajectory]:
-    """``[simulate(batches, k, rule) for rule in rules]`` (bit for bit: the same bias, loads,
-    reward, step and final state per rule), with the stream read once for all fused rules.
-
-    On a (T, n, E) float64 array, the rules :func:`simulate` would fuse run together in one
-    compiled pass (:func:`lfbtheory._engine.loop.run_many`, which says why that is faster:
-    batch t is routed and applied for every such rule before batch t + 1); every other rule
-    (every rule, on any other stream), and the rest of the stream of a run whose fused part
-    stops early (a schedule error, a score outside the domain, an overflowing update), is
-    then computed as :func:`simulate` computes it, rule by rule in order. An error is the
-    one ``simulate`` raises for the first rule (in order) whose ``simulate`` raises, at the
-    same batch; nothing is returned then. Each rule's schedule is called with the same
-    counts in the same order as by ``simulate``, but the fused rules' calls interleave chunk
-    by chunk (``_fused.CHUNK`` batches), and all are made before any error is raised.
-    ``progress(i)``: i = batches simulated so far over all rules, ending at len(rules) * T
-    (the fused pass reports after each chunk, then each remaining rule).
-    A one-shot iterator ``batches`` is read into a list first, so every rule sees the stream.
-    """
-    rules = _as_rules(rules)
-    if isinstance(batches, Iterator):
-        batches = list(batches)
-    arr = _float64_stream(batches)
+    if many and isinstance(batches, Iterator):
+        batches = list(batches)  # every rule sees the whole stream
+    groups = (n_groups, topk_groups, group_score_topk)
+    arr = None if adaptive else _float64_stream(batches)
     fused: dict[int, tuple[int, RouteOptions, RouterState]] = {}
-    if arr is not None and arr.shape[0] >= 1 and bool(np.isfinite(arr[0]).all()):
-        for q, rule in enumerate(rules):
+    if arr is not None and arr.shape[0] >= 1 and _path != "python":
+        for q, r in enumerate(rules):
             try:
-                kk, opts, state = _start(arr.shape[2], k, rule, None, None, None, None, 2)
-            except Exception:  # simulate raises it again, in its turn
+                kk, opts, st = _start(arr.shape[2], k, r, state, init_bias, *groups)
+            except Exception:  # the reference loop raises it again, in its turn
                 continue
-            if not opts.group_limited and _fused.eligible(arr, rule, state.rule, state.frozen):
-                fused[q] = (kk, opts, state)
-    heads: dict[int, _fused.Prefix] = {}
-    if fused and arr is not None:
-        order = list(fused)
-        kk = fused[order[0]][0]  # as_k(k, E): the same for every rule
-        states = [fused[q][2] for q in order]
-        prefixes = _fused.run_many(
-            arr,
-            kk,
-            [rules[q] for q in order],
-            [s.rule for s in states],
-            [np.asarray(s.pending, dtype=np.int64) for s in states],
-            set(),
-            progress,
-        )
-        heads = dict(zip(order, prefixes, strict=True))
-    done = sum(h.stop for h in heads.values())  # what the fused pass reported
+            if not opts.group_limited and _compiled_ok(r, st):
+                fused[q] = (kk, opts, st)
+    heads = _run_compiled(arr, rules, fused, micro_batches, eval_set, progress, _path)
+    done = sum(h.stop for h in heads.values())  # what the compiled pass reported
     out = []
-    for q, rule in enumerate(rules):
+    for q, r in enumerate(rules):
         head = heads.get(q)
-        skip = 0 if head is None else head.stop  # the Python loop's progress counts from here
+        skip = 0 if head is None else head.stop  # the reference loop's progress counts from here
         tick = None if progress is None else (lambda t, d=done - skip: progress(d + t))
         if head is None:
-            traj = simulate(batches, k, rule, progress=tick)
+            pre = _prevalidated(batches) if not adaptive else None
+            traj = _python_loop(
+                batches if pre is None else pre, pre is not None, k, r, state, init_bias,
+                micro_batches, eval_set, adaptive, groups, tick,
+            )  # fmt: skip
         else:
             assert arr is not None
-            kk, opts, _ = fused[q]
-            traj = _finish_fused(arr, kk, opts, rule, head, set(), tick)
+            kk, opts, st = fused[q]
+            traj = _finish(arr, kk, opts, r, st, head, micro_batches, eval_set, tick)
         done += len(traj) - skip
         out.append(traj)
-    return out
+    return out if many else out[0]
 
 
 def _as_rules(rules: object) -> list[Rule]:
     """``rules`` as a list, or TypeError naming the argument (or the entry) that is wrong."""
-    if isinstance(rules, (str, bytes, Rule)) or not isinstance(rules, Iterable):
+    if isinstance(rules, (str, bytes)) or not isinstance(rules, Iterable):
         raise TypeError(
-            f"rules must be an iterable of lfbtheory.updates.Rule, got {type(rules).__name__}"
+            f"rule must be an lfbtheory.updates.Rule (e.g. updates.sign(1e-3)) or a sequence "
+            f"of them, got {type(rules).__name__}"
         )
     out = list(rules)
+    if not out:
+        raise ValueError("rule must name at least one rule")
     for q, rule in enumerate(out):
         if not isinstance(rule, Rule):
             raise TypeError(
-                f"rules[{q}] must be an lfbtheory.updates.Rule (e.g. updates.sign(1e-3)), got "
+                f"rule[{q}] must be an lfbtheory.updates.Rule (e.g. updates.sign(1e-3)), got "
                 f"{type(rule).__name__}"
             )
     return out
@@ -253,58 +213,103 @@ def _start(
     return kk, opts, state
 
 
-def _simulate_fused(
-    arr: NDArray[np.float64],
-    kk: int,
-    opts: RouteOptions,
-    rule: Rule,
-    state: RouterState,
-    eval_set: set[int],
-    progress: Callable[[int], None] | None,
-) -> Trajectory:
-    """The loop compiled (:mod:`lfbtheory._engine.loop`, bit-identical) over ``arr`` (whose
-    finiteness the kernel checks row by row, with the magnitude), then :func:`_finish_fused`."""
-    head = _fused.run(
-        arr, kk, rule, state.rule, np.asarray(state.pending, dtype=np.int64), eval_set, progress
-    )
-    return _finish_fused(arr, kk, opts, rule, head, eval_set, progress)
-
-
-def _finish_fused(
-    arr: NDArray[np.float64],
-    kk: int,
-    opts: RouteOptions,
-    rule: Rule,
-    head: _fused.Prefix,
-    eval_set: set[int],
-    progress: Callable[[int], None] | None,
-) -> Trajectory:
-    """The Trajectory of ``rule`` over ``arr`` from the fused path's ``head``: from the first
-    batch it could not do exactly (a schedule error, a score outside the domain, an overflow)
-    the Python loop takes over from the state reached, on the whole stream's validation path,
-    so errors are raised as :func:`_python_loop` raises them and at the same batch
-    (``progress`` then gets the stream index of each batch done, as in :func:`simulate`)."""
-    state = RouterState(head.rule_state, head.pending, 0, False)
-    parts = [(head.bias, head.loads, head.reward, head.step, head.is_eval)]
-    stop = head.stop
-    if stop < arr.shape[0]:
-        tail = _python_loop(
-            arr[stop:],
-            _prevalidated(arr) is not None,
-            kk,
-            rule,
-            state,
-            None,
-            1,
-            eval_set,
-            False,
-            (opts.n_groups, opts.topk_groups, opts.group_score_topk),
-            progress,
-            t_start=stop,
+def _compiled_ok(rule: Rule, state: RouterState) -> bool:
+    """True when the compiled loop computes exactly what the reference loop would: a ``Rule``
+    itself (a subclass could override its arithmetic) on an unfrozen state whose bias and
+    buffers are float64 ndarrays."""
+    rs = state.rule
+    return (
+        type(rule) is Rule
+        and not state.frozen
+        and all(
+            isinstance(a, np.ndarray) and a.dtype == np.float64
+            for a in (rs.bias, *(getattr(rs, f) for f in rule.state_type._fields[2:]))
         )
+    )
+
+
+def _run_compiled(
+    arr: NDArray[np.float64] | None,
+    rules: list[Rule],
+    fused: dict[int, tuple[int, RouteOptions, RouterState]],
+    micro: int,
+    eval_set: set[int],
+    progress: Callable[[int], None] | None,
+    path: str | None,
+) -> dict[int, _engine_loop.Prefix]:
+    """The compiled pass of the ``fused`` rules over ``arr``: their Prefixes by rule index."""
+    if not fused or arr is None:
+        return {}
+    order = list(fused)
+    kk = fused[order[0]][0]  # as_k(k, E): the same for every rule
+    picked = [rules[q] for q in order]
+    states = [fused[q][2] for q in order]
+    specs = _engine_loop.Specs(
+        np.array([0 if r.signal == "sign" else 1 for r in picked], dtype=np.int64),
+        np.array([r.centered for r in picked], dtype=bool),
+        np.array([("none", "momentum", "adagrad").index(r.memory) for r in picked], dtype=np.int64),
+        np.array([r.beta for r in picked], dtype=np.float64),
+        np.array([r.eps for r in picked], dtype=np.float64),
+        np.array([r.bias_mode == "multiplicative" for r in picked], dtype=bool),
+    )
+    e = arr.shape[2]
+    arrays = _engine_loop.States(
+        np.array([s.rule.bias for s in states], dtype=np.float64),
+        np.array([s.rule[2] if len(s.rule) > 2 else np.zeros(e) for s in states], dtype=np.float64),
+        np.array([s.pending for s in states], dtype=np.int64),
+        np.array([s.n_pending for s in states], dtype=np.int64),
+    )
+    is_eval = np.zeros(arr.shape[0], dtype=bool)
+    for t in eval_set:
+        if t < arr.shape[0]:
+            is_eval[t] = True
+    prefixes = _engine_loop.run(
+        arr, kk, specs, arrays, [s.rule.count for s in states], [r.step for r in picked],
+        step_value, micro, is_eval, progress, path=None if path is None else path,
+    )  # fmt: skip
+    return dict(zip(order, prefixes, strict=True))
+
+
+def _finish(
+    arr: NDArray[np.float64],
+    kk: int,
+    opts: RouteOptions,
+    rule: Rule,
+    start: RouterState,
+    head: _engine_loop.Prefix,
+    micro: int,
+    eval_set: set[int],
+    progress: Callable[[int], None] | None,
+) -> Trajectory:
+    """The Trajectory of ``rule`` over ``arr`` from the compiled pass's ``head``: from the first
+    element it could not do exactly (a schedule error, a score outside the domain, an
+    overflow) the reference loop takes over from the state reached, on the whole stream's
+    validation path, so errors are raised as :func:`_python_loop` raises them and at the
+    same element (``progress`` then gets the stream index of each element done)."""
+    rs = start.rule
+    if head.updates != rs.count or head.stop:
+        buffers = [head.state_buffer.copy()] if len(rs) > 2 else []
+        rs = rs._replace(bias=head.state_bias.copy(), count=head.updates)
+        if buffers:
+            rs = rs._replace(**{rule.state_type._fields[2]: buffers[0]})
+    if head.stop == 0:
+        state = start
+    else:
+        state = RouterState(rs, head.pending.copy(), head.n_pending, False)
+    is_eval = np.zeros(head.stop, dtype=bool)
+    for t in eval_set:
+        if t < head.stop:
+            is_eval[t] = True
+    parts = [(head.bias, head.loads, head.reward, head.step, is_eval)]
+    if head.stop < arr.shape[0]:
+        tail = _python_loop(
+            arr[head.stop :], _prevalidated(arr) is not None, kk, rule, state, None, micro,
+            eval_set, False, (opts.n_groups, opts.topk_groups, opts.group_score_topk),
+            progress, t_start=head.stop,
+        )  # fmt: skip
         parts.append((tail.bias, tail.loads, tail.reward, tail.step, tail.is_eval))
         state = tail.state
-    bias, loads, reward, step, is_eval = (
+    bias, loads, reward, step, evals = (
         parts[0] if len(parts) == 1 else (np.concatenate(x) for x in zip(*parts, strict=True))
     )
     return Trajectory(
@@ -312,12 +317,12 @@ def _finish_fused(
         loads=loads,
         reward=reward,
         step=step,
-        is_eval=is_eval,
+        is_eval=evals,
         state=state,
         rule=rule.name,
         bias_mode=rule.bias_mode,
         k=kk,
-        micro_batches=1,
+        micro_batches=micro,
         routing=opts,
     )
 
@@ -380,7 +385,7 @@ def _python_loop(
         experts, load = select_and_count(s, bias, opts)
         if rows.shape[0] != s.shape[0]:
             rows = np.arange(s.shape[0])[:, None]
-        reward = float(s[rows, experts].sum())
+        reward = total(s[rows, experts])  # the package's sum (_engine.arith), both paths
 
         is_eval = t in eval_set
         u = float("nan")

@@ -1,21 +1,33 @@
 """Step-size schedules: each is a ``Callable[[int], float]`` mapping the update count t >= 0 to u_t.
 
-Factories validate their arguments once and return a closure (the optax style,
-``optax/schedules/_schedule.py``). The textbook rates of online dual descent
+Factories validate their arguments once and return the schedule as data, a frozen dataclass
+that is called like a function (the optax style, ``optax/schedules/_schedule.py``, with
+parameters that can be recorded: :func:`to_json`). Any other callable int -> float works
+too wherever a schedule is taken. The textbook rates of online dual descent
 (Zinkevich 2003; Hazan, "Introduction to Online Convex Optimization", Sec. 3.1-3.3):
 constant -> linear regret, c/sqrt(t) -> O(sqrt T), c/(mu t) under mu-strong convexity -> O(log T).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 Schedule = Callable[[int], float]
 
 __all__ = [
     "Schedule",
+    "Constant",
+    "Inverse",
+    "InverseSqrt",
+    "Polynomial",
+    "Cosine",
+    "Ramp",
+    "Join",
+    "to_json",
     "constant",
     "inverse",
     "inverse_sqrt",
@@ -50,29 +62,120 @@ def _step(t: int) -> int:
     return int(t)
 
 
+@dataclass(frozen=True)
+class Constant:
+    """u_t = rate (the published rule uses 1e-3; arXiv 2408.15664 Sec. 3)."""
+
+    rate: float
+
+    def __call__(self, t: int) -> float:
+        _step(t)
+        return self.rate
+
+
+@dataclass(frozen=True)
+class Inverse:
+    """u_t = c / (t + t0): the 1/(mu t) family, O(log T) regret under mu-strong convexity."""
+
+    c: float
+    t0: float = 1.0
+
+    def __call__(self, t: int) -> float:
+        return self.c / (_step(t) + self.t0)
+
+
+@dataclass(frozen=True)
+class InverseSqrt:
+    """u_t = c / sqrt(t + t0): O(sqrt T) regret for convex Lipschitz losses (Zinkevich 2003)."""
+
+    c: float
+    t0: float = 1.0
+
+    def __call__(self, t: int) -> float:
+        return self.c / math.sqrt(_step(t) + self.t0)
+
+
+@dataclass(frozen=True)
+class Polynomial:
+    """u_t = c / (t + t0)^power, power in (0, 1] (interpolates inverse_sqrt and inverse)."""
+
+    c: float
+    power: float
+    t0: float = 1.0
+
+    def __call__(self, t: int) -> float:
+        return self.c / (_step(t) + self.t0) ** self.power
+
+
+@dataclass(frozen=True)
+class Cosine:
+    """u_t = final + (rate - final) (1 + cos(pi min(t, T)/T)) / 2 (Loshchilov & Hutter 2017)."""
+
+    rate: float
+    decay_steps: int
+    final: float = 0.0
+
+    def __call__(self, t: int) -> float:
+        frac = min(_step(t), self.decay_steps) / self.decay_steps
+        return self.final + (self.rate - self.final) * 0.5 * (1.0 + math.cos(math.pi * frac))
+
+
+@dataclass(frozen=True)
+class Ramp:
+    """u_t = rate (t + 1) / steps: the linear part of a warm-up."""
+
+    rate: float
+    steps: int
+
+    def __call__(self, t: int) -> float:
+        return self.rate * (_step(t) + 1) / self.steps
+
+
+@dataclass(frozen=True)
+class Join:
+    """Piecewise: ``schedules[i]`` from boundaries[i-1] on, restarted at 0 there (optax's
+    join_schedules)."""
+
+    schedules: tuple[Schedule, ...]
+    boundaries: tuple[int, ...]
+
+    def __call__(self, t: int) -> float:
+        _step(t)
+        start = 0
+        for sched, b in zip(self.schedules, self.boundaries, strict=False):
+            if t < b:
+                return float(sched(t - start))
+            start = b
+        return float(self.schedules[-1](t - start))
+
+
+def to_json(schedule: Schedule) -> dict[str, object]:
+    """A schedule as data: ``{"schedule": name, **parameters}`` for the built-in ones (a
+    join nests its parts); a schedule of the user's own is recorded by its repr."""
+    if isinstance(schedule, Join):
+        return {
+            "schedule": "join",
+            "schedules": [to_json(s) for s in schedule.schedules],
+            "boundaries": list(schedule.boundaries),
+        }
+    if dataclasses.is_dataclass(schedule) and type(schedule).__module__ == __name__:
+        return {"schedule": type(schedule).__name__.lower(), **dataclasses.asdict(schedule)}
+    return {"schedule": "callable", "repr": repr(schedule)}
+
+
 def constant(rate: float) -> Schedule:
     """u_t = rate (the published rule uses 1e-3; arXiv 2408.15664 Sec. 3)."""
-    r = _positive(rate, "rate", allow_zero=True)
-
-    def schedule(t: int) -> float:
-        _step(t)
-        return r
-
-    return schedule
+    return Constant(_positive(rate, "rate", allow_zero=True))
 
 
 def inverse(c: float, t0: float = 1.0) -> Schedule:
     """u_t = c / (t + t0): the 1/(mu t) family, O(log T) regret under mu-strong convexity."""
-    c = _positive(c, "c")
-    t0 = _positive(t0, "t0")
-    return lambda t: c / (_step(t) + t0)
+    return Inverse(_positive(c, "c"), _positive(t0, "t0"))
 
 
 def inverse_sqrt(c: float, t0: float = 1.0) -> Schedule:
     """u_t = c / sqrt(t + t0): O(sqrt T) regret for convex Lipschitz losses (Zinkevich 2003)."""
-    c = _positive(c, "c")
-    t0 = _positive(t0, "t0")
-    return lambda t: c / math.sqrt(_step(t) + t0)
+    return InverseSqrt(_positive(c, "c"), _positive(t0, "t0"))
 
 
 def polynomial(c: float, power: float, t0: float = 1.0) -> Schedule:
@@ -81,33 +184,30 @@ def polynomial(c: float, power: float, t0: float = 1.0) -> Schedule:
     power = _positive(power, "power")
     if power > 1:
         raise ValueError(f"power must be in (0, 1], got {power}")
-    t0 = _positive(t0, "t0")
-    return lambda t: c / (_step(t) + t0) ** power
+    return Polynomial(c, power, _positive(t0, "t0"))
+
+
+def _count(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    return value
 
 
 def cosine(rate: float, decay_steps: int, final: float = 0.0) -> Schedule:
     """u_t = final + (rate - final) (1 + cos(pi min(t, T)/T)) / 2 (Loshchilov & Hutter 2017)."""
     rate = _positive(rate, "rate", allow_zero=True)
     final = _positive(final, "final", allow_zero=True)
-    if isinstance(decay_steps, bool) or not isinstance(decay_steps, int) or decay_steps < 1:
-        raise ValueError(f"decay_steps must be an integer >= 1, got {decay_steps!r}")
-
-    def schedule(t: int) -> float:
-        frac = min(_step(t), decay_steps) / decay_steps
-        return final + (rate - final) * 0.5 * (1.0 + math.cos(math.pi * frac))
-
-    return schedule
+    return Cosine(rate, _count(decay_steps, "decay_steps"), final)
 
 
 def warmup(rate: float, warmup_steps: int, then: Schedule | None = None) -> Schedule:
     """Linear warm-up u_t = rate (t + 1) / W for t < W, then ``then(t - W)`` (default constant)."""
     rate = _positive(rate, "rate", allow_zero=True)
-    if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 1:
-        raise ValueError(f"warmup_steps must be an integer >= 1, got {warmup_steps!r}")
+    w = _count(warmup_steps, "warmup_steps")
     after = constant(rate) if then is None else then
     if not callable(after):
         raise TypeError("then must be a schedule (a callable int -> float)")
-    return join([lambda t: rate * (t + 1) / warmup_steps, after], [warmup_steps])
+    return join([Ramp(rate, w), after], [w])
 
 
 def join(schedules: Sequence[Schedule], boundaries: Sequence[int]) -> Schedule:
@@ -124,25 +224,13 @@ def join(schedules: Sequence[Schedule], boundaries: Sequence[int]) -> Schedule:
         raise ValueError(f"boundaries must be strictly increasing integers >= 1, got {boundaries}")
     if not all(callable(s) for s in schedules):
         raise TypeError("every element of schedules must be callable int -> float")
-
-    def schedule(t: int) -> float:
-        _step(t)
-        start = 0
-        for sched, b in zip(schedules, boundaries, strict=False):
-            if t < b:
-                return float(sched(t - start))
-            start = b
-        return float(schedules[-1](t - start))
-
-    return schedule
+    return Join(tuple(schedules), tuple(boundaries))
 
 
 def deepseek_v3(rate: float = 1e-3, stop_step: int = 10**9) -> Schedule:
     """u_t = rate for t < stop_step, then 0 (DeepSeek-V3, arXiv 2412.19437 Sec. 4.2: 0.001 for
     the first 14.3T tokens, then 0.0)."""
-    if isinstance(stop_step, bool) or not isinstance(stop_step, int) or stop_step < 1:
-        raise ValueError(f"stop_step must be an integer >= 1, got {stop_step!r}")
-    return join([constant(rate), constant(0.0)], [stop_step])
+    return join([constant(rate), constant(0.0)], [_count(stop_step, "stop_step")])
 
 
 SCHEDULES: dict[str, Callable[..., Schedule]] = {

@@ -10,22 +10,27 @@ its own buffers) and applies
     additive        b <- b + u_t d                    (select on s + b)
     multiplicative  b <- b * exp(u_t d)               (select on s * b, b > 0)
 
-with u_t = step(t), t = the number of updates already applied. The directions:
+with u_t = step(t), t = the number of updates already applied. A rule is data, a
+:class:`Rule` naming its parts, built as
 
-    sign            d = sign(e)         the published rule (arXiv 2408.15664 Sec. 3, eq. 3)
-    proportional    d = e               a subgradient step on D(p)/L: the bias is the dual
-                                        price of the capacity constraint, D's subgradient is
-                                        load - L (Zinkevich 2003 for online subgradient steps)
-    multiplicative  d = e               exponentiated-gradient form (b stays > 0)
-    momentum        d = m, m <- beta m + (1 - beta) g, g = e or sign(e)   (EMA / heavy ball)
-    adagrad         d = g / (sqrt(G) + eps), G <- G + g^2, g = e          (Duchi et al. 2011)
-    centered(rule)  d = d_rule - mean(d_rule): mean(b) stays fixed, so sign steps cannot
-                    drift together (the torchtitan implementation centres its update)
+    g = sign(e) (``sign``, the published rule, arXiv 2408.15664 Sec. 3 eq. 3) or g = e
+        (``proportional``: a subgradient step on D(p)/L, the bias being the dual price of the
+        capacity constraint whose subgradient is load - L; Zinkevich 2003);
+    momentum:  m <- beta m + (1 - beta) g, d = m      (an EMA of the signal: heavy ball
+               with dampening);  or
+    adagrad:   G <- G + g^2, d = g / (sqrt(G) + eps)  (Duchi, Hazan & Singer 2011);
+               else d = g;
+    centered:  d <- d - mean(d), so mean(b) stays fixed and sign steps cannot drift together
+               (the torchtitan implementation centres its update).
+
+Every rule the constructors build is run by the compiled loop (:mod:`lfbtheory._engine.loop`)
+and by the reference loop in Python from the same fields, with the same arithmetic (sums and
+exponentials of :mod:`lfbtheory._engine.arith`): the two agree bit for bit.
 
 ``step`` is a float (a constant) or a schedule from :mod:`lfbtheory.online.schedules`, e.g.
 ``sign(1e-3)``, ``proportional(schedules.inverse_sqrt(0.05))``,
-``sign(schedules.deepseek_v3(1e-3, stop_step=N))``. States are immutable NamedTuples, one type
-per rule family.
+``sign(schedules.deepseek_v3(1e-3, stop_step=N))``. States are immutable NamedTuples, one
+type per rule family.
 """
 
 from __future__ import annotations
@@ -37,7 +42,8 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from lfbtheory.online.schedules import Schedule, constant
+from lfbtheory._engine.arith import exp, total
+from lfbtheory.online.schedules import Schedule, constant, to_json
 
 __all__ = [
     "BiasState",
@@ -45,6 +51,7 @@ __all__ = [
     "AdagradState",
     "Rule",
     "Step",
+    "SIGNALS",
     "sign",
     "proportional",
     "multiplicative",
@@ -58,6 +65,7 @@ __all__ = [
 ]
 
 Step = float | Schedule
+SIGNALS = ("sign", "proportional")
 
 
 class BiasState(NamedTuple):
@@ -83,33 +91,71 @@ class AdagradState(NamedTuple):
     sum_sq: NDArray[np.float64]
 
 
-State = BiasState | MomentumState | AdagradState
-Direction = Callable[[NDArray[np.float64], Any], tuple[NDArray[np.float64], Any]]
-
-
 def load_error(loads: ArrayLike) -> NDArray[np.float64]:
     """Relative load error e_i = (c_bar - c_i) / c_bar (zeros for an empty step)."""
     c = np.asarray(loads, dtype=np.float64)
-    mean = c.mean()
+    mean = total(c) / c.shape[0]
     return np.zeros_like(c) if mean <= 0 else (mean - c) / mean
 
 
-def _sign_error(c: NDArray[np.float64]) -> NDArray[np.float64]:
-    return np.sign(c.mean() - c)
+def _signal(c: NDArray[np.float64], kind: str) -> NDArray[np.float64]:
+    """g of the loads c: sign(c_bar - c) (+0 for zeros) or the relative load error."""
+    if kind == "sign":
+        return np.sign(total(c) / c.shape[0] - c)
+    return load_error(c)
 
 
 class Rule(NamedTuple):
-    """A bias-update rule: ``init(E, bias0=None) -> state``, ``update(loads, state) -> state``.
+    """A bias-update rule as data (module docstring): ``init(E, bias0=None) -> state``,
+    ``update(loads, state) -> state``.
 
-    ``direction(loads, state) -> (d, state with its buffers advanced)`` is the rule's own part;
-    ``update`` validates, takes u = step(state.count) and applies d (see the module docstring).
+    signal: "sign" or "proportional"; step: the schedule u_t; bias_mode: "additive" or
+    "multiplicative"; centered: subtract the mean direction; memory: "none", "momentum"
+    (coefficient ``beta`` in [0, 1)) or "adagrad" (``eps`` > 0). Build rules with the
+    constructors (:func:`sign`, :func:`proportional`, ...), which check the fields.
     """
 
-    name: str
+    signal: str
     step: Schedule
-    direction: Direction
-    state_type: type
     bias_mode: str = "additive"
+    centered: bool = False
+    memory: str = "none"
+    beta: float = 0.0
+    eps: float = 0.0
+
+    @property
+    def name(self) -> str:
+        """The rule's name: what it is built of ("sign", "centered_momentum_proportional",
+        ...), also its identity in checkpoints."""
+        if self.bias_mode == "multiplicative":
+            base = "multiplicative"
+        elif self.memory == "momentum":
+            base = f"momentum_{self.signal}"
+        elif self.memory == "adagrad":
+            base = "adagrad"
+        else:
+            base = self.signal
+        return f"centered_{base}" if self.centered else base
+
+    @property
+    def state_type(self) -> type:
+        """The rule's state: BiasState, MomentumState (momentum) or AdagradState."""
+        if self.memory == "momentum":
+            return MomentumState
+        return AdagradState if self.memory == "adagrad" else BiasState
+
+    def to_json(self) -> dict[str, Any]:
+        """The rule as data (its fields, the step schedule as :func:`schedules.to_json`)."""
+        return {
+            "rule": self.name,
+            "signal": self.signal,
+            "bias_mode": self.bias_mode,
+            "centered": self.centered,
+            "memory": self.memory,
+            "beta": self.beta,
+            "eps": self.eps,
+            "step": to_json(self.step),
+        }
 
     def init(self, n_experts: int, bias0: ArrayLike | None = None) -> Any:
         """The state before any update: bias0 (default 0, or 1 for multiplicative)."""
@@ -132,6 +178,22 @@ class Rule(NamedTuple):
         self.check_state(state)
         return self.advance(_as_loads(loads, state.bias.shape[0]), state)
 
+    def direction(self, c: NDArray[np.float64], state: Any) -> tuple[NDArray[np.float64], Any]:
+        """(d, state with its buffers advanced) for float64 loads c (module docstring)."""
+        g = _signal(c, self.signal)
+        if self.memory == "momentum":
+            d = self.beta * state.velocity + (1.0 - self.beta) * g
+            state = state._replace(velocity=d)
+        elif self.memory == "adagrad":
+            acc = state.sum_sq + g * g
+            d = g / (np.sqrt(acc) + self.eps)
+            state = state._replace(sum_sq=acc)
+        else:
+            d = g
+        if self.centered:
+            d = d - total(d) / d.shape[0]
+        return d, state
+
     def advance(self, loads: NDArray[np.float64], state: Any, u: float | None = None) -> Any:
         """The arithmetic of :meth:`update` on a valid state and float64 loads of shape (E,),
         without re-checking them (for loops that built both); the result is still checked
@@ -144,7 +206,7 @@ class Rule(NamedTuple):
             if self.bias_mode == "additive":
                 bias = state.bias + u * d
             else:
-                bias = state.bias * np.exp(u * d)
+                bias = state.bias * exp(u * d)
         if not np.all(np.isfinite(bias)):
             raise ValueError(
                 f"the update of {self.name!r} at count {state.count} overflowed (step size "
@@ -208,45 +270,23 @@ def _as_schedule(step: Step, name: str = "step") -> Schedule:
     return constant(float(step))
 
 
-def _memoryless(signal: Callable[[NDArray[np.float64]], NDArray[np.float64]]) -> Direction:
-    return lambda c, state: (signal(c), state)
-
-
-def _centered_direction(inner: Direction) -> Direction:
-    def direction(c: NDArray[np.float64], state: Any) -> tuple[NDArray[np.float64], Any]:
-        d, state = inner(c, state)
-        return d - d.mean(), state
-
-    return direction
-
-
-# The built-in directions, one object each: :mod:`lfbtheory._engine.loop` recognises them by
-# identity (never by a rule's name) and runs their rules' loop compiled, bit for bit.
-_SIGN_DIRECTION = _memoryless(_sign_error)
-_PROPORTIONAL_DIRECTION = _memoryless(load_error)
-_CENTERED_SIGN_DIRECTION = _centered_direction(_SIGN_DIRECTION)
-_CENTERED_PROPORTIONAL_DIRECTION = _centered_direction(_PROPORTIONAL_DIRECTION)
-
-
 def sign(step: Step = 1e-3) -> Rule:
     """b_i += u sign(c_bar - c_i): the published Loss-Free Balancing rule (arXiv 2408.15664
     eq. 3, u = 1e-3). Invariant under scaling all counts (double counting cannot change it)."""
-    return Rule("sign", _as_schedule(step), _SIGN_DIRECTION, BiasState)
+    return Rule("sign", _as_schedule(step))
 
 
 def proportional(step: Step) -> Rule:
     """b_i += u (c_bar - c_i) / c_bar: a subgradient step on D(p)/L (arXiv 2512.03915 Sec. 3
     frames the bias update as online dual descent). Preserves sum(b) exactly in exact
     arithmetic (the step sums to zero)."""
-    return Rule("proportional", _as_schedule(step), _PROPORTIONAL_DIRECTION, BiasState)
+    return Rule("proportional", _as_schedule(step))
 
 
 def multiplicative(step: Step) -> Rule:
     """Select on s * b (b > 0, init 1); b_i *= exp(u (c_bar - c_i) / c_bar): the exponentiated-
     gradient form of the multiplicative bias variant."""
-    return Rule(
-        "multiplicative", _as_schedule(step), _memoryless(load_error), BiasState, "multiplicative"
-    )
+    return Rule("proportional", _as_schedule(step), "multiplicative")
 
 
 def centered(rule: Rule) -> Rule:
@@ -255,14 +295,7 @@ def centered(rule: Rule) -> Rule:
         raise TypeError(f"rule must be an updates.Rule, got {type(rule).__name__}")
     if rule.bias_mode != "additive":
         raise ValueError("centered() wraps additive rules only")
-    inner = rule.direction
-    if inner is _SIGN_DIRECTION:
-        direction = _CENTERED_SIGN_DIRECTION
-    elif inner is _PROPORTIONAL_DIRECTION:
-        direction = _CENTERED_PROPORTIONAL_DIRECTION
-    else:
-        direction = _centered_direction(inner)
-    return rule._replace(name=f"centered_{rule.name}", direction=direction)
+    return rule._replace(centered=True)
 
 
 def momentum(step: Step, beta: float = 0.9, signal: str = "proportional") -> Rule:
@@ -271,30 +304,18 @@ def momentum(step: Step, beta: float = 0.9, signal: str = "proportional") -> Rul
     beta = float(beta)
     if not 0.0 <= beta < 1.0:
         raise ValueError(f"beta must be in [0, 1), got {beta}")
-    if signal not in ("proportional", "sign"):
+    if signal not in SIGNALS:
         raise ValueError(f"signal must be 'proportional' or 'sign', got {signal!r}")
-    grad = load_error if signal == "proportional" else _sign_error
-
-    def direction(c: NDArray[np.float64], state: MomentumState) -> tuple[Any, MomentumState]:
-        m = beta * state.velocity + (1.0 - beta) * grad(c)
-        return m, state._replace(velocity=m)
-
-    return Rule(f"momentum_{signal}", _as_schedule(step), direction, MomentumState)
+    return Rule(signal, _as_schedule(step), memory="momentum", beta=beta)
 
 
 def adagrad(step: Step, eps: float = 1e-8) -> Rule:
     """Per-expert adaptive step: G_i += e_i^2, b_i += u e_i / (sqrt(G_i) + eps)
     (Duchi, Hazan & Singer 2011)."""
     eps = float(eps)
-    if not eps > 0:
-        raise ValueError(f"eps must be > 0, got {eps}")
-
-    def direction(c: NDArray[np.float64], state: AdagradState) -> tuple[Any, AdagradState]:
-        g = load_error(c)
-        acc = state.sum_sq + g * g
-        return g / (np.sqrt(acc) + eps), state._replace(sum_sq=acc)
-
-    return Rule("adagrad", _as_schedule(step), direction, AdagradState)
+    if not eps > 0 or not math.isfinite(eps):
+        raise ValueError(f"eps must be finite and > 0, got {eps}")
+    return Rule("proportional", _as_schedule(step), memory="adagrad", eps=eps)
 
 
 RULES: dict[str, Callable[..., Rule]] = {
