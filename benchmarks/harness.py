@@ -5,7 +5,7 @@
 2. streams: per-batch exact optimum, warm-started from the previous batch's prices, vs one
    numpy ``argpartition`` routing pass of the same batch;
 3. the pooled hindsight optimum (10^6 tokens x 64 experts, k = 6): time and peak memory;
-4. routing kernel: :func:`lfbtheory._engine.topk.route_loads` vs numpy ``argpartition`` and the read
+4. routing kernel: :func:`lfbtheory._engine.route` vs numpy ``argpartition`` and the read
    bound (time of ``scores.sum()``);
 5. (``--targets 5``) one regret point on the ``lfb regret`` defaults: the pre-refactor path
    (batch list, one ``dual_objective`` call per batch, run on the library at
@@ -231,7 +231,8 @@ def _median_time(fn: Any, repeats: int) -> float:
 
 def _child_kernel(spec: dict) -> dict:
     import lfbtheory as lfb
-    from lfbtheory._engine.topk import route_loads
+    from lfbtheory import _engine
+    from lfbtheory.routing import selection_offsets
 
     n, e, k = spec["n"], spec["E"], spec["k"]
     rng = _rng(spec["seed"], n, e, k)
@@ -239,6 +240,9 @@ def _child_kernel(spec: dict) -> dict:
     b = 0.1 * rng.normal(size=e)
     shift = b - b.max()
     reps = spec["repeats"]
+
+    def route_loads(scores: np.ndarray, k: int, bias: np.ndarray) -> Any:
+        return _engine.route(scores, k, selection_offsets(bias, "additive"))
 
     def numpy_route() -> None:
         idx = np.argpartition(s + shift, e - k, axis=1)[:, e - k :]
@@ -253,7 +257,7 @@ def _child_kernel(spec: dict) -> dict:
     out = {
         "numpy argpartition": _median_time(numpy_route, reps),
         "numpy exact (topk_indices)": _median_time(numpy_exact, max(3, reps // 5)),
-        "kernel route_loads": _median_time(lambda: route_loads(s, k, b), reps),
+        "compiled kernel": _median_time(lambda: route_loads(s, k, b), reps),
         "public lfb.route (with weights)": _median_time(lambda: lfb.route(s, k, b), reps),
         "read bound (scores.sum())": _median_time(lambda: s.sum(), reps),
     }
@@ -355,7 +359,7 @@ def _child_regret(spec: dict) -> dict:
     # where run_point's time goes (CPU seconds of each part, run again one by one)
     from lfbtheory.analysis.regret import checkpoints
     from lfbtheory.experiments.regret import _materialise, _workload
-    from lfbtheory.lp.solve import batch_optima, prefix_optima
+    from lfbtheory.lp.solve import solve_prefixes, solve_stream
 
     arr, _, t_stream = _timed(lambda: _materialise(config, _workload(config)))
     grid = checkpoints(config.steps, config.num_checkpoints)
@@ -363,10 +367,12 @@ def _child_regret(spec: dict) -> dict:
     parts = {
         "draw the stream": t_stream,
         "calibration + comparators": t_prep,
-        "  of which per-batch optima": _timed(lambda: batch_optima(arr, config.k))[2],
-        "  of which pooled prefix optima": _timed(lambda: list(prefix_optima(arr, config.k, grid)))[
+        "  of which per-batch optima": _timed(lambda: solve_stream(arr, config.k, output="optima"))[
             2
         ],
+        "  of which pooled prefix optima": _timed(
+            lambda: list(solve_prefixes(arr, config.k, grid, output="optima"))
+        )[2],
     }
     parts[f"{len(config.runs)} runs + reports"] = _timed(
         lambda: run_point(config, ctx, batches=arr)

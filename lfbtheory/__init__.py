@@ -26,7 +26,7 @@ from lfbtheory.online import (
     simulate,
     updates,
 )
-from lfbtheory.routing import Routing, route, select_experts, sigmoid, softmax, topk_indices
+from lfbtheory.routing import Routing, route, sigmoid, softmax, topk_indices
 
 try:
     __version__ = _version("lfbtheory")
@@ -50,7 +50,6 @@ __all__ = [
     "regret_report",
     "route",
     "schedules",
-    "select_experts",
     "sigmoid",
     "simulate",
     "softmax",

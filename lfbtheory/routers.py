@@ -39,7 +39,7 @@ from lfbtheory.metrics import expert_loads
 from lfbtheory.online import state as _state
 from lfbtheory.online import updates as _updates
 from lfbtheory.online.state import RouterState
-from lfbtheory.routing import route, route_options, select_experts, topk_indices
+from lfbtheory.routing import route, route_options, topk_indices
 from lfbtheory.validation import as_k, as_positive_int, as_scores, choice
 
 __all__ = [
@@ -276,7 +276,7 @@ class PlainTopK:
         _check_sizes(self.n_experts, self.k)
 
     def __call__(self, scores: ArrayLike, state: Any = None) -> tuple[NDArray[np.int64], None]:
-        return select_experts(check_batch(scores, self.n_experts), self.k), None
+        return route(check_batch(scores, self.n_experts), self.k, weights=False).experts, None
 
 
 @dataclass(frozen=True)
@@ -356,7 +356,7 @@ class QuantilePricing:
 
     def __call__(self, scores: ArrayLike, state: Any = None) -> tuple[NDArray[np.int64], None]:
         s = check_batch(scores, self.n_experts)
-        return select_experts(s, self.k, self.prices(s)), None
+        return route(s, self.k, self.prices(s), weights=False).experts, None
 
 
 @dataclass(frozen=True)

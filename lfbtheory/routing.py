@@ -33,7 +33,6 @@ from lfbtheory.validation import (
 __all__ = [
     "Routing",
     "route",
-    "select_experts",
     "topk_indices",
     "sigmoid",
     "softmax",
@@ -222,32 +221,18 @@ def _prepare(
     return s, opts, _check_bias(bias, opts)
 
 
-def select_experts(
-    scores: ArrayLike,
-    k: int,
-    bias: ArrayLike | None = None,
-    *,
-    bias_mode: str = "additive",
-    n_groups: int | None = None,
-    topk_groups: int | None = None,
-    group_score_topk: int = 2,
-) -> NDArray[np.int64]:
-    """The (n, k) experts chosen by top-k of the selection scores (see :func:`route`)."""
-    s, opts, b = _prepare(scores, k, bias, bias_mode, n_groups, topk_groups, group_score_topk)
-    return select_and_count(s, b, opts)[0]
-
-
 @dataclass(frozen=True)
 class Routing:
     """Result of :func:`route`.
 
     experts: (n, k) int64, ranked by selection score (tie rule in the module docstring).
-    weights: (n, k) float64 gate weights from the unbiased scores.
+    weights: (n, k) float64 gate weights from the unbiased scores (None when ``route`` was
+             asked for the selection only, ``weights=False``).
     loads:   (E,) int64 number of tokens sent to each expert.
     """
 
     experts: NDArray[np.int64]
-    weights: NDArray[np.float64]
+    weights: NDArray[np.float64] | None
     loads: NDArray[np.int64]
 
 
@@ -262,6 +247,7 @@ def route(
     normalize: bool = True,
     scale: float = 1.0,
     group_score_topk: int = 2,
+    weights: bool = True,
 ) -> Routing:
     """Route each token to the top-k experts of its selection scores.
 
@@ -274,19 +260,34 @@ def route(
 
     float32 and float64 scores are read in place (no copy). ``normalize=True`` needs a positive
     sum of the selected scores (sigmoid/softmax gates); pass ``normalize=False`` for logits.
+    ``weights=False`` returns the selection and loads only (``weights`` None): what a caller
+    needs that routes logits, or counts loads.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import lfbtheory as lfb
+    >>> s = np.array([[0.9, 0.5, 0.1], [0.2, 0.8, 0.7]])
+    >>> r = lfb.route(s, 1)
+    >>> r.experts.tolist(), r.loads.tolist()
+    ([[0], [1]], [1, 1, 0])
+    >>> lfb.route(s, 1, bias=[0.0, 0.0, 0.2], weights=False).experts.tolist()
+    [[0], [2]]
     """
     s, opts, b = _prepare(scores, k, bias, bias_mode, n_groups, topk_groups, group_score_topk)
     scale = as_finite_real(scale, "scale")
     experts, loads = select_and_count(s, b, opts)
-    weights = np.take_along_axis(s, experts, axis=1).astype(np.float64)
+    if not weights:
+        return Routing(experts=experts, weights=None, loads=loads)
+    w = np.take_along_axis(s, experts, axis=1).astype(np.float64)
     if normalize:
-        total = weights.sum(axis=1, keepdims=True)
+        total = w.sum(axis=1, keepdims=True)
         if not np.all(total > 0) or not np.all(np.isfinite(total)):
             raise ValueError(
                 "normalize=True needs a positive, finite sum of the selected scores for every "
                 "token (use sigmoid/softmax gate scores, or pass normalize=False)"
             )
-        weights /= total
+        w /= total
     if scale != 1.0:
-        weights *= scale
-    return Routing(experts=experts, weights=weights, loads=loads)
+        w *= scale
+    return Routing(experts=experts, weights=w, loads=loads)

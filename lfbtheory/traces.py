@@ -56,7 +56,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from lfbtheory import fileio
-from lfbtheory.routing import select_experts, sigmoid, softmax
+from lfbtheory.routing import route, sigmoid, softmax
 
 __all__ = [
     "FORMAT",
@@ -186,9 +186,13 @@ class Trace:
 
     def routed_experts(self, layer: int | str) -> NDArray[np.int64]:
         """(N, k) experts that top-k of the recorded values (+ recorded bias) selects."""
-        return select_experts(
-            self.selection_values(layer), self.k, self.layer_bias(layer), **self.group_kwargs
-        )
+        return route(
+            self.selection_values(layer),
+            self.k,
+            self.layer_bias(layer),
+            **self.group_kwargs,
+            weights=False,
+        ).experts
 
     def describe(self) -> str:
         grp = (

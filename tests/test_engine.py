@@ -24,7 +24,12 @@ from lfbtheory._engine import ssp as ssp_module
 from lfbtheory.analysis import growth
 from lfbtheory.analysis.regret import compute_comparators
 from lfbtheory.lp import certify, solve_balanced
-from lfbtheory.lp.solve import batch_optima, solve_prefixes, solve_stream
+from lfbtheory.lp.solve import _stream_optima, solve_prefixes, solve_stream
+
+
+def batch_optima(arr, k, *, chunk=64, progress=None, method="auto"):
+    """solve_stream(..., output="optima") with the compiled loop's chunk size chosen."""
+    return _stream_optima(arr, k, method, None, progress, chunk)
 
 
 def _stream(seed: int, t: int = 6, n: int = 32, e: int = 4) -> np.ndarray:

@@ -7,14 +7,15 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import lfbtheory as lfb
+from lfbtheory import _engine
 from lfbtheory._engine.topk import (
     cols_top,
-    route_loads,
     row_top,
     threshold_guess,
     transpose_checked,
 )
 from lfbtheory._engine.tuning import TUNING
+from lfbtheory.routing import selection_offsets, selection_scores, topk_indices
 from lfbtheory.testing.strategies import biases, instances
 from lfbtheory.validation import MAGNITUDE_LIMIT
 
@@ -22,12 +23,26 @@ _REGISTER_MAX_E = TUNING.knobs.row_registers_max_e
 
 
 def _reference(s, k, bias=None, bias_mode="additive"):
-    experts = lfb.select_experts(s, k, bias, bias_mode=bias_mode)
+    """The numpy reference: topk_indices (a partition) of the selection scores."""
+    b = None if bias is None else np.asarray(bias, dtype=np.float64)
+    experts = topk_indices(selection_scores(s, b, bias_mode), k)
     return experts, np.bincount(experts.ravel(), minlength=s.shape[1])
 
 
+def _route(s, k, bias=None, bias_mode="additive", path=None):
+    b = None if bias is None else selection_offsets(np.asarray(bias, np.float64), bias_mode)
+    return _engine.route(s, k, b, bias_mode, path=path)
+
+
 def _assert_same(s, k, bias=None, bias_mode="additive"):
-    experts, loads = route_loads(s, k, bias, bias_mode=bias_mode)
+    for path in (None, "registers", "threshold"):
+        _assert_one(s, k, bias, bias_mode, path)
+    public = lfb.route(s, k, bias, bias_mode=bias_mode, weights=False)
+    np.testing.assert_array_equal(public.experts, _reference(s, k, bias, bias_mode)[0])
+
+
+def _assert_one(s, k, bias, bias_mode, path):
+    experts, loads = _route(s, k, bias, bias_mode, path)
     ref_e, ref_l = _reference(s, k, bias, bias_mode)
     assert experts.dtype == np.int64 and loads.dtype == np.int64
     np.testing.assert_array_equal(experts, ref_e)
@@ -36,7 +51,7 @@ def _assert_same(s, k, bias=None, bias_mode="additive"):
 
 @settings(max_examples=200, deadline=None)
 @given(instances(max_n=40, max_experts=24), st.data())
-def test_kernel_equals_select_experts(inst, data):
+def test_kernel_equals_the_numpy_reference(inst, data):
     s, k = inst.scores, inst.k
     e = s.shape[1]
     _assert_same(s, k)
@@ -197,21 +212,21 @@ def test_kernel_rejects_bad_input():
     s_nan = s.copy()
     s_nan[1, 3] = np.nan
     with pytest.raises(ValueError, match="token 1, expert 3"):
-        route_loads(s_nan, 2)
+        lfb.route(s_nan, 2, weights=False)
     s_inf = s.astype(np.float32)
     s_inf[2, 0] = -np.inf
     with pytest.raises(ValueError, match="finite"):
-        route_loads(s_inf, 2)
+        lfb.route(s_inf, 2, weights=False)
     with pytest.raises(ValueError, match="k"):
-        route_loads(s, 5)
+        lfb.route(s, 5, weights=False)
     with pytest.raises(ValueError, match="bias"):
-        route_loads(s, 2, np.zeros(3))
+        lfb.route(s, 2, np.zeros(3), weights=False)
     with pytest.raises(ValueError, match="bias must be > 0"):
-        route_loads(s, 2, -np.ones(4), bias_mode="multiplicative")
+        lfb.route(s, 2, -np.ones(4), bias_mode="multiplicative", weights=False)
     with pytest.raises(ValueError, match="2-D"):
-        route_loads(np.ones(4), 2)
+        lfb.route(np.ones(4), 2, weights=False)
     with pytest.raises(TypeError):
-        route_loads("scores", 2)
+        lfb.route("scores", 2, weights=False)
 
 
 def test_bench_kernel_target_runs_and_reports_identity():
@@ -224,6 +239,6 @@ def test_bench_kernel_target_runs_and_reports_identity():
 
     result = run_bench(targets=(4,), repeats=1, log=lambda msg: None)
     (table,) = result["tables"]
-    kernel = next(r for r in table["rows"] if r["method"] == "kernel route_loads")
+    kernel = next(r for r in table["rows"] if r["method"] == "compiled kernel")
     assert kernel["identical"] and kernel["identical_with_ties"]
-    assert "kernel route_loads" in format_tables(result)
+    assert "compiled kernel" in format_tables(result)

@@ -85,7 +85,7 @@ def test_token_choice_routes_with_the_past_bias_then_applies_the_rule():
     for seed in range(4):
         s = _scores(seed) + np.linspace(0, 0.3, 6)
         sel, state = r(s, state)
-        np.testing.assert_array_equal(sel, lfb.select_experts(s, 2, oracle.bias))
+        np.testing.assert_array_equal(sel, lfb.route(s, 2, oracle.bias, weights=False).experts)
         oracle = rule.update(np.bincount(sel.ravel(), minlength=6), oracle)
         np.testing.assert_array_equal(r.bias(state), oracle.bias)
         assert np.all(r.counts(state) == 0)
@@ -100,10 +100,10 @@ def test_token_choice_routes_with_the_past_bias_then_applies_the_rule():
 def test_token_choice_first_batch_is_plain_topk_and_second_uses_only_the_first(s, k, u):
     r = R.TokenChoice(4, k, rule=updates.sign(u), normalize=False)
     sel1, state = r(s, None)
-    np.testing.assert_array_equal(sel1, lfb.select_experts(s, k))
+    np.testing.assert_array_equal(sel1, lfb.route(s, k, weights=False).experts)
     sel2, _ = r(s[::-1].copy(), state)
     b = updates.sign(u).update(np.bincount(sel1.ravel(), minlength=4), updates.sign(u).init(4)).bias
-    np.testing.assert_array_equal(sel2, lfb.select_experts(s[::-1], k, b))
+    np.testing.assert_array_equal(sel2, lfb.route(s[::-1], k, b, weights=False).experts)
 
 
 def test_token_choice_lifecycle_counts_and_checkpoint():

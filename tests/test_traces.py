@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lfbtheory import select_experts, sigmoid, softmax
+from lfbtheory import route, sigmoid, softmax
 from lfbtheory.traces import (
     FORMAT,
     FORMAT_VERSION,
@@ -84,7 +84,7 @@ def test_a_written_trace_reads_back_identically(tmp_path_factory, trace):
 
 @settings(max_examples=20, deadline=None)
 @given(traces())
-def test_trace_scores_are_the_gate_of_the_logits_and_its_routing_is_select_experts(trace):
+def test_trace_scores_are_the_gate_of_the_logits_and_its_routing_is_route(trace):
     for j in range(trace.n_layers):
         x = np.asarray(trace.values[j], np.float64)
         want = (
@@ -95,7 +95,7 @@ def test_trace_scores_are_the_gate_of_the_logits_and_its_routing_is_select_exper
         np.testing.assert_allclose(trace.scores(j), want, rtol=0, atol=0)
         np.testing.assert_array_equal(
             trace.routed_experts(j),
-            select_experts(want, trace.k, trace.layer_bias(j), **trace.group_kwargs),
+            route(want, trace.k, trace.layer_bias(j), **trace.group_kwargs, weights=False).experts,
         )
 
 

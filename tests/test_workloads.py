@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lfbtheory import select_experts, topk_indices
+from lfbtheory import route, topk_indices
 from lfbtheory.workloads import (
     FLAME_FILE,
     GATES,
@@ -233,7 +233,7 @@ def test_olmoe_topk_shares_match_histogram(data_dir):
     np.testing.assert_allclose(fit.achieved, target, rtol=0, atol=1e-6)
     loads = np.zeros(64)
     for batch in w.batches(50, 0):  # 204,800 tokens of plain top-8 routing
-        loads += np.bincount(select_experts(batch, 8).ravel(), minlength=64)
+        loads += np.bincount(route(batch, 8, weights=False).experts.ravel(), minlength=64)
     shares = loads / loads.sum()
     # binomial sd of a share: sqrt(p (1 - p) / N) / k with p = k share; allow 4.5 sd (64 experts)
     sd = np.sqrt(8 * target * (1 - 8 * target) / 204_800) / 8

@@ -1,11 +1,11 @@
 """Compiled routing kernel: biased top-k selection and expert loads in one pass over the scores.
 
-Computes exactly what :func:`lfbtheory.select_experts` computes (arXiv 2408.15664 Sec. 3:
-token t goes to TopK_i(s[t,i] + b[i])), with the same tie rule -- rank by selection score
-descending, then by expert index ascending -- and the same floating-point selection scores
-s + (b - max b) (additive) or s * b (multiplicative), evaluated in float64 as numpy does. Each
-row is scanned once, keeping its k best in a small sorted buffer (a candidate enters only if it
-beats the current k-th strictly, so an equal score with a higher index never displaces a lower
+Computes exactly what :func:`lfbtheory.routing.topk_indices` of the selection scores computes
+(arXiv 2408.15664 Sec. 3: token t goes to TopK_i(s[t,i] + b[i])), with the same tie rule -- rank by
+selection score descending, then by expert index ascending -- and the same floating-point selection
+scores s + (b - max b) (additive) or s * b (multiplicative), evaluated in float64 as numpy does.
+Each row is scanned once, keeping its k best in a small sorted buffer (a candidate enters only if
+it beats the current k-th strictly, so an equal score with a higher index never displaces a lower
 one); the loads are counted in the same pass.
 
 numba compiles it when importable; otherwise :func:`topk_and_loads` falls back to the numpy
@@ -15,16 +15,15 @@ path (``topk_indices`` of ``selection_scores`` + ``bincount``), which gives iden
 from __future__ import annotations
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import NDArray
 
 from lfbtheory._engine.jit import HAVE_NUMBA, compiled, inline_compiled
 from lfbtheory._engine.tuning import TUNING, Knobs
-from lfbtheory.validation import MAGNITUDE_LIMIT, as_bias, as_k, check_magnitude, choice
+from lfbtheory.validation import MAGNITUDE_LIMIT, check_magnitude
 
 __all__ = [
     "cols_top",
     "row_top",
-    "route_loads",
     "topk_and_loads",
     "transpose_checked",
 ]
@@ -479,29 +478,3 @@ def _raise_outside_domain(row: NDArray[np.floating], t: int) -> None:
         j = int(np.flatnonzero(~finite)[0])
         raise ValueError(f"scores must be finite; found {row[j]} at token {t}, expert {j}")
     check_magnitude(np.asarray(row, dtype=np.float64), "scores")
-
-
-def route_loads(
-    scores: ArrayLike,
-    k: int,
-    bias: ArrayLike | None = None,
-    *,
-    bias_mode: str = "additive",
-) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """(experts (n, k) int64, loads (E,) int64) of biased top-k routing, as ``select_experts``
-    (which calls this kernel); kept as the kernel's validated entry point."""
-    from lfbtheory.routing import selection_offsets
-    from lfbtheory.validation import as_score_array
-
-    s = as_score_array(scores)
-    k = as_k(k, s.shape[1])
-    choice(bias_mode, "bias_mode", ("additive", "multiplicative"))
-    w = None
-    if bias is not None:
-        b = as_bias(bias, s.shape[1])
-        if bias_mode == "multiplicative" and np.any(b <= 0):
-            raise ValueError(
-                f"bias must be > 0 when bias_mode='multiplicative', got min {b.min():.6g}"
-            )
-        w = selection_offsets(b, bias_mode)
-    return topk_and_loads(s, k, w, bias_mode)

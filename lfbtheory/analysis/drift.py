@@ -74,12 +74,11 @@ def per_batch_prices(
     progress: Callable[[int], None] | None = None,
 ) -> BatchPrices:
     """The exact solver's optimal price of every batch (centred) and its optimum OPT_t, each
-    solve warm-started from the previous batch's price (:func:`lfbtheory.lp.solve.
-    solve_stream`, as :func:`lfbtheory.lp.solve.batch_optima` runs it; a (T, n, E) array is
-    checked once). ``progress(t)``: batches done."""
-    from lfbtheory.lp.solve import batch_optima
+    solve warm-started from the previous batch's price (:func:`lfbtheory.lp.solve_stream` with
+    ``output="optima"``; a (T, n, E) array is checked once). ``progress(t)``: batches done."""
+    from lfbtheory.lp.solve import solve_stream
 
-    opts, prices = batch_optima(batches, k, method=method, progress=progress)  # type: ignore[arg-type]
+    opts, prices = solve_stream(batches, k, method=method, output="optima", progress=progress)  # type: ignore[misc, arg-type]
     return BatchPrices(centre(prices), opts)
 
 

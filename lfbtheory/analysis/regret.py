@@ -113,11 +113,11 @@ def compute_comparators(
 
     Incremental along the stream: each batch's solve is warm-started from the previous
     batch's optimal price (:func:`lfbtheory.analysis.drift.per_batch_prices`) and each pooled
-    prefix from the previous prefix's (:func:`lfbtheory.lp.solve.prefix_optima`), so only
+    prefix from the previous prefix's (:func:`lfbtheory.lp.solve_prefixes`), so only
     the time depends on the order, never the optima. A materialised (T, n, E) float64 array
     is checked once and pooled by a reshape (no copy); a list is stacked once.
     """
-    from lfbtheory.lp.solve import prefix_optima
+    from lfbtheory.lp.solve import solve_prefixes
 
     arr = _as_stream(batches)
     t_len, n, e = arr.shape
@@ -131,7 +131,7 @@ def compute_comparators(
     per_batch = per_batch_prices(arr, k, method=solver, progress=tick)
     pooled = np.empty(len(grid))
     hindsight = np.zeros(e)
-    for j, (opt, price) in enumerate(prefix_optima(arr, k, grid, method=solver)):  # type: ignore[arg-type]
+    for j, (opt, price) in enumerate(solve_prefixes(arr, k, grid, method=solver, output="optima")):  # type: ignore[arg-type]
         pooled[j], hindsight = opt, price
         if progress:
             progress(t_len + j + 1, total)

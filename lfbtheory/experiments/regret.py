@@ -78,7 +78,7 @@ from lfbtheory.lp.solve import solve_balanced
 from lfbtheory.online import schedules as sched
 from lfbtheory.online.loop import Trajectory, simulate
 from lfbtheory.online.updates import load_error, make_rule
-from lfbtheory.routing import select_experts
+from lfbtheory.routing import route
 from lfbtheory.workloads import MATERIALIZE_LIMIT_BYTES, make_workload, materialize
 
 __all__ = [
@@ -298,7 +298,7 @@ def calibrate(batches: list[NDArray[np.float64]], k: int, solver: str = "auto") 
 
 
 def _loads(scores: NDArray[np.float64], k: int, bias: NDArray[np.float64]) -> NDArray[np.float64]:
-    ex = select_experts(scores, k, bias)
+    ex = route(scores, k, bias, weights=False).experts
     return np.bincount(ex.ravel(), minlength=scores.shape[1]).astype(np.float64)
 
 

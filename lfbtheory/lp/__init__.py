@@ -8,7 +8,7 @@ routing with bias p is the Lagrangian best response and the bias is the dual pri
 (arXiv 2408.15664 Sec. 3). Modules: :mod:`~lfbtheory.lp.model` (capacity, result types, the
 numeric domain), :mod:`~lfbtheory.lp.duality` (D, its subgradient, the certificate, exact
 prices), :mod:`~lfbtheory.lp.solve` (the front door :func:`solve_balanced`; for streams
-:func:`solve_stream`, :func:`batch_optima`, :func:`solve_prefixes`, :func:`prefix_optima`),
+:func:`solve_stream` and :func:`solve_prefixes`, each with ``output="optima"`` for the values only),
 and the methods :mod:`~lfbtheory._engine.ssp` (with :mod:`~lfbtheory._engine.dense` for one batch),
 :mod:`~lfbtheory.lp.flow`, :mod:`~lfbtheory.lp.oracle`.
 """
@@ -25,8 +25,6 @@ from lfbtheory.lp.model import (
     resolve_capacity,
 )
 from lfbtheory.lp.solve import (
-    batch_optima,
-    prefix_optima,
     solve_balanced,
     solve_prefixes,
     solve_stream,
@@ -39,13 +37,11 @@ __all__ = [
     "Certificate",
     "CertificationError",
     "Method",
-    "batch_optima",
     "certify",
     "dual_objective",
     "dual_subgradient",
     "exchange_graph",
     "optimal_prices",
-    "prefix_optima",
     "resolve_capacity",
     "solve_balanced",
     "solve_prefixes",

@@ -20,7 +20,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from lfbtheory.lp.model import lp_bias, lp_scores, resolve_capacity
-from lfbtheory.routing import select_experts, selection_offsets, selection_scores
+from lfbtheory.routing import route, selection_offsets, selection_scores
 from lfbtheory.validation import as_k
 
 __all__ = ["dual_objective", "dual_subgradient"]
@@ -48,7 +48,7 @@ def dual_objective(
     n, e = s.shape
     if not equality and np.any(p > 0):
         return float("inf")
-    experts = select_experts(s, k, p)
+    experts = route(s, k, p, weights=False).experts
     w = selection_offsets(p, "additive")
     top = np.take_along_axis(selection_scores(s, p), experts, axis=1).sum()
     return float(top - float(cap) * w.sum() + float(n * k - e * cap) * p.max())
@@ -59,5 +59,5 @@ def dual_subgradient(
 ) -> NDArray[np.float64]:
     """A subgradient of D at p: load(p) - L, with load(p) the loads of ``route(s, k, p)``."""
     s, k, p, cap, _ = _checked(scores, k, bias, capacity)
-    experts = select_experts(s, k, p)
+    experts = route(s, k, p, weights=False).experts
     return np.bincount(experts.ravel(), minlength=s.shape[1]).astype(np.float64) - float(cap)

@@ -32,7 +32,7 @@ from lfbtheory.lp.model import (
 from lfbtheory.routing import selection_offsets
 from lfbtheory.validation import MAGNITUDE_LIMIT, as_k, as_score_array, choice
 
-__all__ = ["batch_optima", "prefix_optima", "solve_balanced", "solve_prefixes", "solve_stream"]
+__all__ = ["solve_balanced", "solve_prefixes", "solve_stream"]
 
 REUSE_WINDOW = 64  # distinct recent batches whose results solve_stream reuses for repeats
 _SSP_RANGE = 64  # "ssp" works on the scores as given when 2^-64 <= max|s| < 2^64
@@ -86,18 +86,41 @@ def solve_stream(
     *,
     method: Method = "auto",
     warm_start: ArrayLike | None = None,
-) -> Iterator[BalancedAssignment]:
+    output: str = "assignments",
+    progress: Callable[[int], None] | None = None,
+) -> Iterator[BalancedAssignment] | tuple[NDArray[np.float64], NDArray[np.float64]]:
     """:func:`solve_balanced` of each batch of a stream (L = n k / E per batch), each
     warm-started from the previous batch's prices (the first from ``warm_start``).
 
-    Yields exactly what the calls ``solve_balanced(b_t, k, method=method,
-    warm_start=previous.bias)`` return, each certified -- except that a batch bit-identical to
-    one of the last ``REUSE_WINDOW`` distinct batches yields that batch's result again (the same
-    LP, so the same certified optimum; replayed traces cycle through a few batches). A
-    (T, n, E) float64 array is checked once as a whole instead of batch by batch. Bad input
-    raises naming ``batches[t]``.
+    ``output="assignments"``: an iterator over exactly what the calls ``solve_balanced(b_t, k,
+    method=method, warm_start=previous.bias)`` return, each certified -- except that a batch
+    bit-identical to one of the last ``REUSE_WINDOW`` distinct batches yields that batch's
+    result again (the same LP, so the same certified optimum; replayed traces cycle through a
+    few batches). ``output="optima"``: the arrays (OPT_t (T,), optimal prices (T, E)) of those
+    results, each certified, without building the assignments (what regret comparators need;
+    a (T, n, E) float64 stream runs in one compiled loop). A (T, n, E) float64 array is
+    checked once as a whole instead of batch by batch. Bad input raises naming
+    ``batches[t]``. ``progress(t)``: batches done (``output="optima"``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import lfbtheory as lfb
+    >>> stream = np.random.default_rng(0).normal(size=(4, 32, 8))
+    >>> opts, prices = lfb.lp.solve_stream(stream, 2, output="optima")
+    >>> [round(float(v), 6) for v in opts] == [
+    ...     round(sol.objective, 6) for sol in lfb.lp.solve_stream(stream, 2)]
+    True
     """
+    choice(output, "output", ("assignments", "optima"))
     choice(method, "method", METHODS)
+    if output == "optima":
+        return _stream_optima(batches, k, method, warm_start, progress)
+    return _stream_assignments(batches, k, method, warm_start)
+
+
+def _stream_assignments(batches, k, method, warm_start):  # type: ignore[no-untyped-def]
+    """:func:`solve_stream`'s iterator of certified results."""
     stacked = (
         isinstance(batches, np.ndarray)
         and batches.ndim == 3
@@ -137,23 +160,16 @@ def solve_stream(
         yield sol
 
 
-def batch_optima(
-    batches: ArrayLike,
-    k: int,
-    *,
-    method: Method = "auto",
-    chunk: int = 64,
-    progress: Callable[[int], None] | None = None,
-) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+def _stream_optima(batches, k, method, warm_start, progress, chunk=64):  # type: ignore[no-untyped-def]
     """(OPT_t (T,), optimal prices (T, E)) of every batch of a stream: exactly the
     ``(objective, bias)`` of each result of :func:`solve_stream`, each certified, without
     building the per-batch assignments. A (T, n, E) float64 stream in the equality case with
-    L <= 2048 and no repeated batch runs in one compiled loop
-    (:func:`lfbtheory._engine.ssp.dense_stream`, ``chunk`` batches per call); anything else goes
-    through :func:`solve_stream`. ``progress(t)``: batches done."""
+    L up to the tuning's dense_repair_max_cap and no repeated batch runs in one compiled loop
+    (:func:`lfbtheory._engine.ssp.dense_stream`, ``chunk`` batches per call, each certified
+    by :func:`lfbtheory.lp.certificate.stream_verdicts`); anything else goes through
+    :func:`solve_stream`'s iterator."""
     from lfbtheory._engine import ssp
 
-    choice(method, "method", METHODS)
     arr = batches if isinstance(batches, np.ndarray) else None
     fast = (
         arr is not None
@@ -172,7 +188,7 @@ def batch_optima(
         fast = equality and cap <= TUNING.knobs.dense_repair_max_cap and distinct
     if not fast:
         opts, prices = [], []
-        for sol in solve_stream(batches, k, method=method):  # type: ignore[arg-type]
+        for sol in _stream_assignments(batches, k, method, warm_start):
             opts.append(sol.objective)
             prices.append(sol.bias)
             if progress is not None:
@@ -202,7 +218,7 @@ def batch_optima(
             for u in range(t, stop):
                 progress(u + 1)
         if stop < end:  # handed back (or batch 0): solve_stream's path, which raises on failure
-            start = biases[stop - 1] if stop > 0 else None
+            start = biases[stop - 1] if stop > 0 else _start_of(warm_start, e)
             s = lp_scores(arr[stop], f"batches[{stop}]")  # dense_stream hands back nan/inf too
             sol = _solve_valid(s, kk, cap, True, method, start)
             opts[stop], biases[stop] = sol.objective, sol.bias
@@ -211,6 +227,10 @@ def batch_optima(
             stop += 1
         t = stop
     return opts, biases
+
+
+def _start_of(warm_start: ArrayLike | None, e: int) -> NDArray[np.float64] | None:
+    return None if warm_start is None else lp_bias(warm_start, e, "warm_start")
 
 
 def _batch_key(s: NDArray[np.float64]) -> bytes:
@@ -224,7 +244,8 @@ def solve_prefixes(
     lengths: ArrayLike,
     *,
     method: Method = "auto",
-) -> Iterator[BalancedAssignment]:
+    output: str = "assignments",
+) -> Iterator[BalancedAssignment] | Iterator[tuple[float, NDArray[np.float64]]]:
     """:func:`solve_balanced` of the pooled prefix ``batches[:t]`` (all its tokens as one batch,
     L = t n k / E) for each t of the increasing ``lengths``, each warm-started from the
     previous prefix's prices: the hindsight optima min_p sum_{s<=t} D_s(p) of a stream
@@ -237,7 +258,16 @@ def solve_prefixes(
     the next, only the new tokens are routed), so the work grows with the new tokens and the
     band of contested ones rather than with the prefix; the optimal value is the same, the
     optimal price returned may be another point of the optimal set (prices are not unique).
+    ``output="optima"`` yields (optimum, optimal price) of each prefix instead, without
+    keeping the assignments (what regret comparators need).
     """
+    choice(output, "output", ("assignments", "optima"))
+    if output == "optima":
+        return _prefix_optima(batches, k, lengths, method)
+    return _prefix_assignments(batches, k, lengths, method)
+
+
+def _prefix_assignments(batches, k, lengths, method):  # type: ignore[no-untyped-def]
     for item in _prefixes(batches, k, lengths, method):
         if isinstance(item, BalancedAssignment):
             yield item
@@ -251,15 +281,9 @@ def solve_prefixes(
         yield _assignment(x, experts, item.bias, item.loads, cap, "ssp", item.cert)
 
 
-def prefix_optima(
-    batches: ArrayLike,
-    k: int,
-    lengths: ArrayLike,
-    *,
-    method: Method = "auto",
-) -> Iterator[tuple[float, NDArray[np.float64]]]:
+def _prefix_optima(batches, k, lengths, method):  # type: ignore[no-untyped-def]
     """(optimum, optimal price) of each pooled prefix, as :func:`solve_prefixes` finds and
-    certifies them, without keeping the assignments (what regret comparators need)."""
+    certifies them, without keeping the assignments."""
     for item in _prefixes(batches, k, lengths, method):
         if isinstance(item, BalancedAssignment):
             yield item.objective, item.bias
