@@ -764,6 +764,11 @@ def format_tables(result: dict) -> str:
 
 
 def _cli(args: argparse.Namespace) -> int:
+    if getattr(args, "tune", False):
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import tune  # benchmarks/tune.py, beside this file
+
+        return int(tune.main(quick=args.quick, repeats=args.repeats, seed=args.seed, out=args.out))
     targets = tuple(int(t) for t in args.targets.split(","))
     if args.repeats < 1:
         raise ValueError(f"--repeats must be >= 1, got {args.repeats}")

@@ -48,6 +48,7 @@ plain Python (exact, identical results, slow -- meant for small instances and fo
 from __future__ import annotations
 
 import time
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -56,6 +57,34 @@ from lfbtheory._engine.dense import dense_repair
 from lfbtheory._engine.jit import HAVE_NUMBA, compiled, inline_compiled
 from lfbtheory._engine.topk import cols_top, row_theta, row_top
 from lfbtheory._engine.tuning import TUNING, Knobs
+
+
+class Edges(NamedTuple):
+    """The pruned exchange graph: edge a -> j keeps its M best candidate tokens t (on a, off j)
+    sorted by value s[t,a] - s[t,j]: ``value[m, a, j]`` (inf past the list), ``token[m, a, j]``,
+    ``count[a, j]`` listed, and ``partial[a, j]`` != 0 iff valid candidates exist beyond it."""
+
+    value: NDArray[np.float64]
+    token: NDArray[np.int32]
+    count: NDArray[np.int64]
+    partial: NDArray[np.uint8]
+
+
+class Members(NamedTuple):
+    """The tokens on each expert, ``token[a, :count[a]]``; ``slot[t, m]`` is where token t's
+    m-th expert (``asg[t, m]``) lists it."""
+
+    token: NDArray[np.int32]
+    count: NDArray[np.int64]
+    slot: NDArray[np.int32]
+
+
+class Slack(NamedTuple):
+    """The "<=" case's dummy slack units: ``on[i]`` sit on expert i, ``left[0]`` on the slack
+    node Z (a 1-array so that the compiled loop can update it in place)."""
+
+    on: NDArray[np.int64]
+    left: NDArray[np.int64]
 
 __all__ = ["HAVE_NUMBA", "experts_ranked", "ssp_prefixes", "ssp_solve"]
 
@@ -270,51 +299,54 @@ def _build_lists(asg, e, cap):  # type: ignore[no-untyped-def]
             lst[a, cnt[a]] = t
             slotpos[t, m] = cnt[a]
             cnt[a] += 1
-    return lst, cnt, slotpos
+    return Members(lst, cnt, slotpos)
 
 
 @inline_compiled
-def _insert(wv, wt, wn, wo, a, j, v, t):  # type: ignore[no-untyped-def]
+def _insert(edges, a, j, v, t):  # type: ignore[no-untyped-def]
     """Offer candidate (v, t) to edge (a, j)'s sorted list of at most M.
 
-    Invariant: the list holds the smallest of the candidates offered so far, and wo[a, j] = 0
+    Invariant: the list holds the smallest of the candidates offered so far, and partial[a, j] = 0
     iff it holds all of them (complete). An incomplete list only takes v below its maximum
     (the unlisted candidates are >= that maximum but may be < v).
     """
-    mm = wv.shape[0]
-    c = wn[a, j]
-    if c > 0 and v >= wv[c - 1, a, j] and (c == mm or wo[a, j] != 0):
-        wo[a, j] = 1
+    val, tok, num, partial = edges
+    mm = val.shape[0]
+    c = num[a, j]
+    if c > 0 and v >= val[c - 1, a, j] and (c == mm or partial[a, j] != 0):
+        partial[a, j] = 1
         return
     if c == mm:
-        wo[a, j] = 1  # the listed maximum drops out
+        partial[a, j] = 1  # the listed maximum drops out
     pos = c if c < mm else mm - 1
-    while pos > 0 and wv[pos - 1, a, j] > v:
-        wv[pos, a, j] = wv[pos - 1, a, j]
-        wt[pos, a, j] = wt[pos - 1, a, j]
+    while pos > 0 and val[pos - 1, a, j] > v:
+        val[pos, a, j] = val[pos - 1, a, j]
+        tok[pos, a, j] = tok[pos - 1, a, j]
         pos -= 1
-    wv[pos, a, j] = v
-    wt[pos, a, j] = t
+    val[pos, a, j] = v
+    tok[pos, a, j] = t
     if c < mm:
-        wn[a, j] = c + 1
+        num[a, j] = c + 1
 
 
 @inline_compiled
-def _recompute(s, x, lst, cnt, wv, wt, wn, wo, a, j):  # type: ignore[no-untyped-def]
+def _recompute(s, x, members, edges, a, j):  # type: ignore[no-untyped-def]
     """Rebuild edge (a, j)'s list from scratch: the M smallest s[t,a]-s[t,j], t on a, off j."""
-    mm = wv.shape[0]
-    wn[a, j] = 0
-    wo[a, j] = 0
+    lst, cnt = members.token, members.count
+    val, tok, num, partial = edges
+    mm = val.shape[0]
+    num[a, j] = 0
+    partial[a, j] = 0
     for m in range(mm):
-        wv[m, a, j] = _INF
+        val[m, a, j] = _INF
     for q in range(cnt[a]):
         t = lst[a, q]
         if x[t, j] == 0:
-            _insert(wv, wt, wn, wo, a, j, s[t, a] - s[t, j], t)
+            _insert(edges, a, j, s[t, a] - s[t, j], t)
 
 
 @compiled
-def _add_edges(s, p0, asg, x, wv, wt, wn, wo, tokens, glo, ghi):  # type: ignore[no-untyped-def]
+def _add_edges(s, p0, asg, x, edges, tokens, glo, ghi):  # type: ignore[no-untyped-def]
     """Offer the exchange edges a -> j (t on a, off j) of the given tokens whose reduced cost at
     the starting prices p0, c0 = (s[t,a] + p0[a]) - (s[t,j] + p0[j]), lies in (glo, ghi].
 
@@ -355,37 +387,39 @@ def _add_edges(s, p0, asg, x, wv, wt, wn, wo, tokens, glo, ghi):  # type: ignore
                 c0 = va - (s[t, j] + p0[j])
                 if c0 <= glo or c0 > ghi:
                     continue
-                _insert(wv, wt, wn, wo, a, j, sa - s[t, j], t)
+                _insert(edges, a, j, sa - s[t, j], t)
 
 
 @inline_compiled
-def _remove(wv, wt, wn, wo, a, j, t, v):  # type: ignore[no-untyped-def]
+def _remove(edges, a, j, t, v):  # type: ignore[no-untyped-def]
     """Drop token t (every copy: a token can be offered twice) from edge (a, j)'s list; v is
     its value s[t,a] - s[t,j] (the same subtraction as when it joined).
 
-    Returns True if the list ran empty while candidates beyond it exist (wo): rescan it.
+    Returns True if the list ran empty while candidates beyond it exist (partial): rescan it.
     """
-    c = wn[a, j]
-    if c == 0 or v < wv[0, a, j] or v > wv[c - 1, a, j]:
+    val, tok, num, partial = edges
+    c = num[a, j]
+    if c == 0 or v < val[0, a, j] or v > val[c - 1, a, j]:
         return False  # the list is sorted: t is not in it (spares reading every entry)
     kept = 0
     for m in range(c):
-        if wt[m, a, j] != t:
-            wv[kept, a, j] = wv[m, a, j]
-            wt[kept, a, j] = wt[m, a, j]
+        if tok[m, a, j] != t:
+            val[kept, a, j] = val[m, a, j]
+            tok[kept, a, j] = tok[m, a, j]
             kept += 1
     if kept == c:
         return False
     for m in range(kept, c):
-        wv[m, a, j] = _INF
-        wt[m, a, j] = -1
-    wn[a, j] = kept
-    return kept == 0 and wo[a, j] != 0
+        val[m, a, j] = _INF
+        tok[m, a, j] = -1
+    num[a, j] = kept
+    return kept == 0 and partial[a, j] != 0
 
 
 @inline_compiled
-def _move(s, x, asg, lst, cnt, slotpos, wv, wt, wn, wo, t, a, b, todo):  # type: ignore[no-untyped-def]
+def _move(s, x, asg, members, edges, t, a, b, todo):  # type: ignore[no-untyped-def]
     """Move token t from expert a to expert b and update every affected exchange-graph edge."""
+    lst, cnt, slotpos = members
     e = s.shape[1]
     k = asg.shape[1]
     slot = -1
@@ -410,13 +444,13 @@ def _move(s, x, asg, lst, cnt, slotpos, wv, wt, wn, wo, t, a, b, todo):  # type:
     # t leaves row a (it was a candidate for (a, j), j off t) and column b (now on t)
     sa = s[t, a]
     for j in range(e):
-        if _remove(wv, wt, wn, wo, a, j, t, sa - s[t, j]):
+        if _remove(edges, a, j, t, sa - s[t, j]):
             todo[nt, 0] = a
             todo[nt, 1] = j
             nt += 1
     for m in range(k):
         i = asg[t, m]
-        if i != b and _remove(wv, wt, wn, wo, i, b, t, s[t, i] - s[t, b]):
+        if i != b and _remove(edges, i, b, t, s[t, i] - s[t, b]):
             todo[nt, 0] = i
             todo[nt, 1] = b
             nt += 1
@@ -424,18 +458,18 @@ def _move(s, x, asg, lst, cnt, slotpos, wv, wt, wn, wo, t, a, b, todo):  # type:
     sb = s[t, b]
     for j in range(e):
         if x[t, j] == 0:
-            _insert(wv, wt, wn, wo, b, j, sb - s[t, j], t)
+            _insert(edges, b, j, sb - s[t, j], t)
     for m in range(k):
         i = asg[t, m]
         if i != b:
-            _insert(wv, wt, wn, wo, i, a, s[t, i] - sa, t)
+            _insert(edges, i, a, s[t, i] - sa, t)
     for r in range(nt):
-        _recompute(s, x, lst, cnt, wv, wt, wn, wo, todo[r, 0], todo[r, 1])
+        _recompute(s, x, members, edges, todo[r, 0], todo[r, 1])
     return nt
 
 
 @compiled
-def _ssp(s, cap, p, asg, x, lst, cnt, slotpos, wv, wt, wn, wo, dum, zsup, delta, g, stats, moved):  # type: ignore[no-untyped-def]
+def _ssp(s, cap, p, asg, x, members, edges, slack, delta, g, stats, moved):  # type: ignore[no-untyped-def]
     """Successive shortest paths until every expert holds cap (tokens + dummy slack units).
 
     p has E+1 entries, the last for the slack node Z; zsup[0] dummy units are still on Z and
@@ -447,6 +481,10 @@ def _ssp(s, cap, p, asg, x, lst, cnt, slotpos, wv, wt, wn, wo, dum, zsup, delta,
     stats[0] counts augmenting paths, stats[1] holds the spread + D that was needed, stats[2]
     counts edge rescans, stats[3] Dijkstra node visits; moved[t] = 1 for every token moved.
     """
+    cnt = members.count
+    tok = edges.token
+    val = edges.value
+    dum, zsup = slack
     n, e = s.shape
     k = asg.shape[1]
     z = e
@@ -492,7 +530,7 @@ def _ssp(s, cap, p, asg, x, lst, cnt, slotpos, wv, wt, wn, wo, dum, zsup, delta,
                 base = du + p[u]
                 for b in range(e):
                     if not done[b]:
-                        nd = base + wv[0, u, b] - p[b]
+                        nd = base + val[0, u, b] - p[b]
                         if nd < du:
                             nd = du  # rounding: reduced costs are >= 0 in exact arithmetic
                         if nd < dist[b]:
@@ -535,7 +573,7 @@ def _ssp(s, cap, p, asg, x, lst, cnt, slotpos, wv, wt, wn, wo, dum, zsup, delta,
             u = pred[v]
             path_a[length] = u
             path_b[length] = v
-            path_t[length] = wt[0, u, v] if (u < e and v < e) else -1
+            path_t[length] = tok[0, u, v] if (u < e and v < e) else -1
             length += 1
             v = u
         for r in range(length):
@@ -543,9 +581,7 @@ def _ssp(s, cap, p, asg, x, lst, cnt, slotpos, wv, wt, wn, wo, dum, zsup, delta,
             w = path_b[r]
             if u < e and w < e:
                 moved[path_t[r]] = 1
-                stats[2] += _move(
-                    s, x, asg, lst, cnt, slotpos, wv, wt, wn, wo, path_t[r], u, w, todo
-                )
+                stats[2] += _move(s, x, asg, members, edges, path_t[r], u, w, todo)
             elif w == z:
                 dum[u] -= 1
             else:
@@ -639,27 +675,29 @@ def _band(gap: NDArray[np.float64], g: float, near) -> NDArray[np.int64]:  # typ
 
 
 def _repair(  # type: ignore[no-untyped-def]
-    s, k, cap, equality, p, asg, x, loads, gap, clock, lists=None
+    s, k, cap, equality, p, asg, x, loads, gap, clock, members=None
 ):
     """Successive shortest paths from the top-k routing (asg, x, loads) at prices p: offer the
     exchange edges of the tokens whose gap (a lower bound on k-th minus (k+1)-th of s + p is
     enough) lies in the first band, then repair every load to cap, widening the band on
     demand. Returns (prices (E+1,), final band g, (stats, expansions, offer seconds, moved)),
-    moved[t] = 1 for the tokens the paths moved. ``lists``: the per-expert token lists
-    (lst, cnt, slotpos) of asg if the caller keeps them (they are updated in place)."""
+    moved[t] = 1 for the tokens the paths moved. ``members``: the per-expert token lists
+    (:class:`Members`) of asg if the caller keeps them (they are updated in place)."""
     n, e = s.shape
-    if lists is None:
-        lst, cnt, slotpos = _build_lists(asg, e, int(max(loads.max(), cap)) + 1)
-    else:  # (lst, cnt, slotpos) of every token of asg, kept by the caller
-        lst, cnt, slotpos = lists[0], lists[1], lists[2][:n]
+    if members is None:
+        members = _build_lists(asg, e, int(max(loads.max(), cap)) + 1)
+    else:  # the lists of every token of asg, kept by the caller
+        members = Members(members.token, members.count, members.slot[:n])
     # A longer candidate list costs O(M) per offer but runs empty (a rescan of all of the
     # expert's tokens) less often; the head of every list, the only entry a path reads, is
     # the same for any M.
     mm = _M_LARGE if cap > _M_LARGE_CAP else _M
-    wv = np.full((mm, e, e), _INF)
-    wt = np.full((mm, e, e), -1, dtype=np.int32)
-    wn = np.zeros((e, e), dtype=np.int64)
-    wo = np.zeros((e, e), dtype=np.uint8)  # 1: the edge has valid candidates beyond its list
+    edges = Edges(
+        value=np.full((mm, e, e), _INF),
+        token=np.full((mm, e, e), -1, dtype=np.int32),
+        count=np.zeros((e, e), dtype=np.int64),
+        partial=np.zeros((e, e), dtype=np.uint8),
+    )
     near = None  # (tokens with gap <= bound in increasing order, their gaps, max gap, bound)
     if n > 64 and k < e:
         if cap > _M_LARGE_CAP:
@@ -678,7 +716,7 @@ def _repair(  # type: ignore[no-untyped-def]
         g = _INF
     tokens = _band(gap, g, near)
     clock.append(time.perf_counter())
-    _add_edges(s, p, asg, x, wv, wt, wn, wo, tokens, -_INF, g)
+    _add_edges(s, p, asg, x, edges, tokens, -_INF, g)
     clock.append(time.perf_counter())
     pz = np.empty(e + 1)
     pz[:e] = p
@@ -700,9 +738,7 @@ def _repair(  # type: ignore[no-untyped-def]
     expansions = 0
     add_seconds = 0.0
     while True:
-        status = _ssp(
-            s, cap, pz, asg, x, lst, cnt, slotpos, wv, wt, wn, wo, dum, zsup, delta, g, stats, moved
-        )
+        status = _ssp(s, cap, pz, asg, x, members, edges, Slack(dum, zsup), delta, g, stats, moved)
         if status == 0:
             break
         if status < 0 and g == _INF:
@@ -712,7 +748,7 @@ def _repair(  # type: ignore[no-untyped-def]
             g_new = _INF
         t_add = time.perf_counter()
         more = _band(gap, g_new, near)
-        _add_edges(s, p, asg, x, wv, wt, wn, wo, more, g, g_new)
+        _add_edges(s, p, asg, x, edges, more, g, g_new)
         add_seconds += time.perf_counter() - t_add
         g = g_new
         expansions += 1
@@ -950,8 +986,9 @@ def _refresh_gaps(s, p, x, gap, g, moved, shift):  # type: ignore[no-untyped-def
 
 
 @compiled
-def _extend_lists(asg, lst, cnt, slotpos, lo, hi):  # type: ignore[no-untyped-def]
+def _extend_lists(asg, members, lo, hi):  # type: ignore[no-untyped-def]
     """Append tokens lo <= t < hi to the per-expert token lists of their experts."""
+    lst, cnt, slotpos = members
     k = asg.shape[1]
     for t in range(lo, hi):
         for m in range(k):
@@ -994,10 +1031,10 @@ def ssp_prefixes(
     ns = np.asarray(lengths, dtype=np.int64) * n_batch
     before = np.concatenate([[0], ns[:-1]])
     width = int(np.max(before * k // e + (ns - before))) + 1  # a token adds 1 per expert at most
-    lists = (
-        np.empty((e, max(width, n_max * k // e + 1)), dtype=np.int32),
-        np.zeros(e, dtype=np.int64),
-        np.empty((n_max, k), dtype=np.int32),
+    members = Members(
+        token=np.empty((e, max(width, n_max * k // e + 1)), dtype=np.int32),
+        count=np.zeros(e, dtype=np.int64),
+        slot=np.empty((n_max, k), dtype=np.int32),
     )
     done = 0
     for t in lengths:
@@ -1008,9 +1045,9 @@ def ssp_prefixes(
         _topk_rows(s[done:n], p, k, asg[done:n], x[done:n], new_loads, gap[done:n], regs)
         loads = new_loads + (done * k // e)  # the earlier tokens fill every expert to L_old
         clock.append(time.perf_counter())
-        _extend_lists(asg, lists[0], lists[1], lists[2], done, n)
+        _extend_lists(asg, members, done, n)
         pz, g, (stats, expansions, _, moved) = _repair(
-            s[:n], k, cap, True, p, asg[:n], x[:n], loads, gap[:n], clock, lists
+            s[:n], k, cap, True, p, asg[:n], x[:n], loads, gap[:n], clock, members
         )
         p_new = pz[:e].copy()
         step = p_new - p

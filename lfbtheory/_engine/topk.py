@@ -240,9 +240,8 @@ def threshold_guess(s, w, mode, kk):  # type: ignore[no-untyped-def]
 @inline_compiled
 def transpose_checked(s, lim, sT):  # type: ignore[no-untyped-def]
     """sT[j, i] = s[i, j] for a batch s (n, E) into sT (E, n); True iff every |s| <= lim (False
-    for nan and inf). Columns outer: contiguous writes, reads E apart (measured, 256 x E fresh
-    batches: 1.9 us at E = 16, 19 us at E = 64; rows outer, whose writes n apart collide in the
-    cache: 2.3 and 72 us)."""
+    for nan and inf). Columns outer: contiguous writes and strided reads (rows outer would make
+    the writes n apart, which collide in the cache at large E)."""
     n, e = s.shape
     inside = True
     for j in range(e):
@@ -274,7 +273,7 @@ def _col_step2(sT, w, j, f2, vals, idx):  # type: ignore[no-untyped-def]
     slot m-1 if g_{m-1}, else v if g_m, else stays. Selects, not max/min: a slot keeps the bits
     of the entry its index names (max(+0, -0) could return either zero). Every slot is read
     into a local before any select: a load inside a conditional stays a branch, and the loop
-    is no longer vectorised (measured, 256 x 16, kk = 2: 14.1 us a batch, 1.0 us so). One
+    is no longer vectorised (``benchmarks/`` measures the difference). One
     function per slot count (2, 3, 4) keeps each update straight-line code; the three are
     alike on purpose (a loop over the slots has not been shown to vectorise)."""
     n = sT.shape[1]
@@ -357,10 +356,8 @@ def cols_top(sT, w, kk, vals, idx):  # type: ignore[no-untyped-def]
     (slot m takes slot m-1 if v beats it, else v if v beats slot m: strict >, so an equal value
     never displaces a lower index) in a loop over the n rows that LLVM vectorises. Entry j < kk
     is forced into slot j or above, as row_top fills its slots. vals are the sums sT[j, i] + w[j]
-    themselves, bit for bit (the same IEEE add as row_top's caller forms). Measured on fresh
-    256-row batches, us a batch for kk = 1, 2, 3, 4, cols_top (batch already transposed) vs
-    row_top on s[i] + w: E = 16: 0.8/5.9, 1.2/7.7, 3.9/13.7, 3.5/13.2; E = 64: 4.5/9.5,
-    12.7/19.9, 16.2/24.4, 14.5/28.3 (the transpose is the caller's: see its own figures)."""
+    themselves, bit for bit (the same IEEE add as row_top's caller forms). Which of cols_top and
+    row_top is faster depends on E and kk: the tuning table decides (``lfb bench --tune``)."""
     n = sT.shape[1]
     e = sT.shape[0]
     w0 = w[0]

@@ -42,6 +42,12 @@ def add_parser(subparsers: Any) -> None:
         default="1,2,3,4",
         help="comma-separated subset of 1,2,3,4,5 (5: one regret point; not in the default)",
     )
+    p.add_argument(
+        "--tune",
+        action="store_true",
+        help="measure the engine's path break-evens on this machine and rewrite its tuning "
+        "table (lfbtheory/_engine/tuning.json, or --out); results never change, only speed",
+    )
     p.add_argument("--repeats", type=int, default=5, help="timed repeats per fast method")
     p.add_argument("--seed", type=int, default=0, help="instance seed (default 0)")
     p.add_argument("--out", default=None, help="JSON path (default results/bench/bench-*.json)")
