@@ -408,7 +408,7 @@ def _read_member(
         out = np.empty(count, dtype=a.dtype)
     except MemoryError:
         raise where(f"needs {_size(a.nbytes)}, which cannot be allocated here") from None
-    buf = memoryview(out.view(np.uint8))
+    buf = out.view(np.uint8).data  # a writable byte view of out
     try:
         with zf.open(m.info) as raw:
             raw.read(m.header_end)

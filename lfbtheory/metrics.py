@@ -29,6 +29,13 @@ def expert_loads(
     """Tokens per expert: c_i = #{(t, j): experts[t, j] = i}, counting only ``valid`` tokens.
 
     ``valid`` (n,) bool marks real tokens; padding rows (False) are not counted.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import lfbtheory as lfb
+    >>> lfb.expert_loads(np.array([[0, 1], [0, 2], [0, 1], [1, 2]]), 4).tolist()
+    [3, 3, 2, 0]
     """
     n_experts = as_positive_int(n_experts, "n_experts")
     ex = np.asarray(experts)
@@ -50,6 +57,12 @@ def maxvio(loads: ArrayLike) -> NDArray[np.float64] | float:
     """MaxVio = (max_i c_i - mean c) / mean c over the last axis (arXiv 2408.15664, Sec. 4.1).
 
     ``loads`` (E,) gives a float; (T, E) gives one value per row (MaxVio_batch).
+
+    Examples
+    --------
+    >>> import lfbtheory as lfb
+    >>> float(lfb.maxvio([3, 3, 2, 0]))  # (3 - 2) / 2
+    0.5
     """
     c = np.asarray(loads, dtype=np.float64)
     if c.ndim not in (1, 2) or c.shape[-1] < 1:
@@ -66,7 +79,14 @@ def maxvio(loads: ArrayLike) -> NDArray[np.float64] | float:
 
 
 def maxvio_global(loads: ArrayLike) -> NDArray[np.float64]:
-    """MaxVio_global(t) = MaxVio(sum_{s<=t} loads_s) for a (T, E) history of loads."""
+    """MaxVio_global(t) = MaxVio(sum_{s<=t} loads_s) for a (T, E) history of loads.
+
+    Examples
+    --------
+    >>> import lfbtheory as lfb
+    >>> lfb.maxvio_global([[3, 1], [1, 3]]).tolist()  # imbalanced batches, balanced in total
+    [0.5, 0.0]
+    """
     c = np.asarray(loads, dtype=np.float64)
     if c.ndim != 2:
         raise ValueError(f"loads must have shape (T, E), got {c.shape}")
@@ -80,6 +100,13 @@ def tie_margin(
 
     A margin of 0 means the token's top-k set is not unique: any balance statement about
     top-k routing holds "up to ties" exactly on these tokens.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import lfbtheory as lfb
+    >>> lfb.tie_margin(np.array([[0.5, 0.9, 0.9, 0.1], [0.1, 0.4, 0.2, 0.3]]), 1).round(9).tolist()
+    [0.0, 0.1]
     """
     s = as_scores(scores)
     k = as_k(k, s.shape[1])

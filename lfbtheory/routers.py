@@ -35,6 +35,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from lfbtheory.lp import solve_balanced
+from lfbtheory.lp.model import Method
 from lfbtheory.metrics import expert_loads
 from lfbtheory.online import state as _state
 from lfbtheory.online import updates as _updates
@@ -206,6 +207,7 @@ class TokenChoice:
             group_score_topk=self.group_score_topk,
             normalize=self.normalize,
         )
+        assert r.weights is not None  # route's default weights=True
         return r.experts, r.weights
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -322,7 +324,7 @@ class BASE:
 
     n_experts: int
     k: int
-    solver: str = "linprog"
+    solver: Method = "linprog"
 
     def __post_init__(self) -> None:
         _check_sizes(self.n_experts, self.k)

@@ -46,7 +46,14 @@ __all__ = [
 
 
 def sigmoid(logits: ArrayLike) -> NDArray[np.float64]:
-    """Numerically stable logistic gate 1 / (1 + exp(-x)) (DeepSeek-V3 gate, arXiv 2412.19437)."""
+    """Numerically stable logistic gate 1 / (1 + exp(-x)) (DeepSeek-V3 gate, arXiv 2412.19437).
+
+    Examples
+    --------
+    >>> import lfbtheory as lfb
+    >>> lfb.sigmoid([-800.0, 0.0, 800.0]).tolist()  # no overflow at either end
+    [0.0, 0.5, 1.0]
+    """
     x = np.asarray(logits, dtype=np.float64)
     out = np.empty_like(x)
     pos = x >= 0
@@ -57,7 +64,14 @@ def sigmoid(logits: ArrayLike) -> NDArray[np.float64]:
 
 
 def softmax(logits: ArrayLike, axis: int = -1) -> NDArray[np.float64]:
-    """Numerically stable softmax exp(x_i - max x) / sum_j exp(x_j - max x) along ``axis``."""
+    """Numerically stable softmax exp(x_i - max x) / sum_j exp(x_j - max x) along ``axis``.
+
+    Examples
+    --------
+    >>> import lfbtheory as lfb
+    >>> lfb.softmax([1000.0, 1000.0]).tolist()  # no overflow
+    [0.5, 0.5]
+    """
     x = np.asarray(logits, dtype=np.float64)
     z = np.exp(x - np.max(x, axis=axis, keepdims=True))
     return z / np.sum(z, axis=axis, keepdims=True)
@@ -68,6 +82,13 @@ def topk_indices(x: NDArray[np.floating], k: int) -> NDArray[np.int64]:
 
     Exact and deterministic: the k-th largest value v of each row is found with a partition;
     every entry > v is taken, then the entries == v with the lowest indices fill the rest.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import lfbtheory as lfb
+    >>> lfb.topk_indices(np.array([[0.5, 0.9, 0.9, 0.1]]), 2).tolist()
+    [[1, 2]]
     """
     n, e = x.shape
     if k == e:

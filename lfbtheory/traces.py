@@ -127,7 +127,7 @@ class Trace:
         return int(self.values.shape[2])
 
     @property
-    def group_kwargs(self) -> dict[str, int]:
+    def group_kwargs(self) -> dict[str, Any]:
         """Keywords for :func:`lfbtheory.route` / ``select_experts`` (empty when not grouped)."""
         if not self.n_groups:
             return {}

@@ -8,6 +8,7 @@ traceback from deep inside numpy or cvxpy.
 from __future__ import annotations
 
 import numbers
+from typing import cast
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -160,7 +161,7 @@ def as_finite_real(value: object, name: str) -> float:
 def as_stream_indices(values: object, name: str) -> tuple[int, ...]:
     """A collection of non-negative integer stream indices (bools and floats refused)."""
     try:
-        items = tuple(values)  # type: ignore[arg-type]
+        items: tuple[object, ...] = tuple(values)  # type: ignore[arg-type]  # TypeError below
     except TypeError:
         raise TypeError(f"{name} must be an iterable of integers >= 0, got {values!r}") from None
     for v in items:
@@ -168,4 +169,4 @@ def as_stream_indices(values: object, name: str) -> tuple[int, ...]:
             raise TypeError(f"{name} must hold integers >= 0, got {v!r}")
         if v < 0:
             raise ValueError(f"{name} must hold integers >= 0, got {v}")
-    return tuple(int(v) for v in items)
+    return tuple(int(cast(int, v)) for v in items)  # each v is an Integral (checked above)

@@ -6,6 +6,9 @@ surface is every ``@compiled`` and ``@inline_compiled`` under ``lfbtheory/_engin
 
 from __future__ import annotations
 
+from types import ModuleType
+
+numba: ModuleType | None
 try:
     import numba
 

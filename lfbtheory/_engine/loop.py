@@ -323,7 +323,7 @@ def run(
     knobs = knobs_for(path)
     n_batches, _, e = batches.shape
     n_runs = specs.signal.shape[0]
-    st = States(*(np.array(a) for a in states))  # private copies the kernel advances
+    st = States._make(np.array(a) for a in states)  # private copies the kernel advances
     out = Outputs(
         np.empty((n_runs, n_batches, e)),
         np.empty((n_runs, n_batches, e), dtype=np.int64),

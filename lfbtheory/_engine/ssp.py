@@ -62,20 +62,20 @@ from lfbtheory._engine.tuning import TUNING, Knobs
 class Edges(NamedTuple):
     """The pruned exchange graph: edge a -> j keeps its M best candidate tokens t (on a, off j)
     sorted by value s[t,a] - s[t,j]: ``value[m, a, j]`` (inf past the list), ``token[m, a, j]``,
-    ``count[a, j]`` listed, and ``partial[a, j]`` != 0 iff valid candidates exist beyond it."""
+    ``n_listed[a, j]`` listed, and ``partial[a, j]`` != 0 iff valid candidates exist beyond it."""
 
     value: NDArray[np.float64]
     token: NDArray[np.int32]
-    count: NDArray[np.int64]
+    n_listed: NDArray[np.int64]
     partial: NDArray[np.uint8]
 
 
 class Members(NamedTuple):
-    """The tokens on each expert, ``token[a, :count[a]]``; ``slot[t, m]`` is where token t's
+    """The tokens on each expert, ``token[a, :n_tokens[a]]``; ``slot[t, m]`` is where token t's
     m-th expert (``asg[t, m]``) lists it."""
 
     token: NDArray[np.int32]
-    count: NDArray[np.int64]
+    n_tokens: NDArray[np.int64]
     slot: NDArray[np.int32]
 
 
@@ -332,7 +332,7 @@ def _insert(edges, a, j, v, t):  # type: ignore[no-untyped-def]
 @inline_compiled
 def _recompute(s, x, members, edges, a, j):  # type: ignore[no-untyped-def]
     """Rebuild edge (a, j)'s list from scratch: the M smallest s[t,a]-s[t,j], t on a, off j."""
-    lst, cnt = members.token, members.count
+    lst, cnt = members.token, members.n_tokens
     val, tok, num, partial = edges
     mm = val.shape[0]
     num[a, j] = 0
@@ -481,7 +481,7 @@ def _ssp(s, cap, p, asg, x, members, edges, slack, delta, g, stats, moved):  # t
     stats[0] counts augmenting paths, stats[1] holds the spread + D that was needed, stats[2]
     counts edge rescans, stats[3] Dijkstra node visits; moved[t] = 1 for every token moved.
     """
-    cnt = members.count
+    cnt = members.n_tokens
     tok = edges.token
     val = edges.value
     dum, zsup = slack
@@ -687,7 +687,7 @@ def _repair(  # type: ignore[no-untyped-def]
     if members is None:
         members = _build_lists(asg, e, int(max(loads.max(), cap)) + 1)
     else:  # the lists of every token of asg, kept by the caller
-        members = Members(members.token, members.count, members.slot[:n])
+        members = Members(members.token, members.n_tokens, members.slot[:n])
     # A longer candidate list costs O(M) per offer but runs empty (a rescan of all of the
     # expert's tokens) less often; the head of every list, the only entry a path reads, is
     # the same for any M.
@@ -695,7 +695,7 @@ def _repair(  # type: ignore[no-untyped-def]
     edges = Edges(
         value=np.full((mm, e, e), _INF),
         token=np.full((mm, e, e), -1, dtype=np.int32),
-        count=np.zeros((e, e), dtype=np.int64),
+        n_listed=np.zeros((e, e), dtype=np.int64),
         partial=np.zeros((e, e), dtype=np.uint8),
     )
     near = None  # (tokens with gap <= bound in increasing order, their gaps, max gap, bound)
@@ -1033,7 +1033,7 @@ def ssp_prefixes(
     width = int(np.max(before * k // e + (ns - before))) + 1  # a token adds 1 per expert at most
     members = Members(
         token=np.empty((e, max(width, n_max * k // e + 1)), dtype=np.int32),
-        count=np.zeros(e, dtype=np.int64),
+        n_tokens=np.zeros(e, dtype=np.int64),
         slot=np.empty((n_max, k), dtype=np.int32),
     )
     done = 0

@@ -43,61 +43,120 @@ def row_top(r, kk, vals, idx, cand, theta, regs):  # type: ignore[no-untyped-def
     entry) are offered to a sorted buffer; with fewer than kk of them the row is redone with
     theta = -inf, so the guess never changes the result.
     """
-    e = r.shape[0]
     if kk == 1:
-        m0 = r[0]
-        m1 = m0
-        m2 = m0
-        m3 = m0
-        j = 1
-        while j + 4 <= e:
-            v0 = r[j]
-            v1 = r[j + 1]
-            v2 = r[j + 2]
-            v3 = r[j + 3]
-            m0 = v0 if v0 > m0 else m0
-            m1 = v1 if v1 > m1 else m1
-            m2 = v2 if v2 > m2 else m2
-            m3 = v3 if v3 > m3 else m3
-            j += 4
-        while j < e:
-            v0 = r[j]
-            m0 = v0 if v0 > m0 else m0
-            j += 1
-        m0 = m1 if m1 > m0 else m0
-        m2 = m3 if m3 > m2 else m2
-        m0 = m2 if m2 > m0 else m0
-        j = 0
-        while r[j] < m0:  # stops at the latest where the maximum was read
-            j += 1
-        vals[0] = r[j]
-        idx[0] = j
-        return
-    if regs and 2 <= kk <= 4:
-        # The kk best in registers, one select per slot and condition (g_m = [v > a_m]: slot m
-        # takes slot m-1 if g_{m-1}, else v if g_m, else stays; strict >, so an equal value never
-        # displaces a lower index). Each select is a statement of its own: numba lowers a
-        # conditional expression to a branch diamond, which LLVM folds back into a select, but
-        # nested ones (i2 = i1 if g1 else (j if g2 else i2)) sharing conditions it jump-threads
-        # into branches that mispredict on fresh rows. The
-        # values are kept by max/min after the fill (the same multiset, so the same
-        # comparisons), and vals are read back from r at the indices: the entries' own bits
-        # (max(+0.0, -0.0) may return either zero).
-        # Entry j < kk is forced into slot j+1 or above; unused slots stay at -inf, index 0.
-        a1 = r[0]
-        a2 = -np.inf
-        a3 = -np.inf
-        a4 = -np.inf
-        i1 = 0
-        i2 = 0
-        i3 = 0
-        i4 = 0
-        for j in range(1, kk):
+        _top1(r, vals, idx)
+    elif regs and 2 <= kk <= 4:
+        _top_registers(r, kk, vals, idx)
+    else:
+        _top_buffer(r, kk, vals, idx, cand, theta)
+
+
+@inline_compiled
+def _top1(r, vals, idx):  # type: ignore[no-untyped-def]
+    """kk = 1: four interleaved running maxima, then the first index reaching the maximum."""
+    e = r.shape[0]
+    m0 = r[0]
+    m1 = m0
+    m2 = m0
+    m3 = m0
+    j = 1
+    while j + 4 <= e:
+        v0 = r[j]
+        v1 = r[j + 1]
+        v2 = r[j + 2]
+        v3 = r[j + 3]
+        m0 = v0 if v0 > m0 else m0
+        m1 = v1 if v1 > m1 else m1
+        m2 = v2 if v2 > m2 else m2
+        m3 = v3 if v3 > m3 else m3
+        j += 4
+    while j < e:
+        v0 = r[j]
+        m0 = v0 if v0 > m0 else m0
+        j += 1
+    m0 = m1 if m1 > m0 else m0
+    m2 = m3 if m3 > m2 else m2
+    m0 = m2 if m2 > m0 else m0
+    j = 0
+    while r[j] < m0:  # stops at the latest where the maximum was read
+        j += 1
+    vals[0] = r[j]
+    idx[0] = j
+
+
+@inline_compiled
+def _top_registers(r, kk, vals, idx):  # type: ignore[no-untyped-def]
+    """2 <= kk <= 4: the kk best in registers, updated without branches."""
+    e = r.shape[0]
+    # The kk best in registers, one select per slot and condition (g_m = [v > a_m]: slot m
+    # takes slot m-1 if g_{m-1}, else v if g_m, else stays; strict >, so an equal value never
+    # displaces a lower index). Each select is a statement of its own: numba lowers a
+    # conditional expression to a branch diamond, which LLVM folds back into a select, but
+    # nested ones (i2 = i1 if g1 else (j if g2 else i2)) sharing conditions it jump-threads
+    # into branches that mispredict on fresh rows. The
+    # values are kept by max/min after the fill (the same multiset, so the same
+    # comparisons), and vals are read back from r at the indices: the entries' own bits
+    # (max(+0.0, -0.0) may return either zero).
+    # Entry j < kk is forced into slot j+1 or above; unused slots stay at -inf, index 0.
+    a1 = r[0]
+    a2 = -np.inf
+    a3 = -np.inf
+    a4 = -np.inf
+    i1 = 0
+    i2 = 0
+    i3 = 0
+    i4 = 0
+    for j in range(1, kk):
+        v = r[j]
+        g1 = v > a1
+        g2 = (v > a2) | (j == 1)
+        g3 = (v > a3) | (j == 2)
+        g4 = (v > a4) | (j == 3)
+        i4 = j if g4 else i4
+        i4 = i3 if g3 else i4
+        i3 = j if g3 else i3
+        i3 = i2 if g2 else i3
+        i2 = j if g2 else i2
+        i2 = i1 if g1 else i2
+        i1 = j if g1 else i1
+        a4 = v if g4 else a4
+        a4 = a3 if g3 else a4
+        a3 = v if g3 else a3
+        a3 = a2 if g2 else a3
+        a2 = v if g2 else a2
+        a2 = a1 if g1 else a2
+        a1 = v if g1 else a1
+    if kk == 2:
+        for j in range(2, e):
             v = r[j]
             g1 = v > a1
-            g2 = (v > a2) | (j == 1)
-            g3 = (v > a3) | (j == 2)
-            g4 = (v > a4) | (j == 3)
+            g2 = v > a2
+            i2 = j if g2 else i2
+            i2 = i1 if g1 else i2
+            i1 = j if g1 else i1
+            a2 = max(a2, min(a1, v))
+            a1 = max(a1, v)
+    elif kk == 3:
+        for j in range(3, e):
+            v = r[j]
+            g1 = v > a1
+            g2 = v > a2
+            g3 = v > a3
+            i3 = j if g3 else i3
+            i3 = i2 if g2 else i3
+            i2 = j if g2 else i2
+            i2 = i1 if g1 else i2
+            i1 = j if g1 else i1
+            a3 = max(a3, min(a2, v))
+            a2 = max(a2, min(a1, v))
+            a1 = max(a1, v)
+    else:
+        for j in range(4, e):
+            v = r[j]
+            g1 = v > a1
+            g2 = v > a2
+            g3 = v > a3
+            g4 = v > a4
             i4 = j if g4 else i4
             i4 = i3 if g3 else i4
             i3 = j if g3 else i3
@@ -105,64 +164,24 @@ def row_top(r, kk, vals, idx, cand, theta, regs):  # type: ignore[no-untyped-def
             i2 = j if g2 else i2
             i2 = i1 if g1 else i2
             i1 = j if g1 else i1
-            a4 = v if g4 else a4
-            a4 = a3 if g3 else a4
-            a3 = v if g3 else a3
-            a3 = a2 if g2 else a3
-            a2 = v if g2 else a2
-            a2 = a1 if g1 else a2
-            a1 = v if g1 else a1
-        if kk == 2:
-            for j in range(2, e):
-                v = r[j]
-                g1 = v > a1
-                g2 = v > a2
-                i2 = j if g2 else i2
-                i2 = i1 if g1 else i2
-                i1 = j if g1 else i1
-                a2 = max(a2, min(a1, v))
-                a1 = max(a1, v)
-        elif kk == 3:
-            for j in range(3, e):
-                v = r[j]
-                g1 = v > a1
-                g2 = v > a2
-                g3 = v > a3
-                i3 = j if g3 else i3
-                i3 = i2 if g2 else i3
-                i2 = j if g2 else i2
-                i2 = i1 if g1 else i2
-                i1 = j if g1 else i1
-                a3 = max(a3, min(a2, v))
-                a2 = max(a2, min(a1, v))
-                a1 = max(a1, v)
-        else:
-            for j in range(4, e):
-                v = r[j]
-                g1 = v > a1
-                g2 = v > a2
-                g3 = v > a3
-                g4 = v > a4
-                i4 = j if g4 else i4
-                i4 = i3 if g3 else i4
-                i3 = j if g3 else i3
-                i3 = i2 if g2 else i3
-                i2 = j if g2 else i2
-                i2 = i1 if g1 else i2
-                i1 = j if g1 else i1
-                a4 = max(a4, min(a3, v))
-                a3 = max(a3, min(a2, v))
-                a2 = max(a2, min(a1, v))
-                a1 = max(a1, v)
-        idx[0] = i1
-        idx[1] = i2
-        if kk > 2:
-            idx[2] = i3
-        if kk > 3:
-            idx[3] = i4
-        for m in range(kk):
-            vals[m] = r[idx[m]]
-        return
+            a4 = max(a4, min(a3, v))
+            a3 = max(a3, min(a2, v))
+            a2 = max(a2, min(a1, v))
+            a1 = max(a1, v)
+    idx[0] = i1
+    idx[1] = i2
+    if kk > 2:
+        idx[2] = i3
+    if kk > 3:
+        idx[3] = i4
+    for m in range(kk):
+        vals[m] = r[idx[m]]
+
+
+@inline_compiled
+def _top_buffer(r, kk, vals, idx, cand, theta):  # type: ignore[no-untyped-def]
+    """Any kk: the entries >= theta offered to a sorted buffer (redone with -inf if too few)."""
+    e = r.shape[0]
     nc = 0
     for attempt in range(2):
         guess = theta if attempt == 0 else -np.inf
@@ -192,7 +211,6 @@ def row_top(r, kk, vals, idx, cand, theta, regs):  # type: ignore[no-untyped-def
 
 
 _SAMPLE = 32  # rows whose exact kk-th value :func:`threshold_guess` measures
-
 
 @compiled
 def row_theta(s, w, mode, kk, regs):  # type: ignore[no-untyped-def]

@@ -397,7 +397,7 @@ def _consistent(
 
 def _weights_match(
     name: str,
-    z: NDArray[np.float64],
+    z: NDArray[np.floating],
     ids: NDArray[np.int64],
     w: NDArray[np.float64],
     softcap: float,
@@ -453,19 +453,22 @@ def fit_design(
     else:
         rules = (0,)
     alive = []
-    for fn in fns:
-        for place in places:
-            for rule in rules:
-                groups = (design.n_groups, design.topk_groups, rule) if rule else None
+    for f_try in fns:
+        for p_try in places:
+            for r_try in rules:
+                groups = None
+                if r_try:  # rules != (0,) only for group-limited designs
+                    assert design.n_groups is not None and design.topk_groups is not None
+                    groups = (design.n_groups, design.topk_groups, r_try)
                 if b is None:
-                    x = score_function(fn, z, cap)
-                elif place == "logits":
+                    x = score_function(f_try, z, cap)
+                elif p_try == "logits":
                     x = (cap * np.tanh(z / cap) if cap else z) + b
                 else:
-                    x = score_function(fn, z, cap) + b
+                    x = score_function(f_try, z, cap) + b
                 mag = float(np.max(np.abs(x))) if x.size else 1.0
                 if _consistent(x, mask, k, groups, tol * max(1.0, mag)) == 0:
-                    alive.append((fn, place, rule))
+                    alive.append((f_try, p_try, r_try))
     constrained = (
         bool(design.score_function)
         or "bias_on" in design.sources
@@ -499,8 +502,8 @@ def fit_design(
         fn = design.score_function
         if fn is None and weights is not None:  # keep a score function for the oracles
             w = np.asarray(weights, dtype=np.float64)
-            by_w = [f for f in CANDIDATES if _weights_match(f, z, ids, w, cap)]
-            fn = by_w[0] if len(by_w) == 1 else None
+            fits = [f for f in CANDIDATES if _weights_match(f, z, ids, w, cap)]
+            fn = fits[0] if len(fits) == 1 else None
         return replace(
             design,
             score_function=fn,

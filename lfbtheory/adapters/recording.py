@@ -351,8 +351,12 @@ def _settle(g: _Gate, e: int) -> tuple[Any, NDArray[np.float64] | None]:
                 "'softmax', 'sigmoid', 'sqrt_softplus', 'identity')"
             )
         return d, b
-    chosen = np.concatenate(g.chosen)
-    w = None if any(x is None for x in g.weights) else np.concatenate(g.weights)
+    chosen = np.concatenate([c for c in g.chosen if c is not None])  # none is None (above)
+    w = (
+        None
+        if any(x is None for x in g.weights)
+        else np.concatenate([x for x in g.weights if x is not None])
+    )
     first = fit_design(d, z, chosen, b, w, softcap_applied=bool(d.logit_softcap))
     if d.logit_softcap and (first.refused or first.gaps):  # the logits were not capped yet
         again = fit_design(d, z, chosen, b, w)
@@ -489,7 +493,7 @@ def record_router_scores(
             from tqdm.auto import tqdm
 
             it = tqdm(batches, desc="record router scores", unit="batch")
-        for b, batch in enumerate(it):
+        for i_batch, batch in enumerate(it):
             if state["kept"] >= max_tokens:
                 break
             state["rows"], state["pick"] = None, None
@@ -504,11 +508,12 @@ def record_router_scores(
                     model(batch)
             if state["pick"] is None:
                 raise ValueError(
-                    f"no gate ran on batch {b}: check gates= (found {[g.name for g in found]})"
+                    f"no gate ran on batch {i_batch}: check gates= "
+                    f"(found {[g.name for g in found]})"
                 )
             sel = state["pick"]
             shape = _batch_shape(batch, torch)
-            idx["batch"].append(np.full(sel.size, b, np.int64))
+            idx["batch"].append(np.full(sel.size, i_batch, np.int64))
             if shape is not None and shape[0] * shape[1] == state["rows"]:
                 idx["seq"].append(sel // shape[1])
                 idx["pos"].append(sel % shape[1])
@@ -556,9 +561,9 @@ def record_router_scores(
         raise ValueError(f"the gates differ in their group score ({sorted(rules)}); pass gates=")
     has = np.array([b is not None for b in biases])
     bias_arr = np.stack([np.zeros(e) if b is None else b for b in biases]) if has.any() else None
-    chosen = None
+    chosen: NDArray[np.int64] | None = None
     if all(c is not None for g in found for c in g.chosen):
-        chosen = np.stack([np.concatenate(g.chosen) for g in found])  # type: ignore[arg-type]
+        chosen = np.stack([np.concatenate([c for c in g.chosen if c is not None]) for g in found])
         if chosen.shape[2] != kk:
             chosen = None
     trace = Trace(

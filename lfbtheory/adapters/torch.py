@@ -245,8 +245,8 @@ def extract(
         cands = [v for _, v in tensors if v.ndim == 2 and not v.is_floating_point()]
         ints = [v for v in cands if v.dtype != torch.bool]
         cands = ints or cands
-        sparse = [_sparse(v) for _, v in tensors if v.ndim == 2 and v.is_floating_point()]
-        sparse = [x for x in sparse if x is not None and (k is None or x[0].shape[1] == k)]
+        maps = [_sparse(v) for _, v in tensors if v.ndim == 2 and v.is_floating_point()]
+        sparse = [x for x in maps if x is not None and (k is None or x[0].shape[1] == k)]
         if not cands and len(sparse) == 1 and weights is None:
             # a dense (n, E) map holding the k gate weights of each token (Llama-4 style)
             return to_numpy(sparse[0][0]), np.asarray(to_numpy(sparse[0][1]), np.float64)
@@ -494,6 +494,16 @@ class _GateModule:
     gate module holding its bias in a buffer or taking it as a forward argument (module
     docstring (b)); its design comes from :mod:`lfbtheory.adapters.discovery`."""
 
+    rule: Any  # set from the declared keywords (_set_attrs), when a rule is declared
+    initial_bias: Any
+    update: Callable[[Any], Any] | None
+
+    @property
+    def _buffer(self) -> str:
+        """The bias buffer's name (the bias is a buffer whenever it is not an argument)."""
+        assert self.bias_name is not None
+        return self.bias_name
+
     def __init__(
         self,
         module: Any,
@@ -698,7 +708,7 @@ class _GateModule:
 
     # -- lifecycle (with update=) -------------------------------------------------------------
     def _live_bias(self, buffers: Mapping[str, Any], bias: Any) -> np.ndarray:
-        t = bias if self.bias_arg is not None else buffers[self.bias_name]
+        t = bias if self.bias_arg is not None else buffers[self._buffer]
         return np.asarray(to_numpy(t), np.float64).reshape(-1)
 
     def init(self, bias0: Any = None) -> GateState:
@@ -709,7 +719,7 @@ class _GateModule:
         if self.bias_arg is not None:
             held = self._bias_tensor(np.zeros(self.n_experts) if bias0 is None else bias0)
         elif bias0 is not None:
-            buffers[self.bias_name] = self._bias_tensor(bias0)
+            buffers[self._buffer] = self._bias_tensor(bias0)
         pending = None if self.counts_name else np.zeros(self.n_experts, dtype=np.int64)
         rs = None
         if self.rule_applied:
@@ -746,8 +756,9 @@ class _GateModule:
                     if self.bias_arg is not None:
                         held = new
                     else:
-                        _state_tensors(self.module)[self.bias_name].copy_(new)
+                        _state_tensors(self.module)[self._buffer].copy_(new)
                 elif not s.frozen:
+                    assert self.update is not None  # a gate without update has no step
                     self.update(torch.as_tensor(total, dtype=torch.float32))
                 if self.counts_name is not None:
                     _state_tensors(self.module)[self.counts_name].zero_()
@@ -767,7 +778,7 @@ class _GateModule:
     def bias(self, state: GateState) -> Any:
         if self.bias_arg is not None:
             return to_numpy(state.bias)
-        return to_numpy(state.buffers[self.bias_name])
+        return to_numpy(state.buffers[self._buffer])
 
     def counts(self, state: GateState) -> Any:
         return self._counts(state)
@@ -1005,6 +1016,7 @@ def from_torch(
         return extract(out, indices=indices, weights=weights, k=kk)
 
     if module is not None:
+        assert design is not None  # read whenever there is a module
         if design.bias is not None:
             return _GateModule(module, design, inp, declared, pick, update)
         if update is not None or counts is not None:

@@ -43,6 +43,7 @@ from lfbtheory.online import updates
 
 torch = require_torch()
 nn = torch.nn
+_Module: Any = nn.Module  # a base class mypy can see (torch is imported at run time)
 
 __all__ = [
     "SHAPES",
@@ -72,7 +73,7 @@ def _projection(n_experts: int, dim: int, seed: int) -> Any:
     return nn.Parameter(torch.randn(n_experts, dim, generator=g) * dim**-0.5)
 
 
-class DeepSeekV3Gate(nn.Module):
+class DeepSeekV3Gate(_Module):
     """DeepSeek-V3 gate (arXiv 2412.19437 Sec. 2.1.2): forward(x) -> (weights, indices).
 
     ``mask_value`` fills the experts of groups that were not selected (-inf; 0.0 reproduces a
@@ -130,7 +131,7 @@ def get_updated_expert_bias(tokens_per_expert: Any, expert_bias: Any, update_rat
         return expert_bias + torch.sign(average - tokens_per_expert) * update_rate
 
 
-class MegatronRouter(nn.Module):
+class MegatronRouter(_Module):
     """Sigmoid top-k router with an expert bias, Megatron style: forward(x, padding_mask=None)
     -> (probs (n, E), routing_map (n, E) bool); counts in ``local_tokens_per_expert`` (float32)
     during training passes with grad enabled, padding (``padding_mask`` True) excluded."""
@@ -182,7 +183,7 @@ def megatron_update(module: MegatronRouter, tokens_per_expert: Any) -> None:
         )
 
 
-class SoftmaxTopKRouter(nn.Module):
+class SoftmaxTopKRouter(_Module):
     """Mixtral / Qwen-MoE router (arXiv 2401.04088 Sec. 2.1): forward(x) -> (router_logits,
     weights (n, k), indices (n, k)); weights renormalised over the top-k (``norm_topk_prob``)."""
 
@@ -204,7 +205,7 @@ class SoftmaxTopKRouter(nn.Module):
         return router_logits, weights.type_as(x), indices
 
 
-class SoftmaxBiasGate(nn.Module):
+class SoftmaxBiasGate(_Module):
     """Softmax gate with a selection bias (ERNIE 4.5 / LongCat-Flash design): p = softmax(u W^T),
     experts = TopK(p + b), weights = p / sum(p) over the selected experts (from the unbiased
     softmax); b moved in place by the sign rule. Scores are ~1/E, so every perturbation of

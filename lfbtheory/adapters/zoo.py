@@ -272,7 +272,7 @@ def build_router(family: str, seed: int = 0) -> tuple[Any, Any]:
     torch = require_torch()
     cfg = _tiny_config(family)
     cls = _router_class(family)
-    params = inspect.signature(cls.__init__).parameters
+    params = inspect.signature(cls).parameters
     router = cls(cfg, 0) if "layer_idx" in params else cls(cfg)
     g = torch.Generator().manual_seed(seed)
     exp = KNOWN.get(family, Expected(None))
@@ -286,7 +286,9 @@ def build_router(family: str, seed: int = 0) -> tuple[Any, Any]:
                 t.copy_(torch.randn(t.shape, generator=g) * scale)
     arg = [n for n in inspect.signature(router.forward).parameters if n in BIAS_NAMES]
 
-    class Block(torch.nn.Module):
+    base: Any = torch.nn.Module  # a base class mypy can see (torch is imported at run time)
+
+    class Block(base):
         def __init__(self) -> None:
             super().__init__()
             self.router = router
@@ -306,7 +308,9 @@ def build_router(family: str, seed: int = 0) -> tuple[Any, Any]:
 def _batched_cls() -> type:
     torch = require_torch()
 
-    class Batched(torch.nn.Module):
+    base: Any = torch.nn.Module  # a base class mypy can see (torch is imported at run time)
+
+    class Batched(base):
         """Feeds a router that reads (batch, seq, hidden) the adapter's (tokens, hidden)."""
 
         def __init__(self, router: Any) -> None:

@@ -119,7 +119,7 @@ class Counterexample:
     def __str__(self) -> str:
         b, j = self.cut
         m, t = self.first_changed
-        np_opts = {"precision": 4, "suppress_small": True, "max_line_width": 100}
+        np_opts: dict[str, Any] = {"precision": 4, "suppress_small": True, "max_line_width": 100}
         lines = [
             f"minimal counterexample: {len(self.batches)} batch(es) of "
             f"{self.batches[0].shape[0]} tokens x {self.batches[0].shape[1]} experts; "

@@ -617,7 +617,7 @@ def _solve(scores: NDArray[np.float64], k: int, capacity: int | None = None) -> 
 
 
 def optimum_gap(
-    scores: NDArray[np.float64], k: int, bias: NDArray[np.float64] | None, n: int, **groups: int
+    scores: NDArray[np.float64], k: int, bias: NDArray[np.float64] | None, n: int, **groups: Any
 ) -> dict[str, Any]:
     """Routing with ``bias`` on recorded scores vs the exact balanced optima.
 

@@ -18,12 +18,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from lfbtheory.validation import as_real
+
+if TYPE_CHECKING:
+    from lfbtheory.lp.model import Method
 
 __all__ = [
     "BatchPrices",
@@ -70,7 +73,7 @@ def per_batch_prices(
     batches: Iterable[ArrayLike],
     k: int,
     *,
-    method: str = "auto",
+    method: Method = "auto",
     progress: Callable[[int], None] | None = None,
 ) -> BatchPrices:
     """The exact solver's optimal price of every batch (centred) and its optimum OPT_t, each
@@ -78,7 +81,7 @@ def per_batch_prices(
     ``output="optima"``; a (T, n, E) array is checked once). ``progress(t)``: batches done."""
     from lfbtheory.lp.solve import solve_stream
 
-    opts, prices = solve_stream(batches, k, method=method, output="optima", progress=progress)  # type: ignore[misc, arg-type]
+    opts, prices = solve_stream(batches, k, method=method, output="optima", progress=progress)
     return BatchPrices(centre(prices), opts)
 
 

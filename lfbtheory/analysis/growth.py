@@ -39,7 +39,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -387,7 +387,7 @@ def classify_growth(t: ArrayLike, regret: ArrayLike, t0: int, *, r2_floor: float
     if pos.sum() >= 2:
         slope = float(np.polyfit(np.log(x[pos] - tt[base_idx]), np.log(y[pos]), 1)[0])
     nan = float("nan")
-    common = {"loglog_slope": slope, "t0": base_t, "increment": float(y[-1])}
+    common: dict[str, Any] = {"loglog_slope": slope, "t0": base_t, "increment": float(y[-1])}
     if np.ptp(y) == 0.0:
         return Growth(
             "bounded",

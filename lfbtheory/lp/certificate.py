@@ -373,6 +373,18 @@ def optimal_prices(
     of the optimum (rounding-level cycles, e.g. on rank-1 scores where every assignment is
     optimal, are accepted; improving ones are not). An assignment that is not a feasible 0/1
     matrix is refused with a ValueError.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import lfbtheory as lfb
+    >>> s = np.array([[0.9, 0.8, 0.1], [0.7, 0.6, 0.2], [0.95, 0.3, 0.4]])
+    >>> x = lfb.solve_balanced(s, k=1).assignment
+    >>> lfb.optimal_prices(s, 1, x).round(6).tolist()
+    [-0.2, -0.1, 0.3]
+    >>> worse = np.eye(3, dtype=np.int8)  # feasible but 0.05 below the optimum
+    >>> lfb.optimal_prices(s, 1, worse) is None
+    True
     """
     s = lp_scores(scores)
     n, e = s.shape

@@ -43,6 +43,17 @@ def dual_objective(
     For every p (every p <= 0 in the "<=" case) D(p) >= the LP optimum (weak duality), with
     equality at the optimal prices (strong duality). Returns +inf for p with a positive entry
     in the "<=" case, where such p are outside the dual domain.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import lfbtheory as lfb
+    >>> s = np.array([[0.9, 0.8, 0.1], [0.7, 0.6, 0.2], [0.95, 0.3, 0.4]])
+    >>> r = lfb.solve_balanced(s, k=1)
+    >>> round(lfb.dual_objective(s, 1, r.bias), 9) == round(r.objective, 9)  # strong duality
+    True
+    >>> lfb.dual_objective(s, 1, np.zeros(3)) >= r.objective  # weak duality at any price
+    True
     """
     s, k, p, cap, equality = _checked(scores, k, bias, capacity)
     n, e = s.shape
@@ -57,7 +68,16 @@ def dual_objective(
 def dual_subgradient(
     scores: ArrayLike, k: int, bias: ArrayLike, *, capacity: int | None = None
 ) -> NDArray[np.float64]:
-    """A subgradient of D at p: load(p) - L, with load(p) the loads of ``route(s, k, p)``."""
+    """A subgradient of D at p: load(p) - L, with load(p) the loads of ``route(s, k, p)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import lfbtheory as lfb
+    >>> s = np.array([[0.9, 0.8, 0.1], [0.7, 0.6, 0.2], [0.95, 0.3, 0.4]])
+    >>> lfb.dual_subgradient(s, 1, np.zeros(3)).tolist()  # plain top-1 loads minus L = 1
+    [2.0, -1.0, -1.0]
+    """
     s, k, p, cap, _ = _checked(scores, k, bias, capacity)
     experts = route(s, k, p, weights=False).experts
     return np.bincount(experts.ravel(), minlength=s.shape[1]).astype(np.float64) - float(cap)

@@ -9,7 +9,7 @@ relative tolerance :data:`lfbtheory.lp.model.RTOL`) before it is returned; a fai
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import NamedTuple
+from typing import Literal, NamedTuple, overload
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -70,6 +70,17 @@ def solve_balanced(
     for bad input (naming the argument), CertificationError if a method's answer fails
     :func:`lfbtheory.lp.certify`. ``_path`` is internal: it forces one compiled path of
     "ssp" (:mod:`lfbtheory._engine`), which the tests use to check that all paths agree.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import lfbtheory as lfb
+    >>> s = np.array([[0.9, 0.8, 0.1], [0.7, 0.6, 0.2], [0.95, 0.3, 0.4]])
+    >>> r = lfb.solve_balanced(s, k=1)  # L = n k / E = 1 token per expert
+    >>> r.experts.ravel().tolist(), r.loads.tolist(), round(r.objective, 6), r.certificate.ok
+    ([1, 2, 0], [1, 1, 1], 1.95, True)
+    >>> lfb.route(s, 1, r.bias).loads.tolist()  # the optimal price balances only up to ties
+    [1, 2, 0]
     """
     s = lp_scores(scores)
     n, e = s.shape
@@ -78,6 +89,30 @@ def solve_balanced(
     choice(method, "method", METHODS)
     start = None if warm_start is None else lp_bias(warm_start, e, "warm_start")
     return _solve_valid(s, k, cap, equality, method, start, _path)
+
+
+@overload
+def solve_stream(
+    batches: Iterable[ArrayLike],
+    k: int,
+    *,
+    method: Method = ...,
+    warm_start: ArrayLike | None = ...,
+    output: Literal["assignments"] = ...,
+    progress: Callable[[int], None] | None = ...,
+) -> Iterator[BalancedAssignment]: ...
+
+
+@overload
+def solve_stream(
+    batches: Iterable[ArrayLike],
+    k: int,
+    *,
+    method: Method = ...,
+    warm_start: ArrayLike | None = ...,
+    output: Literal["optima"],
+    progress: Callable[[int], None] | None = ...,
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]: ...
 
 
 def solve_stream(
@@ -238,6 +273,28 @@ def _batch_key(s: NDArray[np.float64]) -> bytes:
     return repr(s.shape).encode() + s[0].tobytes() + s[-1].tobytes()
 
 
+@overload
+def solve_prefixes(
+    batches: ArrayLike,
+    k: int,
+    lengths: ArrayLike,
+    *,
+    method: Method = ...,
+    output: Literal["assignments"] = ...,
+) -> Iterator[BalancedAssignment]: ...
+
+
+@overload
+def solve_prefixes(
+    batches: ArrayLike,
+    k: int,
+    lengths: ArrayLike,
+    *,
+    method: Method = ...,
+    output: Literal["optima"],
+) -> Iterator[tuple[float, NDArray[np.float64]]]: ...
+
+
 def solve_prefixes(
     batches: ArrayLike,
     k: int,
@@ -378,6 +435,8 @@ def _solve_valid(
         e2 = 0
     sw = np.ldexp(s, -e2) if e2 else s
     cap_w = min(cap, n)  # an expert never holds more than n tokens
+    x: NDArray[np.integer]
+    price: NDArray[np.float64] | None
     if used == "ssp":
         p0 = None if start is None else np.ldexp(_recentre(start, s, equality), -e2)
         x, ranked, price, _ = _engine.solve(sw, k, cap_w, equality, p0, path=path)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import overload
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -64,6 +65,44 @@ class Trajectory:
     def group_limited(self) -> bool:
         """True when routing was group-limited (then load - L is not a subgradient of D)."""
         return self.routing is not None and self.routing.group_limited
+
+
+@overload
+def simulate(
+    batches: Iterable[ArrayLike],
+    k: int,
+    rule: Rule,
+    *,
+    init_bias: ArrayLike | None = ...,
+    state: RouterState | None = ...,
+    micro_batches: int = ...,
+    eval_batches: Iterable[int] = ...,
+    adaptive: bool = ...,
+    n_groups: int | None = ...,
+    topk_groups: int | None = ...,
+    group_score_topk: int = ...,
+    progress: Callable[[int], None] | None = ...,
+    _path: str | None = ...,
+) -> Trajectory: ...
+
+
+@overload
+def simulate(
+    batches: Iterable[ArrayLike],
+    k: int,
+    rule: Sequence[Rule],
+    *,
+    init_bias: ArrayLike | None = ...,
+    state: RouterState | None = ...,
+    micro_batches: int = ...,
+    eval_batches: Iterable[int] = ...,
+    adaptive: bool = ...,
+    n_groups: int | None = ...,
+    topk_groups: int | None = ...,
+    group_score_topk: int = ...,
+    progress: Callable[[int], None] | None = ...,
+    _path: str | None = ...,
+) -> list[Trajectory]: ...
 
 
 def simulate(
@@ -113,7 +152,7 @@ def simulate(
     ['sign', 'proportional']
     """
     many = not isinstance(rule, Rule)
-    rules = _as_rules(rule) if many else [rule]
+    rules: list[Rule] = [rule] if isinstance(rule, Rule) else _as_rules(rule)
     micro_batches = as_positive_int(micro_batches, "micro_batches")
     eval_set = set(as_stream_indices(eval_batches, "eval_batches"))
     if init_bias is not None and state is not None:
@@ -369,7 +408,9 @@ def _python_loop(
             raw = next(it) if (not adaptive or not biases) else it.send(biases[-1])  # type: ignore[attr-defined]
         except StopIteration:
             break
-        s = raw if prevalidated else as_scores(raw, name=f"batches[{t}]")
+        s: NDArray[np.float64] = (
+            np.asarray(raw) if prevalidated else as_scores(raw, name=f"batches[{t}]")
+        )
         if n_experts is None:
             n_experts = s.shape[1]
             kk, opts, state = _start(n_experts, k, rule, state, init_bias, *groups)
@@ -408,6 +449,7 @@ def _python_loop(
         if progress is not None:
             progress(t)
     if rs is not None:
+        assert pending is not None  # set together with rs
         state = RouterState(rs, pending, n_pending, frozen)
 
     if n_experts is None or state is None:

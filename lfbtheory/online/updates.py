@@ -72,14 +72,14 @@ class BiasState(NamedTuple):
     """State of the memoryless rules: bias (E,) float64 and count = updates applied."""
 
     bias: NDArray[np.float64]
-    count: int
+    count: int  # type: ignore[assignment]  # shadows tuple.count: the field's public name
 
 
 class MomentumState(NamedTuple):
     """bias, count, and the EMA m (E,) of the load signal."""
 
     bias: NDArray[np.float64]
-    count: int
+    count: int  # type: ignore[assignment]  # shadows tuple.count: the field's public name
     velocity: NDArray[np.float64]
 
 
@@ -87,7 +87,7 @@ class AdagradState(NamedTuple):
     """bias, count, and the running sum G (E,) of squared load errors."""
 
     bias: NDArray[np.float64]
-    count: int
+    count: int  # type: ignore[assignment]  # shadows tuple.count: the field's public name
     sum_sq: NDArray[np.float64]
 
 
@@ -138,7 +138,7 @@ class Rule(NamedTuple):
         return f"centered_{base}" if self.centered else base
 
     @property
-    def state_type(self) -> type:
+    def state_type(self) -> Any:  # a NamedTuple class (mypy has no type for "some NamedTuple")
         """The rule's state: BiasState, MomentumState (momentum) or AdagradState."""
         if self.memory == "momentum":
             return MomentumState

@@ -104,8 +104,8 @@ def to_bfloat16(x: ArrayLike) -> NDArray[np.float32]:
     if not np.all(np.isfinite(a)):
         raise ValueError("to_bfloat16 needs finite values")
     u = a.view(np.uint32).astype(np.uint64)
-    u = (u + 0x7FFF + ((u >> 16) & 1)) & 0xFFFF0000
-    return u.astype(np.uint32).view(np.float32).reshape(a.shape)
+    rounded = (u + 0x7FFF + ((u >> 16) & 1)) & 0xFFFF0000
+    return rounded.astype(np.uint32).view(np.float32).reshape(a.shape)
 
 
 def to_float16(x: ArrayLike) -> NDArray[np.float16]:
@@ -633,7 +633,8 @@ def bias_shift_invariance(r: Any, rng: np.random.Generator, cfg: Config) -> str:
     mult = _bias_mode(r) == "multiplicative"
     groups = _groups(r)
     mode = "multiplicative" if mult else "additive"
-    n_tied, consts = 0, SCALES
+    n_tied = 0
+    consts: tuple[float, ...] = SCALES
     for _ in range(3):
         s = _grid_scores(rng, 32, e)
         p = router_scores(r, s)
@@ -1002,7 +1003,7 @@ def closed_loop_balance(r: Any, rng: np.random.Generator, cfg: Config) -> str:
     w, t_max = CLOSED_LOOP_WINDOW, cfg.closed_loop_steps
     seed = int(rng.integers(2**31))
     mode, groups = rule.bias_mode, _groups(r)
-    gkw = (
+    gkw: dict[str, Any] = (
         {}
         if groups is None
         else dict(zip(("n_groups", "topk_groups", "group_score_topk"), groups, strict=True))
@@ -1011,14 +1012,17 @@ def closed_loop_balance(r: Any, rng: np.random.Generator, cfg: Config) -> str:
     from lfbtheory.routing import route
 
     st_ref = rule.init(e, None)
-    plain, ref = [], []
+    plain: list[float] = []
+    ref: list[float] = []
     for t, x in zip(range(t_max), _stream(seed, e, n), strict=False):
         p = router_scores(r, x)
         if t < w:
-            plain.append(maxvio(expert_loads(route(p, k, None, normalize=False, **gkw).experts, e)))
+            plain.append(
+                float(maxvio(expert_loads(route(p, k, None, normalize=False, **gkw).experts, e)))
+            )
         ex = route(p, k, st_ref.bias, bias_mode=mode, normalize=False, **gkw).experts
         c = expert_loads(ex, e)
-        ref.append(maxvio(c))
+        ref.append(float(maxvio(c)))
         st_ref = rule.update(c, st_ref)
         if t + 1 >= 8 * w and (t + 1) % w == 0:
             last, before = np.mean(ref[-w:]), np.mean(ref[-5 * w : -4 * w])
@@ -1038,10 +1042,10 @@ def closed_loop_balance(r: Any, rng: np.random.Generator, cfg: Config) -> str:
     t_ref = int(np.flatnonzero(roll <= target)[0]) + w
     bound = min(2 * t_ref + w, t_max)
     st = r.init()
-    own = []
+    own: list[float] = []
     for t, x in zip(range(bound), _stream(seed, e, n), strict=False):
         ex, _, st = r.forward(x, st)
-        own.append(maxvio(expert_loads(np.asarray(ex), e)))
+        own.append(float(maxvio(expert_loads(np.asarray(ex), e))))
         (st,) = r.step([st])
         if t + 1 >= w and np.mean(own[-w:]) <= target:
             return (
@@ -1159,13 +1163,13 @@ def count_scale_invariance(r: Any, rng: np.random.Generator, cfg: Config) -> str
         c = rng.integers(0, 20, e).astype(float)
         s0 = rule.init(e, None)
         ref = rule.update(c, s0).bias
-        for m in (2.0, 3.0):
+        for times in (2.0, 3.0):
             ok, err = _bias_close(
-                rule.update(m * c, s0).bias, ref, float(np.max(np.abs(ref - s0.bias)))
+                rule.update(times * c, s0).bias, ref, float(np.max(np.abs(ref - s0.bias)))
             )
             if not ok:
                 raise _Fail(
-                    f"declared rule {rule.name!r} is not scale invariant: counts x{m:g} change "
+                    f"declared rule {rule.name!r} is not scale invariant: counts x{times:g} change "
                     f"its update by {err:.3g}"
                 )
     return "updates from c, 2c and 3c agree"

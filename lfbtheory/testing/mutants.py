@@ -112,6 +112,7 @@ class _GroupScoreMax(TokenChoice):
             topk_groups=self.topk_groups,
             group_score_topk=1,
         )  # BUG: max, declared top-2 sum
+        assert r.weights is not None  # route's default weights=True
         return r.experts, r.weights
 
 

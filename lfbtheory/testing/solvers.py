@@ -89,6 +89,7 @@ def _ties() -> tuple[NDArray[np.float64], float, NDArray[np.float64]]:
                 best_x = np.zeros((n, e), dtype=np.int8)
                 for t, c in enumerate(choice):
                     best_x[t, list(c)] = 1
+    assert best_x is not None  # some choice was enumerated (k <= E)
     p = optimal_prices(s, k, best_x)
     assert p is not None  # the enumerated optimum has no improving cycle
     return s, float(best), p
