@@ -44,18 +44,11 @@ import numpy as np
 
 from lfbtheory import fileio
 from lfbtheory.analysis.regret import Comparators
+from lfbtheory.experiments.calibrate import Calibration
+from lfbtheory.experiments.config import SCHEDULE_CHOICES, RegretConfig, RunSpec
 from lfbtheory.experiments.executors import Executor, make_executor
-from lfbtheory.experiments.regret import (
-    SCHEDULE_CHOICES,
-    Calibration,
-    RegretConfig,
-    RunSpec,
-    StreamContext,
-    package_versions,
-    prepare_stream,
-    run_point,
-    summary_rows,
-)
+from lfbtheory.experiments.run import StreamContext, prepare_stream, run_point
+from lfbtheory.experiments.store import package_versions, summary_rows
 from lfbtheory.lp.model import METHODS
 
 __all__ = [

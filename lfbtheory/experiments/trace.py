@@ -12,13 +12,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from lfbtheory.experiments.regret import (
-    DEFAULT_RUNS,
-    RegretConfig,
-    format_table,
-    parse_run,
-    run_regret,
-)
+from lfbtheory.experiments.config import DEFAULT_RUNS, RegretConfig, parse_run
+from lfbtheory.experiments.regret import run_regret
+from lfbtheory.experiments.table import format_table
 from lfbtheory.traces import inspect_trace
 from lfbtheory.workloads.trace import batch_size_for
 
