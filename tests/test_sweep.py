@@ -162,13 +162,27 @@ def _alive(pid, start):
 
 
 def _survivors(workers, seconds=10.0):
-    """The workers still alive after at most ``seconds`` (waiting for the kernel to end
-    them, not racing a sweep: the sweep's process has already exited)."""
+    """The workers still alive after at most ``seconds``: each is waited for on a pidfd
+    (readable exactly when the process ends; no polling), not racing a sweep: the sweep's
+    process has already exited."""
+    import select
+
     deadline = time.monotonic() + seconds
-    alive = [w for w in workers if _alive(*w)]
-    while alive and time.monotonic() < deadline:
-        time.sleep(0.05)
-        alive = [w for w in alive if _alive(*w)]
+    alive = []
+    for pid, start in workers:
+        if not _alive(pid, start):
+            continue
+        try:
+            fd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            continue
+        try:
+            if _alive(pid, start):  # the pid was not reused between the check and the open
+                select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        finally:
+            os.close(fd)
+        if _alive(pid, start):
+            alive.append((pid, start))
     return alive
 
 
@@ -198,11 +212,11 @@ sys.exit(main(["sweep", sys.argv[3], "--workers", "2", "--out", sys.argv[4], "--
 """
 
 
-# Points after the first two stand for long ones (a point can take hours): the task holds
-# for 120 s, far longer than the signal takes to arrive, and then leaves a mark. Killed
-# workers never leave it; workers left to finish their task would.
+# Points after the first two stand for long ones (a point can take hours): the task blocks
+# until its process is ended (an Event nobody sets: no sleep, no timing), then would leave a
+# mark. Killed workers never leave it; workers left to finish their task would hang the test.
 SLOW = """
-import os, time
+import os, threading
 from pathlib import Path
 from lfbtheory.experiments import sweep
 
@@ -218,7 +232,7 @@ def point_task(config_json, context):
             i += 1
     result = sweep.point_task(config_json, context)
     if i >= 2:
-        time.sleep(120)
+        threading.Event().wait()
         (HERE / f"finished-late-{i}").touch()
     return result
 """
