@@ -147,7 +147,6 @@ def test_a_failed_run_leaves_no_folder_and_no_lock(tmp_path, monkeypatch):
 
 
 def test_a_folder_held_by_a_live_run_is_refused_and_a_stale_lock_is_taken_over(tmp_path):
-    import os
     import socket
     import subprocess
     import sys
@@ -206,7 +205,8 @@ def test_cli_user_mistakes_exit_2_with_a_clear_message(tmp_path, capsys, args, m
         "list": tmp_path / "list.json",
         "bad": tmp_path / "bad.json",
     }
-    argv = ["regret", "--steps", "20", "--no-progress", *(a.format(**paths) for a in args)]
+    steps = [] if "--config" in args else ["--steps", "20"]  # --config takes no other flag
+    argv = ["regret", *steps, "--no-progress", *(a.format(**paths) for a in args)]
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("lfb regret: error:") and match in err

@@ -103,6 +103,23 @@ def test_table_has_one_row_per_point_and_rule_and_loads_with_pandas(tmp_path):
     np.testing.assert_allclose(published["u0"], 1e-3)
     fixed = df[df["schedule"] == "constant"]
     np.testing.assert_allclose(fixed["u0"], fixed["step"].astype(float))
+    # `step` holds numbers only (empty where none is given); how the step is set is its own
+    # column, and "published" is never filed under "calibrated"
+    assert df["step"].dtype.kind == "f"
+    assert set(published["step_setting"]) == {"published"} and published["step"].isna().all()
+    assert set(fixed["step_setting"]) == {"given"}
+    cal = pd.read_csv(
+        run_sweep(
+            _spec(schedules=["constant"], step_sizes=["calibrated"]),
+            executor=SerialExecutor(),
+            out=tmp_path / "cal",
+            progress=False,
+            plots=False,
+            log=lambda _: None,
+        ).table
+    )
+    assert set(cal["step_setting"]) == {"calibrated"} and cal["step"].isna().all()
+    assert (cal["u0"] > 0).all()
     for name in ("regret_vs_step.png", "growth_map.png", "pareto.png"):
         assert (tmp_path / name).stat().st_size > 0
     assert "seconds" not in df.columns and (tmp_path / "timings.json").exists()
@@ -592,3 +609,37 @@ def test_dask_reruns_the_tasks_of_a_killed_worker_and_keeps_finished_points(tmp_
         log=lambda _: None,
     )
     assert res.table.read_bytes() == serial.table.read_bytes()
+
+
+def test_an_edit_to_any_package_module_recomputes_the_points_and_no_edit_reuses_them(
+    tmp_path, monkeypatch
+):
+    """Cache keys carry the code identity (version + hash of every package file): a copy of
+    the package with one module edited must recompute every point; the unedited copy reuses
+    them."""
+    import shutil
+
+    import lfbtheory
+    from lfbtheory import identity
+
+    copy = tmp_path / "pkg" / "lfbtheory"
+    shutil.copytree(
+        Path(lfbtheory.__file__).parent, copy, ignore=shutil.ignore_patterns("__pycache__")
+    )
+    real = identity.source_hash
+    monkeypatch.setattr(identity, "source_hash", lambda root=None: real(copy))
+    spec, out = _spec(schedules=["published"]), tmp_path / "out"
+
+    def sweep():
+        return run_sweep(
+            spec, executor=SerialExecutor(), out=out, progress=False, plots=False, log=lambda _: 0
+        )
+
+    first = sweep()
+    assert (first.computed, first.cached) == (first.points, 0) and first.points >= 1
+    again = sweep()
+    assert (again.computed, again.cached) == (0, first.points)
+    module = copy / "experiments" / "config.py"
+    module.write_text(module.read_text() + "\n# an edit\n")
+    edited = sweep()
+    assert (edited.computed, edited.cached) == (first.points, 0)

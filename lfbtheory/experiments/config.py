@@ -26,6 +26,7 @@ __all__ = [
     "RegretConfig",
     "DEFAULT_RUNS",
     "SCHEDULE_CHOICES",
+    "SCHEDULE_STEP_OPTIONAL",
     "parse_run",
     "read_user_file",
     "load_config_file",
@@ -65,6 +66,8 @@ DEFAULT_RUNS: tuple[RunSpec, ...] = (
     RunSpec("proportional c/t", "proportional", "inverse"),
 )
 SCHEDULE_CHOICES = ("published", "deepseek_v3", "constant", "inverse_sqrt", "inverse")
+# The schedules whose first step a run may fix (``RunSpec.step``); "published" is the fixed 1e-3.
+SCHEDULE_STEP_OPTIONAL = SCHEDULE_CHOICES[1:]
 
 
 @dataclass(frozen=True)
@@ -172,11 +175,29 @@ class RegretConfig:
 
 
 def parse_run(text: str) -> RunSpec:
-    """A RunSpec from the command-line form RULE:SCHEDULE[:LABEL]."""
+    """A RunSpec from the command-line form RULE:SCHEDULE[:STEP][:LABEL].
+
+    A third part that reads as a number is the first step u_0 (``RunSpec.step``), else the
+    label; with four parts the third must be the step. The default label is "RULE SCHEDULE"
+    (plus " u0=STEP" when a step is given)."""
     parts = text.split(":")
-    if len(parts) not in (2, 3):
-        raise ValueError(f"--run must look like RULE:SCHEDULE[:LABEL], got {text!r}")
-    return RunSpec(parts[2] if len(parts) == 3 else f"{parts[0]} {parts[1]}", parts[0], parts[1])
+    if len(parts) not in (2, 3, 4) or not all(parts[:2]):
+        raise ValueError(f"--run must look like RULE:SCHEDULE[:STEP][:LABEL], got {text!r}")
+    rule, schedule, rest = parts[0], parts[1], parts[2:]
+    step: float | None = None
+    if rest:
+        try:
+            step = float(rest[0])
+        except ValueError:
+            if len(rest) == 2:
+                raise ValueError(
+                    f"--run {text!r}: STEP must be a number (RULE:SCHEDULE:STEP:LABEL), got "
+                    f"{rest[0]!r}"
+                ) from None
+        else:
+            rest = rest[1:]
+    label = rest[0] if rest else f"{rule} {schedule}" + ("" if step is None else f" u0={step:g}")
+    return RunSpec(label, rule, schedule, step)
 
 
 def read_user_file(p: Path, what: str, expected: str) -> str:

@@ -6,10 +6,22 @@ import math
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import NDArray
 
 from lfbtheory.experiments.run import RunResult
 
-__all__ = ["plot_results"]
+__all__ = ["plot_results", "expert_colors", "EXPERT_CMAP"]
+
+# A continuous map (not a 10-colour cycle): E experts get E distinct colours for any E up to
+# 256 and beyond, read off one colour bar; "turbo" keeps neighbouring ids apart in hue.
+EXPERT_CMAP = "turbo"
+
+
+def expert_colors(n_experts: int) -> NDArray[np.float64]:
+    """(E, 4) RGBA colours, expert i at position i / (E - 1) of :data:`EXPERT_CMAP`."""
+    from matplotlib import colormaps
+
+    return colormaps[EXPERT_CMAP](np.linspace(0.0, 1.0, n_experts))
 
 _LINESTYLES = ("-", "--", "-.", ":", (0, (5, 1, 1, 1, 1, 1)))
 # Fixed margins of the two-panel figures: tight_layout measured every tick label of the log
@@ -20,6 +32,8 @@ _MARGINS = {"left": 0.06, "right": 0.99, "bottom": 0.12, "top": 0.92, "wspace": 
 def plot_results(out: Path, results: list[RunResult]) -> None:
     """Write regret.png, maxvio.png and bias.png of ``results`` into ``out``."""
     # The object-oriented API (no pyplot): no global backend switch, no open figures left behind.
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(12, 4.5))
@@ -89,8 +103,10 @@ def plot_results(out: Path, results: list[RunResult]) -> None:
     rows = math.ceil(len(results) / cols)
     fig = Figure(figsize=(4.5 * cols, 3.2 * rows))
     axes = fig.subplots(rows, cols, squeeze=False)
+    n_experts = results[0].trajectory.bias.shape[1]
     for ax, r in zip(axes.ravel(), results, strict=False):
         b = r.trajectory.bias
+        ax.set_prop_cycle(color=expert_colors(b.shape[1]))
         ax.plot(
             b - b.mean(axis=1, keepdims=True) if r.trajectory.bias_mode == "additive" else b, lw=0.6
         )
@@ -101,6 +117,13 @@ def plot_results(out: Path, results: list[RunResult]) -> None:
         ax.axis("off")
     h = 3.2 * rows  # figure height in inches: margins of fixed size
     fig.subplots_adjust(
-        left=0.08, right=0.98, bottom=0.45 / h, top=1 - 0.3 / h, wspace=0.35, hspace=0.75 / 3.2 * 2
+        left=0.08, right=0.90, bottom=0.45 / h, top=1 - 0.3 / h, wspace=0.35, hspace=0.75 / 3.2 * 2
+    )
+    # one colour bar for every panel: expert i has the same colour everywhere
+    bar = fig.add_axes((0.925, 0.45 / h, 0.012, 1 - 0.75 / h))
+    fig.colorbar(
+        ScalarMappable(norm=Normalize(-0.5, n_experts - 0.5), cmap=EXPERT_CMAP),
+        cax=bar,
+        label="expert id",
     )
     fig.savefig(out / "bias.png", dpi=120)

@@ -17,7 +17,6 @@ names of the pieces so that ``from lfbtheory.experiments.regret import ...`` kee
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lfbtheory import fileio
 from lfbtheory.experiments.calibrate import Calibration, calibrate
 from lfbtheory.experiments.config import (
     DEEPSEEK_STOP_FRACTION,
@@ -146,5 +146,5 @@ def run_regret(
             "runs": {r.spec.label: r.seconds for r in results},
             "write_and_plots": time.perf_counter() - t_plot,
         }
-        (tmp / "timings.json").write_text(json.dumps(timings, indent=2))
+        fileio.write_json(tmp / "timings.json", timings, fsync=False)
     return results, out

@@ -29,6 +29,7 @@ from lfbtheory.analysis.regret import (
 )
 from lfbtheory.experiments.calibrate import Calibration, calibrate
 from lfbtheory.experiments.config import PUBLISHED_RATE, RegretConfig, RunSpec
+from lfbtheory.online import schedules as sched
 from lfbtheory.online.loop import Trajectory, simulate
 from lfbtheory.online.updates import make_rule
 from lfbtheory.workloads import MATERIALIZE_LIMIT_BYTES, make_workload, materialize
@@ -50,6 +51,7 @@ class RunResult:
     report: RegretReport
     seconds: float
     cycle: LimitCycle | None = None
+    schedule: dict[str, Any] | None = None  # the step schedule actually used, as data
 
 
 class StreamContext(NamedTuple):
@@ -196,7 +198,10 @@ def run_point(
             cycle = fixed_batch_cycle(
                 run_batches[0], config.k, spec.rule, PUBLISHED_RATE, max_steps=config.cycle_steps
             )
-        results.append(RunResult(spec, traj, rep, shared + time.perf_counter() - t0, cycle))
+        used = sched.to_json(rule.step)
+        results.append(
+            RunResult(spec, traj, rep, shared + time.perf_counter() - t0, cycle, used)
+        )
     return results, context
 
 

@@ -7,8 +7,14 @@ always a finished run; while a run is in progress the lock file ``.<folder>.lock
 same folder fail with a clear error instead of mixing results. A regret folder holds
 
     config.json    the config, the calibrated constants, seeds, package versions
-    summary.json   one entry per run: final regrets, violations, MaxVio, growth classes
+    summary.json   one entry per run: final regrets, violations, MaxVio, growth classes,
+                   the step schedule actually used (``schedule_used``, e.g. the calibrated
+                   constant step; config.json's ``schedules`` holds the same)
                    (reproducible: identical runs give a bit-identical file)
+
+Every JSON file is strict JSON (:func:`lfbtheory.fileio.dumps_json`): a figure that has no
+finite value -- e.g. a log-log slope of a curve that is zero or negative somewhere, or a
+metric a run does not define -- is ``null``, never a bare ``NaN``.
     timings.json   wall-clock seconds per phase and run (kept out of summary.json)
     runs/<label>.npz, runs/<label>_curves.csv   trajectories and regret curves
     comparators.npz, regret.png, maxvio.png, bias.png
@@ -19,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import hashlib
 import json
 import platform
 from collections.abc import Iterator
@@ -34,6 +41,7 @@ from lfbtheory.experiments.run import RunResult, StreamContext
 __all__ = [
     "ResultsLockedError",
     "check_out_dir",
+    "content_digest",
     "results_folder",
     "package_versions",
     "summary_rows",
@@ -75,6 +83,20 @@ def results_folder(out: str | Path) -> Iterator[Path]:
         check_out_dir(out)  # a non-results folder created meanwhile is never replaced
 
 
+def content_digest(files: list[str | Path], config: Any) -> str:
+    """A results folder's name for a run over user files: a hash of the files' bytes and of
+    the run's JSON config (another file under the same name, or other flags, never share a
+    folder; the same inputs always give the same name)."""
+    h = hashlib.sha256()
+    for path in files:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        h.update(b"\0")
+    h.update(json.dumps(config, sort_keys=True, default=str).encode())
+    return h.hexdigest()[:10]
+
+
 def package_versions() -> dict[str, str | None]:
     import importlib.metadata as md
 
@@ -100,6 +122,7 @@ def summary_rows(results: list[RunResult]) -> list[dict[str, Any]]:
             "rule": r.spec.rule,
             "schedule": r.spec.schedule,
             **({"step": r.spec.step} if r.spec.step is not None else {}),
+            **({"schedule_used": r.schedule} if r.schedule is not None else {}),
             **r.report.summary(),
         }
         if r.cycle is not None:
@@ -123,11 +146,12 @@ def write_results(
         "calibration": dataclasses.asdict(context.calibration),
         "workload": context.workload,
         "seeds": {"stream": [config.seed, 0], "calibration": [config.seed, 1]},
+        "schedules": {r.spec.label: r.schedule for r in results},
         "versions": package_versions(),
         "python": platform.python_version(),
         "reproduce": f"lfb regret --config {final / 'config.json'}",
     }
-    (out / "config.json").write_text(json.dumps(meta, indent=2))
+    fileio.write_json(out / "config.json", meta, fsync=False)
     (out / "runs").mkdir(exist_ok=True)
     for r in results:
         slug = _slug(r.spec.label)
@@ -158,7 +182,7 @@ def write_results(
             curves = [np.full(len(rep.t), np.nan) if c is None else c for c in curves]
             for i, t in enumerate(rep.t):
                 w.writerow([int(t), *(float(c[i]) for c in curves)])
-    (out / "summary.json").write_text(json.dumps(summary_rows(results), indent=2))
+    fileio.write_json(out / "summary.json", summary_rows(results), fsync=False)
     comp = context.comparators
     if comp is not None:
         np.savez_compressed(

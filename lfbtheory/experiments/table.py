@@ -8,9 +8,11 @@ from lfbtheory.experiments.run import RunResult
 __all__ = ["format_table"]
 
 
-def format_table(results: list[RunResult], config: RegretConfig, calib_line: str = "") -> str:
+def format_table(
+    results: list[RunResult], config: RegretConfig, calib_line: str = "", *, legend: bool = True
+) -> str:
     """A readable table of the final figures of each run, with a legend defining every
-    column."""
+    column (``legend=False``: without it, for all but one of several tables)."""
     head = (
         f"{'run':<28}{'dual regret':>12}{'(at burn-in)':>13}{'growth':>14}{'dual dyn.':>11}"
         f"{'primal regret':>15}{'violation':>11}{'dyn. gap':>10}{'batch viol.':>12}"
@@ -62,6 +64,8 @@ def format_table(results: list[RunResult], config: RegretConfig, calib_line: str
             "GROUP-LIMITED routing: load - L is not a subgradient of D; the dual "
             "columns are labelled values, not dual descent"
         )
+    if not legend:
+        return "\n".join(lines)
     lines += [
         "",
         "Columns (sums over training batches s <= T; D_s(p) = sum_tokens topk(s + p) - L sum p,",
