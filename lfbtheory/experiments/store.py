@@ -177,11 +177,11 @@ def write_results(
                 "batch_violation",
                 "price_path",
             ]
-            w.writerow(["t", *cols])
+            w.writerow(["run", "t", *cols])  # run: the run's label (tables of many runs)
             curves = [getattr(rep, c) for c in cols]
             curves = [np.full(len(rep.t), np.nan) if c is None else c for c in curves]
             for i, t in enumerate(rep.t):
-                w.writerow([int(t), *(float(c[i]) for c in curves)])
+                w.writerow([r.spec.label, int(t), *(float(c[i]) for c in curves)])
     fileio.write_json(out / "summary.json", summary_rows(results), fsync=False)
     comp = context.comparators
     if comp is not None:
