@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -68,7 +68,8 @@ class _Recorder:
     """Wraps an adaptive generator and keeps every batch it yields (for the comparators)."""
 
     def __init__(self, gen: Any) -> None:
-        self.gen, self.batches = gen, []
+        self.gen = gen
+        self.batches: list[NDArray[np.float64]] = []
 
     def __iter__(self) -> Iterator[NDArray[np.float64]]:
         return self
@@ -175,7 +176,7 @@ def run_point(
         # Every run in one pass over the stream; each run's ``seconds`` is an even share of
         # this simulation time plus its own report (and limit cycle) time.
         t0 = time.perf_counter()
-        trajs = simulate(batches, config.k, rules, progress=progress)
+        trajs = cast(list[Trajectory], simulate(batches, config.k, rules, progress=progress))
         shared = (time.perf_counter() - t0) / len(rules)
     results = []
     for i, (spec, rule) in enumerate(zip(config.runs, rules, strict=True)):
@@ -184,7 +185,7 @@ def run_point(
             done = i * config.steps
             tick = None if progress is None else (lambda t, d=done: progress(d + t))
             rec = _Recorder(wl.adaptive_batches(config.steps, _stream_seed(config)))
-            traj = simulate(rec, config.k, rule, adaptive=True, progress=tick)
+            traj = cast(Trajectory, simulate(rec, config.k, rule, adaptive=True, progress=tick))
             run_batches: Any = rec.batches
             comp = _comparators(config, run_batches, comparator_progress)
         else:
@@ -199,9 +200,7 @@ def run_point(
                 run_batches[0], config.k, spec.rule, PUBLISHED_RATE, max_steps=config.cycle_steps
             )
         used = sched.to_json(rule.step)
-        results.append(
-            RunResult(spec, traj, rep, shared + time.perf_counter() - t0, cycle, used)
-        )
+        results.append(RunResult(spec, traj, rep, shared + time.perf_counter() - t0, cycle, used))
     return results, context
 
 
