@@ -83,7 +83,9 @@ print(
 # temporary folder.
 
 # %%
-out_dir = Path(tempfile.mkdtemp(prefix="lfb-nb02-"))
+# removed with its contents when the kernel ends (nothing is left in the temp folder)
+_scratch = tempfile.TemporaryDirectory(prefix="lfb-nb02-")
+out_dir = Path(_scratch.name)
 results, out = run_regret(CONFIG, out_dir, progress=False)
 calib = json.loads((out / "config.json").read_text())["calibration"]
 calib_line = "calibrated: D={D:.3g} G={G:.3g} mu={mu:.3g} t0={t0:.3g}".format(**calib)
@@ -320,3 +322,6 @@ display(Image(filename=str(out / "limit_cycle.png"), width=800))
 # regret increments grow linearly after a large transient. Decreasing, calibrated steps
 # ($c/\sqrt t$, $c/t$) pile up far less and grow sub-linearly. Judge such claims on increments
 # after a burn-in, by comparing fits, over long horizons — not by one log-log slope.
+
+# %%
+_scratch.cleanup()  # the scratch folder and every result written into it

@@ -56,7 +56,9 @@ SMALL = os.environ.get("LFB_NOTEBOOK_SMALL") == "1"  # "1" in CI: fewer tokens a
 TOKENS = 2048 if SMALL else 8192  # recorded tokens per layer
 STEPS = 100 if SMALL else 2000  # replayed batches
 N = 256  # tokens per replayed batch: capacity n k / E = 256 * 4 / 16 = 64
-OUT = Path(tempfile.mkdtemp(prefix="lfb-nb06-"))
+# removed with its contents when the kernel ends (nothing is left in the temp folder)
+_scratch = tempfile.TemporaryDirectory(prefix="lfb-nb06-")
+OUT = Path(_scratch.name)
 print(f"size: {'small' if SMALL else 'full'}; results in {OUT}")
 
 # %% [markdown]
@@ -133,7 +135,7 @@ with np.load(trace_path) as f:  # plain numpy reads it
 # ## Which rule balances best on these scores? `lfb regret --trace`
 #
 # Two rules per layer: the published sign rule (u = 1e-3) and the proportional rule with the
-# calibrated c/sqrt(t) step (the documented rule of `lfbtheory.experiments.regret`: constants
+# calibrated c/sqrt(t) step (the documented rule of `lfbtheory.experiments.calibrate`: constants
 # measured on the first batches of the same stream — in-sample for a trace). The command line
 # equivalent is `lfb regret --trace my_model_trace.npz --run sign:published
 # --run proportional:inverse_sqrt`.
@@ -195,3 +197,6 @@ bad_diags = diagnose(bad)
 print(write_report(bad, bad_diags, OUT / "diagnose_planted"))
 print(json.dumps({d.name: sorted({f.kind for f in d.findings}) for d in bad_diags}))
 display(Image(str(OUT / "diagnose_planted" / "layer02_cycle.png")))
+
+# %%
+_scratch.cleanup()  # the scratch folder and every result written into it

@@ -215,12 +215,14 @@ print(f"kinks on the line a p*, a in [-0.5, 1.5]: {len(kinks)}")
 # per decade, spanning the published $10^{-3}$ and the scale of the prices on each workload)
 # and `calibrated` — the documented textbook constant measured on 8 held-out batches
 # (`constant`: $u = D/(G\sqrt T)$; `inverse_sqrt`: $u_0 = D/G$; $D = \lVert p^*\rVert$,
-# $G$ = rms gradient norm at 0; module docstring of `lfbtheory.experiments.regret`). The same
+# $G$ = rms gradient norm at 0; module docstring of `lfbtheory.experiments.calibrate`). The same
 # $u_0$ is given to both rules; for the sign rule the calibrated constant is the proportional
 # rule's, used as is (a step on the scale of the prices, not derived for the sign rule).
 
 # %%
-work = Path(tempfile.mkdtemp(prefix="lfb-nb07-"))
+# removed with its contents when the kernel ends (nothing is left in the temp folder)
+_scratch = tempfile.TemporaryDirectory(prefix="lfb-nb07-")
+work = Path(_scratch.name)
 STEP_GRID = [1e-4, 1e-3, 1e-2, 1e-1]
 DRIFT = 0.03  # logit per batch (rms random walk of the popularity offsets)
 COMMON = f"""
@@ -273,7 +275,7 @@ print(f"{len(res)} rows (points x rules) in results.csv")
 # `hindsight_bias`; docs/sweeps.md). Routing with it needs the sweep's own batches: a sweep
 # point's stream is the workload drawn
 # with `SeedSequence([seed, 0])` and popularity `offset_seed = seed`, where `seed` is the
-# point's stream seed (module docstrings of `lfbtheory.experiments.regret` and `.sweep`). The
+# point's stream seed (module docstrings of `lfbtheory.experiments.calibrate` and `.sweep`). The
 # cell below rebuilds each stream that way, and checks that it *is* the sweep's stream by
 # re-running the published sign rule with `lfb.simulate` and comparing MaxVio_batch with the
 # sweep's table. The rule runs of section 3 reuse these streams.
@@ -309,7 +311,7 @@ for name in files:
         check = lfb.simulate(batches, cfg.k, lfb.updates.sign(1e-3))
         mine = float(np.mean(lfb.maxvio(check.loads)[burn:]))
         row = res[(res.setting == label) & (res.seed == SEEDS[0]) & (res.schedule == "constant")
-                  & (res.step == "0.001") & (res.rule == "sign")]
+                  & np.isclose(res.step, 1e-3) & (res.rule == "sign")]
         theirs = float(row["maxvio_batch_mean_late"].iloc[0])
         cal = calibrate(list(wl.batches(cfg.calibration_batches,
                                         np.random.SeedSequence([cfg.seed, 1]))), cfg.k)
@@ -324,16 +326,18 @@ for name in files:
 # %% [markdown]
 # ### The sweep's table
 #
-# Columns: *u0* the first step (for `calibrated`, the measured constant); *transient* the
-# dual regret $R(t_0)$ piled up by the burn-in $t_0 = T/10$ (the cost of travelling from
-# bias 0 to the prices); *R(T)* the final dual regret (notebook 02); *MaxVio_b* the mean
-# per-batch MaxVio $= (\max_i c_i - L)/L$ after the burn-in; *MaxVio_g* the MaxVio of the loads
+# Columns: *step_setting* how the first step is set (a given number in *step*, `calibrated`
+# or `published`); *u0* the first step used (for `calibrated`, the measured constant);
+# *transient* the dual regret $R(t_0)$ piled up by the burn-in $t_0 = T/10$ (the cost of
+# travelling from bias 0 to the prices); *R(T)* the final dual regret (notebook 02);
+# *MaxVio_b* the mean per-batch MaxVio $= (\max_i c_i - L)/L$ after the burn-in; *MaxVio_g*
+# the MaxVio of the loads
 # summed over the whole run; values are means over the seeds.
 
 # %%
-cols = ["setting", "label", "step", "u0", "dual_regret_at_burn_in", "dual_regret",
-        "maxvio_batch_mean_late", "maxvio_global_final"]
-table = (res[cols].groupby(["setting", "label", "step"], sort=False)
+cols = ["setting", "label", "step_setting", "step", "u0", "dual_regret_at_burn_in",
+        "dual_regret", "maxvio_batch_mean_late", "maxvio_global_final"]
+table = (res[cols].groupby(["setting", "label", "step_setting", "step"], sort=False, dropna=False)
          .mean(numeric_only=True).reset_index())
 with pd.option_context("display.width", 160, "display.max_rows", 200,
                        "display.float_format", "{:.4g}".format):
@@ -358,7 +362,7 @@ for j, setting in enumerate(settings):
         axes[0, j].plot(g["u0"], g["dual_regret_at_burn_in"], ms=4, lw=1, label=label, **kw)
         axes[1, j].plot(g["u0"], g["maxvio_batch_mean_late"], ms=4, lw=1, label=label, **kw)
         axes[2, j].plot(g["u0"], g["maxvio_global_final"], ms=4, lw=1, label=label, **kw)
-        cal_row = g[g.step == "calibrated"]
+        cal_row = g[g.step_setting == "calibrated"]
         for r, key in enumerate(["dual_regret_at_burn_in", "maxvio_batch_mean_late",
                                  "maxvio_global_final"]):
             axes[r, j].plot(cal_row["u0"], cal_row[key], marker="*", ms=11, ls="none",
@@ -513,7 +517,7 @@ for setting in settings:
     floor = streams[setting]["floor"]
     best_b = sub.loc[sub["maxvio_batch_mean_late"].idxmin()]
     best_g = sub.loc[sub["maxvio_global_final"].idxmin()]
-    pub = sub[(sub.label == "sign / constant") & (sub.step == "0.001")].iloc[0]
+    pub = sub[(sub.label == "sign / constant") & np.isclose(sub.step, 1e-3)].iloc[0]
     print(f"{setting} (fixed-p* floor {floor:.3f}, plain top-K {streams[setting]['plain']:.3f}):")
     print(f"  lowest MaxVio_b : {best_b.label:<28} u0={best_b.u0:<9.3g} MaxVio_b "
           f"{best_b.maxvio_batch_mean_late:.3f} ({best_b.maxvio_batch_mean_late / floor:.2f} x "
@@ -524,7 +528,7 @@ for setting in settings:
           f"({pub.maxvio_batch_mean_late / floor:.2f} x floor), MaxVio_g "
           f"{pub.maxvio_global_final:.4f}")
     for label in LINE:
-        c = sub[(sub.label == label) & (sub.step == "calibrated")].iloc[0]
+        c = sub[(sub.label == label) & (sub.step_setting == "calibrated")].iloc[0]
         print(f"  calibrated {label:<28}: u0={c.u0:.3g}, MaxVio_b "
               f"{c.maxvio_batch_mean_late:.3f} ({c.maxvio_batch_mean_late / floor:.2f} x "
               f"floor), MaxVio_g {c.maxvio_global_final:.4f}")
@@ -567,3 +571,6 @@ for setting in settings:
 #   (printed above), as expected when the target moves; over a much longer run a step that
 #   decays to 0 would eventually stop tracking (an argument, not measured here), so in
 #   training either keep a floor under the decay or re-check on your own drift.
+
+# %%
+_scratch.cleanup()  # the scratch folder and every result written into it

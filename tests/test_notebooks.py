@@ -92,7 +92,7 @@ def _kernel_manager():  # type: ignore[no-untyped-def]
 
 @pytest.mark.slow
 @pytest.mark.parametrize("ipynb", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_executes_small(ipynb, monkeypatch):
+def test_notebook_executes_small(ipynb, monkeypatch, tmp_path):
     nbclient = pytest.importorskip("nbclient", reason="nbclient is in the `test` extra")
     pytest.importorskip("ipykernel", reason="ipykernel (the python3 kernel) is in the `test` extra")
     if ipynb.stem in NEEDS_TORCH:
@@ -100,6 +100,9 @@ def test_notebook_executes_small(ipynb, monkeypatch):
             "torch", reason="PyTorch is an optional extra: pip install torch==2.13.0 (CPU)"
         )
     monkeypatch.setenv("LFB_NOTEBOOK_SMALL", "1")
+    scratch = tmp_path / "tmp"  # the kernel's temporary folder: what a notebook leaves there
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))
     nb = nbformat.read(ipynb, as_version=4)
     km = _kernel_manager()
     assert km.kernel_spec.argv[0] == sys.executable, km.kernel_spec.argv
@@ -110,6 +113,8 @@ def test_notebook_executes_small(ipynb, monkeypatch):
         resources={"metadata": {"path": str(NB_DIR)}},
     )
     client.execute()  # raises CellExecutionError (with the traceback) if a cell fails
+    left = sorted(p.name for p in scratch.glob("lfb-nb*"))
+    assert not left, f"the notebook left its scratch folders in the temp folder: {left}"
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert all(c.execution_count is not None for c in code)
     printed = "".join(o.get("text", "") for c in code for o in c.outputs)

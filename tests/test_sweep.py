@@ -103,6 +103,23 @@ def test_table_has_one_row_per_point_and_rule_and_loads_with_pandas(tmp_path):
     np.testing.assert_allclose(published["u0"], 1e-3)
     fixed = df[df["schedule"] == "constant"]
     np.testing.assert_allclose(fixed["u0"], fixed["step"].astype(float))
+    # `step` holds numbers only (empty where none is given); how the step is set is its own
+    # column, and "published" is never filed under "calibrated"
+    assert df["step"].dtype.kind == "f"
+    assert set(published["step_setting"]) == {"published"} and published["step"].isna().all()
+    assert set(fixed["step_setting"]) == {"given"}
+    cal = pd.read_csv(
+        run_sweep(
+            _spec(schedules=["constant"], step_sizes=["calibrated"]),
+            executor=SerialExecutor(),
+            out=tmp_path / "cal",
+            progress=False,
+            plots=False,
+            log=lambda _: None,
+        ).table
+    )
+    assert set(cal["step_setting"]) == {"calibrated"} and cal["step"].isna().all()
+    assert (cal["u0"] > 0).all()
     for name in ("regret_vs_step.png", "growth_map.png", "pareto.png"):
         assert (tmp_path / name).stat().st_size > 0
     assert "seconds" not in df.columns and (tmp_path / "timings.json").exists()
@@ -162,13 +179,27 @@ def _alive(pid, start):
 
 
 def _survivors(workers, seconds=10.0):
-    """The workers still alive after at most ``seconds`` (waiting for the kernel to end
-    them, not racing a sweep: the sweep's process has already exited)."""
+    """The workers still alive after at most ``seconds``: each is waited for on a pidfd
+    (readable exactly when the process ends; no polling), not racing a sweep: the sweep's
+    process has already exited."""
+    import select
+
     deadline = time.monotonic() + seconds
-    alive = [w for w in workers if _alive(*w)]
-    while alive and time.monotonic() < deadline:
-        time.sleep(0.05)
-        alive = [w for w in alive if _alive(*w)]
+    alive = []
+    for pid, start in workers:
+        if not _alive(pid, start):
+            continue
+        try:
+            fd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            continue
+        try:
+            if _alive(pid, start):  # the pid was not reused between the check and the open
+                select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        finally:
+            os.close(fd)
+        if _alive(pid, start):
+            alive.append((pid, start))
     return alive
 
 
@@ -198,11 +229,11 @@ sys.exit(main(["sweep", sys.argv[3], "--workers", "2", "--out", sys.argv[4], "--
 """
 
 
-# Points after the first two stand for long ones (a point can take hours): the task holds
-# for 120 s, far longer than the signal takes to arrive, and then leaves a mark. Killed
-# workers never leave it; workers left to finish their task would.
+# Points after the first two stand for long ones (a point can take hours): the task blocks
+# until its process is ended (an Event nobody sets: no sleep, no timing), then would leave a
+# mark. Killed workers never leave it; workers left to finish their task would hang the test.
 SLOW = """
-import os, time
+import os, threading
 from pathlib import Path
 from lfbtheory.experiments import sweep
 
@@ -218,7 +249,7 @@ def point_task(config_json, context):
             i += 1
     result = sweep.point_task(config_json, context)
     if i >= 2:
-        time.sleep(120)
+        threading.Event().wait()
         (HERE / f"finished-late-{i}").touch()
     return result
 """
@@ -578,3 +609,37 @@ def test_dask_reruns_the_tasks_of_a_killed_worker_and_keeps_finished_points(tmp_
         log=lambda _: None,
     )
     assert res.table.read_bytes() == serial.table.read_bytes()
+
+
+def test_an_edit_to_any_package_module_recomputes_the_points_and_no_edit_reuses_them(
+    tmp_path, monkeypatch
+):
+    """Cache keys carry the code identity (version + hash of every package file): a copy of
+    the package with one module edited must recompute every point; the unedited copy reuses
+    them."""
+    import shutil
+
+    import lfbtheory
+    from lfbtheory import identity
+
+    copy = tmp_path / "pkg" / "lfbtheory"
+    shutil.copytree(
+        Path(lfbtheory.__file__).parent, copy, ignore=shutil.ignore_patterns("__pycache__")
+    )
+    real = identity.source_hash
+    monkeypatch.setattr(identity, "source_hash", lambda root=None: real(copy))
+    spec, out = _spec(schedules=["published"]), tmp_path / "out"
+
+    def sweep():
+        return run_sweep(
+            spec, executor=SerialExecutor(), out=out, progress=False, plots=False, log=lambda _: 0
+        )
+
+    first = sweep()
+    assert (first.computed, first.cached) == (first.points, 0) and first.points >= 1
+    again = sweep()
+    assert (again.computed, again.cached) == (0, first.points)
+    module = copy / "experiments" / "config.py"
+    module.write_text(module.read_text() + "\n# an edit\n")
+    edited = sweep()
+    assert (edited.computed, edited.cached) == (first.points, 0)

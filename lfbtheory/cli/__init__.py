@@ -18,7 +18,7 @@ def _demo(args: argparse.Namespace) -> int:
 # Subcommand modules: each defines ``add_parser(subparsers)`` that registers one subcommand
 # and sets ``func``. Add one line per command here.
 COMMANDS: list[str] = [
-    "lfbtheory.experiments.regret",
+    "lfbtheory.cli.regret",
     "lfbtheory.cli.prove",
     "lfbtheory.cli.check",
     "lfbtheory.cli.bench",

@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from lfbtheory.experiments.store import content_digest, results_folder
+
 __all__ = ["add_parser"]
 
 
@@ -32,15 +34,23 @@ def _command(args: Any) -> int:
         trace = read_trace(args.trace)
     th = Thresholds(late=args.late)
     diags = diagnose(log, thresholds=th, trace=trace, n=args.n)
-    out = Path(args.out) if args.out else Path("results") / f"diagnose-{Path(args.log).stem}"
     config = {
         "log": str(args.log),
         "trace": args.trace,
         "n": args.n,
         "thresholds": dataclasses.asdict(th),
     }
-    try:  # every file is written atomically: a failed write leaves the earlier one
-        text = write_report(log, diags, out, config=config, plots=not args.no_plots)
+    # The default folder is named by the inputs' bytes and the options (another log with the
+    # same name gets another folder); any folder is replaced whole, so no PNG of an earlier
+    # log is left beside the new summary.
+    inputs = [args.log, *([args.trace] if args.trace else [])]
+    digest = content_digest(inputs, {**config, "log": None, "trace": None})
+    out = (
+        Path(args.out) if args.out else Path("results") / f"diagnose-{Path(args.log).stem}-{digest}"
+    )
+    try:
+        with results_folder(out) as tmp:
+            text = write_report(log, diags, tmp, config=config, plots=not args.no_plots)
     except OSError as exc:  # a full disk, an --out that is a file, no permission, ...
         raise ValueError(f"cannot write the results folder {out}: {exc}") from None
     print(
@@ -88,6 +98,10 @@ def add_parser(sub: Any) -> None:
         default=0.5,
         help="trailing fraction of steps analysed as late (default 0.5)",
     )
-    p.add_argument("--out", default=None, help="results folder (default results/diagnose-<log>)")
+    p.add_argument(
+        "--out",
+        default=None,
+        help="results folder (default results/diagnose-<log>-<hash of inputs and options>)",
+    )
     p.add_argument("--no-plots", action="store_true", help="skip the PNGs")
     p.set_defaults(func=_command)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 
@@ -29,11 +30,19 @@ def _stop(signum: int, frame: Any) -> None:
     raise _Stopped(signum)
 
 
+def _stored_points(out: Path, spec: Any) -> int:
+    """How many of the sweep's points have a finished record in ``out``."""
+    from lfbtheory.experiments.sweep import expand
+
+    folder = out / "points"
+    return sum((folder / f"{p.key}.json").is_file() for p in expand(spec))
+
+
 def _command(args: Any) -> int:
     import dataclasses
 
     from lfbtheory.experiments.executors import make_executor
-    from lfbtheory.experiments.sweep import load_sweep, run_sweep
+    from lfbtheory.experiments.sweep import expand, load_sweep, run_sweep
 
     spec = load_sweep(args.config, allow_large=args.allow_large)
     if args.workers is not None and args.workers < 1:
@@ -63,9 +72,10 @@ def _command(args: Any) -> int:
             executor.close(cancel=True)
             executor = None
         sig = "SIGTERM" if isinstance(exc, _Stopped) else "SIGINT"
+        stored = _stored_points(Path(out), spec)
         print(
-            f"lfb sweep: stopped by {sig}; the finished points are stored in {out}; "
-            "rerun the same command to compute the rest",
+            f"lfb sweep: stopped by {sig}; {stored} of {len(expand(spec))} points are stored in "
+            f"{out}; rerun the same command to compute the rest",
             file=sys.stderr,
         )
         return 128 + (signal.SIGTERM if isinstance(exc, _Stopped) else signal.SIGINT)

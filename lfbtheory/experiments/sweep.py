@@ -12,11 +12,13 @@ its options, n, E, seed label) into a 128-bit integer, used as ``SeedSequence([s
 on the same (workload, n, E, seed) therefore sees the same batches (common random numbers), and
 a point computed anywhere, in any order, is the same.
 
-Cache. A point's result is stored under the hash of its full config and the package version
-(``points/<hash>.json``, written atomically when the point finishes); the shared calibration
-and exact comparators of a stream under the hash of the stream's config
-(``streams/<hash>.npz``). An interrupted sweep resumes and skips what is done; changing the
-config changes exactly the hashes of the points it affects. Timings are kept apart
+Cache. A point's result is stored under the hash of its full config and the code identity
+(the package version and a hash of every package file, :func:`lfbtheory.identity.code_identity`:
+an edit to any module recomputes the points instead of reusing them), as
+``points/<hash>.json``, written atomically when the point finishes; the shared calibration and
+exact comparators of a stream under the hash of the stream's config (``streams/<hash>.npz``).
+An interrupted sweep resumes and skips what is done; changing the config changes exactly the
+hashes of the points it affects. Timings are kept apart
 (``points/<hash>.timings.json``).
 
 Outputs (in the sweep folder): sweep.json (the resolved spec), results.csv (one row per point
@@ -42,20 +44,13 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from lfbtheory import fileio
+from lfbtheory import fileio, identity
 from lfbtheory.analysis.regret import Comparators
+from lfbtheory.experiments.calibrate import Calibration
+from lfbtheory.experiments.config import SCHEDULE_CHOICES, RegretConfig, RunSpec
 from lfbtheory.experiments.executors import Executor, make_executor
-from lfbtheory.experiments.regret import (
-    SCHEDULE_CHOICES,
-    Calibration,
-    RegretConfig,
-    RunSpec,
-    StreamContext,
-    package_versions,
-    prepare_stream,
-    run_point,
-    summary_rows,
-)
+from lfbtheory.experiments.run import StreamContext, prepare_stream, run_point, warm_kernels
+from lfbtheory.experiments.store import summary_rows
 from lfbtheory.lp.model import METHODS
 
 __all__ = [
@@ -85,6 +80,7 @@ TABLE_PARAMS = (
     "seed",
     "stream_seed",
     "schedule",
+    "step_setting",
     "step",
     "u0",
     "rule",
@@ -111,7 +107,11 @@ def _digest(obj: Any, n: int = 16) -> str:
 
 
 def _version() -> str:
-    return str(package_versions()["lfbtheory"])
+    """The code identity in every cache key and stored record: the package version and a
+    hash of every package file (:func:`lfbtheory.identity.code_identity`), so an edited
+    module recomputes what it could have changed instead of reusing it."""
+    ident = identity.code_identity()
+    return f"{ident['version']}+src.{ident['source'][:16]}"
 
 
 @dataclass(frozen=True)
@@ -425,9 +425,18 @@ class Point(NamedTuple):
     config: RegretConfig
 
 
+def step_setting(schedule: str, step: float | None) -> str:
+    """How a point's first step is set: "given" (the grid's number, in the ``step`` column),
+    "calibrated" (the documented constant measured on calibration batches), or "published"
+    (the fixed 1e-3 of the published rule). The step actually used is the ``u0`` column."""
+    if schedule == "published":
+        return "published"
+    return "calibrated" if step is None else "given"
+
+
 def expand(spec: SweepSpec) -> list[Point]:
     """Every point of the grid, in a fixed order ("published" takes no step size: it appears
-    once per setting, with step "calibrated" meaning its fixed 1e-3)."""
+    once per setting, with step_setting "published", its fixed 1e-3)."""
     version = _version()
     points = []
     seen = set()
@@ -473,7 +482,8 @@ def expand(spec: SweepSpec) -> list[Point]:
             "seed": seed,
             "stream_seed": str(config.seed),
             "schedule": schedule,
-            "step": "calibrated" if step is None else step,
+            "step_setting": step_setting(schedule, step),
+            "step": step,  # None (an empty cell): no given step, see step_setting
         }
         points.append(Point(key, skey, params, config))
     return points
@@ -584,8 +594,11 @@ def _store_point(root: Path, p: Point, res: dict[str, Any]) -> None:
     )
 
 
-def _read_point(path: Path, p: Point) -> tuple[dict[str, Any] | None, str | None]:
-    """A stored point's record, or (None, why it cannot be used); (None, None) if absent."""
+def _read_point(
+    path: Path, p: Point, version: str | None = None
+) -> tuple[dict[str, Any] | None, str | None]:
+    """A stored point's record, or (None, why it cannot be used); (None, None) if absent.
+    ``version``: :func:`_version` (computed here if None)."""
     if not path.exists() and not path.is_symlink():
         return None, None
     try:
@@ -595,7 +608,7 @@ def _read_point(path: Path, p: Point) -> tuple[dict[str, Any] | None, str | None
     why = None
     if not isinstance(rec, dict) or rec.get("key") != p.key:
         why = "not this point's record"
-    elif rec.get("version") != _version():
+    elif rec.get("version") != (_version() if version is None else version):
         why = f"written by lfbtheory {rec.get('version')!r}"
     elif rec.get("config") != json.loads(_canonical(p.config.to_json())):
         why = "its config is not this point's"
@@ -687,6 +700,7 @@ def run_sweep(
     if root.exists() and not root.is_dir():
         raise ValueError(f"--out {root} is an existing file; give a folder path")
     points = expand(spec)
+    version = _version()
     root.mkdir(parents=True, exist_ok=True)
     (root / "points").mkdir(exist_ok=True)
     (root / "streams").mkdir(exist_ok=True)
@@ -696,13 +710,13 @@ def run_sweep(
             root / "sweep.json",
             {
                 "spec": spec.to_json(),
-                "version": _version(),
+                "version": version,
                 "points": [{"key": p.key, "stream": p.stream, **p.params} for p in points],
             },
         )
         todo, unusable = [], []
         for p in points:
-            rec, why = _read_point(root / "points" / f"{p.key}.json", p)
+            rec, why = _read_point(root / "points" / f"{p.key}.json", p, version)
             if rec is None:
                 todo.append(p)
                 unusable += [why] if why else []
@@ -725,6 +739,11 @@ def run_sweep(
         computed = 0
         if todo:
             ex = executor if executor is not None else make_executor(spec.scheduler, spec.workers)
+            if ex.name != "serial":
+                # Compile once here before any worker needs a kernel: the workers then load
+                # them from numba's on-disk cache instead of each compiling cold.
+                log("preparing the kernels in this process before dispatching workers ...")
+                warm_kernels(log)
             try:
                 computed = _drive(
                     ex, root, by_stream, contexts, need, failures, progress, tqdm, on_stored
@@ -735,7 +754,7 @@ def run_sweep(
                 raise
             if own:
                 ex.close()
-        table = write_table(root, points)
+        table = write_table(root, points, version)
         figs: tuple[Path, ...] = ()
         if plots and not failures:
             try:
@@ -839,16 +858,16 @@ def _flat(row: dict[str, Any]) -> dict[str, Any]:
     for k, v in row.items():
         if k == "fixed_batch_cycle" and isinstance(v, dict):
             out.update({f"cycle_{kk}": vv for kk, vv in v.items()})
-        elif k not in ("label",):
+        elif k not in ("label", "schedule_used"):  # the table's u0 is the step used
             out[k] = v
     return out
 
 
-def write_table(root: Path, points: list[Point]) -> Path:
+def write_table(root: Path, points: list[Point], version: str | None = None) -> Path:
     """results.csv: one row per stored point and rule (TABLE_PARAMS, then summary fields)."""
     rows = []
     for p in points:
-        rec, _ = _read_point(root / "points" / f"{p.key}.json", p)
+        rec, _ = _read_point(root / "points" / f"{p.key}.json", p, version)
         if rec is None:
             continue
         for r in rec["rows"]:
@@ -974,13 +993,23 @@ def write_plots(root: Path, table: Path) -> tuple[Path, ...]:
     for ax, setting in zip(axes, settings, strict=True):
         sub = df[df["setting"] == setting]
         ylabels = sorted({(s, r) for s, r in zip(sub["schedule"], sub["rule"], strict=True)})
+        # one column per step setting: the given numbers in order, then "calibrated", then
+        # "published (1e-3)" (never filed under "calibrated")
+        setting_of = np.where(
+            sub["step_setting"] == "given",
+            sub["step"].map(lambda v: f"{v:g}"),
+            np.where(sub["step_setting"] == "published", "published (1e-3)", "calibrated"),
+        )
         xlabels = sorted(
-            sub["step"].astype(str).unique(),
-            key=lambda s: (s == "calibrated", float(s) if s != "calibrated" else 0),
+            set(setting_of),
+            key=lambda s: (
+                {"calibrated": 1, "published (1e-3)": 2}.get(s, 0),
+                float(s) if s not in ("calibrated", "published (1e-3)") else 0.0,
+            ),
         )
         grid = np.full((len(ylabels), len(xlabels)), np.nan)
         text = [["" for _ in xlabels] for _ in ylabels]
-        for (s, r, st), g in sub.groupby(["schedule", "rule", sub["step"].astype(str)]):
+        for (s, r, st), g in sub.groupby(["schedule", "rule", setting_of]):
             counts = Counter(g["growth"])
             cls, c = counts.most_common(1)[0]
             i, j = ylabels.index((s, r)), xlabels.index(st)
@@ -993,8 +1022,8 @@ def write_plots(root: Path, table: Path) -> tuple[Path, ...]:
         ax.set_xticks(range(len(xlabels)), xlabels, fontsize=8)
         ax.set_yticks(range(len(ylabels)), [f"{s} / {r}" for s, r in ylabels], fontsize=8)
         ax.set(
-            xlabel="step size setting (u0; calibrated: the documented constant, for "
-            "published the fixed 1e-3)",
+            xlabel="step size setting (a given u0; calibrated: the documented constant; "
+            "published: the fixed 1e-3)",
             title=f"{setting}: growth class of the dual regret (majority over seeds)",
         )
     h = 3.2 * len(settings)

@@ -12,13 +12,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from lfbtheory.experiments.regret import (
-    DEFAULT_RUNS,
-    RegretConfig,
-    format_table,
-    parse_run,
-    run_regret,
-)
+from lfbtheory import fileio
+from lfbtheory.experiments.config import DEFAULT_RUNS, RegretConfig, parse_run
+from lfbtheory.experiments.regret import run_regret
+from lfbtheory.experiments.store import content_digest
+from lfbtheory.experiments.table import format_table
 from lfbtheory.traces import inspect_trace
 from lfbtheory.workloads.trace import batch_size_for
 
@@ -60,26 +58,9 @@ def run_trace_regret(
         )
     for note in notes:
         log(f"note: {note}")
-    digest = Path(path).stem
-    root = Path(out) if out is not None else Path("results") / f"regret-trace-{digest}"
-    root.mkdir(parents=True, exist_ok=True)
     chosen = range(len(info.layer_names)) if layers is None else layers
-    summary: dict[str, Any] = {
-        "trace": str(path),
-        "layout": info.layout,
-        "n_experts": info.n_experts,
-        "k": info.k,
-        "gate": info.gate,
-        "tokens_per_layer": info.n_tokens,
-        "n": m,
-        "steps": steps,
-        "epochs": steps * m / info.n_tokens,
-        "notes": notes,
-        "layers": [],
-    }
-    for j in chosen:
-        name = info.layer_names[j]
-        config = RegretConfig(
+    configs = [
+        RegretConfig(
             workload="trace",
             workload_options={"path": str(path), "layer": int(j)},
             n=m,
@@ -92,10 +73,36 @@ def run_trace_regret(
             burn_in=burn_in,
             num_checkpoints=num_checkpoints,
         )
+        for j in chosen
+    ]
+    digest = trace_digest(path, configs)
+    root = (
+        Path(out)
+        if out is not None
+        else Path("results") / f"regret-trace-{Path(path).stem}-{digest}"
+    )
+    _check_trace_root(root, digest)
+    root.mkdir(parents=True, exist_ok=True)
+    summary: dict[str, Any] = {
+        "trace": str(path),
+        "layout": info.layout,
+        "n_experts": info.n_experts,
+        "k": info.k,
+        "gate": info.gate,
+        "tokens_per_layer": info.n_tokens,
+        "n": m,
+        "steps": steps,
+        "epochs": steps * m / info.n_tokens,
+        "notes": notes,
+        "digest": digest,
+        "layers": [],
+    }
+    for i, (j, config) in enumerate(zip(chosen, configs, strict=True)):
+        name = info.layer_names[j]
         folder = root / f"layer{j:02d}-{''.join(c if c.isalnum() else '_' for c in name)}"
         results, folder = run_regret(config, folder, progress=progress)
         log(f"\n=== layer {j}: {name} ({info.gate} gate, E={info.n_experts}, k={info.k}) ===")
-        log(format_table(results, config))
+        log(format_table(results, config, legend=i == len(configs) - 1))
         summary["layers"].append(
             {
                 "layer": int(j),
@@ -104,12 +111,42 @@ def run_trace_regret(
                 "runs": json.loads((folder / "summary.json").read_text()),
             }
         )
-    (root / "trace_summary.json").write_text(json.dumps(summary, indent=2, default=float))
+    fileio.write_json(root / "trace_summary.json", summary)
     return summary, root
 
 
+def trace_digest(path: str | Path, configs: list[RegretConfig]) -> str:
+    """The name of a trace run's folder: a hash of the trace file's bytes and of every layer's
+    config without the file's path (so another file with the same name, or other flags,
+    never share a folder, and a moved file keeps its name)."""
+    body = [
+        {**c.to_json(), "workload_options": {"layer": c.workload_options["layer"]}} for c in configs
+    ]
+    return content_digest([path], body)
+
+
+def _check_trace_root(root: Path, digest: str) -> None:
+    """ValueError if ``root`` holds another trace run (another file or other flags)."""
+    if root.exists() and not root.is_dir():
+        raise ValueError(f"--out {root} is an existing file; give a folder path")
+    summary = root / "trace_summary.json"
+    if summary.exists():
+        held = fileio.read_json(summary, what="trace summary")
+        if not isinstance(held, dict) or held.get("digest") != digest:
+            raise ValueError(
+                f"--out {root} holds the results of another trace run (another file or other "
+                "flags); give another --out or delete it"
+            )
+    elif root.exists() and any(root.iterdir()):
+        raise ValueError(
+            f"--out {root} is a non-empty folder that is not a trace run's folder; refusing to "
+            "write into it"
+        )
+
+
 def trace_regret_command(args: Any) -> int:
-    """``lfb regret --trace FILE``: E, k and gate from the file, one run set per layer."""
+    """``lfb regret --trace FILE``: E, k and gate from the file, one run set per layer
+    (``args``: the command's flags with their defaults applied)."""
     runs = tuple(parse_run(r) for r in args.run) if getattr(args, "run", None) else None
     _, root = run_trace_regret(
         args.trace,
