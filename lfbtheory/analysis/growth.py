@@ -43,7 +43,6 @@ from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.special import stdtrit
 
 __all__ = ["Fit", "Growth", "GROWTH_MODELS", "GROWTH_CLASSES", "classify_growth", "fit_model"]
 
@@ -185,6 +184,8 @@ def _t_quantile(q: float, dof: int) -> float:
     ``scipy.special.stdtrit`` is the function ``scipy.stats.t.ppf`` evaluates; called directly
     so that ``import lfbtheory`` does not import ``scipy.stats`` (most of its import time).
     """
+    from scipy.special import stdtrit  # here, not at the top: keeps scipy out of the import
+
     return float(stdtrit(dof, q))
 
 
