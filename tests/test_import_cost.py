@@ -8,7 +8,16 @@ import subprocess
 import sys
 
 # Each is needed by a few functions only and costs 0.1-1 s of import on 2 cores.
-DEFERRED = ("scipy.stats", "scipy.special", "scipy.optimize", "cvxpy", "matplotlib", "sympy", "torch", "pandas")
+DEFERRED = (
+    "scipy.stats",
+    "scipy.special",
+    "scipy.optimize",
+    "cvxpy",
+    "matplotlib",
+    "sympy",
+    "torch",
+    "pandas",
+)
 
 
 def test_import_lfbtheory_loads_no_deferred_module():
