@@ -7,7 +7,7 @@ this checks the cause instead: which modules a fresh ``import lfbtheory`` has lo
 import subprocess
 import sys
 
-# Each is needed by a few functions only and costs 0.1-1 s of import on 2 cores.
+# Each is needed by a few functions only and is slow to import (lfb bench --targets 6 measures).
 DEFERRED = (
     "scipy.stats",
     "scipy.special",
