@@ -10,7 +10,10 @@
 5. (``--targets 5``) one regret point on the ``lfb regret`` defaults: the pre-refactor path
    (batch list, one ``dual_objective`` call per batch, run on the library at
    ``BASELINE_COMMIT``, extracted with ``git archive``) vs ``run_point``, a sweep point whose
-   stream is shared by 4 step sizes, and ``simulate`` vs a bare numpy routing loop.
+   stream is shared by 4 step sizes, and ``simulate`` vs a bare numpy routing loop;
+6. ``import lfbtheory`` in a fresh interpreter: the minimum and median over repeats of the
+   import alone (timed inside the child) and of the whole child process, beside a bare
+   interpreter start, and the heaviest imported modules (``python -X importtime``).
 
 Every method runs in a fresh child process (so peak memory is that method's own: the peak
 resident set is reset through /proc/self/clear_refs before the timed calls and read from
@@ -702,6 +705,80 @@ def _target_regret(quick: bool, seed: int, log: Any) -> dict:
     }
 
 
+_IMPORT_PROBE = (
+    "import time; t0, c0 = time.perf_counter(), time.process_time(); import lfbtheory; "
+    "t1, c1 = time.perf_counter(), time.process_time(); "
+    "print(repr(t1 - t0)); print(repr(c1 - c0)); print(lfbtheory.__file__)"
+)
+
+
+def _fresh_process(args: list[str]) -> tuple[float, float, subprocess.CompletedProcess]:
+    """(wall s, CPU s of the child: user + system, the child process)."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    out = subprocess.run(args, capture_output=True, text=True, timeout=120, check=True)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu, out
+
+
+def _heaviest_imports(stderr: str, top: int) -> list[tuple[str, float]]:
+    """(module, cumulative seconds) of the ``top`` largest top-level-or-nested imports."""
+    rows = []
+    for line in stderr.splitlines():
+        if not line.startswith("import time:") or "|" not in line:
+            continue
+        _, cumulative, name = (part.strip() for part in line.split(":", 1)[1].split("|"))
+        if cumulative.isdigit():
+            rows.append((name, int(cumulative) / 1e6))
+    return sorted(rows, key=lambda r: -r[1])[:top]
+
+
+def _target_import(repeats: int, log: Any) -> dict:
+    # Each repeat is a new interpreter (nothing cached in sys.modules). Minima are the figures
+    # least affected by other load on the machine, medians show the spread; CPU time (user +
+    # system) is less sensitive to a loaded machine than wall time.
+    n = max(5, repeats)
+    log(f"  target 6: import lfbtheory in {n} fresh interpreters ...")
+    samples: dict[str, list[tuple[float, float]]] = {"inner": [], "whole": [], "bare": []}
+    where = ""
+    for _ in range(n):
+        samples["bare"].append(_fresh_process([sys.executable, "-c", "pass"])[:2])
+        wall, cpu, out = _fresh_process([sys.executable, "-c", _IMPORT_PROBE])
+        inner_wall, inner_cpu, where = out.stdout.split("\n")[:3]
+        samples["inner"].append((float(inner_wall), float(inner_cpu)))
+        samples["whole"].append((wall, cpu))
+    traced = _fresh_process([sys.executable, "-X", "importtime", "-c", "import lfbtheory"])[2]
+    labels = {
+        "inner": "import lfbtheory (timed inside the child)",
+        "whole": "python -c 'import lfbtheory' (whole process)",
+        "bare": "python -c pass (interpreter start)",
+    }
+    rows = []
+    for key, label in labels.items():
+        wall_s, cpu_s = (np.asarray(v) for v in zip(*samples[key], strict=True))
+        rows.append(
+            {
+                "measure": label,
+                "min_wall_s": float(wall_s.min()),
+                "median_wall_s": float(np.median(wall_s)),
+                "min_cpu_s": float(cpu_s.min()),
+                "repeats": n,
+            }
+        )
+    rows += [
+        {"measure": f"  -X importtime cumulative: {name}", "min_wall_s": secs, "repeats": 1}
+        for name, secs in _heaviest_imports(traced.stderr, 6)
+    ]
+    return {
+        "title": f"Target 6 - import time of {where} (goal: import < 0.8 s)",
+        "rows": rows,
+    }
+
+
 def run_bench(
     *,
     quick: bool = False,
@@ -723,8 +800,10 @@ def run_bench(
             tables.append(_target_kernel(repeats, seed, log))
         elif tgt == 5:
             tables.append(_target_regret(quick, seed, log))
+        elif tgt == 6:
+            tables.append(_target_import(repeats, log))
         else:
-            raise ValueError(f"targets must be in 1..5, got {tgt}")
+            raise ValueError(f"targets must be in 1..6, got {tgt}")
     return {
         "quick": quick,
         "repeats": repeats,

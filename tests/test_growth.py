@@ -170,3 +170,16 @@ def test_the_published_sign_rule_never_reads_bounded_or_logarithmic():
         (result,), _ = run_point(config)
         seen[steps] = result.report.growth["dual_regret"].cls
     assert set(seen.values()) <= {"linear", "undetermined"}, seen
+
+
+def test_the_t_quantile_is_scipy_stats_t_ppf_bit_for_bit():
+    # growth calls scipy.special.stdtrit so that importing the package skips scipy.stats;
+    # the interval half-widths must not move by a bit.
+    from scipy import stats
+
+    from lfbtheory.analysis.growth import _t_quantile
+
+    _t_quantile.cache_clear()
+    for dof in (*range(1, 60), 97, 250, 1999, 10**5):
+        for q in (0.5, 0.9, 0.95, 0.975, 0.995, 0.9995):
+            assert _t_quantile(q, dof) == float(stats.t.ppf(q, dof))

@@ -43,7 +43,6 @@ from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy import stats
 
 __all__ = ["Fit", "Growth", "GROWTH_MODELS", "GROWTH_CLASSES", "classify_growth", "fit_model"]
 
@@ -180,8 +179,14 @@ def fit_model(
 
 @lru_cache(maxsize=256)
 def _t_quantile(q: float, dof: int) -> float:
-    """Student's t quantile (cached: a classification asks for the same few dof)."""
-    return float(stats.t.ppf(q, dof))
+    """Student's t quantile (cached: a classification asks for the same few dof).
+
+    ``scipy.special.stdtrit`` is the function ``scipy.stats.t.ppf`` evaluates; called directly
+    so that ``import lfbtheory`` does not import ``scipy.stats`` (most of its import time).
+    """
+    from scipy.special import stdtrit  # here, not at the top: keeps scipy out of the import
+
+    return float(stdtrit(dof, q))
 
 
 def _best_power(x: NDArray[np.float64], y: NDArray[np.float64]) -> Fit:
