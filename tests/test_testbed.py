@@ -220,10 +220,18 @@ def test_run_and_report_write_the_result_folder(tmp_path):
         name="tiny",
     )
     res = run_testbed(cfg, cache_dir=tmp_path / "cache")
-    assert len(list((tmp_path / "cache").glob("*.pkl"))) == len(cfg.methods) * len(cfg.seeds)
+    assert len(list((tmp_path / "cache").glob("run-*.npz"))) == len(cfg.methods) * len(cfg.seeds)
+    assert res["cache"] == {"hits": 0, "runs": len(cfg.methods) * len(cfg.seeds)}
     resumed = run_testbed(cfg, cache_dir=tmp_path / "cache")  # every run comes from the cache
+    assert resumed["cache"]["hits"] == len(cfg.methods) * len(cfg.seeds)
     for a, b in zip(res["runs"], resumed["runs"], strict=True):
-        np.testing.assert_array_equal(a["train_bpb"], b["train_bpb"])
+        assert a.keys() == b.keys()
+        for name, v in a.items():
+            if isinstance(v, np.ndarray):
+                np.testing.assert_array_equal(v, b[name])
+                assert v.dtype == b[name].dtype
+            else:
+                assert v == b[name], name
     rep = write_results(res, tmp_path)
     for name in (
         "config.json",
@@ -260,3 +268,92 @@ def test_cli_help_does_not_import_torch():
         cwd=Path(__file__).parent,
     )
     assert out.stdout.split() == ["True", "False"]
+
+
+ONE_RUN = dict(
+    model=TINY_MODEL,
+    train=replace(TINY_TRAIN, steps=2, curve_every=2, interference_every=2),
+    methods=(Method("lfb", u=1e-2),),
+    seeds=(0,),
+    workers=1,
+    max_corpus_bytes=200_000,
+    record="",
+    name="one",
+)
+
+
+class _Planted:
+    """Unpickling this object creates the file ``marker``: a planted cache file must never
+    get that far."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.write_text, (Path(self.marker), "executed"))
+
+
+@pytest.mark.parametrize("kind", ["raw_pickle", "object_array_npz", "wrong_key", "not_a_zip"])
+def test_a_planted_cache_file_is_refused_and_never_executed(tmp_path, kind):
+    import pickle
+
+    from lfbtheory.fileio import FileFormatError
+    from lfbtheory.testbed.run import load_run, save_run
+
+    cfg = TestbedConfig(**ONE_RUN)
+    cache = tmp_path / "cache"
+    first = run_testbed(cfg, cache_dir=cache)
+    (path,) = cache.glob("run-*.npz")
+    marker = tmp_path / "marker"
+    if kind == "raw_pickle":
+        path.write_bytes(pickle.dumps(_Planted(str(marker))))
+    elif kind == "object_array_npz":
+        with open(path, "wb") as f:
+            np.savez(f, record=np.array([_Planted(str(marker))], dtype=object))
+    elif kind == "wrong_key":  # a valid record copied under another run's name
+        save_run(path, first["runs"][0], key="0" * 64)
+    else:
+        path.write_bytes(b"\x80\x04not a zip file")
+    with pytest.raises(FileFormatError, match="testbed cache file") as err:
+        run_testbed(cfg, cache_dir=cache)
+    assert str(path) in str(err.value)
+    assert not marker.exists()
+    with pytest.raises(FileFormatError):
+        load_run(path) if kind != "wrong_key" else load_run(path, key="1" * 64)
+    assert not marker.exists()
+
+
+def test_the_cache_key_holds_the_code_identity(tmp_path):
+    """A temporary copy of the package: an unchanged copy reuses its cache, an edited copy
+    (one comment appended to a module the testbed does not even import) recomputes."""
+    import shutil
+
+    import lfbtheory
+
+    pkg = tmp_path / "src" / "lfbtheory"
+    shutil.copytree(
+        Path(lfbtheory.__file__).parent, pkg, ignore=shutil.ignore_patterns("__pycache__")
+    )
+    cfg_text = json.dumps(json.dumps(TestbedConfig(**ONE_RUN).to_dict()))
+    script = f"""
+import json, pathlib
+from lfbtheory.testbed.run import TestbedConfig, run_testbed
+cfg = TestbedConfig.from_dict(json.loads({cfg_text}))
+cache = pathlib.Path({str(tmp_path / "cache")!r})
+hits = [run_testbed(cfg, cache_dir=cache)["cache"]["hits"]]
+hits.append(run_testbed(cfg, cache_dir=cache)["cache"]["hits"])
+with open({str(pkg / "metrics.py")!r}, "a") as f:
+    f.write("\\n# edited\\n")
+hits.append(run_testbed(cfg, cache_dir=cache)["cache"]["hits"])
+hits.append(run_testbed(cfg, cache_dir=cache)["cache"]["hits"])
+print(json.dumps(hits), len(list(cache.glob("run-*.npz"))))
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(pkg.parent), "PATH": "/usr/bin:/bin"},
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["[0,", "1,", "0,", "1]", "2"]

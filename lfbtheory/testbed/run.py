@@ -22,7 +22,6 @@ import json
 import math
 import multiprocessing as mp
 import os
-import pickle
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -45,6 +44,8 @@ __all__ = [
     "verdicts",
     "recorded_regret",
     "welch",
+    "save_run",
+    "load_run",
 ]
 
 
@@ -176,10 +177,29 @@ def preset(name: str) -> TestbedConfig:
             max_corpus_bytes=1_000_000,
             name="quick",
         )
+    if name == "long":
+        # Steps from the theory, fixed before any run (docs/testbed.md, "The long preset"):
+        # sigmoid scores lie in (0, 1), so the centred balancing price has spread <= 1 and a
+        # constant-step sign rule needs T u >= 1 to reach it; T = 2 / u_min = 2000 steps for
+        # u_min = 1e-3 leaves the second half of the run at the steady state.
+        return TestbedConfig(
+            train=TrainConfig(steps=LONG_STEPS, curve_every=100, interference_every=100),
+            methods=(
+                Method("none"),
+                Method("aux", alpha=1e-3, scope="batch"),
+                Method("lfb", rule="sign", u=1e-3),
+                Method("lfb", rule="sign", u=1e-2),
+                Method("lfb", rule="proportional", u=1e-3),
+                Method("lfb", rule="proportional", u=1e-2),
+            ),
+            name="long",
+        )
     raise ValueError(f"preset must be one of {', '.join(PRESETS)}; got {name!r}")
 
 
-PRESETS = ("default", "quick")
+PRESETS = ("default", "quick", "long")
+LONG_U_MIN = 1e-3
+LONG_STEPS = round(2 / LONG_U_MIN)
 
 # ---------------------------------------------------------------------------------------------
 # running
@@ -218,13 +238,22 @@ def run_testbed(
     threaded and depends only on its own (config, method, seed): results do not depend on
     ``workers`` or on the order in which runs finish.
 
-    ``cache_dir``: each finished run is pickled there under a key hashing (model, train,
-    method, seed, record flag, corpus files_hash); runs already there are loaded instead of
-    re-run, so an interrupted grid resumes where it stopped."""
+    ``cache_dir``: each finished run is stored there (:func:`save_run`: one ``.npz`` of plain
+    arrays and a strict-JSON record, written atomically; never a pickle) under a key hashing
+    (model, train, method, seed, record flag, corpus files_hash, corpus byte limit,
+    :func:`lfbtheory.identity.code_identity`); runs already there are read back through the
+    checked reader :func:`load_run` instead of re-run, so an interrupted grid resumes where it
+    stopped, and any edit of the package recomputes. A cache file that is not a valid run
+    record raises :class:`lfbtheory.fileio.FileFormatError` (nothing in it is executed).
+    The returned dict's ``"cache"`` entry counts the runs read back (``hits``) and run."""
+    from lfbtheory.identity import code_identity
+
     corpus = load_corpus(max_bytes=cfg.max_corpus_bytes)
     cache = None if cache_dir is None else Path(cache_dir)
+    identity = None
     if cache is not None:
         cache.mkdir(parents=True, exist_ok=True)
+        identity = code_identity()
     tasks = [
         (
             asdict(cfg.model),
@@ -243,20 +272,22 @@ def run_testbed(
         bar = tqdm(total=len(tasks), desc="testbed runs", unit="run")
     results: list[Any] = [None] * len(tasks)
     done = 0
+    hits = 0
 
-    def key(task: tuple) -> Path | None:
-        if cache is None:
-            return None
-        blob = json.dumps([task, corpus.files_hash, cfg.max_corpus_bytes], sort_keys=True)
-        return cache / f"{hashlib.sha256(blob.encode()).hexdigest()[:24]}.pkl"
+    def key(task: tuple) -> str:
+        blob = json.dumps(
+            [task, corpus.files_hash, cfg.max_corpus_bytes, identity], sort_keys=True
+        )
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    def key_path(task: tuple) -> Path | None:
+        return None if cache is None else cache / f"run-{key(task)[:32]}.npz"
 
     def store(i: int, res: dict) -> None:
         results[i] = res
-        path = key(tasks[i])
+        path = key_path(tasks[i])
         if path is not None:
-            tmp = path.with_suffix(".tmp")
-            tmp.write_bytes(pickle.dumps(res))
-            tmp.replace(path)
+            save_run(path, res, key=key(tasks[i]))
 
     def tick() -> None:
         nonlocal done
@@ -268,9 +299,10 @@ def run_testbed(
 
     todo = []
     for i, t in enumerate(tasks):
-        path = key(t)
+        path = key_path(t)
         if path is not None and path.is_file():
-            results[i] = pickle.loads(path.read_bytes())
+            results[i] = load_run(path, key=key(t))
+            hits += 1
             tick()
         else:
             todo.append(i)
@@ -292,7 +324,85 @@ def run_testbed(
                 tick()
     if bar is not None:
         bar.close()
-    return {"config": cfg.to_dict(), "corpus": corpus.summary(), "runs": results}
+    return {
+        "config": cfg.to_dict(),
+        "corpus": corpus.summary(),
+        "runs": results,
+        "cache": {"hits": hits, "runs": len(tasks) - hits},
+    }
+
+
+RUN_FORMAT = "lfbtheory-testbed-run/1"
+_META = "record"  # the npz member holding the strict-JSON part of a run record
+_ARRAY = "array:"  # prefix of the members holding the run record's arrays
+
+
+def _nan_for_null(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {k: _nan_for_null(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_nan_for_null(v) for v in x]
+    return float("nan") if x is None else x
+
+
+def _has_null(x: Any) -> bool:
+    if isinstance(x, dict):
+        return any(_has_null(v) for v in x.values())
+    if isinstance(x, (list, tuple)):
+        return any(_has_null(v) for v in x)
+    return x is None
+
+
+def save_run(path: str | os.PathLike[str], run: dict[str, Any], *, key: str) -> Path:
+    """Write one run record atomically as an ``.npz`` of plain arrays: every numpy array of
+    ``run`` as member ``array:<name>``, everything else as strict JSON text in member
+    ``record`` (with the format tag and the cache ``key``). Non-finite floats of the JSON part
+    are written as null and read back as NaN (a run record holds no None of its own)."""
+    from lfbtheory.fileio import dumps_json, write_npz
+
+    arrays = {f"{_ARRAY}{k}": v for k, v in run.items() if isinstance(v, np.ndarray)}
+    rest = {k: v for k, v in run.items() if not isinstance(v, np.ndarray)}
+    if _has_null(rest):
+        raise ValueError("run: a run record must not hold None (null means NaN in the cache)")
+    meta = dumps_json({"format": RUN_FORMAT, "key": key, "run": rest}, indent=None)
+    return write_npz(path, {_META: np.array(meta), **arrays})
+
+
+def load_run(path: str | os.PathLike[str], *, key: str | None = None) -> dict[str, Any]:
+    """Read a run record written by :func:`save_run` through the checked readers of
+    :mod:`lfbtheory.fileio` (no pickle: object arrays, malformed zips, oversized declarations
+    and non-JSON records are refused before anything is allocated or run). ``key``: the cache
+    key the record must carry. Raises :class:`~lfbtheory.fileio.FileFormatError` naming the
+    file and the field at fault."""
+    from lfbtheory.fileio import FileFormatError, loads_json, read_npz
+
+    what = "testbed cache file (delete it to recompute the run)"
+    members = read_npz(path, what=what)
+    if _META not in members:
+        raise FileFormatError(path, "has no run record", what=what, field=_META)
+    raw = members.pop(_META)
+    if raw.dtype.kind != "U" or raw.ndim != 0:
+        raise FileFormatError(path, "must be a text scalar", what=what, field=_META)
+    meta = loads_json(str(raw), where=f"{what} {path}: {_META}")
+    if not isinstance(meta, dict) or meta.get("format") != RUN_FORMAT:
+        got = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise FileFormatError(
+            path, f"format must be {RUN_FORMAT!r}, got {got!r}", what=what, field="format"
+        )
+    if key is not None and meta.get("key") != key:
+        raise FileFormatError(
+            path, "was written under another cache key (renamed or copied file)", what=what,
+            field="key",
+        )
+    run = meta.get("run")
+    if not isinstance(run, dict):
+        raise FileFormatError(path, "must be a JSON object", what=what, field="run")
+    out: dict[str, Any] = _nan_for_null(run)
+    for name, arr in members.items():
+        if not name.startswith(_ARRAY):
+            raise FileFormatError(path, "is not a member of a run record", what=what, field=name)
+        out[name[len(_ARRAY) :]] = arr
+    return out
 
 
 def _indexed(item: tuple[int, Any]) -> tuple[int, dict]:
