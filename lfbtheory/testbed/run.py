@@ -543,8 +543,47 @@ def _values(results: dict[str, Any], label: str, fn: Callable[[dict], float]) ->
     return [fn(r) for r in results["runs"] if r["label"] == label]
 
 
+def _paired(
+    results: dict[str, Any], a: str, b: str, fn: Callable[[dict], float]
+) -> tuple[list[float], list[float], list[int]]:
+    """fn of the runs of settings a and b, matched by seed (the seeds both ran)."""
+    va = {r["seed"]: fn(r) for r in results["runs"] if r["label"] == a}
+    vb = {r["seed"]: fn(r) for r in results["runs"] if r["label"] == b}
+    seeds = sorted(set(va) & set(vb))
+    return [va[s] for s in seeds], [vb[s] for s in seeds], seeds
+
+
+def _claim_row(
+    claim: str, compare: str, paper: str, d: Sequence[float], claim_sign: int, **extra: Any
+) -> dict[str, Any]:
+    from lfbtheory.testbed.paired import paired_stats, verdict_of
+
+    if len(d) < 2:
+        return {
+            "claim": claim,
+            "compare": compare,
+            "paper": paper,
+            "verdict": f"not resolvable at this scale (only {len(d)} paired seed(s))",
+            "basis": "needs >= 2 seeds",
+            **extra,
+        }
+    st = paired_stats(d)
+    return {
+        "claim": claim,
+        "compare": compare,
+        "paper": paper,
+        **verdict_of(st, claim_sign=claim_sign),
+        **st,
+        **extra,
+    }
+
+
 def verdicts(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """A plain verdict per claim: reproduced / not reproduced / not resolvable at this scale."""
+    """A verdict per claim from paired per-seed differences (:mod:`lfbtheory.testbed.paired`):
+    reproduces / refuted / not resolvable at this scale (with the paired MDE). Each row also
+    holds the unpaired Welch half-width for contrast."""
+    from lfbtheory.testbed.paired import welch as welch_hw
+
     out: list[dict[str, Any]] = []
     labels = {r["label"] for r in results["runs"]}
     bpb = lambda r: r["val"]["bpb"]  # noqa: E731
@@ -555,14 +594,19 @@ def verdicts(results: dict[str, Any]) -> list[dict[str, Any]]:
     ) -> None:
         if a not in labels or b not in labels:
             return
-        w = welch(_values(results, a, fn), _values(results, b, fn))
-        good = (w["diff"] < 0) if want_less else (w["diff"] > 0)
-        if not w["resolved"]:
-            v = "not resolvable at this scale"
-        else:
-            v = "reproduced" if good else "not reproduced"
+        xa, xb, seeds = _paired(results, a, b, fn)
+        d = [x - y for x, y in zip(xa, xb, strict=True)]
+        w = welch_hw(xa, xb) if len(seeds) > 1 else {"half_width": float("nan")}
         out.append(
-            {"claim": claim, "compare": f"{a} vs {b} ({what})", "paper": paper, "verdict": v, **w}
+            _claim_row(
+                claim,
+                f"{a} - {b} ({what}), paired by seed",
+                paper,
+                d,
+                -1 if want_less else 1,
+                seeds=seeds,
+                welch_half_width=w["half_width"],
+            )
         )
 
     compare(
@@ -622,62 +666,13 @@ def verdicts(results: dict[str, Any]) -> list[dict[str, Any]]:
         "2408.15664 Sec. 3",
         what="MaxVio_global",
     )
-    # interference: the aux gradient on the router opposes the LM gradient (mean cosine < 0).
-    # A positive cosine means descending the aux term also descends the LM loss on average;
-    # |cos| < 1 always leaves a component that is not an LM direction (lemma 9(e)).
+    # interference: the aux gradient on the router opposes the LM gradient (mean cosine < 0),
+    # per seed against the chance level of its own dimension (interference_null).
     for label in ("aux_batch_0.001", "aux_batch_0.01"):
-        if label not in labels:
-            continue
-        w = one_sample(_values(results, label, lambda r: float(np.mean(r["interference_cos"]))))
-        m = w["diff"]
-        if not w["resolved"]:
-            v = "not resolvable at this scale"
-        else:
-            v = "reproduced" if m < 0 else "not reproduced (aligned on average)"
-        out.append(
-            {
-                "claim": "interference: the aux gradient on the router opposes the LM gradient",
-                "compare": f"{label}: mean cos(grad aux, grad LM) over training "
-                f"(orthogonal share sqrt(1 - cos^2) = {math.sqrt(max(0.0, 1 - m * m)):.3f})",
-                "paper": "2408.15664 Sec. 2 (interference gradients); proofs lemma 9(e)",
-                "verdict": v,
-                **w,
-            }
-        )
-    leak = leakage_table(results)
-    if leak:
-        smallest = leak[-1]
-        w = one_sample(
-            _values(
-                results,
-                f"expert_choice_c{smallest['chunk']}",
-                lambda r: r["val_causal"]["bpb"] - r["val"]["bpb"],
-            )
-        )
-        v = (
-            ("reproduced" if w["diff"] > 0 else "not reproduced")
-            if w["resolved"]
-            else "not resolvable at this scale"
-        )
-        out.append(
-            {
-                "claim": "Expert Choice leaks: non-causal eval beats the causal eval of the "
-                "same weights",
-                "compare": f"chunk {smallest['chunk']}: causal - non-causal bits/byte",
-                "paper": "2408.15664 App. D (abnormal loss drop)",
-                "verdict": v,
-                **w,
-            }
-        )
-        if len(leak) > 1:
-            compare(
-                "leakage grows as the chunk shrinks",
-                f"expert_choice_c{leak[-1]['chunk']}",
-                f"expert_choice_c{leak[0]['chunk']}",
-                lambda r: r["val"]["bpb"] - r["val_causal"]["bpb"],
-                "2408.15664 App. D (smaller chunks, larger drop)",
-                what="non-causal - causal bits/byte",
-            )
+        if label in labels:
+            out.append(interference_claim(results, label))
+    leak = leakage_claims(results)
+    out.extend(leak)
     return out
 
 
@@ -742,3 +737,148 @@ def recorded_regret(results: dict[str, Any]) -> dict[str, Any] | None:
         "bias_real": bias.tolist(),
         "bias_replay": np.asarray(replay.bias).tolist(),
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# interference against chance, leakage by intervention
+
+NULL_DRAWS = 4000
+
+
+def interference_null(
+    dim: int,
+    m: int,
+    n_seeds: int,
+    rng: np.random.Generator,
+    *,
+    grads: Sequence[tuple[np.ndarray, np.ndarray]] | None = None,
+    draws: int = NULL_DRAWS,
+) -> dict[str, Any]:
+    """Null distributions of the grand mean cosine (m measurements per seed, n_seeds seeds).
+
+    "random": cos(u, g) with u uniform on the sphere of R^dim (any fixed g; the law of one
+    coordinate of a uniform unit vector, mean 0, variance 1 / dim). "permuted" (when the
+    per-step gradient pairs ``grads`` = [(G_aux (m, dim), G_lm (m, dim)) per seed] are given):
+    cos(g_aux[t], g_lm[pi(t)]) for uniformly random permutations pi of the measured steps --
+    the aux and LM gradients of different batches, which keeps every structure the gradients
+    share across training. Returns the central 1 - ALPHA interval of each."""
+    from lfbtheory.testbed.paired import ALPHA
+
+    q = (ALPHA / 2, 1 - ALPHA / 2)
+    # cos of a uniform direction with a fixed unit vector: z_1 / |z| for z ~ N(0, I_dim)
+    z1 = rng.standard_normal((draws, n_seeds * m))
+    rest = rng.chisquare(dim - 1, size=(draws, n_seeds * m))
+    rand = (z1 / np.sqrt(z1**2 + rest)).mean(axis=1)
+    out: dict[str, Any] = {
+        "random_interval": [float(x) for x in np.quantile(rand, q)],
+        "random_sd": float(rand.std()),
+    }
+    if grads:
+        vals = np.empty(draws)
+        units = []
+        for ga, gl in grads:
+            ga = ga / np.linalg.norm(ga, axis=1, keepdims=True)
+            gl = gl / np.linalg.norm(gl, axis=1, keepdims=True)
+            units.append((ga.astype(np.float64), gl.astype(np.float64)))
+        for i in range(draws):
+            tot, cnt = 0.0, 0
+            for ga, gl in units:
+                pi = rng.permutation(ga.shape[0])
+                tot += float(np.sum(ga * gl[pi]))
+                cnt += ga.shape[0]
+            vals[i] = tot / cnt
+        out["permuted_interval"] = [float(x) for x in np.quantile(vals, q)]
+    return out
+
+
+def interference_claim(results: dict[str, Any], label: str) -> dict[str, Any]:
+    """The interference claim for ``label``: the grand mean cos(grad aux, grad LM) against its
+    null intervals (random directions; permuted batches when gradients were recorded), then
+    the paired-t verdict of the per-seed means (claimed sign: negative)."""
+    runs = [r for r in results["runs"] if r["label"] == label]
+    per_seed = [float(np.mean(r["interference_cos"])) for r in runs]
+    m = min(len(r["interference_cos"]) for r in runs)
+    dim = int(runs[0].get("interference_dim") or 0)
+    if not dim:
+        cfg = results["config"]["model"]
+        dim = cfg["n_layers"] * cfg["n_experts"] * cfg["d_model"]
+    grads = [
+        (np.asarray(r["grad_aux"]), np.asarray(r["grad_lm"]))
+        for r in runs
+        if "grad_aux" in r and len(r["grad_aux"]) > 1
+    ]
+    full = grads if len(grads) == len(runs) else None
+    null = interference_null(dim, m, len(runs), np.random.default_rng(0), grads=full)
+    grand = float(np.mean(per_seed))
+    lo = min(null["random_interval"][0], null.get("permuted_interval", [np.inf])[0])
+    hi = max(null["random_interval"][1], null.get("permuted_interval", [-np.inf])[1])
+    paper = "2408.15664 Sec. 2 (interference gradients); proofs lemma 9(e)"
+    compare = (
+        f"{label}: mean cos(grad aux, grad LM) over training, {m} steps x {len(runs)} seeds, "
+        f"dimension {dim}; chance interval [{lo:.3g}, {hi:.3g}]"
+    )
+    extra = {"grand_mean_cos": grand, "null": null, "chance_interval": [lo, hi]}
+    if lo <= grand <= hi:
+        return {
+            "claim": "interference: the aux gradient on the router opposes the LM gradient",
+            "compare": compare,
+            "paper": paper,
+            "verdict": "not distinguishable from chance",
+            "basis": f"grand mean {grand:.3g} inside the central {100 * (1 - 0.05):g}% null "
+            "interval",
+            "per_seed": per_seed,
+            **extra,
+        }
+    row = _claim_row(
+        "interference: the aux gradient on the router opposes the LM gradient",
+        compare,
+        paper,
+        per_seed,
+        -1,
+        per_seed=per_seed,
+        **extra,
+    )
+    if row["verdict"] == "refuted":
+        row["verdict"] = "refuted (aligned on average, beyond chance)"
+    return row
+
+
+def leakage_claims(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Expert Choice leakage by intervention (routing rule fixed; future bytes perturbed):
+    per chunk, the mean |delta loss| of earlier bytes, paired by seed against the token-
+    choice control (the ``none`` setting, or any token-choice setting), which must read
+    exactly 0; beside the App. D information bound."""
+    from lfbtheory.analysis.causality import expert_choice_leakage
+
+    cfg = results["config"]["model"]
+    e, k = cfg["n_experts"], cfg["k"]
+    runs = [r for r in results["runs"] if "leak_intervention" in r]
+    control = [r for r in runs if r["method"]["kind"] != "expert_choice"]
+    rows: list[dict[str, Any]] = []
+    if not control:
+        return rows
+    ctrl_max = max(r["leak_intervention"]["max_abs_delta_logit"] for r in control)
+    chunks = sorted({r["method"]["chunk"] for r in runs if r["method"]["kind"] == "expert_choice"})
+    paper = "2408.15664 App. D (Expert Choice leaks future tokens)"
+    for chunk in chunks:
+        ec = [r for r in runs if r["method"].get("chunk") == chunk and r["method"]["kind"] ==
+              "expert_choice"]
+        d = [r["leak_intervention"]["mean_abs_delta_bpb"] for r in ec]
+        bound = expert_choice_leakage(chunk, e, k)
+        row = _claim_row(
+            "Expert Choice leaks: perturbing only future bytes changes earlier outputs",
+            f"expert_choice_c{chunk}: mean |delta loss| of earlier bytes (bits/byte); "
+            f"token-choice control max |delta logit| = {ctrl_max:g}",
+            paper,
+            d,
+            1,
+            control_max_abs_delta_logit=ctrl_max,
+            bound_bits_per_token_layer_exact=bound.exact,
+            share_positions_changed=[
+                r["leak_intervention"]["share_positions_changed"] for r in ec
+            ],
+        )
+        if ctrl_max != 0:
+            row["verdict"] = "invalid: the token-choice control changed (must read 0)"
+        rows.append(row)
+    return rows
