@@ -510,3 +510,25 @@ def test_interference_null_matches_the_sphere_and_flags_chance():
     assert aligned["verdict"].startswith("refuted")
     opposed = interference_claim(results(0.0, -0.5), "aux_batch_0.001")
     assert opposed["verdict"] == "reproduces"
+
+
+def test_training_trace_round_trips_and_feeds_the_two_timescale_view(corpus, tmp_path):
+    from lfbtheory.testbed.trace import snapshot_stream, training_trace, two_timescale
+    from lfbtheory.traces import read_trace, write_trace
+    from lfbtheory.workloads.trace import TraceWorkload
+
+    run = train_run(TINY_MODEL, TINY_TRAIN, Method("lfb", u=1e-2), 0, corpus, record=True)
+    tr = training_trace(run["recorded_scores"], run["recorded_bias"], k=TINY_MODEL.k, every=2,
+                        model="tiny", seed=0)
+    path = write_trace(tr, tmp_path / "t.npz")
+    back = read_trace(path)
+    assert back.layer_names == ("blocks.0.moe@step0", "blocks.0.moe@step2",
+                                "blocks.0.moe@step4")
+    np.testing.assert_array_equal(back.values, run["recorded_scores"][::2])
+    np.testing.assert_array_equal(back.bias, run["recorded_bias"][::2])
+    assert back.values.shape[2] == TINY_MODEL.n_experts  # all E scores, none completed
+    w = TraceWorkload(str(path), n=4, layer=2)
+    assert w.n_experts == TINY_MODEL.n_experts
+    view = two_timescale(back, make_rule("sign", 1e-2))
+    assert view["steps"] == 3 and set(view["fixed"]) == {"step0", "step2", "step4"}
+    assert len(snapshot_stream(back)) == 3
