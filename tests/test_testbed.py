@@ -294,6 +294,13 @@ ONE_RUN = dict(
 )
 
 
+@pytest.fixture(scope="module")
+def one_run_cache(tmp_path_factory):
+    cfg = TestbedConfig(**ONE_RUN)
+    cache = tmp_path_factory.mktemp("one_run") / "cache"
+    return cfg, cache, run_testbed(cfg, cache_dir=cache)
+
+
 class _Planted:
     """Unpickling this object creates the file ``marker``: a planted cache file must never
     get that far."""
@@ -306,15 +313,16 @@ class _Planted:
 
 
 @pytest.mark.parametrize("kind", ["raw_pickle", "object_array_npz", "wrong_key", "not_a_zip"])
-def test_a_planted_cache_file_is_refused_and_never_executed(tmp_path, kind):
+def test_a_planted_cache_file_is_refused_and_never_executed(tmp_path, kind, one_run_cache):
     import pickle
+    import shutil
 
     from lfbtheory.fileio import FileFormatError
     from lfbtheory.testbed.run import load_run, save_run
 
-    cfg = TestbedConfig(**ONE_RUN)
+    cfg, src, first = one_run_cache
     cache = tmp_path / "cache"
-    first = run_testbed(cfg, cache_dir=cache)
+    shutil.copytree(src, cache)
     (path,) = cache.glob("run-*.npz")
     marker = tmp_path / "marker"
     if kind == "raw_pickle":
