@@ -416,6 +416,19 @@ def test_sign_flip_p_is_the_exact_enumeration():
     assert sign_flip_p([1.0, 2.0, 3.0]) == 2 / 8  # the smallest attainable p for n = 3
 
 
+def test_paired_interval_and_mde_match_scipy():
+    from scipy import stats
+
+    from lfbtheory.testbed.paired import paired_stats
+
+    d = np.array([0.3, -0.1, 0.5, 0.2, 0.05])
+    st = paired_stats(d)
+    ci = stats.ttest_1samp(d, 0.0).confidence_interval(0.95)
+    np.testing.assert_allclose([st["ci_low"], st["ci_high"]], [ci.low, ci.high], rtol=1e-12)
+    se = d.std(ddof=1) / np.sqrt(5)
+    np.testing.assert_allclose(st["mde"], (stats.t.ppf(0.975, 4) + stats.t.ppf(0.8, 4)) * se)
+
+
 def _synthetic(rng, n, effect, shared_sd, pair_sd):
     """n seeds: both methods share a seed effect N(0, shared_sd^2); a = seed + effect + noise,
     b = seed + noise, so the paired difference has sd pair_sd * sqrt(2)."""
