@@ -531,6 +531,12 @@ def test_interference_null_matches_the_sphere_and_flags_chance():
     assert aligned["verdict"].startswith("refuted")
     opposed = interference_claim(results(0.0, -0.5), "aux_batch_0.001")
     assert opposed["verdict"] == "reproduces"
+    bare = results(0.0, 0.0)  # no recorded gradients: the random-direction null alone
+    for r in bare["runs"]:
+        del r["grad_aux"], r["grad_lm"]
+    row = interference_claim(bare, "aux_batch_0.001")
+    assert "permuted_interval" not in row["null"]
+    assert row["chance_interval"] == row["null"]["random_interval"]
 
 
 def test_training_trace_round_trips_and_feeds_the_two_timescale_view(corpus, tmp_path):

@@ -810,8 +810,9 @@ def interference_claim(results: dict[str, Any], label: str) -> dict[str, Any]:
     full = grads if len(grads) == len(runs) else None
     null = interference_null(dim, m, len(runs), np.random.default_rng(0), grads=full)
     grand = float(np.mean(per_seed))
-    lo = min(null["random_interval"][0], null.get("permuted_interval", [np.inf])[0])
-    hi = max(null["random_interval"][1], null.get("permuted_interval", [-np.inf])[1])
+    perm = null.get("permuted_interval", [np.inf, -np.inf])  # absent: random null only
+    lo = min(null["random_interval"][0], perm[0])
+    hi = max(null["random_interval"][1], perm[1])
     paper = "2408.15664 Sec. 2 (interference gradients); proofs lemma 9(e)"
     compare = (
         f"{label}: mean cos(grad aux, grad LM) over training, {m} steps x {len(runs)} seeds, "
