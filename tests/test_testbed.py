@@ -558,3 +558,17 @@ def test_training_trace_round_trips_and_feeds_the_two_timescale_view(corpus, tmp
     view = two_timescale(back, make_rule("sign", 1e-2))
     assert view["steps"] == 3 and set(view["fixed"]) == {"step0", "step2", "step4"}
     assert len(snapshot_stream(back)) == 3
+
+
+def test_the_shipped_learned_router_trace_holds_every_score():
+    from lfbtheory.traces import read_trace
+    from lfbtheory.workloads.data import LEARNED_ROUTER_FILE, data_dir
+
+    path = data_dir() / LEARNED_ROUTER_FILE
+    assert path.stat().st_size <= 2_200_000
+    tr = read_trace(path)
+    assert tr.values.shape == (200, 128, 16) and tr.kind == "scores" and tr.k == 2
+    v = np.asarray(tr.values)
+    assert np.all((v > 0) & (v < 1))  # sigmoid scores, every entry recorded (none completed)
+    assert tr.layer_names[0] == "blocks.0.moe@step0" and tr.layer_names[-1].endswith("@step1990")
+    assert tr.bias is not None and np.all(tr.bias[0] == 0) and np.any(tr.bias[-1] != 0)
