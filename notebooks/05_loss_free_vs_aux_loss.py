@@ -46,7 +46,7 @@ from IPython.display import Image, display
 
 from lfbtheory.analysis.causality import expert_choice_leakage
 from lfbtheory.testbed import load_corpus, preset, run_testbed
-from lfbtheory.testbed.report import write_results
+from lfbtheory.testbed.report import verdict_markdown, write_results
 
 warnings.filterwarnings("ignore", message="IProgress not found")
 
@@ -174,6 +174,4 @@ for row in rep["leakage"]:
 # directions, permuted batches); leakage is measured by perturbing only future bytes.
 
 # %%
-from lfbtheory.testbed.report import verdict_markdown
-
 print(verdict_markdown(rep["verdicts"]))
