@@ -46,7 +46,7 @@ from IPython.display import Image, display
 
 from lfbtheory.analysis.causality import expert_choice_leakage
 from lfbtheory.testbed import load_corpus, preset, run_testbed
-from lfbtheory.testbed.report import write_results
+from lfbtheory.testbed.report import verdict_markdown, write_results
 
 warnings.filterwarnings("ignore", message="IProgress not found")
 
@@ -166,13 +166,12 @@ for row in rep["leakage"]:
 # %% [markdown]
 # ## Verdicts
 #
-# Differences of means over seeds with a Welch t interval (95 %): a claim is *reproduced* or
-# *not reproduced* only when the interval excludes 0; otherwise it is *not resolvable at this
-# scale*, and the effect size that this many seeds could have resolved is printed.
+# Paired differences per seed (every method of a seed shares its initial weights, batch order
+# and evaluation windows): a claim *reproduces* or is *refuted* only when the paired 95 % t
+# interval excludes 0 (and the exact sign-flip test agrees, where the seed count lets it
+# reach 5 %); otherwise it is *not resolvable at this scale*, with the minimum detectable
+# effect at alpha 0.05 and power 0.8. Interference is first compared with chance (random
+# directions, permuted batches); leakage is measured by perturbing only future bytes.
 
 # %%
-for v in rep["verdicts"]:
-    print(
-        f"{v['verdict']:32} {v['claim']}  [{v['compare']}]  diff {v['diff']:+.4f}, "
-        f"resolvable {v['resolvable']:.4f}"
-    )
+print(verdict_markdown(rep["verdicts"]))

@@ -20,6 +20,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--quick", action="store_true", help="tiny model, 30 steps (under a minute; for CI)"
     )
     p.add_argument(
+        "--preset",
+        choices=("default", "quick", "long"),
+        default=None,
+        help="default: ~10 min grid on 2 cores; quick: = --quick; long: 2000 steps "
+        "(steps fixed a priori from the bias travel, docs/testbed.md; outside CI)",
+    )
+    p.add_argument(
         "--config",
         type=Path,
         default=None,
@@ -59,7 +66,9 @@ def _run(args: argparse.Namespace) -> int:
             raise ValueError(f"--config must be a readable JSON file: {exc}") from None
         cfg = TestbedConfig.from_dict(d)
     else:
-        cfg = preset("quick" if args.quick else "default")
+        if args.preset is not None and args.quick and args.preset != "quick":
+            raise ValueError(f"--quick contradicts --preset {args.preset}; give one of them")
+        cfg = preset(args.preset or ("quick" if args.quick else "default"))
     if args.workers is not None:
         cfg = replace(cfg, workers=args.workers)
     print(

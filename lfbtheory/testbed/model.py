@@ -112,10 +112,20 @@ class MoELayer(nn.Module):
             self.bias.copy_(self.router.bias(self.router_state))
 
     def forward(
-        self, x: torch.Tensor, *, routing: str = "token", chunk: int = 0, count: bool = True
+        self,
+        x: torch.Tensor,
+        *,
+        routing: str = "token",
+        chunk: int = 0,
+        count: bool = True,
+        dense: bool = False,
     ) -> tuple[torch.Tensor, RoutingInfo]:
         """x (B, T, D). routing "token": top-k of s + bias; "expert_choice": per chunk of
-        ``chunk`` tokens of a sequence. ``count``: add this pass's loads to the LFB counts."""
+        ``chunk`` tokens of a sequence. ``count``: add this pass's loads to the LFB counts.
+        ``dense``: every used expert computes all n tokens and keeps the rows routed to it, so
+        a token's output is bitwise independent of which other tokens an expert took (matrix
+        kernels may round a row differently when the row count changes); the same function
+        as the gathered path up to that rounding, E / K times the expert cost."""
         b, t, d = x.shape
         e, k = self.cfg.n_experts, self.cfg.k
         flat = x.reshape(-1, d)
@@ -156,7 +166,10 @@ class MoELayer(nn.Module):
             if c == 0:
                 continue
             idx = tok_sorted[start : start + c]
-            h = F.gelu(flat[idx] @ self.w1[i]) @ self.w2[i]
+            if dense:
+                h = (F.gelu(flat @ self.w1[i]) @ self.w2[i])[idx]
+            else:
+                h = F.gelu(flat[idx] @ self.w1[i]) @ self.w2[i]
             out.index_add_(0, idx, h * w_sorted[start : start + c, None])
             start += c
         if self.shared is not None:
@@ -227,7 +240,13 @@ class MoELM(nn.Module):
         return [m.gate.weight for m in self.moe_layers]
 
     def forward(
-        self, idx: torch.Tensor, *, routing: str = "token", chunk: int = 0, count: bool = True
+        self,
+        idx: torch.Tensor,
+        *,
+        routing: str = "token",
+        chunk: int = 0,
+        count: bool = True,
+        dense: bool = False,
     ) -> tuple[torch.Tensor, list[RoutingInfo]]:
         """idx (B, T) int64 bytes -> logits (B, T, 256) and each layer's RoutingInfo."""
         t = idx.shape[1]
@@ -236,6 +255,6 @@ class MoELM(nn.Module):
         x = self.embed(idx) + self.pos[:t]
         infos = []
         for blk in self.blocks:
-            x, info = blk(x, routing=routing, chunk=chunk, count=count)
+            x, info = blk(x, routing=routing, chunk=chunk, count=count, dense=dense)
             infos.append(info)
         return self.ln_f(x) @ self.embed.weight.T, infos

@@ -4,13 +4,13 @@ verdicts.json, regret.json, runs.npz (per-run curves) and PNG plots (matplotlib 
 from __future__ import annotations
 
 import csv
-import json
 import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from lfbtheory.fileio import write_json
 from lfbtheory.testbed.run import leakage_table, recorded_regret, summarize, verdicts
 
 __all__ = ["write_results", "format_tables"]
@@ -76,10 +76,31 @@ def format_tables(table: list[dict], leak: list[dict], verdict: list[dict]) -> s
                 f"{r['bound_bits_per_token_layer_exact']:15.2f}"
             )
     lines.append("")
+    lines.append(verdict_markdown(verdict))
+    return "\n".join(lines)
+
+
+def _g(v: Any, fmt: str = "+.4f") -> str:
+    return "—" if v is None or (isinstance(v, float) and not math.isfinite(v)) else format(v, fmt)
+
+
+def verdict_markdown(verdict: list[dict]) -> str:
+    """The paired results table (markdown): per claim the paired mean difference, its t
+    interval, the sign-flip p, the MDE (alpha, power stated), the unpaired Welch half-width
+    for contrast, and the verdict."""
+    lines = [
+        "| claim | comparison | n | mean diff | paired 95% t interval | sign-flip p | "
+        "MDE (α=0.05, power 0.8) | Welch ± | verdict |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for v in verdict:
+        ci = (
+            f"[{_g(v.get('ci_low'))}, {_g(v.get('ci_high'))}]" if "ci_low" in v else "—"
+        )
         lines.append(
-            f"- {v['claim']} [{v['compare']}]: {v['verdict']} (diff {v['diff']:+.4f}, "
-            f"resolvable at this n: {v['resolvable']:.4f}; paper: {v['paper']})"
+            f"| {v['claim']} | {v['compare']} | {v.get('n', '—')} | {_g(v.get('mean'))} | {ci} "
+            f"| {_g(v.get('p_sign_flip'), '.3g')} | {_g(v.get('mde'), '.4f')} "
+            f"| {_g(v.get('welch_half_width'), '.4f')} | {v['verdict']} |"
         )
     return "\n".join(lines)
 
@@ -197,22 +218,20 @@ def write_results(results: dict[str, Any], out: str | Path) -> dict[str, Any]:
         regret_error = None
     except Exception as exc:  # noqa: BLE001 -- the tables must still be written
         regret, regret_error = None, f"{type(exc).__name__}: {exc}"
-    (out / "config.json").write_text(json.dumps(results["config"], indent=2))
+    write_json(out / "config.json", results["config"])
     meta = {
         "corpus": results["corpus"],
         "torch": results.get("torch"),
         "python": results.get("python"),
         "wall_seconds": results.get("wall_seconds"),
     }
-    (out / "results.json").write_text(
-        json.dumps({"meta": meta, "table": table}, indent=2, default=_json_default)
-    )
+    write_json(out / "results.json", {"meta": meta, "table": table})
     _write_csv(out / "results.csv", table)
-    (out / "leakage.json").write_text(json.dumps(leak, indent=2, default=_json_default))
+    write_json(out / "leakage.json", leak, indent=2)
     _write_csv(out / "leakage.csv", leak)
-    (out / "verdicts.json").write_text(json.dumps(verdict, indent=2, default=_json_default))
+    write_json(out / "verdicts.json", verdict, indent=2)
     if regret is not None:
-        (out / "regret.json").write_text(json.dumps(regret, indent=2, default=_json_default))
+        write_json(out / "regret.json", regret, indent=2)
     scalars = [
         {
             key: r[key]
@@ -224,12 +243,16 @@ def write_results(results: dict[str, Any], out: str | Path) -> dict[str, Any]:
                 "val_causal",
                 "tokens_per_second",
                 "train_seconds",
+                "init_digest",
+                "batch_digest",
+                "eval_digest",
+                "leak_intervention",
             )
             if key in r
         }
         for r in results["runs"]
     ]
-    (out / "runs.json").write_text(json.dumps(scalars, indent=1, default=_json_default))
+    write_json(out / "runs.json", scalars, indent=1)
     arrays: dict[str, np.ndarray] = {}
     for r in results["runs"]:
         key = f"{r['label']}__seed{r['seed']}"
@@ -249,6 +272,8 @@ def write_results(results: dict[str, Any], out: str | Path) -> dict[str, Any]:
                 arrays[f"{key}__{name}"] = np.asarray(r[name])
     np.savez_compressed(out / "runs.npz", **arrays)
     _plots(out, results, table, regret)
+    write_maxvio_curves(results, out)
+    (out / "verdicts.md").write_text(verdict_markdown(verdict) + "\n")
     text = format_tables(table, leak, verdict)
     if regret is not None:
         s, q = regret["summary_real"], regret["summary_replay"]
@@ -267,3 +292,83 @@ def write_results(results: dict[str, Any], out: str | Path) -> dict[str, Any]:
         (out / "regret_error.txt").write_text(regret_error + "\n")
     (out / "summary.txt").write_text(text + "\n")
     return {"table": table, "leakage": leak, "verdicts": verdict, "regret": regret, "text": text}
+
+
+RUN_ARRAYS = (
+    "train_bpb",
+    "maxvio_batch",
+    "bias",
+    "interference_steps",
+    "interference_cos",
+    "curve_steps",
+    "curve_val_bpb",
+    "curve_val_maxvio_global",
+    "recorded_scores",
+    "recorded_bias",
+)
+
+
+def load_results(folder: str | Path) -> dict[str, Any]:
+    """The results dict of a written result folder (config.json, runs.json, runs.npz, through
+    the checked readers of :mod:`lfbtheory.fileio`), enough to recompute every table, verdict
+    and curve (the per-step gradients of the permuted-batch null are not in the folder)."""
+    from lfbtheory.fileio import read_json, read_npz
+    from lfbtheory.testbed.run import _nan_for_null
+
+    folder = Path(folder)
+    cfg = read_json(folder / "config.json", what="testbed config")
+    scalars = _nan_for_null(read_json(folder / "runs.json", what="testbed run scalars"))
+    arrays = read_npz(folder / "runs.npz", what="testbed run arrays")
+    runs = []
+    for r in scalars:
+        key = f"{r['label']}__seed{r['seed']}"
+        run = dict(r)
+        run["family"] = {"aux": f"aux_{r['method']['scope']}"}.get(
+            r["method"]["kind"], r["method"]["kind"]
+        )
+        for name in RUN_ARRAYS:
+            if f"{key}__{name}" in arrays:
+                run[name] = arrays[f"{key}__{name}"]
+        runs.append(run)
+    meta = read_json(folder / "results.json", what="testbed results")["meta"]
+    return {"config": cfg, "corpus": meta["corpus"], "runs": runs, **{
+        k: meta.get(k) for k in ("torch", "python", "wall_seconds")
+    }}
+
+
+def write_maxvio_curves(results: dict[str, Any], out: str | Path) -> None:
+    """maxvio_curves.csv (setting, seed, step, MaxVio_batch of that step (mean over layers),
+    MaxVio_global on the curve windows at the curve steps, empty elsewhere) and
+    maxvio_curves.png (both, mean over seeds per setting)."""
+    from matplotlib.figure import Figure
+
+    out = Path(out)
+    rows = []
+    for r in results["runs"]:
+        mvb = np.asarray(r["maxvio_batch"]).mean(axis=1)
+        glob = dict(zip(np.asarray(r["curve_steps"]).tolist(),
+                        np.asarray(r["curve_val_maxvio_global"]).tolist(), strict=True))
+        for i, v in enumerate(mvb.tolist()):
+            rows.append({
+                "setting": r["label"], "seed": r["seed"], "step": i + 1,
+                "maxvio_batch": v, "maxvio_global": glob.get(i + 1, ""),
+            })
+    _write_csv(out / "maxvio_curves.csv", rows)
+    fig = Figure(figsize=(11, 4.5))
+    ax1, ax2 = fig.subplots(1, 2)
+    by: dict[str, list[dict]] = {}
+    for r in results["runs"]:
+        by.setdefault(r["label"], []).append(r)
+    for label, runs in by.items():
+        mvb = np.mean([np.asarray(r["maxvio_batch"]).mean(axis=1) for r in runs], axis=0)
+        w = max(1, len(mvb) // 100)
+        smooth = np.convolve(mvb, np.ones(w) / w, mode="valid")
+        ax1.plot(np.arange(w, len(mvb) + 1), smooth, label=label, lw=1)
+        steps = np.asarray(runs[0]["curve_steps"])
+        ax2.plot(steps, np.mean([r["curve_val_maxvio_global"] for r in runs], axis=0),
+                 marker="o", ms=3, label=label)
+    ax1.set(xlabel="step", ylabel="MaxVio_batch (mean of layers, moving mean)", yscale="log")
+    ax2.set(xlabel="step", ylabel="MaxVio_global (curve windows)", yscale="log")
+    ax1.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "maxvio_curves.png", dpi=110)

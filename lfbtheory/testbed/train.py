@@ -17,6 +17,7 @@ scores of a token subsample with the bias that routed them (for the regret ledge
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -194,6 +195,60 @@ def evaluate(
     }
 
 
+def _digest(tensors: Any) -> str:
+    h = hashlib.sha256()
+    for t in tensors:
+        h.update(np.ascontiguousarray(t.detach().cpu().numpy()).tobytes())
+    return h.hexdigest()
+
+
+@torch.no_grad()
+def future_perturbation(
+    model: MoELM,
+    windows: torch.Tensor,
+    batch_size: int,
+    rng: np.random.Generator,
+    *,
+    routing: str = "token",
+    chunk: int = 0,
+) -> dict[str, Any]:
+    """Causal leakage by intervention, the routing rule held fixed: in each window cut at
+    c = (start of the chunk holding position T/2) + chunk/2 (T/2 for token choice), replace
+    every byte at positions >= c by a random byte, and measure the change of the outputs at
+    positions < c: max |delta logit|, mean |delta loss| (bits/byte, against the original next
+    bytes) and the share of earlier positions whose logits changed at all. A causal model
+    under token choice gives exactly 0 by construction (the control); any change under Expert
+    Choice is information flowing from future tokens into earlier outputs (arXiv 2408.15664
+    App. D)."""
+    model.eval()
+    t = model.cfg.seq_len
+    c = t // 2 if routing == "token" or chunk <= 0 else (t // 2 // chunk) * chunk + chunk // 2
+    pert = windows.clone()
+    pert[:, c:] = torch.from_numpy(rng.integers(0, 256, size=pert[:, c:].shape))
+    max_dl, dloss, changed, count = 0.0, 0.0, 0, 0
+    for i in range(0, windows.shape[0], batch_size):
+        w, pw = windows[i : i + batch_size], pert[i : i + batch_size]
+        # dense experts: an earlier token's output cannot change through the row count of an
+        # expert's matrix product, only through the routing (the quantity measured)
+        la, _ = model(w[:, :-1], routing=routing, chunk=chunk, count=False, dense=True)
+        lb, _ = model(pw[:, :-1], routing=routing, chunk=chunk, count=False, dense=True)
+        la, lb = la[:, :c].double(), lb[:, :c].double()
+        tgt = w[:, 1 : c + 1]
+        ca = F.cross_entropy(la.reshape(-1, 256), tgt.reshape(-1), reduction="none")
+        cb = F.cross_entropy(lb.reshape(-1, 256), tgt.reshape(-1), reduction="none")
+        max_dl = max(max_dl, float((la - lb).abs().max()))
+        dloss += float((ca - cb).abs().sum())
+        changed += int(((la - lb).abs().amax(dim=-1) > 0).sum())
+        count += tgt.numel()
+    model.train()
+    return {
+        "cut": c,
+        "max_abs_delta_logit": max_dl,
+        "mean_abs_delta_bpb": dloss / count / math.log(2),
+        "share_positions_changed": changed / count,
+    }
+
+
 def _cosine(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
     va = torch.cat([x.reshape(-1) for x in a]).double()
     vb = torch.cat([x.reshape(-1) for x in b]).double()
@@ -275,12 +330,17 @@ def _train(
     n_tok = train_cfg.batch_size * model_cfg.seq_len
     e, n_layers = model_cfg.n_experts, model_cfg.n_layers
 
+    init_digest = _digest(model.state_dict().values())
+    eval_digest = _digest([val])
+    batch_hash = hashlib.sha256()
+    grad_aux, grad_lm = [], []
     train_bpb, mv_batch, biases = [], [], []
     cos_steps, cos_vals = [], []
     curve_steps, curve_bpb, curve_mv = [], [], []
     rec_scores, rec_bias = [], []
     t0 = time.perf_counter()
     for step, batch in enumerate(loader):
+        batch_hash.update(batch.numpy().tobytes())
         if record:
             rec_bias.append(model.moe_layers[0].bias.numpy().copy())
         logits, infos = model(batch[:, :-1], routing=routing, chunk=method.chunk)
@@ -298,6 +358,8 @@ def _train(
             g_aux = torch.autograd.grad(aux_terms, params, retain_graph=True)
             cos_steps.append(step)
             cos_vals.append(_cosine(list(g_aux), list(g_lm)))
+            grad_aux.append(torch.cat([g.reshape(-1) for g in g_aux]).numpy().astype(np.float32))
+            grad_lm.append(torch.cat([g.reshape(-1) for g in g_lm]).numpy().astype(np.float32))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), train_cfg.grad_clip)
@@ -322,6 +384,7 @@ def _train(
         if progress is not None:
             progress(1)
     train_seconds = time.perf_counter() - t0
+    dim = int(sum(p.numel() for p in model.router_parameters()))
     final = evaluate(model, val, train_cfg.batch_size, routing=routing, chunk=method.chunk)
     out: dict[str, Any] = {
         "method": asdict(method),
@@ -339,6 +402,21 @@ def _train(
         "curve_val_maxvio_global": np.array(curve_mv),
         "train_seconds": train_seconds,
         "tokens_per_second": train_cfg.steps * n_tok / train_seconds,
+        "init_digest": init_digest,
+        "batch_digest": batch_hash.hexdigest(),
+        "eval_digest": eval_digest,
+        "interference_dim": dim,
+        "grad_aux": np.array(grad_aux, dtype=np.float32).reshape(len(grad_aux), dim),
+        "grad_lm": np.array(grad_lm, dtype=np.float32).reshape(len(grad_lm), dim),
+        # the same perturbation for every method of a seed (common random numbers)
+        "leak_intervention": future_perturbation(
+            model,
+            val,
+            train_cfg.batch_size,
+            np.random.default_rng([seed, 11]),
+            routing=routing,
+            chunk=method.chunk,
+        ),
     }
     if method.kind == "expert_choice":
         out["val_causal"] = evaluate(model, val, train_cfg.batch_size, routing="token")

@@ -22,6 +22,7 @@ __all__ = [
     "DataNotFoundError",
     "FLAME_FILE",
     "HISTOGRAM_FILE",
+    "LEARNED_ROUTER_FILE",
     "data_dir",
     "existing_file",
     "file_stamp",
@@ -36,6 +37,11 @@ __all__ = [
 
 FLAME_FILE = "flame_moe_290m_iter5473_prefill_32x64_layers2-9_top6.npz"
 HISTOGRAM_FILE = "olmoe_mixtral_expert_load_histograms.npz"
+# Full-score snapshots of the testbed's learned router during training (lfbtheory.traces
+# format; every score recorded, none completed; provenance in data/README.md). Replay one
+# snapshot with TraceWorkload(path, n, layer=i), or the training order with
+# lfbtheory.testbed.trace.snapshot_stream (needs no torch).
+LEARNED_ROUTER_FILE = "testbed_lfb_sign_long_seed0_layer0_fullscores.npz"
 
 # Cache sizes: how many distinct (file, entry) reads stay in memory. A histogram row is E
 # floats; a top-k trace is held once per file (FLAME: 8 x 2048 x 6 scores + ids, 1.2 MB).
