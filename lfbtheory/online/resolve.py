@@ -36,9 +36,9 @@ class PrefixSolver:
     (capacity t n k / E). Incremental: the chain of :func:`lfbtheory._engine.ssp.ssp_prefixes`
     on a buffer that doubles when full (the chain then restarts, warm-started from the last
     price), every prefix certified by :class:`lfbtheory.lp.certificate.GrowingVerdicts`; a
-    failed certificate, scores outside the chain's range, or batches whose n k is not a
-    multiple of E (no equality capacity per batch) fall back to
-    :func:`lfbtheory.lp.solve_balanced` of the pool, warm-started. Mutable; it reads only the
+    failed certificate, scores outside the chain's range, or batches of different sizes fall
+    back to :func:`lfbtheory.lp.solve_balanced` of the pool, warm-started. Every batch needs
+    n k divisible by E (:meth:`Resolve.observe` checks it). Mutable; it reads only the
     batches pushed so far (the buffer rows after them are zeros, never read as data)."""
 
     def __init__(self, n_experts: int, k: int, capacity: int = 64) -> None:
@@ -61,7 +61,6 @@ class PrefixSolver:
         self._smax = max(self._smax, float(np.max(np.abs(batch))))
         if self._incremental and (
             (self._buf is not None and self._buf.shape[1] != n)
-            or (n * self.k) % self.e
             or not (2.0**-_SSP_RANGE <= self._smax < 2.0**_SSP_RANGE)
         ):
             self._incremental = False  # from here on: pool solves
@@ -179,6 +178,11 @@ class Resolve(NamedTuple):
         e = state.bias.shape[0]
         if s.shape[1] != e:
             raise ValueError(f"scores have E={s.shape[1]} experts, the state has E={e}")
+        if (s.shape[0] * k) % e:
+            raise ValueError(
+                f"rule {self.name!r} re-solves the balanced LP with L = n k / E per step: a "
+                f"step's n*k must be divisible by E, got n={s.shape[0]}, k={k}, E={e}"
+            )
         past = (*state.past, s)
         if self.window is None:
             solver = state.solver
