@@ -130,7 +130,7 @@ def test_pool_solves_when_the_batch_size_changes():
         pool = np.concatenate(batches[:t])
         opt = solve_balanced(pool, 1).objective
         assert abs(dual_objective(pool, 1, tr.bias[t]) - opt) <= 1e-9 * max(1, abs(opt))
-    with pytest.raises(ValueError, match="divisible by E"):
+    with pytest.raises(ValueError, match="re-solves the balanced LP"):
         lfb.simulate(_stream(9, t=3, n=6, e=4), 1, U.lag1())
 
 
