@@ -14,7 +14,10 @@ docs/theory/online_rules.md (the table). Every rule runs on four streams:
   loads off the top 6 depend on that completion, not on the recording.
 
 For each: R_P(T) (primal regret against the pooled hindsight optimum), R_D(T) (dual regret
-against the pooled hindsight price), V(T) (cumulative tokens over capacity), MaxVio_batch
+against the pooled hindsight price), V(T) (cumulative tokens over capacity), the dynamic gap
+G(T) = sum_t (OPT_t - reward_t) (each batch against its own optimum) with its per-batch
+violation V_batch(T) = sum_t sum_i max(0, c_ti - L) (the comparator that matters under
+drift, where the pooled hindsight price is stale), MaxVio_batch
 (mean over batches), MaxVio_global(T), and the CPU time per step of the update (process
 time spent in the rule's update -- ``advance``, or ``observe`` for a re-solving rule --
 summed over the run and divided by T, in the reference loop; the machine was shared, so CPU
@@ -29,6 +32,8 @@ Constants (none tuned on these measurements):
   KL(q, 1) <= K = E for every price q in [0, 1]^E), and eta = sqrt(K / (V T)) on D, the
   minimiser of Lemma 16 (c)'s bound, with V = n^2 k (1 - k/E) (prices <= 1 times Lemma 5's
   bound on ||load - L||^2): u = eta L; also u = 1/sqrt(T), the proportional rule's c/sqrt(T);
+- solve_scale: one exact solve at 4096, 32768 and 131072 tokens (E = 64, k = 6), what a
+  re-solving step would cost at a training run's batch size;
 - follow the leader, lag-1 and a window of W = round(sqrt(T)) steps (the geometric mean of
   lag-1's W = 1 and follow the leader's W = T; no window was tried against the outcome).
 """
@@ -58,6 +63,8 @@ CONFIG = {
     "seed": 0,
     "drift": 0.05,
     "strength": 2.0,
+    "scale_tokens": [4096, 32768, 131072],
+    "repeats": 2,
 }
 
 
@@ -93,6 +100,10 @@ def _ledger(tr, batches, k, comp, cpu: float, upd: float) -> dict:
         "dual_regret": float(rep.dual_regret[-1]),
         "dual_regret_at_T/4": float(rep.dual_regret[i4]),
         "violation_tokens": float(rep.violation[-1]),
+        "dynamic_gap": float(rep.dynamic_gap[-1]),
+        "batch_violation_tokens": float(rep.batch_violation[-1])
+        if rep.batch_violation is not None
+        else None,
         "maxvio_batch_mean": float(np.mean(rep.maxvio_batch)),
         "maxvio_global_T": float(rep.maxvio_global[-1]),
         "growth_dual": rep.growth["dual_regret"].cls if "dual_regret" in rep.growth else "n/a",
@@ -164,11 +175,36 @@ def run_stream(kind: str, cfg: dict, log) -> dict:
     return out
 
 
+def solve_scale(cfg: dict, log) -> dict:
+    """CPU seconds of one exact solve (the lag-1 rule's step) at training-like token counts:
+    softmax scores of gaussian logits, E = 64, k = 6, cold and warm-started from the previous
+    batch's price (min of ``repeats``)."""
+    from lfbtheory import softmax
+    from lfbtheory.lp import solve_balanced
+
+    e, k = 64, 6
+    rng = np.random.default_rng(cfg["seed"])
+    theta = rng.normal(size=e)
+    out = {}
+    for n in cfg["scale_tokens"]:
+        a, b = (softmax(theta + rng.standard_normal((n, e))) for _ in range(2))
+        prev = solve_balanced(a, k).bias
+        runs = range(cfg["repeats"])
+        cold = min(_timed(lambda b=b: solve_balanced(b, k))[1] for _ in runs)
+        warm = min(_timed(lambda b=b, p=prev: solve_balanced(b, k, warm_start=p))[1] for _ in runs)
+        out[str(n)] = {"cold_s": cold, "warm_s": warm}
+        log("scale", f"n={n}", {"primal_regret": 0, "dual_regret": 0, "violation_tokens": 0,
+                                "cpu_ms_per_step_update": 1e3 * warm})
+    return out
+
+
 COLS = [
     ("R_P", "primal_regret", "{:.0f}"),
     ("R_D", "dual_regret", "{:.1f}"),
     ("R_D(T/4)", "dual_regret_at_T/4", "{:.1f}"),
     ("V", "violation_tokens", "{:.0f}"),
+    ("G_dyn", "dynamic_gap", "{:.0f}"),
+    ("V_batch", "batch_violation_tokens", "{:.0f}"),
     ("MaxVio_batch", "maxvio_batch_mean", "{:.3f}"),
     ("MaxVio_global", "maxvio_global_T", "{:.4f}"),
     ("update ms/step", "cpu_ms_per_step_update", "{:.3f}"),
@@ -207,18 +243,27 @@ def main(argv: list[str] | None = None) -> int:
     streams = {}
     for kind in args.streams.split(","):
         streams[kind] = run_stream(kind, cfg, log)
-    result = {"config": cfg, "identity": identity, "streams": streams}
+    result = {"config": cfg, "identity": identity, "streams": streams,
+              "solve_scale_E64_k6": solve_scale(cfg, log)}
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     fileio.write_json(out / "online_rules.json", result)
     md = (
         "# Causal online-LP rules on four streams\n\n"
         "Written by `python proofs/online_rules.py` (config, seeds and code identity in "
-        "online_rules.json). R_P, R_D, V in tokens; MaxVio_batch averaged over batches; "
+        "online_rules.json). R_P, R_D (against the pooled hindsight optimum), V (cumulative "
+        "tokens over capacity), G_dyn (sum of per-batch optimum minus reward) and V_batch "
+        "(sum of per-batch overloads) in score units / tokens; MaxVio_batch averaged over batches; "
         "update ms/step: CPU time of the rule's update per step (reference loop, numpy; "
         "shared machine). The replay stream is the FLAME trace's "
         "layer 2: top 6 of 64 probabilities recorded, the other 58 completed.\n\n"
-        + table(result) + "\n"
+        + table(result) + "\n\n"
+        "One exact solve (the lag-1 step) at training-like token counts, E = 64, k = 6, "
+        "CPU seconds (min of " + str(cfg["repeats"]) + "):\n\n| tokens | cold | warm-started |\n"
+        "|---|---|---|\n"
+        + "\n".join(f"| {n} | {v['cold_s']:.3f} | {v['warm_s']:.3f} |"
+                    for n, v in result["solve_scale_E64_k6"].items())
+        + "\n"
     )
     fileio.write_text(out / "online_rules.md", md)
     print(f"wrote {out / 'online_rules.json'} and {out / 'online_rules.md'}")
