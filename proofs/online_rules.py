@@ -241,12 +241,15 @@ def main(argv: list[str] | None = None) -> int:
               f"upd={row['cpu_ms_per_step_update']:.3f}ms", flush=True)
 
     streams = {}
-    for kind in args.streams.split(","):
-        streams[kind] = run_stream(kind, cfg, log)
-    result = {"config": cfg, "identity": identity, "streams": streams,
-              "solve_scale_E64_k6": solve_scale(cfg, log)}
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    for kind in args.streams.split(","):
+        streams[kind] = run_stream(kind, cfg, log)
+        # each finished stream is kept (a long run interrupted later loses nothing)
+        partial = {"config": cfg, "identity": identity, "streams": streams, "complete": False}
+        fileio.write_json(out / "online_rules.partial.json", partial)
+    result = {"config": cfg, "identity": identity, "streams": streams,
+              "solve_scale_E64_k6": solve_scale(cfg, log), "complete": True}
     fileio.write_json(out / "online_rules.json", result)
     md = (
         "# Causal online-LP rules on four streams\n\n"
