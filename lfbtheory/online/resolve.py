@@ -126,8 +126,14 @@ class Resolve(NamedTuple):
 
     window: int | None = None
 
-    bias_mode = "additive"
-    state_type = ResolveState
+    @property
+    def bias_mode(self) -> str:
+        """Additive: the price is added to the scores."""
+        return "additive"
+
+    @property
+    def state_type(self) -> type:
+        return ResolveState
 
     @property
     def name(self) -> str:
