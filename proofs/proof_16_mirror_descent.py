@@ -3,8 +3,7 @@
 Claim (dual mirror descent for online allocation, Balseiro, Lu & Mirrokni, in this setting).
 Take capacities as upper bounds (sum_t x_ti <= L), so prices are >= 0, and
 update them by mirror descent with the negative entropy: p_{t+1,i} = p_{t,i} exp(-eta g_{t,i}),
-g_t = load_t - L (multiplicative weights on prices; the package has no such rule yet, see
-below). With q >= 0 any comparator price, KL(q, p) = sum_i q_i ln(q_i/p_i) - q_i + p_i,
+g_t = load_t - L (multiplicative weights on prices; the package's rule, see below). With q >= 0 any comparator price, KL(q, p) = sum_i q_i ln(q_i/p_i) - q_i + p_i,
 r_t = D_t(p_t) - D_t(q), R_T = r_1 + ... + r_T:
 (a) three-point identity, every E: eta g_t.(p_t - q) = KL(q, p_t) - KL(q, p_{t+1}) +
     sum_i p_{t,i} (eta g_{t,i} + exp(-eta g_{t,i}) - 1);
@@ -15,9 +14,11 @@ r_t = D_t(p_t) - D_t(q), R_T = r_1 + ... + r_T:
     and (b)-(c) are Lemma 5 (b)-(c).
 What the rules of a training run would get from this: a multiplicative-weights price rule has
 the O(sqrt T) regret of Lemma 5 with a KL radius instead of a Euclidean one (better when few
-experts carry most of the price). It is not measured here: the package's ``multiplicative``
-rule multiplies the SCORES by b (Lemma 3 (e): additive log-bias on log-scores), which is not
-this update of additive prices; the measurement waits for a mirror-descent price rule.
+experts carry most of the price). The package's rule is ``updates.mirror_descent``: (a)-(c)
+with p := -b, the price subtracted from the scores (Balseiro, Lu & Mirrokni's convention),
+and g := L - load, the subgradient of the dual in -b; the comparator q = max(p*) - p* >= 0.
+It is measured in proofs/online_rules.py. (The ``multiplicative`` rule multiplies the SCORES
+by b, Lemma 3 (e), which is not this update.)
 (a)-(c) are chains for every E (sums over coordinates) and every T (induction).
 
 Hypotheses (named in the chains). update: p_{t+1,i} = p_{t,i} exp(-eta g_{t,i}); kl-term:

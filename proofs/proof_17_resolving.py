@@ -15,11 +15,11 @@ a causal price rule p_t (a function of s_1, ..., s_{t-1}); e_t = E||p_t - p*||^2
 (c) so exact per-batch prices (lag-1) are the worst causal choice under i.i.d. inputs, and the
     re-solving rules need the window to grow (the pooled past) to reach log T; under drift
     the pooled past is stale and Lemma 13 (a moving comparator) is the relevant bound.
-What this says about the rules that the rule API will add (follow-the-leader price,
-sliding-window re-solving, lag-1 exact price): (a) for follow-the-leader, (b) for lag-1 and
-for a fixed window. Their hypotheses are measured now without the rules (proofs/measurements.py,
+What this says about the package's re-solving rules (``updates.follow_the_leader``,
+``updates.sliding_window``, ``updates.lag1``): (a) for follow-the-leader, (b) for lag-1 and
+for a fixed window. Their hypotheses are measured without the rules (proofs/measurements.py,
 resolving): the pooled prefix optima converge to p* (computed exactly from the expected dual)
-with t e_t roughly constant, beta and C_h; the regret of the rules themselves waits for them.
+with t e_t roughly constant, beta and C_h; the rules' regret is in proofs/online_rules.py.
 (a), (b) are chains by induction on T.
 
 Hypotheses (named in the chains). causal: E[D_t(p_t)] = E[F(p_t)]; smooth: E F(p_t) - F* <=

@@ -26,8 +26,9 @@ from numpy.typing import ArrayLike, NDArray
 
 from lfbtheory._engine import loop as _engine_loop
 from lfbtheory._engine.arith import total
+from lfbtheory.online.resolve import Resolve
 from lfbtheory.online.state import RouterState, init_state
-from lfbtheory.online.updates import Rule, step_value
+from lfbtheory.online.updates import MirrorDescent, Rule, step_value
 from lfbtheory.routing import RouteOptions, route_options, select_and_count
 from lfbtheory.validation import as_k, as_positive_int, as_scores, as_stream_indices
 
@@ -71,7 +72,7 @@ class Trajectory:
 def simulate(
     batches: Iterable[ArrayLike],
     k: int,
-    rule: Rule,
+    rule: Rule | Resolve,
     *,
     init_bias: ArrayLike | None = ...,
     state: RouterState | None = ...,
@@ -90,7 +91,7 @@ def simulate(
 def simulate(
     batches: Iterable[ArrayLike],
     k: int,
-    rule: Sequence[Rule],
+    rule: Sequence[Rule | Resolve],
     *,
     init_bias: ArrayLike | None = ...,
     state: RouterState | None = ...,
@@ -108,7 +109,7 @@ def simulate(
 def simulate(
     batches: Iterable[ArrayLike],
     k: int,
-    rule: Rule | Sequence[Rule],
+    rule: Rule | Resolve | Sequence[Rule | Resolve],
     *,
     init_bias: ArrayLike | None = None,
     state: RouterState | None = None,
@@ -138,6 +139,15 @@ def simulate(
     otherwise, bit for bit the same; ``_path`` is internal ("python", "rows", "columns":
     force a path, for the tests that check it).
 
+    Two rule kinds run in the reference loop only, and forcing a compiled path for them
+    raises ValueError (never a silent mis-run): the re-solving rules
+    (:class:`lfbtheory.online.resolve.Resolve`: follow the leader, sliding window, lag-1),
+    whose step is an exact LP solve of past batches' SCORES, which the compiled loop (it
+    carries loads and (E,) buffers) does not have; and
+    :class:`~lfbtheory.online.updates.MirrorDescent`, whose factor exp(-u e) multiplies an
+    additive bias, no spec of the compiled loop. A re-solving rule is handed the scores of
+    the training micro-batches of each optimizer step, after they were routed.
+
     Examples
     --------
     >>> import numpy as np
@@ -151,14 +161,26 @@ def simulate(
     >>> [t.rule for t in lfb.simulate(batches, 2, rules)]
     ['sign', 'proportional']
     """
-    many = not isinstance(rule, Rule)
-    rules: list[Rule] = [rule] if isinstance(rule, Rule) else _as_rules(rule)
+    many = not isinstance(rule, (Rule, Resolve))
+    rules: list[Rule | Resolve] = [rule] if isinstance(rule, (Rule, Resolve)) else _as_rules(rule)
     micro_batches = as_positive_int(micro_batches, "micro_batches")
     eval_set = set(as_stream_indices(eval_batches, "eval_batches"))
     if init_bias is not None and state is not None:
         raise ValueError("give init_bias or state, not both")
     if _path not in (None, "python", "rows", "columns"):
         raise ValueError(f"_path must be None, 'python', 'rows' or 'columns', got {_path!r}")
+    if _path in ("rows", "columns"):
+        for r in rules:
+            if isinstance(r, (Resolve, MirrorDescent)):
+                why = (
+                    "its step is an exact LP solve of past batches' scores"
+                    if isinstance(r, Resolve)
+                    else "its update multiplies an additive bias (no compiled spec)"
+                )
+                raise ValueError(
+                    f"rule {r.name!r} runs in the reference loop only ({why}); "
+                    f"_path={_path!r} cannot run it"
+                )
     if adaptive:
         if many:
             raise ValueError("adaptive=True runs one rule (the adversary answers one bias)")
@@ -172,6 +194,11 @@ def simulate(
             raise TypeError(f"state must be a RouterState, got {type(state).__name__}")
         for r in rules:
             r.check_state(state.rule)
+        if state.n_pending and any(isinstance(r, Resolve) for r in rules):
+            raise ValueError(
+                "a re-solving rule resumes only from a state saved between optimizer steps "
+                f"(this one has {state.n_pending} pending micro-batches, whose scores it lacks)"
+            )
         if state.n_pending >= micro_batches:
             raise ValueError(
                 f"state has {state.n_pending} pending micro-batches, which is not fewer than "
@@ -188,7 +215,7 @@ def simulate(
                 kk, opts, st = _start(arr.shape[2], k, r, state, init_bias, *groups)
             except Exception:  # the reference loop raises it again, in its turn
                 continue
-            if not opts.group_limited and _compiled_ok(r, st):
+            if not opts.group_limited and isinstance(r, Rule) and _compiled_ok(r, st):
                 fused[q] = (kk, opts, st)
     heads = _run_compiled(arr, rules, fused, micro_batches, eval_set, progress, _path)
     done = sum(h.stop for h in heads.values())  # what the compiled pass reported
@@ -212,7 +239,7 @@ def simulate(
     return out if many else out[0]
 
 
-def _as_rules(rules: object) -> list[Rule]:
+def _as_rules(rules: object) -> list[Rule | Resolve]:
     """``rules`` as a list, or TypeError naming the argument (or the entry) that is wrong."""
     if isinstance(rules, (str, bytes)) or not isinstance(rules, Iterable):
         raise TypeError(
@@ -223,7 +250,7 @@ def _as_rules(rules: object) -> list[Rule]:
     if not out:
         raise ValueError("rule must name at least one rule")
     for q, rule in enumerate(out):
-        if not isinstance(rule, Rule):
+        if not isinstance(rule, (Rule, Resolve)):
             raise TypeError(
                 f"rule[{q}] must be an lfbtheory.updates.Rule (e.g. updates.sign(1e-3)), got "
                 f"{type(rule).__name__}"
@@ -234,7 +261,7 @@ def _as_rules(rules: object) -> list[Rule]:
 def _start(
     n_experts: int,
     k: int,
-    rule: Rule,
+    rule: Rule | Resolve,
     state: RouterState | None,
     init_bias: ArrayLike | None,
     n_groups: int | None,
@@ -313,7 +340,7 @@ def _finish(
     arr: NDArray[np.float64],
     kk: int,
     opts: RouteOptions,
-    rule: Rule,
+    rule: Rule | Resolve,
     start: RouterState,
     head: _engine_loop.Prefix,
     micro: int,
@@ -370,7 +397,7 @@ def _python_loop(
     batches: Iterable[ArrayLike],
     prevalidated: bool,
     k: int,
-    rule: Rule,
+    rule: Rule | Resolve,
     state: RouterState | None,
     init_bias: ArrayLike | None,
     micro_batches: int,
@@ -400,6 +427,8 @@ def _python_loop(
     n_pending = 0
     rows = np.empty((0, 1), dtype=np.intp)  # token indices, for the reward's gather
     frozen = False
+    resolving = isinstance(rule, Resolve)
+    step_scores: list[NDArray[np.float64]] = []  # a re-solving rule's tokens of this step
 
     it: Iterator[ArrayLike] = iter(batches)
     t = t_start
@@ -433,10 +462,21 @@ def _python_loop(
         if not is_eval:
             pending = pending + load
             n_pending += 1
+            if resolving:
+                step_scores.append(s)
             if n_pending >= micro_batches:
-                u = step_value(rule.step(rs.count), rs.count)
-                if not frozen:  # the arithmetic of optimizer_step on a state this loop built
-                    rs = rule.advance(pending.astype(np.float64), rs, u)
+                if resolving:  # an LP solve of the step's scores (routed above with rs.bias)
+                    assert isinstance(rule, Resolve)
+                    if not frozen:
+                        pool = step_scores[0] if len(step_scores) == 1 else np.concatenate(
+                            step_scores
+                        )
+                        rs = rule.observe(pool, rs, kk)
+                    step_scores = []
+                else:
+                    u = step_value(rule.step(rs.count), rs.count)
+                    if not frozen:  # optimizer_step's arithmetic on a state this loop built
+                        rs = rule.advance(pending.astype(np.float64), rs, u)
                 pending = np.zeros_like(pending)
                 n_pending = 0
 

@@ -83,6 +83,13 @@ def accumulate(state: RouterState, loads: ArrayLike) -> RouterState:
 def optimizer_step(rule: Rule, states: Sequence[RouterState]) -> tuple[RouterState, ...]:
     """One optimizer step on every data-parallel replica: all-reduce (sum) the pending counts,
     apply one update of ``rule`` to each unfrozen replica, reset the counts."""
+    from lfbtheory.online.resolve import Resolve
+
+    if isinstance(rule, Resolve):
+        raise TypeError(
+            f"rule {rule.name!r} re-solves an LP on the step's scores, not on its loads: "
+            "advance it with rule.observe(scores, state, k) (or run it in simulate)"
+        )
     states = tuple(states)
     if not states:
         raise ValueError("states must hold at least one replica state")
@@ -100,6 +107,10 @@ def freeze(state: RouterState) -> RouterState:
 
 
 def _check_rule(rule: object) -> None:
+    from lfbtheory.online.resolve import Resolve
+
+    if isinstance(rule, Resolve):
+        return
     if not isinstance(rule, Rule):
         raise TypeError(
             f"rule must be an lfbtheory.updates.Rule (e.g. updates.sign(1e-3)), got "
@@ -113,6 +124,12 @@ def state_dict(
     """Arrays that checkpoint ``state`` exactly (float64 bias, int64 counts), with the format
     version, the rule's name and bias mode, and the loop's ``micro_batches`` (None, stored as
     0: the caller's training loop decides when to step, as with ``TokenChoice``)."""
+    from lfbtheory.online.resolve import Resolve
+
+    if isinstance(rule, Resolve):
+        raise TypeError(
+            f"rule {rule.name!r} keeps past batches in its state; it has no checkpoint format"
+        )
     rule.check_state(state.rule)
     d: dict[str, NDArray[Any]] = {
         "format_version": np.array(FORMAT_VERSION),

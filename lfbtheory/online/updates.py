@@ -59,6 +59,12 @@ __all__ = [
     "momentum",
     "adagrad",
     "make_rule",
+    "MirrorDescent",
+    "mirror_descent",
+    "follow_the_leader",
+    "sliding_window",
+    "lag1",
+    "is_compiled_kind",
     "load_error",
     "step_value",
     "RULES",
@@ -318,6 +324,89 @@ def adagrad(step: Step, eps: float = 1e-8) -> Rule:
     return Rule("proportional", _as_schedule(step), memory="adagrad", eps=eps)
 
 
+class MirrorDescent(Rule):
+    """Dual mirror descent on prices with the negative-entropy mirror map (multiplicative
+    weights on prices; Balseiro, Lu & Mirrokni, arXiv 2011.10124, Sec. 3; Lemma 16 of
+    proofs/): prices lam >= 0 for capacities read as upper bounds, routing on s - lam (the
+    bias is b = -lam < 0), and
+
+        lam_i <- lam_i exp(u (c_i - c_bar) / c_bar),   i.e.   b <- b exp(-u e),
+
+    e the relative load error: an overloaded expert's price grows, an underloaded one's
+    shrinks towards 0, never below. u is eta L for the step eta on D of Lemma 16. The update
+    multiplies the bias by a factor that depends on the bias, so it is no spec of the
+    compiled loop; :func:`lfbtheory.simulate` runs it in the reference loop (with the
+    package's exp, as every rule)."""
+
+    @property
+    def name(self) -> str:
+        return "mirror_descent"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"rule": self.name, "kind": "mirror_descent", "step": to_json(self.step)}
+
+    def init(self, n_experts: int, bias0: ArrayLike | None = None) -> Any:
+        """The state before any update: bias0 (default -1: price 1 on every expert, the
+        width of scores in [0, 1], so KL(q, 1) <= E for every price q in [0, 1]^E)."""
+        if bias0 is None:
+            bias0 = -np.ones(int(n_experts)) if isinstance(n_experts, (int, np.integer)) else 0
+        state = Rule.init(self, n_experts, bias0)
+        if np.any(state.bias >= 0):
+            raise ValueError("bias0 must be < 0 for mirror descent (prices lam = -bias > 0)")
+        return state
+
+    def advance(self, loads: NDArray[np.float64], state: Any, u: float | None = None) -> Any:
+        if u is None:
+            u = step_value(self.step(state.count), state.count)
+        with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+            bias = state.bias * exp(-u * load_error(loads))
+        if not np.all(np.isfinite(bias)) or np.any(bias >= 0):
+            raise ValueError(
+                f"the update of {self.name!r} at count {state.count} overflowed or reached a "
+                f"zero price (step size u={u:g}); use a smaller step"
+            )
+        return state._replace(bias=bias, count=state.count + 1)
+
+    def check_state(self, state: Any) -> None:
+        Rule.check_state(self, state)
+        if np.any(np.asarray(state.bias) >= 0):
+            raise ValueError("state.bias must be < 0 for mirror descent (prices -bias > 0)")
+
+
+def mirror_descent(step: Step) -> MirrorDescent:
+    """Multiplicative weights on prices (:class:`MirrorDescent`) with step u_t."""
+    return MirrorDescent("proportional", _as_schedule(step))
+
+
+def follow_the_leader() -> Any:
+    """p_{t+1} = an optimal price of the pooled batches 1..t (:mod:`lfbtheory.online.resolve`:
+    re-solving, Agrawal, Wang & Ye 2014; Li & Ye arXiv 1901.04124)."""
+    from lfbtheory.online.resolve import Resolve
+
+    return Resolve(None)
+
+
+def sliding_window(window: int) -> Any:
+    """p_{t+1} = an optimal price of the pooled last ``window`` batches (re-solving on a
+    window, for drifting streams)."""
+    from lfbtheory.online.resolve import Resolve
+
+    if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1:
+        raise ValueError(f"window must be an integer >= 1, got {window!r}")
+    return Resolve(int(window))
+
+
+def lag1() -> Any:
+    """p_{t+1} = an optimal price of batch t alone (the lag-1 exact price)."""
+    return sliding_window(1)
+
+
+def is_compiled_kind(rule: object) -> bool:
+    """True for the rules the compiled loop interprets (a :class:`Rule` itself); False for
+    :class:`MirrorDescent` and the re-solving rules, which only the reference loop runs."""
+    return type(rule) is Rule
+
+
 RULES: dict[str, Callable[..., Rule]] = {
     "sign": sign,
     "proportional": proportional,
@@ -326,6 +415,7 @@ RULES: dict[str, Callable[..., Rule]] = {
     "centered_proportional": lambda step, **kw: centered(proportional(step, **kw)),
     "momentum": momentum,
     "adagrad": adagrad,
+    "mirror_descent": mirror_descent,
 }
 
 
