@@ -3,7 +3,8 @@
 Claim (dual mirror descent for online allocation, Balseiro, Lu & Mirrokni, in this setting).
 Take capacities as upper bounds (sum_t x_ti <= L), so prices are >= 0, and
 update them by mirror descent with the negative entropy: p_{t+1,i} = p_{t,i} exp(-eta g_{t,i}),
-g_t = load_t - L (multiplicative weights on prices; the package's rule, see below). With q >= 0 any comparator price, KL(q, p) = sum_i q_i ln(q_i/p_i) - q_i + p_i,
+g_t = load_t - L (multiplicative weights on prices; the package's rule, see below). With q >= 0
+any comparator price, KL(q, p) = sum_i q_i ln(q_i/p_i) - q_i + p_i,
 r_t = D_t(p_t) - D_t(q), R_T = r_1 + ... + r_T:
 (a) three-point identity, every E: eta g_t.(p_t - q) = KL(q, p_t) - KL(q, p_{t+1}) +
     sum_i p_{t,i} (eta g_{t,i} + exp(-eta g_{t,i}) - 1);

@@ -185,11 +185,12 @@ def write_results(
     fileio.write_json(out / "summary.json", summary_rows(results), fsync=False)
     comp = context.comparators
     if comp is not None:
-        np.savez_compressed(
-            out / "comparators.npz",
-            batch_optimum=comp.batch_optimum,
-            t=comp.t,
-            pooled_optimum=comp.pooled_optimum,
-            hindsight_bias=comp.hindsight_bias,
-            **({} if comp.batch_prices is None else {"batch_prices": comp.batch_prices}),
-        )
+        arrays = {
+            "batch_optimum": comp.batch_optimum,
+            "t": comp.t,
+            "pooled_optimum": comp.pooled_optimum,
+            "hindsight_bias": comp.hindsight_bias,
+        }
+        if comp.batch_prices is not None:
+            arrays["batch_prices"] = comp.batch_prices
+        fileio.write_npz(out / "comparators.npz", arrays, compress=True, fsync=False)

@@ -218,7 +218,7 @@ def parse_sweep(doc: dict[str, Any], source: str = "", *, allow_large: bool = Fa
             raise ValueError(
                 f"unknown key(s) {bad} in [{where}]; allowed: {', '.join(sorted(allowed))}"
             )
-    workloads = []
+    workloads: list[tuple[str, dict[str, Any]]] = []
     for w in _list(grid, "workloads", ["stationary"], "grid"):
         if isinstance(w, str):
             workloads.append((w, {}))

@@ -296,7 +296,7 @@ def _compiled_ok(rule: Rule, state: RouterState) -> bool:
 
 def _run_compiled(
     arr: NDArray[np.float64] | None,
-    rules: list[Rule],
+    rules: Sequence[Rule | Resolve],
     fused: dict[int, tuple[int, RouteOptions, RouterState]],
     micro: int,
     eval_set: set[int],
@@ -308,15 +308,16 @@ def _run_compiled(
         return {}
     order = list(fused)
     kk = fused[order[0]][0]  # as_k(k, E): the same for every rule
-    picked = [rules[q] for q in order]
+    picked = [r for r in (rules[q] for q in order) if isinstance(r, Rule)]
+    assert len(picked) == len(order)  # only Rules are fused (a Resolve step is an LP solve)
     states = [fused[q][2] for q in order]
     specs = _engine_loop.Specs(
         np.array([0 if r.signal == "sign" else 1 for r in picked], dtype=np.int64),
-        np.array([r.centered for r in picked], dtype=bool),
+        np.array([r.centered for r in picked], dtype=np.bool_),
         np.array([("none", "momentum", "adagrad").index(r.memory) for r in picked], dtype=np.int64),
         np.array([r.beta for r in picked], dtype=np.float64),
         np.array([r.eps for r in picked], dtype=np.float64),
-        np.array([r.bias_mode == "multiplicative" for r in picked], dtype=bool),
+        np.array([r.bias_mode == "multiplicative" for r in picked], dtype=np.bool_),
     )
     e = arr.shape[2]
     arrays = _engine_loop.States(
@@ -474,6 +475,7 @@ def _python_loop(
                         rs = rule.observe(pool, rs, kk)
                     step_scores = []
                 else:
+                    assert isinstance(rule, Rule)  # (a Resolve rule observes, above)
                     u = step_value(rule.step(rs.count), rs.count)
                     if not frozen:  # optimizer_step's arithmetic on a state this loop built
                         rs = rule.advance(pending.astype(np.float64), rs, u)

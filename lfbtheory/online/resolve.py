@@ -113,7 +113,7 @@ class ResolveState(NamedTuple):
     while its ``t`` equals ``count`` (a state advanced twice rebuilds it from ``past``)."""
 
     bias: NDArray[np.float64]
-    count: int
+    count: int  # type: ignore[assignment]  # shadows tuple.count: the field's public name
     past: tuple[NDArray[np.float64], ...] = ()
     solver: PrefixSolver | None = None
 
@@ -132,7 +132,7 @@ class Resolve(NamedTuple):
         return "additive"
 
     @property
-    def state_type(self) -> type:
+    def state_type(self) -> Any:  # a NamedTuple class
         return ResolveState
 
     @property

@@ -63,7 +63,7 @@ class RouterState(NamedTuple):
         return self.rule.bias  # type: ignore[no-any-return]
 
 
-def init_state(rule: Rule, n_experts: int, bias0: ArrayLike | None = None) -> RouterState:
+def init_state(rule: Any, n_experts: int, bias0: ArrayLike | None = None) -> RouterState:
     """A fresh state: ``rule.init(E, bias0)``, no pending counts."""
     _check_rule(rule)
     rs = rule.init(n_experts, bias0)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -82,6 +82,9 @@ class RoutingInfo:
 
 class MoELayer(nn.Module):
     """Routed experts + optional shared expert; routing chosen per call (see :meth:`forward`)."""
+
+    bias: torch.Tensor  # a registered buffer (typed here: nn.Module's __getattr__ is untyped)
+    router: Any
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
@@ -233,11 +236,11 @@ class MoELM(nn.Module):
 
     @property
     def moe_layers(self) -> list[MoELayer]:
-        return [blk.moe for blk in self.blocks]
+        return [cast(MoELayer, blk.moe) for blk in self.blocks]
 
     def router_parameters(self) -> list[nn.Parameter]:
         """The gate weights W (E, d_model) of every MoE layer (where interference is measured)."""
-        return [m.gate.weight for m in self.moe_layers]
+        return [cast(nn.Parameter, m.gate.weight) for m in self.moe_layers]
 
     def forward(
         self,

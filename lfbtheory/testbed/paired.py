@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 __all__ = ["ALPHA", "POWER", "paired_stats", "sign_flip_p", "verdict_of", "welch"]
 
@@ -39,7 +40,9 @@ EXACT_MAX = 16  # enumerate all 2^n sign vectors up to this many seeds
 MC_DRAWS = 100_000
 
 
-def sign_flip_p(d: Sequence[float], *, rng: np.random.Generator | None = None) -> float:
+def sign_flip_p(
+    d: Sequence[float] | NDArray[np.float64], *, rng: np.random.Generator | None = None
+) -> float:
     """Two-sided sign-flip p-value of mean(d) (exact for n <= EXACT_MAX)."""
     x = np.asarray(d, dtype=np.float64)
     n = x.size

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from lfbtheory.fileio import write_json
+from lfbtheory.fileio import write_json, write_npz
 from lfbtheory.testbed.run import leakage_table, recorded_regret, summarize, verdicts
 
 __all__ = ["write_results", "format_tables"]
@@ -270,7 +270,7 @@ def write_results(results: dict[str, Any], out: str | Path) -> dict[str, Any]:
         ):
             if name in r:
                 arrays[f"{key}__{name}"] = np.asarray(r[name])
-    np.savez_compressed(out / "runs.npz", **arrays)
+    write_npz(out / "runs.npz", arrays, compress=True)  # atomic; never a pickle
     _plots(out, results, table, regret)
     write_maxvio_curves(results, out)
     (out / "verdicts.md").write_text(verdict_markdown(verdict) + "\n")

@@ -426,10 +426,10 @@ def welch(a: Sequence[float], b: Sequence[float]) -> dict[str, float]:
     """mean(a) - mean(b), its Welch standard error, t quantile and the resolvable effect."""
     from scipy import stats
 
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
+    xa, xb = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    va, vb = xa.var(ddof=1) / xa.size, xb.var(ddof=1) / xb.size
     se = math.sqrt(va + vb)
-    diff = float(a.mean() - b.mean())
+    diff = float(xa.mean() - xb.mean())
     if se == 0:
         return {
             "diff": diff,
@@ -438,7 +438,7 @@ def welch(a: Sequence[float], b: Sequence[float]) -> dict[str, float]:
             "resolvable": 0.0,
             "resolved": diff != 0,
         }
-    nu = (va + vb) ** 2 / (va**2 / (a.size - 1) + vb**2 / (b.size - 1))
+    nu = (va + vb) ** 2 / (va**2 / (xa.size - 1) + vb**2 / (xb.size - 1))
     tc = float(stats.t.ppf(0.975, nu))
     return {
         "diff": diff,
@@ -520,7 +520,7 @@ def leakage_table(results: dict[str, Any]) -> list[dict[str, Any]]:
         runs = by[chunk]
         bound = expert_choice_leakage(chunk, e, k)
         gap = [r["val_causal"]["bpb"] - r["val"]["bpb"] for r in runs]
-        row = {"chunk": chunk, "seeds": len(runs)}
+        row: dict[str, Any] = {"chunk": chunk, "seeds": len(runs)}
         for key, vals in {
             "train_bpb_late": [_late(r["train_bpb"]) for r in runs],
             "val_bpb_noncausal": [r["val"]["bpb"] for r in runs],

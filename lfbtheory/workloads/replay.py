@@ -606,7 +606,7 @@ def _resolve(items: tuple[tuple[str, Any], ...], stamp: tuple[str, int, int]) ->
 
 
 def replay(
-    path: object = None,
+    path: str | None = None,
     *,
     n: int | None = None,
     layer: int | None = None,
@@ -624,7 +624,7 @@ def replay(
         n=n,
         n_experts=n_experts,
         layer=layer,  # type: ignore[arg-type]
-        layers=layers,
+        layers=layers,  # type: ignore[arg-type]  # normalised by Replay.__post_init__
         key=key,
         tail=tail,  # type: ignore[arg-type]
         tail_spread=tail_spread,
