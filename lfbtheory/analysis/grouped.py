@@ -141,6 +141,10 @@ def group_dual(
     return float(val.sum() - cap * p.sum()), loads - cap
 
 
+TOKEN_CUTS_MAX = 20_000  # pooled tokens up to which cuts are per token (else one per batch)
+REPAIR_MAX_TOKENS = 50_000  # the swap repair costs O(moves n k E): beyond this it is not run
+
+
 def minimize_group_dual(
     batches: Sequence[ArrayLike] | NDArray[np.float64],
     k: int,
@@ -150,15 +154,26 @@ def minimize_group_dual(
     start: ArrayLike | None = None,
     rtol: float = 1e-9,
     max_calls: int = 300,
+    cuts: str = "auto",
 ) -> CutResult:
     """min_p sum_t D^G_t(p) over the batches (pooled capacity), exactly up to the certified gap
-    (:func:`lfbtheory.analysis.cutting.minimize_pieces`, one cut per token per call)."""
+    (:func:`lfbtheory.analysis.cutting.minimize_pieces`). ``cuts``: "token" (one cut per token
+    per call: fewest calls), "batch" (one per batch: a small master LP), "auto" (token up to
+    TOKEN_CUTS_MAX pooled tokens)."""
     bs = [as_scores(b, name=f"batches[{i}]") for i, b in enumerate(batches)]
+    if not bs:
+        raise ValueError("batches must hold at least one (n, E) array")
+    choice_ = cuts if cuts in ("auto", "token", "batch") else None
+    if choice_ is None:
+        raise ValueError(f"cuts must be 'auto', 'token' or 'batch', got {cuts!r}")
     n_tok = sum(b.shape[0] for b in bs)
+    per_token = cuts == "token" or (cuts == "auto" and n_tok <= TOKEN_CUTS_MAX)
     e = bs[0].shape[1]
     k_ = route_options(e, k, "additive", n_groups, topk_groups).k
     caps = [_capacity(b.shape[0], k_, e) for b in bs]
     total_cap = float(sum(caps))
+    m = n_tok if per_token else len(bs)
+    owner = np.concatenate([np.full(b.shape[0], i) for i, b in enumerate(bs)])
 
     def oracle(p: NDArray[np.float64]) -> tuple[NDArray[np.float64], sp.csr_matrix]:
         vals, rows = [], []
@@ -167,16 +182,17 @@ def minimize_group_dual(
             vals.append(val)
             rows.append(ex)
         ex_all = np.concatenate(rows)
-        g = sp.csr_matrix((np.ones(ex_all.size), (np.repeat(np.arange(n_tok), k_),
-                          ex_all.ravel())), shape=(n_tok + 1, e))  # fmt: skip
+        v_tok = np.concatenate(vals)
+        piece = np.arange(n_tok) if per_token else owner
+        g = sp.csr_matrix((np.ones(ex_all.size), (np.repeat(piece, k_), ex_all.ravel())),
+                          shape=(m, e))  # fmt: skip
+        v = np.bincount(piece, weights=v_tok, minlength=m)
         lin = sp.csr_matrix(np.full((1, e), -total_cap))
-        g = sp.vstack([g[:n_tok], lin]).tocsr()
-        v = np.concatenate([np.concatenate(vals), [-total_cap * p.sum()]])
-        return v, g
+        return np.concatenate([v, [-total_cap * p.sum()]]), sp.vstack([g, lin]).tocsr()
 
     spread = max(float(max(b.max() for b in bs) - min(b.min() for b in bs)), 1e-12)
     p0 = None if start is None else as_bias(start, e)
-    return minimize_pieces(oracle, e, n_tok + 1, start=p0, box=2 * spread, rtol=rtol,
+    return minimize_pieces(oracle, e, m + 1, start=p0, box=2 * spread, rtol=rtol,
                            max_calls=max_calls)  # fmt: skip
 
 
@@ -248,8 +264,9 @@ def repair_group_limited(
 @dataclass(frozen=True)
 class GroupBracket:
     """lower <= OPT^G <= dual_min <= lp_bound (module docstring). lower is NaN when the repair
-    abstained; dual_gap: the certificate's upper - lower of dual_min (dual_min is its upper
-    value, a true D^G value); price: the minimising price found (sum 0)."""
+    abstained or was not run (more than REPAIR_MAX_TOKENS pooled tokens); dual_lower: the
+    certificate's lower bound on min D^G (dual_min is its upper value, a true D^G
+    value); price: the minimising price found (sum 0)."""
 
     lower: float
     dual_min: float
@@ -289,8 +306,10 @@ def group_bracket(
     res = minimize_group_dual(bs, k, n_groups, topk_groups, rtol=rtol, max_calls=max_calls)
     lp = solve_balanced(pooled, k)
     cap = _capacity(pooled.shape[0], k, e)
-    ex, _ = best_response(pooled, k, res.price, n_groups, topk_groups)
-    fixed = repair_group_limited(pooled, ex, n_groups, topk_groups, cap)
+    fixed = None
+    if pooled.shape[0] <= REPAIR_MAX_TOKENS:
+        ex, _ = best_response(pooled, k, res.price, n_groups, topk_groups)
+        fixed = repair_group_limited(pooled, ex, n_groups, topk_groups, cap)
     lower = float("nan") if fixed is None else float(np.take_along_axis(pooled, fixed, 1).sum())
     lp_value = float(np.sum(pooled * np.asarray(lp.assignment, dtype=np.float64)))
     return GroupBracket(lower, res.upper, res.lower, lp_value, res.price, res.calls, res.converged)
