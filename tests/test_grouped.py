@@ -151,3 +151,13 @@ def test_group_ledger_of_a_group_limited_run():
     plain = dataclasses.replace(tr, routing=None)  # the same run, labelled not group-limited
     with pytest.raises(ValueError, match="group-limited"):
         G.group_ledger(plain, bs, 2)
+
+
+def test_repair_may_empty_a_group_to_open_another():
+    """k = 1, M = 1: every token on expert 0; balancing needs moves into the other group, which
+    are admissible only because they vacate the token's group."""
+    s = np.array([[1.0, 0.9, 0.5, 0.4]] * 4)
+    ex = np.zeros((4, 1), dtype=np.int64)
+    fixed = G.repair_group_limited(s, ex, 2, 1, 1)
+    assert fixed is not None
+    np.testing.assert_array_equal(np.sort(fixed.ravel()), [0, 1, 2, 3])
