@@ -87,3 +87,18 @@ def test_a_dask_local_cluster_gives_the_same_numbers_bit_for_bit():
     here = S.screened_optimum(src, 2, p)
     assert (res.value, res.dual, res.undecided) == (here.value, here.dual, here.undecided)
     assert res.price.tobytes() == here.price.tobytes()
+
+
+def test_a_streamed_point_reproduces_the_in_memory_ledger():
+    import lfbtheory as lfb
+    from lfbtheory.analysis.regret import regret_report
+
+    src = _source(12, 64, 16, 5)
+    arr = np.concatenate([src.chunk_at(i) for i in range(src.n_chunks)])
+    rule = lfb.updates.sign(1e-2)
+    pt = S.streamed_point(src, 2, [rule], labels=["sign"], n_devices=4)
+    rep = regret_report(lfb.simulate(arr, 2, rule), arr, 2).summary()
+    got = pt.summary["sign"]
+    for key in ("dual_regret", "primal_regret", "dynamic_gap", "dual_dynamic_regret"):
+        assert abs(got[key] - rep[key]) <= 1e-9 * max(1.0, abs(rep[key])), key
+    assert got["device_bound_violations"] == 0

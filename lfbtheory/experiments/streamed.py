@@ -399,3 +399,106 @@ def screened_optimum(
             f"{r:g} before any certified assignment: start from a better price"
         )
     return dataclasses.replace(best, passes=passes)
+
+
+@dataclass(frozen=True)
+class StreamedPoint:
+    """A regret point computed in passes over chunks (memory independent of T but for the
+    (T,) and (T, E) per-batch records). summary[label]: the ledger's final values per rule;
+    comparator: the certified pooled optimum; timings: seconds (wall and CPU) by part."""
+
+    summary: dict[str, dict[str, float]]
+    comparator: ScreenedOptimum
+    batch_optimum: NDArray[np.float64]
+    timings: dict[str, dict[str, float]]
+
+
+def _clock(timings: dict[str, dict[str, float]], part: str, w0: float, c0: float) -> None:
+    t = timings.setdefault(part, {"wall": 0.0, "cpu": 0.0})
+    t["wall"] += time.perf_counter() - w0
+    t["cpu"] += time.process_time() - c0
+
+
+def streamed_point(
+    source: Any,
+    k: int,
+    rules: Sequence[Any],
+    *,
+    labels: Sequence[str] | None = None,
+    routing: dict[str, int] | None = None,
+    n_devices: int | None = None,
+    capacity_factors: tuple[float, ...] = (1.0, 1.25),
+    per_batch: bool = True,
+    executor: Any = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> StreamedPoint:
+    """Runs of every rule, per-batch optima and the pooled comparator in passes over chunks.
+
+    One pass routes every rule chunk by chunk (``simulate`` resumed from each rule's state, so
+    the runs equal one run over the whole stream) and solves each batch exactly
+    (``solve_stream``, warm-started across chunks); then :func:`screened_optimum` from the
+    mean of the per-batch prices. Per rule: dual regret sum_t D_t(p_t) - min_p sum_t D_t(p)
+    (plain top-k routing only: group-limited runs get the primal columns and devices, their
+    group-limited ledger is :mod:`lfbtheory.analysis.grouped`), primal regret, cumulative
+    violation, dynamic gap, MaxVio, and the device table (:mod:`lfbtheory.analysis.devices`).
+    """
+    from lfbtheory.analysis.devices import device_table
+    from lfbtheory.lp.solve import solve_stream
+    from lfbtheory.metrics import maxvio
+    from lfbtheory.online.loop import simulate
+
+    t_len, n, e = source.shape
+    cap = n * k // e
+    names = list(labels) if labels is not None else [getattr(r, "name", str(r)) for r in rules]
+    timings: dict[str, dict[str, float]] = {}
+    states: list[Any] = [None] * len(rules)
+    rec = {q: {"reward": [], "loads": [], "dual": []} for q in range(len(rules))}
+    opts, prices = [], []
+    warm = None
+    for i in range(source.n_chunks):
+        w0, c0 = time.perf_counter(), time.process_time()
+        x = source.chunk_at(i)
+        _clock(timings, "stream", w0, c0)
+        w0, c0 = time.perf_counter(), time.process_time()
+        for q, rule in enumerate(rules):
+            tr = simulate(x, k, rule, state=states[q], **(routing or {}))
+            states[q] = tr.state
+            rec[q]["reward"].append(tr.reward)
+            rec[q]["loads"].append(tr.loads)
+            rec[q]["dual"].append(tr.reward + np.einsum("ij,ij->i", tr.bias, tr.loads - cap))
+        _clock(timings, "runs", w0, c0)
+        if per_batch:
+            w0, c0 = time.perf_counter(), time.process_time()
+            o, p = solve_stream(x, k, output="optima", warm_start=warm)  # type: ignore[misc]
+            warm = p[-1]
+            opts.append(o)
+            prices.append(p.mean(axis=0) * len(p))
+            _clock(timings, "per_batch_optima", w0, c0)
+        if progress:
+            progress("chunks", i + 1, source.n_chunks)
+    w0, c0 = time.perf_counter(), time.process_time()
+    start = np.sum(prices, axis=0) / t_len if prices else np.zeros(e)
+    comp = screened_optimum(source, k, start, executor=executor)
+    _clock(timings, "pooled_comparator", w0, c0)
+    timings["pooled_comparator"]["passes"] = float(comp.passes)
+    batch_opt = np.concatenate(opts) if opts else np.full(t_len, np.nan)
+    summary: dict[str, dict[str, float]] = {}
+    for q, name in enumerate(names):
+        loads = np.concatenate(rec[q]["loads"])
+        reward = np.concatenate(rec[q]["reward"])
+        dual = np.concatenate(rec[q]["dual"])
+        row = {
+            "primal_regret": comp.value - float(reward.sum()),
+            "violation_tokens": float(np.maximum(loads.sum(0) - t_len * cap, 0).sum()),
+            "dynamic_gap": float(np.sum(batch_opt - reward)),
+            "maxvio_batch_mean": float(np.mean(maxvio(loads))),
+            "maxvio_global_final": float(maxvio(loads.sum(0))),
+        }
+        if not routing:
+            row["dual_regret"] = float(dual.sum()) - comp.dual
+            row["dual_dynamic_regret"] = float(np.sum(dual - batch_opt))
+        if n_devices:
+            tab = device_table(loads, k, n_devices=n_devices, capacity_factors=capacity_factors)
+            row.update({f"device_{key}": float(v) for key, v in tab.summary().items()})
+        summary[name] = row
+    return StreamedPoint(summary, comp, batch_opt, timings)
