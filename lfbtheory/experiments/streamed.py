@@ -299,6 +299,10 @@ def chunk_exchange(source: Any, i: int, k: int, price: NDArray[np.float64],
     x = source.chunk_at(i)
     s = x.reshape(-1, x.shape[2])
     far = s[_margins(s, k, price) >= radius]
+    if not len(far):
+        w = np.full((s.shape[1], s.shape[1]), np.inf)
+        np.fill_diagonal(w, 0.0)
+        return w
     ex = route(far, k, price, weights=False).experts
     on = np.zeros(far.shape, dtype=bool)
     np.put_along_axis(on, ex, True, axis=1)
@@ -354,7 +358,7 @@ def screened_optimum(
     ``max_tokens``, held in memory) are solved by min-cost flow with the capacities left. Until the
     certified relative gap is <= ``rtol`` (or ``max_passes`` / the token limit): an infeasible
     split doubles the radius, an uncertified one screens again from the certificate's price with the
-    radius x 1.5. The best certified pair is returned (its gap reported, never hidden).
+    radius x 1.5 once re-centring stops improving the gap. The best certified pair is returned (its gap reported, never hidden).
     """
     t_len, n, e = source.shape
     cap = float(t_len * (n * k // e))
@@ -368,7 +372,12 @@ def screened_optimum(
         value = tree_sum([np.float64(v) for v, _, _ in parts])
         loads = tree_sum([ld for _, ld, _ in parts])
         near = np.concatenate([u for _, _, u in parts])
-        if len(near) > max_tokens or (len(near) == t_len * n and best is not None):
+        if len(near) > max_tokens:
+            if best is not None or r < 1e-9:
+                break
+            r /= 4.0  # too many near-ties at this radius: narrow it (p_hat must be closer)
+            continue
+        if len(near) == t_len * n and best is not None:
             break
         left = cap - loads
         if np.any(left < 0) or abs(left.sum() - k * len(near)) > 0.5:
@@ -387,12 +396,14 @@ def screened_optimum(
         gap = dual - total
         cand = ScreenedOptimum(total, dual, gap, gap / max(1.0, abs(total)), p_lp, len(near), r,
                                passes)  # fmt: skip
-        if best is None or cand.gap < best.gap:
+        improved = best is None or cand.gap < best.gap
+        if improved:
             best = cand
         if cand.rel_gap <= rtol:
             return dataclasses.replace(cand, passes=passes)
         p_hat = p_lp  # the certificate's price: screen again from it
-        r *= 1.5
+        if not improved:
+            r *= 1.5  # widen only when re-centring alone stopped helping
     if best is None:
         raise RuntimeError(
             f"screening found more than max_tokens={max_tokens} undecided tokens at radius "
