@@ -357,8 +357,9 @@ def screened_optimum(
     optimal price is within radius / 2 of p_hat in the inf-norm); the others (at most
     ``max_tokens``, held in memory) are solved by min-cost flow with the capacities left. Until the
     certified relative gap is <= ``rtol`` (or ``max_passes`` / the token limit): an infeasible
-    split doubles the radius, an uncertified one screens again from the certificate's price with the
-    radius x 1.5 once re-centring stops improving the gap. The best certified pair is returned (its gap reported, never hidden).
+    split doubles the radius, too many undecided tokens narrow it, an uncertified split screens
+    again from the certificate's price (the radius x 1.5 once that stops improving the gap).
+    The best certified pair is returned, its gap reported.
     """
     t_len, n, e = source.shape
     cap = float(t_len * (n * k // e))
