@@ -84,7 +84,7 @@ def test_dropped_slots_match_a_slot_by_slot_buffer(seed, f, order):
 
 def test_capacity_and_placement_arguments_are_checked():
     assert dv.capacity(4096, 8, 256, 1.25) == 160
-    assert dv.capacity(10, 1, 3, 1.0) == 3  # floor
+    assert dv.capacity(10, 1, 3, 1.0) == 3 and dv.capacity(10, 1, 6, 1.0) == 1  # floor, not round
     with pytest.raises(ValueError, match="capacity factor"):
         dv.capacity(10, 1, 3, 0.0)
     with pytest.raises(ValueError, match="n_devices must divide"):
