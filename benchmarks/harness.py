@@ -13,7 +13,9 @@
    stream is shared by 4 step sizes, and ``simulate`` vs a bare numpy routing loop;
 6. ``import lfbtheory`` in a fresh interpreter: the minimum and median over repeats of the
    import alone (timed inside the child) and of the whole child process, beside a bare
-   interpreter start, and the heaviest imported modules (``python -X importtime``).
+   interpreter start, and the heaviest imported modules (``python -X importtime``);
+7. (``--targets 7``) streamed regret points at the DeepSeek-V3 size (n=4096, E=256, k=8):
+   peak memory and the time of each part (``benchmarks/streamed_scale.py``).
 
 Every method runs in a fresh child process (so peak memory is that method's own: the peak
 resident set is reset through /proc/self/clear_refs before the timed calls and read from
@@ -802,8 +804,13 @@ def run_bench(
             tables.append(_target_regret(quick, seed, log))
         elif tgt == 6:
             tables.append(_target_import(repeats, log))
+        elif tgt == 7:  # streamed points at the DeepSeek-V3 size: benchmarks/streamed_scale.py
+            sys.path.insert(0, str(Path(__file__).parent))
+            from streamed_scale import run_target
+
+            tables.append(run_target((100, 500) if quick else (500, 5000), log=log))
         else:
-            raise ValueError(f"targets must be in 1..6, got {tgt}")
+            raise ValueError(f"targets must be in 1..7, got {tgt}")
     return {
         "quick": quick,
         "repeats": repeats,

@@ -167,12 +167,19 @@ def test_evaluation_batches_are_excluded_from_every_sum():
         regret_report(tr, bs, 2, comparators=compute_comparators(bs, 2, solver="cvxpy"))
 
 
-def test_group_limited_routing_is_refused_or_labelled():
+def test_group_limited_routing_is_bracketed_refused_or_labelled():
     bs = _stream(8, T=6, e=4)
     tr = simulate(bs, 1, make_rule("sign", 0.05), n_groups=2, topk_groups=1)
     assert tr.group_limited
     with pytest.raises(ValueError, match="not a subgradient"):
-        regret_report(tr, bs, 1, solver="cvxpy")
+        regret_report(tr, bs, 1, solver="cvxpy", group_limited="refuse")
+    summ = regret_report(tr, bs, 1, solver="cvxpy").summary()  # default: the bracket
+    keys = ("group_lower", "group_dual_lower", "group_dual_min", "lp_bound")
+    lo, dlo, mid, hi = (summ[f"grouped_{key}"] for key in keys)
+    tol = 1e-9 * abs(hi)  # the certificate's relative gap
+    assert dlo <= mid and mid - dlo <= tol and dlo <= hi + tol
+    assert not np.isfinite(lo) or lo <= mid + tol
+    assert "grouped_group_dual_regret" in summ
     rep = regret_report(tr, bs, 1, solver="cvxpy", group_limited="label")
     assert rep.group_limited and rep.summary()["group_limited"] is True
     # labelled values are still D evaluated exactly at the routed prices (not reward-based)

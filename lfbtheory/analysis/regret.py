@@ -21,10 +21,13 @@ D_s(p) = sum_tokens topk(s + p) - L sum(p), arXiv 2408.15664 Sec. 3 as an LP):
 - MaxVio_batch(t) and MaxVio_global(t) (arXiv 2408.15664 Sec. 4.1).
 
 Only training batches enter the sums: evaluation batches of the trajectory (``is_eval``) route
-but move no bias, so they are dropped before any comparator or sum. Group-limited routing is
-refused by default: there the loads are not those of top-k(s + p), so load - L is not a
-subgradient of D and the dual curves measure no dual descent (``group_limited="label"``
-computes them anyway with D evaluated exactly, and labels the report).
+but move no bias, so they are dropped before any comparator or sum. Group-limited routing:
+there the loads are not those of top-k(s + p), so load - L is not a subgradient of D and the
+plain dual curves measure no dual descent. By default (``group_limited="bracket"``) the report
+computes them labelled and adds the group-limited ledger of :mod:`lfbtheory.analysis.grouped`
+(``group_summary``): the dual regret against min_p sum_t D^G_t(p) and the bracket
+lower <= OPT^G <= min D^G <= OPT_LP of the group-limited optimum; ``"label"`` skips the
+bracket, ``"refuse"`` raises.
 
 Growth classes come from :func:`lfbtheory.analysis.growth.classify_growth` (re-exported).
 """
@@ -60,7 +63,7 @@ __all__ = [
     "SUMMARY_LEGEND",
 ]
 
-GROUP_LIMITED_MODES = ("refuse", "label")
+GROUP_LIMITED_MODES = ("bracket", "refuse", "label")
 
 
 def checkpoints(horizon: int, num: int = 40) -> NDArray[np.int64]:
@@ -199,6 +202,7 @@ class RegretReport:
     price_path: NDArray[np.float64] | None = None
     eval_excluded: int = 0
     group_limited: bool = False
+    group_summary: dict[str, float | int | bool] | None = None
 
     def summary(self) -> dict[str, float | str | bool]:
         """Final values and growth classes as a flat JSON-ready dict (SUMMARY_LEGEND)."""
@@ -221,6 +225,8 @@ class RegretReport:
             out["price_path_length"] = float(self.price_path[-1])
         out["eval_batches_excluded"] = int(self.eval_excluded)
         out["group_limited"] = bool(self.group_limited)
+        if self.group_summary is not None:
+            out.update({f"grouped_{key}": val for key, val in self.group_summary.items()})
         for name, g in self.growth.items():
             out[f"{name}_growth"] = g.cls
             out[f"{name}_growth_coef"] = g.coef
@@ -244,6 +250,7 @@ SUMMARY_LEGEND: dict[str, str] = {
     "maxvio_global_final": "MaxVio of the cumulative loads at T",
     "eval_batches_excluded": "evaluation rows of the trajectory dropped before every sum",
     "group_limited": "routing was group-limited: D curves are labelled, not dual descent",
+    "grouped_*": "group-limited ledger (analysis.grouped.GroupLedger.summary), bracket mode only",
 }
 
 
@@ -276,7 +283,7 @@ def regret_report(
     comparators: Comparators | None = None,
     burn_in: int | None = None,
     solver: str = "auto",
-    group_limited: str = "refuse",
+    group_limited: str = "bracket",
 ) -> RegretReport:
     """Compute the regret ledger of ``trajectory`` on the ``batches`` it was run on.
 
@@ -285,7 +292,8 @@ def regret_report(
     batches. ``burn_in`` (default T // 10, T = training batches) separates the transient from
     the growth that is classified. Dual quantities need an additive bias; for multiplicative
     rules they are NaN (that bias is not a price in the additive dual). Group-limited routing
-    raises ValueError unless ``group_limited="label"`` (module docstring).
+    gets the group-limited bracket (``"bracket"``), labelled curves only (``"label"``) or a
+    ValueError (``"refuse"``) (module docstring).
     """
     choice(group_limited, "group_limited", GROUP_LIMITED_MODES)
     if trajectory.group_limited and group_limited == "refuse":
@@ -355,7 +363,13 @@ def regret_report(
         curve = getattr(report, name)
         if np.all(np.isfinite(curve)) and np.sum(comp.t > burn) >= 4:
             growth[name] = classify_growth(comp.t, curve, burn)
-    return RegretReport(**{**report.__dict__, "growth": growth})
+    extra: dict[str, object] = {"growth": growth}
+    additive = trajectory.bias_mode == "additive"
+    if trajectory.group_limited and group_limited == "bracket" and additive:
+        from lfbtheory.analysis.grouped import group_ledger
+
+        extra["group_summary"] = group_ledger(trajectory, bs_all, k).summary()
+    return RegretReport(**{**report.__dict__, **extra})
 
 
 @dataclass(frozen=True)
