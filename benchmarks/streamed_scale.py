@@ -82,8 +82,14 @@ def _child(code: str, args: list[str], timeout: float) -> dict:
 
 
 def run_target(
-    steps: tuple[int, ...] = (500, 5000), n: int = 4096, e: int = 256, k: int = 8,
-    chunk: int = 10, dask: bool = True, timeout: float = 7200.0, log=print,  # type: ignore[no-untyped-def]
+    steps: tuple[int, ...] = (500, 5000),
+    n: int = 4096,
+    e: int = 256,
+    k: int = 8,
+    chunk: int = 10,
+    dask: bool = True,
+    timeout: float = 7200.0,
+    log=print,  # type: ignore[no-untyped-def]
 ) -> dict:
     rows = []
     for t in steps:

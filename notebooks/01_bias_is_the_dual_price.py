@@ -267,8 +267,13 @@ for a0, ls in ((alphas[GRID // 5], "--"), (alphas[4 * GRID // 5], ":")):
 ax1.axvline(0, color="r", lw=0.6, label="p*")
 p0_alpha = float(np.linalg.norm(opt.bias))
 ax1.axvline(p0_alpha, color="b", lw=0.6, ls="-.", label="p = 0 (no bias)")
-ax1.plot([p0_alpha - step_len, p0_alpha], [0.9 * np.ptp(dvals)] * 2, "m-", lw=3,
-         label=f"one sign step, u = {u:g}")
+ax1.plot(
+    [p0_alpha - step_len, p0_alpha],
+    [0.9 * np.ptp(dvals)] * 2,
+    "m-",
+    lw=3,
+    label=f"one sign step, u = {u:g}",
+)
 ax1.set(
     xlabel=r"$\alpha$ (along $d$ from $p^*$ towards 0)",
     ylabel="dual gap",
@@ -286,8 +291,11 @@ for kx in kz:
     ax3.axvline(kx, color="0.6", lw=0.6, ls=":")
 ax3.axvline(0, color="r", lw=0.6)
 ax3.plot([-2.5 * step_len, -1.5 * step_len], [max(dz) * 0.9] * 2, "m-", lw=3)
-ax3.set(xlabel=r"$\alpha$ (zoom: +-5 sign steps around p*; bar: one step)", ylabel="dual gap",
-        title=f"zoom: {len(kz)} kinks where a token's routing changes")
+ax3.set(
+    xlabel=r"$\alpha$ (zoom: +-5 sign steps around p*; bar: one step)",
+    ylabel="dual gap",
+    title=f"zoom: {len(kz)} kinks where a token's routing changes",
+)
 x = np.arange(E)
 ax2.bar(x - 0.27, plain.loads - L, 0.27, label="plain top-K")
 ax2.bar(x, biased.loads - L, 0.27, label="top-K of s + p*", hatch="//")

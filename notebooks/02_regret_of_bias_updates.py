@@ -95,8 +95,10 @@ D_, G_, mu_, t0_ = (calib[key] for key in ("D", "G", "mu", "t0"))
 print("\nthe step sizes these constants give (documented rules):")
 print(f"  proportional constant : u   = D/(G sqrt T)    = {D_ / (G_ * np.sqrt(T)):.4g}")
 print(f"  proportional c/sqrt(t): u_t = (D/G)/sqrt(t+1) = {D_ / G_:.4g}/sqrt(t+1)")
-print(f"  proportional c/t      : u_t = 1/(mu (t + t0)) = 1/({mu_:.4g} (t + {t0_:.3g})), "
-      f"first step {1 / (mu_ * t0_):.4g}")
+print(
+    f"  proportional c/t      : u_t = 1/(mu (t + t0)) = 1/({mu_:.4g} (t + {t0_:.3g})), "
+    f"first step {1 / (mu_ * t0_):.4g}"
+)
 print("  sign (published) and DeepSeek-V3 schedule: u = 1e-3 (not calibrated)")
 
 # %% [markdown]
@@ -196,10 +198,14 @@ for r, ls in zip(results, inc_styles, strict=False):
     rep = r.report
     keep = rep.t >= rep.burn_in
     r0 = float(np.interp(rep.burn_in, rep.t, rep.dual_regret))
-    ax.plot(rep.t[keep], rep.dual_regret[keep] - r0, ls=ls, lw=1.4, marker=".", ms=3,
-            label=r.spec.label)
-ax.set(xlabel="batch t", ylabel="R(t) - R(t0)",
-       title=f"Dual regret increments after t0={results[0].report.burn_in}")
+    ax.plot(
+        rep.t[keep], rep.dual_regret[keep] - r0, ls=ls, lw=1.4, marker=".", ms=3, label=r.spec.label
+    )
+ax.set(
+    xlabel="batch t",
+    ylabel="R(t) - R(t0)",
+    title=f"Dual regret increments after t0={results[0].report.burn_in}",
+)
 ax.legend(fontsize=7)
 fig.tight_layout()
 fig.savefig(out / "increments_linear.png", dpi=110)  # Agg backend here: show the saved file

@@ -161,17 +161,25 @@ for layer in RUN_LAYERS:
     )
 
 # %%
-worse = [la for la in RUN_LAYERS
-         if np.mean(lfb.maxvio(runs[la]["sign u=1e-3"].loads)[late]) > plain_vio[la]]
+worse = [
+    la
+    for la in RUN_LAYERS
+    if np.mean(lfb.maxvio(runs[la]["sign u=1e-3"].loads)[late]) > plain_vio[la]
+]
 print(f"layers where the sign rule (u=1e-3) leaves batches less balanced than no bias: {worse}")
-ratio = {name: [float(np.mean(lfb.maxvio(runs[la][name].loads)[late])) / floors[la]
-                for la in RUN_LAYERS] for name in runs[RUN_LAYERS[0]]}
+ratio = {
+    name: [float(np.mean(lfb.maxvio(runs[la][name].loads)[late])) / floors[la] for la in RUN_LAYERS]
+    for name in runs[RUN_LAYERS[0]]
+}
 for name, r in ratio.items():
     print(f"{name:<16} MaxVio_b / fixed-p* floor over the layers: {min(r):.2f} .. {max(r):.2f}")
 
 # %%
-STYLE = {"sign u=1e-3": dict(color="C0", ls="-"), "sign calibrated": dict(color="C0", ls="--"),
-         "proportional": dict(color="C1", ls="-")}
+STYLE = {
+    "sign u=1e-3": dict(color="C0", ls="-"),
+    "sign calibrated": dict(color="C0", ls="--"),
+    "proportional": dict(color="C1", ls="-"),
+}
 cols = 4
 rows = -(-len(RUN_LAYERS) // cols)
 fig, axes = plt.subplots(rows, cols, figsize=(15, 3.1 * rows), squeeze=False, sharex=True)
@@ -179,8 +187,13 @@ w = 8  # one epoch
 for ax, layer in zip(axes.ravel(), RUN_LAYERS, strict=False):
     for name, traj in runs[layer].items():
         v = lfb.maxvio(traj.loads)
-        ax.plot(np.arange(w, len(v) + 1), np.convolve(v, np.ones(w) / w, mode="valid"), lw=1,
-                label=name, **STYLE[name])
+        ax.plot(
+            np.arange(w, len(v) + 1),
+            np.convolve(v, np.ones(w) / w, mode="valid"),
+            lw=1,
+            label=name,
+            **STYLE[name],
+        )
     ax.axhline(plain_vio[layer], color="0.5", ls=":", lw=1, label="plain top-6")
     ax.axhline(floors[layer], color="k", ls="-.", lw=1, label="fixed-p* floor")
     ax.set(xscale="log", title=f"layer {layer}", ylim=(0, None))
@@ -188,7 +201,7 @@ for ax in axes[:, 0]:
     ax.set_ylabel("MaxVio_batch (epoch mean)")
 for ax in axes[-1]:
     ax.set_xlabel("batch")
-for ax in axes.ravel()[len(RUN_LAYERS):]:
+for ax in axes.ravel()[len(RUN_LAYERS) :]:
     ax.axis("off")
 axes[0, 0].legend(fontsize=7)
 fig.suptitle(f"FLAME-MoE layers, {N_BATCH}-token batches: MaxVio_batch against the fixed-p* floor")
@@ -294,22 +307,36 @@ ol_rules = {
     "sign calibrated": lfb.updates.sign(cal.schedule("constant", STEPS)),
     "proportional": lfb.updates.proportional(cal.schedule("inverse_sqrt", STEPS)),
 }
-print(f"olmoe/arxiv, E=64, top-{k_ol}, n={N_BATCH}: calibrated D={cal.D:.3g}, G={cal.G:.3g} -> "
-      f"sign u={cal.D / (cal.G * np.sqrt(STEPS)):.3g}, proportional c={cal.D / cal.G:.3g}")
+print(
+    f"olmoe/arxiv, E=64, top-{k_ol}, n={N_BATCH}: calibrated D={cal.D:.3g}, G={cal.G:.3g} -> "
+    f"sign u={cal.D / (cal.G * np.sqrt(STEPS)):.3g}, proportional c={cal.D / cal.G:.3g}"
+)
 print(f"plain MaxVio_b {ol_plain:.3f}; fixed-p* floor {ol_floor:.3f}")
 fig, ax = plt.subplots(figsize=(9, 3.5))
 for name, rule in ol_rules.items():
     traj = simulate(stream, k_ol, rule)
     v = lfb.maxvio(traj.loads)
-    print(f"{name:<16} MaxVio_b {np.mean(v[late]):.3f} ({np.mean(v[late]) / ol_floor:.2f} x floor)"
-          f", MaxVio_g {lfb.maxvio_global(traj.loads)[-1]:.4f}")
-    ax.plot(np.arange(8, len(v) + 1), np.convolve(v, np.ones(8) / 8, mode="valid"), lw=1,
-            label=name, **STYLE[name])
+    print(
+        f"{name:<16} MaxVio_b {np.mean(v[late]):.3f} ({np.mean(v[late]) / ol_floor:.2f} x floor)"
+        f", MaxVio_g {lfb.maxvio_global(traj.loads)[-1]:.4f}"
+    )
+    ax.plot(
+        np.arange(8, len(v) + 1),
+        np.convolve(v, np.ones(8) / 8, mode="valid"),
+        lw=1,
+        label=name,
+        **STYLE[name],
+    )
 ax.axhline(ol_plain, color="0.5", ls=":", lw=1, label="plain top-8")
 ax.axhline(ol_floor, color="k", ls="-.", lw=1, label="fixed-p* floor (held-out)")
-ax.set(xscale="log", yscale="log", xlabel="batch", ylabel="MaxVio_batch (8-batch mean)",
-       title=f"OLMoE-matched workload, domain arxiv (measured max/mean load "
-       f"{wl.histogram().max() / wl.histogram().mean():.1f})")
+ax.set(
+    xscale="log",
+    yscale="log",
+    xlabel="batch",
+    ylabel="MaxVio_batch (8-batch mean)",
+    title=f"OLMoE-matched workload, domain arxiv (measured max/mean load "
+    f"{wl.histogram().max() / wl.histogram().mean():.1f})",
+)
 ax.legend(fontsize=7)
 fig.tight_layout()
 plt.show()

@@ -69,6 +69,7 @@ print(f"size: {'small' if SMALL else 'full'}; results in {OUT}")
 # Its class name ends in `Router`, which is how `gates=None` finds it; `e_score_correction_bias`
 # and `n_group`/`topk_group` are read from the module.
 
+
 # %%
 class Router(nn.Module):
     def __init__(self, hidden, n_experts=16, top_k=4, n_group=4, topk_group=2):
@@ -76,7 +77,11 @@ class Router(nn.Module):
         self.weight = nn.Parameter(torch.randn(n_experts, hidden) / hidden**0.5)
         self.register_buffer("e_score_correction_bias", torch.zeros(n_experts))
         self.top_k, self.num_experts, self.n_group, self.topk_group = (
-            top_k, n_experts, n_group, topk_group)
+            top_k,
+            n_experts,
+            n_group,
+            topk_group,
+        )
 
     def forward(self, h):
         logits = F.linear(h.reshape(-1, h.shape[-1]), self.weight)
@@ -111,8 +116,10 @@ model = nn.Sequential(nn.Embedding(1000, 64), *[Layer(64) for _ in range(3)])
 gen = torch.Generator().manual_seed(1)
 # Zipf-distributed token ids: a crude stand-in for text (frequent tokens repeat)
 ranks = torch.arange(1, 1001, dtype=torch.float)
-batches = [torch.multinomial(1 / ranks, 8 * 128, True, generator=gen).view(8, 128)
-           for _ in range(TOKENS // (8 * 128))]
+batches = [
+    torch.multinomial(1 / ranks, 8 * 128, True, generator=gen).view(8, 128)
+    for _ in range(TOKENS // (8 * 128))
+]
 
 # %% [markdown]
 # ## Record the router scores
@@ -126,8 +133,10 @@ trace_path = OUT / "my_model_trace.npz"
 trace = record_router_scores(model, batches, max_tokens=TOKENS, seed=0, path=trace_path)
 print(trace.describe())
 rep = check_reproduction(trace)
-print(f"tokens whose recorded routing differs from the model's: {rep.mismatched} per layer "
-      f"(near-ties among them: {rep.near_ties}) of {rep.tokens}")
+print(
+    f"tokens whose recorded routing differs from the model's: {rep.mismatched} per layer "
+    f"(near-ties among them: {rep.near_ties}) of {rep.tokens}"
+)
 with np.load(trace_path) as f:  # plain numpy reads it
     print("file entries:", ", ".join(sorted(f.files)))
 
@@ -141,15 +150,25 @@ with np.load(trace_path) as f:  # plain numpy reads it
 # --run proportional:inverse_sqrt`.
 
 # %%
-runs = (RunSpec("sign u=1e-3 (published)", "sign", "published"),
-        RunSpec("proportional c/sqrt(t)", "proportional", "inverse_sqrt"))
-summary, root = run_trace_regret(trace_path, n=N, steps=STEPS, runs=runs, out=OUT / "regret",
-                                 progress=False, layers=(0, 1) if SMALL else None)
+runs = (
+    RunSpec("sign u=1e-3 (published)", "sign", "published"),
+    RunSpec("proportional c/sqrt(t)", "proportional", "inverse_sqrt"),
+)
+summary, root = run_trace_regret(
+    trace_path,
+    n=N,
+    steps=STEPS,
+    runs=runs,
+    out=OUT / "regret",
+    progress=False,
+    layers=(0, 1) if SMALL else None,
+)
 print(f"\n{summary['epochs']:.1f} passes over the {summary['tokens_per_layer']} recorded tokens")
 
 # %%
-fig, axes = plt.subplots(1, len(summary["layers"]), figsize=(4.2 * len(summary["layers"]), 3.2),
-                         squeeze=False)
+fig, axes = plt.subplots(
+    1, len(summary["layers"]), figsize=(4.2 * len(summary["layers"]), 3.2), squeeze=False
+)
 for ax, lay in zip(axes[0], summary["layers"], strict=True):
     for path in sorted(Path(lay["folder"], "runs").glob("*.npz")):
         with np.load(path) as r:

@@ -78,8 +78,10 @@ BASIS = np.array([[1.0, -1.0, 0.0] / np.sqrt(2), [1.0, 1.0, -2.0] / np.sqrt(6)])
 xy_star = BASIS @ p_star3
 plain3 = lfb.route(s3, K3)
 print(f"n={N3}, E={E3}, K={K3}, L={L3}; plain top-1 loads {plain3.loads.tolist()}")
-print(f"exact prices p* (mean 0) = {np.round(p_star3, 4).tolist()}, plane coordinates "
-      f"{np.round(xy_star, 4).tolist()}, OPT = {opt3.objective:.4f}")
+print(
+    f"exact prices p* (mean 0) = {np.round(p_star3, 4).tolist()}, plane coordinates "
+    f"{np.round(xy_star, 4).tolist()}, OPT = {opt3.objective:.4f}"
+)
 
 # %% [markdown]
 # $D$ is evaluated with `lfb.dual_objective` on a square grid around $p = 0$ and $p^*$; each
@@ -144,13 +146,17 @@ for name, tr in paths.items():
     xy = (tr.bias - tr.bias.mean(axis=1, keepdims=True)) @ BASIS.T
     ax.plot(xy[:, 0], xy[:, 1], ms=2.5, lw=0.9, label=name, **styles[name])
 first = BASIS @ (U3 * np.sign(L3 - plain3.loads))
-ax.annotate("", xy=first, xytext=(0, 0), arrowprops=dict(arrowstyle="->", color="m", lw=2.2),
-            zorder=5)
+ax.annotate(
+    "", xy=first, xytext=(0, 0), arrowprops=dict(arrowstyle="->", color="m", lw=2.2), zorder=5
+)
 ax.plot(0, 0, "ko", ms=4, label="p = 0 (no bias)")
 ax.plot(*xy_star, "r*", ms=14, label="p* (exact prices)")
 ax.plot([], [], color="m", lw=1.8, label=f"one sign step from 0 (u = {U3:.3f})")
-ax.set(xlabel="coordinate on (1,-1,0)/sqrt2", ylabel="coordinate on (1,1,-2)/sqrt6",
-       title="D(p) - OPT on the plane sum(p)=0; colours: cells of constant routing")
+ax.set(
+    xlabel="coordinate on (1,-1,0)/sqrt2",
+    ylabel="coordinate on (1,1,-2)/sqrt6",
+    title="D(p) - OPT on the plane sum(p)=0; colours: cells of constant routing",
+)
 ax.set_aspect("equal")
 ax.legend(fontsize=7, loc="lower left")
 
@@ -165,15 +171,22 @@ for kx in kinks:
     ax.axvline(kx, color="0.6", lw=0.5, ls=":")
 ax.plot(0, line[np.argmin(np.abs(alpha))], "ko", label="p = 0")
 ax.plot(1, line[np.argmin(np.abs(alpha - 1))], "r*", ms=12, label="p*")
-ax.set(xlabel="a (bias = a p*)", ylabel="D(a p*) - OPT",
-       title=f"D along the line through 0 and p*: {len(kinks)} kinks (dotted)")
+ax.set(
+    xlabel="a (bias = a p*)",
+    ylabel="D(a p*) - OPT",
+    title=f"D along the line through 0 and p*: {len(kinks)} kinks (dotted)",
+)
 ax.legend(fontsize=7)
 
 ax = axes[2]
 for name, g in gaps3.items():
     ax.plot(np.maximum(g, 1e-6), lw=1.0, ms=2.5, label=name, **styles[name])
-ax.set(yscale="log", xlabel="update t (same batch every time)",
-       ylabel="D(b_t) - OPT (floored at 1e-6)", title="Dual gap along the paths: not monotone")
+ax.set(
+    yscale="log",
+    xlabel="update t (same batch every time)",
+    ylabel="D(b_t) - OPT (floored at 1e-6)",
+    title="Dual gap along the paths: not monotone",
+)
 ax.legend(fontsize=7)
 fig.tight_layout()
 plt.show()
@@ -240,19 +253,30 @@ n = [256]
 """.replace("'", '"')
 files = {
     "synthetic": COMMON.replace("[sweep]", '[sweep]\nname = "nb07-synthetic"')
-    + 'n_experts = [16]\nk = [2]\n'
+    + "n_experts = [16]\nk = [2]\n"
     + f'workloads = ["stationary", {{name = "drifting", drift = {DRIFT}}}]\n',
     "flame": COMMON.replace("[sweep]", '[sweep]\nname = "nb07-flame"')
     + 'n_experts = [64]\nk = [6]\nworkloads = [{name = "replay", layer = 2}]\n',
 }
-print(f"random-walk drift over the horizon: {DRIFT} * sqrt({HORIZON}) = "
-      f"{DRIFT * np.sqrt(HORIZON):.2f} logit per expert (rms)")
+print(
+    f"random-walk drift over the horizon: {DRIFT} * sqrt({HORIZON}) = "
+    f"{DRIFT * np.sqrt(HORIZON):.2f} logit per expert (rms)"
+)
 tables = []
 for name, text in files.items():
     path = work / f"{name}.toml"
     path.write_text(text)
-    cmd = [sys.executable, "-m", "lfbtheory", "sweep", str(path), "--out", str(work / name),
-           "--no-progress", "--no-plots"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "lfbtheory",
+        "sweep",
+        str(path),
+        "--out",
+        str(work / name),
+        "--no-progress",
+        "--no-plots",
+    ]
     print("$ lfb sweep", path.name, "--out", work / name, "--no-progress --no-plots")
     done = subprocess.run(cmd, capture_output=True, text=True)
     print(done.stdout.strip() or done.stderr.strip())
@@ -260,8 +284,9 @@ for name, text in files.items():
     tables.append(pd.read_csv(work / name / "results.csv"))
 print((work / "synthetic.toml").read_text())
 res = pd.concat(tables, ignore_index=True)
-res["setting"] = res["workload"].map({"stationary": "stationary", "drifting": "drifting",
-                                      "replay": "FLAME layer 2"})
+res["setting"] = res["workload"].map(
+    {"stationary": "stationary", "drifting": "drifting", "replay": "FLAME layer 2"}
+)
 res["label"] = res["rule"] + " / " + res["schedule"]
 print(f"{len(res)} rows (points x rules) in results.csv")
 
@@ -279,6 +304,7 @@ print(f"{len(res)} rows (points x rules) in results.csv")
 # cell below rebuilds each stream that way, and checks that it *is* the sweep's stream by
 # re-running the published sign rule with `lfb.simulate` and comparing MaxVio_batch with the
 # sweep's table. The rule runs of section 3 reuse these streams.
+
 
 # %%
 def stream_of(cfg):
@@ -310,18 +336,27 @@ for name in files:
         plain = float(np.mean(lfb.maxvio(plain_loads)[burn:]))
         check = lfb.simulate(batches, cfg.k, lfb.updates.sign(1e-3))
         mine = float(np.mean(lfb.maxvio(check.loads)[burn:]))
-        row = res[(res.setting == label) & (res.seed == SEEDS[0]) & (res.schedule == "constant")
-                  & np.isclose(res.step, 1e-3) & (res.rule == "sign")]
+        row = res[
+            (res.setting == label)
+            & (res.seed == SEEDS[0])
+            & (res.schedule == "constant")
+            & np.isclose(res.step, 1e-3)
+            & (res.rule == "sign")
+        ]
         theirs = float(row["maxvio_batch_mean_late"].iloc[0])
-        cal = calibrate(list(wl.batches(cfg.calibration_batches,
-                                        np.random.SeedSequence([cfg.seed, 1]))), cfg.k)
-        streams[label] = dict(cfg=cfg, batches=batches, p_fix=p_fix, floor=floor, plain=plain,
-                              burn=burn, cal=cal)
-        print(f"{label:<14} plain MaxVio_b {plain:.3f}; fixed-p* floor {floor:.3f}; "
-              f"sign u=1e-3 MaxVio_b here {mine:.6f} vs sweep {theirs:.6f} (same stream: "
-              f"{np.isclose(mine, theirs, rtol=0, atol=1e-12)}); calibrated D={cal.D:.3g}, "
-              f"G={cal.G:.3g} -> constant u={cal.D / (cal.G * np.sqrt(cfg.steps)):.3g}, "
-              f"inverse_sqrt u0={cal.D / cal.G:.3g}")
+        cal = calibrate(
+            list(wl.batches(cfg.calibration_batches, np.random.SeedSequence([cfg.seed, 1]))), cfg.k
+        )
+        streams[label] = dict(
+            cfg=cfg, batches=batches, p_fix=p_fix, floor=floor, plain=plain, burn=burn, cal=cal
+        )
+        print(
+            f"{label:<14} plain MaxVio_b {plain:.3f}; fixed-p* floor {floor:.3f}; "
+            f"sign u=1e-3 MaxVio_b here {mine:.6f} vs sweep {theirs:.6f} (same stream: "
+            f"{np.isclose(mine, theirs, rtol=0, atol=1e-12)}); calibrated D={cal.D:.3g}, "
+            f"G={cal.G:.3g} -> constant u={cal.D / (cal.G * np.sqrt(cfg.steps)):.3g}, "
+            f"inverse_sqrt u0={cal.D / cal.G:.3g}"
+        )
 
 # %% [markdown]
 # ### The sweep's table
@@ -335,15 +370,36 @@ for name in files:
 # summed over the whole run; values are means over the seeds.
 
 # %%
-cols = ["setting", "label", "step_setting", "step", "u0", "dual_regret_at_burn_in",
-        "dual_regret", "maxvio_batch_mean_late", "maxvio_global_final"]
-table = (res[cols].groupby(["setting", "label", "step_setting", "step"], sort=False, dropna=False)
-         .mean(numeric_only=True).reset_index())
-with pd.option_context("display.width", 160, "display.max_rows", 200,
-                       "display.float_format", "{:.4g}".format):
-    print(table.rename(columns={"dual_regret_at_burn_in": "transient", "dual_regret": "R(T)",
-                                "maxvio_batch_mean_late": "MaxVio_b",
-                                "maxvio_global_final": "MaxVio_g"}).to_string(index=False))
+cols = [
+    "setting",
+    "label",
+    "step_setting",
+    "step",
+    "u0",
+    "dual_regret_at_burn_in",
+    "dual_regret",
+    "maxvio_batch_mean_late",
+    "maxvio_global_final",
+]
+table = (
+    res[cols]
+    .groupby(["setting", "label", "step_setting", "step"], sort=False, dropna=False)
+    .mean(numeric_only=True)
+    .reset_index()
+)
+with pd.option_context(
+    "display.width", 160, "display.max_rows", 200, "display.float_format", "{:.4g}".format
+):
+    print(
+        table.rename(
+            columns={
+                "dual_regret_at_burn_in": "transient",
+                "dual_regret": "R(T)",
+                "maxvio_batch_mean_late": "MaxVio_b",
+                "maxvio_global_final": "MaxVio_g",
+            }
+        ).to_string(index=False)
+    )
 
 # %%
 LINE = {
@@ -363,18 +419,29 @@ for j, setting in enumerate(settings):
         axes[1, j].plot(g["u0"], g["maxvio_batch_mean_late"], ms=4, lw=1, label=label, **kw)
         axes[2, j].plot(g["u0"], g["maxvio_global_final"], ms=4, lw=1, label=label, **kw)
         cal_row = g[g.step_setting == "calibrated"]
-        for r, key in enumerate(["dual_regret_at_burn_in", "maxvio_batch_mean_late",
-                                 "maxvio_global_final"]):
-            axes[r, j].plot(cal_row["u0"], cal_row[key], marker="*", ms=11, ls="none",
-                            color=kw["color"], markeredgecolor="k")
-    axes[1, j].axhline(streams[setting]["floor"], color="k", lw=1, ls="-.",
-                       label="fixed-p* floor")
-    axes[1, j].axhline(streams[setting]["plain"], color="0.5", lw=1, ls=":",
-                       label="plain top-K (no bias)")
+        for r, key in enumerate(
+            ["dual_regret_at_burn_in", "maxvio_batch_mean_late", "maxvio_global_final"]
+        ):
+            axes[r, j].plot(
+                cal_row["u0"],
+                cal_row[key],
+                marker="*",
+                ms=11,
+                ls="none",
+                color=kw["color"],
+                markeredgecolor="k",
+            )
+    axes[1, j].axhline(streams[setting]["floor"], color="k", lw=1, ls="-.", label="fixed-p* floor")
+    axes[1, j].axhline(
+        streams[setting]["plain"], color="0.5", lw=1, ls=":", label="plain top-K (no bias)"
+    )
     axes[0, j].set(title=f"{setting}: transient R(t0)", yscale="log")
     axes[1, j].set(title=f"{setting}: MaxVio_batch after burn-in", yscale="log")
-    axes[2, j].set(title=f"{setting}: MaxVio_global at T", yscale="log",
-                   xlabel="first step u0 (stars: calibrated)")
+    axes[2, j].set(
+        title=f"{setting}: MaxVio_global at T",
+        yscale="log",
+        xlabel="first step u0 (stars: calibrated)",
+    )
     for ax in axes[:, j]:
         ax.set_xscale("log")
         ax.axvline(1e-3, color="0.7", lw=0.6)
@@ -395,6 +462,7 @@ plt.show()
 # with the calibrated constant step; the proportional rule with the calibrated constant step;
 # and the proportional rule with the calibrated $u_0/\sqrt{t+1}$ step.
 
+
 # %%
 def rules_for(st):
     cal, steps = st["cal"], st["cfg"].steps
@@ -411,23 +479,38 @@ def rules_for(st):
 
 runs = {}
 for setting, st in streams.items():
-    runs[setting] = {name: lfb.simulate(st["batches"], st["cfg"].k, rule)
-                     for name, rule in rules_for(st).items()}
-RUN_STYLE = [dict(color="C0", ls="-"), dict(color="C0", ls="--"), dict(color="C1", ls="-"),
-             dict(color="C1", ls="--")]
+    runs[setting] = {
+        name: lfb.simulate(st["batches"], st["cfg"].k, rule) for name, rule in rules_for(st).items()
+    }
+RUN_STYLE = [
+    dict(color="C0", ls="-"),
+    dict(color="C0", ls="--"),
+    dict(color="C1", ls="-"),
+    dict(color="C1", ls="--"),
+]
 
 fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
 w = 8 if SMALL else 20  # moving-average window (batches)
 for ax, (setting, st) in zip(axes, streams.items(), strict=True):
     for (name, tr), sty in zip(runs[setting].items(), RUN_STYLE, strict=True):
         v = lfb.maxvio(tr.loads)
-        ax.plot(np.arange(w, len(v) + 1), np.convolve(v, np.ones(w) / w, mode="valid"), lw=1,
-                label=name, **sty)
+        ax.plot(
+            np.arange(w, len(v) + 1),
+            np.convolve(v, np.ones(w) / w, mode="valid"),
+            lw=1,
+            label=name,
+            **sty,
+        )
     ax.axhline(st["floor"], color="k", ls="-.", lw=1, label="fixed-p* floor")
     ax.axhline(st["plain"], color="0.5", ls=":", lw=1, label="plain top-K")
     ax.axvline(st["burn"], color="0.7", lw=0.6)
-    ax.set(xscale="log", yscale="log", xlabel="batch (log scale: the transient is early)",
-           ylabel=f"MaxVio_batch ({w}-batch mean)", title=setting)
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="batch (log scale: the transient is early)",
+        ylabel=f"MaxVio_batch ({w}-batch mean)",
+        title=setting,
+    )
 axes[0].legend(fontsize=7)
 fig.tight_layout()
 plt.show()
@@ -435,7 +518,7 @@ plt.show()
 print(f"{'setting':<14}{'run':<44}{'MaxVio_b':>9}{'/ floor':>8}{'MaxVio_g':>10}")
 for setting, st in streams.items():
     for name, tr in runs[setting].items():
-        mb = float(np.mean(lfb.maxvio(tr.loads)[st["burn"]:]))
+        mb = float(np.mean(lfb.maxvio(tr.loads)[st["burn"] :]))
         mg = float(lfb.maxvio_global(tr.loads)[-1])
         print(f"{setting:<14}{name:<44}{mb:>9.3f}{mb / st['floor']:>8.2f}{mg:>10.4f}")
 
@@ -473,17 +556,30 @@ for ax, (setting, st) in zip(axes, streams.items(), strict=True):
     cap = st["cfg"].n * st["cfg"].k // st["cfg"].n_experts
     for i in pick:
         name, tr = list(runs[setting].items())[i]
-        late = tr.loads[st["burn"]:]
+        late = tr.loads[st["burn"] :]
         over = np.mean(late > cap, axis=0) - np.mean(late < cap, axis=0)
         excess = (late.mean(axis=0) - cap) / cap
-        ax.plot(excess, over, ls="none", marker="o" if i == 1 else "s", ms=4, alpha=0.7,
-                color=RUN_STYLE[i]["color"], label=name)
-        print(f"{setting:<14}{name:<44}{np.sqrt(np.mean(over ** 2)):>21.3f}"
-              f"{np.sqrt(np.mean(excess ** 2)):>16.4f}")
+        ax.plot(
+            excess,
+            over,
+            ls="none",
+            marker="o" if i == 1 else "s",
+            ms=4,
+            alpha=0.7,
+            color=RUN_STYLE[i]["color"],
+            label=name,
+        )
+        print(
+            f"{setting:<14}{name:<44}{np.sqrt(np.mean(over**2)):>21.3f}"
+            f"{np.sqrt(np.mean(excess**2)):>16.4f}"
+        )
     ax.axhline(0.0, color="k", lw=0.6)
     ax.axvline(0.0, color="k", lw=0.6)
-    ax.set(xlabel="(mean load - L) / L after burn-in", ylabel="P(c_i > L) - P(c_i < L)",
-           title=f"{setting}: one point per expert")
+    ax.set(
+        xlabel="(mean load - L) / L after burn-in",
+        ylabel="P(c_i > L) - P(c_i < L)",
+        title=f"{setting}: one point per expert",
+    )
 axes[0].legend(fontsize=7)
 fig.tight_layout()
 plt.show()
@@ -497,15 +593,19 @@ plt.show()
 
 # %%
 grid_only = table[table.step != "calibrated"]
-print(f"{'setting':<14}{'rule / schedule':<29}{'best u0 (MaxVio_b)':>19}{'MaxVio_b':>9}"
-      f"{'/ floor':>8}{'min MaxVio_g':>13}")
+print(
+    f"{'setting':<14}{'rule / schedule':<29}{'best u0 (MaxVio_b)':>19}{'MaxVio_b':>9}"
+    f"{'/ floor':>8}{'min MaxVio_g':>13}"
+)
 for setting in settings:
     floor = streams[setting]["floor"]
     for label in LINE:
         g = grid_only[(grid_only.setting == setting) & (grid_only.label == label)]
         best = g.loc[g["maxvio_batch_mean_late"].idxmin()]
-        print(f"{setting:<14}{label:<29}{best.u0:>19.0e}{best.maxvio_batch_mean_late:>9.3f}"
-              f"{best.maxvio_batch_mean_late / floor:>8.2f}{g['maxvio_global_final'].min():>13.4f}")
+        print(
+            f"{setting:<14}{label:<29}{best.u0:>19.0e}{best.maxvio_batch_mean_late:>9.3f}"
+            f"{best.maxvio_batch_mean_late / floor:>8.2f}{g['maxvio_global_final'].min():>13.4f}"
+        )
 
 # %% [markdown]
 # Then per workload: the overall best settings, the published sign rule, and the calibrated
@@ -519,19 +619,27 @@ for setting in settings:
     best_g = sub.loc[sub["maxvio_global_final"].idxmin()]
     pub = sub[(sub.label == "sign / constant") & np.isclose(sub.step, 1e-3)].iloc[0]
     print(f"{setting} (fixed-p* floor {floor:.3f}, plain top-K {streams[setting]['plain']:.3f}):")
-    print(f"  lowest MaxVio_b : {best_b.label:<28} u0={best_b.u0:<9.3g} MaxVio_b "
-          f"{best_b.maxvio_batch_mean_late:.3f} ({best_b.maxvio_batch_mean_late / floor:.2f} x "
-          f"floor), MaxVio_g {best_b.maxvio_global_final:.4f}")
-    print(f"  lowest MaxVio_g : {best_g.label:<28} u0={best_g.u0:<9.3g} MaxVio_b "
-          f"{best_g.maxvio_batch_mean_late:.3f}, MaxVio_g {best_g.maxvio_global_final:.4f}")
-    print(f"  published sign  : MaxVio_b {pub.maxvio_batch_mean_late:.3f} "
-          f"({pub.maxvio_batch_mean_late / floor:.2f} x floor), MaxVio_g "
-          f"{pub.maxvio_global_final:.4f}")
+    print(
+        f"  lowest MaxVio_b : {best_b.label:<28} u0={best_b.u0:<9.3g} MaxVio_b "
+        f"{best_b.maxvio_batch_mean_late:.3f} ({best_b.maxvio_batch_mean_late / floor:.2f} x "
+        f"floor), MaxVio_g {best_b.maxvio_global_final:.4f}"
+    )
+    print(
+        f"  lowest MaxVio_g : {best_g.label:<28} u0={best_g.u0:<9.3g} MaxVio_b "
+        f"{best_g.maxvio_batch_mean_late:.3f}, MaxVio_g {best_g.maxvio_global_final:.4f}"
+    )
+    print(
+        f"  published sign  : MaxVio_b {pub.maxvio_batch_mean_late:.3f} "
+        f"({pub.maxvio_batch_mean_late / floor:.2f} x floor), MaxVio_g "
+        f"{pub.maxvio_global_final:.4f}"
+    )
     for label in LINE:
         c = sub[(sub.label == label) & (sub.step_setting == "calibrated")].iloc[0]
-        print(f"  calibrated {label:<28}: u0={c.u0:.3g}, MaxVio_b "
-              f"{c.maxvio_batch_mean_late:.3f} ({c.maxvio_batch_mean_late / floor:.2f} x "
-              f"floor), MaxVio_g {c.maxvio_global_final:.4f}")
+        print(
+            f"  calibrated {label:<28}: u0={c.u0:.3g}, MaxVio_b "
+            f"{c.maxvio_batch_mean_late:.3f} ({c.maxvio_batch_mean_late / floor:.2f} x "
+            f"floor), MaxVio_g {c.maxvio_global_final:.4f}"
+        )
 
 # %% [markdown]
 # **How to use these measurements.** The statements below were checked on the full-size run

@@ -67,10 +67,18 @@ tc = TokenChoice(E, K)  # default rule: the published sign rule, u = 1e-3
 ec_mask = run_stream(ec, [batch], E)[0]
 tc_mask = run_stream(tc, [batch], E)[0]
 print("scores:\n", np.round(batch, 3))
-print("Expert Choice: experts per token", ec_mask.sum(1).tolist(),
-      "| tokens per expert", ec_mask.sum(0).tolist())
-print("token choice : experts per token", tc_mask.sum(1).tolist(),
-      "| tokens per expert", tc_mask.sum(0).tolist())
+print(
+    "Expert Choice: experts per token",
+    ec_mask.sum(1).tolist(),
+    "| tokens per expert",
+    ec_mask.sum(0).tolist(),
+)
+print(
+    "token choice : experts per token",
+    tc_mask.sum(1).tolist(),
+    "| tokens per expert",
+    tc_mask.sum(0).tolist(),
+)
 
 # %% [markdown]
 # ## The checker
@@ -103,6 +111,7 @@ print(tc_report)
 # replacement tokens) *distinct*, drawn as a permutation of $\{1, \dots, 2nE\}/(2nE)$, so no
 # expert ever compares two equal scores. Hypothesis shrinks to the fewest tokens and the
 # simplest permutation.
+
 
 # %%
 def tie_free(n_max: int = 4):
@@ -139,15 +148,19 @@ print(f"n={n} tokens, E={E}, K={K}: each expert takes its top C = ceil(nK/E) = {
 print(f"cut after token {cut}; tokens 0..{cut} are identical in both runs")
 print("scores (rows: tokens):\n", x)
 print(f"scores after replacing tokens {cut + 1}..{n - 1}:\n", z)
-print("all scores distinct:", len(np.unique(np.concatenate([x.ravel(), z[cut + 1 :].ravel()])))
-      == x.size + z[cut + 1 :].size)
+print(
+    "all scores distinct:",
+    len(np.unique(np.concatenate([x.ravel(), z[cut + 1 :].ravel()]))) == x.size + z[cut + 1 :].size,
+)
 for t in range(cut + 1):
     a, b = np.flatnonzero(before[t]).tolist(), np.flatnonzero(after[t]).tolist()
     if a != b:
         print(f"token {t} (before the cut) gets experts {a} in run 1 and {b} in run 2")
 for i in range(E):
-    print(f"expert {i}: takes token(s) {np.flatnonzero(before[:, i]).tolist()} in run 1, "
-          f"{np.flatnonzero(after[:, i]).tolist()} in run 2")
+    print(
+        f"expert {i}: takes token(s) {np.flatnonzero(before[:, i]).tolist()} in run 1, "
+        f"{np.flatnonzero(after[:, i]).tolist()} in run 2"
+    )
 
 # %% [markdown]
 # Read it expert by expert (the printout above is the counterexample): every expert keeps only its
@@ -183,14 +196,20 @@ for i in range(E):
 # %%
 VOCAB = 50257
 print(f"log2(vocabulary of {VOCAB}) = {np.log2(VOCAB):.1f} bits")
-shapes = [(64, 6, "FLAME-MoE (E=64, top-6)"), (64, 8, "OLMoE (E=64, top-8)"),
-          (256, 8, "DeepSeek-V3 (E=256, top-8)"), (16, 2, "package default (E=16, K=2)")]
+shapes = [
+    (64, 6, "FLAME-MoE (E=64, top-6)"),
+    (64, 8, "OLMoE (E=64, top-8)"),
+    (256, 8, "DeepSeek-V3 (E=256, top-8)"),
+    (16, 2, "package default (E=16, K=2)"),
+]
 print(f"{'shape':<30}{'T':>6}{'exact':>8}{'K log2(E/K)':>13}{'App. D':>8}{'T->inf':>8}")
 for e, k, name in shapes:
     for t in (256, 4096):
         b = expert_choice_leakage(t, e, k)
-        print(f"{name:<30}{t:>6}{b.exact:>8.1f}{b.lower_strong:>13.1f}{b.lower:>8.1f}"
-              f"{b.asymptote:>8.1f}")
+        print(
+            f"{name:<30}{t:>6}{b.exact:>8.1f}{b.lower_strong:>13.1f}{b.lower:>8.1f}"
+            f"{b.asymptote:>8.1f}"
+        )
 
 # %%
 fig, axes = plt.subplots(1, len(shapes), figsize=(16, 3.6))
@@ -203,8 +222,13 @@ for ax, (e, k, name) in zip(axes, shapes, strict=True):
     ax.axhline(bounds[0].lower_strong, color="C0", ls="-.", lw=1, label="K log2(E/K)")
     ax.axhline(bounds[0].lower, color="C1", ls=":", lw=1.2, label="K log2((1-R)/R), App. D")
     ax.axhline(np.log2(VOCAB), color="0.5", lw=0.8, label=f"log2 {VOCAB} (one token)")
-    ax.set(xscale="log", xlabel="tokens per batch T", ylabel="bits per token and layer",
-           title=name, ylim=(0, None))
+    ax.set(
+        xscale="log",
+        xlabel="tokens per batch T",
+        ylabel="bits per token and layer",
+        title=name,
+        ylim=(0, None),
+    )
 axes[0].legend(fontsize=7)
 fig.tight_layout()
 plt.show()

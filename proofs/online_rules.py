@@ -149,8 +149,11 @@ def run_stream(kind: str, cfg: dict, log) -> dict:
         wl = make_workload("adversarial", n=n, n_experts=e, strength=cfg["strength"])
         for name, rule in rules.items():
             rule, acc = timed_rule(rule)
-            tr, cpu = _timed(lambda r=rule: simulate(wl.adaptive_batches(steps, seed), k, r,
-                                                     adaptive=True, _path="python"))
+            tr, cpu = _timed(
+                lambda r=rule: simulate(
+                    wl.adaptive_batches(steps, seed), k, r, adaptive=True, _path="python"
+                )
+            )
             bs = np.asarray(list(wl.batches(steps, seed, biases=tr.bias)))
             out["rules"][name] = _ledger(tr, bs, k, compute_comparators(bs, k), cpu, acc[0])
             log(kind, name, out["rules"][name])
@@ -193,8 +196,16 @@ def solve_scale(cfg: dict, log) -> dict:
         cold = min(_timed(lambda b=b: solve_balanced(b, k))[1] for _ in runs)
         warm = min(_timed(lambda b=b, p=prev: solve_balanced(b, k, warm_start=p))[1] for _ in runs)
         out[str(n)] = {"cold_s": cold, "warm_s": warm}
-        log("scale", f"n={n}", {"primal_regret": 0, "dual_regret": 0, "violation_tokens": 0,
-                                "cpu_ms_per_step_update": 1e3 * warm})
+        log(
+            "scale",
+            f"n={n}",
+            {
+                "primal_regret": 0,
+                "dual_regret": 0,
+                "violation_tokens": 0,
+                "cpu_ms_per_step_update": 1e3 * warm,
+            },
+        )
     return out
 
 
@@ -236,9 +247,12 @@ def main(argv: list[str] | None = None) -> int:
     identity = code_identity()  # of the code that runs (taken before it runs)
 
     def log(kind, name, row):
-        print(f"{kind:12s} {name:40s} R_P={row['primal_regret']:10.1f} "
-              f"R_D={row['dual_regret']:9.1f} V={row['violation_tokens']:8.0f} "
-              f"upd={row['cpu_ms_per_step_update']:.3f}ms", flush=True)
+        print(
+            f"{kind:12s} {name:40s} R_P={row['primal_regret']:10.1f} "
+            f"R_D={row['dual_regret']:9.1f} V={row['violation_tokens']:8.0f} "
+            f"upd={row['cpu_ms_per_step_update']:.3f}ms",
+            flush=True,
+        )
 
     streams = {}
     out = Path(args.out_dir)
@@ -248,8 +262,13 @@ def main(argv: list[str] | None = None) -> int:
         # each finished stream is kept (a long run interrupted later loses nothing)
         partial = {"config": cfg, "identity": identity, "streams": streams, "complete": False}
         fileio.write_json(out / "online_rules.partial.json", partial)
-    result = {"config": cfg, "identity": identity, "streams": streams,
-              "solve_scale_E64_k6": solve_scale(cfg, log), "complete": True}
+    result = {
+        "config": cfg,
+        "identity": identity,
+        "streams": streams,
+        "solve_scale_E64_k6": solve_scale(cfg, log),
+        "complete": True,
+    }
     fileio.write_json(out / "online_rules.json", result)
     md = (
         "# Causal online-LP rules on four streams\n\n"
@@ -260,12 +279,15 @@ def main(argv: list[str] | None = None) -> int:
         "update ms/step: CPU time of the rule's update per step (reference loop, numpy; "
         "shared machine). The replay stream is the FLAME trace's "
         "layer 2: top 6 of 64 probabilities recorded, the other 58 completed.\n\n"
-        + table(result) + "\n\n"
+        + table(result)
+        + "\n\n"
         "One exact solve (the lag-1 step) at training-like token counts, E = 64, k = 6, "
         "CPU seconds (min of " + str(cfg["repeats"]) + "):\n\n| tokens | cold | warm-started |\n"
         "|---|---|---|\n"
-        + "\n".join(f"| {n} | {v['cold_s']:.3f} | {v['warm_s']:.3f} |"
-                    for n, v in result["solve_scale_E64_k6"].items())
+        + "\n".join(
+            f"| {n} | {v['cold_s']:.3f} | {v['warm_s']:.3f} |"
+            for n, v in result["solve_scale_E64_k6"].items()
+        )
         + "\n"
     )
     fileio.write_text(out / "online_rules.md", md)

@@ -388,8 +388,12 @@ def test_every_method_of_a_seed_shares_init_batches_and_eval_windows(corpus):
     train = replace(TINY_TRAIN, steps=3)
     runs = {
         (m.label, s): train_run(TINY_MODEL, train, m, s, corpus)
-        for m in (Method("none"), Method("aux", alpha=1e-2), Method("lfb", u=1e-2),
-                  Method("expert_choice", chunk=8))
+        for m in (
+            Method("none"),
+            Method("aux", alpha=1e-2),
+            Method("lfb", u=1e-2),
+            Method("expert_choice", chunk=8),
+        )
         for s in (0, 1)
     }
     for key in ("init_digest", "batch_digest", "eval_digest"):
@@ -398,8 +402,9 @@ def test_every_method_of_a_seed_shares_init_batches_and_eval_windows(corpus):
     for key in ("init_digest", "batch_digest"):
         assert runs[("none", 0)][key] != runs[("none", 1)][key]
     # the methods did differ in what they trained
-    assert not np.array_equal(runs[("none", 0)]["train_bpb"], runs[("aux_batch_0.01", 0)][
-        "train_bpb"])
+    assert not np.array_equal(
+        runs[("none", 0)]["train_bpb"], runs[("aux_batch_0.01", 0)]["train_bpb"]
+    )
 
 
 def test_sign_flip_p_is_the_exact_enumeration():
@@ -409,8 +414,9 @@ def test_sign_flip_p_is_the_exact_enumeration():
 
     d = np.array([0.3, -0.1, 0.5, 0.2, 0.05])
     obs = abs(d.mean())
-    ref = np.mean([abs(np.mean(np.array(e) * d)) >= obs - 1e-15
-                   for e in itertools.product((1, -1), repeat=5)])
+    ref = np.mean(
+        [abs(np.mean(np.array(e) * d)) >= obs - 1e-15 for e in itertools.product((1, -1), repeat=5)]
+    )
     assert sign_flip_p(d) == ref
     assert sign_flip_p([1.0, 2.0, 3.0]) == 2 / 8  # the smallest attainable p for n = 3
 
@@ -490,12 +496,14 @@ def test_future_perturbation_control_is_zero_and_expert_choice_leaks():
 
     set_determinism(0, 1)
     model = MoELM(TINY_MODEL)
-    w = torch.randint(0, 256, (16, TINY_MODEL.seq_len + 1), generator=torch.Generator()
-                      .manual_seed(1))
+    w = torch.randint(
+        0, 256, (16, TINY_MODEL.seq_len + 1), generator=torch.Generator().manual_seed(1)
+    )
     ctrl = future_perturbation(model, w, 8, np.random.default_rng(1))
     assert ctrl["max_abs_delta_logit"] == 0.0 and ctrl["mean_abs_delta_bpb"] == 0.0
-    ec = future_perturbation(model, w, 8, np.random.default_rng(1), routing="expert_choice",
-                             chunk=TINY_MODEL.seq_len)
+    ec = future_perturbation(
+        model, w, 8, np.random.default_rng(1), routing="expert_choice", chunk=TINY_MODEL.seq_len
+    )
     assert ec["max_abs_delta_logit"] > 0 and ec["mean_abs_delta_bpb"] > 0
     assert ec["cut"] == TINY_MODEL.seq_len // 2
 
@@ -516,13 +524,22 @@ def test_interference_null_matches_the_sphere_and_flags_chance():
         for s in range(n):
             g_lm = rng.standard_normal((m, dim))
             g_aux = rng.standard_normal((m, dim)) + aligned * g_lm
-            cos = np.sum(g_aux * g_lm, 1) / np.linalg.norm(g_aux, axis=1) / np.linalg.norm(
-                g_lm, axis=1)
-            runs.append({"label": "aux_batch_0.001", "seed": s, "interference_cos": cos +
-                         cos_sd_shift, "interference_dim": dim, "grad_aux": g_aux,
-                         "grad_lm": g_lm})
-        return {"runs": runs, "config": {"model": {"n_layers": 1, "n_experts": 8,
-                                                   "d_model": 64}}}
+            cos = (
+                np.sum(g_aux * g_lm, 1)
+                / np.linalg.norm(g_aux, axis=1)
+                / np.linalg.norm(g_lm, axis=1)
+            )
+            runs.append(
+                {
+                    "label": "aux_batch_0.001",
+                    "seed": s,
+                    "interference_cos": cos + cos_sd_shift,
+                    "interference_dim": dim,
+                    "grad_aux": g_aux,
+                    "grad_lm": g_lm,
+                }
+            )
+        return {"runs": runs, "config": {"model": {"n_layers": 1, "n_experts": 8, "d_model": 64}}}
 
     chance = interference_claim(results(0.0, 0.0), "aux_batch_0.001")
     assert chance["verdict"] == "not distinguishable from chance"
@@ -544,12 +561,12 @@ def test_training_trace_round_trips_and_feeds_the_two_timescale_view(corpus, tmp
     from lfbtheory.workloads.trace import TraceWorkload
 
     run = train_run(TINY_MODEL, TINY_TRAIN, Method("lfb", u=1e-2), 0, corpus, record=True)
-    tr = training_trace(run["recorded_scores"], run["recorded_bias"], k=TINY_MODEL.k, every=2,
-                        model="tiny", seed=0)
+    tr = training_trace(
+        run["recorded_scores"], run["recorded_bias"], k=TINY_MODEL.k, every=2, model="tiny", seed=0
+    )
     path = write_trace(tr, tmp_path / "t.npz")
     back = read_trace(path)
-    assert back.layer_names == ("blocks.0.moe@step0", "blocks.0.moe@step2",
-                                "blocks.0.moe@step4")
+    assert back.layer_names == ("blocks.0.moe@step0", "blocks.0.moe@step2", "blocks.0.moe@step4")
     np.testing.assert_array_equal(back.values, run["recorded_scores"][::2])
     np.testing.assert_array_equal(back.bias, run["recorded_bias"][::2])
     assert back.values.shape[2] == TINY_MODEL.n_experts  # all E scores, none completed

@@ -86,6 +86,7 @@ class Slack(NamedTuple):
     on: NDArray[np.int64]
     left: NDArray[np.int64]
 
+
 __all__ = ["HAVE_NUMBA", "experts_ranked", "ssp_prefixes", "ssp_solve"]
 
 _M = 4  # candidate tokens kept per exchange-graph edge

@@ -212,6 +212,7 @@ def _top_buffer(r, kk, vals, idx, cand, theta):  # type: ignore[no-untyped-def]
 
 _SAMPLE = 32  # rows whose exact kk-th value :func:`threshold_guess` measures
 
+
 @compiled
 def row_theta(s, w, mode, kk, regs):  # type: ignore[no-untyped-def]
     """The ``theta`` to route the rows of the batch s (n, E) with: -inf where :func:`row_top`

@@ -110,7 +110,10 @@ def ep_overhead(
 
 
 def maxvio_bounds(
-    expert_maxvio: ArrayLike, *, n_devices: int | None = None, placement: ArrayLike | None = None,
+    expert_maxvio: ArrayLike,
+    *,
+    n_devices: int | None = None,
+    placement: ArrayLike | None = None,
     n_experts: int | None = None,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """(lower, upper) on MaxVio_device from MaxVio_expert (module docstring):

@@ -109,7 +109,11 @@ def best_response(
 
 
 def heuristic_response(
-    scores: ArrayLike, k: int, bias: ArrayLike, n_groups: int, topk_groups: int,
+    scores: ArrayLike,
+    k: int,
+    bias: ArrayLike,
+    n_groups: int,
+    topk_groups: int,
     group_score_topk: int = 2,
 ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
     """The router's group-limited choice at p (:func:`lfbtheory.route`, groups scored by the sum
@@ -362,7 +366,7 @@ def group_ledger(
         raise ValueError("trajectory was not routed group-limited (n_groups/topk_groups)")
     if trajectory.bias_mode != "additive":  # type: ignore[attr-defined]
         raise ValueError("the group-limited ledger needs an additive bias (a price)")
-    keep = ~np.asarray(trajectory.is_eval, dtype=bool)  # type: ignore[attr-defined]
+    keep = ~np.asarray(trajectory.is_eval, dtype=np.bool_)  # type: ignore[attr-defined]
     bs = [as_scores(b, name=f"batches[{i}]") for i, b in enumerate(batches)]
     if len(bs) != len(keep):
         raise ValueError(f"trajectory has {len(keep)} rows but batches has {len(bs)}")

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -43,6 +44,7 @@ from numpy.typing import ArrayLike, NDArray
 from lfbtheory.analysis.drift import per_batch_prices, price_path
 from lfbtheory.analysis.growth import GROWTH_MODELS, Growth, classify_growth
 from lfbtheory.lp import dual_objective
+from lfbtheory.lp.model import Method
 from lfbtheory.metrics import maxvio, maxvio_global
 from lfbtheory.online.loop import Trajectory
 from lfbtheory.validation import as_k, as_scores, choice
@@ -108,7 +110,7 @@ def compute_comparators(
     batches: Sequence[ArrayLike] | NDArray[np.float64],
     k: int,
     *,
-    solver: str = "auto",
+    solver: Method = "auto",
     num_checkpoints: int = 40,
     progress: Callable[[int, int], None] | None = None,
 ) -> Comparators:
@@ -134,7 +136,7 @@ def compute_comparators(
     per_batch = per_batch_prices(arr, k, method=solver, progress=tick)
     pooled = np.empty(len(grid))
     hindsight = np.zeros(e)
-    for j, (opt, price) in enumerate(solve_prefixes(arr, k, grid, method=solver, output="optima")):  # type: ignore[arg-type]
+    for j, (opt, price) in enumerate(solve_prefixes(arr, k, grid, method=solver, output="optima")):
         pooled[j], hindsight = opt, price
         if progress:
             progress(t_len + j + 1, total)
@@ -145,8 +147,8 @@ def _checked_stream(
     batches: Sequence[ArrayLike] | NDArray[np.float64],
 ) -> NDArray[np.float64] | list[NDArray[np.float64]]:
     """A finite (T, n, E) float64 array as it is (one check), else :func:`_stack`."""
-    if _is_stack(batches) and bool(np.isfinite(batches).all()):
-        return batches  # type: ignore[return-value]
+    if _is_stack(batches) and bool(np.isfinite(cast(NDArray[np.float64], batches)).all()):
+        return cast(NDArray[np.float64], batches)
     return _stack(batches)
 
 
@@ -256,7 +258,7 @@ SUMMARY_LEGEND: dict[str, str] = {
 
 def _dual_values(
     trajectory: Trajectory,
-    bs: Sequence[NDArray[np.float64]],
+    bs: Sequence[NDArray[np.float64]] | NDArray[np.float64],
     keep: NDArray[np.bool_],
     k: int,
     cap: int,
@@ -282,7 +284,7 @@ def regret_report(
     *,
     comparators: Comparators | None = None,
     burn_in: int | None = None,
-    solver: str = "auto",
+    solver: Method = "auto",
     group_limited: str = "bracket",
 ) -> RegretReport:
     """Compute the regret ledger of ``trajectory`` on the ``batches`` it was run on.
@@ -305,7 +307,9 @@ def regret_report(
         )
     # A stacked stream's values are checked where they are read (compute_comparators,
     # dual_objective); with comparators given, only its length and E are used here.
-    bs_all = batches if _is_stack(batches) else _stack(batches)
+    bs_all: NDArray[np.float64] | list[NDArray[np.float64]] = (
+        cast(NDArray[np.float64], batches) if _is_stack(batches) else _stack(batches)
+    )
     if len(bs_all) != len(trajectory):
         raise ValueError(f"trajectory has {len(trajectory)} rows but batches has {len(bs_all)}")
     k = as_k(k, bs_all[0].shape[1])

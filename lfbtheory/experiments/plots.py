@@ -23,6 +23,7 @@ def expert_colors(n_experts: int) -> NDArray[np.float64]:
 
     return colormaps[EXPERT_CMAP](np.linspace(0.0, 1.0, n_experts))
 
+
 _LINESTYLES = ("-", "--", "-.", ":", (0, (5, 1, 1, 1, 1, 1)))
 # Fixed margins of the two-panel figures: tight_layout measured every tick label of the log
 # axes first, ~1 s of the ~2.9 s the plots of a replayed layer (E = 64) took.

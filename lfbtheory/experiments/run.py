@@ -29,6 +29,7 @@ from lfbtheory.analysis.regret import (
 )
 from lfbtheory.experiments.calibrate import Calibration, calibrate
 from lfbtheory.experiments.config import PUBLISHED_RATE, RegretConfig, RunSpec
+from lfbtheory.lp.model import Method
 from lfbtheory.online import schedules as sched
 from lfbtheory.online.loop import Trajectory, simulate
 from lfbtheory.online.updates import make_rule
@@ -116,7 +117,7 @@ def _comparators(config: RegretConfig, batches: Any, progress: Any) -> Any:
     return compute_comparators(
         batches,
         config.k,
-        solver=config.solver,
+        solver=cast(Method, config.solver),  # validated by RegretConfig
         num_checkpoints=config.num_checkpoints,
         progress=progress,
     )

@@ -464,7 +464,10 @@ def streamed_point(
     names = list(labels) if labels is not None else [getattr(r, "name", str(r)) for r in rules]
     timings: dict[str, dict[str, float]] = {}
     states: list[Any] = [None] * len(rules)
-    rec = {q: {"reward": [], "loads": [], "dual": []} for q in range(len(rules))}
+    route_kw: dict[str, Any] = dict(routing or {})
+    rec: dict[int, dict[str, list[Any]]] = {
+        q: {"reward": [], "loads": [], "dual": []} for q in range(len(rules))
+    }
     opts, prices = [], []
     warm = None
     for i in range(source.n_chunks):
@@ -473,7 +476,7 @@ def streamed_point(
         _clock(timings, "stream", w0, c0)
         w0, c0 = time.perf_counter(), time.process_time()
         for q, rule in enumerate(rules):
-            tr = simulate(x, k, rule, state=states[q], **(routing or {}))
+            tr = simulate(x, k, rule, state=states[q], **route_kw)
             states[q] = tr.state
             rec[q]["reward"].append(tr.reward)
             rec[q]["loads"].append(tr.loads)

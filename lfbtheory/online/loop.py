@@ -469,8 +469,8 @@ def _python_loop(
                 if resolving:  # an LP solve of the step's scores (routed above with rs.bias)
                     assert isinstance(rule, Resolve)
                     if not frozen:
-                        pool = step_scores[0] if len(step_scores) == 1 else np.concatenate(
-                            step_scores
+                        pool = (
+                            step_scores[0] if len(step_scores) == 1 else np.concatenate(step_scores)
                         )
                         rs = rule.observe(pool, rs, kk)
                     step_scores = []

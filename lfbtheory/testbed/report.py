@@ -94,9 +94,7 @@ def verdict_markdown(verdict: list[dict]) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for v in verdict:
-        ci = (
-            f"[{_g(v.get('ci_low'))}, {_g(v.get('ci_high'))}]" if "ci_low" in v else "—"
-        )
+        ci = f"[{_g(v.get('ci_low'))}, {_g(v.get('ci_high'))}]" if "ci_low" in v else "—"
         lines.append(
             f"| {v['claim']} | {v['compare']} | {v.get('n', '—')} | {_g(v.get('mean'))} | {ci} "
             f"| {_g(v.get('p_sign_flip'), '.3g')} | {_g(v.get('mde'), '.4f')} "
@@ -331,9 +329,12 @@ def load_results(folder: str | Path) -> dict[str, Any]:
                 run[name] = arrays[f"{key}__{name}"]
         runs.append(run)
     meta = read_json(folder / "results.json", what="testbed results")["meta"]
-    return {"config": cfg, "corpus": meta["corpus"], "runs": runs, **{
-        k: meta.get(k) for k in ("torch", "python", "wall_seconds")
-    }}
+    return {
+        "config": cfg,
+        "corpus": meta["corpus"],
+        "runs": runs,
+        **{k: meta.get(k) for k in ("torch", "python", "wall_seconds")},
+    }
 
 
 def write_maxvio_curves(results: dict[str, Any], out: str | Path) -> None:
@@ -346,13 +347,23 @@ def write_maxvio_curves(results: dict[str, Any], out: str | Path) -> None:
     rows = []
     for r in results["runs"]:
         mvb = np.asarray(r["maxvio_batch"]).mean(axis=1)
-        glob = dict(zip(np.asarray(r["curve_steps"]).tolist(),
-                        np.asarray(r["curve_val_maxvio_global"]).tolist(), strict=True))
+        glob = dict(
+            zip(
+                np.asarray(r["curve_steps"]).tolist(),
+                np.asarray(r["curve_val_maxvio_global"]).tolist(),
+                strict=True,
+            )
+        )
         for i, v in enumerate(mvb.tolist()):
-            rows.append({
-                "setting": r["label"], "seed": r["seed"], "step": i + 1,
-                "maxvio_batch": v, "maxvio_global": glob.get(i + 1, ""),
-            })
+            rows.append(
+                {
+                    "setting": r["label"],
+                    "seed": r["seed"],
+                    "step": i + 1,
+                    "maxvio_batch": v,
+                    "maxvio_global": glob.get(i + 1, ""),
+                }
+            )
     _write_csv(out / "maxvio_curves.csv", rows)
     fig = Figure(figsize=(11, 4.5))
     ax1, ax2 = fig.subplots(1, 2)
@@ -365,8 +376,13 @@ def write_maxvio_curves(results: dict[str, Any], out: str | Path) -> None:
         smooth = np.convolve(mvb, np.ones(w) / w, mode="valid")
         ax1.plot(np.arange(w, len(mvb) + 1), smooth, label=label, lw=1)
         steps = np.asarray(runs[0]["curve_steps"])
-        ax2.plot(steps, np.mean([r["curve_val_maxvio_global"] for r in runs], axis=0),
-                 marker="o", ms=3, label=label)
+        ax2.plot(
+            steps,
+            np.mean([r["curve_val_maxvio_global"] for r in runs], axis=0),
+            marker="o",
+            ms=3,
+            label=label,
+        )
     ax1.set(xlabel="step", ylabel="MaxVio_batch (mean of layers, moving mean)", yscale="log")
     ax2.set(xlabel="step", ylabel="MaxVio_global (curve windows)", yscale="log")
     ax1.legend(fontsize=7)

@@ -275,9 +275,7 @@ def run_testbed(
     hits = 0
 
     def key(task: tuple) -> str:
-        blob = json.dumps(
-            [task, corpus.files_hash, cfg.max_corpus_bytes, identity], sort_keys=True
-        )
+        blob = json.dumps([task, corpus.files_hash, cfg.max_corpus_bytes, identity], sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()
 
     def key_path(task: tuple) -> Path | None:
@@ -391,7 +389,9 @@ def load_run(path: str | os.PathLike[str], *, key: str | None = None) -> dict[st
         )
     if key is not None and meta.get("key") != key:
         raise FileFormatError(
-            path, "was written under another cache key (renamed or copied file)", what=what,
+            path,
+            "was written under another cache key (renamed or copied file)",
+            what=what,
             field="key",
         )
     run = meta.get("run")
@@ -862,8 +862,11 @@ def leakage_claims(results: dict[str, Any]) -> list[dict[str, Any]]:
     chunks = sorted({r["method"]["chunk"] for r in runs if r["method"]["kind"] == "expert_choice"})
     paper = "2408.15664 App. D (Expert Choice leaks future tokens)"
     for chunk in chunks:
-        ec = [r for r in runs if r["method"].get("chunk") == chunk and r["method"]["kind"] ==
-              "expert_choice"]
+        ec = [
+            r
+            for r in runs
+            if r["method"].get("chunk") == chunk and r["method"]["kind"] == "expert_choice"
+        ]
         d = [r["leak_intervention"]["mean_abs_delta_bpb"] for r in ec]
         bound = expert_choice_leakage(chunk, e, k)
         row = _claim_row(
@@ -875,9 +878,7 @@ def leakage_claims(results: dict[str, Any]) -> list[dict[str, Any]]:
             1,
             control_max_abs_delta_logit=ctrl_max,
             bound_bits_per_token_layer_exact=bound.exact,
-            share_positions_changed=[
-                r["leak_intervention"]["share_positions_changed"] for r in ec
-            ],
+            share_positions_changed=[r["leak_intervention"]["share_positions_changed"] for r in ec],
         )
         if ctrl_max != 0:
             row["verdict"] = "invalid: the token-choice control changed (must read 0)"

@@ -65,9 +65,7 @@ def snapshot_stream(trace: Trace) -> list[NDArray[np.float64]]:
     return [np.asarray(trace.values[i], dtype=np.float64) for i in range(trace.n_layers)]
 
 
-def two_timescale(
-    trace: Trace, rule: Any, *, fixed: Sequence[int] | None = None
-) -> dict[str, Any]:
+def two_timescale(trace: Trace, rule: Any, *, fixed: Sequence[int] | None = None) -> dict[str, Any]:
     """Regret of ``rule`` on the snapshot stream in training order, and on snapshot i cycled
     for as many steps (i in ``fixed``; default first, middle, last), each against its own
     hindsight comparators (exact pooled LP)."""
