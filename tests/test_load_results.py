@@ -127,3 +127,18 @@ def test_missing_xarray_or_a_non_results_folder_is_a_clear_error(
     monkeypatch.setitem(sys.modules, "xarray", None)
     with pytest.raises(ImportError, match=r"lfbtheory\[results\]"):
         load_curves(regret_folder)
+
+
+def test_a_testbed_folder_loads_one_row_per_setting_and_metric(tmp_path):
+    """The recorded quick-preset folder shipped in docs/ (written by ``lfb testbed``)."""
+    from pathlib import Path
+
+    src = Path(__file__).resolve().parents[1] / "docs" / "testbed_results" / "quick"
+    shutil.copytree(src, tmp_path / "tb")
+    df = load_results(tmp_path / "tb")
+    table = pd.read_csv(src / "results.csv")
+    assert set(df["run"]) == set(table["setting"].astype(str))
+    assert len(df) == len(table) * (len(table.columns) - 3)  # setting, family, seeds are ids
+    lfb = table.set_index("setting").loc["lfb_sign_0.001", "val_bpb_mean"]
+    row = df[(df.run == "lfb_sign_0.001") & (df.metric == "val_bpb_mean")]
+    assert row["value"].item() == lfb

@@ -643,3 +643,23 @@ def test_an_edit_to_any_package_module_recomputes_the_points_and_no_edit_reuses_
     module.write_text(module.read_text() + "\n# an edit\n")
     edited = sweep()
     assert (edited.computed, edited.cached) == (first.points, 0)
+
+
+def test_the_growth_map_files_the_published_rule_apart_from_calibrated_steps():
+    from lfbtheory.experiments.sweep import _step_column_order, step_column
+
+    cols = [
+        step_column("published", 1e-3),
+        step_column("calibrated", 0.0123),
+        step_column("given", 0.1),
+        step_column("given", 0.01),
+    ]
+    assert cols == ["published (1e-3)", "calibrated", "0.1", "0.01"]
+    assert sorted(cols, key=_step_column_order) == [
+        "0.01",
+        "0.1",
+        "calibrated",
+        "published (1e-3)",
+    ]
+    with pytest.raises(ValueError, match="step_setting"):
+        step_column("tuned", 0.1)

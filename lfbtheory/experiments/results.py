@@ -72,6 +72,11 @@ def _is_sweep(root: Path) -> bool:
     return (root / "results.csv").is_file() and (root / "sweep.json").is_file()
 
 
+def _is_testbed(root: Path) -> bool:
+    """An ``lfb testbed`` folder: its per-setting table beside the paired verdicts."""
+    return (root / "results.csv").is_file() and (root / "verdicts.json").is_file()
+
+
 def _number(v: Any) -> float | None:
     """A metric's value as float, or None when it is not a number (a class name, a dict)."""
     if isinstance(v, bool) or v is None:
@@ -106,7 +111,8 @@ def _regret_rows(folder: Path, layer: str) -> list[dict[str, Any]]:
 
 def load_results(folder: str | Path) -> Any:
     """A results folder as a tidy pandas DataFrame: one row per run x metric (module
-    docstring). Works on a regret folder, a folder of layer folders and a sweep folder."""
+    docstring). Works on a regret folder, a folder of layer folders, a sweep folder and an
+    ``lfb testbed`` folder (one row per setting x metric, its seeds pooled as mean and std)."""
     pd = _pandas()
     root = Path(folder)
     if root.is_dir() and _is_sweep(root):
@@ -120,6 +126,17 @@ def load_results(folder: str | Path) -> Any:
             and pd.api.types.is_numeric_dtype(table[c])
         ]
         ident = [c for c in table.columns if c not in numeric]
+        return table.melt(id_vars=ident, value_vars=numeric, var_name="metric").reset_index(
+            drop=True
+        )
+    if root.is_dir() and _is_testbed(root):
+        # one row per setting (method and its constant) x metric; seeds pooled as the testbed's
+        # table pools them (*_mean, *_std over the seeds; the paired verdicts are in
+        # verdicts.json)
+        table = pd.read_csv(root / "results.csv")
+        table.insert(0, "run", table["setting"].astype(str))
+        ident = ["run", "setting", "family", "seeds"]
+        numeric = [c for c in table.columns if c not in ident]
         return table.melt(id_vars=ident, value_vars=numeric, var_name="metric").reset_index(
             drop=True
         )

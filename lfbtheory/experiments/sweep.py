@@ -908,6 +908,25 @@ def _save(fig: Any, path: Path) -> None:
 _GROWTH_ORDER = ("bounded", "decreasing", "logarithmic", "sqrt-like", "linear", "undetermined")
 
 
+def step_column(step_setting: str, step: float) -> str:
+    """The growth map's column of a point: its given step ``f"{u0:g}"``, "calibrated", or
+    "published (1e-3)" (the published rule's fixed step has a column of its own, never
+    "calibrated")."""
+    if step_setting == "given":
+        return f"{step:g}"
+    if step_setting == "published":
+        return "published (1e-3)"
+    if step_setting == "calibrated":
+        return "calibrated"
+    raise ValueError(f"step_setting must be given, calibrated or published, got {step_setting!r}")
+
+
+def _step_column_order(col: str) -> tuple[int, float]:
+    """Given steps in increasing order, then "calibrated", then "published (1e-3)"."""
+    rank = {"calibrated": 1, "published (1e-3)": 2}.get(col, 0)
+    return rank, float(col) if rank == 0 else 0.0
+
+
 def write_plots(root: Path, table: Path) -> tuple[Path, ...]:
     """Summary plots from results.csv (matplotlib Figure API): final dual regret and
     MaxVio_global vs the first step size u0 per schedule and rule; the growth class map; the
@@ -995,18 +1014,10 @@ def write_plots(root: Path, table: Path) -> tuple[Path, ...]:
         ylabels = sorted({(s, r) for s, r in zip(sub["schedule"], sub["rule"], strict=True)})
         # one column per step setting: the given numbers in order, then "calibrated", then
         # "published (1e-3)" (never filed under "calibrated")
-        setting_of = np.where(
-            sub["step_setting"] == "given",
-            sub["step"].map(lambda v: f"{v:g}"),
-            np.where(sub["step_setting"] == "published", "published (1e-3)", "calibrated"),
+        setting_of = np.array(
+            [step_column(a, v) for a, v in zip(sub["step_setting"], sub["step"], strict=True)]
         )
-        xlabels = sorted(
-            set(setting_of),
-            key=lambda s: (
-                {"calibrated": 1, "published (1e-3)": 2}.get(s, 0),
-                float(s) if s not in ("calibrated", "published (1e-3)") else 0.0,
-            ),
-        )
+        xlabels = sorted(set(setting_of), key=_step_column_order)
         grid = np.full((len(ylabels), len(xlabels)), np.nan)
         text = [["" for _ in xlabels] for _ in ylabels]
         for (s, r, st), g in sub.groupby(["schedule", "rule", setting_of]):
