@@ -149,6 +149,24 @@ def test_every_path_gives_the_same_trajectory_bit_for_bit(case):
         _assert_identical(got, ref)
 
 
+@pytest.mark.parametrize("rule", [updates.sign(1e-3), updates.proportional(5.0)])
+def test_the_threshold_carried_between_elements_never_changes_a_selection(rule):
+    """The row kernel's threshold guess for element t comes from element t - 1 (speed only):
+    elements whose scores jump (x10, -1e9 masks, ties) and a bias that jumps must route
+    exactly as the reference loop routes them."""
+    rng = np.random.default_rng(3)
+    base = rng.normal(size=(6, 64, 64))
+    base[1] *= 10.0  # the previous element's k-th values are far below this one's
+    base[2] -= 50.0  # ... and far above
+    base[3, :, :5] = -1e9  # masks
+    base[4] = np.round(base[4])  # ties at the k-th value
+    for path in ("rows", "python"):
+        got = lfb.simulate(base, 6, rule, _path=path)
+        if path == "rows":
+            rows = got
+    _assert_identical(rows, got)
+
+
 @given(_cases(), st.integers(2, 4), st.integers(0, 2**32 - 1))
 @settings(max_examples=30, deadline=None)
 def test_several_rules_over_one_stream_equal_each_rule_alone(case, n_rules, seed):
