@@ -292,3 +292,15 @@ def test_the_certificate_verdict_does_not_depend_on_the_units_of_the_scores(inst
     wrong = lfb.certify(s, k, 1 - opt.assignment, opt.bias) if 2 * k == e else None
     if wrong is not None:
         assert lfb.certify(s * c, k, 1 - opt.assignment, opt.bias * c).ok == wrong.ok
+
+
+def test_auto_falls_back_to_a_certified_method_when_ssp_cannot_resolve_the_decision():
+    """ssp prices at the batch's scale (here 1, from the -1 entry), so a decision of 1.3e-276
+    is below its rounding; the certificate refuses its answer (no false pass) and "auto"
+    returns the certified answer of another exact method instead."""
+    s = np.array([[-1.0, 1.33189361e-276, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    with pytest.raises(lfb.lp.CertificationError):
+        lfb.solve_balanced(s, 1, method="ssp")
+    r = lfb.solve_balanced(s, 1)
+    assert r.method in ("flow", "linprog") and r.certificate.ok
+    assert r.objective == 1.33189361e-276 and r.experts[0, 0] == 1

@@ -426,9 +426,40 @@ def _solve_valid(
     path: str | None = None,
 ) -> BalancedAssignment:
     """:func:`solve_balanced` on validated scores, capacity and warm start (certified);
-    ``path``: the engine path to force (:mod:`lfbtheory._engine`; tests)."""
+    ``path``: the engine path to force (:mod:`lfbtheory._engine`; tests).
+
+    ``method="auto"`` is ssp; if its answer fails the certificate (its price arithmetic runs
+    at the batch's scale, so a decision far below that scale's rounding -- e.g. 1e-276 beside
+    a -1 entry -- can be lost), the certified answer of "flow" (when ortools is installed),
+    then "linprog", is returned instead; the answer's ``method`` names the one that produced
+    it. Every returned answer passed the certificate; if none does, the first error is raised.
+    """
+    if method != "auto":
+        return _solve_method(s, k, cap, equality, method, start, path)
+    try:
+        return _solve_method(s, k, cap, equality, "ssp", start, path)
+    except CertificationError as first:
+        for fallback in ("flow", "linprog"):
+            try:
+                return _solve_method(s, k, cap, equality, fallback, start, None)
+            except ImportError:  # "flow" needs the optional ortools
+                continue
+            except CertificationError:
+                continue
+        raise first
+
+
+def _solve_method(
+    s: NDArray[np.float64],
+    k: int,
+    cap: int,
+    equality: bool,
+    used: str,
+    start: NDArray[np.float64] | None,
+    path: str | None = None,
+) -> BalancedAssignment:
+    """One exact method's certified answer (CertificationError if it fails the certificate)."""
     n, e = s.shape
-    used = "ssp" if method == "auto" else method
     smax = absmax(s)
     e2 = int(np.frexp(smax)[1]) if smax > 0 else 0  # 2^(e2-1) <= max|s| < 2^e2
     if used == "ssp" and abs(e2) <= _SSP_RANGE:
