@@ -104,7 +104,10 @@ def test_notebook_executes_small(ipynb, monkeypatch, tmp_path):
         # .ci/run sets this after `mkdocs build --strict` has executed every notebook the same
         # way (small mode, from notebooks/, every cell, 'size: small' printed: see
         # docs/_build/gen_pages.py), so CI does not execute them twice.
-        pytest.skip("executed in the small mode by this CI run's strict documentation build")
+        pytest.skip(
+            "LFB_DOCS_EXECUTED_NOTEBOOKS=1: this CI run's `mkdocs build --strict` already "
+            "executed this notebook in the small mode and checked every cell"
+        )
     monkeypatch.setenv("LFB_NOTEBOOK_SMALL", "1")
     scratch = tmp_path / "tmp"  # the kernel's temporary folder: what a notebook leaves there
     scratch.mkdir()

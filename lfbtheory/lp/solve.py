@@ -442,9 +442,7 @@ def _solve_valid(
         for fallback in ("flow", "linprog"):
             try:
                 return _solve_method(s, k, cap, equality, fallback, start, None)
-            except ImportError:  # "flow" needs the optional ortools
-                continue
-            except CertificationError:
+            except (ImportError, CertificationError):  # "flow" needs the optional ortools
                 continue
         raise first
 

@@ -254,18 +254,7 @@ def write_results(results: dict[str, Any], out: str | Path) -> dict[str, Any]:
     arrays: dict[str, np.ndarray] = {}
     for r in results["runs"]:
         key = f"{r['label']}__seed{r['seed']}"
-        for name in (
-            "train_bpb",
-            "maxvio_batch",
-            "bias",
-            "interference_steps",
-            "interference_cos",
-            "curve_steps",
-            "curve_val_bpb",
-            "curve_val_maxvio_global",
-            "recorded_scores",
-            "recorded_bias",
-        ):
+        for name in RUN_ARRAYS:
             if name in r:
                 arrays[f"{key}__{name}"] = np.asarray(r[name])
     write_npz(out / "runs.npz", arrays, compress=True)  # atomic; never a pickle
